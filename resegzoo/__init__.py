@@ -1,0 +1,7 @@
+"""resegzoo: training-free open-vocabulary segmentation of remote-sensing imagery (ReSeg-CLIP)."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("resegzoo")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"

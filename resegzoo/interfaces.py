@@ -1,0 +1,71 @@
+"""Typed records that plugins register, and the protocols the things they register follow.
+
+CLIP variants are :class:`resegzoo.zoo.ClipVariant` records (zoo entries); the rest live here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class MaskGenerator(Protocol):
+    """Turns an RGB image into L segment-id maps, finest level first."""
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """``image``: H x W x 3 uint8. Returns L x H x W int32, 0 = no segment covers the pixel."""
+        ...
+
+
+@dataclass(frozen=True)
+class MaskGeneratorSpec:
+    """A named mask generator; ``factory(**settings)`` builds a :class:`MaskGenerator`."""
+
+    name: str
+    factory: Callable[..., MaskGenerator]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class WeightingSpec:
+    """A named weighting strategy for model composition; ``factory(**params)`` builds it."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named evaluation dataset; ``factory(root, **options)`` opens it."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@runtime_checkable
+class DenseEncoder(Protocol):
+    """What the segmenter needs from a model: text embeddings and per-patch image embeddings.
+
+    open_clip models are wrapped into this by :mod:`resegzoo.segmenter`; a plugin may also return
+    one directly from ``ClipVariant.build`` (e.g. a synthetic encoder for tests).
+    """
+
+    patch_size: int
+    image_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+
+    def encode_text(self, texts: Sequence[str]) -> Any:
+        """(N, C) float tensor, rows L2-normalised."""
+        ...
+
+    def encode_dense(self, images: Any, token_ids: Any | None = None) -> Any:
+        """images (B, 3, S, S) normalised; token_ids (B, L, S/p, S/p) int segment ids or None.
+
+        Returns (B, S/p, S/p, C) L2-normalised patch embeddings.
+        """
+        ...

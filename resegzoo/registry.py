@@ -1,0 +1,114 @@
+"""Collects what plugins register into typed tables: variants, mask generators, weightings, datasets."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Generic, Iterator, TypeVar
+
+from resegzoo.plugins import PluginManager, get_plugin_manager
+
+T = TypeVar("T")
+
+
+class RegistryError(LookupError):
+    """An unknown name, or two plugins registering the same name."""
+
+
+class UnknownNameError(RegistryError, KeyError):
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0])
+
+
+@dataclass
+class Table(Generic[T]):
+    """Named entries of one kind, remembering which plugin registered each."""
+
+    kind: str
+    entries: dict[str, T] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, entry: T, plugin: str) -> None:
+        if name in self.entries:
+            raise RegistryError(
+                f"{self.kind} {name!r} is registered twice: by plugin {self.owners[name]!r} "
+                f"and by plugin {plugin!r}; uninstall or disable one of them"
+            )
+        self.entries[name] = entry
+        self.owners[name] = plugin
+
+    def get(self, name: str) -> T:
+        try:
+            return self.entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self.entries), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}{hint} (known: {known})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass
+class Registry:
+    pm: PluginManager
+    variants: Table[Any]
+    mask_generators: Table[Any]
+    weightings: Table[Any]
+    datasets: Table[Any]
+
+    def table(self, kind: str) -> Table[Any]:
+        return {
+            "variants": self.variants,
+            "masks": self.mask_generators,
+            "weightings": self.weightings,
+            "datasets": self.datasets,
+        }[kind]
+
+
+_HOOKS = {
+    "variants": ("resegzoo_register_variants", "CLIP variant"),
+    "mask_generators": ("resegzoo_register_mask_generators", "mask generator"),
+    "weightings": ("resegzoo_register_weightings", "weighting strategy"),
+    "datasets": ("resegzoo_register_datasets", "dataset"),
+}
+
+
+def _collect(pm: PluginManager, hook_name: str, kind: str) -> Table[Any]:
+    table: Table[Any] = Table(kind)
+    # Call each implementation on its own so a name clash can name both plugins and a plugin
+    # that raises is reported without losing the others' entries.
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        staged: list[Any] = []
+        try:
+            impl.function(register=staged.append)
+        except Exception as exc:
+            pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc)
+            continue
+        for entry in staged:
+            table.add(entry.name, entry, impl.plugin_name)
+    return table
+
+
+def build_registry(pm: PluginManager | None = None) -> Registry:
+    """Ask every plugin for its entries. Name clashes raise :class:`RegistryError`."""
+    pm = pm or get_plugin_manager()
+    tables = {attr: _collect(pm, hook, kind) for attr, (hook, kind) in _HOOKS.items()}
+    return Registry(pm=pm, **tables)
+
+
+_default: Registry | None = None
+
+
+def get_registry(refresh: bool = False) -> Registry:
+    """The process-wide registry, built on first use (never at import time)."""
+    global _default
+    if _default is None or refresh:
+        _default = build_registry()
+    return _default
