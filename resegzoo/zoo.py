@@ -1,10 +1,25 @@
-"""The zoo: typed records of CLIP variants and SAM checkpoints, read from registry/*.yaml."""
+"""The zoo: typed records of CLIP variants and SAM checkpoints, read from registry/*.yaml.
+
+The YAML files live in the repository's top-level ``registry/`` folder. A regular (wheel) install
+ships them as data files under ``<prefix>/share/resegzoo/registry``; :func:`registry_dir` finds
+whichever applies. ``RESEGZOO_REGISTRY`` points at another folder (tests, forks).
+"""
 from __future__ import annotations
 
+import os
+import sysconfig
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
+from resegzoo.schema import SchemaError, from_mapping, load_yaml
+
 CheckpointFormat = Literal["openclip-pickle", "skyclip-zip", "safetensors", "openclip-pretrained", "custom"]
+SamModelType = Literal["vit_b", "vit_l", "vit_h"]
+
+#: Environment variable naming a registry folder to use instead of the installed one.
+REGISTRY_ENV = "RESEGZOO_REGISTRY"
 
 
 @dataclass(frozen=True)
@@ -25,9 +40,154 @@ class ClipVariant:
     #: open_clip pretrained tag (``openai``) for format ``openclip-pretrained``
     pretrained_tag: Optional[str] = None
     init_from: Optional[str] = None
+    #: sha256 of the checkpoint file that is loaded (for archives: of the member), null if unknown
     sha256: Optional[str] = None
     description: str = ""
     #: open_clip model config, for architectures open_clip does not ship (plugins, tests)
     model_config: Optional[dict] = None
     #: plugins only: ``build(device=...)`` returns a ready DenseEncoder (format ``custom``)
     build: Optional[Callable[..., Any]] = None
+
+    def __post_init__(self) -> None:
+        # Each format needs its own source fields; catching this at registration time means a
+        # broken record fails when the registry loads, not halfway through a download.
+        needs = {
+            "openclip-pickle": ("hf_repo", "hf_file") if self.url is None else ("url",),
+            "safetensors": ("hf_repo", "hf_file") if self.url is None else ("url",),
+            "skyclip-zip": ("url", "member"),
+            "openclip-pretrained": ("pretrained_tag",),
+            "custom": ("build",),
+        }[self.format]
+        missing = [f for f in needs if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"variant {self.name!r} of format {self.format!r} needs {', '.join(missing)}")
+        if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
+            raise ValueError(f"variant {self.name!r}: sha256 must be 64 hex digits or null")
+
+
+@dataclass(frozen=True)
+class SamCheckpoint:
+    """A segment-anything checkpoint (``sam_model_registry[model_type](checkpoint=path)``)."""
+
+    name: str
+    model_type: SamModelType
+    url: str
+    #: file name in the cache (the last part of the URL)
+    file: str
+    license: str
+    citation: str
+    #: sha256 of the .pth file, null if unknown
+    sha256: Optional[str] = None
+    #: approximate, human-readable (``375 MB``); shown before a download
+    size: Optional[str] = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
+            raise ValueError(f"SAM checkpoint {self.name!r}: sha256 must be 64 hex digits or null")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text.lower())
+
+
+# -- where registry/ is ------------------------------------------------------------------------
+
+
+def _candidate_registry_dirs() -> list[Path]:
+    candidates = []
+    if os.environ.get(REGISTRY_ENV):
+        return [Path(os.environ[REGISTRY_ENV])]
+    # A source checkout (editable install, or running from the repository).
+    source_root = Path(__file__).resolve().parent.parent
+    if (source_root / "pyproject.toml").is_file():
+        candidates.append(source_root / "registry")
+    # A wheel install: [tool.setuptools.data-files] puts registry/ under <data>/share/resegzoo
+    # (the environment's prefix, or the user base for `pip install --user`).
+    data_roots = {sysconfig.get_path("data"), sysconfig.get_path("data", sysconfig.get_preferred_scheme("user"))}
+    for root in sorted(data_roots):
+        candidates.append(Path(root) / "share" / "resegzoo" / "registry")
+    return candidates
+
+
+def registry_dir() -> Path:
+    """The folder holding the zoo's YAML records (and shipped recipes)."""
+    candidates = _candidate_registry_dirs()
+    for path in candidates:
+        if path.is_dir():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"resegzoo's registry folder was not found (looked in: {tried}); reinstall resegzoo "
+        f"or set {REGISTRY_ENV} to the repository's registry/ folder"
+    )
+
+
+# -- reading the YAML records -------------------------------------------------------------------
+
+
+def _records(path: Path, top_key: str) -> list[tuple[dict, str]]:
+    data = load_yaml(path)
+    if not isinstance(data, dict) or set(data) != {top_key}:
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise SchemaError(f"{path}: expected one top-level key {top_key!r} holding a list, found {keys}")
+    items = data[top_key]
+    if not isinstance(items, list):
+        raise SchemaError(f"{path}: {top_key!r} must be a list of records")
+    out = []
+    for i, item in enumerate(items):
+        label = item.get("name", f"#{i}") if isinstance(item, dict) else f"#{i}"
+        out.append((item, f"{path}: {top_key}[{i}] ({label})"))
+    return out
+
+
+def load_variants_file(path: str | Path) -> list[ClipVariant]:
+    """Read one ``variants:`` YAML file; any unknown/missing key is a SchemaError naming file and key."""
+    variants = [from_mapping(ClipVariant, item, where) for item, where in _records(Path(path), "variants")]
+    for v in variants:
+        if v.build is not None:
+            raise SchemaError(f"{path}: variant {v.name!r}: 'build' can only be set by a Python plugin")
+    return variants
+
+
+def load_sam_file(path: str | Path) -> list[SamCheckpoint]:
+    """Read a ``sam_checkpoints:`` YAML file."""
+    return [from_mapping(SamCheckpoint, item, where) for item, where in _records(Path(path), "sam_checkpoints")]
+
+
+def load_builtin_variants() -> list[ClipVariant]:
+    """Every record in ``registry/variants/*.yaml``, in file order."""
+    folder = registry_dir() / "variants"
+    out: list[ClipVariant] = []
+    for path in sorted(folder.glob("*.yaml")):
+        out.extend(load_variants_file(path))
+    return out
+
+
+@lru_cache(maxsize=None)
+def _sam_table(folder: str) -> dict[str, SamCheckpoint]:
+    table: dict[str, SamCheckpoint] = {}
+    path = Path(folder) / "sam.yaml"
+    for record in load_sam_file(path):
+        if record.name in table:
+            raise SchemaError(f"{path}: SAM checkpoint {record.name!r} is listed twice")
+        table[record.name] = record
+    return table
+
+
+def sam_checkpoints() -> dict[str, SamCheckpoint]:
+    """All SAM checkpoints of ``registry/sam.yaml`` by name."""
+    return dict(_sam_table(str(registry_dir())))
+
+
+def get_sam_checkpoint(name: str) -> SamCheckpoint:
+    """The SAM checkpoint called ``name`` (``sam-vit-b``; the model type ``vit_b`` works too)."""
+    from resegzoo.registry import Table
+
+    table: Table[SamCheckpoint] = Table("SAM checkpoint")
+    for record in sam_checkpoints().values():
+        table.add(record.name, record, "resegzoo.builtin")
+    by_type = {r.model_type: r for r in table.entries.values()}
+    if name in by_type and name not in table:
+        return by_type[name]
+    return table.get(name)

@@ -1,0 +1,248 @@
+"""Downloading and caching weights: Hugging Face files, URL downloads and archive members.
+
+* Hugging Face files go through ``huggingface_hub.hf_hub_download`` into the HF cache, so a file
+  another tool already downloaded is reused, and ``HF_HUB_OFFLINE=1`` resolves cached files with
+  no network call.
+* URL files (SAM ``.pth``, SkyCLIP ``.zip``) go into resegzoo's cache folder (``RESEGZOO_CACHE``
+  or ``~/.cache/resegzoo``): downloaded to ``<file>.part`` (resumed with an HTTP Range request
+  after an interruption), verified, then renamed into place. An archive member is extracted once,
+  atomically, beside the archive.
+* Offline (``HF_HUB_OFFLINE=1`` or ``RESEGZOO_OFFLINE=1``) and missing: :class:`FetchError`
+  saying what to download, from where, and where to put it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Callable, Union
+
+from resegzoo.zoo import ClipVariant, SamCheckpoint
+
+Record = Union[ClipVariant, SamCheckpoint]
+
+CACHE_ENV = "RESEGZOO_CACHE"
+OFFLINE_ENV = "RESEGZOO_OFFLINE"
+_CHUNK = 1 << 20
+
+
+class FetchError(RuntimeError):
+    """Weights could not be found or downloaded; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    """resegzoo's own cache folder (URL downloads, extracted archive members)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "resegzoo").expanduser()
+
+
+def is_offline() -> bool:
+    """True when HF_HUB_OFFLINE or RESEGZOO_OFFLINE is set (read now, not at import time)."""
+    from huggingface_hub import constants
+
+    truthy = ("1", "true", "yes", "on")
+    env = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get(OFFLINE_ENV, ""))
+    return constants.HF_HUB_OFFLINE or any(v.strip().lower() in truthy for v in env)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(record: Record, *, progress: bool = True) -> Path:
+    """The local checkpoint file of a zoo record, downloaded first if needed."""
+    if isinstance(record, SamCheckpoint):
+        path = _fetch_url(record.url, record.file, record.name, progress)
+        return _verified(path, record.sha256, record.name)
+    if record.format == "custom":
+        raise FetchError(f"variant {record.name!r} is built by its plugin; it has no checkpoint to fetch")
+    if record.format == "openclip-pretrained":
+        return _fetch_openclip_pretrained(record)
+    if record.hf_repo is not None and record.hf_file is not None:
+        return _verified(_fetch_hf(record.hf_repo, record.hf_file, record.name), record.sha256, record.name)
+    assert record.url is not None  # guaranteed by ClipVariant.__post_init__
+    file_name = record.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    archive = _fetch_url(record.url, file_name, record.name, progress)
+    if record.member is None:
+        return _verified(archive, record.sha256, record.name)
+    return _verified(extract_member(archive, record.member), record.sha256, record.name)
+
+
+def is_cached(record: Record) -> bool:
+    """Whether :func:`fetch` would succeed offline (no network call)."""
+    if isinstance(record, SamCheckpoint):
+        return (cache_dir() / "downloads" / record.file).is_file()
+    if record.format == "custom":
+        return True
+    if record.format == "openclip-pretrained":
+        return False  # open_clip's own cache; we cannot tell cheaply
+    if record.hf_repo is not None and record.hf_file is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(record.hf_repo, record.hf_file), str)
+    assert record.url is not None
+    file_name = record.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    archive = cache_dir() / "downloads" / file_name
+    if record.member is not None:
+        return (_member_dir(archive) / record.member).is_file() or archive.is_file()
+    return archive.is_file()
+
+
+# -- Hugging Face -------------------------------------------------------------------------------
+
+
+def _fetch_hf(repo: str, filename: str, name: str) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    offline = is_offline()
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=offline))
+    except LocalEntryNotFoundError as exc:
+        where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
+        raise FetchError(
+            f"{name}: {filename} from Hugging Face repo {repo} is not in the Hugging Face cache and "
+            f"{where}. On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
+            f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
+            f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
+            f"and pass the file path instead of the name ({exc})"
+        ) from exc
+    except (EntryNotFoundError, HfHubHTTPError) as exc:
+        raise FetchError(f"{name}: could not download {filename} from Hugging Face repo {repo}: {exc}") from exc
+
+
+def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
+    # open_clip knows where its pretrained tags live (and checks the OpenAI URL hashes).
+    from open_clip.pretrained import download_pretrained, get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(record.architecture, record.pretrained_tag or "")
+    if not cfg:
+        raise FetchError(f"{record.name}: open_clip has no pretrained tag {record.pretrained_tag!r} "
+                         f"for {record.architecture}")
+    try:
+        return Path(download_pretrained(cfg))
+    except (OSError, RuntimeError) as exc:
+        raise FetchError(
+            f"{record.name}: open_clip could not get {record.architecture} pretrained={record.pretrained_tag!r} "
+            f"({exc}). With HF_HUB_OFFLINE=1 it must already be in the Hugging Face cache: run "
+            f"`resegzoo fetch {record.name}` on a machine with internet and copy the cache."
+        ) from exc
+
+
+# -- URL downloads ------------------------------------------------------------------------------
+
+
+def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
+    target = cache_dir() / "downloads" / file_name
+    if target.is_file():
+        return target
+    if is_offline():
+        raise FetchError(
+            f"{name}: {file_name} is not in resegzoo's cache and offline mode is on. Download "
+            f"{url} and put it at {target} (or set {CACHE_ENV} to the folder whose downloads/ "
+            f"holds it), or unset HF_HUB_OFFLINE/{OFFLINE_ENV} and run `resegzoo fetch {name}`."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        download_url(url, target, progress=progress)
+    except (urllib.error.URLError, OSError) as exc:
+        raise FetchError(
+            f"{name}: downloading {url} failed ({exc}); run the command again to resume, or "
+            f"download the file yourself and put it at {target}"
+        ) from exc
+    return target
+
+
+def download_url(url: str, target: Path, *, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``target`` via ``target.part``, resuming a previous partial download."""
+    from tqdm.auto import tqdm
+
+    part = target.with_name(target.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "resegzoo"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not have:  # 416: the .part file already holds the whole file
+            raise
+        os.replace(part, target)
+        return target
+    with response:
+        resumed = have and response.status == 206
+        if not resumed:
+            have = 0  # the server ignored Range: start over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=target.name, disable=not progress)
+        with bar, open(part, "ab" if resumed else "wb") as out:
+            for block in iter(lambda: response.read(_CHUNK), b""):
+                out.write(block)
+                bar.update(len(block))
+    if total is not None and part.stat().st_size != total:
+        raise OSError(f"download of {url} stopped at {part.stat().st_size} of {total} bytes")
+    os.replace(part, target)
+    return target
+
+
+# -- archives and verification ------------------------------------------------------------------
+
+
+def _member_dir(archive: Path) -> Path:
+    return cache_dir() / "extracted" / archive.name.removesuffix(".zip")
+
+
+def extract_member(archive: Path, member: str) -> Path:
+    """Extract one member of a zip archive into the cache, once; later calls reuse it."""
+    target = _member_dir(archive) / member
+    if target.is_file():
+        return target
+    if not zipfile.is_zipfile(archive):
+        raise FetchError(f"{archive} is not a zip archive (a truncated download?); delete it and fetch again")
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        if member not in names:
+            shown = ", ".join(n for n in names if not n.endswith("/"))[:400]
+            raise FetchError(f"{archive} has no member {member!r} (it holds: {shown})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Extract to a temporary file in the same folder, then rename: never a half-written member.
+        with zf.open(member) as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False,
+                                                                  prefix=".extract-") as tmp:
+            try:
+                shutil.copyfileobj(src, tmp, _CHUNK)
+            except BaseException:
+                tmp.close()
+                os.unlink(tmp.name)
+                raise
+        os.replace(tmp.name, target)
+    return target
+
+
+def _verified(path: Path, sha256: str | None, name: str, hasher: Callable[[Path], str] = sha256_file) -> Path:
+    """Check ``path`` against a known sha256 (once per file: a marker remembers success)."""
+    if sha256 is None:
+        return path
+    stat = path.stat()
+    marker = cache_dir() / "verified" / sha256
+    stamp = f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
+    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+        return path
+    actual = hasher(path)
+    if actual != sha256.lower():
+        raise FetchError(
+            f"{name}: {path} has sha256 {actual}, expected {sha256}; the file is corrupt or a "
+            f"different version. Delete it and run `resegzoo fetch {name}` again."
+        )
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(stamp, encoding="utf-8")
+    return path
