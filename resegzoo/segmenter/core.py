@@ -1,0 +1,197 @@
+"""The segmentation pipeline: resize, windows, masks, masked encoder, text scores, stitching."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from resegzoo.segmenter.extras import add_cls_bias, majority_vote
+from resegzoo.segmenter.recipe import SegmentRecipe
+from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
+from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
+from resegzoo.segmenter.windows import (
+    Stitcher, WindowPlan, resize_image, short_side_size, upsample_patch_logits)
+
+BACKGROUND = "background"
+
+
+class ModelLoadError(RuntimeError):
+    """The model spec could not be turned into an encoder (unknown name, missing file...)."""
+
+
+@dataclass
+class SegmentResult:
+    """What :meth:`Segmenter.segment` returns for one image.
+
+    ``labels`` index ``class_names``. With ``inference.background_threshold`` set, the extra class
+    ``background`` is the LAST entry of ``class_names`` (``background_index``); ``probs`` always
+    has one plane per vocabulary class (no background plane).
+    """
+
+    labels: np.ndarray  # (H, W) int32
+    probs: np.ndarray  # (K, H, W) float32, softmax over the K vocabulary classes
+    class_names: list[str]
+    background_index: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _schedule_levels(encoder: Any) -> int | None:
+    """How many mask levels the encoder reads; None when it does not say (then masks are made)."""
+    schedule = getattr(encoder, "schedule", None)
+    return None if schedule is None else levels_needed(schedule)
+
+
+class Segmenter:
+    """A DenseEncoder + a mask generator + a recipe; :meth:`segment` runs it on an image."""
+
+    def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
+                 recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "") -> None:
+        self.encoder = encoder
+        self.mask_generator = mask_generator
+        self.recipe = recipe or SegmentRecipe()
+        self.model_name = model_name
+        self.masks_name = masks_name
+        pinned = getattr(encoder, "prompt_templates", None)
+        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(self.recipe.text.templates)
+        self.text = TextCache(encoder)
+        inf = self.recipe.inference
+        self.window = inf.window or int(encoder.image_size)
+        self.stride = inf.stride or max(1, self.window // 2)
+        p = int(encoder.patch_size)
+        if self.window % p:
+            raise ValueError(f"inference.window ({self.window}) must be a multiple of the model's patch size ({p})")
+        if self.stride > self.window:
+            raise ValueError(f"inference.stride ({self.stride}) is larger than the window ({self.window})")
+
+    @classmethod
+    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
+                    masks: str | None = None, device: str = "cpu", architecture: str | None = None) -> "Segmenter":
+        """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
+        (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
+        from resegzoo.segmenter.models import build_encoder, build_mask_generator
+
+        recipe = recipe or SegmentRecipe()
+        spec = model or recipe.model
+        if not spec:
+            raise ModelLoadError("no model given: pass --model NAME (see `resegzoo list variants`), a "
+                                 "checkpoint path, local-dir:DIR or hf-hub:ORG/REPO, or set `model:` in the recipe")
+        encoder = build_encoder(spec, recipe, device=device, architecture=architecture)
+        masks_name = masks or recipe.masks.generator
+        settings = recipe.masks.settings if masks_name == recipe.masks.generator else {}
+        generator = build_mask_generator(masks_name, settings)
+        return cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
+
+    def text_embeddings(self, vocab: Vocabulary) -> TextEmbeddings:
+        return self.text.get(vocab, self.templates)
+
+    # -- masks -------------------------------------------------------------------------------
+    def _window_masks(self, padded: np.ndarray, plan: WindowPlan) -> list[np.ndarray] | None:
+        need = _schedule_levels(self.encoder)
+        if self.mask_generator is None or need == 0:
+            return None
+        from resegzoo.masks.windows import generate_for_windows
+
+        # SAM runs once per region larger than a window and cuts the maps; others run per window
+        maps = generate_for_windows(self.mask_generator, padded, list(plan.windows))
+        for m in maps:
+            if m.ndim != 3 or m.shape[1:] != (plan.window, plan.window):
+                raise ValueError(f"mask generator {self.masks_name!r} returned shape {m.shape}, "
+                                 f"expected (L, {plan.window}, {plan.window})")
+        return maps
+
+    # -- the pipeline ------------------------------------------------------------------------
+    def _normalise(self, windows: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(windows).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.encoder.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.encoder.std, dtype=torch.float32).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False) -> tuple[torch.Tensor, dict]:
+        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar."""
+        image = check_image(image)
+        h, w = image.shape[:2]
+        text = self.text_embeddings(vocab)
+        size = short_side_size(h, w, self.recipe.inference.short_side)
+        work = resize_image(image, size)
+        plan = WindowPlan.make(size[0], size[1], self.window, self.stride)
+        padded = plan.pad(work)
+        maps = self._window_masks(padded, plan)
+        stitcher = Stitcher(plan, len(vocab))
+        lam = self.recipe.extras.cls_token_lambda
+        batch = self.recipe.inference.batch_size
+        starts = range(0, len(plan.windows), batch)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="windows", unit="batch", leave=False)
+        p = int(self.encoder.patch_size)
+        for s in starts:
+            wins = plan.windows[s:s + batch]
+            crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
+            token_ids = None
+            if maps is not None:
+                ids = torch.from_numpy(np.stack(maps[s:s + batch]).astype(np.int64))
+                token_ids = token_ids_from_pixels(ids, p)
+            with torch.no_grad():
+                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
+                feats, cls_feat = out if lam != 0 else (out, None)
+                logits = text.class_scores(torch.as_tensor(feats).float()).permute(0, 3, 1, 2)
+                if cls_feat is not None:
+                    logits = add_cls_bias(logits, text.class_scores(torch.as_tensor(cls_feat).float()), lam)
+                logits = upsample_patch_logits(logits, (self.window, self.window))
+            for win, lg in zip(wins, logits):
+                stitcher.add(win, lg)
+        result = stitcher.result()
+        if size != (h, w):
+            result = upsample_patch_logits(result[None], (h, w))[0]
+        info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
+                "windows": len(plan.windows), "templates": len(self.templates)}
+        return result, info
+
+    def segment(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False) -> SegmentResult:
+        """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes."""
+        logits, info = self.logits(image, vocab, progress=progress)
+        probs = torch.softmax(self.recipe.inference.logit_scale * logits, dim=0)
+        top, labels_t = probs.max(dim=0)
+        labels = labels_t.numpy().astype(np.int32)
+        names = vocab.class_names
+        if self.recipe.extras.majority_vote:
+            labels = self._vote(np.asarray(image), labels)
+        background = None
+        threshold = self.recipe.inference.background_threshold
+        if threshold is not None:
+            background = len(names)
+            labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
+            names = names + [BACKGROUND]
+        return SegmentResult(labels, probs.numpy().astype(np.float32), names, background, info)
+
+    def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        if self.mask_generator is None:
+            raise ValueError("extras.majority_vote needs a mask generator with at least one level")
+        levels = self.mask_generator(image)
+        if levels.shape[0] == 0:
+            raise ValueError(f"extras.majority_vote needs segments, but mask generator "
+                             f"{self.masks_name!r} gives none; pick e.g. --masks slic")
+        return majority_vote(labels, levels[0])
+
+    def describe(self) -> dict[str, Any]:
+        from resegzoo.segmenter.encoder import describe
+
+        return {"model": self.model_name, "masks": self.masks_name, "encoder": describe(self.encoder),
+                "recipe": self.recipe.to_dict(), "templates": list(self.templates)}
+
+
+def check_image(image: Any) -> np.ndarray:
+    """An (H, W, 3) uint8 array of at least 2 x 2 pixels, else ValueError saying what is wrong."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image (0..255), got {arr.dtype}; scale it first "
+                         "(resegzoo.imageio.to_uint8 stretches 16-bit data)")
+    if min(arr.shape[:2]) < 2:
+        raise ValueError(f"the image is {arr.shape[0]}x{arr.shape[1]} px; at least 2x2 is needed")
+    return arr
+

@@ -1,0 +1,162 @@
+"""The masked-attention ViT: open_clip's VisionTransformer weights, our block forward.
+
+Each residual block is re-run with ``scaled_dot_product_attention`` and a per-image boolean mask
+built from the attention schedule, so a batch of windows can carry different segments. With an
+all-``global`` schedule this reproduces open_clip's own forward. The readout keeps every token:
+ln_post -> proj -> L2 normalisation.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from resegzoo.segmenter.schedule import Rule, UncoveredPolicy, block_masks, resolve_schedule
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class UnsupportedModelError(ValueError):
+    """The open_clip model is not a ViT flavour the masked encoder knows how to re-run."""
+
+
+def check_supported(model: Any) -> None:
+    """Raise UnsupportedModelError naming what is unsupported (CNN towers, attention pooling...)."""
+    from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
+
+    visual = getattr(model, "visual", None)
+    if not isinstance(visual, VisionTransformer):
+        raise UnsupportedModelError(
+            f"the masked encoder needs an open_clip VisionTransformer image tower, got "
+            f"{type(visual).__name__}: ResNet (e.g. RN50) and timm towers have no patch tokens to mask")
+    if visual.attn_pool is not None:
+        raise UnsupportedModelError("open_clip ViTs with attentional pooling (CoCa) are not supported")
+    if visual.patch_size[0] != visual.patch_size[1]:
+        raise UnsupportedModelError(f"non-square patches {visual.patch_size} are not supported")
+    for i, blk in enumerate(visual.transformer.resblocks):
+        if type(blk) is not ResidualAttentionBlock or hasattr(blk, "ln_1_kv"):
+            raise UnsupportedModelError(f"block {i} is a {type(blk).__name__}; only open_clip's standard "
+                                        "ResidualAttentionBlock is supported")
+        if blk.attn.in_proj_weight is None:
+            raise UnsupportedModelError(f"block {i} has separate q/k/v projections; not supported")
+
+
+def _interpolate_pos(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int]) -> torch.Tensor:
+    """Resize the patch part of a (1+G, D) positional embedding to another grid (bicubic)."""
+    if old == new:
+        return pos
+    cls, grid = pos[:1], pos[1:]
+    d = grid.shape[-1]
+    grid = grid.reshape(1, old[0], old[1], d).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=new, mode="bicubic", align_corners=False).to(pos.dtype)
+    return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(new[0] * new[1], d)], dim=0)
+
+
+class MaskedClipEncoder:
+    """A :class:`resegzoo.interfaces.DenseEncoder` over an open_clip CLIP model."""
+
+    def __init__(self, model: Any, tokenizer: Callable[[Sequence[str]], torch.Tensor], *,
+                 rules: Sequence[str] | None = None, uncovered: UncoveredPolicy = "group",
+                 segearth_last_block: bool = False, mean: Sequence[float] = OPENAI_MEAN,
+                 std: Sequence[float] = OPENAI_STD, name: str = "") -> None:
+        check_supported(model)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        visual = model.visual
+        self.visual = visual
+        self.depth = len(visual.transformer.resblocks)
+        self.schedule: list[Rule] = resolve_schedule(rules, self.depth)
+        self.uncovered: UncoveredPolicy = uncovered
+        self.segearth_last_block = segearth_last_block
+        self.patch_size = int(visual.patch_size[0])
+        self.image_size = int(visual.image_size[0])
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.name = name
+        self.prompt_templates = None  # a real text tower: the recipe's templates apply
+
+    @classmethod
+    def from_loaded(cls, loaded: Any, **kwargs: Any) -> "MaskedClipEncoder":
+        """Wrap a ``resegzoo.loading.LoadedClip``."""
+        return cls(loaded.model, loaded.tokenizer, mean=loaded.mean, std=loaded.std, name=loaded.name, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual.conv1.weight.device
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+    def _embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        v = self.visual
+        x = v.conv1(images.to(dtype=v.conv1.weight.dtype, device=self.device))
+        grid = (x.shape[-2], x.shape[-1])
+        x = x.flatten(2).transpose(1, 2)  # (B, G, D), row-major patches
+        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1)
+        pos = _interpolate_pos(v.positional_embedding, tuple(v.grid_size), grid)
+        x = x + pos.to(x.dtype)
+        return v.ln_pre(x), grid  # patch dropout is identity in eval mode
+
+    @staticmethod
+    def _attention(blk: Any, h: torch.Tensor, allowed: torch.Tensor | None, segearth: bool) -> torch.Tensor:
+        attn = blk.attn
+        b, t, d = h.shape
+        heads = attn.num_heads
+        qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = (z.reshape(b, t, heads, d // heads).transpose(1, 2) for z in qkv.chunk(3, dim=-1))
+        sdpa = F.scaled_dot_product_attention
+        if segearth:
+            o = sdpa(q, q, v, attn_mask=allowed) + sdpa(k, k, v, attn_mask=allowed) + sdpa(v, v, v, attn_mask=allowed)
+        else:
+            o = sdpa(q, k, v, attn_mask=allowed)
+        o = o.transpose(1, 2).reshape(b, t, d)
+        return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
+
+    @torch.no_grad()
+    def encode_tokens(self, images: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """All tokens after ln_post and proj, L2-normalised: (B, 1+G, C), token 0 = CLS."""
+        x, grid = self._embed(images)
+        if token_ids is not None:
+            token_ids = token_ids.to(x.device)
+            if tuple(token_ids.shape[-2:]) != grid:
+                raise ValueError(f"token ids of shape {tuple(token_ids.shape)} do not fit the {grid} patch grid")
+        masks = block_masks(self.schedule, token_ids, grid, self.uncovered)
+        blocks = self.visual.transformer.resblocks
+        for i, (blk, blocked) in enumerate(zip(blocks, masks)):
+            allowed = None if blocked is None else ~blocked.to(x.device)  # SDPA: True = may attend
+            last_segearth = self.segearth_last_block and i == len(blocks) - 1
+            o = self._attention(blk, blk.ln_1(x), allowed, last_segearth)
+            if last_segearth:
+                x = o  # SegEarth-OV: no residual, no FFN in the last block
+            else:
+                x = x + blk.ls_1(o)
+                x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+        x = self.visual.ln_post(x)
+        if self.visual.proj is not None:
+            x = x @ self.visual.proj
+        return F.normalize(x.float(), dim=-1)
+
+    def encode_dense(self, images: torch.Tensor, token_ids: torch.Tensor | None = None,
+                     return_cls: bool = False) -> Any:
+        """(B, gh, gw, C) patch embeddings; with ``return_cls`` also the (B, C) CLS embedding."""
+        tokens = self.encode_tokens(images, token_ids)
+        b, s = images.shape[0], images.shape[-2:]
+        gh, gw = s[0] // self.patch_size, s[1] // self.patch_size
+        patches = tokens[:, 1:].reshape(b, gh, gw, -1)
+        return (patches, tokens[:, 0]) if return_cls else patches
+
+
+def describe(encoder: Any) -> dict[str, Any]:
+    """What the sidecar records about an encoder."""
+    info: dict[str, Any] = {"patch_size": encoder.patch_size, "image_size": encoder.image_size}
+    if isinstance(encoder, MaskedClipEncoder):
+        info["schedule"] = [str(r) for r in encoder.schedule]
+        info["uncovered"] = encoder.uncovered
+        info["depth"] = encoder.depth
+    return info
+

@@ -1,0 +1,44 @@
+"""Turning names into parts: a model spec into a DenseEncoder, a generator name into a generator."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from resegzoo.segmenter.recipe import SegmentRecipe
+
+
+def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", architecture: str | None = None) -> Any:
+    """A DenseEncoder for ``spec``.
+
+    A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
+    its own encoder; anything else goes through ``resegzoo.loading.load_clip`` and is wrapped in
+    the masked-attention encoder configured by the recipe's schedule and extras.
+    """
+    from resegzoo.registry import get_registry
+    from resegzoo.segmenter.core import ModelLoadError
+
+    variants = get_registry().variants
+    if spec in variants:
+        variant = variants.get(spec)
+        if variant.build is not None:
+            return variant.build(device=device)
+    from resegzoo.loading import load_clip
+    from resegzoo.segmenter.encoder import MaskedClipEncoder, UnsupportedModelError
+
+    try:
+        loaded = load_clip(spec, device=device, architecture=architecture)
+    except (LookupError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+    try:
+        return MaskedClipEncoder.from_loaded(
+            loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
+            segearth_last_block=recipe.extras.segearth_last_block)
+    except UnsupportedModelError as exc:
+        raise ModelLoadError(f"model {spec!r}: {exc}") from exc
+
+
+def build_mask_generator(name: str, settings: Mapping[str, Any]) -> Any:
+    """The registered mask generator ``name`` built with ``settings`` (the recipe's masks.settings)."""
+    from resegzoo.registry import get_registry
+
+    spec = get_registry().mask_generators.get(name)
+    return spec.factory(**dict(settings))

@@ -1,0 +1,147 @@
+"""Vocabularies (classes with synonyms), prompt templates and the text embeddings they give.
+
+A name's embedding is the normalised mean of its normalised embeddings under every template;
+a class scores the maximum cosine over its names (METHOD.md section 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from resegzoo.schema import SchemaError, load_yaml
+
+
+class VocabularyError(ValueError):
+    """A class list that cannot be used: empty, an empty name, a duplicate name."""
+
+
+@dataclass(frozen=True, init=False)
+class Vocabulary:
+    """Classes in order; each class is one or more names (synonyms), the first is its label."""
+
+    classes: tuple[tuple[str, ...], ...]
+
+    def __init__(self, classes: Sequence[Sequence[str] | str]) -> None:
+        cleaned: list[tuple[str, ...]] = []
+        for i, cls in enumerate(classes):
+            names = (cls,) if isinstance(cls, str) else tuple(cls)
+            names = tuple(str(n).strip() for n in names)
+            if not names or any(not n for n in names):
+                raise VocabularyError(f"class {i + 1} has an empty name: every class needs at least one "
+                                      "non-empty name (check for doubled or trailing ';' or ',')")
+            cleaned.append(names)
+        if not cleaned:
+            raise VocabularyError("the class list is empty: give at least one class, e.g. "
+                                  "--classes \"building; road, street; tree\"")
+        seen: dict[str, int] = {}
+        for i, names in enumerate(cleaned):
+            for n in names:
+                if n.lower() in seen and seen[n.lower()] != i:
+                    raise VocabularyError(f"the name {n!r} appears in classes {seen[n.lower()] + 1} and {i + 1}")
+                seen[n.lower()] = i
+        object.__setattr__(self, "classes", tuple(cleaned))
+
+    @classmethod
+    def parse(cls, text: str) -> "Vocabulary":
+        """``"building; road, street; tree"``: ';' separates classes, ',' separates synonyms."""
+        if not text.strip():
+            return cls([])
+        parts = text.split(";")
+        if parts and not parts[-1].strip():
+            parts = parts[:-1]  # allow one trailing ';'
+        return cls([[n for n in part.split(",")] for part in parts])
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Vocabulary":
+        """A ``.txt`` (one class per line, synonyms separated by ',', '#' comments) or a YAML
+        list whose items are a name or a list of synonyms (or ``{classes: [...]}``)."""
+        path = Path(path)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data: Any = load_yaml(path)
+            if isinstance(data, dict) and set(data) == {"classes"}:
+                data = data["classes"]
+            if not isinstance(data, list):
+                raise SchemaError(f"{path}: expected a list of classes (each a name or a list of names)")
+            return cls(data)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise VocabularyError(f"{path}: no such vocabulary file") from None
+        rows = [line.split("#", 1)[0].strip() for line in lines]
+        return cls([row.split(",") for row in rows if row])
+
+    @property
+    def class_names(self) -> list[str]:
+        return [names[0] for names in self.classes]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+
+TEMPLATE_SETS = ("reference", "remote-sensing", "imagenet")
+
+
+def load_templates(spec: str) -> tuple[str, ...]:
+    """A shipped template set by name, or a text file with one template per line."""
+    if spec in TEMPLATE_SETS:
+        text = resources.files("resegzoo").joinpath("data", "templates", f"{spec}.txt").read_text("utf-8")
+        where = f"template set {spec!r}"
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise SchemaError(f"text.templates: {spec!r} is neither a template set "
+                              f"({', '.join(TEMPLATE_SETS)}) nor a file")
+        text, where = path.read_text("utf-8"), str(path)
+    templates = tuple(t.strip() for t in text.splitlines() if t.strip() and not t.lstrip().startswith("#"))
+    bad = [t for t in templates if t.count("{}") != 1]
+    if not templates or bad:
+        raise SchemaError(f"{where}: every template needs exactly one '{{}}' for the class name"
+                          + (f"; bad: {bad[0]!r}" if bad else "; none found"))
+    return templates
+
+
+@dataclass
+class TextEmbeddings:
+    """Name embeddings of one vocabulary under one template set."""
+
+    names: torch.Tensor  # (N, C) one row per name, L2-normalised
+    class_of_name: torch.Tensor  # (N,) class index of each row
+    num_classes: int
+
+    def class_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., C) normalised -> (..., K) cosine, max over each class's names."""
+        cos = features @ self.names.to(features.device, features.dtype).T
+        index = self.class_of_name.to(cos.device).expand_as(cos)
+        out = cos.new_full((*cos.shape[:-1], self.num_classes), float("-inf"))
+        return out.scatter_reduce(-1, index, cos, reduce="amax", include_self=True)
+
+
+def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
+    names = [n for cls in vocab.classes for n in cls]
+    class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
+    prompts = [t.replace("{}", n) for n in names for t in templates]
+    with torch.no_grad():
+        emb = F.normalize(torch.as_tensor(encoder.encode_text(prompts)).float(), dim=-1)
+    emb = emb.reshape(len(names), len(templates), -1).mean(dim=1)
+    return TextEmbeddings(F.normalize(emb, dim=-1), torch.tensor(class_of), len(vocab))
+
+
+class TextCache:
+    """Text embeddings computed once per (vocabulary, templates), not once per window."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self._cache: dict[tuple, TextEmbeddings] = {}
+        self.computed = 0  # how many times the text tower ran (tests check it stays at 1)
+
+    def get(self, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
+        key = (vocab.classes, tuple(templates))
+        if key not in self._cache:
+            self._cache[key] = embed_vocabulary(self.encoder, vocab, templates)
+            self.computed += 1
+        return self._cache[key]
