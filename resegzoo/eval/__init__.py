@@ -1,0 +1,1 @@
+"""Evaluation: datasets, metrics, resumable runs, reports and ablations (``resegzoo eval``)."""

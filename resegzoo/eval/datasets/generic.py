@@ -1,0 +1,105 @@
+"""Any folder of images and label maps, described by a classes YAML.
+
+Two layouts are read:
+
+- ``images/X.{png,jpg,tif}`` + ``labels/X.{png,tif}`` (optionally one level deeper:
+  ``images/<split>/`` + ``labels/<split>/``);
+- the ReSeg-CLIP reference code's: one folder per tile holding ``R_G_B_IR.png`` (the first three
+  bands are used) and ``L.png`` (class indices), anywhere below the root.
+
+The classes file (``<root>/classes.yaml`` unless given) looks like::
+
+    classes:                 # evaluation order; synonyms in a list
+      - [road, street]
+      - building
+    index: {0: 0, 1: 1}      # optional: raw label value -> class (255 = ignore);
+                             # default: value k is class k, 255 is ignored
+    color: {"#ff0000": 0}    # optional: for RGB label files
+    unlisted: error          # or ignore: label values in neither map
+    background: null         # optional: index of the "everything else" class
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample
+from resegzoo.eval.datasets.layout import Dataset, Layout, files_with_suffix, open_with_layouts, pair
+from resegzoo.eval.metrics import IGNORE_INDEX
+from resegzoo.schema import from_mapping, load_yaml
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+LABEL_SUFFIXES = (".png", ".tif", ".tiff")
+REFERENCE_IMAGE, REFERENCE_LABEL = "R_G_B_IR.png", "L.png"
+
+
+@dataclass(frozen=True)
+class ClassesFile:
+    classes: list[Union[str, list[str]]]
+    index: Optional[dict[int, int]] = None
+    color: Optional[dict[str, int]] = None
+    unlisted: Literal["error", "ignore"] = "error"
+    background: Optional[int] = None
+    title: str = "generic dataset"
+
+
+def _label_of(labels_dir: Path):
+    def find(image: Path) -> Path:
+        for suffix in LABEL_SUFFIXES:
+            if (labels_dir / (image.stem + suffix)).is_file():
+                return labels_dir / (image.stem + suffix)
+        return labels_dir / (image.stem + ".png")
+    return find
+
+
+def _find_folders(root: Path, split: str) -> Optional[list[Sample]]:
+    if not (root / "images").is_dir():
+        return None
+    images_dir, labels_dir = root / "images", root / "labels"
+    if split and (images_dir / split).is_dir():
+        images_dir, labels_dir = images_dir / split, labels_dir / split
+    return pair(files_with_suffix(images_dir, IMAGE_SUFFIXES), _label_of(labels_dir), lambda p: p.stem,
+                str(root))
+
+
+def _find_reference(root: Path, split: str) -> Optional[list[Sample]]:
+    images = sorted(root.rglob(REFERENCE_IMAGE))
+    if not images:
+        return None
+    return pair(images, lambda p: p.parent / REFERENCE_LABEL,
+                lambda p: p.parent.relative_to(root).as_posix().replace("/", "_") or "tile", str(root))
+
+
+LAYOUTS = [
+    Layout("folders", "images/*.png|jpg|tif with labels/*.png|tif of the same name", _find_folders),
+    Layout("reference", f"tile folders each holding {REFERENCE_IMAGE} and {REFERENCE_LABEL}", _find_reference),
+]
+
+
+def load_classes_file(path: Path) -> DatasetInfo:
+    record = from_mapping(ClassesFile, load_yaml(path), str(path))
+    classes = [[c] if isinstance(c, str) else list(c) for c in record.classes]
+    index = record.index
+    if index is None and record.color is None:
+        index = {k: k for k in range(len(classes))} | {IGNORE_INDEX: IGNORE_INDEX}
+    encoding = LabelEncoding(index=index, color=record.color, unlisted=record.unlisted)
+    try:
+        return DatasetInfo(name="generic", title=record.title, classes=classes,
+                           encodings={layout.name: encoding for layout in LAYOUTS},
+                           default_split="", background=record.background)
+    except ValueError as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
+
+
+def open_generic(root: str | Path, split: Optional[str] = None, classes: str | Path | None = None) -> Dataset:
+    """Open a folder dataset; ``classes`` defaults to ``<root>/classes.yaml`` (or ``.yml``)."""
+    root = Path(root).expanduser()
+    if classes is None:
+        candidates = [root / "classes.yaml", root / "classes.yml"]
+        classes = next((c for c in candidates if c.is_file()), None)
+        if classes is None:
+            raise DatasetError(f"{root}: a generic dataset needs a classes file: expected {candidates[0]} "
+                               "(or pass --classes FILE)")
+    info = load_classes_file(Path(classes))
+    return open_with_layouts(info, root, split or "", LAYOUTS)
