@@ -7,6 +7,7 @@ from resegzoo.hookspecs import hookimpl
 @hookimpl
 def resegzoo_register_commands(cli):
     from resegzoo.cli import info
+    from resegzoo.cli import fetch as fetch_cli
 
-    for command in info.COMMANDS:
+    for command in info.COMMANDS + fetch_cli.COMMANDS:
         cli.add_command(command)

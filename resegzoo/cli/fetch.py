@@ -1,0 +1,63 @@
+"""``resegzoo fetch``: download zoo weights ahead of time (e.g. before going offline)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object {name: local path} at the end.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Download the weights of CLIP variants and SAM checkpoints NAMES into the caches.
+
+    Hugging Face files go into the Hugging Face cache (HF_HUB_CACHE); URL downloads (SAM, SkyCLIP
+    archives) into RESEGZOO_CACHE (default ~/.cache/resegzoo), resumable and verified where a
+    sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
+    With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
+    """
+    from resegzoo.hub import FetchError
+    from resegzoo.hub import fetch as fetch_record
+    from resegzoo.registry import RegistryError, UnknownNameError, get_registry
+    from resegzoo.zoo import get_sam_checkpoint, sam_checkpoints
+
+    try:
+        variants = get_registry().variants
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    records = []
+    for name in names:  # resolve every name before downloading anything
+        if name in variants:
+            records.append(variants.get(name))
+            continue
+        try:
+            records.append(get_sam_checkpoint(name))
+        except UnknownNameError:
+            import difflib
+
+            known = list(variants) + list(sam_checkpoints())
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise click.UsageError(
+                f"unknown variant or SAM checkpoint {name!r}.{hint} See `resegzoo list variants` "
+                f"and `resegzoo list sam`."
+            ) from None
+    paths = {}
+    for record in records:
+        if getattr(record, "format", None) == "custom":
+            click.echo(f"{record.name}: built by its plugin, nothing to download", err=True)
+            continue
+        try:
+            path = fetch_record(record, progress=not quiet)
+        except FetchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        paths[record.name] = str(path)
+        if not as_json:
+            click.echo(f"{record.name}: {path}")
+    if as_json:
+        click.echo(json.dumps(paths, indent=2))
+
+
+COMMANDS = [fetch]

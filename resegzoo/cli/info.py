@@ -1,0 +1,125 @@
+"""``resegzoo plugins`` and ``resegzoo list``: what is installed and what it registered."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import click
+
+KINDS = ("variants", "masks", "weightings", "datasets", "sam")
+
+
+def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
+    """One dict per plugin (loaded or broken), and the registry error if building it failed."""
+    from resegzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
+    from resegzoo.registry import RegistryError, build_registry
+
+    pm = get_plugin_manager()
+    registry_error = None
+    try:
+        build_registry(pm)  # runs every register hook, so failing hooks show up as broken
+    except RegistryError as exc:
+        registry_error = str(exc)
+    broken = {b.name: b for b in pm.report.broken}
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        dist, version = pm.report.distributions.get(name, (None, None))
+        if name in BUILTIN_PLUGINS:
+            from resegzoo import __version__
+
+            dist, version = "resegzoo", __version__
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        row: dict[str, Any] = {"name": name, "builtin": name in BUILTIN_PLUGINS, "distribution": dist,
+                               "version": version, "hooks": hooks, "broken": name in broken}
+        if name in broken:
+            row["error"] = broken.pop(name).error
+        rows.append(row)
+    for b in broken.values():  # failed before it could be registered
+        rows.append({"name": b.name, "builtin": False, "distribution": None, "version": None,
+                     "hooks": [], "broken": True, "origin": b.origin, "error": b.error})
+    return rows, registry_error
+
+
+@click.command("plugins")
+def plugins() -> None:
+    """Print the loaded plugins as JSON: distribution, version, hooks, and broken ones with their error.
+
+    Third-party plugins are found through the `resegzoo` entry-point group; set
+    RESEGZOO_DISABLE_PLUGIN_AUTOLOAD=1 to load only the built-ins.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # broken plugins are reported in the JSON itself
+        rows, registry_error = plugin_report()
+    out: dict[str, Any] = {"plugins": rows}
+    if registry_error:
+        out["registry_error"] = registry_error
+    click.echo(json.dumps(out, indent=2))
+    if registry_error:
+        raise SystemExit(1)
+
+
+def _jsonable(value: Any) -> Any:
+    if callable(value) and not isinstance(value, type):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return value
+
+
+def _entries(kind: str) -> list[dict[str, Any]]:
+    if kind == "sam":
+        from resegzoo.zoo import sam_checkpoints
+
+        return [dict(dataclasses.asdict(r), plugin="resegzoo (registry/sam.yaml)")
+                for r in sorted(sam_checkpoints().values(), key=lambda r: r.name)]
+    from resegzoo.registry import get_registry
+
+    table = get_registry().table(kind)
+    rows = []
+    for name in table:
+        entry = table.entries[name]
+        fields = {f.name: _jsonable(getattr(entry, f.name)) for f in dataclasses.fields(entry)}
+        rows.append(dict(fields, plugin=table.owners[name]))
+    return rows
+
+
+_COLUMNS = {
+    "variants": ("name", "architecture", "format", "init_from", "plugin"),
+    "sam": ("name", "model_type", "size", "url"),
+}
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+@click.command("list")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list with every field instead of a table.")
+def list_(kind: str, as_json: bool) -> None:
+    """List what is registered: CLIP variants, mask generators (masks), weighting strategies,
+    datasets, or SAM checkpoints (sam), with the plugin that registered each.
+    """
+    from resegzoo.registry import RegistryError
+    from resegzoo.schema import SchemaError
+
+    try:
+        rows = _entries(kind)
+    except (RegistryError, SchemaError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo(f"no {kind} registered")
+    else:
+        click.echo(_table(rows, _COLUMNS.get(kind, ("name", "description", "plugin"))))
+
+
+COMMANDS = [plugins, list_]
