@@ -64,6 +64,8 @@ def fetch(record: Record, *, progress: bool = True) -> Path:
         return _verified(path, record.sha256, record.name)
     if record.format == "custom":
         raise FetchError(f"variant {record.name!r} is built by its plugin; it has no checkpoint to fetch")
+    if record.fetcher is not None:
+        return _verified(Path(record.fetcher()), record.sha256, record.name)
     if record.format == "openclip-pretrained":
         return _fetch_openclip_pretrained(record)
     if record.hf_repo is not None and record.hf_file is not None:
@@ -80,7 +82,7 @@ def is_cached(record: Record) -> bool:
     """Whether :func:`fetch` would succeed offline (no network call)."""
     if isinstance(record, SamCheckpoint):
         return (cache_dir() / "downloads" / record.file).is_file()
-    if record.format == "custom":
+    if record.format == "custom" or record.fetcher is not None:
         return True
     if record.format == "openclip-pretrained":
         return False  # open_clip's own cache; we cannot tell cheaply

@@ -47,13 +47,17 @@ class ClipVariant:
     model_config: Optional[dict] = None
     #: plugins only: ``build(device=...)`` returns a ready DenseEncoder (format ``custom``)
     build: Optional[Callable[..., Any]] = None
+    #: plugins only: ``fetcher()`` returns the local checkpoint file (making it if needed);
+    #: used instead of hf_repo/hf_file/url, e.g. for weights a plugin generates or ships
+    fetcher: Optional[Callable[[], Any]] = None
 
     def __post_init__(self) -> None:
         # Each format needs its own source fields; catching this at registration time means a
         # broken record fails when the registry loads, not halfway through a download.
+        file_source = ("url",) if self.url is not None else ("hf_repo", "hf_file")
         needs = {
-            "openclip-pickle": ("hf_repo", "hf_file") if self.url is None else ("url",),
-            "safetensors": ("hf_repo", "hf_file") if self.url is None else ("url",),
+            "openclip-pickle": () if self.fetcher is not None else file_source,
+            "safetensors": () if self.fetcher is not None else file_source,
             "skyclip-zip": ("url", "member"),
             "openclip-pretrained": ("pretrained_tag",),
             "custom": ("build",),
@@ -145,8 +149,8 @@ def load_variants_file(path: str | Path) -> list[ClipVariant]:
     """Read one ``variants:`` YAML file; any unknown/missing key is a SchemaError naming file and key."""
     variants = [from_mapping(ClipVariant, item, where) for item, where in _records(Path(path), "variants")]
     for v in variants:
-        if v.build is not None:
-            raise SchemaError(f"{path}: variant {v.name!r}: 'build' can only be set by a Python plugin")
+        if v.build is not None or v.fetcher is not None:
+            raise SchemaError(f"{path}: variant {v.name!r}: 'build' and 'fetcher' can only be set by a Python plugin")
     return variants
 
 
