@@ -1,0 +1,18 @@
+"""Model composition: weighted averaging of CLIP variants of one architecture (METHOD.md section 4).
+
+Public API::
+
+    from resegzoo.compose import load_recipe, compose, read_metadata
+    result = compose(load_recipe("recipe.yaml"), out="composed/")   # -> ComposeResult
+    result.weighting.weights, result.weighting.scores, result.distances.pairs
+    read_metadata("composed/")   # recipe, inputs + sha256, weights, scores, resegzoo_version
+"""
+from resegzoo.compose.composer import ComposeResult, DistanceWarning, compose
+from resegzoo.compose.inputs import CompositionError
+from resegzoo.compose.output import read_metadata
+from resegzoo.compose.recipe import InputModel, Recipe, Vocabulary, WeightingConfig, load_recipe, recipe_from_mapping
+
+__all__ = [
+    "ComposeResult", "CompositionError", "DistanceWarning", "InputModel", "Recipe", "Vocabulary",
+    "WeightingConfig", "compose", "load_recipe", "read_metadata", "recipe_from_mapping",
+]

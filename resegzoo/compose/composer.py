@@ -1,0 +1,122 @@
+"""The composition pipeline: resolve inputs, check them, weigh them, average them, write the folder."""
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from resegzoo.compose.checks import check_compatible
+from resegzoo.compose.distance import DistanceMeter, DistanceReport
+from resegzoo.compose.inputs import CompositionError, ResolvedInput, resolve_inputs
+from resegzoo.compose.merge import merge_tensors, output_dtype
+from resegzoo.compose.output import check_writable, metadata_strings, write_output_folder
+from resegzoo.compose.recipe import Recipe
+from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
+from resegzoo.compose.weighting import WeightingContext, WeightingResult, check_weights
+from resegzoo.compose.weighting.models import OPENAI_MEAN, OPENAI_STD, load_scoring_model
+
+
+class DistanceWarning(UserWarning):
+    """Inputs that look like different initialisations (their average is likely broken)."""
+
+
+@dataclass
+class ComposeResult:
+    recipe: Recipe
+    inputs: list[ResolvedInput]
+    weighting: WeightingResult
+    distances: DistanceReport
+    #: the output folder, None for a dry run
+    output: Optional[Path]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def make_strategy(recipe: Recipe, registry: Any = None) -> Any:
+    """The weighting strategy the recipe names, with its parameters validated."""
+    from resegzoo.registry import get_registry
+
+    spec = (registry or get_registry()).weightings.get(recipe.weighting.strategy)
+    return spec.factory(**recipe.weighting.params)
+
+
+def _open_clip_config(inputs: list[ResolvedInput]) -> dict[str, Any]:
+    first = inputs[0]
+    preprocess = dict(first.preprocess_cfg) or {"mean": list(OPENAI_MEAN), "std": list(OPENAI_STD)}
+    config: dict[str, Any] = {"model_cfg": first.model_config, "preprocess_cfg": preprocess}
+    if first.architecture:
+        config["architecture"] = first.architecture
+    return config
+
+
+def compose(
+    recipe: Recipe,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    registry: Any = None,
+) -> ComposeResult:
+    """Average the recipe's inputs into an open_clip model folder at ``out`` (or ``recipe.output``).
+
+    ``dry_run``: resolve, check and score the inputs and measure their distances; write nothing.
+    """
+    from resegzoo import __version__
+
+    target = Path(out if out is not None else recipe.output) if (out or recipe.output) else None
+    if not dry_run:
+        if target is None:
+            raise CompositionError("no output folder: give --out DIR (or `output:` in the recipe)")
+        check_writable(target, force)  # before minutes of work, not after
+    strategy = make_strategy(recipe, registry)
+    inputs = resolve_inputs(recipe)
+    labels = [i.label for i in inputs]
+    with ExitStack() as stack:
+        files = [stack.enter_context(SafetensorsFile(i.weights)) for i in inputs]
+        keys = check_compatible(inputs, files)
+        context = WeightingContext(labels, recipe.vocabulary, lambda i: load_scoring_model(inputs[i], device), device)
+        result = strategy(context)
+        if len(result.weights) != len(inputs):
+            raise CompositionError(f"strategy {recipe.weighting.strategy!r} gave {len(result.weights)} weights for {len(inputs)} inputs")
+        check_weights(result.weights)
+        summary: dict[str, Any] = {
+            "resegzoo_version": __version__,
+            "recipe": recipe.to_dict(),
+            "architecture": inputs[0].architecture,
+            "inputs": [i.describe() for i in inputs],
+            "weighting": {"strategy": recipe.weighting.strategy, "params": recipe.weighting.params},
+            "weights": list(result.weights),
+            "scores": result.scores,
+        }
+        meter = DistanceMeter(labels, recipe.distance_warning)
+        merge_args = dict(files=files, labels=labels, keys=keys, weights=result.weights,
+                          dtype_choice=recipe.dtype, meter=meter, progress=progress)
+        if dry_run or target is None:
+            merge_tensors(emit=None, **merge_args)
+        else:
+            layout = [(k, output_dtype(files[0].tensors[k].dtype, recipe.dtype), files[0].tensors[k].shape) for k in keys]
+
+            def write_weights(path: Path) -> None:
+                with path.open("wb") as fh:
+                    writer = StreamingWriter(fh, layout, metadata_strings(summary))
+                    merge_tensors(emit=writer.write, **merge_args)
+                    writer.close()
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                summary["distances"] = meter.report().to_dict()
+
+            def make_card() -> Any:
+                from resegzoo.compose.card import build_card
+
+                return build_card(summary)
+
+            write_output_folder(target, force, write_weights, _open_clip_config(inputs), recipe.to_dict(), make_card)
+    report = meter.report()
+    summary["distances"] = report.to_dict()
+    for message in report.warnings():
+        warnings.warn(message, DistanceWarning, stacklevel=2)
+    return ComposeResult(recipe, inputs, result, report, None if dry_run else target, summary)

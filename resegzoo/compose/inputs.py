@@ -1,0 +1,133 @@
+"""Turn the recipe's input specs into files the composer can read tensor by tensor.
+
+Finding and fetching a checkpoint is the zoo's job (:mod:`resegzoo.loading`, which accepts registry
+names, files, folders, ``local-dir:`` and ``hf-hub:``). This module adds what composing needs:
+every input becomes a :class:`ResolvedInput` whose ``weights`` is a safetensors file, either the
+checkpoint itself or a copy converted once from a pickle into resegzoo's cache, keyed by the
+original file's sha256, so later runs read it tensor by tensor without unpickling anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from resegzoo.compose.recipe import Recipe
+
+
+class CompositionError(ValueError):
+    """Inputs that cannot be composed; the message says what is wrong and what to do."""
+
+
+@dataclass
+class ResolvedInput:
+    label: str
+    spec: str
+    #: safetensors file holding the input's tensors (possibly a converted copy in the cache)
+    weights: Path
+    #: sha256 of the checkpoint file as the user or the Hub gave it
+    sha256: str
+    source: str
+    model_config: Optional[dict] = None
+    architecture: Optional[str] = None
+    preprocess_cfg: dict = field(default_factory=dict)
+    license: Optional[str] = None
+    citation: Optional[str] = None
+    hf_repo: Optional[str] = None
+    init_from: Optional[str] = None
+
+    def describe(self) -> dict[str, Any]:
+        """What the output's metadata records about this input."""
+        return {
+            "label": self.label, "spec": self.spec, "sha256": self.sha256, "source": self.source,
+            "architecture": self.architecture, "license": self.license, "hf_repo": self.hf_repo,
+            "init_from": self.init_from, "citation": self.citation,
+        }
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so repeated runs do not re-read gigabytes."""
+    from resegzoo.hub import cache_dir, sha256_file
+
+    path = path.resolve()
+    st = path.stat()
+    key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_dir() / "compose" / "sha256" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    value = sha256_file(path)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{key}.{os.getpid()}")
+    tmp.write_text(value)
+    os.replace(tmp, memo)
+    return value
+
+
+def _safetensors_copy(path: Path, sha: str) -> Path:
+    """``path`` itself if it is safetensors, else its state dict converted once into the cache."""
+    from resegzoo.checkpoint_files import read_state_dict
+    from resegzoo.compose.st_io import write_state_dict
+    from resegzoo.hub import cache_dir
+
+    if path.suffix == ".safetensors":
+        return path
+    target = cache_dir() / "compose" / "safetensors" / f"{sha}.safetensors"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        state_dict = read_state_dict(path)  # weights_only=True, unwraps state_dict / module.
+        write_state_dict(target, state_dict, {"converted_from": str(path), "sha256": sha})
+        del state_dict
+    return target
+
+
+def resolve_input(label: str, spec: str) -> ResolvedInput:
+    """Find (fetching if needed) one input and make it readable tensor by tensor."""
+    from resegzoo import loading
+
+    variant = loading.resolve_variant(spec)
+    path = Path(loading.checkpoint_path(spec))
+    sha = cached_sha256(path)
+    item = ResolvedInput(label, spec, _safetensors_copy(path, sha), sha, str(path))
+    if variant is not None:
+        item.architecture = variant.architecture
+        item.model_config = variant.model_config
+        item.license, item.citation = variant.license, variant.citation
+        item.hf_repo, item.init_from = variant.hf_repo, variant.init_from
+        return item
+    # Folders (local or hf-hub snapshots) and files with a config beside them carry their own.
+    config_path = path.parent / "open_clip_config.json"
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            item.model_config = config["model_cfg"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CompositionError(f"{config_path}: not a valid open_clip config ({exc!r})") from exc
+        item.preprocess_cfg = dict(config.get("preprocess_cfg") or {})
+        item.architecture = config.get("architecture")
+    return item
+
+
+def resolve_inputs(recipe: Recipe) -> list[ResolvedInput]:
+    """Resolve every input and fill in model configs from the recipe where the input lacks one."""
+    import open_clip
+
+    resolved = [resolve_input(label, item.model) for label, item in zip(recipe.labels, recipe.models)]
+    for item in resolved:
+        if item.model_config is None and item.architecture is None:
+            item.architecture = recipe.architecture
+            item.model_config = recipe.model_config
+        if item.model_config is None and item.architecture is not None:
+            item.model_config = open_clip.get_model_config(item.architecture)
+            if item.model_config is None:
+                raise CompositionError(
+                    f"{item.label}: open_clip has no architecture {item.architecture!r} (see open_clip.list_models())"
+                )
+        if item.model_config is None:
+            raise CompositionError(
+                f"{item.label}: cannot tell which architecture this checkpoint has; give `architecture:` "
+                f"(an open_clip name such as ViT-L-14-quickgelu) in the recipe or --architecture"
+            )
+    return resolved

@@ -1,0 +1,136 @@
+"""The composition recipe: which models to average, how to weigh them, what to write.
+
+Loaded strictly with :func:`resegzoo.schema.from_mapping`: an unknown key is an error naming it.
+Example (``registry/recipes/reseg-clip-l14.yaml`` is the paper's composition)::
+
+    name: my-composition
+    inputs:
+      - model: remoteclip-vit-l-14          # registry name, file, folder, local-dir: or hf-hub:
+      - {model: ./georsclip.pt, label: GeoRSCLIP}
+    architecture: ViT-L-14-quickgelu        # needed only for bare checkpoint files
+    weighting: {strategy: prompt-quality, params: {tau: 0.05}}
+    dtype: same                             # same | fp32 | fp16 | bf16
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from resegzoo.schema import SchemaError, from_mapping, load_yaml
+
+OutputDtype = Literal["same", "fp32", "fp16", "bf16"]
+
+#: Classes the prompt-based strategies score with unless the recipe names its own: the union of
+#: the land-cover classes of the common remote-sensing benchmarks (METHOD.md section 6).
+DEFAULT_CLASSES = [
+    "bareland", "rangeland", "developed space", "road", "tree", "water", "agricultural land",
+    "building", "low vegetation", "car", "forest", "ship", "airplane", "storage tank", "bridge",
+]
+#: Prompt templates the prompt-based strategies vary over (``{}`` is the class name).
+DEFAULT_TEMPLATES = [
+    "a satellite image of {}.",
+    "an aerial image of {}.",
+    "a remote sensing image of {}.",
+    "a photo of {}.",
+    "there is {} in the scene.",
+    "a top-down view of {}.",
+    "an aerial photograph showing {}.",
+    "a high resolution satellite photo of the {}.",
+]
+
+
+@dataclass
+class InputModel:
+    """One model to average. ``model``: registry name, checkpoint file, folder, ``local-dir:`` or ``hf-hub:``."""
+
+    model: str
+    label: Optional[str] = None
+
+
+@dataclass
+class WeightingConfig:
+    """A weighting strategy by name (``resegzoo list weightings``) and its parameters."""
+
+    strategy: str = "uniform"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Vocabulary:
+    """Classes and prompt templates that prompt-based weighting strategies score with."""
+
+    classes: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
+    templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
+
+    def __post_init__(self) -> None:
+        if any(not c.strip() for c in self.classes):
+            raise ValueError("vocabulary.classes contains an empty class name")
+        bad = [t for t in self.templates if "{}" not in t]
+        if bad:
+            raise ValueError(f"vocabulary.templates must each contain '{{}}' for the class name: {bad[0]!r}")
+
+
+@dataclass
+class Recipe:
+    inputs: list[Union[str, InputModel]]
+    name: str = "composed-clip"
+    description: str = ""
+    #: open_clip architecture name for inputs that do not carry one (bare .pt / .safetensors files)
+    architecture: Optional[str] = None
+    #: full open_clip model config instead of a named architecture (custom or tiny models)
+    model_config: Optional[dict] = None
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    dtype: OutputDtype = "same"
+    #: output folder; the CLI's --out overrides it
+    output: Optional[str] = None
+    #: warn when the relative L2 distance of two inputs exceeds this (different initialisations)
+    distance_warning: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.inputs = [InputModel(model=i) if isinstance(i, str) else i for i in self.inputs]
+        if len(self.inputs) < 1:
+            raise ValueError("inputs: give at least one model")
+        labels = self.labels
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"inputs: labels must be distinct, got {labels}; set `label:` per input")
+
+    @property
+    def models(self) -> list[InputModel]:
+        return [i for i in self.inputs if isinstance(i, InputModel)]
+
+    @property
+    def labels(self) -> list[str]:
+        return [i.label or i.model for i in self.models]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def recipe_from_mapping(data: Any, where: str = "recipe", base_dir: Path | None = None) -> Recipe:
+    """Validate ``data`` into a Recipe; relative paths are taken relative to ``base_dir``."""
+    recipe = from_mapping(Recipe, data, where)
+    if base_dir is not None:
+        for item in recipe.models:
+            candidate = base_dir / item.model.removeprefix("local-dir:")
+            if not Path(item.model.removeprefix("local-dir:")).is_absolute() and candidate.exists():
+                item.model = str(candidate)
+        if recipe.output is not None and not Path(recipe.output).is_absolute():
+            recipe.output = str(base_dir / recipe.output)
+        images = recipe.weighting.params.get("images")
+        if isinstance(images, list):
+            recipe.weighting.params["images"] = [
+                str(base_dir / p) if isinstance(p, str) and not Path(p).is_absolute() else p for p in images
+            ]
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read a recipe YAML file; relative paths inside it are relative to the file."""
+    path = Path(path)
+    data = load_yaml(path)
+    if data is None:
+        raise SchemaError(f"{path}: the file is empty")
+    return recipe_from_mapping(data, where=str(path), base_dir=path.parent)

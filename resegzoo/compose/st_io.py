@@ -1,0 +1,172 @@
+"""Streaming safetensors reading and writing, so composing never holds more than a few tensors.
+
+The format (https://github.com/huggingface/safetensors): 8-byte little-endian header length, a JSON
+header ``{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}`` padded
+with spaces, then the raw little-endian bytes of every tensor. Offsets are relative to the end of
+the header, so the header can be written before any tensor is computed.
+
+Reading uses plain positioned reads rather than a memory map on purpose: pages of a memory-mapped
+file count towards the process's resident memory while the map is open, so reading three mapped
+checkpoints would show three models of RSS even though each tensor is used once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Mapping, Sequence
+
+import torch
+
+_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}
+_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class SafetensorsError(ValueError):
+    """A file that is not a readable safetensors checkpoint."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    begin: int = 0
+    end: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n * torch.empty((), dtype=self.dtype).element_size()
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    try:
+        return _NAMES[dtype]
+    except KeyError:
+        raise SafetensorsError(f"tensors of dtype {dtype} cannot be stored in safetensors by resegzoo") from None
+
+
+class SafetensorsFile:
+    """Header of a safetensors file, and tensor-by-tensor reads from it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fh = self.path.open("rb")
+        try:
+            self.tensors, self.metadata, self._data_start = self._read_header()
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def _read_header(self) -> tuple[dict[str, TensorInfo], dict[str, str], int]:
+        size = os.fstat(self._fh.fileno()).st_size
+        raw_len = self._fh.read(8)
+        if len(raw_len) != 8:
+            raise SafetensorsError(f"{self.path}: too short to be a safetensors file")
+        (header_len,) = struct.unpack("<Q", raw_len)
+        if header_len > min(_MAX_HEADER, size - 8):
+            raise SafetensorsError(f"{self.path}: not a safetensors file (bad header length {header_len})")
+        try:
+            header = json.loads(self._fh.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SafetensorsError(f"{self.path}: safetensors header is not valid JSON: {exc}") from exc
+        metadata = header.pop("__metadata__", None) or {}
+        data_start = 8 + header_len
+        tensors = {}
+        for name, entry in header.items():
+            if entry.get("dtype") not in _DTYPES:
+                raise SafetensorsError(f"{self.path}: tensor {name!r} has unsupported dtype {entry.get('dtype')!r}")
+            begin, end = entry["data_offsets"]
+            info = TensorInfo(_DTYPES[entry["dtype"]], tuple(entry["shape"]), begin, end)
+            if end - begin != info.nbytes or data_start + end > size:
+                raise SafetensorsError(
+                    f"{self.path}: tensor {name!r} lies outside the file (truncated or corrupt download?)"
+                )
+            tensors[name] = info
+        return tensors, dict(metadata), data_start
+
+    def read(self, name: str) -> torch.Tensor:
+        info = self.tensors[name]
+        tensor = torch.empty(info.shape, dtype=info.dtype)
+        if info.nbytes:
+            buffer = tensor.reshape(-1).view(torch.uint8).numpy()
+            self._fh.seek(self._data_start + info.begin)
+            got = self._fh.readinto(buffer)
+            if got != info.nbytes:
+                raise SafetensorsError(f"{self.path}: short read for tensor {name!r}")
+        return tensor
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "SafetensorsFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StreamingWriter:
+    """Writes the header for a known list of tensors, then each tensor as it is produced, in order."""
+
+    def __init__(self, fh: BinaryIO, layout: Sequence[tuple[str, torch.dtype, tuple[int, ...]]],
+                 metadata: Mapping[str, str]):
+        self._fh = fh
+        self._expected: list[tuple[str, TensorInfo]] = []
+        header: dict[str, object] = {}
+        if metadata:
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+                raise TypeError("safetensors metadata must map str to str")
+            header["__metadata__"] = dict(metadata)
+        offset = 0
+        for name, dtype, shape in layout:
+            info = TensorInfo(dtype, tuple(shape))
+            info = TensorInfo(dtype, tuple(shape), offset, offset + info.nbytes)
+            header[name] = {"dtype": dtype_name(dtype), "shape": list(shape), "data_offsets": [info.begin, info.end]}
+            self._expected.append((name, info))
+            offset = info.end
+        raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        raw += b" " * (-len(raw) % 8)  # tensor data starts 8-byte aligned
+        fh.write(struct.pack("<Q", len(raw)))
+        fh.write(raw)
+        self._next = 0
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        expected_name, info = self._expected[self._next]
+        if name != expected_name or tensor.dtype != info.dtype or tuple(tensor.shape) != info.shape:
+            raise ValueError(f"tensor {name!r} does not match the header entry {expected_name!r} written earlier")
+        if info.nbytes:
+            self._fh.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+        self._next += 1
+
+    def close(self) -> None:
+        if self._next != len(self._expected):
+            raise ValueError(f"only {self._next} of {len(self._expected)} tensors were written")
+
+
+def write_state_dict(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
+    """Write a whole state dict (used to convert pickles once); ``path`` is replaced atomically."""
+    names = sorted(state_dict)
+    layout = [(n, state_dict[n].dtype, tuple(state_dict[n].shape)) for n in names]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as fh:
+            writer = StreamingWriter(fh, layout, metadata or {})
+            for n in names:
+                writer.write(n, state_dict[n])
+            writer.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
