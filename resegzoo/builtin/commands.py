@@ -9,5 +9,6 @@ def resegzoo_register_commands(cli):
     from resegzoo.cli import info
     from resegzoo.cli import fetch as fetch_cli
 
-    for command in info.COMMANDS + fetch_cli.COMMANDS:
+    from resegzoo.cli import eval as eval_cli
+    for command in info.COMMANDS + fetch_cli.COMMANDS + eval_cli.COMMANDS:
         cli.add_command(command)
