@@ -1,0 +1,44 @@
+"""``resegzoo publish``: upload a composed model folder to the Hugging Face Hub."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+
+@click.command("publish")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--repo-id", required=True, metavar="USER/NAME", help="Hub model repository to upload to (created if needed).")
+@click.option("--private", is_flag=True, help="Create the repository as private (no effect if it exists).")
+@click.option("--revision", metavar="BRANCH", help="Upload to this branch (created if needed) instead of main.")
+@click.option("--token", envvar="HF_TOKEN", help="Hub token; default: $HF_TOKEN or the token saved by `hf auth login`.")
+@click.option("--dry-run", is_flag=True, help="Validate the folder and list what would be uploaded; upload nothing.")
+def publish_command(folder: Path, repo_id: str, private: bool, revision: Optional[str], token: Optional[str],
+                    dry_run: bool) -> None:
+    """Upload FOLDER, written by `resegzoo compose`, to the Hugging Face Hub.
+
+    The folder must be a complete composed model (open_clip_config.json, open_clip_model.safetensors
+    with resegzoo metadata, recipe.yaml, README.md model card); anything else is refused.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from resegzoo.compose.publish import PublishError, publish
+
+    try:
+        result = publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run, token=token)
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (HfHubHTTPError, OSError) as exc:  # network, auth (no token is an OSError), quota
+        raise click.ClickException(f"upload to {repo_id} failed: {exc}") from exc
+    target = f"{repo_id}" + (f"@{revision}" if revision else "")
+    if dry_run:
+        click.echo(f"dry run: would upload to {target}:")
+        for name in result.files:
+            size = (folder / name).stat().st_size
+            click.echo(f"  {name}  ({size} bytes)")
+    else:
+        click.echo(f"uploaded {len(result.files)} files to {target}: {result.url}")
+
+
+COMMANDS = [publish_command]

@@ -1,0 +1,93 @@
+"""Upload a composed model folder to the Hugging Face Hub, after checking it is complete."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from resegzoo.compose.card import CardError, validate_card
+from resegzoo.compose.inputs import CompositionError
+from resegzoo.compose.output import CONFIG_FILE, OUTPUT_FILES, read_metadata
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+class PublishError(ValueError):
+    """A folder that is not a complete composed model, or a bad repository id."""
+
+
+@dataclass
+class PublishResult:
+    repo_id: str
+    files: list[str]
+    url: Optional[str] = None
+    dry_run: bool = False
+
+
+def validate_folder(folder: Path) -> list[str]:
+    """The files to upload; raises PublishError naming whatever is missing or broken."""
+    if not folder.is_dir():
+        raise PublishError(f"{folder}: no such folder (give the --out folder of `resegzoo compose`)")
+    missing = [f for f in OUTPUT_FILES if not (folder / f).is_file()]
+    if missing:
+        raise PublishError(
+            f"{folder} is not a complete composed model: missing {', '.join(missing)}; "
+            f"run `resegzoo compose` again to write it"
+        )
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PublishError(f"{folder / CONFIG_FILE}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or "model_cfg" not in config:
+        raise PublishError(f"{folder / CONFIG_FILE}: no 'model_cfg' entry, open_clip could not load the model")
+    try:
+        read_metadata(folder)
+        validate_card(folder / "README.md")
+    except (CompositionError, CardError, ValueError) as exc:
+        raise PublishError(f"{folder} cannot be published: {exc}") from exc
+    return list(OUTPUT_FILES)
+
+
+def check_repo_id(repo_id: str) -> None:
+    if not _REPO_ID.match(repo_id):
+        raise PublishError(f"repository id {repo_id!r} must look like USER/NAME (letters, digits, '-', '_', '.')")
+
+
+def publish(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: Optional[str] = None,
+    dry_run: bool = False,
+    token: Optional[str] = None,
+    api: Any = None,
+) -> PublishResult:
+    """Validate ``folder`` and upload exactly its model files to ``repo_id`` (created if needed).
+
+    The token comes from ``token``, else huggingface_hub's usual places (HF_TOKEN, ``hf auth login``).
+    """
+    folder = Path(folder)
+    check_repo_id(repo_id)
+    files = validate_folder(folder)
+    if dry_run:
+        return PublishResult(repo_id, files, dry_run=True)
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    repo = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+    if revision is not None:
+        api.create_branch(repo_id=repo_id, repo_type="model", branch=revision, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        repo_type="model",
+        folder_path=str(folder),
+        allow_patterns=files,
+        revision=revision,
+        commit_message=f"Upload composed CLIP model ({', '.join(files)})",
+    )
+    url = getattr(commit, "commit_url", None) or str(repo)
+    return PublishResult(repo_id, files, url=url)
