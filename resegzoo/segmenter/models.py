@@ -13,18 +13,14 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
     its own encoder; anything else goes through ``resegzoo.loading.load_clip`` and is wrapped in
     the masked-attention encoder configured by the recipe's schedule and extras.
     """
-    from resegzoo.registry import get_registry
+    from resegzoo.loading import load_clip, resolve_variant
     from resegzoo.segmenter.core import ModelLoadError
-
-    variants = get_registry().variants
-    if spec in variants:
-        variant = variants.get(spec)
-        if variant.build is not None:
-            return variant.build(device=device)
-    from resegzoo.loading import load_clip
     from resegzoo.segmenter.encoder import MaskedClipEncoder, UnsupportedModelError
 
     try:
+        variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
+        if variant is not None and variant.build is not None:
+            return variant.build(device=device)
         loaded = load_clip(spec, device=device, architecture=architecture)
     except (LookupError, OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc

@@ -56,10 +56,11 @@ class WindowPlan:
         return cls(height, width, window, stride, (ph, pw), wins)
 
     def pad(self, image: np.ndarray) -> np.ndarray:
-        """Zero-pad (H, W, ...) at the bottom and right to the padded size."""
+        """Pad (H, W, ...) at the bottom and right to the padded size by repeating the edge
+        pixels (zeros would bleed a dark border into the bilinearly upsampled patch logits)."""
         ph, pw = self.padded
         pad = [(0, ph - image.shape[0]), (0, pw - image.shape[1])] + [(0, 0)] * (image.ndim - 2)
-        return np.pad(image, pad)
+        return np.pad(image, pad, mode="edge")
 
 
 class Stitcher:

@@ -1,0 +1,104 @@
+"""Vocabularies, prompt templates, text embeddings and the once-per-vocabulary cache."""
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resegzoo.schema import SchemaError
+from resegzoo.segmenter.encoder import MaskedClipEncoder
+from resegzoo.segmenter.text import (
+    TextCache, Vocabulary, VocabularyError, embed_vocabulary, load_templates)
+from resegzoo.testing import make_tiny_clip
+
+
+def test_parse_classes_and_synonyms():
+    v = Vocabulary.parse("building; road, street ;tree; water;")
+    assert v.classes == (("building",), ("road", "street"), ("tree",), ("water",))
+    assert v.class_names == ["building", "road", "tree", "water"]
+    assert Vocabulary([["a", "b"], "c"]).classes == (("a", "b"), ("c",))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "class list is empty"),
+    ("  ", "class list is empty"),
+    ("building;;road", "class 2 has an empty name"),
+    ("road, ; tree", "class 1 has an empty name"),
+    ("road; Road", "appears in classes 1 and 2"),
+])
+def test_bad_class_lists(text, message):
+    with pytest.raises(VocabularyError, match=message):
+        Vocabulary.parse(text)
+
+
+def test_vocabulary_files(tmp_path):
+    txt = tmp_path / "classes.txt"
+    txt.write_text("# classes\nbuilding\nroad, street  # synonyms\n\ntree\n")
+    assert Vocabulary.from_file(txt).classes == (("building",), ("road", "street"), ("tree",))
+    yml = tmp_path / "classes.yaml"
+    yml.write_text("classes:\n  - building\n  - [road, street]\n")
+    assert Vocabulary.from_file(yml).classes == (("building",), ("road", "street"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("building: 1\n")
+    with pytest.raises(SchemaError, match="expected a list of classes"):
+        Vocabulary.from_file(bad)
+    with pytest.raises(VocabularyError, match="no such vocabulary file"):
+        Vocabulary.from_file(tmp_path / "missing.txt")
+
+
+def test_template_sets(tmp_path):
+    assert load_templates("reference") == ("Aerial photo of a {} in the city",)
+    imagenet = load_templates("imagenet")
+    assert len(imagenet) == 80 and len(set(imagenet)) == 80
+    assert "a photo of a {}." in imagenet
+    assert len(load_templates("remote-sensing")) >= 5
+    own = tmp_path / "t.txt"
+    own.write_text("a {} seen from above\n# comment\n")
+    assert load_templates(str(own)) == ("a {} seen from above",)
+    own.write_text("no placeholder here\n")
+    with pytest.raises(SchemaError, match="exactly one"):
+        load_templates(str(own))
+    with pytest.raises(SchemaError, match="neither a template set"):
+        load_templates("imagenett")
+
+
+def test_embeddings_follow_method_formula():
+    model = make_tiny_clip(seed=1)
+    enc = MaskedClipEncoder(model, open_clip.tokenize)
+    vocab = Vocabulary.parse("road, street; tree")
+    templates = ["a photo of a {}.", "aerial image of {}"]
+    emb = embed_vocabulary(enc, vocab, templates)
+
+    def name_embedding(name):
+        t = model.encode_text(open_clip.tokenize([tpl.format(name) for tpl in templates]), normalize=True)
+        return F.normalize(t.mean(0), dim=0)
+
+    refs = torch.stack([name_embedding(n) for n in ["road", "street", "tree"]])
+    torch.testing.assert_close(emb.names, refs, atol=1e-5, rtol=0)
+    assert emb.class_of_name.tolist() == [0, 0, 1]
+    feats = F.normalize(torch.randn(5, 7, 32), dim=-1)
+    scores = emb.class_scores(feats)
+    cos = feats @ refs.T
+    torch.testing.assert_close(scores[..., 0], torch.maximum(cos[..., 0], cos[..., 1]))
+    torch.testing.assert_close(scores[..., 1], cos[..., 2])
+
+
+class _CountingEncoder:
+    def __init__(self):
+        self.calls = 0
+
+    def encode_text(self, texts):
+        self.calls += 1
+        return torch.randn(len(texts), 4)
+
+
+def test_text_cache_runs_once_per_vocabulary_and_templates():
+    enc = _CountingEncoder()
+    cache = TextCache(enc)
+    v1, v2 = Vocabulary.parse("a; b"), Vocabulary.parse("a; b")
+    first = cache.get(v1, ("{}",))
+    assert cache.get(v2, ("{}",)) is first and enc.calls == 1
+    cache.get(Vocabulary.parse("a; c"), ("{}",))
+    cache.get(v1, ("x {}",))
+    assert enc.calls == 3 and cache.computed == 3
