@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -71,11 +72,18 @@ def fetch(record: Record, *, progress: bool = True) -> Path:
     if record.hf_repo is not None and record.hf_file is not None:
         return _verified(_fetch_hf(record.hf_repo, record.hf_file, record.name), record.sha256, record.name)
     assert record.url is not None  # guaranteed by ClipVariant.__post_init__
-    file_name = record.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
-    archive = _fetch_url(record.url, file_name, record.name, progress)
-    if record.member is None:
-        return _verified(archive, record.sha256, record.name)
-    return _verified(extract_member(archive, record.member), record.sha256, record.name)
+    file_name = _url_file_name(record.url)
+    if record.member is not None:
+        extracted = _member_dir(cache_dir() / "downloads" / file_name) / record.member
+        if not extracted.is_file():  # the archive is only needed until its member is out
+            archive = _fetch_url(record.url, file_name, record.name, progress)
+            extracted = extract_member(archive, record.member)
+        return _verified(extracted, record.sha256, record.name)
+    return _verified(_fetch_url(record.url, file_name, record.name, progress), record.sha256, record.name)
+
+
+def _url_file_name(url: str) -> str:
+    return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 def is_cached(record: Record) -> bool:
@@ -91,8 +99,7 @@ def is_cached(record: Record) -> bool:
 
         return isinstance(try_to_load_from_cache(record.hf_repo, record.hf_file), str)
     assert record.url is not None
-    file_name = record.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
-    archive = cache_dir() / "downloads" / file_name
+    archive = cache_dir() / "downloads" / _url_file_name(record.url)
     if record.member is not None:
         return (_member_dir(archive) / record.member).is_file() or archive.is_file()
     return archive.is_file()
@@ -155,7 +162,7 @@ def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         download_url(url, target, progress=progress)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise FetchError(
             f"{name}: downloading {url} failed ({exc}); run the command again to resume, or "
             f"download the file yourself and put it at {target}"

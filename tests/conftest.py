@@ -1,0 +1,82 @@
+"""Fixtures shared by the whole suite: an isolated cache, tiny CLIP models, an offline HF cache."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def _session_resegzoo_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("resegzoo-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_resegzoo_cache(_session_resegzoo_cache, monkeypatch):
+    """Never let a test read or write the user's ~/.cache/resegzoo.
+
+    One folder per session (so generated example weights are made once); tests that need an
+    empty cache use the ``resegzoo_cache`` fixture.
+    """
+    monkeypatch.setenv("RESEGZOO_CACHE", str(_session_resegzoo_cache))
+
+
+@pytest.fixture
+def resegzoo_cache(tmp_path, monkeypatch) -> Path:
+    """An empty resegzoo cache folder (RESEGZOO_CACHE) for this test only."""
+    path = tmp_path / "resegzoo-cache"
+    monkeypatch.setenv("RESEGZOO_CACHE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """A tiny random open_clip CLIP (resegzoo.testing.TINY_MODEL_CONFIG, seed 0). Do not modify it."""
+    from resegzoo.testing import make_tiny_clip
+
+    return make_tiny_clip(seed=0)
+
+
+@pytest.fixture
+def tiny_clip_config() -> dict:
+    """A fresh copy of the tiny model's open_clip config (``model_cfg``)."""
+    from resegzoo.testing import tiny_model_config
+
+    return tiny_model_config()
+
+
+@pytest.fixture
+def hf_offline(tmp_path, monkeypatch) -> Path:
+    """Hugging Face offline mode with an empty, private HF cache; returns the cache folder.
+
+    huggingface_hub reads HF_HUB_OFFLINE/HF_HUB_CACHE at import time, so both the environment
+    (for subprocesses) and the already-imported constants are set.
+    """
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def put_in_hf_cache(hf_offline) -> Callable[[str, str, bytes], Path]:
+    """``put(repo_id, filename, data)`` stores a file in the offline HF cache, in the Hub's real
+    layout (``models--org--name/{refs/main, snapshots/<rev>/<filename>}``); returns its path."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+
+    def put(repo_id: str, filename: str, data: bytes) -> Path:
+        repo_dir = hf_offline / ("models--" + repo_id.replace("/", "--"))
+        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "refs" / "main").write_text(revision)
+        target = repo_dir / "snapshots" / revision / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return target
+
+    return put
