@@ -1,9 +1,47 @@
-"""Built-in mask generators (filled by the segmenter work)."""
+"""Built-in mask generators: sam, slic, felzenszwalb, none (registered like any plugin's)."""
 from __future__ import annotations
+
+from typing import Any
 
 from resegzoo.hookspecs import hookimpl
 
 
+def _sam(**settings: Any) -> Any:
+    from resegzoo.masks.sam_factory import build_sam_generator
+
+    return build_sam_generator(**settings)
+
+
+def _slic(**settings: Any) -> Any:
+    from resegzoo.masks.superpixels import build_slic
+
+    return build_slic(**settings)
+
+
+def _felzenszwalb(**settings: Any) -> Any:
+    from resegzoo.masks.superpixels import build_felzenszwalb
+
+    return build_felzenszwalb(**settings)
+
+
+def _none(**settings: Any) -> Any:
+    from resegzoo.masks.none import build_none
+
+    return build_none(**settings)
+
+
 @hookimpl
 def resegzoo_register_mask_generators(register):
-    return None
+    from resegzoo.interfaces import MaskGeneratorSpec
+
+    register(MaskGeneratorSpec(
+        "sam", _sam,
+        "Segment Anything (vit_b/vit_l/vit_h) at 4 levels, one image embedding per crop shared by all "
+        "levels, run once per region of up to 1024 px; settings: model, checkpoint, levels, cache_dir, ..."))
+    register(MaskGeneratorSpec(
+        "slic", _slic, "SLIC superpixels (scikit-image) at several scales; no weights (default n_segments "
+        "64/32/16/8 per window)"))
+    register(MaskGeneratorSpec(
+        "felzenszwalb", _felzenszwalb, "Felzenszwalb segments (scikit-image) at several scales; no weights "
+        "(default scales 32/64/128/256)"))
+    register(MaskGeneratorSpec("none", _none, "no segments (zero levels): with an all-global schedule, plain CLIP"))

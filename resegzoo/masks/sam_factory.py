@@ -1,0 +1,162 @@
+"""The ``sam`` mask generator's settings (strictly validated) and loading SAM weights safely."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from resegzoo.masks.painting import PaintOrder
+from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
+from resegzoo.schema import SchemaError, from_mapping
+
+SamModelType = Literal["vit_b", "vit_l", "vit_h"]
+
+#: The width of SAM's image encoder, which tells the three checkpoints apart.
+_WIDTH_TO_TYPE = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+
+
+@dataclass(frozen=True)
+class SamSettings:
+    """Settings of the ``sam`` mask generator (a recipe's ``masks.settings``)."""
+
+    #: vit_b, vit_l or vit_h; None: read from the checkpoint (or vit_b when no checkpoint is given).
+    model: Optional[SamModelType] = None
+    #: a .pth file, or a SAM record of the zoo (``sam-vit-b``; ``resegzoo list`` / registry/sam.yaml),
+    #: fetched into the cache. None: the zoo's checkpoint for ``model``.
+    checkpoint: Optional[str] = None
+    #: one mapping per level, finest first; keys as in SamAutomaticMaskGenerator
+    #: (points_per_side, pred_iou_thresh, stability_score_thresh, min_mask_region_area,
+    #: stability_score_offset, box_nms_thresh, crop_n_layers, crop_nms_thresh,
+    #: crop_n_points_downscale_factor). A key left out takes METHOD.md's value for that level
+    #: (levels past the fourth: the fourth's). None: METHOD.md's four levels.
+    levels: Optional[list[dict[str, Any]]] = None
+    #: as in SamAutomaticMaskGenerator; shared by all levels (they share the crops' embeddings).
+    crop_overlap_ratio: float = 512 / 1500
+    points_per_batch: int = 64
+    #: largest-first (finer masks win) or sam-order (the reference code's painting).
+    painting: PaintOrder = "largest-first"
+    #: windows are grouped into regions of up to this many pixels per side; SAM runs once per region.
+    region_size: int = SAM_NATIVE_SIZE
+    #: torch device for SAM: auto (CUDA when available), cpu, cuda, cuda:1, ...
+    device: str = "auto"
+    #: folder for cached id maps (keyed by image hash and these settings); None: no cache.
+    cache_dir: Optional[str] = None
+
+    def resolved_levels(self) -> tuple[SamLevel, ...]:
+        if self.levels is None:
+            return METHOD_LEVELS
+        if not self.levels:
+            raise SchemaError("sam settings: levels is empty; give at least one level or leave it out")
+        out = []
+        for i, given in enumerate(self.levels):
+            base = dataclasses.asdict(METHOD_LEVELS[min(i, len(METHOD_LEVELS) - 1)])
+            out.append(from_mapping(SamLevel, {**base, **given}, f"sam settings: levels[{i}]"))
+        return tuple(out)
+
+
+def parse_sam_settings(settings: dict[str, Any]) -> SamSettings:
+    """Validate a settings mapping; unknown keys are errors that name the key."""
+    parsed = from_mapping(SamSettings, settings, "sam settings")
+    parsed.resolved_levels()  # validate the levels now, not at the first image
+    return parsed
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_checkpoint(checkpoint: str | None, model: str | None) -> tuple[Path, str | None]:
+    """The local .pth file for ``checkpoint`` (a path or a zoo name) and its known sha256, if any."""
+    if checkpoint is not None and (os.sep in checkpoint or checkpoint.endswith((".pth", ".pt"))
+                                   or Path(checkpoint).exists()):
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"SAM checkpoint {path} does not exist; give a .pth file or a zoo name "
+                                    "such as sam-vit-b")
+        return path, None
+    from resegzoo import hub, zoo
+
+    record = zoo.get_sam_checkpoint(checkpoint or model or "vit_b")
+    if model is not None and record.model_type != model:
+        raise ValueError(f"SAM checkpoint {record.name!r} is a {record.model_type} model, but model: {model} "
+                         "was asked for; drop one of the two settings")
+    return hub.fetch(record), record.sha256
+
+
+def load_sam(path: str | Path, model: str | None = None, device: str = "cpu") -> tuple[Any, str]:
+    """Build SAM from a checkpoint file, loading it with ``weights_only=True``.
+
+    ``model`` None: the type is read from the checkpoint's encoder width. Returns (sam, model type).
+    A checkpoint that does not fit is an error naming the missing and unexpected keys.
+    """
+    import torch
+    from segment_anything import sam_model_registry
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types; all mean "not a usable file"
+        raise ValueError(f"{path} could not be read as a SAM checkpoint ({type(exc).__name__}: {exc}); "
+                         "is it a complete segment-anything .pth file?") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a SAM state dict (a mapping of parameter names to tensors)")
+    patch = state.get("image_encoder.patch_embed.proj.weight")
+    found = _WIDTH_TO_TYPE.get(int(patch.shape[0])) if patch is not None else None
+    if model is None:
+        if found is None:
+            raise ValueError(f"{path} does not look like a segment-anything checkpoint (no image encoder "
+                             "of a known width); give model: vit_b, vit_l or vit_h if it is one")
+        model = found
+    elif found is not None and found != model:
+        raise ValueError(f"{path} holds a SAM {found} checkpoint, but model: {model} was asked for")
+    sam = sam_model_registry[model]()  # no checkpoint: segment-anything's own loader is not weights_only
+    missing, unexpected = _key_differences(sam.state_dict(), state)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit SAM {model}: missing keys {missing[:8]}"
+                         f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
+                         f"{' ...' if len(unexpected) > 8 else ''}")
+    sam.load_state_dict(state, strict=True)
+    return sam.to(device).eval(), model
+
+
+def _key_differences(expected: dict[str, Any], given: dict[str, Any]) -> tuple[list[str], list[str]]:
+    missing = sorted(k for k in expected if k not in given)
+    unexpected = sorted(k for k in given if k not in expected)
+    return missing, unexpected
+
+
+def file_fingerprint(path: Path, sha256: str | None) -> str:
+    """Names the weights for the cache: the sha256 when known, else path, size and mtime."""
+    if sha256:
+        return f"sha256:{sha256}"
+    stat = path.stat()
+    return f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def build_sam_generator(**settings: Any) -> Any:
+    """The ``sam`` factory: ``masks.settings`` of a recipe as keyword arguments."""
+    parsed = parse_sam_settings(settings)
+    path, sha256 = resolve_checkpoint(parsed.checkpoint, parsed.model)
+    sam, model_type = load_sam(path, parsed.model, resolve_device(parsed.device))
+    generator = SamMaskGenerator(
+        sam, parsed.resolved_levels(), crop_overlap_ratio=parsed.crop_overlap_ratio,
+        points_per_batch=parsed.points_per_batch, painting=parsed.painting, region_size=parsed.region_size,
+        fingerprint=file_fingerprint(path, sha256),
+    )
+    if parsed.cache_dir is None:
+        return generator
+    from resegzoo.masks.cache import CachedMaskGenerator
+
+    key = dataclasses.asdict(parsed)
+    for local_only in ("checkpoint", "device", "cache_dir"):  # the weights are named by the fingerprint
+        key.pop(local_only)
+    key.update(model=model_type, levels=[dataclasses.asdict(lv) for lv in parsed.resolved_levels()])
+    return CachedMaskGenerator(generator, parsed.cache_dir, {"generator": "sam", "weights": generator.fingerprint,
+                                                              "settings": key})
