@@ -1,0 +1,102 @@
+"""``resegzoo eval``: mIoU of one or several settings on a benchmark dataset, resumable."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("eval")
+@click.option("--dataset", "dataset_name", required=True, metavar="NAME",
+              help="Dataset name (see `resegzoo list datasets`): openearthmap, loveda, isaid, potsdam, vaihingen, "
+                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml.")
+@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="The dataset's folder, in its authors' release layout or mmsegmentation's converted layout.")
+@click.option("--split", default=None, metavar="SPLIT",
+              help="Split to evaluate (default: the dataset's evaluation split, e.g. val; test for UAVid and VDD).")
+@click.option("--classes", "classes_file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="generic dataset only: the classes YAML (default: ROOT/classes.yaml).")
+@click.option("--recipe", "recipes", multiple=True, metavar="FILE|NAME",
+              help="Segmentation recipe (YAML path, or a shipped name such as eval-default). Repeat to compare "
+                   "several recipes in one table. Default: the dataset's evaluation recipe (short side 448, "
+                   "224 px windows, stride 112).")
+@click.option("--model", "models", multiple=True, metavar="SPEC",
+              help="Model: registry name, checkpoint path, local-dir:DIR or hf-hub:ORG/REPO. Repeat to compare "
+                   "models. Default: the recipe's `model:`.")
+@click.option("--masks", "masks", multiple=True, metavar="NAME",
+              help="Mask generator (see `resegzoo list masks`). Repeat to compare. Default: the recipe's.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Evaluate only the first N images (in sorted order) of the split.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Output folder (default: ./eval-DATASET-SPLIT). Holds results.md, results.json, per_class.csv "
+                   "and runs/<run>/ with per-image results and overlays. Rerunning the same command resumes.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda or cuda:1.")
+@click.option("--overlays", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Save image | prediction | ground-truth overlays for this many images per run.")
+@click.option("--dataset-overrides/--no-dataset-overrides", default=True, show_default=True,
+              help="Apply the dataset's own recipe settings (e.g. the background threshold peers use) on top "
+                   "of every recipe.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, limit, out_dir, device, overlays,
+                 dataset_overrides, quiet):
+    """Evaluate segmentation settings on DATASET at ROOT and write a table of mIoU, accuracy and F1.
+
+    Every finished image is stored at once, so an interrupted run (crash, Ctrl-C) continues where
+    it stopped when the same command is run again. Results of different settings go to different
+    run folders and are never mixed. With several --recipe/--model/--masks, every combination is
+    evaluated and the table has one row per combination (an ablation).
+
+    \b
+    Example:
+      resegzoo eval --dataset vaihingen --root data/vaihingen --model remoteclip-vit-l-14 --masks sam
+    """
+    from pathlib import Path
+
+    from resegzoo.api import ModelLoadError, Segmenter
+    from resegzoo.eval.ablation import plan_runs
+    from resegzoo.eval.datasets import DatasetError
+    from resegzoo.eval.report import markdown, write_reports
+    from resegzoo.eval.runner import EvalRun
+    from resegzoo.registry import RegistryError, get_registry
+    from resegzoo.schema import SchemaError
+
+    user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError)
+    try:
+        spec = get_registry().datasets.get(dataset_name)
+    except RegistryError as exc:
+        raise click.UsageError(str(exc)) from None
+    options = {}
+    if classes_file is not None:
+        if dataset_name != "generic":
+            raise click.UsageError("--classes is for --dataset generic only; built-in datasets bring their classes")
+        options["classes"] = classes_file
+    try:
+        dataset = spec.factory(root, split=split, **options)
+        runs = plan_runs(dataset.info, recipes, models, masks, dataset_overrides=dataset_overrides)
+    except user_errors as exc:
+        raise click.ClickException(str(exc)) from None
+    out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
+
+    def make_segmenter(run):
+        try:
+            return Segmenter.from_recipe(run.recipe, model=run.model, masks=run.masks, device=device)
+        except (ValueError, *user_errors) as exc:
+            raise click.ClickException(f"run {run.label!r}: {exc}") from None
+
+    results = []
+    current = None
+    try:
+        for run in runs:
+            current = EvalRun(dataset, run, out)
+            results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet))
+    except KeyboardInterrupt:
+        done = len(list(current.confusion_dir.glob("*.npy"))) if current else 0
+        click.echo(f"\ninterrupted: {done} finished image(s) of run {current.spec.label!r} are kept in "
+                   f"{current.run_dir}; run the same command again to continue", err=True)
+        raise SystemExit(130) from None
+    except user_errors as exc:
+        raise click.ClickException(str(exc)) from None
+    paths = write_reports(out, dataset, results)
+    click.echo(markdown(dataset, results))
+    click.echo(f"wrote {paths['markdown']}, {paths['json']}, {paths['csv']}")
+
+
+COMMANDS = [eval_command]

@@ -1,0 +1,68 @@
+"""Ablations: several recipes, models and mask generators over one dataset, one table.
+
+``resegzoo eval --recipe a.yml --recipe b.yml --model m1 --model m2`` evaluates every combination
+(recipes x models x masks); each combination is one run (its own resumable folder) and one row.
+Rows are labelled by what varies between them, so the table reads like the paper's ablation.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Optional, Sequence
+
+from resegzoo.eval.datasets import DatasetInfo
+from resegzoo.eval.runner import RunSpec
+from resegzoo.schema import SchemaError
+
+
+def resolve_recipe(text: str) -> Path:
+    """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default)."""
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    from resegzoo.zoo import registry_dir
+
+    shipped = registry_dir() / "recipes" / f"{text}.yaml"
+    if shipped.is_file():
+        return shipped
+    known = sorted(p.stem for p in (registry_dir() / "recipes").glob("*.yaml"))
+    raise SchemaError(f"recipe {text!r}: no such file, and no shipped recipe of that name "
+                      f"(shipped: {', '.join(known) or 'none'})")
+
+
+def _label(parts: list[str], varying: list[bool]) -> str:
+    chosen = [p for p, v in zip(parts, varying) if v]
+    return " / ".join(chosen) if chosen else parts[1]
+
+
+def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Optional[str]],
+              masks: Sequence[Optional[str]], dataset_overrides: bool = True) -> list[RunSpec]:
+    """One RunSpec per combination of recipe x model x masks.
+
+    ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
+    ``recipe_overrides`` (e.g. its background threshold) go on top of every recipe unless
+    ``dataset_overrides`` is False. A model or masks of None means the recipe's own.
+    """
+    from resegzoo.api import load_recipe
+
+    recipe_names = list(recipes) or [info.recipe]
+    loaded = []
+    for name in recipe_names:
+        overrides = dict(info.recipe_overrides) if dataset_overrides else {}
+        loaded.append((name, load_recipe(resolve_recipe(name), **overrides)))
+    model_list = list(models) or [None]
+    masks_list = list(masks) or [None]
+    varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1]
+    specs, labels = [], set()
+    for (source, recipe), model, mask in itertools.product(loaded, model_list, masks_list):
+        model_name = model or recipe.model
+        if not model_name:
+            raise SchemaError("no model given: pass --model NAME (see `resegzoo list variants`) or set "
+                              f"`model:` in recipe {source}")
+        mask_name = mask or recipe.masks.generator
+        label = _label([Path(source).stem, model_name, mask_name], varying)
+        if label in labels:
+            raise SchemaError(f"two runs would both be called {label!r}; give each --recipe/--model/--masks once")
+        labels.add(label)
+        specs.append(RunSpec(label=label, recipe=recipe, model=model_name, masks=mask_name, recipe_source=source))
+    return specs

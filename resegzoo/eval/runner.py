@@ -1,0 +1,166 @@
+"""Resumable evaluation of one segmenter setting over one dataset.
+
+Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
+atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
+The run folder's name carries a hash of everything that decides the numbers (dataset, split,
+root, classes, label encoding, recipe, model, masks): a rerun with other settings lands in another
+folder and never mixes its images with these.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from resegzoo.eval import atomic
+from resegzoo.eval.datasets import Dataset, DatasetError, Sample
+from resegzoo.eval.metrics import Scores, confusion_matrix, scores
+
+#: bump when the stored per-image results change meaning
+RESULTS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One setting to evaluate: a recipe, a model and a mask generator, with a row label."""
+
+    label: str
+    recipe: Any  # resegzoo.api.SegmentRecipe
+    model: str
+    masks: str
+    #: where the recipe came from (a path or a shipped recipe name), for the report
+    recipe_source: str = ""
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    run_dir: Path
+    key: str
+    class_names: list[str]
+    confusion: np.ndarray
+    scores: Scores
+    #: images scored (all of the split, or the first --limit)
+    images: int
+    #: images segmented in this call (the rest came from an earlier, interrupted call)
+    newly_done: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def safe_id(sample_id: str) -> str:
+    """A sample id as a file name (ids may hold slashes or odd characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
+
+
+def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
+    """Everything the numbers depend on; its hash names the run folder."""
+    return {
+        "format": RESULTS_FORMAT,
+        "dataset": dataset.info.name,
+        "root": str(dataset.root.resolve()),
+        "split": dataset.split,
+        "layout": dataset.layout,
+        "classes": dataset.info.classes,
+        "background": dataset.info.background,
+        "encoding": asdict(dataset.encoding),
+        "model": spec.model,
+        "masks": spec.masks,
+        "recipe": spec.recipe.to_dict(),
+    }
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    canonical = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class EvalRun:
+    """The run folder of one (dataset, setting) pair under ``out_dir/runs/``."""
+
+    def __init__(self, dataset: Dataset, spec: RunSpec, out_dir: str | Path) -> None:
+        self.dataset, self.spec = dataset, spec
+        self.settings = run_settings(dataset, spec)
+        self.key = settings_key(self.settings)
+        self.run_dir = Path(out_dir) / "runs" / f"{_slug(spec.label)}-{self.key[:12]}"
+        self.confusion_dir = self.run_dir / "confusion"
+        self.overlay_dir = self.run_dir / "overlays"
+
+    def _prepare(self) -> None:
+        settings_file = self.run_dir / "settings.json"
+        if settings_file.is_file():
+            stored = json.loads(settings_file.read_text())
+            if settings_key(stored) != self.key:
+                raise DatasetError(f"{self.run_dir} holds results of other settings (its settings.json "
+                                   "does not match); remove the folder or choose another --out")
+        else:
+            atomic.write_text(settings_file, json.dumps(self.settings, indent=2, sort_keys=True, default=str))
+        self.confusion_dir.mkdir(parents=True, exist_ok=True)
+
+    def result_file(self, sample: Sample) -> Path:
+        return self.confusion_dir / f"{safe_id(sample.id)}.npy"
+
+    def load_confusion(self, sample: Sample) -> np.ndarray:
+        path = self.result_file(sample)
+        n = self.dataset.info.num_classes
+        try:
+            cm = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: unreadable per-image result ({exc}); delete it to recompute that image") from exc
+        if cm.shape != (n, n):
+            raise DatasetError(f"{path}: per-image result has shape {cm.shape}, expected {(n, n)}; "
+                               "delete it to recompute that image")
+        return cm
+
+    def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
+            overlays: int = 4, progress: bool = True) -> RunResult:
+        """Evaluate the images that have no stored result yet, then score all requested images.
+
+        ``make_segmenter(spec)`` is called only when some image still needs segmenting.
+        """
+        from resegzoo.api import Vocabulary
+        from resegzoo.eval.report import save_overlay
+
+        info = self.dataset.info
+        samples = list(self.dataset)[: limit if limit is not None else None]
+        self._prepare()
+        pending = [s for s in samples if not self.result_file(s).is_file()]
+        if pending and self.spec.recipe.inference.background_threshold is not None and info.background is None:
+            raise DatasetError(f"{info.title} has no background class, but the recipe sets "
+                               "inference.background_threshold; remove it from the recipe")
+        newly_done = 0
+        if pending:
+            segmenter = make_segmenter(self.spec)
+            vocab = Vocabulary(classes=[list(names) for names in info.classes])
+            overlay_ids = {s.id for s in samples[:overlays]}
+            bar = pending
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(pending, desc=f"eval {self.spec.label}", unit="image",
+                           initial=len(samples) - len(pending), total=len(samples))
+            for sample in bar:
+                image, label = self.dataset.load(sample)
+                result = segmenter.segment(image, vocab)
+                pred = result.labels
+                if result.background_index is not None:
+                    pred = np.where(pred == result.background_index, info.background, pred)
+                cm = confusion_matrix(pred, label, info.num_classes)
+                if sample.id in overlay_ids:
+                    save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
+                atomic.save_npy(self.result_file(sample), cm)
+                newly_done += 1
+        total = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
+        for sample in samples:
+            total += self.load_confusion(sample)
+        return RunResult(spec=self.spec, run_dir=self.run_dir, key=self.key, class_names=info.class_names,
+                         confusion=total, scores=scores(total), images=len(samples),
+                         newly_done=newly_done)
