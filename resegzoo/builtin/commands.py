@@ -11,5 +11,6 @@ def resegzoo_register_commands(cli):
 
     from resegzoo.cli import eval as eval_cli
     from resegzoo.cli import compose as compose_cli, publish as publish_cli
-    for command in info.COMMANDS + fetch_cli.COMMANDS + eval_cli.COMMANDS + compose_cli.COMMANDS + publish_cli.COMMANDS:
+    from resegzoo.cli import segment as segment_cli
+    for command in segment_cli.COMMANDS + info.COMMANDS + fetch_cli.COMMANDS + eval_cli.COMMANDS + compose_cli.COMMANDS + publish_cli.COMMANDS:
         cli.add_command(command)
