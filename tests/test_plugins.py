@@ -1,0 +1,134 @@
+"""The plugin system: third-party plugins found through real entry points (temporary dist-info)."""
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from resegzoo import registry as registry_module
+from resegzoo.cli import build_cli
+from resegzoo.plugins import DISABLE_ENV, get_plugin_manager
+from resegzoo.registry import RegistryError, build_registry
+
+VARIANT_PLUGIN = """
+from resegzoo.hookspecs import hookimpl
+from resegzoo.zoo import ClipVariant
+
+@hookimpl
+def resegzoo_register_variants(register):
+    register(ClipVariant(name={variant!r}, architecture="ViT-B-32", format="openclip-pickle",
+                         license="MIT", citation="test", hf_repo="org/x", hf_file="x.pt"))
+"""
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """``install(entry_point_name, module_source)`` makes an installed distribution with a
+    ``resegzoo`` entry point (a real dist-info folder on sys.path, as pip would leave it)."""
+    monkeypatch.setattr(registry_module, "_default", None)  # no registry cached from other tests
+
+    def install(ep_name: str, source: str, version: str = "1.2.3") -> str:
+        module = f"fakeplug_{uuid.uuid4().hex[:8]}"
+        site = tmp_path / f"site-{module}"
+        site.mkdir()
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        dist_info = site / f"{module}-{version}.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n")
+        (dist_info / "entry_points.txt").write_text(f"[resegzoo]\n{ep_name} = {module}\n")
+        monkeypatch.syspath_prepend(str(site))
+        return module
+
+    return install
+
+
+def test_entry_point_plugin_is_loaded_with_its_distribution(install_plugin):
+    module = install_plugin("acme", VARIANT_PLUGIN.format(variant="acme-clip"))
+    pm = get_plugin_manager()
+    assert pm.get_plugin("acme").__name__ == module
+    assert pm.report.distributions["acme"] == (module, "1.2.3")
+    registry = build_registry(pm)
+    assert registry.variants.owners["acme-clip"] == "acme"
+    assert "remoteclip-vit-l-14" in registry.variants  # the built-ins are still there
+
+
+def test_two_plugins_registering_one_name_is_an_error_naming_both(install_plugin):
+    install_plugin("alpha", VARIANT_PLUGIN.format(variant="shared-name"))
+    install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name"))
+    with pytest.raises(RegistryError) as info:
+        build_registry(get_plugin_manager())
+    assert "'shared-name'" in str(info.value)
+    assert "'alpha'" in str(info.value) and "'beta'" in str(info.value)
+
+
+def test_plugin_clashing_with_a_builtin_names_both(install_plugin):
+    install_plugin("copycat", VARIANT_PLUGIN.format(variant="remoteclip-vit-b-32"))
+    with pytest.raises(RegistryError, match="resegzoo.builtin.variants.*copycat"):
+        build_registry(get_plugin_manager())
+
+
+def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin):
+    install_plugin("good", VARIANT_PLUGIN.format(variant="good-clip"))
+    install_plugin("bad", "raise RuntimeError('missing licence key file')\n")
+    with pytest.warns(UserWarning, match="'bad'.*missing licence key file"):
+        pm = get_plugin_manager()
+    assert [b.name for b in pm.report.broken] == ["bad"]
+    assert "good-clip" in build_registry(pm).variants
+
+    runner = CliRunner()
+    result = runner.invoke(build_cli(), ["plugins"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)["plugins"]}
+    assert rows["bad"]["broken"] is True and "RuntimeError: missing licence key file" in rows["bad"]["error"]
+    assert rows["good"]["broken"] is False and rows["good"]["hooks"] == ["resegzoo_register_variants"]
+    assert rows["resegzoo.builtin.variants"]["distribution"] == "resegzoo"
+
+    result = runner.invoke(build_cli(), ["list", "variants", "--json"])
+    assert result.exit_code == 0
+    assert {"good-clip", "remoteclip-vit-l-14"} <= {row["name"] for row in json.loads(result.output)}
+
+
+def test_plugin_whose_hook_raises_is_reported_and_skipped(install_plugin):
+    install_plugin("flaky", """
+        from resegzoo.hookspecs import hookimpl
+
+        @hookimpl
+        def resegzoo_register_variants(register):
+            raise ValueError("registry server unreachable")
+    """)
+    pm = get_plugin_manager()
+    with pytest.warns(UserWarning, match="flaky"):
+        registry = build_registry(pm)
+    assert "openai-vit-b-32" in registry.variants
+    assert pm.report.broken[0].name == "flaky" and "registry server unreachable" in pm.report.broken[0].error
+
+
+def test_environment_variable_disables_third_party_plugins(install_plugin, monkeypatch):
+    install_plugin("acme", VARIANT_PLUGIN.format(variant="acme-clip"))
+    monkeypatch.setenv(DISABLE_ENV, "1")
+    pm = get_plugin_manager()
+    assert pm.get_plugin("acme") is None
+    registry = build_registry(pm)
+    assert "acme-clip" not in registry.variants and "remoteclip-vit-l-14" in registry.variants
+
+
+def test_plugins_command_exits_nonzero_on_a_name_clash(install_plugin):
+    install_plugin("alpha", VARIANT_PLUGIN.format(variant="shared-name"))
+    install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name"))
+    result = CliRunner().invoke(build_cli(), ["plugins"])
+    assert result.exit_code == 1
+    assert "registered twice" in json.loads(result.output)["registry_error"]
+    result = CliRunner().invoke(build_cli(), ["list", "variants"])
+    assert result.exit_code == 1 and "registered twice" in result.output and "Traceback" not in result.output
+
+
+def test_source_checkout_has_no_stray_plugin_modules():
+    # Built-ins are listed explicitly; every one must exist and implement at least one hook.
+    pm = get_plugin_manager(load_entrypoints=False)
+    for name, plugin in pm.list_name_plugin():
+        assert pm.get_hookcallers(plugin), f"{name} implements no hook"
+        assert Path(plugin.__file__).is_file()
