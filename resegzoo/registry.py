@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
-from resegzoo.plugins import PluginManager, get_plugin_manager
+from resegzoo.plugins import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
 
 T = TypeVar("T")
 
@@ -89,6 +89,8 @@ def _collect(pm: PluginManager, hook_name: str, kind: str) -> Table[Any]:
         try:
             impl.function(register=staged.append)
         except Exception as exc:
+            if impl.plugin_name in BUILTIN_PLUGINS:
+                raise  # a bug or a typo in resegzoo's own registry/: never hide it
             pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc)
             continue
         for entry in staged:

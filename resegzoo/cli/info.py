@@ -14,12 +14,13 @@ def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
     """One dict per plugin (loaded or broken), and the registry error if building it failed."""
     from resegzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
     from resegzoo.registry import RegistryError, build_registry
+    from resegzoo.schema import SchemaError
 
     pm = get_plugin_manager()
     registry_error = None
     try:
         build_registry(pm)  # runs every register hook, so failing hooks show up as broken
-    except RegistryError as exc:
+    except (RegistryError, SchemaError) as exc:
         registry_error = str(exc)
     broken = {b.name: b for b in pm.report.broken}
     rows = []

@@ -1,0 +1,134 @@
+"""The zoo as data: registry/*.yaml records, strictly loaded, consistent with open_clip and METHOD.md."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import open_clip
+import pytest
+
+from resegzoo import registry as registry_module
+from resegzoo.registry import UnknownNameError, build_registry
+from resegzoo.plugins import get_plugin_manager
+from resegzoo.schema import SchemaError
+from resegzoo.zoo import (REGISTRY_ENV, ClipVariant, get_sam_checkpoint, load_builtin_variants,
+                          load_sam_file, load_variants_file, registry_dir)
+
+REPO_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
+
+
+@pytest.fixture(scope="module")
+def variants() -> dict[str, ClipVariant]:
+    return {v.name: v for v in load_builtin_variants()}
+
+
+def test_every_family_in_every_required_architecture(variants):
+    by_family: dict[str, set[str]] = {}
+    for v in variants.values():
+        by_family.setdefault(v.name.split("-")[0], set()).add(v.architecture.removesuffix("-quickgelu"))
+    for family in ("openai", "remoteclip", "georsclip", "skyclip"):
+        assert {"ViT-B-32", "ViT-L-14"} <= by_family[family], family
+    assert "RN50" in by_family["remoteclip"]
+    assert {"ViT-L-14-336", "ViT-H-14"} <= by_family["georsclip"]
+
+
+def test_records_match_method_md_sources(variants):
+    assert variants["remoteclip-vit-l-14"].hf_repo == "chendelong/RemoteCLIP"
+    assert variants["remoteclip-vit-l-14"].hf_file == "RemoteCLIP-ViT-L-14.pt"
+    assert variants["georsclip-vit-l-14-336"].hf_file == "ckpt/RS5M_ViT-L-14-336.pt"
+    assert variants["georsclip-vit-b-32"].license == "CC-BY-4.0"
+    sky = variants["skyclip-vit-l-14"]
+    assert sky.format == "skyclip-zip" and sky.url.endswith("/SkyCLIP_ViT_L14_top30pct.zip")
+    assert sky.member == "SkyCLIP_ViT_L14_top30pct/epoch_20.pt"
+    assert variants["openai-vit-l-14"].pretrained_tag == "openai"
+
+
+def test_architectures_exist_and_openai_derived_weights_use_quickgelu(variants):
+    known = set(open_clip.list_models())
+    for v in variants.values():
+        assert v.architecture in known, v.name
+        openai_derived = v.format == "openclip-pretrained" or (v.init_from or "").startswith("openai")
+        assert v.architecture.endswith("-quickgelu") == openai_derived, v.name
+        if v.format == "openclip-pretrained":
+            assert open_clip.get_pretrained_cfg(v.architecture, v.pretrained_tag)["quick_gelu"] is True
+
+
+def test_init_from_names_a_zoo_record_where_it_is_one_of_ours(variants):
+    # the composer's "same initialisation" warning relies on init_from
+    for v in variants.values():
+        if v.init_from and v.init_from.startswith("openai"):
+            assert v.init_from in variants, v.name
+    l14 = [v for v in variants.values() if v.architecture == "ViT-L-14-quickgelu" and v.format != "openclip-pretrained"]
+    assert {v.init_from for v in l14} == {"openai-vit-l-14"}  # the three composable ViT-L-14s
+
+
+def test_no_invented_hashes(variants):
+    for v in variants.values():
+        assert v.sha256 is None or len(v.sha256) == 64
+
+
+def test_sam_checkpoints():
+    for model_type, file in [("vit_b", "sam_vit_b_01ec64.pth"), ("vit_l", "sam_vit_l_0b3195.pth"),
+                             ("vit_h", "sam_vit_h_4b8939.pth")]:
+        record = get_sam_checkpoint(model_type)
+        assert record.model_type == model_type and record.file == file
+        assert record.url == f"https://dl.fbaipublicfiles.com/segment_anything/{file}"
+        assert get_sam_checkpoint(record.name) == record
+    with pytest.raises(UnknownNameError, match="did you mean 'sam-vit-b'"):
+        get_sam_checkpoint("sam-vitb")
+
+
+def _copy_registry(tmp_path: Path) -> Path:
+    target = tmp_path / "registry"
+    shutil.copytree(REPO_REGISTRY, target)
+    return target
+
+
+def test_yaml_typo_is_an_error_naming_file_and_key(tmp_path, monkeypatch):
+    folder = _copy_registry(tmp_path)
+    path = folder / "variants" / "remoteclip.yaml"
+    path.write_text(path.read_text().replace("    hf_file: RemoteCLIP-ViT-L-14.pt", "    hf_flie: RemoteCLIP-ViT-L-14.pt"))
+    with pytest.raises(SchemaError) as info:
+        load_variants_file(path)
+    msg = str(info.value)
+    assert str(path) in msg and "'hf_flie'" in msg and "did you mean 'hf_file'" in msg
+    assert "remoteclip-vit-l-14" in msg
+    # the same error surfaces when the registry is built from that folder
+    monkeypatch.setenv(REGISTRY_ENV, str(folder))
+    monkeypatch.setattr(registry_module, "_default", None)
+    with pytest.raises(SchemaError, match="hf_flie"):
+        build_registry(get_plugin_manager(load_entrypoints=False))
+
+
+def test_yaml_missing_key_and_wrong_type(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("variants:\n  - name: x\n    architecture: ViT-B-32\n    format: openclip-pickle\n"
+                    "    license: MIT\n    hf_repo: a/b\n    hf_file: c.pt\n")
+    with pytest.raises(SchemaError, match=r"v\.yaml: variants\[0\] \(x\): missing required key 'citation'"):
+        load_variants_file(path)
+    path.write_text("variants:\n  - name: x\n    architecture: ViT-B-32\n    format: pickle\n"
+                    "    license: MIT\n    citation: c\n    hf_repo: a/b\n    hf_file: c.pt\n")
+    with pytest.raises(SchemaError, match="format: 'pickle' is not one of"):
+        load_variants_file(path)
+
+
+def test_yaml_record_without_its_source_is_an_error(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("variants:\n  - name: x\n    architecture: ViT-B-32\n    format: skyclip-zip\n"
+                    "    license: MIT\n    citation: c\n    url: https://example.org/x.zip\n")
+    with pytest.raises(SchemaError, match="needs member"):
+        load_variants_file(path)
+
+
+def test_sam_yaml_typo(tmp_path):
+    path = tmp_path / "sam.yaml"
+    path.write_text((REPO_REGISTRY / "sam.yaml").read_text().replace("model_type: vit_l", "model_typ: vit_l", 1))
+    with pytest.raises(SchemaError, match=r"sam\.yaml: sam_checkpoints\[1\] \(sam-vit-l\): unknown key 'model_typ'"):
+        load_sam_file(path)
+
+
+def test_registry_dir_is_the_checkout_folder_here_and_overridable(tmp_path, monkeypatch):
+    assert registry_dir() == REPO_REGISTRY
+    monkeypatch.setenv(REGISTRY_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=REGISTRY_ENV):
+        registry_dir()
