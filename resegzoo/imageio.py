@@ -160,7 +160,10 @@ Box = tuple[int, int, int, int]  # (y0, x0, y1, x1)
 
 
 def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[Box, Box]]:
-    """(read box with context, core box it is responsible for); cores tile the image exactly."""
+    """(read box with context, core box it is responsible for); cores tile the image exactly.
+
+    Read boxes are at most ``tile`` px per side; the context is capped at a quarter tile."""
+    overlap = min(overlap, tile // 4)
     step = tile - 2 * overlap
     for cy in range(0, height, step):
         for cx in range(0, width, step):

@@ -55,7 +55,7 @@ class InferenceSettings:
     background_threshold: Optional[float] = None
     #: GeoTIFFs larger than this many pixels per side are read and written tile by tile.
     tile_size: int = 2048
-    #: pixels of context each tile shares with its neighbours (results are cut at the middle).
+    #: pixels of context read around each tile (at most a quarter of tile_size is used).
     tile_overlap: int = 128
 
 
@@ -95,8 +95,8 @@ class SegmentRecipe:
             raise ValueError(f"inference.batch_size must be at least 1, got {inf.batch_size}")
         if inf.background_threshold is not None and not 0.0 < inf.background_threshold < 1.0:
             raise ValueError(f"inference.background_threshold must be in (0, 1), got {inf.background_threshold}")
-        if inf.tile_size < 64 or not 0 <= inf.tile_overlap < inf.tile_size // 2:
-            raise ValueError("inference.tile_size must be >= 64 and tile_overlap in [0, tile_size / 2)")
+        if inf.tile_size < 64 or inf.tile_overlap < 0:
+            raise ValueError("inference.tile_size must be at least 64 and tile_overlap at least 0")
         if self.schedule.rules is not None:
             from resegzoo.segmenter.schedule import parse_rule
 

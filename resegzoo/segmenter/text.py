@@ -49,8 +49,8 @@ class Vocabulary:
     @classmethod
     def parse(cls, text: str) -> "Vocabulary":
         """``"building; road, street; tree"``: ';' separates classes, ',' separates synonyms."""
-        if not text.strip():
-            return cls([])
+        if not text.replace(";", "").strip():
+            return cls([])  # nothing but separators: the empty-list error
         parts = text.split(";")
         if parts and not parts[-1].strip():
             parts = parts[:-1]  # allow one trailing ';'
