@@ -116,6 +116,7 @@ def compose_command(recipe: Optional[str], models: tuple[str, ...], weighting: s
     import warnings
 
     from resegzoo.compose import CompositionError, DistanceWarning, compose
+    from resegzoo.hub import FetchError
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
@@ -133,7 +134,7 @@ def compose_command(recipe: Optional[str], models: tuple[str, ...], weighting: s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DistanceWarning)  # printed below, once, in plain words
             result = compose(the_recipe, out, force=force, dry_run=dry_run, device=device)
-    except (CompositionError, SchemaError, RegistryError, ValueError, FileNotFoundError) as exc:
+    except (CompositionError, SchemaError, RegistryError, FetchError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(_table(result))
     for message in result.distances.warnings():

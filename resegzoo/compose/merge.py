@@ -40,7 +40,8 @@ def weighted_average(tensors: Sequence[torch.Tensor], weights: Sequence[float], 
         stop = min(start + CHUNK, flat_out.numel())
         acc = torch.zeros(stop - start, dtype=torch.float64)
         for w, flat in flats:
-            acc.add_(flat[start:stop].to(torch.float64), alpha=w)
+            # multiply, then add (no fused alpha): the plain textbook rounding, reproducible anywhere
+            acc.add_(flat[start:stop].to(torch.float64) * w)
         flat_out[start:stop] = acc.to(dtype)
     return out
 
