@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite: an isolated cache, tiny CLIP models, an offline HF cache."""
 from __future__ import annotations
 
+import http.server
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -80,3 +82,56 @@ def put_in_hf_cache(hf_offline) -> Callable[[str, str, bytes], Path]:
         return target
 
     return put
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    files: dict[str, bytes]
+    requests: list[tuple[str, str | None]]  # (path, Range header)
+    honour_range: bool
+    drop_after: int | None  # send only this many bytes once, then close (a dropped connection)
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.server.requests.append((self.path, self.headers.get("Range")))
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        rng = self.headers.get("Range")
+        if rng and self.server.honour_range:
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            body = data[start:]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.server.drop_after is not None:
+            body, self.server.drop_after = body[: self.server.drop_after], None
+            self.close_connection = True
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server (127.0.0.1, a thread) serving ``http_server.files[path] = bytes``, with
+    HTTP Range support; ``.requests`` records (path, Range header); ``.base`` is its URL."""
+    srv = _Server(("127.0.0.1", 0), _RangeHandler)
+    srv.files, srv.requests, srv.honour_range, srv.drop_after = {}, [], True, None
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"  # type: ignore[attr-defined]
+    yield srv
+    srv.shutdown()
+    srv.server_close()

@@ -1,0 +1,121 @@
+"""``resegzoo plugins``, ``resegzoo list`` and ``resegzoo fetch`` end to end."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from resegzoo import registry as registry_module
+from resegzoo.cli import build_cli
+from resegzoo.zoo import REGISTRY_ENV
+
+REPO_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
+
+
+@pytest.fixture
+def run(monkeypatch):
+    monkeypatch.setattr(registry_module, "_default", None)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(build_cli(), list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.mark.parametrize("command", [["plugins"], ["list"], ["fetch"]])
+def test_every_command_has_help(run, command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage: " in result.output and len(result.output.splitlines()) > 4
+    if command != ["plugins"]:
+        assert "--json" in result.output
+
+
+def test_root_help_lists_the_commands(run):
+    result = run("--help")
+    for name in ("plugins", "list", "fetch"):
+        assert f"  {name} " in result.output
+
+
+def test_list_variants_table_and_json(run):
+    table = run("list", "variants")
+    assert table.exit_code == 0
+    header, *rows = table.output.splitlines()
+    assert header.split() == ["name", "architecture", "format", "init_from", "plugin"]
+    row = next(r for r in rows if r.startswith("skyclip-vit-l-14 "))
+    assert row.split()[1:3] == ["ViT-L-14-quickgelu", "skyclip-zip"]
+
+    records = {r["name"]: r for r in json.loads(run("list", "variants", "--json").output)}
+    assert records["georsclip-vit-h-14"]["hf_file"] == "ckpt/RS5M_ViT-H-14.pt"
+    assert records["georsclip-vit-h-14"]["plugin"] == "resegzoo.builtin.variants"
+    assert len([n for n in records if n.split("-")[0] in ("openai", "remoteclip", "georsclip", "skyclip")]) >= 13
+
+
+def test_list_sam_and_bad_kind(run):
+    records = json.loads(run("list", "sam", "--json").output)
+    assert [r["model_type"] for r in records] == ["vit_b", "vit_h", "vit_l"]
+    result = CliRunner().invoke(build_cli(), ["list", "models"])
+    assert result.exit_code == 2 and "'models' is not one of" in result.output
+
+
+@pytest.fixture
+def local_sam_registry(tmp_path, monkeypatch, http_server):
+    """A copy of registry/ whose SAM checkpoints download from the local test server."""
+    folder = tmp_path / "registry"
+    shutil.copytree(REPO_REGISTRY, folder)
+    sam = folder / "sam.yaml"
+    sam.write_text(sam.read_text().replace("https://dl.fbaipublicfiles.com", http_server.base))
+    monkeypatch.setenv(REGISTRY_ENV, str(folder))
+    http_server.files["/segment_anything/sam_vit_b_01ec64.pth"] = b"sam weights" * 1000
+    return folder
+
+
+def test_fetch_downloads_into_the_cache_and_prints_paths(run, local_sam_registry, resegzoo_cache, http_server,
+                                                         monkeypatch):
+    result = run("fetch", "sam-vit-b", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    paths = json.loads(result.output)
+    target = resegzoo_cache / "downloads" / "sam_vit_b_01ec64.pth"
+    assert paths == {"sam-vit-b": str(target)}
+    assert target.read_bytes() == b"sam weights" * 1000
+    # offline, the cached file is found with no request
+    monkeypatch.setenv("RESEGZOO_OFFLINE", "1")
+    result = run("fetch", "vit_b", "--quiet")
+    assert result.exit_code == 0 and result.output.strip() == f"sam-vit-b: {target}"
+    assert len(http_server.requests) == 1
+
+
+def test_fetch_unknown_name_is_a_usage_error_with_suggestions():
+    result = CliRunner().invoke(build_cli(), ["fetch", "remoteclip-vit-l14"])
+    assert result.exit_code == 2
+    assert "remoteclip-vit-l-14" in result.output and "resegzoo list variants" in result.output
+
+
+def test_fetch_offline_and_missing_explains_without_traceback(hf_offline):
+    result = CliRunner().invoke(build_cli(), ["fetch", "remoteclip-vit-b-32"])
+    assert result.exit_code == 1
+    assert "chendelong/RemoteCLIP" in result.output and "RemoteCLIP-ViT-B-32.pt" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_console_script_lists_builtins_and_the_example_plugin(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RESEGZOO_CACHE=str(tmp_path))
+    exe = Path(sys.executable).with_name("resegzoo")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from resegzoo.cli import main; main()"]
+    out = subprocess.run(cmd + ["list", "variants", "--json"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    owners = {r["name"]: r["plugin"] for r in json.loads(out)}
+    assert owners["remoteclip-vit-l-14"] == "resegzoo.builtin.variants"
+    assert owners["example-tiny"] == "example"  # through its installed entry point
+    plugins = json.loads(subprocess.run(cmd + ["plugins"], env=env, capture_output=True, text=True,
+                                        check=True).stdout)["plugins"]
+    example = next(p for p in plugins if p["name"] == "example")
+    assert example["distribution"] == "resegzoo-example" and not example["broken"]
+    assert set(example["hooks"]) == {"resegzoo_register_variants", "resegzoo_register_mask_generators"}
