@@ -132,3 +132,19 @@ def test_registry_dir_is_the_checkout_folder_here_and_overridable(tmp_path, monk
     monkeypatch.setenv(REGISTRY_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match=REGISTRY_ENV):
         registry_dir()
+
+
+def test_wheels_ship_every_registry_file():
+    """registry/ reaches a regular install through [tool.setuptools.data-files]; that table does
+    not recurse, so each folder needs its own line. Checked by hand once with a regular
+    `pip install` into a fresh venv: registry_dir() was <venv>/share/resegzoo/registry."""
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((REPO_REGISTRY.parent / "pyproject.toml").read_text())
+    data_files = pyproject["tool"]["setuptools"]["data-files"]
+    for path in REPO_REGISTRY.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(REPO_REGISTRY.parent)
+            patterns = data_files.get(f"share/resegzoo/{rel.parent.as_posix()}", [])
+            assert any(fnmatch.fnmatch(rel.as_posix(), p) for p in patterns), f"{rel} is not shipped"
