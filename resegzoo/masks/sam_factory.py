@@ -117,19 +117,27 @@ def load_sam(path: str | Path, model: str | None = None, device: str = "cpu") ->
     elif found is not None and found != model:
         raise ValueError(f"{path} holds a SAM {found} checkpoint, but model: {model} was asked for")
     sam = sam_model_registry[model]()  # no checkpoint: segment-anything's own loader is not weights_only
-    missing, unexpected = _key_differences(sam.state_dict(), state)
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit SAM {model}: missing keys {missing[:8]}"
-                         f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
-                         f"{' ...' if len(unexpected) > 8 else ''}")
+    problems = _state_differences(sam.state_dict(), state)
+    if problems:
+        raise ValueError(f"{path} does not fit SAM {model}: {'; '.join(problems)}")
     sam.load_state_dict(state, strict=True)
     return sam.to(device).eval(), model
 
 
-def _key_differences(expected: dict[str, Any], given: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _state_differences(expected: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """Missing keys, unexpected keys and shape mismatches, each list cut to a readable length."""
+    def shown(keys: list[str]) -> str:
+        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
     missing = sorted(k for k in expected if k not in given)
     unexpected = sorted(k for k in given if k not in expected)
-    return missing, unexpected
+    reshaped = sorted(f"{k} {tuple(given[k].shape)} (expected {tuple(v.shape)})"
+                      for k, v in expected.items() if k in given and given[k].shape != v.shape)
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", reshaped)):
+        if keys:
+            problems.append(f"{label}: {shown(keys)}")
+    return problems
 
 
 def file_fingerprint(path: Path, sha256: str | None) -> str:
@@ -154,9 +162,13 @@ def build_sam_generator(**settings: Any) -> Any:
         return generator
     from resegzoo.masks.cache import CachedMaskGenerator
 
+    return CachedMaskGenerator(generator, parsed.cache_dir, cache_settings(parsed, model_type, generator.fingerprint))
+
+
+def cache_settings(parsed: SamSettings, model_type: str, fingerprint: str | None) -> dict[str, Any]:
+    """Everything SAM's id maps depend on, for the cache key (the weights by their fingerprint)."""
     key = dataclasses.asdict(parsed)
-    for local_only in ("checkpoint", "device", "cache_dir"):  # the weights are named by the fingerprint
+    for local_only in ("checkpoint", "device", "cache_dir"):
         key.pop(local_only)
     key.update(model=model_type, levels=[dataclasses.asdict(lv) for lv in parsed.resolved_levels()])
-    return CachedMaskGenerator(generator, parsed.cache_dir, {"generator": "sam", "weights": generator.fingerprint,
-                                                              "settings": key})
+    return {"generator": "sam", "weights": fingerprint, "settings": key}
