@@ -88,9 +88,10 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             current = EvalRun(dataset, run, out)
             results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet))
     except KeyboardInterrupt:
-        done = len(list(current.confusion_dir.glob("*.npy"))) if current else 0
-        click.echo(f"\ninterrupted: {done} finished image(s) of run {current.spec.label!r} are kept in "
-                   f"{current.run_dir}; run the same command again to continue", err=True)
+        if current is not None:
+            done = len(list(current.confusion_dir.glob("*.npy")))
+            click.echo(f"\ninterrupted: {done} finished image(s) of run {current.spec.label!r} are kept in "
+                       f"{current.run_dir}; run the same command again to continue", err=True)
         raise SystemExit(130) from None
     except user_errors as exc:
         raise click.ClickException(str(exc)) from None
