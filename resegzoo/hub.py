@@ -70,7 +70,7 @@ def fetch(record: Record, *, progress: bool = True) -> Path:
     if record.format == "openclip-pretrained":
         return _fetch_openclip_pretrained(record)
     if record.hf_repo is not None and record.hf_file is not None:
-        return _verified(_fetch_hf(record.hf_repo, record.hf_file, record.name), record.sha256, record.name)
+        return _verified(fetch_hf_file(record.hf_repo, record.hf_file, record.name), record.sha256, record.name)
     assert record.url is not None  # guaranteed by ClipVariant.__post_init__
     file_name = _url_file_name(record.url)
     if record.member is not None:
@@ -93,7 +93,7 @@ def is_cached(record: Record) -> bool:
     if record.format == "custom" or record.fetcher is not None:
         return True
     if record.format == "openclip-pretrained":
-        return False  # open_clip's own cache; we cannot tell cheaply
+        return _openclip_pretrained_cached(record)
     if record.hf_repo is not None and record.hf_file is not None:
         from huggingface_hub import try_to_load_from_cache
 
@@ -108,7 +108,11 @@ def is_cached(record: Record) -> bool:
 # -- Hugging Face -------------------------------------------------------------------------------
 
 
-def _fetch_hf(repo: str, filename: str, name: str) -> Path:
+def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
+    """``filename`` of Hugging Face model repo ``repo`` from the HF cache, downloaded if online.
+
+    ``name`` is what the user asked for (used in error messages).
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
@@ -144,6 +148,17 @@ def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
             f"({exc}). With HF_HUB_OFFLINE=1 it must already be in the Hugging Face cache: run "
             f"`resegzoo fetch {record.name}` on a machine with internet and copy the cache."
         ) from exc
+
+
+def _openclip_pretrained_cached(record: ClipVariant) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+    from open_clip.pretrained import get_pretrained_cfg
+
+    hub = (get_pretrained_cfg(record.architecture, record.pretrained_tag or "") or {}).get("hf_hub", "")
+    repo, filename = os.path.split(hub)  # open_clip's own convention: "org/repo/" or "org/repo/file"
+    names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+    return bool(repo) and any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
 
 
 # -- URL downloads ------------------------------------------------------------------------------

@@ -199,10 +199,10 @@ def _weights_path(src: _Source) -> Path:
 
 
 def _hf_file(repo: str, filename: str) -> Path:
-    from resegzoo.hub import FetchError, _fetch_hf
+    from resegzoo.hub import FetchError, fetch_hf_file
 
     try:
-        return _fetch_hf(repo, filename, f"hf-hub:{repo}")
+        return fetch_hf_file(repo, filename, f"hf-hub:{repo}")
     except FetchError as exc:
         raise LoadError(str(exc)) from exc
 

@@ -168,3 +168,15 @@ def test_custom_variants_have_nothing_to_fetch():
                           build=lambda device="cpu": None)
     with pytest.raises(FetchError, match="built by its plugin"):
         fetch(variant)
+
+
+def test_openclip_pretrained_tag_resolves_from_offline_hf_cache(put_in_hf_cache):
+    from resegzoo.loading import resolve_variant
+
+    variant = resolve_variant("openai-vit-b-32")  # open_clip's tag 'openai' -> a timm/ HF repo
+    assert not is_cached(variant)
+    with pytest.raises(FetchError, match="resegzoo fetch openai-vit-b-32"):
+        fetch(variant)
+    stored = put_in_hf_cache("timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors", b"w")
+    assert is_cached(variant)
+    assert fetch(variant).resolve() == stored.resolve()
