@@ -101,7 +101,8 @@ def main() -> int:
     depth = len(model.visual.transformer.resblocks)
     rng = np.random.default_rng(0)
     # blocky random textures: mask generators find segments, as on real imagery
-    images = [np.kron(rng.integers(0, 256, (args.size // 16, args.size // 16, 3)), np.ones((16, 16, 1))).astype(np.uint8)
+    blocks = args.size // 16
+    images = [np.kron(rng.integers(0, 256, (blocks, blocks, 3)), np.ones((16, 16, 1))).astype(np.uint8)
               for _ in range(args.images)]
     vocab = Vocabulary(classes=[["building"], ["road"], ["tree"], ["low vegetation"], ["car"], ["water"]])
     settings = {"checkpoint": args.sam_checkpoint, "device": args.device} if args.masks == "sam" else {}
@@ -110,7 +111,8 @@ def main() -> int:
     rows = []
     for label, rules, masks in (("plain CLIP (baseline)", ["global"] * depth, "none"),
                                 (f"ReSeg-CLIP + {args.masks}", None, args.masks)):
-        recipe = load_recipe(None, **protocol, schedule={"rules": rules}, masks={"generator": masks, "settings": settings if masks == args.masks else {}})
+        mask_settings = {"generator": masks, "settings": settings if masks == args.masks else {}}
+        recipe = load_recipe(None, **protocol, schedule={"rules": rules}, masks=mask_settings)
         encoder = MaskedClipEncoder(model, tokenizer, rules=rules)
         generator = build_mask_generator(masks, recipe.masks.settings)
         seg = Segmenter(encoder, generator, recipe, model_name=args.arch, masks_name=masks)
@@ -131,7 +133,8 @@ def main() -> int:
     else:
         splits = {name: (n, n * windows_for(h, w)) for name, (n, h, w) in APPROX_SPLITS.items()}
     per_window = rows[1][1] / per_image_windows
-    print("\nProjected ReSeg-CLIP evaluation time per split" + ("" if args.root else " (approximate split sizes)") + ":\n")
+    source = "" if args.root else " (approximate split sizes)"
+    print(f"\nProjected ReSeg-CLIP evaluation time per split{source}:\n")
     print("| dataset | images | windows | hours |")
     print("|---|---|---|---|")
     for name, (n, windows) in splits.items():

@@ -46,7 +46,8 @@ def test_layout_is_found_and_labels_decode_to_the_painted_classes(tmp_path, name
         image, label = dataset.load(sample)
         assert image.shape == (48, 64, 3) and image.dtype == np.uint8
         np.testing.assert_array_equal(label, truth)
-        painted = np.array([paint(n[0]) for n in info.classes], dtype=np.uint8)[np.minimum(truth, info.num_classes - 1)]
+        palette = np.array([paint(n[0]) for n in info.classes], dtype=np.uint8)
+        painted = palette[np.minimum(truth, info.num_classes - 1)]
         valid = truth != 255
         np.testing.assert_array_equal(image[valid], painted[valid])
 
@@ -56,7 +57,8 @@ def test_potsdam_release_splits_follow_mmseg_and_all_takes_every_tile(tmp_path):
     write_dataset(info, "release", tmp_path, paint)
     for suffix in ("RGB", "label_noBoundary"):  # a training tile must stay out of val
         folder = "2_Ortho_RGB" if suffix == "RGB" else "5_Labels_all_noBoundary"
-        shutil.copy(tmp_path / folder / f"top_potsdam_2_13_{suffix}.tif", tmp_path / folder / f"top_potsdam_2_10_{suffix}.tif")
+        folder = tmp_path / folder
+        shutil.copy(folder / f"top_potsdam_2_13_{suffix}.tif", folder / f"top_potsdam_2_10_{suffix}.tif")
     assert [s.id for s in open_builtin("potsdam", tmp_path)] == ["2_13", "2_14"]
     assert [s.id for s in open_builtin("potsdam", tmp_path, split="train")] == ["2_10"]
     assert sorted(s.id for s in open_builtin("potsdam", tmp_path, split="all")) == ["2_10", "2_13", "2_14"]

@@ -18,7 +18,7 @@ SCRIPT = REPO / "benchmarks" / "render_peer_table.py"
 
 
 def _row(table: str, name: str) -> list[str]:
-    line = next(l for l in table.splitlines() if l.startswith(f"| {name} |"))
+    line = next(row for row in table.splitlines() if row.startswith(f"| {name} |"))
     return [c.strip() for c in line.strip("|").split("|")][1:]
 
 
@@ -29,8 +29,9 @@ def test_table_puts_our_results_in_their_dataset_columns_beside_the_peers(tmp_pa
     for name, extra in (("vaihingen", []), ("udd5", ["--limit", "1"])):
         root, out = tmp_path / name, tmp_path / f"out-{name}"
         write_dataset(builtin_info(name), "mmseg", root, color_of)
-        result = CliRunner().invoke(build_cli(), ["eval", "--dataset", name, "--root", str(root), "--recipe",
-                                                  str(recipe), "--model", "oracle", "--out", str(out), "--quiet", *extra])
+        args = ["eval", "--dataset", name, "--root", str(root), "--recipe", str(recipe), "--model", "oracle",
+                "--out", str(out), "--quiet", *extra]
+        result = CliRunner().invoke(build_cli(), args)
         assert result.exit_code == 0, result.output
         outs.append(str(out / "results.json"))
     target = tmp_path / "table.md"

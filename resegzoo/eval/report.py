@@ -1,4 +1,4 @@
-"""Reports of evaluation runs: results.md (Markdown tables), results.json, per_class.csv, overlays.
+"""Reports of evaluation runs: results.md (Markdown tables), results.json and per_class.csv.
 
 Numbers in reports are percentages with two decimals; a class absent from both prediction and
 ground truth has no IoU/F1 and shows as ``-`` (``null`` in JSON) and is left out of the means.
@@ -12,53 +12,10 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from resegzoo import __version__
 from resegzoo.eval import atomic
-from resegzoo.eval.datasets import Dataset, DatasetInfo
+from resegzoo.eval.datasets import Dataset
 from resegzoo.eval.runner import RunResult
-
-#: Distinct colours for classes of datasets whose labels are not colour-coded.
-DEFAULT_PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
-    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
-    [0, 0, 128], [128, 128, 128],
-], dtype=np.uint8)
-
-#: Overlays are shrunk so that their long side is at most this (Potsdam tiles are 6000 px).
-OVERLAY_MAX_SIDE = 1024
-
-
-def palette_for(info: DatasetInfo) -> np.ndarray:
-    """(C, 3) uint8: the dataset's own label colours where it has them, else distinct defaults."""
-    palette = np.array([DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)] for i in range(info.num_classes)], dtype=np.uint8)
-    for encoding in info.encodings.values():
-        for colour, k in (encoding.color or {}).items():
-            if k < info.num_classes:
-                palette[k] = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
-    return palette
-
-
-def _blend(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    valid = labels < len(palette)
-    colours = palette[np.where(valid, labels, 0)]
-    mixed = (image * (1 - alpha) + colours * alpha).astype(np.uint8)
-    return np.where(valid[..., None], mixed, image)  # ignored pixels show the plain image
-
-
-def overlay_panel(image: np.ndarray, pred: np.ndarray, label: np.ndarray, info: DatasetInfo) -> np.ndarray:
-    """image | prediction | ground truth, side by side, shrunk to at most OVERLAY_MAX_SIDE wide."""
-    step = max(1, math.ceil(max(image.shape[0], 3 * image.shape[1]) / OVERLAY_MAX_SIDE))
-    image, pred, label = image[::step, ::step], pred[::step, ::step], label[::step, ::step]
-    palette = palette_for(info)
-    gap = np.full((image.shape[0], 4, 3), 255, dtype=np.uint8)
-    return np.concatenate([image, gap, _blend(image, pred, palette), gap, _blend(image, label, palette)], axis=1)
-
-
-def save_overlay(path: Path, image: np.ndarray, pred: np.ndarray, label: np.ndarray, info: DatasetInfo) -> None:
-    atomic.save_png(path, overlay_panel(image, pred, label, info))
 
 
 def _pct(value: float) -> str:

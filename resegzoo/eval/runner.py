@@ -20,6 +20,7 @@ import numpy as np
 from resegzoo.eval import atomic
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
+from resegzoo.eval.overlay import save_overlay
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
@@ -114,7 +115,8 @@ class EvalRun:
         try:
             cm = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: unreadable per-image result ({exc}); delete it to recompute that image") from exc
+            raise DatasetError(f"{path}: unreadable per-image result ({exc}); "
+                               "delete it to recompute that image") from exc
         if cm.shape != (n, n):
             raise DatasetError(f"{path}: per-image result has shape {cm.shape}, expected {(n, n)}; "
                                "delete it to recompute that image")
@@ -127,10 +129,9 @@ class EvalRun:
         ``make_segmenter(spec)`` is called only when some image still needs segmenting.
         """
         from resegzoo.api import Vocabulary
-        from resegzoo.eval.report import save_overlay
 
         info = self.dataset.info
-        samples = list(self.dataset)[: limit if limit is not None else None]
+        samples = list(self.dataset)[:limit]
         self._prepare()
         pending = [s for s in samples if not self.result_file(s).is_file()]
         if pending and self.spec.recipe.inference.background_threshold is not None and info.background is None:

@@ -17,6 +17,7 @@ from resegzoo.eval.datasets import DatasetInfo, LabelEncoding
 from resegzoo.eval.metrics import IGNORE_INDEX
 
 Paint = Callable[[str], tuple[int, int, int]]
+VAIHINGEN_ERODED = "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE"
 
 #: (dataset, layout) -> file paths of image i and its label, relative to the root.
 #: ``{split}`` is the dataset's default split. Extra files (split lists) are written separately.
@@ -35,7 +36,7 @@ PATHS: dict[tuple[str, str], Callable[[int, str], tuple[str, str]]] = {
     ("potsdam", "mmseg"): lambda i, s: (f"img_dir/{s}/2_13_{i}_0_512_512.png", f"ann_dir/{s}/2_13_{i}_0_512_512.png"),
     ("vaihingen", "release"): lambda i, s: (
         f"top/top_mosaic_09cm_area{2 * i + 2}.tif",
-        f"ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE/top_mosaic_09cm_area{2 * i + 2}_noBoundary.tif"),
+        f"{VAIHINGEN_ERODED}/top_mosaic_09cm_area{2 * i + 2}_noBoundary.tif"),
     ("vaihingen", "mmseg"): lambda i, s: (f"img_dir/{s}/area2_{i}.png", f"ann_dir/{s}/area2_{i}.png"),
     ("uavid", "release"): lambda i, s: (f"uavid_{s}/seq2{i}/Images/000000.png", f"uavid_{s}/seq2{i}/Labels/000000.png"),
     ("uavid", "mmseg"): lambda i, s: (f"img_dir/{s}/seq2{i}_000000.png", f"ann_dir/{s}/seq2{i}_000000.png"),

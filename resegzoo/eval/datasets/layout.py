@@ -120,5 +120,5 @@ def open_with_layouts(info: DatasetInfo, root: str | Path, split: Optional[str],
         if layout.name not in info.encodings:
             raise DatasetError(f"{info.name}: no label encoding for layout {layout.name!r} in its dataset record")
         return Dataset(info, root, split, layout.name, samples, info.encodings[layout.name])
-    expected = "\n  - ".join(f"{l.name}: {l.expects.format(split=split)}" for l in layouts)
+    expected = "\n  - ".join(f"{layout.name}: {layout.expects.format(split=split)}" for layout in layouts)
     raise DatasetError(f"{root} does not look like {info.title} (split {split!r}); expected one of:\n  - {expected}")
