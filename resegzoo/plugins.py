@@ -71,10 +71,16 @@ def _load_entrypoints(pm: PluginManager) -> None:
     # pluggy's load_setuptools_entrypoints stops at the first plugin that raises; we want the
     # rest to keep working, so load each entry point ourselves and record failures.
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+        if pm.is_blocked(ep.name):
             continue
         dist = getattr(ep, "dist", None)
         origin = f"entry point {ep.value}" + (f" of {dist.name}" if dist else "")
+        if pm.get_plugin(ep.name) is not None:
+            # Two distributions chose the same plugin name: keep the first, report the other.
+            first = pm.report.distributions.get(ep.name, ("resegzoo", ""))[0]
+            taken = RuntimeError(f"plugin name {ep.name!r} is already used by {first}; rename one entry point")
+            pm.mark_broken(f"{ep.name} ({dist.name if dist else ep.value})", origin, taken)
+            continue
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)

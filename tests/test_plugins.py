@@ -132,3 +132,14 @@ def test_source_checkout_has_no_stray_plugin_modules():
     for name, plugin in pm.list_name_plugin():
         assert pm.get_hookcallers(plugin), f"{name} implements no hook"
         assert Path(plugin.__file__).is_file()
+
+
+def test_two_distributions_with_one_plugin_name_report_the_second(install_plugin):
+    install_plugin("samename", VARIANT_PLUGIN.format(variant="first-clip"))
+    earlier_on_path = install_plugin("samename", VARIANT_PLUGIN.format(variant="second-clip"))
+    with pytest.warns(UserWarning, match="already used by"):
+        pm = get_plugin_manager()
+    # entry points are read in sys.path order: the distribution found first wins
+    assert pm.get_plugin("samename").__name__ == earlier_on_path
+    (broken,) = pm.report.broken
+    assert broken.name.startswith("samename (") and f"already used by {earlier_on_path}" in broken.error
