@@ -12,7 +12,18 @@ import numpy as np
 
 @runtime_checkable
 class MaskGenerator(Protocol):
-    """Turns an RGB image into L segment-id maps, finest level first."""
+    """Turns an RGB image into L segment-id maps, finest level first.
+
+    Optional method, for sliding-window inference (callers use
+    :func:`resegzoo.masks.generate_for_windows`, which falls back to calling the generator on
+    each window's pixels when the method is missing)::
+
+        def generate_windows(self, image, windows: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+            '''Each (y0, x0, y1, x1) window's (L, y1 - y0, x1 - x0) int32 id maps.'''
+
+    SAM implements it by running once per region of up to 1024 px that holds several windows and
+    cutting each window's maps out of the region's (segments are cut at window borders).
+    """
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """``image``: H x W x 3 uint8. Returns L x H x W int32, 0 = no segment covers the pixel."""
