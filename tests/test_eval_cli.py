@@ -223,6 +223,26 @@ def test_dataset_background_threshold_maps_the_extra_class_to_the_dataset_backgr
     assert confusion[:, 0].sum() == valid.sum() == confusion.sum()  # all predicted background
     assert confusion[0, 0] == (truths[0] == 0).sum()
 
-    assert invoke(*args, "--out", str(tmp_path / "out2"), "--no-dataset-overrides").exit_code == 0
+    assert invoke(*args, "--out", str(tmp_path / "out2"), "--no-dataset-settings").exit_code == 0
     run = run_json(tmp_path / "out2")["runs"][0]
     assert run["recipe"]["inference"]["background_threshold"] is None and run["miou"] == 100.0
+
+
+def test_a_setting_the_recipe_states_wins_over_the_dataset_setting(tmp_path):
+    from resegzoo.eval.ablation import plan_runs
+    from resegzoo.schema import SchemaError
+
+    info = builtin_info("loveda")  # its record: background_threshold 0.3
+    stated = tmp_path / "stated.yaml"
+    stated.write_text("inference: {window: 32, background_threshold: 0.5}\n")
+    off = tmp_path / "off.yaml"
+    off.write_text("inference: {background_threshold: null}\n")
+    silent = tmp_path / "silent.yaml"
+    silent.write_text("inference: {window: 32}\n")
+    runs = plan_runs(info, [str(stated), str(off), str(silent)], ["oracle"], [])
+    assert [r.recipe.inference.background_threshold for r in runs] == [0.5, None, 0.3]
+    assert [r.recipe.inference.window for r in runs] == [32, None, 32]  # the files' own settings stay
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("inference: {windw: 32}\n")
+    with pytest.raises(SchemaError, match=r"typo.yaml.*unknown key 'windw'"):
+        plan_runs(info, [str(typo)], ["oracle"], [])

@@ -31,12 +31,12 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda or cuda:1.")
 @click.option("--overlays", type=click.IntRange(min=0), default=4, show_default=True,
               help="Save image | prediction | ground-truth overlays for this many images per run.")
-@click.option("--dataset-overrides/--no-dataset-overrides", default=True, show_default=True,
-              help="Apply the dataset's own recipe settings (e.g. the background threshold peers use) on top "
-                   "of every recipe.")
+@click.option("--dataset-settings/--no-dataset-settings", default=True, show_default=True,
+              help="Let the dataset's own settings (e.g. the background threshold peers use for it) fill in "
+                   "what a recipe does not set; a setting the recipe states always wins.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, limit, out_dir, device, overlays,
-                 dataset_overrides, quiet):
+                 dataset_settings, quiet):
     """Evaluate segmentation settings on DATASET at ROOT and write a table of mIoU, accuracy and F1.
 
     Every finished image is stored at once, so an interrupted run (crash, Ctrl-C) continues where
@@ -70,7 +70,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         options["classes"] = classes_file
     try:
         dataset = spec.factory(root, split=split, **options)
-        runs = plan_runs(dataset.info, recipes, models, masks, dataset_overrides=dataset_overrides)
+        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings)
     except user_errors as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")

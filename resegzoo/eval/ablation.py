@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
-from resegzoo.schema import SchemaError
+from resegzoo.schema import SchemaError, load_yaml
 
 
 def resolve_recipe(text: str) -> Path:
@@ -30,26 +30,50 @@ def resolve_recipe(text: str) -> Path:
                       f"(shipped: {', '.join(known) or 'none'})")
 
 
+def _fill_in(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` with the keys it lacks taken from ``defaults`` (nested mappings merged)."""
+    out = dict(defaults)
+    for key, value in given.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _fill_in(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_eval_recipe(path: Path, dataset_settings: Mapping[str, Any]) -> Any:
+    """The recipe at ``path``, with the dataset's settings filling in what the file does not set.
+
+    A setting the recipe file states (even as null) wins over the dataset's.
+    """
+    from resegzoo.api import load_recipe
+
+    recipe = load_recipe(path)  # validates the file on its own, so errors name it
+    if not dataset_settings:
+        return recipe
+    data = load_yaml(path) or {}
+    try:
+        return load_recipe(None, **_fill_in(dataset_settings, data))
+    except SchemaError as exc:
+        raise SchemaError(f"{path} with the dataset's recipe_settings: {exc}") from exc
+
+
 def _label(parts: list[str], varying: list[bool]) -> str:
     chosen = [p for p, v in zip(parts, varying) if v]
     return " / ".join(chosen) if chosen else parts[1]
 
 
 def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Optional[str]],
-              masks: Sequence[Optional[str]], dataset_overrides: bool = True) -> list[RunSpec]:
+              masks: Sequence[Optional[str]], dataset_settings: bool = True) -> list[RunSpec]:
     """One RunSpec per combination of recipe x model x masks.
 
     ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
-    ``recipe_overrides`` (e.g. its background threshold) go on top of every recipe unless
-    ``dataset_overrides`` is False. A model or masks of None means the recipe's own.
+    ``recipe_settings`` (e.g. its background threshold) fill in what a recipe does not set,
+    unless ``dataset_settings`` is False. A model or masks of None means the recipe's own.
     """
-    from resegzoo.api import load_recipe
-
     recipe_names = list(recipes) or [info.recipe]
-    loaded = []
-    for name in recipe_names:
-        overrides = dict(info.recipe_overrides) if dataset_overrides else {}
-        loaded.append((name, load_recipe(resolve_recipe(name), **overrides)))
+    settings = info.recipe_settings if dataset_settings else {}
+    loaded = [(name, load_eval_recipe(resolve_recipe(name), settings)) for name in recipe_names]
     model_list = list(models) or [None]
     masks_list = list(masks) or [None]
     varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1]

@@ -61,10 +61,11 @@ class DatasetInfo:
     default_split: str = "val"
     #: class index that stands for "everything else" (clutter, other, background), if any
     background: Optional[int] = None
-    #: evaluation recipe (a file in registry/recipes, without .yaml) and per-dataset overrides
-    #: applied on top of it (e.g. the background threshold peers tune per dataset)
+    #: evaluation recipe (a file in registry/recipes, without .yaml), and per-dataset settings
+    #: that fill in what a recipe does not set (e.g. the background threshold peers tune per
+    #: dataset), as recipe sections: {inference: {background_threshold: 0.3}}
     recipe: str = "eval-default"
-    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    recipe_settings: dict[str, Any] = field(default_factory=dict)
     homepage: str = ""
     citation: str = ""
     notes: str = ""
