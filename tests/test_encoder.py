@@ -157,3 +157,11 @@ def test_unsupported_models_are_refused():
         MaskedClipEncoder(resnet, open_clip.tokenize)
     with pytest.raises(ValueError, match="default schedule needs at least 6 blocks"):
         MaskedClipEncoder(make_tiny_clip(config=tiny_model_config(layers=4)), open_clip.tokenize)
+
+
+def test_masked_block_equals_open_clip_block_when_nothing_is_blocked(model):
+    blk = model.visual.transformer.resblocks[3]
+    x = torch.randn(2, 17, 64)
+    everything = torch.ones(2, 1, 17, 17, dtype=torch.bool)
+    with torch.no_grad():
+        torch.testing.assert_close(MaskedClipEncoder.masked_block(blk, x, everything), blk(x), atol=1e-5, rtol=0)

@@ -117,6 +117,12 @@ class MaskedClipEncoder:
         o = o.transpose(1, 2).reshape(b, t, d)
         return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
+    @classmethod
+    def masked_block(cls, blk: Any, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """open_clip's ResidualAttentionBlock forward with a (B, 1|heads, T, T) boolean mask."""
+        x = x + blk.ls_1(cls._attention(blk, blk.ln_1(x), allowed, False))
+        return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+
     @torch.no_grad()
     def encode_tokens(self, images: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """All tokens after ln_post and proj, L2-normalised: (B, 1+G, C), token 0 = CLS."""
@@ -127,15 +133,16 @@ class MaskedClipEncoder:
                 raise ValueError(f"token ids of shape {tuple(token_ids.shape)} do not fit the {grid} patch grid")
         masks = block_masks(self.schedule, token_ids, grid, self.uncovered)
         blocks = self.visual.transformer.resblocks
+        batch_first = getattr(self.visual.transformer, "batch_first", True)
         for i, (blk, blocked) in enumerate(zip(blocks, masks)):
             allowed = None if blocked is None else ~blocked.to(x.device)  # SDPA: True = may attend
-            last_segearth = self.segearth_last_block and i == len(blocks) - 1
-            o = self._attention(blk, blk.ln_1(x), allowed, last_segearth)
-            if last_segearth:
-                x = o  # SegEarth-OV: no residual, no FFN in the last block
+            if self.segearth_last_block and i == len(blocks) - 1:
+                x = self._attention(blk, blk.ln_1(x), allowed, True)  # no residual, no FFN
+            elif allowed is None:
+                # a global block is open_clip's own block forward: same numbers, same kernels
+                x = blk(x) if batch_first else blk(x.transpose(0, 1)).transpose(0, 1)
             else:
-                x = x + blk.ls_1(o)
-                x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+                x = self.masked_block(blk, x, allowed)
         x = self.visual.ln_post(x)
         if self.visual.proj is not None:
             x = x @ self.visual.proj
