@@ -192,11 +192,13 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, recipe):
         (["--dataset", "openearthmap", "--root", str(root), "--recipe", str(recipe), "--model", "no-such-model"],
          "no-such-model"),
     ]
-    for args, message in cases:
-        result = CliRunner().invoke(build_cli(), ["eval", *args, "--quiet"])
+    for i, (args, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        result = CliRunner().invoke(build_cli(), ["eval", *args, "--quiet", "--out", str(out)])
         assert result.exit_code in (1, 2), (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output and not isinstance(result.exception, (TypeError, AttributeError))
+        assert not out.exists()  # nothing written for a failed start
 
     threshold = tmp_path / "bg.yaml"  # OpenEarthMap scores no background class
     threshold.write_text("inference: {window: 32, stride: 16, background_threshold: 0.5}\nmasks: {generator: none}\n")

@@ -95,14 +95,18 @@ class EvalRun:
         self.confusion_dir = self.run_dir / "confusion"
         self.overlay_dir = self.run_dir / "overlays"
 
-    def _prepare(self) -> None:
+    def _check_stored_settings(self) -> None:
         settings_file = self.run_dir / "settings.json"
         if settings_file.is_file():
             stored = json.loads(settings_file.read_text())
             if settings_key(stored) != self.key:
                 raise DatasetError(f"{self.run_dir} holds results of other settings (its settings.json "
                                    "does not match); remove the folder or choose another --out")
-        else:
+
+    def _create(self) -> None:
+        """The run folder with its settings.json, written before the first per-image result."""
+        settings_file = self.run_dir / "settings.json"
+        if not settings_file.is_file():
             atomic.write_text(settings_file, json.dumps(self.settings, indent=2, sort_keys=True, default=str))
         self.confusion_dir.mkdir(parents=True, exist_ok=True)
 
@@ -132,14 +136,15 @@ class EvalRun:
 
         info = self.dataset.info
         samples = list(self.dataset)[:limit]
-        self._prepare()
+        self._check_stored_settings()
         pending = [s for s in samples if not self.result_file(s).is_file()]
         if pending and self.spec.recipe.inference.background_threshold is not None and info.background is None:
             raise DatasetError(f"{info.title} has no background class, but the recipe sets "
                                "inference.background_threshold; remove it from the recipe")
         newly_done = 0
         if pending:
-            segmenter = make_segmenter(self.spec)
+            segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
+            self._create()
             vocab = Vocabulary(classes=[list(names) for names in info.classes])
             overlay_ids = {s.id for s in samples[:overlays]}
             bar = pending
