@@ -248,3 +248,27 @@ def test_a_setting_the_recipe_states_wins_over_the_dataset_setting(tmp_path):
     typo.write_text("inference: {windw: 32}\n")
     with pytest.raises(SchemaError, match=r"typo.yaml.*unknown key 'windw'"):
         plan_runs(info, [str(typo)], ["oracle"], [])
+
+
+def test_a_real_clip_model_with_slic_segments_gives_the_api_s_own_confusion(tmp_path):
+    # Not the oracle: a tiny random open_clip model (the example plugin's) behind the masked
+    # encoder, with SLIC segments and Vaihingen's background threshold. The numbers are
+    # meaningless, but the CLI must count exactly what the public API predicts.
+    from resegzoo.api import Segmenter, Vocabulary, load_recipe
+    from resegzoo.eval.datasets import open_builtin
+
+    root, out = tmp_path / "data", tmp_path / "out"
+    write_dataset(builtin_info("vaihingen"), "release", root, color_of, images=1)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("inference: {window: 64, stride: 32}\nmasks: {generator: slic}\n")
+    result = invoke("--dataset", "vaihingen", "--root", str(root), "--recipe", str(recipe), "--model", "example-tiny",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    run = run_json(out)["runs"][0]
+    dataset = open_builtin("vaihingen", root)
+    image, label = dataset.load(dataset.samples[0])
+    seg = Segmenter.from_recipe(load_recipe(recipe, inference={"background_threshold": 0.1}), model="example-tiny")
+    res = seg.segment(image, Vocabulary(classes=builtin_info("vaihingen").classes))
+    pred = np.where(res.labels == res.background_index, 5, res.labels)  # clutter is Vaihingen's background
+    assert run["confusion"] == confusion_matrix(pred, label, 6).tolist()
+    assert sum(map(sum, run["confusion"])) == int((label != 255).sum())
