@@ -61,11 +61,20 @@ class DatasetSpec:
 class DenseEncoder(Protocol):
     """What the segmenter needs from a model: text embeddings and per-patch image embeddings.
 
-    open_clip models are wrapped into this by :mod:`resegzoo.segmenter`; a plugin may also return
-    one directly from ``ClipVariant.build`` (e.g. a synthetic encoder for tests).
+    open_clip models are wrapped into this by :mod:`resegzoo.segmenter` (``MaskedClipEncoder``);
+    a plugin may also return one directly from ``ClipVariant.build(device=...)`` (e.g. the
+    synthetic ``oracle`` encoder of ``plugins/resegzoo-oracle``).
+
+    Optional attributes the segmenter reads with ``getattr``:
+
+    * ``prompt_templates``: a sequence of templates that replaces the recipe's (an encoder that
+      is no language model, like the oracle, pins ``("{}",)``); None or absent: the recipe's.
+    * ``schedule``: the attention rules (``resegzoo.segmenter.schedule.Rule``); when present,
+      the mask generator only runs if a ``segment:K`` rule reads its levels. Absent: it always runs.
     """
 
     patch_size: int
+    #: native window side in px (the default ``inference.window``)
     image_size: int
     mean: Sequence[float]
     std: Sequence[float]
@@ -74,9 +83,11 @@ class DenseEncoder(Protocol):
         """(N, C) float tensor, rows L2-normalised."""
         ...
 
-    def encode_dense(self, images: Any, token_ids: Any | None = None) -> Any:
-        """images (B, 3, S, S) normalised; token_ids (B, L, S/p, S/p) int segment ids or None.
+    def encode_dense(self, images: Any, token_ids: Any | None = None, return_cls: bool = False) -> Any:
+        """images (B, 3, S, S) normalised with ``mean``/``std``; token_ids (B, L, S/p, S/p) int
+        segment ids (majority per patch, 0 = uncovered) or None.
 
-        Returns (B, S/p, S/p, C) L2-normalised patch embeddings.
+        Returns (B, S/p, S/p, C) L2-normalised patch embeddings; with ``return_cls`` a pair
+        (patches, (B, C) L2-normalised global/CLS embedding), used by ``extras.cls_token_lambda``.
         """
         ...

@@ -18,7 +18,8 @@ BACKGROUND = "background"
 
 
 class ModelLoadError(RuntimeError):
-    """The model spec could not be turned into an encoder (unknown name, missing file...)."""
+    """The model or the mask generator could not be set up (unknown name, missing file, a
+    download that failed offline, bad generator settings); the message says which and why."""
 
 
 @dataclass

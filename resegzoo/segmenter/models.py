@@ -17,12 +17,14 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
     from resegzoo.segmenter.core import ModelLoadError
     from resegzoo.segmenter.encoder import MaskedClipEncoder, UnsupportedModelError
 
+    from resegzoo.hub import FetchError
+
     try:
         variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
         if variant is not None and variant.build is not None:
             return variant.build(device=device)
         loaded = load_clip(spec, device=device, architecture=architecture)
-    except (LookupError, OSError, ValueError) as exc:
+    except (LookupError, OSError, ValueError, FetchError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
     try:
         return MaskedClipEncoder.from_loaded(
@@ -33,8 +35,15 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
 
 
 def build_mask_generator(name: str, settings: Mapping[str, Any]) -> Any:
-    """The registered mask generator ``name`` built with ``settings`` (the recipe's masks.settings)."""
-    from resegzoo.registry import get_registry
+    """The registered mask generator ``name`` built with ``settings`` (the recipe's masks.settings).
 
-    spec = get_registry().mask_generators.get(name)
-    return spec.factory(**dict(settings))
+    Raises ModelLoadError (unknown name, bad settings, a checkpoint that cannot be fetched)."""
+    from resegzoo.hub import FetchError
+    from resegzoo.registry import get_registry
+    from resegzoo.segmenter.core import ModelLoadError
+
+    try:
+        spec = get_registry().mask_generators.get(name)
+        return spec.factory(**dict(settings))
+    except (LookupError, OSError, ValueError, TypeError, FetchError) as exc:
+        raise ModelLoadError(f"cannot build mask generator {name!r}: {exc}") from exc
