@@ -98,7 +98,11 @@ class EvalRun:
     def _check_stored_settings(self) -> None:
         settings_file = self.run_dir / "settings.json"
         if settings_file.is_file():
-            stored = json.loads(settings_file.read_text())
+            try:
+                stored = json.loads(settings_file.read_text())
+            except ValueError as exc:
+                raise DatasetError(f"{settings_file}: unreadable ({exc}); remove {self.run_dir} or choose "
+                                   "another --out") from exc
             if settings_key(stored) != self.key:
                 raise DatasetError(f"{self.run_dir} holds results of other settings (its settings.json "
                                    "does not match); remove the folder or choose another --out")
@@ -136,6 +140,10 @@ class EvalRun:
 
         info = self.dataset.info
         samples = list(self.dataset)[:limit]
+        file_names = {safe_id(s.id) for s in samples}
+        if len(file_names) != len(samples):
+            raise DatasetError(f"{self.dataset.root}: two sample ids map to the same result file name; "
+                               "rename the images so their ids differ in letters or digits")
         self._check_stored_settings()
         pending = [s for s in samples if not self.result_file(s).is_file()]
         if pending and self.spec.recipe.inference.background_threshold is not None and info.background is None:
