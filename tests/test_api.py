@@ -158,3 +158,29 @@ def test_masked_encoder_needs_levels_its_schedule_reads(tiny_clip):
     plain = MaskedClipEncoder(tiny_clip, open_clip.tokenize, rules=["global"] * 8)
     res = Segmenter(plain, None, load_recipe()).segment(np.zeros((64, 80, 3), np.uint8), Vocabulary.parse("a; b"))
     assert res.labels.shape == (64, 80)
+
+
+def test_fixed_scale_overrides_short_side():
+    seg = Segmenter(build(), None, load_recipe(None, short_side=64))
+    image = paint(block_labels(20, 30, cell=5))
+    _, info = seg.logits(image, Vocabulary([[n] for n in COLOR_CLASSES]))
+    assert info["resized_to"] == [64, 96]
+    logits, info = seg.logits(image, Vocabulary([[n] for n in COLOR_CLASSES]), scale=1.5)
+    assert info["resized_to"] == [30, 45] and logits.shape == (4, 20, 30)
+
+
+def test_generators_with_generate_windows_get_all_windows_at_once():
+    calls = []
+
+    class RegionGenerator:
+        def __call__(self, img):
+            raise AssertionError("per-window call: generate_windows should have been used")
+
+        def generate_windows(self, img, windows):
+            calls.append((img.shape, list(windows)))
+            return [np.ones((1, y1 - y0, x1 - x0), np.int32) for (y0, x0, y1, x1) in windows]
+
+    seg = Segmenter(build(), RegionGenerator(), load_recipe(None, window=16, stride=8))
+    res = seg.segment(paint(block_labels(20, 40, cell=4)), Vocabulary([[n] for n in COLOR_CLASSES]))
+    assert len(calls) == 1 and calls[0][0] == (24, 40, 3)  # the padded image, once
+    assert len(calls[0][1]) == res.info["windows"] == 2 * 4

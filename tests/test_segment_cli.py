@@ -70,13 +70,14 @@ def test_outputs_never_overwrite(tmp_path):
     assert (out / "x-3.labels.png").exists() and json.loads((out / "x-3.json").read_text())["input"].endswith("x.png")
 
 
-@pytest.mark.parametrize("tile", [None, "64"])
-def test_geotiff_keeps_georeferencing_whole_and_tiled(tmp_path, tile):
+@pytest.mark.parametrize("tile, short_side", [(None, None), ("64", None), ("64", "194")])
+def test_geotiff_keeps_georeferencing_whole_and_tiled(tmp_path, tile, short_side):
     labels = block_labels(150, 97, cell=5, seed=3)
     src, transform = _geotiff(tmp_path / "scene.tif", np.moveaxis(paint(labels), -1, 0))
     out = tmp_path / "out"
     args = [str(src), "--model", "oracle", "--masks", "none", "--classes", CLASSES, "--out", str(out)]
-    run(*args, *(["--tile-size", tile] if tile else []))
+    # tiled and resized (x2, every tile by the whole raster's factor): still pixel-exact
+    run(*args, *(["--tile-size", tile] if tile else []), *(["--short-side", short_side] if short_side else []))
     with rasterio.open(out / "scene.labels.tif") as dst:
         assert dst.crs == CRS.from_epsg(32632) and dst.transform == transform
         assert dst.count == 1 and dst.dtypes[0] == "uint8"

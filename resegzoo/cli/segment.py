@@ -89,10 +89,12 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         from tqdm.auto import tqdm
 
         boxes = list(imageio.tiles(info.height, info.width, tile, recipe.inference.tile_overlap))
+        short = recipe.inference.short_side
+        scale = None if short is None else short / min(info.height, info.width)  # the whole raster's
         with imageio.label_geotiff(label_path, info, palette) as dst:
             for (ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1) in tqdm(boxes, desc="tiles", leave=False):
                 data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
-                labels = seg.segment(imageio.to_uint8(data, stretch), vocab).labels
+                labels = seg.segment(imageio.to_uint8(data, stretch), vocab, scale=scale).labels
                 core = labels[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0]
                 counts += np.bincount(core.ravel(), minlength=len(names))
                 dst.write(core.astype(np.uint8)[None], window=Window(cx0, cy0, cx1 - cx0, cy1 - cy0))

@@ -109,12 +109,19 @@ class Segmenter:
         std = torch.tensor(self.encoder.std, dtype=torch.float32).view(1, 3, 1, 1)
         return (x - mean) / std
 
-    def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False) -> tuple[torch.Tensor, dict]:
-        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar."""
+    def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
+               scale: float | None = None) -> tuple[torch.Tensor, dict]:
+        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar.
+
+        ``scale`` resizes by a fixed factor instead of ``inference.short_side`` (tiles of a big
+        raster must all be resized by the whole raster's factor)."""
         image = check_image(image)
         h, w = image.shape[:2]
         text = self.text_embeddings(vocab)
-        size = short_side_size(h, w, self.recipe.inference.short_side)
+        if scale is None:
+            size = short_side_size(h, w, self.recipe.inference.short_side)
+        else:
+            size = (max(2, round(h * scale)), max(2, round(w * scale)))
         work = resize_image(image, size)
         plan = WindowPlan.make(size[0], size[1], self.window, self.stride)
         padded = plan.pad(work)
@@ -151,9 +158,11 @@ class Segmenter:
                 "windows": len(plan.windows), "templates": len(self.templates)}
         return result, info
 
-    def segment(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False) -> SegmentResult:
-        """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes."""
-        logits, info = self.logits(image, vocab, progress=progress)
+    def segment(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
+                scale: float | None = None) -> SegmentResult:
+        """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes (``scale``: see
+        :meth:`logits`)."""
+        logits, info = self.logits(image, vocab, progress=progress, scale=scale)
         probs = torch.softmax(self.recipe.inference.logit_scale * logits, dim=0)
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
