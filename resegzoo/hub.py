@@ -223,14 +223,16 @@ def download_url(url: str, target: Path, *, progress: bool = True, timeout: floa
 
 
 def _member_dir(archive: Path) -> Path:
-    return cache_dir() / "extracted" / archive.name.removesuffix(".zip")
+    # Keyed by the archive's full path: two "model.zip" in different folders never share members.
+    key = hashlib.sha256(str(archive.resolve()).encode()).hexdigest()[:12]
+    return cache_dir() / "extracted" / f"{archive.name.removesuffix('.zip')}-{key}"
 
 
 def extract_member(archive: Path, member: str) -> Path:
     """Extract one member of a zip archive into the cache, once; later calls reuse it."""
     target = _member_dir(archive) / member
-    if target.is_file():
-        return target
+    if target.is_file() and not (archive.is_file() and archive.stat().st_mtime_ns > target.stat().st_mtime_ns):
+        return target  # extracted before, and the archive has not been replaced since
     if not zipfile.is_zipfile(archive):
         raise FetchError(f"{archive} is not a zip archive (a truncated download?); delete it and fetch again")
     with zipfile.ZipFile(archive) as zf:

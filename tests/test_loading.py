@@ -249,3 +249,18 @@ def test_registry_variant_missing_offline_explains(hf_offline):
     with pytest.raises(FetchError) as info:
         checkpoint_path("georsclip-vit-l-14")
     assert "Zilun/GeoRSCLIP" in str(info.value) and "ckpt/RS5M_ViT-L-14.pt" in str(info.value)
+
+
+def test_zips_with_the_same_name_in_different_folders_do_not_share_members(tmp_path, tiny_clip, tiny_clip_config):
+    states = []
+    for seed, folder in enumerate(["a", "b"]):
+        state = _state(make_tiny_clip(seed=seed))
+        states.append(state)
+        buf = io.BytesIO()
+        torch.save({"state_dict": state}, buf)
+        (tmp_path / folder).mkdir()
+        with zipfile.ZipFile(tmp_path / folder / "model.zip", "w") as zf:
+            zf.writestr("model/epoch_20.pt", buf.getvalue())
+    for folder, state in zip(["a", "b"], states):
+        sd, _ = load_state_dict(str(tmp_path / folder / "model.zip"), architecture="ViT-B-32")
+        assert torch.equal(sd["visual.proj"], state["visual.proj"])
