@@ -68,6 +68,9 @@ def test_outputs_never_overwrite(tmp_path):
     np.testing.assert_array_equal(np.array(Image.open(out / "x-2.labels.png")), labels[::-1])
     run(str(a / "x.png"), "--model", "oracle", "--masks", "none", "--classes", CLASSES, "--out", str(out))
     assert (out / "x-3.labels.png").exists() and json.loads((out / "x-3.json").read_text())["input"].endswith("x.png")
+    run(str(b / "x.png"), "--overwrite", "--model", "oracle", "--masks", "none", "--classes", CLASSES, "--out", str(out))
+    np.testing.assert_array_equal(np.array(Image.open(out / "x.labels.png")), labels[::-1])
+    assert not (out / "x-4.json").exists()
 
 
 @pytest.mark.parametrize("tile, short_side", [(None, None), ("64", None), ("64", "194")])

@@ -14,6 +14,10 @@ from typing import Any
 import click
 
 
+#: the files written per input, after its stem
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json")
+
+
 def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
     from resegzoo.imageio import IMAGE_SUFFIXES
 
@@ -36,7 +40,8 @@ def _output_stems(files: list[Path], out: Path, overwrite: bool) -> list[str]:
     for f in files:
         base, n = f.stem, 1
         stem = base
-        while stem.lower() in used or (not overwrite and any(out.glob(f"{stem}.*"))):
+        while stem.lower() in used or (not overwrite and any((out / f"{stem}{suffix}").exists()
+                                                              for suffix in OUTPUT_SUFFIXES)):
             n += 1
             stem = f"{base}-{n}"
         used.add(stem.lower())
