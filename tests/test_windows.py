@@ -93,3 +93,16 @@ def test_patch_logits_are_upsampled_to_pixels():
     inner &= ~edges
     np.testing.assert_array_equal(res.labels[inner], labels[inner])
     assert inner.mean() > 0.2  # the check covers a good part of the image
+
+
+def test_mask_bands_hold_whole_window_rows():
+    from resegzoo.segmenter.core import _row_bands
+
+    plan = WindowPlan.make(3000, 500, 224, 112)
+    bands = _row_bands(plan.windows, 1024)
+    assert [w for band in bands for w in band] == list(plan.windows)  # each window once, in order
+    for band in bands:
+        assert band[-1][2] - band[0][0] <= 1024
+        rows = {w[0] for w in band}
+        assert all(sum(w[0] == r for w in plan.windows) == sum(w[0] == r for w in band) for r in rows)
+    assert len(bands) == 4

@@ -12,9 +12,23 @@ from resegzoo.segmenter.recipe import SegmentRecipe
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
 from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
 from resegzoo.segmenter.windows import (
-    Stitcher, WindowPlan, resize_image, short_side_size, upsample_patch_logits)
+    Stitcher, Window, WindowPlan, resize_image, short_side_size, upsample_patch_logits)
 
 BACKGROUND = "background"
+#: segment maps are made for a band of window rows this tall at a time (SAM's native size):
+#: memory stays bounded on big images, and region generators still see whole regions
+MASK_BAND_PX = 1024
+
+
+def _row_bands(windows: tuple[Window, ...], band_px: int) -> list[list[Window]]:
+    """Split row-major windows into bands of whole window rows spanning at most ``band_px``."""
+    bands: list[list[Window]] = []
+    for win in windows:
+        if bands and win[2] - bands[-1][0][0] <= max(band_px, win[2] - win[0]):
+            bands[-1].append(win)
+        else:
+            bands.append([win])
+    return bands
 
 
 class ModelLoadError(RuntimeError):
@@ -88,18 +102,18 @@ class Segmenter:
         return self.text.get(vocab, self.templates)
 
     # -- masks -------------------------------------------------------------------------------
-    def _window_masks(self, padded: np.ndarray, plan: WindowPlan) -> list[np.ndarray] | None:
+    def _window_masks(self, padded: np.ndarray, windows: list[Window]) -> list[np.ndarray] | None:
         need = _schedule_levels(self.encoder)
         if self.mask_generator is None or need == 0:
             return None
         from resegzoo.masks.windows import generate_for_windows
 
         # SAM runs once per region larger than a window and cuts the maps; others run per window
-        maps = generate_for_windows(self.mask_generator, padded, list(plan.windows))
+        maps = generate_for_windows(self.mask_generator, padded, windows)
         for m in maps:
-            if m.ndim != 3 or m.shape[1:] != (plan.window, plan.window):
+            if m.ndim != 3 or m.shape[1:] != (self.window, self.window):
                 raise ValueError(f"mask generator {self.masks_name!r} returned shape {m.shape}, "
-                                 f"expected (L, {plan.window}, {plan.window})")
+                                 f"expected (L, {self.window}, {self.window})")
         return maps
 
     # -- the pipeline ------------------------------------------------------------------------
@@ -108,6 +122,22 @@ class Segmenter:
         mean = torch.tensor(self.encoder.mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(self.encoder.std, dtype=torch.float32).view(1, 3, 1, 1)
         return (x - mean) / std
+
+    def _window_logits(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
+                       text: TextEmbeddings, lam: float) -> torch.Tensor:
+        """(B, K, window, window) class logits of a batch of windows."""
+        crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
+        token_ids = None
+        if maps is not None:
+            ids = torch.from_numpy(np.stack(maps).astype(np.int64))
+            token_ids = token_ids_from_pixels(ids, int(self.encoder.patch_size))
+        with torch.no_grad():
+            out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
+            feats, cls_feat = out if lam != 0 else (out, None)
+            logits = text.class_scores(torch.as_tensor(feats).float()).permute(0, 3, 1, 2)
+            if cls_feat is not None:
+                logits = add_cls_bias(logits, text.class_scores(torch.as_tensor(cls_feat).float()), lam)
+            return upsample_patch_logits(logits, (self.window, self.window))
 
     def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None) -> tuple[torch.Tensor, dict]:
@@ -125,32 +155,25 @@ class Segmenter:
         work = resize_image(image, size)
         plan = WindowPlan.make(size[0], size[1], self.window, self.stride)
         padded = plan.pad(work)
-        maps = self._window_masks(padded, plan)
         stitcher = Stitcher(plan, len(vocab))
         lam = self.recipe.extras.cls_token_lambda
         batch = self.recipe.inference.batch_size
-        starts = range(0, len(plan.windows), batch)
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="windows", unit="batch", leave=False)
-        p = int(self.encoder.patch_size)
-        for s in starts:
-            wins = plan.windows[s:s + batch]
-            crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
-            token_ids = None
-            if maps is not None:
-                ids = torch.from_numpy(np.stack(maps[s:s + batch]).astype(np.int64))
-                token_ids = token_ids_from_pixels(ids, p)
-            with torch.no_grad():
-                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
-                feats, cls_feat = out if lam != 0 else (out, None)
-                logits = text.class_scores(torch.as_tensor(feats).float()).permute(0, 3, 1, 2)
-                if cls_feat is not None:
-                    logits = add_cls_bias(logits, text.class_scores(torch.as_tensor(cls_feat).float()), lam)
-                logits = upsample_patch_logits(logits, (self.window, self.window))
-            for win, lg in zip(wins, logits):
-                stitcher.add(win, lg)
+            bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
+        for chunk_windows in _row_bands(plan.windows, MASK_BAND_PX):
+            maps = self._window_masks(padded, chunk_windows)
+            for s in range(0, len(chunk_windows), batch):
+                wins = chunk_windows[s:s + batch]
+                batch_maps = None if maps is None else maps[s:s + batch]
+                for win, lg in zip(wins, self._window_logits(padded, wins, batch_maps, text, lam)):
+                    stitcher.add(win, lg)
+                if bar is not None:
+                    bar.update(len(wins))
+        if bar is not None:
+            bar.close()
         result = stitcher.result()
         if size != (h, w):
             result = upsample_patch_logits(result[None], (h, w))[0]
