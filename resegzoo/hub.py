@@ -176,7 +176,9 @@ def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        download_url(url, target, progress=progress)
+        with _lock(target):  # another process may be downloading the same file
+            if not target.is_file():
+                download_url(url, target, progress=progress)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise FetchError(
             f"{name}: downloading {url} failed ({exc}); run the command again to resume, or "
@@ -222,6 +224,12 @@ def download_url(url: str, target: Path, *, progress: bool = True, timeout: floa
 # -- archives and verification ------------------------------------------------------------------
 
 
+def _lock(path: Path):
+    from filelock import FileLock
+
+    return FileLock(str(path) + ".lock")
+
+
 def _member_dir(archive: Path) -> Path:
     # Keyed by the archive's full path: two "model.zip" in different folders never share members.
     key = hashlib.sha256(str(archive.resolve()).encode()).hexdigest()[:12]
@@ -235,12 +243,12 @@ def extract_member(archive: Path, member: str) -> Path:
         return target  # extracted before, and the archive has not been replaced since
     if not zipfile.is_zipfile(archive):
         raise FetchError(f"{archive} is not a zip archive (a truncated download?); delete it and fetch again")
-    with zipfile.ZipFile(archive) as zf:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(target), zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
         if member not in names:
             shown = ", ".join(n for n in names if not n.endswith("/"))[:400]
             raise FetchError(f"{archive} has no member {member!r} (it holds: {shown})")
-        target.parent.mkdir(parents=True, exist_ok=True)
         # Extract to a temporary file in the same folder, then rename: never a half-written member.
         with zf.open(member) as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False,
                                                                   prefix=".extract-") as tmp:

@@ -180,3 +180,14 @@ def test_openclip_pretrained_tag_resolves_from_offline_hf_cache(put_in_hf_cache)
     stored = put_in_hf_cache("timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors", b"w")
     assert is_cached(variant)
     assert fetch(variant).resolve() == stored.resolve()
+
+
+def test_concurrent_fetches_download_once(http_server, resegzoo_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    http_server.files["/sam_test.pth"] = PAYLOAD
+    record = _sam(http_server.base + "/sam_test.pth", hashlib.sha256(PAYLOAD).hexdigest())
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda _: fetch(record, progress=False), range(3)))
+    assert len(set(paths)) == 1 and paths[0].read_bytes() == PAYLOAD
+    assert len(http_server.requests) == 1

@@ -139,7 +139,11 @@ def test_wheels_ship_every_registry_file():
     not recurse, so each folder needs its own line. Checked by hand once with a regular
     `pip install` into a fresh venv: registry_dir() was <venv>/share/resegzoo/registry."""
     import fnmatch
-    import tomllib
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
+        import tomli as tomllib
 
     pyproject = tomllib.loads((REPO_REGISTRY.parent / "pyproject.toml").read_text())
     data_files = pyproject["tool"]["setuptools"]["data-files"]
