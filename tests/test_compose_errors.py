@@ -119,7 +119,7 @@ def test_crash_mid_write_leaves_nothing(pair, tmp_path, monkeypatch, exc):
     from resegzoo.compose import compose, recipe_from_mapping
     from resegzoo.compose.st_io import StreamingWriter
 
-    real_write = StreamingWriter.write
+    real_write = StreamingWriter.write_part
     calls = []
 
     def failing_write(self, name, tensor):
@@ -128,7 +128,7 @@ def test_crash_mid_write_leaves_nothing(pair, tmp_path, monkeypatch, exc):
             raise exc
         real_write(self, name, tensor)
 
-    monkeypatch.setattr(StreamingWriter, "write", failing_write)
+    monkeypatch.setattr(StreamingWriter, "write_part", failing_write)
     out = tmp_path / "out"
     with pytest.raises(type(exc)):
         compose(recipe_from_mapping({"inputs": pair}), out, progress=False)

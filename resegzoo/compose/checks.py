@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Sequence
 
 import torch
@@ -61,8 +62,14 @@ def check_compatible(inputs: Sequence[ResolvedInput], files: Sequence[Safetensor
     return sorted(ref.tensors)
 
 
-def check_finite(tensor: torch.Tensor, key: str, label: str) -> None:
-    """NaN or Inf in an input would poison the average: refuse, naming the tensor."""
+def check_finite(tensor: torch.Tensor, key: str, label: str, norm: float | None = None) -> None:
+    """NaN or Inf in an input would poison the average: refuse, naming the tensor.
+
+    ``norm`` (the tensor's L2 norm, if already known) is finite exactly when every element is,
+    barring overflow, so the element-wise count only runs when it is not.
+    """
+    if norm is not None and math.isfinite(norm):
+        return
     if tensor.is_floating_point():
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:

@@ -103,7 +103,7 @@ def compose(
             def write_weights(path: Path) -> None:
                 with path.open("wb") as fh:
                     writer = StreamingWriter(fh, layout, metadata_strings(summary))
-                    merge_tensors(emit=writer.write, **merge_args)
+                    merge_tensors(emit=writer.write_part, **merge_args)
                     writer.close()
                     fh.flush()
                     os.fsync(fh.fileno())

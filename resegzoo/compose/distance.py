@@ -71,18 +71,22 @@ class DistanceMeter:
     _total: dict[tuple[int, int], _Sums] = field(default_factory=lambda: defaultdict(_Sums))
     _blocks: dict[str, dict[tuple[int, int], _Sums]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(_Sums)))
 
-    def update(self, key: str, tensors: Sequence[torch.Tensor]) -> None:
-        if not tensors[0].is_floating_point():
-            return
-        # float32 is plenty for a diagnostic and keeps this pass as fast as the averaging itself
-        flat = [t.reshape(-1).float() for t in tensors]
-        sq = [float(torch.linalg.vector_norm(f)) ** 2 for f in flat]
-        for i, j in combinations(range(len(flat)), 2):
-            diff = float(torch.dist(flat[i], flat[j])) ** 2
+    def add(self, key: str, sq_norms: Sequence[float], sq_dists: dict[tuple[int, int], float]) -> None:
+        """Add one tensor (or one chunk of it): squared norms per input, squared distances per pair."""
+        for (i, j), diff in sq_dists.items():
             for sums in (self._total[(i, j)], self._blocks[block_of(key)][(i, j)]):
                 sums.diff += diff
-                sums.norm_a += sq[i]
-                sums.norm_b += sq[j]
+                sums.norm_a += sq_norms[i]
+                sums.norm_b += sq_norms[j]
+
+    def update(self, key: str, tensors: Sequence[torch.Tensor]) -> None:
+        """Add one tensor of every input, computing norms and distances from scratch."""
+        if not tensors[0].is_floating_point():
+            return
+        flat = [t.reshape(-1).float() for t in tensors]
+        sq_norms = [float(torch.linalg.vector_norm(f)) ** 2 for f in flat]
+        self.add(key, sq_norms, {(i, j): float(torch.dist(flat[i], flat[j])) ** 2
+                                 for i, j in combinations(range(len(flat)), 2)})
 
     def report(self) -> DistanceReport:
         name = lambda ij: (self.labels[ij[0]], self.labels[ij[1]])  # noqa: E731

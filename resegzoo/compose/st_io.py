@@ -105,6 +105,19 @@ class SafetensorsFile:
                 raise SafetensorsError(f"{self.path}: short read for tensor {name!r}")
         return tensor
 
+    def read_part(self, name: str, start: int, stop: int, buffer: torch.Tensor) -> torch.Tensor:
+        """Elements [start, stop) of the flattened tensor, read into ``buffer`` (a uint8 scratch
+        tensor reused across calls, so no fresh memory is touched per read); returns a view."""
+        info = self.tensors[name]
+        size = torch.empty((), dtype=info.dtype).element_size()
+        nbytes = (stop - start) * size
+        view = buffer[:nbytes]
+        if nbytes:
+            self._fh.seek(self._data_start + info.begin + start * size)
+            if self._fh.readinto(view.numpy()) != nbytes:
+                raise SafetensorsError(f"{self.path}: short read for tensor {name!r}")
+        return view.view(info.dtype)
+
     def close(self) -> None:
         self._fh.close()
 
@@ -139,16 +152,36 @@ class StreamingWriter:
         fh.write(struct.pack("<Q", len(raw)))
         fh.write(raw)
         self._next = 0
+        self._partial = 0  # bytes of the current tensor written so far by write_part
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
+        """Write one whole tensor, the next one the header lists."""
         expected_name, info = self._expected[self._next]
         if name != expected_name or tensor.dtype != info.dtype or tuple(tensor.shape) != info.shape:
             raise ValueError(f"tensor {name!r} does not match the header entry {expected_name!r} written earlier")
-        if info.nbytes:
-            self._fh.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
-        self._next += 1
+        self.write_part(name, tensor)
+
+    def write_part(self, name: str, part: torch.Tensor) -> None:
+        """Write the next consecutive elements of tensor ``name`` (a piece of its flattened data)."""
+        if self._next >= len(self._expected):
+            raise ValueError(f"tensor {name!r}: every tensor in the header is already written")
+        expected_name, info = self._expected[self._next]
+        if name != expected_name or part.dtype != info.dtype:
+            raise ValueError(f"tensor {name!r} does not match the header entry {expected_name!r} written earlier")
+        data = part.detach().contiguous().reshape(-1).view(torch.uint8)
+        if self._partial + data.numel() > info.nbytes:
+            raise ValueError(f"tensor {name!r}: more data than its shape {list(info.shape)} holds")
+        if data.numel():
+            self._fh.write(data.numpy().data)
+        self._partial += data.numel()
+        if self._partial == info.nbytes:
+            self._next += 1
+            self._partial = 0
 
     def close(self) -> None:
+        # zero-size tensors at the end have nothing to write
+        while self._next < len(self._expected) and self._expected[self._next][1].nbytes == 0:
+            self._next += 1
         if self._next != len(self._expected):
             raise ValueError(f"only {self._next} of {len(self._expected)} tensors were written")
 
