@@ -184,3 +184,26 @@ def test_generators_with_generate_windows_get_all_windows_at_once():
     res = seg.segment(paint(block_labels(20, 40, cell=4)), Vocabulary([[n] for n in COLOR_CLASSES]))
     assert len(calls) == 1 and calls[0][0] == (24, 40, 3)  # the padded image, once
     assert len(calls[0][1]) == res.info["windows"] == 2 * 4
+
+
+def test_sam_generator_runs_once_per_region_and_its_segments_reach_the_encoder(tiny_clip):
+    import open_clip
+
+    from resegzoo.masks.sam import SamLevel, SamMaskGenerator
+    from resegzoo.masks.testing import make_colour_sam
+    from resegzoo.segmenter.encoder import MaskedClipEncoder
+
+    sam = make_colour_sam()  # segment-anything's pipeline with masks that follow colour regions
+    encoder_calls = []
+    sam.image_encoder.register_forward_hook(lambda *args: encoder_calls.append(1))
+    level = SamLevel(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                     min_mask_region_area=0, crop_n_layers=0)
+    gen = SamMaskGenerator(sam, [level] * 4)
+    enc = MaskedClipEncoder(tiny_clip, open_clip.tokenize)
+    recipe = load_recipe(None, window=64, stride=32)
+    image = paint(block_labels(64, 128, cell=16, seed=1))
+    vocab = Vocabulary.parse("road; tree; water")
+    with_sam, info = Segmenter(enc, gen, recipe).logits(image, vocab)
+    assert info["windows"] == 3 and len(encoder_calls) == 1  # one SAM region for all windows
+    uncovered = Segmenter(enc, lambda img: np.zeros((4, *img.shape[:2]), np.int32), recipe).logits(image, vocab)[0]
+    assert (with_sam - uncovered).abs().max() > 1e-4  # the segments changed the attention
