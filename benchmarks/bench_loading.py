@@ -62,8 +62,8 @@ def main() -> None:
 
         rows = []
         for label, path in files.items():
-            base, ours = paired_medians(lambda: open_clip.create_model(args.arch, pretrained=str(path)),
-                                        lambda: load_clip(str(path), architecture=args.arch), args.repeat)
+            base, ours = paired_medians(lambda p=path: open_clip.create_model(args.arch, pretrained=str(p)),
+                                        lambda p=path: load_clip(str(p), architecture=args.arch), args.repeat)
             rows.append((f"load {label}", base, ours))
 
         digest = hashlib.sha256(files["safetensors"].read_bytes()).hexdigest()

@@ -20,12 +20,12 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Union
 
 from resegzoo.zoo import ClipVariant, SamCheckpoint
 
-Record = Union[ClipVariant, SamCheckpoint]
+Record = ClipVariant | SamCheckpoint
 
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
@@ -114,7 +114,11 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
     ``name`` is what the user asked for (used in error messages).
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+    )
 
     offline = is_offline()
     try:

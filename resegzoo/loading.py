@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
-from resegzoo.checkpoint_files import WEIGHT_SUFFIXES, CheckpointError, infer_architectures, read_state_dict
+from resegzoo.checkpoint_files import (
+    WEIGHT_SUFFIXES,
+    CheckpointError,
+    infer_architectures,
+    read_state_dict,
+)
 from resegzoo.zoo import ClipVariant
 
 LOCAL_DIR = "local-dir:"
@@ -44,7 +50,7 @@ class LoadedClip:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    variant: Optional[ClipVariant] = None
+    variant: ClipVariant | None = None
 
 
 @dataclass
@@ -52,12 +58,12 @@ class _Source:
     """Where a spec's weights and config come from."""
 
     name: str
-    variant: Optional[ClipVariant]
-    architecture: Optional[str]  # open_clip model name, or a label for a config dict
-    model_config: Optional[dict]  # open_clip model cfg; None -> open_clip's config for architecture
+    variant: ClipVariant | None
+    architecture: str | None  # open_clip model name, or a label for a config dict
+    model_config: dict | None  # open_clip model cfg; None -> open_clip's config for architecture
     preprocess: dict = field(default_factory=dict)
-    path: Optional[Path] = None  # resolved lazily (may download)
-    folder: Optional[str] = None  # local folder or hf repo holding open_clip_config.json
+    path: Path | None = None  # resolved lazily (may download)
+    folder: str | None = None  # local folder or hf repo holding open_clip_config.json
 
 
 def _is_path_like(spec: str) -> bool:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal
 
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
 
@@ -32,24 +33,24 @@ class ClipVariant:
     format: CheckpointFormat
     license: str
     citation: str
-    hf_repo: Optional[str] = None
-    hf_file: Optional[str] = None
-    url: Optional[str] = None
+    hf_repo: str | None = None
+    hf_file: str | None = None
+    url: str | None = None
     #: file inside the archive at ``url`` (SkyCLIP's zips)
-    member: Optional[str] = None
+    member: str | None = None
     #: open_clip pretrained tag (``openai``) for format ``openclip-pretrained``
-    pretrained_tag: Optional[str] = None
-    init_from: Optional[str] = None
+    pretrained_tag: str | None = None
+    init_from: str | None = None
     #: sha256 of the checkpoint file that is loaded (for archives: of the member), null if unknown
-    sha256: Optional[str] = None
+    sha256: str | None = None
     description: str = ""
     #: open_clip model config, for architectures open_clip does not ship (plugins, tests)
-    model_config: Optional[dict] = None
+    model_config: dict | None = None
     #: plugins only: ``build(device=...)`` returns a ready DenseEncoder (format ``custom``)
-    build: Optional[Callable[..., Any]] = None
+    build: Callable[..., Any] | None = None
     #: plugins only: ``fetcher()`` returns the local checkpoint file (making it if needed);
     #: used instead of hf_repo/hf_file/url, e.g. for weights a plugin generates or ships
-    fetcher: Optional[Callable[[], Any]] = None
+    fetcher: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
         # Each format needs its own source fields; catching this at registration time means a
@@ -81,9 +82,9 @@ class SamCheckpoint:
     license: str
     citation: str
     #: sha256 of the .pth file, null if unknown
-    sha256: Optional[str] = None
+    sha256: str | None = None
     #: approximate, human-readable (``375 MB``); shown before a download
-    size: Optional[str] = None
+    size: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -168,7 +169,7 @@ def load_builtin_variants() -> list[ClipVariant]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sam_table(folder: str) -> dict[str, SamCheckpoint]:
     table: dict[str, SamCheckpoint] = {}
     path = Path(folder) / "sam.yaml"

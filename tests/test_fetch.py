@@ -8,7 +8,14 @@ import zipfile
 
 import pytest
 
-from resegzoo.hub import FetchError, cache_dir, download_url, extract_member, fetch, is_cached
+from resegzoo.hub import (
+    FetchError,
+    cache_dir,
+    download_url,
+    extract_member,
+    fetch,
+    is_cached,
+)
 from resegzoo.zoo import ClipVariant, SamCheckpoint
 
 

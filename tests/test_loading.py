@@ -14,7 +14,13 @@ from resegzoo import registry as registry_module
 from resegzoo.checkpoint_files import CheckpointError
 from resegzoo.hookspecs import hookimpl
 from resegzoo.hub import FetchError
-from resegzoo.loading import LoadError, checkpoint_path, load_clip, load_state_dict, resolve_variant
+from resegzoo.loading import (
+    LoadError,
+    checkpoint_path,
+    load_clip,
+    load_state_dict,
+    resolve_variant,
+)
 from resegzoo.plugins import get_plugin_manager
 from resegzoo.registry import UnknownNameError, build_registry
 from resegzoo.testing import make_tiny_clip

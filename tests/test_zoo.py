@@ -8,11 +8,18 @@ import open_clip
 import pytest
 
 from resegzoo import registry as registry_module
-from resegzoo.registry import UnknownNameError, build_registry
 from resegzoo.plugins import get_plugin_manager
+from resegzoo.registry import UnknownNameError, build_registry
 from resegzoo.schema import SchemaError
-from resegzoo.zoo import (REGISTRY_ENV, ClipVariant, get_sam_checkpoint, load_builtin_variants,
-                          load_sam_file, load_variants_file, registry_dir)
+from resegzoo.zoo import (
+    REGISTRY_ENV,
+    ClipVariant,
+    get_sam_checkpoint,
+    load_builtin_variants,
+    load_sam_file,
+    load_variants_file,
+    registry_dir,
+)
 
 REPO_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 

@@ -1,7 +1,7 @@
 """A mask generator that needs nothing: a regular grid of square cells at several scales."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

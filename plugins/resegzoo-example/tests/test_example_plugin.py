@@ -58,9 +58,10 @@ def test_grid_masks_follow_the_mask_generator_contract():
 
 
 def test_example_tiny_loads_offline_and_is_deterministic(monkeypatch):
+    from resegzoo_example.tiny import weights_path
+
     from resegzoo.loading import load_clip
     from resegzoo.testing import make_tiny_clip
-    from resegzoo_example.tiny import weights_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = load_clip("example-tiny")
