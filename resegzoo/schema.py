@@ -27,12 +27,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in args:
             try:
                 return _check_type(value, arg, where)
-            except SchemaError as exc:
-                errors.append(str(exc))
+            except SchemaError:
+                continue  # try the next member of the union; the error below names the whole type
         raise SchemaError(f"{where}: {value!r} is not of type {_type_name(tp)}")
     if tp is type(None):
         if value is not None:
