@@ -49,6 +49,13 @@ def _output_stems(files: list[Path], out: Path, overwrite: bool) -> list[str]:
     return stems
 
 
+def _say(message: str) -> None:
+    """Print a line without breaking the progress bars."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)
+
+
 def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
     from resegzoo.api import Vocabulary, VocabularyError
     from resegzoo.schema import SchemaError
@@ -71,7 +78,7 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
     recipe = seg.recipe
     stretch = imageio.plan_stretch(info)
     if stretch is not None:
-        click.echo(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
+        _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
     background = recipe.inference.background_threshold is not None
     names = vocab.class_names + (["background"] if background else [])
     palette = imageio.make_palette(len(vocab), background=background)
@@ -201,7 +208,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     for info, stem in tqdm(list(zip(infos, stems)), desc="images", unit="img", disable=len(infos) < 2):
         record = _segment_one(seg, vocab, info, stem, out)
         imageio.write_json(out / f"{stem}.json", record)
-        click.echo(f"{info.path} -> {out / record['outputs']['labels']}")
+        _say(f"{info.path} -> {out / record['outputs']['labels']}")
 
 
 COMMANDS = [segment]
