@@ -123,8 +123,10 @@ def test_windows_in_one_region_are_cut_from_one_run():
     windows = sliding_windows(128, 192, 64, 32)  # 3 x 5 windows
     generator = SamMaskGenerator(sam, COLOUR_LEVELS[:2], region_size=256)
     calls = count_encoder_calls(sam)
-    per_window = generator.generate_windows(image, windows)
+    reported: list[int] = []
+    per_window = generator.generate_windows(image, windows, progress=reported.append)
     assert calls[0] == 5  # one region: one full pass + 4 crops, for all 15 windows
+    assert reported == [len(windows)]
     whole = generator(image)
     assert len(per_window) == len(windows)
     for (y0, x0, y1, x1), maps in zip(windows, per_window):

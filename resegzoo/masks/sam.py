@@ -118,8 +118,17 @@ class SamMaskGenerator:
 
     def generate_windows(self, image: np.ndarray, windows: Sequence[Box],
                          progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-        """Each window's (L, h, w) id maps, SAM run once per region of up to ``region_size`` px."""
-        return windows_from_regions(self, image, windows, self.region_size, progress)
+        """Each window's (L, h, w) id maps, SAM run once per region of up to ``region_size`` px.
+
+        ``progress(n)`` is called after each region with its number of windows; without it a
+        tqdm bar counts windows (shown on a terminal only).
+        """
+        if progress is not None:
+            return windows_from_regions(self, image, windows, self.region_size, progress)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(windows), desc="SAM segments", unit="window", leave=False, disable=None) as bar:
+            return windows_from_regions(self, image, windows, self.region_size, bar.update)
 
     def level_masks(self, image: np.ndarray) -> list[list[np.ndarray]]:
         """For each level, its boolean (H, W) masks in the order the stock generator returns them."""
