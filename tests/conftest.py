@@ -124,9 +124,17 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_server():
+def http_server(monkeypatch):
     """A local HTTP server (127.0.0.1, a thread) serving ``http_server.files[path] = bytes``, with
-    HTTP Range support; ``.requests`` records (path, Range header); ``.base`` is its URL."""
+    HTTP Range support; ``.requests`` records (path, Range header); ``.base`` is its URL.
+
+    Tests that use it download from loopback, so offline mode (CI sets HF_HUB_OFFLINE=1) is
+    switched off for them; a test may switch it back on with monkeypatch.setenv."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("RESEGZOO_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     srv = _Server(("127.0.0.1", 0), _RangeHandler)
     srv.files, srv.requests, srv.honour_range, srv.drop_after = {}, [], True, None
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
