@@ -29,7 +29,7 @@ def test_compose_segment_publish(tmp_path):
     result = invoke("compose", str(recipe))
     assert result.exit_code == 0, result.output
     out = tmp_path / "soup"
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()  # the progress bars go to stderr
     top = next(i for i, line in enumerate(lines) if line.startswith("model "))
     assert lines[top].split() == ["model", "weight", "consistency", "separation", "quality", "sha256"]
     meta = read_metadata(out)
