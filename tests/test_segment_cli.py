@@ -57,6 +57,18 @@ def test_png_round_trip_and_outputs(tmp_path):
     assert overlay.size[1] >= 45 and overlay.size[0] > 70  # image + legend strip
 
 
+def test_background_threshold_from_the_command_line(tmp_path):
+    labels = block_labels(20, 24, cell=4, num_classes=3)
+    img = tmp_path / "bg.png"
+    Image.fromarray(paint(labels, ["red", "blue", "gray"])).save(img)  # gray: no class of its own
+    out = tmp_path / "out"
+    run(str(img), "--model", "oracle", "--masks", "none", "--classes", "red; blue", "--background-threshold", "0.9",
+        "--out", str(out))
+    np.testing.assert_array_equal(np.array(Image.open(out / "bg.labels.png")), labels)
+    side = json.loads((out / "bg.json").read_text())
+    assert side["class_names"] == ["red", "blue", "background"] and side["palette"][2] == [0, 0, 0]
+
+
 def test_outputs_never_overwrite(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
@@ -133,7 +145,8 @@ def test_tiny_clip_with_slic_end_to_end(tmp_path, tiny_clip):
 
 
 @pytest.mark.parametrize("case", ["not-an-image", "empty-classes", "empty-name", "one-pixel", "missing-model",
-                                  "bands-out-of-range", "both-class-options", "unknown-masks"])
+                                  "bands-out-of-range", "both-class-options", "unknown-masks", "bad-templates",
+                                  "bad-threshold"])
 def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, case):
     good = _png(tmp_path / "good.png", block_labels(20, 20, cell=4))
     out = tmp_path / "out"
@@ -147,6 +160,8 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, case):
         "bands-out-of-range": "has 3 band(s)",
         "both-class-options": "exactly one of --classes",
         "unknown-masks": "unknown mask generator",
+        "bad-templates": "neither a template set",
+        "bad-threshold": "background_threshold must be in (0, 1)",
     }[case]
     if case == "not-an-image":
         bad = tmp_path / "notes.png"
@@ -168,6 +183,10 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, case):
         args += ["--vocab", str(tmp_path / "v.txt")]
     elif case == "unknown-masks":
         args[4] = "slick"
+    elif case == "bad-templates":
+        args += ["--templates", "imagenett"]
+    elif case == "bad-threshold":
+        args += ["--background-threshold", "2"]
     result = CliRunner().invoke(build_cli(), ["segment", *args, "--out", str(out)])
     assert result.exit_code != 0
     assert expect in result.output, result.output
@@ -178,5 +197,6 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, case):
 def test_help_explains_every_option():
     res = run("--help")
     for opt in ["--classes", "--vocab", "--model", "--masks", "--recipe", "--out", "--device", "--bands",
-                "--arch", "--window", "--stride", "--short-side", "--tile-size", "--overwrite"]:
+                "--arch", "--window", "--stride", "--short-side", "--tile-size", "--templates",
+                "--background-threshold", "--overwrite"]:
         assert opt in res.output

@@ -169,11 +169,16 @@ def _tiled_overlay(info: Any, label_path: Path, stretch: Any, overlay_path: Path
 @click.option("--short-side", type=int, help="Resize each image so its short side has this length first.")
 @click.option("--tile-size", type=int, help="TIFFs larger than this per side are processed tile by tile "
               "(overrides the recipe; default 2048).")
+@click.option("--templates", help="Prompt templates: reference, remote-sensing, imagenet, or a file with one "
+              "template per line ({} = class name). Overrides the recipe; default: reference.")
+@click.option("--background-threshold", type=float, help="Pixels whose top class probability is below this "
+              "(0..1) get an extra last class 'background'. Default: off.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
 def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             arch: str | None, window: int | None, stride: int | None, short_side: int | None,
-            tile_size: int | None, overwrite: bool) -> None:
+            tile_size: int | None, templates: str | None, background_threshold: float | None,
+            overwrite: bool) -> None:
     """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
 
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -182,7 +187,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     from tqdm.auto import tqdm
 
     from resegzoo import imageio
-    from resegzoo.api import ModelLoadError, Segmenter, load_recipe
+    from resegzoo.api import ModelLoadError, Segmenter, load_recipe, load_templates
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
@@ -190,7 +195,9 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     if len(vocab) + 1 > 256:
         raise click.UsageError(f"{len(vocab)} classes: at most 255 fit an 8-bit label map")
     try:
-        recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size)
+        recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
+                             templates=templates, background_threshold=background_threshold)
+        load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     files = _expand_inputs(inputs)
