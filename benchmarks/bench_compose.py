@@ -115,7 +115,7 @@ def main() -> None:
         naive = rows["naive: load all, average"]
         base = rows["baseline (imports only)"]["peak_rss_mb"]
         print(f"\n{N_INPUTS} x {args.arch} checkpoints, {size_mb:.0f} MB each (pickled .pt); uniform weights; CPU\n")
-        print(f"| method | wall s | peak RSS MB | RSS above baseline MB | RSS ratio vs naive | time ratio vs naive |")
+        print("| method | wall s | peak RSS MB | RSS above baseline MB | RSS ratio vs naive | time ratio vs naive |")
         print("|---|---|---|---|---|---|")
         for name, r in rows.items():
             print(f"| {name} | {r['wall_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - base:.0f} | "

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
+from compose_helpers import related_models, save_folders
 from PIL import Image
 
-from compose_helpers import related_models, save_folders
 from resegzoo.cli import build_cli
 from resegzoo.compose import read_metadata
 

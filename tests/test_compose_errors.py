@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
-
 from compose_helpers import related_models, save_folder, save_folders
+
 from resegzoo.cli import build_cli
 from resegzoo.testing import make_tiny_clip, tiny_model_config
 
@@ -104,7 +103,7 @@ def test_unwritable_output_location(pair, tmp_path):
 
 def test_read_only_output_folder_is_refused(pair, tmp_path, monkeypatch):
     # Tests may run as root, where chmod cannot make a folder unwritable; stand in for the OS answer.
-    import resegzoo.compose.output as output
+    from resegzoo.compose import output
 
     parent = tmp_path / "readonly"
     parent.mkdir()

@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from compose_helpers import (
+    load_safetensors,
+    reference_average,
+    related_models,
+    save_folders,
+)
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from compose_helpers import load_safetensors, reference_average, related_models, save_folder, save_folders
 from resegzoo.compose import compose, load_recipe, read_metadata, recipe_from_mapping
 from resegzoo.compose.merge import weighted_average
 from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
@@ -69,7 +74,7 @@ def test_weighted_average_is_linear_and_matches_the_formula():
     xs = [torch.randn(64, 33, generator=gen) for _ in range(3)]
     ys = [torch.randn(64, 33, generator=gen) for _ in range(3)]
     w = [0.2, 0.5, 0.3]
-    avg = lambda ts: weighted_average(ts, w, torch.float64)  # noqa: E731
+    avg = lambda ts: weighted_average(ts, w, torch.float64)
     expected = sum(wi * x.double() for wi, x in zip(w, xs))
     torch.testing.assert_close(avg(xs), expected, rtol=0, atol=1e-12)
     # linear in the inputs: f(x + 2y) = f(x) + 2 f(y)
@@ -78,7 +83,7 @@ def test_weighted_average_is_linear_and_matches_the_formula():
     # float32 arithmetic (the default for float32 models) stays within float32 rounding
     torch.testing.assert_close(weighted_average(xs, w, torch.float32), expected.float(), rtol=1e-6, atol=1e-6)
     # chunking does not change the result
-    import resegzoo.compose.merge as merge
+    from resegzoo.compose import merge
 
     old, merge.CHUNK = merge.CHUNK, 100
     try:
@@ -118,7 +123,7 @@ def test_output_loads_in_open_clip_and_equals_the_direct_average(three, tmp_path
     folders, sds = three
     weights = [0.5, 0.3, 0.2]
     compose(_recipe(folders, "manual", weights=weights), tmp_path / "out", progress=False)
-    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'out'}")
+    model, _, _preprocess = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'out'}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'out'}")
     model.eval()
 
@@ -215,4 +220,4 @@ def test_different_initialisations_are_warned_about(tmp_path):
     folders = save_folders([make_tiny_clip(0), make_tiny_clip(1)], tmp_path)
     with pytest.warns(DistanceWarning, match="do not share an initialisation"):
         result = compose(_recipe(folders), dry_run=True, progress=False)
-    assert list(result.distances.pairs.values())[0] > 1.0
+    assert next(iter(result.distances.pairs.values())) > 1.0

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from compose_helpers import related_models, save_folders
 from PIL import Image
 
-from compose_helpers import related_models, save_folders
 from resegzoo.cli import build_cli
 from resegzoo.compose import compose, recipe_from_mapping
 from resegzoo.compose.weighting import WeightingError, softmax
@@ -91,8 +91,8 @@ def test_builtin_strategies_are_registered_as_plugins():
 
 def test_manual_weights_are_normalised_and_reported():
     manual = get_registry().weightings.get("manual").factory(weights=[2, 1, 1])
-    from resegzoo.compose.weighting import WeightingContext
     from resegzoo.compose.recipe import Vocabulary
+    from resegzoo.compose.weighting import WeightingContext
 
     result = manual(WeightingContext(["a", "b", "c"], Vocabulary(), load_model=None))
     assert result.weights == [0.5, 0.25, 0.25]

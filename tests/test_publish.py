@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from compose_helpers import related_models, save_folder, save_folders
 from huggingface_hub import HfApi, ModelCard
 
-from compose_helpers import related_models, save_folder, save_folders
 from resegzoo.cli import build_cli
 from resegzoo.compose import compose, recipe_from_mapping
 from resegzoo.compose.card import CardError, validate_card

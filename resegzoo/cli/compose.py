@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -35,8 +35,8 @@ def _parse_weights(text: str) -> list[float]:
         raise click.BadParameter(f"{text!r}: give numbers separated by commas, e.g. 0.5,0.3,0.2", param_hint="--weights") from None
 
 
-def _recipe_from_flags(models: tuple[str, ...], weighting: str, weights: Optional[str], tau: Optional[float],
-                       images: tuple[str, ...], architecture: Optional[str], classes: Optional[str]):
+def _recipe_from_flags(models: tuple[str, ...], weighting: str, weights: str | None, tau: float | None,
+                       images: tuple[str, ...], architecture: str | None, classes: str | None):
     from resegzoo.compose import recipe_from_mapping
 
     if len(models) < 1:
@@ -68,7 +68,7 @@ def _table(result) -> str:
         for i, (item, w) in enumerate(zip(result.inputs, result.weighting.weights))
     ]
     widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
-    fmt = lambda r: "  ".join(str(v).ljust(wd) for v, wd in zip(r, widths))  # noqa: E731
+    fmt = lambda r: "  ".join(str(v).ljust(wd) for v, wd in zip(r, widths))
     lines = [fmt(header), fmt(["-" * wd for wd in widths]), *map(fmt, rows)]
     if result.distances.pairs:
         lines.append("")
@@ -99,9 +99,9 @@ def _table(result) -> str:
 @click.option("--force", is_flag=True, help="Replace an existing output folder (only once the new one is complete).")
 @click.option("--dry-run", is_flag=True, help="Only resolve, check and score the inputs and measure their distances; write nothing.")
 @click.option("--device", default="cpu", show_default=True, help="Device for scoring models (cpu, cuda).")
-def compose_command(recipe: Optional[str], models: tuple[str, ...], weighting: str, weights: Optional[str],
-                    tau: Optional[float], images: tuple[str, ...], classes: Optional[str], architecture: Optional[str],
-                    out: Optional[Path], dtype: Optional[str], force: bool, dry_run: bool, device: str) -> None:
+def compose_command(recipe: str | None, models: tuple[str, ...], weighting: str, weights: str | None,
+                    tau: float | None, images: tuple[str, ...], classes: str | None, architecture: str | None,
+                    out: Path | None, dtype: str | None, force: bool, dry_run: bool, device: str) -> None:
     """Average CLIP models of one architecture into one open_clip model folder.
 
     RECIPE is a recipe YAML file or a built-in recipe name (reseg-clip-l14: RemoteCLIP + GeoRSCLIP +

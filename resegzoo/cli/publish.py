@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -14,7 +13,7 @@ import click
 @click.option("--revision", metavar="BRANCH", help="Upload to this branch (created if needed) instead of main.")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token; default: $HF_TOKEN or the token saved by `hf auth login`.")
 @click.option("--dry-run", is_flag=True, help="Validate the folder and list what would be uploaded; upload nothing.")
-def publish_command(folder: Path, repo_id: str, private: bool, revision: Optional[str], token: Optional[str],
+def publish_command(folder: Path, repo_id: str, private: bool, revision: str | None, token: str | None,
                     dry_run: bool) -> None:
     """Upload FOLDER, written by `resegzoo compose`, to the Hugging Face Hub.
 

@@ -10,7 +10,14 @@ Public API::
 from resegzoo.compose.composer import ComposeResult, DistanceWarning, compose
 from resegzoo.compose.inputs import CompositionError
 from resegzoo.compose.output import read_metadata
-from resegzoo.compose.recipe import InputModel, Recipe, Vocabulary, WeightingConfig, load_recipe, recipe_from_mapping
+from resegzoo.compose.recipe import (
+    InputModel,
+    Recipe,
+    Vocabulary,
+    WeightingConfig,
+    load_recipe,
+    recipe_from_mapping,
+)
 
 __all__ = [
     "ComposeResult", "CompositionError", "DistanceWarning", "InputModel", "Recipe", "Vocabulary",

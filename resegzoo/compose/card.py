@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 TEMPLATE = "compose_model_card.md"
 REQUIRED_SECTIONS = ("## Base models", "## Weights", "## How to load", "## Citation")
@@ -22,8 +23,7 @@ def hub_license(licenses: Sequence[str | None]) -> dict[str, str]:
         if only and " " not in only and only != "unknown":
             return {"license": only}
     listed = "; ".join(sorted({lic or "unknown" for lic in licenses}))
-    return {"license": "other", "license_name": "mixed-input-licences", "license_link": "LICENSE-NOTES",
-            "license_details": listed}
+    return {"license": "other", "license_name": "mixed-input-licences", "license_details": listed}
 
 
 def build_card(summary: dict[str, Any], repo_id: str | None = None):
@@ -33,7 +33,6 @@ def build_card(summary: dict[str, Any], repo_id: str | None = None):
     inputs = summary["inputs"]
     lic = hub_license([i.get("license") for i in inputs])
     details = lic.pop("license_details", None)
-    lic.pop("license_link", None)
     data = ModelCardData(
         library_name="open_clip",
         tags=TAGS,

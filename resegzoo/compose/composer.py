@@ -6,17 +6,25 @@ import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from resegzoo.compose.checks import check_compatible
 from resegzoo.compose.distance import DistanceMeter, DistanceReport
 from resegzoo.compose.inputs import CompositionError, ResolvedInput, resolve_inputs
 from resegzoo.compose.merge import merge_tensors, output_dtype
-from resegzoo.compose.output import check_writable, metadata_strings, write_output_folder
+from resegzoo.compose.output import (
+    check_writable,
+    metadata_strings,
+    write_output_folder,
+)
 from resegzoo.compose.recipe import Recipe
 from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
 from resegzoo.compose.weighting import WeightingContext, WeightingResult, check_weights
-from resegzoo.compose.weighting.models import OPENAI_MEAN, OPENAI_STD, load_scoring_model
+from resegzoo.compose.weighting.models import (
+    OPENAI_MEAN,
+    OPENAI_STD,
+    load_scoring_model,
+)
 
 
 class DistanceWarning(UserWarning):
@@ -30,7 +38,7 @@ class ComposeResult:
     weighting: WeightingResult
     distances: DistanceReport
     #: the output folder, None for a dry run
-    output: Optional[Path]
+    output: Path | None
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,7 +75,8 @@ def compose(
     """
     from resegzoo import __version__
 
-    target = Path(out if out is not None else recipe.output) if (out or recipe.output) else None
+    chosen = out if out is not None else recipe.output
+    target = Path(chosen) if chosen is not None else None
     if not dry_run:
         if target is None:
             raise CompositionError("no output folder: give --out DIR (or `output:` in the recipe)")
@@ -93,9 +102,9 @@ def compose(
             "scores": result.scores,
         }
         meter = DistanceMeter(labels, recipe.distance_warning)
-        merge_args = dict(files=files, labels=labels, keys=keys, weights=result.weights,
-                          dtype_choice=recipe.dtype, meter=meter, progress=progress)
-        if dry_run or target is None:
+        merge_args = {"files": files, "labels": labels, "keys": keys, "weights": result.weights,
+                          "dtype_choice": recipe.dtype, "meter": meter, "progress": progress}
+        if dry_run:
             merge_tensors(emit=None, **merge_args)
         else:
             layout = [(k, output_dtype(files[0].tensors[k].dtype, recipe.dtype), files[0].tensors[k].shape) for k in keys]
@@ -114,6 +123,7 @@ def compose(
 
                 return build_card(summary)
 
+            assert target is not None  # checked above for every non-dry run
             write_output_folder(target, force, write_weights, _open_clip_config(inputs), recipe.to_dict(), make_card)
     report = meter.report()
     summary["distances"] = report.to_dict()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Sequence
 
 import torch
 
@@ -89,7 +89,7 @@ class DistanceMeter:
                                  for i, j in combinations(range(len(flat)), 2)})
 
     def report(self) -> DistanceReport:
-        name = lambda ij: (self.labels[ij[0]], self.labels[ij[1]])  # noqa: E731
+        name = lambda ij: (self.labels[ij[0]], self.labels[ij[1]])
         return DistanceReport(
             labels=list(self.labels),
             pairs={name(ij): s.relative() for ij, s in self._total.items()},

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from resegzoo.compose.recipe import Recipe
 
@@ -31,13 +31,13 @@ class ResolvedInput:
     #: sha256 of the checkpoint file as the user or the Hub gave it
     sha256: str
     source: str
-    model_config: Optional[dict] = None
-    architecture: Optional[str] = None
+    model_config: dict | None = None
+    architecture: str | None = None
     preprocess_cfg: dict = field(default_factory=dict)
-    license: Optional[str] = None
-    citation: Optional[str] = None
-    hf_repo: Optional[str] = None
-    init_from: Optional[str] = None
+    license: str | None = None
+    citation: str | None = None
+    hf_repo: str | None = None
+    init_from: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the output's metadata records about this input."""

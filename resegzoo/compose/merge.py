@@ -12,8 +12,8 @@ differences are small and float32 loses nothing that matters, at a fraction of f
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -49,7 +49,7 @@ def output_dtype(input_dtype: torch.dtype, choice: str) -> torch.dtype:
 
 def average_parts(
     parts: Sequence[torch.Tensor], weights: Sequence[float], dtype: torch.dtype, want_output: bool = True
-) -> tuple[Optional[torch.Tensor], int, dict[int, torch.Tensor]]:
+) -> tuple[torch.Tensor | None, int, dict[int, torch.Tensor]]:
     """Average one chunk: ``(result in dtype or None, anchor index, {m: part_m - part_anchor})``.
 
     The anchor is the first input with a non-zero weight. Parts of the compute dtype are turned
@@ -107,8 +107,8 @@ def merge_tensors(
     keys: Sequence[str],
     weights: Sequence[float],
     dtype_choice: str = "same",
-    emit: Optional[Callable[[str, torch.Tensor], None]] = None,
-    meter: Optional[DistanceMeter] = None,
+    emit: Callable[[str, torch.Tensor], None] | None = None,
+    meter: DistanceMeter | None = None,
     progress: bool = True,
 ) -> None:
     """Average every tensor ``keys`` names across ``files``, passing the result to ``emit`` piece by

@@ -5,7 +5,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from resegzoo.compose.card import CardError, validate_card
 from resegzoo.compose.inputs import CompositionError
@@ -22,7 +22,7 @@ class PublishError(ValueError):
 class PublishResult:
     repo_id: str
     files: list[str]
-    url: Optional[str] = None
+    url: str | None = None
     dry_run: bool = False
 
 
@@ -60,9 +60,9 @@ def publish(
     repo_id: str,
     *,
     private: bool = False,
-    revision: Optional[str] = None,
+    revision: str | None = None,
     dry_run: bool = False,
-    token: Optional[str] = None,
+    token: str | None = None,
     api: Any = None,
 ) -> PublishResult:
     """Validate ``folder`` and upload exactly its model files to ``repo_id`` (created if needed).

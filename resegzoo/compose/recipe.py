@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
 
@@ -46,7 +46,7 @@ class InputModel:
     """One model to average. ``model``: registry name, checkpoint file, folder, ``local-dir:`` or ``hf-hub:``."""
 
     model: str
-    label: Optional[str] = None
+    label: str | None = None
 
 
 @dataclass
@@ -74,18 +74,18 @@ class Vocabulary:
 
 @dataclass
 class Recipe:
-    inputs: list[Union[str, InputModel]]
+    inputs: list[str | InputModel]
     name: str = "composed-clip"
     description: str = ""
     #: open_clip architecture name for inputs that do not carry one (bare .pt / .safetensors files)
-    architecture: Optional[str] = None
+    architecture: str | None = None
     #: full open_clip model config instead of a named architecture (custom or tiny models)
-    model_config: Optional[dict] = None
+    model_config: dict | None = None
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     vocabulary: Vocabulary = field(default_factory=Vocabulary)
     dtype: OutputDtype = "same"
     #: output folder; the CLI's --out overrides it
-    output: Optional[str] = None
+    output: str | None = None
     #: warn when the relative L2 distance of two inputs exceeds this (different initialisations)
     distance_warning: float = 0.5
 

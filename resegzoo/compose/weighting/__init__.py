@@ -9,8 +9,9 @@ Strategies are registered as plugins (``resegzoo.builtin.weightings``) through
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from resegzoo.compose.recipe import Vocabulary
 

@@ -19,7 +19,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from resegzoo.compose.weighting import WeightingContext, WeightingError, WeightingResult, softmax
+from resegzoo.compose.weighting import (
+    WeightingContext,
+    WeightingError,
+    WeightingResult,
+    softmax,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 

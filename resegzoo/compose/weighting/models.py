@@ -6,8 +6,9 @@ never holds more than one model.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -35,13 +36,13 @@ class ScoringModel:
     @torch.no_grad()
     def encode_patches(self, images: torch.Tensor) -> torch.Tensor:
         """(B, P, D) L2-normalised patch embeddings of the plain model: the last block's patch
-        tokens through ln_post and proj (the dense readout of METHOD.md section 3, no masking)."""
-        visual = self.model.visual
-        if not hasattr(visual, "_embeds") or getattr(visual, "proj", None) is None:
-            raise ValueError("image-based weighting needs a ViT image tower with a projection")
-        x = visual.transformer(visual._embeds(images))
-        x = visual.ln_post(x[:, 1:])
-        return torch.nn.functional.normalize(x @ visual.proj, dim=-1).float()
+        tokens through ln_post and proj (the segmenter's dense readout with an all-global
+        schedule, i.e. no attention masking)."""
+        from resegzoo.segmenter.encoder import MaskedClipEncoder
+
+        depth = len(self.model.visual.transformer.resblocks)
+        encoder = MaskedClipEncoder(self.model, self.tokenizer, rules=["global"] * depth, mean=self.mean, std=self.std)
+        return encoder.encode_tokens(images)[:, 1:]
 
 
 def load_scoring_model(item: ResolvedInput, device: str = "cpu") -> ScoringModel:

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from resegzoo.compose.weighting import WeightingContext, WeightingError, WeightingResult, softmax
+from resegzoo.compose.weighting import (
+    WeightingContext,
+    WeightingError,
+    WeightingResult,
+    softmax,
+)
 
 
 def mean_offdiagonal(sim: torch.Tensor) -> torch.Tensor:
