@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from compose_helpers import related_models, save_folder, save_folders
 
@@ -180,3 +181,40 @@ def test_builtin_recipe_resolves_and_explains_missing_weights(tmp_path, monkeypa
 def test_no_inputs_and_no_output(tmp_path, pair):
     assert run().exit_code == 2
     assert_clean_error(run("--model", pair[0]), "no output folder")
+
+
+def _raw_inputs(tmp_path, tensors_per_input):
+    """Bare safetensors files (no open_clip model needed for uniform weighting)."""
+    from safetensors.torch import save_file
+
+    paths = []
+    for i, tensors in enumerate(tensors_per_input):
+        paths.append(tmp_path / f"raw{i}.safetensors")
+        save_file(tensors, str(paths[-1]))
+    return [str(p) for p in paths]
+
+
+def test_non_floating_tensors_must_be_identical(tmp_path):
+    from resegzoo.compose import compose, recipe_from_mapping
+
+    w = torch.ones(4, 3)
+    same = _raw_inputs(tmp_path, [{"w": w, "ids": torch.arange(5)}, {"w": 3 * w, "ids": torch.arange(5)}])
+    data = {"inputs": same, "model_config": tiny_model_config()}
+    compose(recipe_from_mapping(data), tmp_path / "ok", progress=False)
+    from safetensors.torch import load_file
+
+    out = load_file(str(tmp_path / "ok" / "open_clip_model.safetensors"))
+    assert torch.equal(out["ids"], torch.arange(5)) and torch.equal(out["w"], 2 * w)
+
+    (tmp_path / "d").mkdir()
+    differ = _raw_inputs(tmp_path / "d", [{"w": w, "ids": torch.arange(5)}, {"w": w, "ids": torch.arange(5) + 1}])
+    result = run("--model", differ[0], "--model", differ[1], "--architecture", "ViT-B-32", "--out", str(tmp_path / "o"))
+    assert_clean_error(result, "non-floating tensor 'ids' differs")
+    assert not (tmp_path / "o").exists()
+
+
+def test_dtype_mismatch_is_listed(tmp_path):
+    w = torch.ones(4, 3)
+    paths = _raw_inputs(tmp_path, [{"w": w}, {"w": w.half()}])
+    result = run("--model", paths[0], "--model", paths[1], "--architecture", "ViT-B-32", "--dry-run")
+    assert_clean_error(result, "dtype mismatch", "w torch.float32 vs torch.float16")

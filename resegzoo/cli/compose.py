@@ -74,6 +74,8 @@ def _table(result) -> str:
         lines.append("")
         lines.append("relative L2 distance between inputs:")
         lines += [f"  {a} / {b}: {d:.4f}" for (a, b), d in result.distances.pairs.items()]
+        lines.append("farthest blocks:")
+        lines += [f"  {blk}  {a} / {b}: {d:.4f}" for blk, a, b, d in result.distances.farthest_blocks(5)]
     return "\n".join(lines)
 
 

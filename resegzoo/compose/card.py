@@ -47,6 +47,7 @@ def build_card(summary: dict[str, Any], repo_id: str | None = None):
         for i, (item, w) in enumerate(zip(inputs, summary["weights"]))
     ]
     recipe = summary["recipe"]
+    blocks = summary.get("distances", {}).get("blocks", {})
     load_id = f"hf-hub:{repo_id}" if repo_id else "path/to/this/folder"
     description = recipe.get("description") or f"Composed CLIP model `{recipe['name']}`."
     if details:
@@ -64,6 +65,8 @@ def build_card(summary: dict[str, Any], repo_id: str | None = None):
         score_names=score_names,
         weight_rows=rows,
         distances=summary.get("distances", {}).get("pairs", []),
+        distance_blocks=blocks,
+        block_pairs=list(next(iter(blocks.values()), {})),
         distance_threshold=summary.get("distances", {}).get("threshold"),
         load_id=load_id,
         open_clip_id=f"hf-hub:{repo_id}" if repo_id else "local-dir:path/to/this/folder",

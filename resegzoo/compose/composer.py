@@ -82,7 +82,7 @@ def compose(
             raise CompositionError("no output folder: give --out DIR (or `output:` in the recipe)")
         check_writable(target, force)  # before minutes of work, not after
     strategy = make_strategy(recipe, registry)
-    inputs = resolve_inputs(recipe)
+    inputs = resolve_inputs(recipe, progress)
     labels = [i.label for i in inputs]
     with ExitStack() as stack:
         files = [stack.enter_context(SafetensorsFile(i.weights)) for i in inputs]

@@ -54,6 +54,11 @@ class DistanceReport:
             for a, b, d in self.far_pairs()
         ]
 
+    def farthest_blocks(self, n: int = 5) -> list[tuple[str, str, str, float]]:
+        """The ``n`` (block, a, b, distance) entries with the largest distances."""
+        rows = [(blk, a, b, d) for blk, per in self.blocks.items() for (a, b), d in per.items()]
+        return sorted(rows, key=lambda r: -r[3])[:n]
+
     def to_dict(self) -> dict:
         return {
             "threshold": self.threshold,

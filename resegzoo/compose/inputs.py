@@ -110,11 +110,14 @@ def resolve_input(label: str, spec: str) -> ResolvedInput:
     return item
 
 
-def resolve_inputs(recipe: Recipe) -> list[ResolvedInput]:
+def resolve_inputs(recipe: Recipe, progress: bool = True) -> list[ResolvedInput]:
     """Resolve every input and fill in model configs from the recipe where the input lacks one."""
     import open_clip
+    from tqdm.auto import tqdm
 
-    resolved = [resolve_input(label, item.model) for label, item in zip(recipe.labels, recipe.models)]
+    pairs = list(zip(recipe.labels, recipe.models))
+    resolved = [resolve_input(label, item.model)
+                for label, item in tqdm(pairs, desc="preparing inputs", unit="model", disable=not progress)]
     for item in resolved:
         if item.model_config is None and item.architecture is None:
             item.architecture = recipe.architecture
