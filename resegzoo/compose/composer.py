@@ -1,6 +1,7 @@
 """The composition pipeline: resolve inputs, check them, weigh them, average them, write the folder."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from contextlib import ExitStack
@@ -50,6 +51,12 @@ def make_strategy(recipe: Recipe, registry: Any = None) -> Any:
     return spec.factory(**recipe.weighting.params)
 
 
+def _effective_params(strategy: Any, recipe: Recipe) -> dict[str, Any]:
+    if dataclasses.is_dataclass(strategy) and not isinstance(strategy, type):
+        return dataclasses.asdict(strategy)
+    return dict(recipe.weighting.params)
+
+
 def _open_clip_config(inputs: list[ResolvedInput]) -> dict[str, Any]:
     first = inputs[0]
     preprocess = dict(first.preprocess_cfg) or {"mean": list(OPENAI_MEAN), "std": list(OPENAI_STD)}
@@ -97,7 +104,8 @@ def compose(
             "recipe": recipe.to_dict(),
             "architecture": inputs[0].architecture,
             "inputs": [i.describe() for i in inputs],
-            "weighting": {"strategy": recipe.weighting.strategy, "params": recipe.weighting.params},
+            # the parameters in effect, defaults included (the recipe keeps what the user wrote)
+            "weighting": {"strategy": recipe.weighting.strategy, "params": _effective_params(strategy, recipe)},
             "weights": list(result.weights),
             "scores": result.scores,
         }

@@ -63,7 +63,7 @@ class DistanceReport:
         return {
             "threshold": self.threshold,
             "pairs": [{"a": a, "b": b, "relative_l2": d} for (a, b), d in self.pairs.items()],
-            "blocks": {blk: {f"{a} | {b}": d for (a, b), d in per.items()} for blk, per in self.blocks.items()},
+            "blocks": {blk: {f"{a} / {b}": d for (a, b), d in per.items()} for blk, per in self.blocks.items()},
         }
 
 
