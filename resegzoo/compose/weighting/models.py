@@ -29,9 +29,10 @@ class ScoringModel:
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """(N, D) L2-normalised text embeddings."""
-        out = [self.model.encode_text(self.tokenizer(list(texts[i:i + batch_size])), normalize=True)
+        device = next(self.model.parameters()).device
+        out = [self.model.encode_text(self.tokenizer(list(texts[i:i + batch_size])).to(device), normalize=True)
                for i in range(0, len(texts), batch_size)]
-        return torch.cat(out).float()
+        return torch.cat(out).float().cpu()
 
     @torch.no_grad()
     def encode_patches(self, images: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ class ScoringModel:
 
         depth = len(self.model.visual.transformer.resblocks)
         encoder = MaskedClipEncoder(self.model, self.tokenizer, rules=["global"] * depth, mean=self.mean, std=self.std)
-        return encoder.encode_tokens(images)[:, 1:]
+        return encoder.encode_tokens(images)[:, 1:].cpu()
 
 
 def load_scoring_model(item: ResolvedInput, device: str = "cpu") -> ScoringModel:
