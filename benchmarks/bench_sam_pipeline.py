@@ -71,7 +71,10 @@ def partition_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     np.add.at(table, (ai, bi), 1)
     mutual = (table.argmax(axis=1)[ai] == bi) & (table.argmax(axis=0)[bi] == ai)
     n = ai.size
-    pairs = lambda counts: float((counts * (counts - 1) // 2).sum())  # noqa: E731
+
+    def pairs(counts: np.ndarray) -> float:
+        return float((counts * (counts - 1) // 2).sum())
+
     total = n * (n - 1) / 2
     same_both = pairs(table)
     rand = (total + 2 * same_both - pairs(table.sum(axis=1)) - pairs(table.sum(axis=0))) / total
@@ -149,14 +152,14 @@ def main() -> None:
     totals = {name: [0.0, 0.0, 0] for name in names}  # wall s, CPU s, encoder passes (all windows)
     segment = build_pipeline(ours) if args.with_clip else None
     for image in images:
-        ref_maps, t_ref, p_ref = timed(lambda: reference(image))
+        ref_maps, t_ref, p_ref = timed(lambda im=image: reference(im))
         shared_maps, t_shared, p_shared = timed(
-            lambda: [ours(np.ascontiguousarray(image[y0:y1, x0:x1])) for y0, x0, y1, x1 in ref_windows])
-        region_maps, t_region, p_region = timed(lambda: ours.generate_windows(image, windows))
+            lambda im=image: [ours(np.ascontiguousarray(im[y0:y1, x0:x1])) for y0, x0, y1, x1 in ref_windows])
+        region_maps, t_region, p_region = timed(lambda im=image: ours.generate_windows(im, windows))
         runs = [("reference", t_ref, p_ref, scale), ("shared", t_shared, p_shared, scale),
                 ("region", t_region, p_region, 1.0)]
         if segment is not None:
-            _, t_pipe, p_pipe = timed(lambda: segment(image))
+            _, t_pipe, p_pipe = timed(lambda im=image: segment(im))
             runs.append(("pipeline", t_pipe, p_pipe, 1.0))
         for name, (wall, cpu), p, k in runs:
             totals[name][0] += wall * k
@@ -197,7 +200,7 @@ def build_pipeline(generator):
     """resegzoo's segmenter (public API) with a random ViT-B/16 CLIP and ``generator``'s SAM masks."""
     import open_clip
 
-    from resegzoo.api import SegmentRecipe, Segmenter, Vocabulary
+    from resegzoo.api import Segmenter, SegmentRecipe, Vocabulary
     from resegzoo.segmenter.encoder import MaskedClipEncoder
 
     model = open_clip.create_model("ViT-B-16")
