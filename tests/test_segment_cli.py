@@ -100,6 +100,7 @@ def test_geotiff_keeps_georeferencing_whole_and_tiled(tmp_path, tile, short_side
         assert dst.colormap(1)[1][:3] == tuple(json.loads((out / "scene.json").read_text())["palette"][1])
     side = json.loads((out / "scene.json").read_text())
     assert side["tiled"] is bool(tile) and side["crs"] == "EPSG:32632"
+    assert side["transform"] == list(transform)[:6]
     assert abs(sum(side["pixel_fraction"].values()) - 1) < 1e-4
     assert (out / "scene.overlay.png").exists()
 

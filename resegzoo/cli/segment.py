@@ -125,7 +125,7 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         "stretch": None if stretch is None else {"method": "percentile", "percentiles": list(stretch.percentiles),
                                                  "low": stretch.low, "high": stretch.high},
         "crs": None if info.crs is None else info.crs.to_string(),
-        "transform": None if info.crs is None else list(info.transform)[:6],
+        "transform": None if not info.is_tiff or info.transform.is_identity else list(info.transform)[:6],
         "tiled": tiled,
         **seg.describe(),
     }
