@@ -252,7 +252,8 @@ def label_geotiff(path: Path, info: RasterInfo, palette: Sequence[tuple[int, int
     import rasterio
 
     profile = {"driver": "GTiff", "height": info.height, "width": info.width, "count": 1,
-               "dtype": "uint8", "compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256}
+               "dtype": "uint8", "compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256,
+               "BIGTIFF": "IF_SAFER"}  # label maps of huge rasters may pass 4 GB
     if info.crs is not None:
         profile["crs"] = info.crs
     if info.transform is not None and not info.transform.is_identity:
