@@ -131,11 +131,11 @@ class MaskedClipEncoder:
             token_ids = token_ids.to(x.device)
             if tuple(token_ids.shape[-2:]) != grid:
                 raise ValueError(f"token ids of shape {tuple(token_ids.shape)} do not fit the {grid} patch grid")
-        masks = block_masks(self.schedule, token_ids, grid, self.uncovered)
+        masks = block_masks(self.schedule, token_ids, grid, self.uncovered, device=x.device)
         blocks = self.visual.transformer.resblocks
         batch_first = getattr(self.visual.transformer, "batch_first", True)
         for i, (blk, blocked) in enumerate(zip(blocks, masks)):
-            allowed = None if blocked is None else ~blocked.to(x.device)  # SDPA: True = may attend
+            allowed = None if blocked is None else ~blocked  # SDPA: True = may attend
             if self.segearth_last_block and i == len(blocks) - 1:
                 x = self._attention(blk, blk.ln_1(x), allowed, True)  # no residual, no FFN
             elif allowed is None:

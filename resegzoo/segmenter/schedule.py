@@ -127,7 +127,8 @@ def neighbor_mask(grid: tuple[int, int], radius: int, device: torch.device | str
 
 
 def block_masks(schedule: Sequence[Rule], token_ids: torch.Tensor | None, grid: tuple[int, int],
-                uncovered: UncoveredPolicy = "group") -> list[torch.Tensor | None]:
+                uncovered: UncoveredPolicy = "group",
+                device: torch.device | str | None = None) -> list[torch.Tensor | None]:
     """One blocked-mask (or None for ``global``) per block; masks are shared between blocks
     with the same rule. token_ids: (B, L, gh, gw) or None when the schedule reads no level."""
     need = levels_needed(schedule)
@@ -136,7 +137,10 @@ def block_masks(schedule: Sequence[Rule], token_ids: torch.Tensor | None, grid: 
         raise ValueError(f"the attention schedule reads segment levels 0..{need - 1} but the mask "
                          f"generator gave {have} level(s); use a generator with more levels or a "
                          "schedule without those segment rules (e.g. all 'global' for masks 'none')")
-    device = token_ids.device if token_ids is not None else "cpu"
+    if device is None:
+        device = token_ids.device if token_ids is not None else "cpu"
+    if token_ids is not None:
+        token_ids = token_ids.to(device)
     cache: dict[Rule, torch.Tensor | None] = {}
     out: list[torch.Tensor | None] = []
     for rule in schedule:
