@@ -134,8 +134,9 @@ class MaskedClipEncoder:
         masks = block_masks(self.schedule, token_ids, grid, self.uncovered, device=x.device)
         blocks = self.visual.transformer.resblocks
         batch_first = getattr(self.visual.transformer, "batch_first", True)
+        allowed_of = {id(m): ~m for m in masks if m is not None}  # SDPA: True = may attend
         for i, (blk, blocked) in enumerate(zip(blocks, masks)):
-            allowed = None if blocked is None else ~blocked  # SDPA: True = may attend
+            allowed = None if blocked is None else allowed_of[id(blocked)]
             if self.segearth_last_block and i == len(blocks) - 1:
                 x = self._attention(blk, blk.ln_1(x), allowed, True)  # no residual, no FFN
             elif allowed is None:
