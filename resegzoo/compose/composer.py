@@ -97,7 +97,9 @@ def compose(
         context = WeightingContext(labels, recipe.vocabulary, lambda i: load_scoring_model(inputs[i], device), device)
         result = strategy(context)
         if len(result.weights) != len(inputs):
-            raise CompositionError(f"strategy {recipe.weighting.strategy!r} gave {len(result.weights)} weights for {len(inputs)} inputs")
+            raise CompositionError(
+                f"strategy {recipe.weighting.strategy!r} gave {len(result.weights)} weights for {len(inputs)} inputs"
+            )
         check_weights(result.weights)
         summary: dict[str, Any] = {
             "resegzoo_version": __version__,
@@ -111,7 +113,7 @@ def compose(
         }
         meter = DistanceMeter(labels, recipe.distance_warning)
         merge_args = {"files": files, "labels": labels, "keys": keys, "weights": result.weights,
-                          "dtype_choice": recipe.dtype, "meter": meter, "progress": progress}
+                      "dtype_choice": recipe.dtype, "meter": meter, "progress": progress}
         if dry_run:
             merge_tensors(emit=None, **merge_args)
         else:
