@@ -145,6 +145,22 @@ def _tiled_overlay(info: Any, label_path: Path, stretch: Any, overlay_path: Path
     imageio.write_overlay(overlay_path, image, labels, palette, names)
 
 
+def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, device: str) -> tuple[Any, str | None]:
+    """Fold --sam-checkpoint and --device into the recipe's SAM settings (SAM runs where CLIP runs)."""
+    import dataclasses
+
+    if sam_checkpoint and masks not in (None, "sam"):
+        raise click.UsageError(f"--sam-checkpoint goes with --masks sam, not --masks {masks}")
+    name = "sam" if sam_checkpoint else (masks or recipe.masks.generator)
+    if name != "sam":
+        return recipe, masks
+    settings = dict(recipe.masks.settings) if recipe.masks.generator == "sam" else {}
+    if sam_checkpoint:
+        settings["checkpoint"] = sam_checkpoint
+    settings.setdefault("device", device)
+    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator="sam", settings=settings)), "sam"
+
+
 @click.command("segment")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
@@ -173,12 +189,14 @@ def _tiled_overlay(info: Any, label_path: Path, stretch: Any, overlay_path: Path
               "template per line ({} = class name). Overrides the recipe; default: reference.")
 @click.option("--background-threshold", type=float, help="Pixels whose top class probability is below this "
               "(0..1) get an extra last class 'background'. Default: off.")
+@click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
+              "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
 def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
-            overwrite: bool) -> None:
+            sam_checkpoint: str | None, overwrite: bool) -> None:
     """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
 
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -200,6 +218,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
         load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
+    recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
     files = _expand_inputs(inputs)
     try:
         band_list = imageio.parse_bands(bands)
