@@ -16,13 +16,13 @@ import hashlib
 import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from resegzoo.atomic import atomic_path
 from resegzoo.zoo import ClipVariant, SamCheckpoint
 
 Record = ClipVariant | SamCheckpoint
@@ -253,16 +253,8 @@ def extract_member(archive: Path, member: str) -> Path:
         if member not in names:
             shown = ", ".join(n for n in names if not n.endswith("/"))[:400]
             raise FetchError(f"{archive} has no member {member!r} (it holds: {shown})")
-        # Extract to a temporary file in the same folder, then rename: never a half-written member.
-        with zf.open(member) as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False,
-                                                                  prefix=".extract-") as tmp:
-            try:
-                shutil.copyfileobj(src, tmp, _CHUNK)
-            except BaseException:
-                tmp.close()
-                os.unlink(tmp.name)
-                raise
-        os.replace(tmp.name, target)
+        with zf.open(member) as src, atomic_path(target) as tmp, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
     return target
 
 

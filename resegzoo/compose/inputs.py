@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resegzoo import atomic
 from resegzoo.compose.recipe import Recipe
 
 
@@ -59,10 +59,7 @@ def cached_sha256(path: Path) -> str:
     if memo.is_file():
         return memo.read_text().strip()
     value = sha256_file(path)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f".{key}.{os.getpid()}")
-    tmp.write_text(value)
-    os.replace(tmp, memo)
+    atomic.write_text(memo, value)
     return value
 
 

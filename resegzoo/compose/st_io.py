@@ -22,6 +22,8 @@ from typing import BinaryIO
 import torch
 from typing_extensions import Self
 
+from resegzoo.atomic import atomic_path
+
 _DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
@@ -192,16 +194,8 @@ def write_state_dict(path: Path, state_dict: Mapping[str, torch.Tensor], metadat
     """Write a whole state dict (used to convert pickles once); ``path`` is replaced atomically."""
     names = sorted(state_dict)
     layout = [(n, state_dict[n].dtype, tuple(state_dict[n].shape)) for n in names]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as fh:
-            writer = StreamingWriter(fh, layout, metadata or {})
-            for n in names:
-                writer.write(n, state_dict[n])
-            writer.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        writer = StreamingWriter(fh, layout, metadata or {})
+        for n in names:
+            writer.write(n, state_dict[n])
+        writer.close()

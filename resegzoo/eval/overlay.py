@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resegzoo.eval import atomic
+from resegzoo import atomic
 from resegzoo.eval.datasets import DatasetInfo
 
 #: Distinct colours for classes of datasets whose labels are not colour-coded.

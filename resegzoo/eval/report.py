@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from resegzoo import __version__
-from resegzoo.eval import atomic
+from resegzoo import atomic
 from resegzoo.eval.datasets import Dataset
 from resegzoo.eval.runner import RunResult
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from resegzoo.atomic import atomic_path
 from resegzoo.masks.painting import Box, check_image, check_windows
 
 #: Bump when the meaning of cached maps changes, so old entries are not reused.
@@ -52,16 +51,8 @@ class MapCache:
             return [data[f"m{i}"] for i in range(len(data.files))]
 
     def save(self, key: str, maps: Sequence[np.ndarray]) -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **{f"m{i}": m for i, m in enumerate(maps)})
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_path(self.path(key)) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **{f"m{i}": m for i, m in enumerate(maps)})
 
 
 class CachedMaskGenerator:
