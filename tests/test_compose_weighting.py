@@ -188,3 +188,29 @@ def test_image_agreement_needs_images(graded, tmp_path):
         "compose", "--model", graded[1][0], "--weighting", "image-agreement", "--dry-run",
     ])
     assert result.exit_code == 1 and "missing required key 'images'" in result.output
+
+
+def test_image_agreement_reads_images_as_segment_does(tmp_path):
+    """16-bit, 4-band GeoTIFFs are read like `resegzoo segment` reads them; junk is a clear error."""
+    import numpy as np
+    import pytest
+    import rasterio
+
+    from resegzoo.compose.weighting import WeightingError
+    from resegzoo.compose.weighting.image_agreement import load_image
+    from resegzoo.imageio import read_image
+
+    path = tmp_path / "tile.tif"
+    data = np.random.default_rng(0).integers(0, 4000, size=(4, 20, 30), dtype=np.uint16)
+    with rasterio.open(path, "w", driver="GTiff", height=20, width=30, count=4, dtype="uint16") as dst:
+        dst.write(data)
+    x = load_image(path, 20, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert x.shape == (3, 20, 20)
+    rgb, _, stretch = read_image(path)
+    assert stretch is not None  # 16-bit data was stretched to 8 bits first
+    assert float(x.max()) <= 1.0 and abs(float(x.mean()) - rgb.mean() / 255.0) < 0.02
+
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(WeightingError, match="cannot read image"):
+        load_image(junk, 20, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))

@@ -26,10 +26,10 @@ from resegzoo.compose.weighting import (
     softmax,
 )
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-
 
 def find_images(paths: list[str], limit: int) -> list[Path]:
+    from resegzoo.imageio import IMAGE_SUFFIXES
+
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -44,13 +44,16 @@ def find_images(paths: list[str], limit: int) -> list[Path]:
 
 
 def load_image(path: Path, size: int, mean, std) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    """The image as ``resegzoo segment`` reads it (bands 1-3, 16-bit stretched), resized and normalised."""
+    from PIL import Image
+
+    from resegzoo.imageio import ImageError, read_image
 
     try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
-    except (UnidentifiedImageError, OSError) as exc:
+        rgb, _, _ = read_image(path)
+    except ImageError as exc:
         raise WeightingError(f"image-agreement: cannot read image {path}: {exc}") from exc
+    rgb = Image.fromarray(rgb).resize((size, size), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
     return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 

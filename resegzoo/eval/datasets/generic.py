@@ -27,9 +27,9 @@ from typing import Literal, Optional, Union
 from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample
 from resegzoo.eval.datasets.layout import Dataset, Layout, files_with_suffix, open_with_layouts, pair
 from resegzoo.eval.metrics import IGNORE_INDEX
+from resegzoo.imageio import IMAGE_SUFFIXES
 from resegzoo.schema import from_mapping, load_yaml
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 LABEL_SUFFIXES = (".png", ".tif", ".tiff")
 REFERENCE_IMAGE, REFERENCE_LABEL = "R_G_B_IR.png", "L.png"
 
