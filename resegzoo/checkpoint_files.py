@@ -14,11 +14,13 @@ from typing import Any
 
 import torch
 
+from resegzoo.errors import ResegzooError
+
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 WEIGHT_SUFFIXES = PICKLE_SUFFIXES + (".safetensors", ".zip")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ResegzooError, ValueError):
     """A checkpoint that cannot be read or does not fit its architecture; the message says why."""
 
 

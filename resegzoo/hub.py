@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from resegzoo.errors import ResegzooError
 from resegzoo.atomic import atomic_path
 from resegzoo.zoo import ClipVariant, SamCheckpoint
 
@@ -32,7 +33,7 @@ OFFLINE_ENV = "RESEGZOO_OFFLINE"
 _CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(ResegzooError, RuntimeError):
     """Weights could not be found or downloaded; the message says what to do."""
 
 

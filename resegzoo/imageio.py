@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from resegzoo.errors import ResegzooError
 from resegzoo.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -26,7 +27,7 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 OVERVIEW_SIDE = 1024
 
 
-class ImageError(ValueError):
+class ImageError(ResegzooError, ValueError):
     """An input that is not a usable image; the message names the file and the problem."""
 
 

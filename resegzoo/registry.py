@@ -5,12 +5,13 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
+from resegzoo.errors import ResegzooError
 from resegzoo.plugins import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
 
 T = TypeVar("T")
 
 
-class RegistryError(LookupError):
+class RegistryError(ResegzooError, LookupError):
     """An unknown name, or two plugins registering the same name."""
 
 

@@ -14,10 +14,12 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from resegzoo.errors import ResegzooError
+
 T = TypeVar("T")
 
 
-class SchemaError(ValueError):
+class SchemaError(ResegzooError, ValueError):
     """A mapping does not fit the record it should describe."""
 
 

@@ -1,12 +1,25 @@
 """The ``resegzoo`` command line: a click group whose commands arrive through the commands hook."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from resegzoo import __version__
+from resegzoo.errors import ResegzooError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ResegzooGroup(click.Group):
+    """The one place where errors a user can cause become one-line messages (exit 1), not tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ResegzooError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=ResegzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="resegzoo")
 def cli() -> None:
     """Training-free open-vocabulary segmentation of remote-sensing imagery (ReSeg-CLIP).

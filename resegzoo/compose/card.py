@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from resegzoo.errors import ResegzooError
+
 TEMPLATE = "compose_model_card.md"
 REQUIRED_SECTIONS = ("## Base models", "## Weights", "## How to load", "## Citation")
 TAGS = ["clip", "open_clip", "remote-sensing", "model-merging", "resegzoo", "reseg-clip"]
 
 
-class CardError(ValueError):
+class CardError(ResegzooError, ValueError):
     """A model card that is missing something the Hub or users need."""
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resegzoo.errors import ResegzooError
 from resegzoo import atomic
 from resegzoo.compose.recipe import Recipe
 
 
-class CompositionError(ValueError):
+class CompositionError(ResegzooError, ValueError):
     """Inputs that cannot be composed; the message says what is wrong and what to do."""
 
 

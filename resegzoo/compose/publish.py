@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resegzoo.errors import ResegzooError
 from resegzoo.compose.card import CardError, validate_card
 from resegzoo.compose.inputs import CompositionError
 from resegzoo.compose.output import CONFIG_FILE, OUTPUT_FILES, read_metadata
@@ -14,7 +15,7 @@ from resegzoo.compose.output import CONFIG_FILE, OUTPUT_FILES, read_metadata
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
-class PublishError(ValueError):
+class PublishError(ResegzooError, ValueError):
     """A folder that is not a complete composed model, or a bad repository id."""
 
 

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import torch
 from typing_extensions import Self
 
+from resegzoo.errors import ResegzooError
 from resegzoo.atomic import atomic_path
 
 _DTYPES: dict[str, torch.dtype] = {
@@ -33,7 +34,7 @@ _NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024
 
 
-class SafetensorsError(ValueError):
+class SafetensorsError(ResegzooError, ValueError):
     """A file that is not a readable safetensors checkpoint."""
 
 

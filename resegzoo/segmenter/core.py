@@ -7,6 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from resegzoo.errors import ResegzooError
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
 from resegzoo.segmenter.recipe import SegmentRecipe
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
@@ -31,7 +32,7 @@ def _row_bands(windows: tuple[Window, ...], band_px: int) -> list[list[Window]]:
     return bands
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ResegzooError, RuntimeError):
     """The model or the mask generator could not be set up (unknown name, missing file, a
     download that failed offline, bad generator settings); the message says which and why."""
 

@@ -12,13 +12,14 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from resegzoo.errors import ResegzooError
 from resegzoo.segmenter.schedule import Rule, UncoveredPolicy, block_masks, resolve_schedule
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(ResegzooError, ValueError):
     """The open_clip model is not a ViT flavour the masked encoder knows how to re-run."""
 
 

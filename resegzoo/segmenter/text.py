@@ -13,10 +13,11 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from resegzoo.errors import ResegzooError
 from resegzoo.schema import SchemaError, load_yaml
 
 
-class VocabularyError(ValueError):
+class VocabularyError(ResegzooError, ValueError):
     """A class list that cannot be used: empty, an empty name, a duplicate name."""
 
 

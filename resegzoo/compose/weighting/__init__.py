@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from resegzoo.errors import ResegzooError
 from resegzoo.compose.recipe import Vocabulary
 
 
-class WeightingError(ValueError):
+class WeightingError(ResegzooError, ValueError):
     """Bad weighting parameters (negative, NaN or all-zero weights, too few templates, ...)."""
 
 

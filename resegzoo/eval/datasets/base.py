@@ -8,11 +8,12 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from resegzoo.errors import ResegzooError
 from resegzoo.eval.metrics import IGNORE_INDEX
 from resegzoo.schema import from_mapping, load_yaml
 
 
-class DatasetError(ValueError):
+class DatasetError(ResegzooError, ValueError):
     """A dataset is missing, incomplete or malformed; the message says what was expected where."""
 
 
