@@ -21,7 +21,7 @@ def test_recipe_defaults_follow_method():
     assert r.inference.logit_scale == 50.0 and r.inference.stride is None and r.inference.window is None
     assert r.schedule.rules is None and r.schedule.uncovered == "group"
     assert r.text.templates == "reference" and r.masks.generator == "slic"
-    assert not (r.extras.segearth_last_block or r.extras.majority_vote or r.extras.cls_token_lambda)
+    assert not (r.extras.last_block or r.extras.majority_vote or r.extras.cls_token_lambda)
     assert r.inference.background_threshold is None
     # the commented default recipe in the registry is exactly the defaults
     assert load_recipe(REPO / "registry" / "recipes" / "segment-default.yaml") == SegmentRecipe()

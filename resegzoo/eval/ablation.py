@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
-from resegzoo.schema import SchemaError, load_yaml
+from resegzoo.schema import SchemaError
 
 
 def resolve_recipe(text: str) -> Path:
@@ -47,11 +47,12 @@ def load_eval_recipe(path: Path, dataset_settings: Mapping[str, Any]) -> Any:
     A setting the recipe file states (even as null) wins over the dataset's.
     """
     from resegzoo.api import load_recipe
+    from resegzoo.segmenter.recipe import read_recipe_data
 
     recipe = load_recipe(path)  # validates the file on its own, so errors name it
     if not dataset_settings:
         return recipe
-    data = load_yaml(path) or {}
+    data = read_recipe_data(path)  # with its `base:` recipe merged in
     try:
         return load_recipe(None, **_fill_in(dataset_settings, data))
     except SchemaError as exc:

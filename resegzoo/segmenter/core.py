@@ -9,11 +9,11 @@ import torch
 
 from resegzoo.errors import ResegzooError
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
-from resegzoo.segmenter.recipe import SegmentRecipe
+from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
 from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
 from resegzoo.segmenter.windows import (
-    Stitcher, Window, WindowPlan, resize_image, short_side_size, upsample_patch_logits)
+    Stitcher, Window, WindowPlan, fit_size, resize_image, short_side_size, upsample_patch_logits)
 
 BACKGROUND = "background"
 #: segment maps are made for a band of window rows this tall at a time (SAM's native size):
@@ -126,37 +126,57 @@ class Segmenter:
 
     def _window_logits(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
                        text: TextEmbeddings, lam: float) -> torch.Tensor:
-        """(B, K, window, window) class logits of a batch of windows."""
+        """(B, R, window, window) scores of a batch of windows: R rows are the classes, or the
+        names with ``inference.probabilities: name``; cosines, or each window's softmax with
+        ``inference.average: probabilities``."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         token_ids = None
         if maps is not None:
             ids = torch.from_numpy(np.stack(maps).astype(np.int64))
             token_ids = token_ids_from_pixels(ids, int(self.encoder.patch_size))
+        inf = self.recipe.inference
+        per_name = inf.probabilities == "name"
         with torch.no_grad():
             out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
             feats, cls_feat = out if lam != 0 else (out, None)
-            logits = text.class_scores(torch.as_tensor(feats).float()).permute(0, 3, 1, 2)
+            feats = torch.as_tensor(feats).float()
+            if inf.readout == "features":
+                scores = readout_features(feats, text, per_name, (self.window, self.window))
+            else:
+                scores = upsample_patch_logits(text.rows(feats, per_name).permute(0, 3, 1, 2),
+                                               (self.window, self.window))
             if cls_feat is not None:
-                logits = add_cls_bias(logits, text.class_scores(torch.as_tensor(cls_feat).float()), lam)
-            return upsample_patch_logits(logits, (self.window, self.window))
+                scores = add_cls_bias(scores, text.rows(torch.as_tensor(cls_feat).float(), per_name), lam)
+            if inf.average == "probabilities":
+                scores = torch.softmax(inf.logit_scale * scores, dim=1)
+            return scores
 
     def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None) -> tuple[torch.Tensor, dict]:
-        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar.
+        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar
+        (each class's best name; probabilities instead with ``inference.average: probabilities``).
 
-        ``scale`` resizes by a fixed factor instead of ``inference.short_side`` (tiles of a big
+        ``scale`` resizes by a fixed factor instead of the recipe's resize rule (tiles of a big
         raster must all be resized by the whole raster's factor)."""
+        rows, info = self.scores(image, vocab, progress=progress, scale=scale)
+        text = self.text_embeddings(vocab)
+        if self.recipe.inference.probabilities == "name":
+            rows = text.names_to_classes(rows, dim=0)
+        return rows, info
+
+    def scores(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
+               scale: float | None = None) -> tuple[torch.Tensor, dict]:
+        """Averaged window scores (R, H, W) at the image's own size: R = classes, or names with
+        ``inference.probabilities: name``; cosines, or probabilities with ``average: probabilities``."""
         image = check_image(image)
         h, w = image.shape[:2]
         text = self.text_embeddings(vocab)
-        if scale is None:
-            size = short_side_size(h, w, self.recipe.inference.short_side)
-        else:
-            size = (max(2, round(h * scale)), max(2, round(w * scale)))
-        work = resize_image(image, size)
-        plan = WindowPlan.make(size[0], size[1], self.window, self.stride)
-        padded = plan.pad(work)
-        stitcher = Stitcher(plan, len(vocab))
+        inf = self.recipe.inference
+        size = work_size(h, w, inf) if scale is None else (max(2, round(h * scale)), max(2, round(w * scale)))
+        work = resize_image(image, size, inf.resize_filter)
+        plan = WindowPlan.make(size[0], size[1], self.window, self.stride, inf.window_placement)
+        padded = plan.pad(work, inf.pad_mode)
+        stitcher = Stitcher(plan, len(text.names) if inf.probabilities == "name" else len(vocab))
         lam = self.recipe.extras.cls_token_lambda
         batch = self.recipe.inference.batch_size
         bar = None
@@ -179,15 +199,19 @@ class Segmenter:
         if size != (h, w):
             result = upsample_patch_logits(result[None], (h, w))[0]
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
-                "windows": len(plan.windows), "templates": len(self.templates)}
+                "windows": len(plan.windows), "templates": len(self.templates),
+                "protocol": protocol_name(self.recipe)}
         return result, info
 
     def segment(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
                 scale: float | None = None) -> SegmentResult:
         """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes (``scale``: see
         :meth:`logits`)."""
-        logits, info = self.logits(image, vocab, progress=progress, scale=scale)
-        probs = torch.softmax(self.recipe.inference.logit_scale * logits, dim=0)
+        rows, info = self.scores(image, vocab, progress=progress, scale=scale)
+        inf = self.recipe.inference
+        probs = torch.softmax(inf.logit_scale * rows, dim=0) if inf.average == "logits" else rows
+        if inf.probabilities == "name":  # softmax over every name, then each class's best name
+            probs = self.text_embeddings(vocab).names_to_classes(probs, dim=0)
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
         names = vocab.class_names
@@ -215,6 +239,28 @@ class Segmenter:
 
         return {"model": self.model_name, "masks": self.masks_name, "encoder": describe(self.encoder),
                 "recipe": self.recipe.to_dict(), "templates": list(self.templates)}
+
+
+def work_size(height: int, width: int, inference: Any) -> tuple[int, int]:
+    """The size the recipe's resize rule gives an image (``inference.resize``)."""
+    if inference.resize == "fit":
+        return fit_size(height, width, inference.fit_scale)
+    return short_side_size(height, width, inference.short_side)
+
+
+def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
+                     size: tuple[int, int]) -> torch.Tensor:
+    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features upsampled bilinearly to
+    ``size``, L2-normalised per pixel, then cosines with the text: (B, R, h, w). One window at a
+    time, since the upsampled features are C planes per window."""
+    import torch.nn.functional as F
+
+    out = []
+    for f in feats:
+        up = upsample_patch_logits(f.permute(2, 0, 1)[None], size)[0]
+        up = F.normalize(up, dim=0).permute(1, 2, 0)
+        out.append(text.rows(up, per_name).permute(2, 0, 1))
+    return torch.stack(out)
 
 
 def check_image(image: Any) -> np.ndarray:

@@ -55,22 +55,53 @@ def _interpolate_pos(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, in
     return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(new[0] * new[1], d)], dim=0)
 
 
+class ScheduleConflictError(ResegzooError, ValueError):
+    """The schedule restricts the block a peer method's last-block attention replaces."""
+
+
+def method_schedule(schedule: list[Rule], given: Sequence[str] | None, last_block: str | None) -> list[Rule]:
+    """The schedule with a peer method in the last block (METHOD.md section 7).
+
+    The method defines the last block's attention, so that block's rule must be ``global``: a
+    ``neighbor:0`` there would turn every method into MaskCLIP's identity attention (SegEarth-OV
+    into out_proj(3 v)) and a ``segment`` rule would change the method, silently. An explicit
+    schedule that restricts the last block is an error; the default schedule (``rules`` null)
+    gives the last block to the method: segment:0..3, neighbor:0, then the method.
+    """
+    if last_block is None or schedule[-1].kind == "global":
+        return schedule
+    if given is None:
+        return schedule[:-1] + [Rule("global")]
+    raise ScheduleConflictError(
+        f"schedule.rules puts {schedule[-1]} on the last block, which extras.last_block={last_block!r} "
+        "replaces with its own attention; make the last rule 'global' (the method then runs there "
+        "unrestricted) or drop extras.last_block")
+
+
 class MaskedClipEncoder:
     """A :class:`resegzoo.interfaces.DenseEncoder` over an open_clip CLIP model."""
 
     def __init__(self, model: Any, tokenizer: Callable[[Sequence[str]], torch.Tensor], *,
                  rules: Sequence[str] | None = None, uncovered: UncoveredPolicy = "group",
                  segearth_last_block: bool = False, mean: Sequence[float] = OPENAI_MEAN,
-                 std: Sequence[float] = OPENAI_STD, name: str = "") -> None:
+                 std: Sequence[float] = OPENAI_STD, name: str = "", last_block: str | None = None,
+                 last_block_residual: bool | None = None, naclip_std: float = 5.0) -> None:
         check_supported(model)
         self.model = model.eval()
         self.tokenizer = tokenizer
         visual = model.visual
         self.visual = visual
         self.depth = len(visual.transformer.resblocks)
-        self.schedule: list[Rule] = resolve_schedule(rules, self.depth)
+        from resegzoo.segmenter.last_block import get_method
+
+        if segearth_last_block:  # the earlier switch, kept for callers: the SegEarth-OV method
+            last_block = last_block or "segearth-ov"
+        self.last_block = None if last_block is None else get_method(last_block).name
+        self.last_block_residual = last_block_residual
+        self.naclip_std = float(naclip_std)
+        self.schedule: list[Rule] = method_schedule(resolve_schedule(rules, self.depth), rules, self.last_block)
         self.uncovered: UncoveredPolicy = uncovered
-        self.segearth_last_block = segearth_last_block
+        self.segearth_last_block = self.last_block == "segearth-ov"
         self.patch_size = int(visual.patch_size[0])
         self.image_size = int(visual.image_size[0])
         self.mean = tuple(float(m) for m in mean)
@@ -138,8 +169,11 @@ class MaskedClipEncoder:
         allowed_of = {id(m): ~m for m in masks if m is not None}  # SDPA: True = may attend
         for i, (blk, blocked) in enumerate(zip(blocks, masks)):
             allowed = None if blocked is None else allowed_of[id(blocked)]
-            if self.segearth_last_block and i == len(blocks) - 1:
-                x = self._attention(blk, blk.ln_1(x), allowed, True)  # no residual, no FFN
+            if self.last_block is not None and i == len(blocks) - 1:
+                from resegzoo.segmenter.last_block import run_last_block
+
+                # the schedule's rule for this block is `global` (method_schedule checks it)
+                x = run_last_block(blk, x, self.last_block, grid, self.last_block_residual, self.naclip_std)
             elif allowed is None:
                 # a global block is open_clip's own block forward: same numbers, same kernels
                 x = blk(x) if batch_first else blk(x.transpose(0, 1)).transpose(0, 1)

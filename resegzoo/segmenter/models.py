@@ -15,7 +15,7 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
     """
     from resegzoo.loading import load_clip, resolve_variant
     from resegzoo.segmenter.core import ModelLoadError
-    from resegzoo.segmenter.encoder import MaskedClipEncoder, UnsupportedModelError
+    from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
 
     from resegzoo.hub import FetchError
 
@@ -29,8 +29,9 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
     try:
         return MaskedClipEncoder.from_loaded(
             loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
-            segearth_last_block=recipe.extras.segearth_last_block)
-    except UnsupportedModelError as exc:
+            last_block=recipe.extras.last_block, last_block_residual=recipe.extras.last_block_residual,
+            naclip_std=recipe.extras.naclip_std)
+    except (UnsupportedModelError, ScheduleConflictError) as exc:
         raise ModelLoadError(f"model {spec!r}: {exc}") from exc
 
 

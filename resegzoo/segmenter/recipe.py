@@ -40,12 +40,35 @@ class TextSettings:
 
 @dataclass
 class InferenceSettings:
+    #: how the image is resized first: ``short-side`` (its short side becomes ``short_side``) or
+    #: ``fit`` (mmcv's keep-ratio rule: scaled to fit inside ``fit_scale`` = [long, short], sides
+    #: rounded as int(x * f + 0.5); the peers' protocol).
+    resize: Literal["short-side", "fit"] = "short-side"
     #: resize the image so its short side has this length first (None: keep the size).
     short_side: Optional[int] = None
+    #: [long, short] for ``resize: fit`` (None: keep the size).
+    fit_scale: Optional[list[int]] = None
+    #: ``antialias`` (torch bilinear, antialiased when shrinking) or ``opencv-bilinear``
+    #: (cv2.resize INTER_LINEAR, what mmcv does: no antialiasing).
+    resize_filter: Literal["antialias", "opencv-bilinear"] = "antialias"
     #: sliding-window side in pixels (None: the model's native image size).
     window: Optional[int] = None
     #: step between windows (None: half the window).
     stride: Optional[int] = None
+    #: ``pad`` (pad the image at the bottom/right so windows at multiples of the stride cover
+    #: it) or ``shift`` (mmseg's slide inference: the last window moved back to end at the border).
+    window_placement: Literal["pad", "shift"] = "pad"
+    #: padding fill: ``edge`` (repeat border pixels) or ``zero`` (black, the reference code).
+    pad_mode: Literal["edge", "zero"] = "edge"
+    #: ``logits`` (patch cosines upsampled bilinearly to the window) or ``features`` (patch
+    #: features upsampled, L2-normalised, then cosines: the official ReSeg-CLIP code).
+    readout: Literal["logits", "features"] = "logits"
+    #: what overlapping windows average: ``logits`` (cosines, the peers) or ``probabilities``
+    #: (each window's softmax, the official ReSeg-CLIP code).
+    average: Literal["logits", "probabilities"] = "logits"
+    #: ``class``: softmax over classes of each class's best name cosine; ``name``: softmax over
+    #: all names (synonyms are separate rows), then the max per class (SegEarth-OV).
+    probabilities: Literal["class", "name"] = "class"
     #: windows encoded per forward pass.
     batch_size: int = 8
     #: probabilities are softmax(logit_scale x cosine).
@@ -63,8 +86,13 @@ class InferenceSettings:
 class ExtrasSettings:
     """Peer methods' tricks, all off by default (METHOD.md section 3)."""
 
-    #: SegEarth-OV: the last block becomes q-q + k-k + v-v attention without residual and FFN.
-    segearth_last_block: bool = False
+    #: the last block's attention as a peer method defines it (METHOD.md section 7): vanilla,
+    #: maskclip, sclip, clearclip, naclip, segearth-ov; None: the schedule's rule, open_clip's block.
+    last_block: Optional[Literal["vanilla", "maskclip", "sclip", "clearclip", "naclip", "segearth-ov"]] = None
+    #: keep the last block's residual connection and FFN (None: as the method defines it).
+    last_block_residual: Optional[bool] = None
+    #: NACLIP's Gaussian neighbourhood standard deviation, in patches (NACLIP's paper: 5).
+    naclip_std: float = 5.0
     #: logits + lambda x the CLS token's logits; SegEarth-OV uses -0.3 (0: off).
     cls_token_lambda: float = 0.0
     #: replace the predicted label inside each finest segment by its majority label.
@@ -88,6 +116,12 @@ class SegmentRecipe:
             value = getattr(inf, name)
             if value is not None and value < 2:
                 raise ValueError(f"inference.{name} must be at least 2, got {value}")
+        if inf.fit_scale is not None and (len(inf.fit_scale) != 2 or min(inf.fit_scale) < 2):
+            raise ValueError(f"inference.fit_scale must be [long, short], both at least 2, got {inf.fit_scale}")
+        if inf.resize == "fit" and inf.short_side is not None:
+            raise ValueError("inference.short_side is for resize: short-side; with resize: fit give fit_scale")
+        if inf.resize == "short-side" and inf.fit_scale is not None:
+            raise ValueError("inference.fit_scale is for resize: fit; with resize: short-side give short_side")
         if inf.window is not None and inf.stride is not None and inf.stride > inf.window:
             raise ValueError(f"inference.stride ({inf.stride}) is larger than the window ({inf.window}):"
                              " pixels between windows would get no prediction")
@@ -102,12 +136,83 @@ class SegmentRecipe:
 
             for rule in self.schedule.rules:
                 parse_rule(rule)
+        rules = self.schedule.rules
+        if self.extras.last_block is not None and rules and str(rules[-1]).strip() != "global":
+            raise ValueError(f"schedule.rules ends with {rules[-1]!r}, but extras.last_block="
+                             f"{self.extras.last_block!r} replaces the last block's attention: make the last "
+                             "rule 'global' or leave schedule.rules null (METHOD.md section 7)")
+        if self.extras.last_block_residual is not None and self.extras.last_block is None:
+            raise ValueError("extras.last_block_residual needs extras.last_block (a peer method's last block)")
+        if self.extras.naclip_std <= 0:
+            raise ValueError(f"extras.naclip_std must be positive, got {self.extras.naclip_std}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 _SECTIONS = ("masks", "schedule", "text", "inference", "extras")
+
+#: the key naming a recipe this one starts from (a path relative to the file, or a shipped name)
+BASE_KEY = "base"
+
+#: the protocols a results table names (METHOD.md section 6): the settings that decide them
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "peers": {"resize": "fit", "fit_scale": [448, 448], "short_side": None, "resize_filter": "opencv-bilinear",
+              "window": 224, "stride": 112, "window_placement": "shift", "probabilities": "name",
+              "readout": "logits", "average": "logits", "logit_scale": 50.0},
+    "resegzoo": {"resize": "short-side", "short_side": 448, "fit_scale": None, "resize_filter": "antialias",
+                 "window": 224, "stride": 112, "window_placement": "pad", "probabilities": "class",
+                 "readout": "logits", "average": "logits", "logit_scale": 50.0},
+}
+
+
+def protocol_name(recipe: SegmentRecipe) -> str:
+    """``peers`` (SegEarth-OV's evaluation protocol exactly), ``resegzoo`` (resegzoo's earlier
+    choices: short side 448, antialiased resize, padded windows, class softmax) or ``custom``,
+    read off the recipe's inference settings (so a label cannot disagree with what ran)."""
+    inf = recipe.inference
+    for name, settings in PROTOCOLS.items():
+        if all(_same(getattr(inf, key), value) for key, value in settings.items()):
+            return name
+    return "custom"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return a is not None and b is not None and list(a) == list(b)
+    return a == b
+
+
+def shipped_recipe(name: str) -> Path | None:
+    """registry/recipes/<name>.yaml when it exists."""
+    from resegzoo.zoo import registry_dir
+
+    path = registry_dir() / "recipes" / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def read_recipe_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file's settings as a mapping, with its ``base:`` recipe (a path relative to the
+    file, or a shipped recipe name such as eval-default) merged underneath, key by key."""
+    path = Path(path)
+    loaded = load_yaml(path)
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, Mapping):
+        raise SchemaError(f"{path}: a recipe is a mapping of sections, got {type(loaded).__name__}")
+    data = dict(loaded)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise SchemaError(f"{path}: `base:` names one recipe (a path or a shipped name), got {base!r}")
+    local = (path.parent / base).expanduser()
+    base_path = local if local.is_file() else shipped_recipe(base)
+    if base_path is None:
+        raise SchemaError(f"{path}: base recipe {base!r} is neither a file next to it nor a shipped recipe")
+    if base_path.resolve() in _seen + (path.resolve(),):
+        raise SchemaError(f"{path}: base recipes form a cycle through {base_path}")
+    return _merge(read_recipe_data(base_path, _seen + (path.resolve(),)), data)
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,13 +248,8 @@ def load_recipe(path: str | Path | None = None, **overrides: Any) -> SegmentReci
     data: dict[str, Any] = {}
     where = "recipe"
     if path is not None:
-        loaded = load_yaml(path)
+        data = read_recipe_data(path)
         where = str(path)
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, Mapping):
-            raise SchemaError(f"{path}: a recipe is a mapping of sections, got {type(loaded).__name__}")
-        data = dict(loaded)
     for key, value in overrides.items():
         if value is None:
             continue

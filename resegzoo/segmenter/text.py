@@ -121,6 +121,22 @@ class TextEmbeddings:
         out = cos.new_full((*cos.shape[:-1], self.num_classes), float("-inf"))
         return out.scatter_reduce(-1, index, cos, reduce="amax", include_self=True)
 
+    def name_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., C) normalised -> (..., N) cosine with every name (synonyms separate)."""
+        return features @ self.names.to(features.device, features.dtype).T
+
+    def rows(self, features: torch.Tensor, per_name: bool) -> torch.Tensor:
+        """:meth:`name_scores` when ``per_name``, else :meth:`class_scores`."""
+        return self.name_scores(features) if per_name else self.class_scores(features)
+
+    def names_to_classes(self, values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """Per-name values (N along ``dim``) -> per-class values (K): the max over each class's
+        names (SegEarth-OV's name-level probabilities, reduced to classes)."""
+        moved = values.movedim(dim, -1)
+        index = self.class_of_name.to(moved.device).expand_as(moved)
+        out = moved.new_full((*moved.shape[:-1], self.num_classes), float("-inf"))
+        return out.scatter_reduce(-1, index, moved, reduce="amax", include_self=True).movedim(-1, dim)
+
 
 def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
     names = [n for cls in vocab.classes for n in cls]

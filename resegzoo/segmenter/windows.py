@@ -19,10 +19,33 @@ def short_side_size(height: int, width: int, short_side: int | None) -> tuple[in
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 -> resized uint8, bilinear (antialiased when shrinking)."""
+def fit_size(height: int, width: int, scale: tuple[int, int] | list[int] | None) -> tuple[int, int]:
+    """mmcv's keep-ratio rescale (``Resize(scale=(long, short), keep_ratio=True)``): the factor
+    is min(long / long side, short / short side), so the image fits inside the scale; each side
+    becomes int(side x factor + 0.5). 333 x 517 with (448, 448) gives 289 x 448."""
+    if scale is None:
+        return height, width
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width), short_edge / min(height, width))
+    return max(1, int(height * factor + 0.5)), max(1, int(width * factor + 0.5))
+
+
+#: how images are resized: torch bilinear with antialiasing, or OpenCV's bilinear (what mmcv
+#: and so the peers' pipeline use: no antialiasing, OpenCV's fixed-point rounding)
+RESIZE_FILTERS = ("antialias", "opencv-bilinear")
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], filter: str = "antialias") -> np.ndarray:
+    """(H, W, 3) uint8 -> resized uint8, bilinear: antialiased when shrinking (``antialias``),
+    or ``cv2.resize(INTER_LINEAR)`` itself (``opencv-bilinear``)."""
+    if filter not in RESIZE_FILTERS:
+        raise ValueError(f"unknown resize filter {filter!r}; use one of {', '.join(RESIZE_FILTERS)}")
     if image.shape[:2] == size:
         return image
+    if filter == "opencv-bilinear":
+        import cv2
+
+        return cv2.resize(np.ascontiguousarray(image), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
     t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
     return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -32,6 +55,29 @@ def _padded_length(length: int, window: int, stride: int) -> int:
     if length <= window:
         return window
     return window + math.ceil((length - window) / stride) * stride
+
+
+#: ``pad``: windows at multiples of the stride, the image padded at the bottom/right to fit them;
+#: ``shift``: mmseg's slide inference, the last window moved back to end at the image border
+WINDOW_PLACEMENTS = ("pad", "shift")
+#: how the padding is filled: ``edge`` repeats the border pixels, ``zero`` is black (the
+#: reference code's ImageOps.expand)
+PAD_MODES = ("edge", "zero")
+
+
+def window_starts(length: int, window: int, stride: int, placement: str = "pad") -> list[int]:
+    """Origins of the windows along one axis of ``length`` pixels.
+
+    ``pad``: 0, stride, 2 x stride ... until the windows cover the axis (the last may overhang:
+    the image is padded). ``shift``: as mmseg's slide inference, ceil((length - window) / stride)
+    + 1 windows at multiples of the stride, each moved back to min(start, length - window), so
+    none overhangs; an axis shorter than the window gets one window at 0 (and padding)."""
+    if placement not in WINDOW_PLACEMENTS:
+        raise ValueError(f"unknown window placement {placement!r}; use one of {', '.join(WINDOW_PLACEMENTS)}")
+    if placement == "shift" and length > window:
+        count = (length - window + stride - 1) // stride + 1
+        return [min(i * stride, length - window) for i in range(count)]
+    return list(range(0, _padded_length(length, window, stride) - window + 1, stride))
 
 
 @dataclass(frozen=True)
@@ -46,20 +92,26 @@ class WindowPlan:
     windows: tuple[Window, ...]
 
     @classmethod
-    def make(cls, height: int, width: int, window: int, stride: int) -> "WindowPlan":
+    def make(cls, height: int, width: int, window: int, stride: int, placement: str = "pad") -> "WindowPlan":
+        """Windows in row-major order; ``placement`` as in :func:`window_starts`."""
         if not 0 < stride <= window:
             raise ValueError(f"stride must be in [1, window={window}], got {stride}")
-        ph, pw = _padded_length(height, window, stride), _padded_length(width, window, stride)
-        wins = tuple((y, x, y + window, x + window)
-                     for y in range(0, ph - window + 1, stride)
-                     for x in range(0, pw - window + 1, stride))
+        ys = window_starts(height, window, stride, placement)
+        xs = window_starts(width, window, stride, placement)
+        ph, pw = max(height, ys[-1] + window), max(width, xs[-1] + window)
+        wins = tuple((y, x, y + window, x + window) for y in ys for x in xs)
         return cls(height, width, window, stride, (ph, pw), wins)
 
-    def pad(self, image: np.ndarray) -> np.ndarray:
-        """Pad (H, W, ...) at the bottom and right to the padded size by repeating the edge
-        pixels (zeros would bleed a dark border into the bilinearly upsampled patch logits)."""
+    def pad(self, image: np.ndarray, mode: str = "edge") -> np.ndarray:
+        """Pad (H, W, ...) at the bottom and right to the padded size: ``edge`` repeats the edge
+        pixels (zeros would bleed a dark border into the bilinearly upsampled patch logits),
+        ``zero`` fills black as the reference code does."""
+        if mode not in PAD_MODES:
+            raise ValueError(f"unknown pad mode {mode!r}; use one of {', '.join(PAD_MODES)}")
         ph, pw = self.padded
         pad = [(0, ph - image.shape[0]), (0, pw - image.shape[1])] + [(0, 0)] * (image.ndim - 2)
+        if mode == "zero":
+            return np.pad(image, pad, mode="constant")
         return np.pad(image, pad, mode="edge")
 
 
