@@ -23,8 +23,10 @@ class MaskSettings:
 
 @dataclass
 class ScheduleSettings:
-    #: one rule per ViT block: ``global``, ``segment:K``, ``neighbor:R``. None = METHOD.md's
-    #: default for the model's depth (last 6 blocks segment:0..3 + 2 x neighbor:0, rest global).
+    #: one rule per ViT block: ``global``, ``segment:K``, ``neighbor:R``; one rule may be
+    #: starred (``global*``) to fill the blocks the others leave, for models of any depth. None =
+    #: METHOD.md's default for the model's depth (last 6 blocks segment:0..3 + 2 x neighbor:0,
+    #: rest global).
     rules: Optional[list[str]] = None
     #: what patches no segment covers (id 0) may attend to: ``group`` (each other, as the
     #: reference code), ``self`` (only themselves) or ``global`` (every patch).
@@ -132,12 +134,11 @@ class SegmentRecipe:
         if inf.tile_size < 64 or inf.tile_overlap < 0:
             raise ValueError("inference.tile_size must be at least 64 and tile_overlap at least 0")
         if self.schedule.rules is not None:
-            from resegzoo.segmenter.schedule import parse_rule
+            from resegzoo.segmenter.schedule import check_rules
 
-            for rule in self.schedule.rules:
-                parse_rule(rule)
+            check_rules(self.schedule.rules)
         rules = self.schedule.rules
-        if self.extras.last_block is not None and rules and str(rules[-1]).strip() != "global":
+        if self.extras.last_block is not None and rules and str(rules[-1]).strip() not in ("global", "global*"):
             raise ValueError(f"schedule.rules ends with {rules[-1]!r}, but extras.last_block="
                              f"{self.extras.last_block!r} replaces the last block's attention: make the last "
                              "rule 'global' or leave schedule.rules null (METHOD.md section 7)")
@@ -157,24 +158,32 @@ BASE_KEY = "base"
 
 #: the protocols a results table names (METHOD.md section 6): the settings that decide them
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "peers": {"resize": "fit", "fit_scale": [448, 448], "short_side": None, "resize_filter": "opencv-bilinear",
-              "window": 224, "stride": 112, "window_placement": "shift", "probabilities": "name",
-              "readout": "logits", "average": "logits", "logit_scale": 50.0},
-    "resegzoo": {"resize": "short-side", "short_side": 448, "fit_scale": None, "resize_filter": "antialias",
-                 "window": 224, "stride": 112, "window_placement": "pad", "probabilities": "class",
-                 "readout": "logits", "average": "logits", "logit_scale": 50.0},
+    "peers": {"inference.resize": "fit", "inference.fit_scale": [448, 448], "inference.short_side": None,
+              "inference.resize_filter": "opencv-bilinear", "inference.window": 224, "inference.stride": 112,
+              "inference.window_placement": "shift", "inference.probabilities": "name",
+              "inference.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0,
+              "text.templates": "imagenet"},
+    "resegzoo": {"inference.resize": "short-side", "inference.short_side": 448, "inference.fit_scale": None,
+                 "inference.resize_filter": "antialias", "inference.window": 224, "inference.stride": 112,
+                 "inference.window_placement": "pad", "inference.probabilities": "class",
+                 "inference.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0},
 }
 
 
 def protocol_name(recipe: SegmentRecipe) -> str:
-    """``peers`` (SegEarth-OV's evaluation protocol exactly), ``resegzoo`` (resegzoo's earlier
-    choices: short side 448, antialiased resize, padded windows, class softmax) or ``custom``,
-    read off the recipe's inference settings (so a label cannot disagree with what ran)."""
-    inf = recipe.inference
+    """``peers`` (SegEarth-OV's evaluation protocol exactly: resize, windows, probabilities and
+    its 80 ImageNet templates), ``resegzoo`` (resegzoo's earlier choices: short side 448,
+    antialiased resize, padded windows, class softmax) or ``custom``, read off the recipe's
+    settings, so a table's label cannot disagree with what ran."""
     for name, settings in PROTOCOLS.items():
-        if all(_same(getattr(inf, key), value) for key, value in settings.items()):
+        if all(_same(_setting(recipe, key), value) for key, value in settings.items()):
             return name
     return "custom"
+
+
+def _setting(recipe: SegmentRecipe, dotted: str) -> Any:
+    section, key = dotted.split(".")
+    return getattr(getattr(recipe, section), key)
 
 
 def _same(a: Any, b: Any) -> bool:

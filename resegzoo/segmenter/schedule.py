@@ -46,11 +46,35 @@ def default_schedule(depth: int) -> list[Rule]:
     return [Rule("global")] * (depth - len(tail)) + tail
 
 
+#: a rule written with this suffix (``global*``) repeats to fill the blocks the others leave
+FILL = "*"
+
+
+def check_rules(rules: Sequence[str]) -> None:
+    """Each rule parses, and at most one is starred (``global*``: as many blocks as needed)."""
+    starred = [r for r in rules if str(r).strip().endswith(FILL)]
+    if len(starred) > 1:
+        raise ValueError(f"schedule.rules may star one rule (it fills the blocks the others leave), got {starred}")
+    for r in rules:
+        parse_rule(str(r).strip().removesuffix(FILL))
+
+
 def resolve_schedule(rules: Sequence[str] | None, depth: int) -> list[Rule]:
-    """Rules from a recipe (None: the default), checked against the model's depth."""
+    """Rules from a recipe (None: the default), checked against the model's depth. One rule may
+    be starred (``[global*, segment:0, neighbor:0]``): it repeats so there is one rule per block,
+    which lets one recipe serve models of any depth."""
     if rules is None:
         return default_schedule(depth)
-    parsed = [parse_rule(r) for r in rules]
+    check_rules(rules)
+    texts = [str(r).strip() for r in rules]
+    star = next((i for i, r in enumerate(texts) if r.endswith(FILL)), None)
+    if star is not None:
+        fill = depth - (len(texts) - 1)
+        if fill < 0:
+            raise ValueError(f"schedule.rules has {len(texts) - 1} unstarred rules but the model has only "
+                             f"{depth} blocks")
+        texts = texts[:star] + [texts[star].removesuffix(FILL)] * fill + texts[star + 1:]
+    parsed = [parse_rule(r) for r in texts]
     if len(parsed) != depth:
         raise ValueError(f"schedule.rules has {len(parsed)} rules but the model has {depth} blocks: "
                          "give exactly one rule per block")

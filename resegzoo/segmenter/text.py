@@ -23,11 +23,14 @@ class VocabularyError(ResegzooError, ValueError):
 
 @dataclass(frozen=True, init=False)
 class Vocabulary:
-    """Classes in order; each class is one or more names (synonyms), the first is its label."""
+    """Classes in order; each class is one or more names (synonyms), the first is its label
+    unless ``labels`` names the classes (when the names are whole prompts, e.g. the official
+    ReSeg-CLIP code's 19 sentences for its 6 classes)."""
 
     classes: tuple[tuple[str, ...], ...]
+    labels: tuple[str, ...] | None = None
 
-    def __init__(self, classes: Sequence[Sequence[str] | str]) -> None:
+    def __init__(self, classes: Sequence[Sequence[str] | str], labels: Sequence[str] | None = None) -> None:
         cleaned: list[tuple[str, ...]] = []
         for i, cls in enumerate(classes):
             names = (cls,) if isinstance(cls, str) else tuple(cls)
@@ -46,6 +49,12 @@ class Vocabulary:
                     raise VocabularyError(f"the name {n!r} appears in classes {seen[n.lower()] + 1} and {i + 1}")
                 seen[n.lower()] = i
         object.__setattr__(self, "classes", tuple(cleaned))
+        if labels is not None:
+            labels = tuple(str(label).strip() for label in labels)
+            if len(labels) != len(cleaned) or not all(labels):
+                raise VocabularyError(f"{len(labels)} class labels for {len(cleaned)} classes: give one "
+                                      "non-empty label per class")
+        object.__setattr__(self, "labels", labels)
 
     @classmethod
     def parse(cls, text: str) -> "Vocabulary":
@@ -60,7 +69,10 @@ class Vocabulary:
     @classmethod
     def from_file(cls, path: str | Path) -> "Vocabulary":
         """A ``.txt`` (one class per line, synonyms separated by ',', '#' comments) or a YAML
-        list whose items are a name or a list of synonyms (or ``{classes: [...]}``)."""
+        list whose items are a name or a list of synonyms (or ``{classes: [...]}``).
+
+        A class may carry a label that is not one of its names: ``Water: a river, a lake`` in a
+        text file, ``{Water: [a river, a lake]}`` as a YAML item. Then every class needs one."""
         path = Path(path)
         if path.suffix.lower() in (".yaml", ".yml"):
             data: Any = load_yaml(path)
@@ -68,23 +80,31 @@ class Vocabulary:
                 data = data["classes"]
             if not isinstance(data, list):
                 raise SchemaError(f"{path}: expected a list of classes (each a name or a list of names)")
+            if data and all(isinstance(item, dict) and len(item) == 1 for item in data):
+                pairs = [next(iter(item.items())) for item in data]
+                return cls([[names] if isinstance(names, str) else names for _, names in pairs],
+                           labels=[label for label, _ in pairs])
             return cls(data)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             raise VocabularyError(f"{path}: no such vocabulary file") from None
-        rows = [line.split("#", 1)[0].strip() for line in lines]
-        return cls([row.split(",") for row in rows if row])
+        rows = [row for row in (line.split("#", 1)[0].strip() for line in lines) if row]
+        if rows and all(":" in row for row in rows):
+            pairs = [row.split(":", 1) for row in rows]
+            return cls([names.split(",") for _, names in pairs], labels=[label for label, _ in pairs])
+        return cls([row.split(",") for row in rows])
 
     @property
     def class_names(self) -> list[str]:
-        return [names[0] for names in self.classes]
+        return list(self.labels) if self.labels else [names[0] for names in self.classes]
 
     def __len__(self) -> int:
         return len(self.classes)
 
 
-TEMPLATE_SETS = ("reference", "remote-sensing", "imagenet")
+#: ``sentence`` is the bare name ("{}"): for vocabularies whose names are whole prompts
+TEMPLATE_SETS = ("reference", "remote-sensing", "imagenet", "sentence")
 
 
 def load_templates(spec: str) -> tuple[str, ...]:
