@@ -31,14 +31,15 @@ APPROX_SPLITS = {
     "vaihingen": (398, 512, 512),
     "vdd": (80, 3000, 4000),
 }
-SHORT, WINDOW, STRIDE = 448, 224, 112
+FIT, WINDOW, STRIDE = (448, 448), 224, 112  # the peers' protocol (registry/recipes/eval-default.yaml)
 
 
 def windows_for(height: int, width: int) -> int:
-    scale = SHORT / min(height, width)
-    h, w = round(height * scale), round(width * scale)
-    per_axis = [max(1, math.ceil((n - WINDOW) / STRIDE) + 1) for n in (h, w)]
-    return per_axis[0] * per_axis[1]
+    """Windows per image under the peers' protocol: mmcv's keep-ratio fit, shifted windows."""
+    from resegzoo.segmenter.windows import fit_size, window_starts
+
+    h, w = fit_size(height, width, FIT)
+    return len(window_starts(h, WINDOW, STRIDE, "shift")) * len(window_starts(w, WINDOW, STRIDE, "shift"))
 
 
 def count_windows(dataset: str, root: str) -> tuple[int, int]:
@@ -106,13 +107,15 @@ def main() -> int:
               for _ in range(args.images)]
     vocab = Vocabulary(classes=[["building"], ["road"], ["tree"], ["low vegetation"], ["car"], ["water"]])
     settings = {"checkpoint": args.sam_checkpoint, "device": args.device} if args.masks == "sam" else {}
-    protocol = {"inference": {"short_side": SHORT, "window": WINDOW, "stride": STRIDE}}
+    from resegzoo.zoo import registry_dir
+
+    eval_default = registry_dir() / "recipes" / "eval-default.yaml"
 
     rows = []
     for label, rules, masks in (("plain CLIP (baseline)", ["global"] * depth, "none"),
                                 (f"ReSeg-CLIP + {args.masks}", None, args.masks)):
         mask_settings = {"generator": masks, "settings": settings if masks == args.masks else {}}
-        recipe = load_recipe(None, **protocol, schedule={"rules": rules}, masks=mask_settings)
+        recipe = load_recipe(eval_default, schedule={"rules": rules}, masks=mask_settings)
         encoder = MaskedClipEncoder(model, tokenizer, rules=rules)
         generator = build_mask_generator(masks, recipe.masks.settings)
         seg = Segmenter(encoder, generator, recipe, model_name=args.arch, masks_name=masks)

@@ -4,9 +4,12 @@
     python benchmarks/render_peer_table.py eval-*/results.json [--out table.md]
 
 Each results.json is what `resegzoo eval` wrote for one dataset; every run in it becomes a row
-("resegzoo: <run label>", or --name when a file holds a single run). Rows with the same label
-across datasets are merged, so evaluating one setting on all eight datasets gives one row.
-The best number in each column is bold; a result on a subset of the split (--limit) is marked *.
+("resegzoo: <run label> [<protocol>]", or --name when a file holds a single run). Rows with the
+same label and protocol across datasets are merged, so evaluating one setting on all eight
+datasets gives one row. The protocol is the one results.json records for the run: "peers"
+(SegEarth-OV's protocol exactly, registry/recipes/eval-default.yaml), "resegzoo" (the earlier
+eval-resegzoo.yaml) or "custom". Only peers-protocol rows compete for a column's best (bold); a
+result on a subset of the split (--limit) is marked *.
 """
 from __future__ import annotations
 
@@ -32,10 +35,12 @@ def load_peers(path: Path) -> dict:
     return peers
 
 
-def collect_ours(paths: list[Path], name: str | None) -> tuple[dict[str, dict[str, float]], set[tuple[str, str]]]:
-    """row label -> dataset -> mIoU, and the (row, dataset) cells computed on a subset."""
+def collect_ours(paths: list[Path], name: str | None) -> tuple[dict[str, dict[str, float]], set[tuple[str, str]], set[str]]:
+    """row label -> dataset -> mIoU, and the (row, dataset) cells not comparable with the peers
+    (computed on a subset, or under another protocol than theirs)."""
     rows: dict[str, dict[str, float]] = {}
     partial: set[tuple[str, str]] = set()
+    other_protocol: set[str] = set()
     for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -45,22 +50,29 @@ def collect_ours(paths: list[Path], name: str | None) -> tuple[dict[str, dict[st
             raise SystemExit(f"{path}: not a results.json written by `resegzoo eval` ({exc})") from None
         for run in runs:
             label = name if (name and len(runs) == 1) else run["label"]
-            row = f"resegzoo: {label}"
+            protocol = run.get("protocol") or "unrecorded"  # results.json files before protocols
+            row = f"resegzoo: {label} [{protocol}]"
             if dataset in rows.get(row, {}):
                 raise SystemExit(f"{path}: row {row!r} already has a {dataset} result from another file")
             rows.setdefault(row, {})[dataset] = run["miou"] if run["miou"] is not None else math.nan
             if run["images"] < data["dataset"].get("images_in_split", run["images"]):
                 partial.add((row, dataset))
-    return rows, partial
+            if protocol != "peers":
+                other_protocol.add(row)
+    return rows, partial, other_protocol
 
 
-def render(peers: dict, ours: dict[str, dict[str, float]], partial: set[tuple[str, str]]) -> str:
+def render(peers: dict, ours: dict[str, dict[str, float]], partial: set[tuple[str, str]],
+           other_protocol: set[str] = frozenset()) -> str:
     datasets = list(peers["datasets"])
     table = {method: {d: v for d, v in values.items() if v is not None} for method, values in peers["methods"].items()}
     table.update(ours)
     unknown = sorted({d for values in ours.values() for d in values} - set(datasets))
-    # subsets (--limit) are not comparable, so they never count as a column's best
-    best = {d: max((v[d] for m, v in table.items() if d in v and not math.isnan(v[d]) and (m, d) not in partial),
+    # subsets (--limit) and other protocols are not comparable: they never count as a column's best
+    def comparable(m: str, d: str) -> bool:
+        return (m, d) not in partial and m not in other_protocol
+
+    best = {d: max((v[d] for m, v in table.items() if d in v and not math.isnan(v[d]) and comparable(m, d)),
                    default=None) for d in datasets}
     header = "| method | " + " | ".join(peers["datasets"][d] for d in datasets) + " |"
     lines = [header, "|" + "---|" * (len(datasets) + 1)]
@@ -72,10 +84,14 @@ def render(peers: dict, ours: dict[str, dict[str, float]], partial: set[tuple[st
                 cells.append("-")
                 continue
             text = f"{v:.1f}" + ("*" if (method, d) in partial else "")
-            is_best = (method, d) not in partial and best[d] is not None and round(v, 1) == round(best[d], 1)
+            is_best = comparable(method, d) and best[d] is not None and round(v, 1) == round(best[d], 1)
             cells.append(f"**{text}**" if is_best else text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", f"mIoU (%). Peers: {peers.get('backbone', '')} backbones, as published (benchmarks/peers.yaml)."]
+    if ours:
+        lines.append("resegzoo rows name the protocol that produced them in brackets: peers = SegEarth-OV's "
+                     "evaluation protocol exactly (eval-default), resegzoo = resegzoo's earlier protocol "
+                     "(eval-resegzoo), custom = neither; only [peers] rows are comparable and can be best.")
     if partial:
         lines.append("* evaluated on a subset of the split (--limit); not comparable.")
     for d, note in (peers.get("notes") or {}).items():
@@ -92,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="row name for files holding a single run")
     parser.add_argument("--out", type=Path, default=None, help="write the table here (atomically) instead of stdout")
     args = parser.parse_args(argv)
-    ours, partial = collect_ours(args.results, args.name)
-    text = render(load_peers(args.peers), ours, partial)
+    ours, partial, other_protocol = collect_ours(args.results, args.name)
+    text = render(load_peers(args.peers), ours, partial, other_protocol)
     if args.out is None:
         sys.stdout.write(text)
         return 0

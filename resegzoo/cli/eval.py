@@ -16,8 +16,8 @@ import click
               help="generic dataset only: the classes YAML (default: ROOT/classes.yaml).")
 @click.option("--recipe", "recipes", multiple=True, metavar="FILE|NAME",
               help="Segmentation recipe (YAML path, or a shipped name such as eval-default). Repeat to compare "
-                   "several recipes in one table. Default: the dataset's evaluation recipe (short side 448, "
-                   "224 px windows, stride 112).")
+                   "several recipes in one table. Default: the dataset's evaluation recipe (eval-default: the peers' "
+                   "protocol, fit into 448 x 448, 224 px windows, stride 112).")
 @click.option("--model", "models", multiple=True, metavar="SPEC",
               help="Model: registry name, checkpoint path, local-dir:DIR or hf-hub:ORG/REPO. Repeat to compare "
                    "models. Default: the recipe's `model:`.")

@@ -16,6 +16,13 @@ from resegzoo import __version__
 from resegzoo import atomic
 from resegzoo.eval.datasets import Dataset
 from resegzoo.eval.runner import RunResult
+from resegzoo.segmenter.recipe import protocol_name
+
+
+#: what the protocol column means (METHOD.md section 6)
+PROTOCOL_NOTE = ("Protocol: peers = SegEarth-OV's evaluation protocol exactly (registry/recipes/eval-default.yaml), "
+                 "resegzoo = resegzoo's earlier one (eval-resegzoo.yaml), custom = neither; only peers rows "
+                 "compare with the peers' published numbers.")
 
 
 def _pct(value: float) -> str:
@@ -34,7 +41,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
         runs.append({
             "label": r.spec.label, "key": r.key, "run_dir": str(r.run_dir),
             "model": r.spec.model, "masks": r.spec.masks, "recipe_source": r.spec.recipe_source,
-            "recipe": r.spec.recipe.to_dict(), "images": r.images,
+            "protocol": protocol_name(r.spec.recipe), "recipe": r.spec.recipe.to_dict(), "images": r.images,
             "miou": _json_number(s.miou), "mean_accuracy": _json_number(s.mean_accuracy),
             "overall_accuracy": _json_number(s.overall_accuracy), "mean_f1": _json_number(s.mean_f1),
             "pixels": s.pixels,
@@ -55,14 +62,15 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
     info = dataset.info
     d = dataset.describe()
     lines = [f"# {info.title} ({d['split'] or 'all'} split, {d['layout']} layout)", ""]
-    header = "| run | model | masks | images | mIoU | mAcc | aAcc | mF1 |"
+    header = "| run | model | masks | protocol | images | mIoU | mAcc | aAcc | mF1 |"
     if len(results) > 1:
         header += " Δ mIoU |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     base = results[0].scores.miou if results else float("nan")
     for r in results:
         s = r.scores
-        row = (f"| {r.spec.label} | {r.spec.model} | {r.spec.masks} | {r.images} | {_pct(s.miou)} | "
+        row = (f"| {r.spec.label} | {r.spec.model} | {r.spec.masks} | {protocol_name(r.spec.recipe)} | "
+               f"{r.images} | {_pct(s.miou)} | "
                f"{_pct(s.mean_accuracy)} | {_pct(s.overall_accuracy)} | {_pct(s.mean_f1)} |")
         if len(results) > 1:
             delta = s.miou - base
@@ -72,7 +80,8 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
     lines += ["", "Per-class IoU (%):", "", "| run | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for r in results:
         lines.append(f"| {r.spec.label} | " + " | ".join(_pct(v) for v in r.scores.iou) + " |")
-    lines += ["", "Classes absent from both prediction and ground truth show as '-' and are left out of the means."]
+    lines += ["", "Classes absent from both prediction and ground truth show as '-' and are left out of the means.",
+              PROTOCOL_NOTE]
     return "\n".join(lines) + "\n"
 
 
