@@ -16,7 +16,6 @@ masks than real SAM, so treat SAM timings as a lower bound.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np

@@ -243,3 +243,61 @@ def test_dataset_prompts_and_thresholds_are_segearth_ovs():
     assert builtin_info("udd5").classes[4] == ["background"]
     assert builtin_info("vdd").classes[:2] == [["background"], ["facade"]]
     assert builtin_info("loveda").classes[6] == ["agricultural"]
+
+
+# -- the official ReSeg-CLIP code's readout and recipe --------------------------------------------
+
+def test_feature_readout_upsamples_normalises_then_takes_cosines():
+    from resegzoo.segmenter.core import readout_features
+    from resegzoo.segmenter.text import TextEmbeddings
+
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.randn(2, 3, 3, 5, generator=gen), dim=-1)
+    names = torch.nn.functional.normalize(torch.randn(3, 5, generator=gen), dim=-1)
+    text = TextEmbeddings(names, torch.tensor([0, 0, 1]), 2)
+    got = readout_features(feats, text, per_name=True, size=(12, 12))
+    # by hand: bilinear upsampling of the features, per-pixel L2, cosine with each name
+    up = torch.nn.functional.interpolate(feats.permute(0, 3, 1, 2), size=(12, 12), mode="bilinear",
+                                         align_corners=False)
+    up = up / up.norm(dim=1, keepdim=True)
+    expected = torch.einsum("bchw,nc->bnhw", up, names)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    by_class = readout_features(feats, text, per_name=False, size=(12, 12))
+    torch.testing.assert_close(by_class, torch.stack([expected[:, :2].amax(1), expected[:, 2]], 1), atol=1e-5, rtol=0)
+    # upsampling the cosines instead (the logits readout) is not the same between patch centres
+    logits = torch.nn.functional.interpolate(torch.einsum("bhwc,nc->bnhw", feats, names), size=(12, 12),
+                                             mode="bilinear", align_corners=False)
+    assert (logits - expected).abs().max() > 1e-2
+
+
+def test_reference_recipe_and_vocabulary():
+    recipe = load_recipe(RECIPES / "reseg-clip-reference.yaml")
+    inf = recipe.inference
+    assert (inf.window, inf.stride, inf.pad_mode, inf.readout, inf.logit_scale, inf.average, inf.probabilities) == (
+        224, 224, "zero", "features", 1.0, "probabilities", "name")
+    assert inf.short_side is None and recipe.text.templates == "sentence" and recipe.schedule.rules is None
+    assert recipe.masks.settings == {"checkpoint": "sam-vit-h", "painting": "sam-order", "region_size": "window"}
+    vocab = Vocabulary.from_file(registry_dir() / "vocabularies" / "reseg-clip-reference.yaml")
+    assert vocab.class_names == ["Artificial Surface", "Building", "Natural Surface", "Vegetation", "Vehicle", "Water"]
+    assert [len(c) for c in vocab.classes] == [5, 2, 4, 4, 1, 3]  # its 19 queries
+    assert vocab.classes[1] == ("Aerial photo of a building in the city", "Aerial photo of a roof in the city")
+
+
+def test_labelled_text_vocabulary(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("Water: a river, a lake\nTrees: a tree  # comment\n")
+    vocab = Vocabulary.from_file(path)
+    assert vocab.class_names == ["Water", "Trees"] and vocab.classes == (("a river", "a lake"), ("a tree",))
+    plain = tmp_path / "p.txt"
+    plain.write_text("road, street\ntree\n")
+    assert Vocabulary.from_file(plain).class_names == ["road", "tree"]
+
+
+def test_reference_pipeline_end_to_end_on_the_oracle():
+    # stride = window, zero padding, feature readout, probabilities averaged: still pixel-exact
+    labels = block_labels(40, 50, cell=4, seed=5)
+    recipe = load_recipe(RECIPES / "reseg-clip-reference.yaml", model=None, window=16, stride=16, logit_scale=50.0,
+                         masks={"generator": "none", "settings": {}}, text={"templates": "reference"})
+    res = Segmenter(build(patch_size=1), None, recipe).segment(paint(labels), Vocabulary([[n] for n in COLOR_CLASSES]))
+    np.testing.assert_array_equal(res.labels, labels)
+    np.testing.assert_allclose(res.probs.sum(0), 1.0, atol=1e-5)
