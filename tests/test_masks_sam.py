@@ -121,7 +121,8 @@ def test_windows_in_one_region_are_cut_from_one_run():
     sam = make_colour_sam()
     image = blobs_image(3, shape=(128, 192))
     windows = sliding_windows(128, 192, 64, 32)  # 3 x 5 windows
-    generator = SamMaskGenerator(sam, COLOUR_LEVELS[:2], region_size=256)
+    # scale_points off: the levels' settings apply to the whole region (fewer points per window)
+    generator = SamMaskGenerator(sam, COLOUR_LEVELS[:2], region_size=256, scale_points=False)
     calls = count_encoder_calls(sam)
     reported: list[int] = []
     per_window = generator.generate_windows(image, windows, progress=reported.append)
@@ -129,6 +130,42 @@ def test_windows_in_one_region_are_cut_from_one_run():
     assert reported == [len(windows)]
     whole = generator(image)
     assert len(per_window) == len(windows)
+    for (y0, x0, y1, x1), maps in zip(windows, per_window):
+        np.testing.assert_array_equal(maps, whole[:, y0:y1, x0:x1])
+
+
+def test_density_levels_keep_the_points_per_window():
+    from resegzoo.masks.sam import METHOD_LEVELS, density_levels
+
+    # a 448 px region over 224 px windows: ratio 2 -> points 4 -> 8 and 2 -> 4, one more crop layer
+    scaled = density_levels(METHOD_LEVELS, 448 / 224)
+    assert [lv.points_per_side for lv in scaled] == [8, 4, 4, 4]
+    assert [lv.crop_n_layers for lv in scaled] == [2, 2, 2, 2]
+    assert [lv.pred_iou_thresh for lv in scaled] == [lv.pred_iou_thresh for lv in METHOD_LEVELS]
+    # SAM's native 1024 px over 224 px windows: ratio 4.57 -> 18 points, log2 = 2.19 -> 2 more layers
+    big = density_levels(METHOD_LEVELS[:1], 1024 / 224)
+    assert (big[0].points_per_side, big[0].crop_n_layers) == (18, 3)
+    # points per window area stay the reference's: 18^2 / (1024/224)^2 = 15.5 vs 4^2 = 16
+    assert abs(18 ** 2 / (1024 / 224) ** 2 - 16) < 1
+    assert density_levels(METHOD_LEVELS, 1.0) == METHOD_LEVELS  # a window alone: unchanged
+    no_crops = SamLevel(points_per_side=3, crop_n_layers=0)
+    assert density_levels([no_crops], 2.0)[0].crop_n_layers == 0
+
+
+def test_region_mode_scales_points_with_the_region():
+    sam = make_colour_sam()
+    image = blobs_image(3, shape=(128, 128))
+    windows = sliding_windows(128, 128, 64, 32)  # one region of 128 x 128: ratio 128 / 64 = 2
+    levels = [SamLevel(points_per_side=3, pred_iou_thresh=0.0, stability_score_thresh=0.3, min_mask_region_area=0)]
+    generator = SamMaskGenerator(sam, levels, region_size=256)
+    calls = count_encoder_calls(sam)
+    per_window = generator.generate_windows(image, windows, progress=lambda n: None)
+    # log2 2 = 1 more crop layer: 1 + 4 + 16 crops embedded, 6 x 6 points on the region
+    assert calls[0] == 1 + 4 + 16
+    from resegzoo.masks.sam import density_levels
+
+    assert density_levels(levels, 2.0)[0].points_per_side == 6
+    whole = generator(image, density_levels(levels, 2.0))
     for (y0, x0, y1, x1), maps in zip(windows, per_window):
         np.testing.assert_array_equal(maps, whole[:, y0:y1, x0:x1])
 

@@ -15,6 +15,7 @@ Differences from the stock generator, on purpose:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -69,13 +70,36 @@ METHOD_LEVELS: tuple[SamLevel, ...] = (
 )
 
 
+def density_levels(levels: Sequence[SamLevel], ratio: float) -> tuple[SamLevel, ...]:
+    """The levels for a region ``ratio`` times a window's side, with the reference's point
+    density per window (METHOD.md section 2).
+
+    The reference runs each level on every window: points_per_side x points_per_side prompts
+    over the window. Over a region ``ratio`` times larger per side the same density needs
+    round(points_per_side x ratio) points per side. Crop layers halve the crop side per layer
+    (and, with crop_n_points_downscale_factor 2, keep that density), so round(log2(ratio)) more
+    layers give the region crops as small as the reference's smallest; a level without crop
+    layers keeps none. Ratios up to 1 change nothing.
+    """
+    import math
+
+    if ratio <= 1.0:
+        return tuple(levels)
+    extra = round(math.log2(ratio))
+    return tuple(dataclasses.replace(
+        lv, points_per_side=max(1, round(lv.points_per_side * ratio)),
+        crop_n_layers=lv.crop_n_layers + extra if lv.crop_n_layers > 0 else 0) for lv in levels)
+
+
 class SamMaskGenerator:
     """L levels of SAM segments per image, the image encoder run once per crop.
 
     ``sam`` is a ``segment_anything.modeling.Sam`` (on the device it should run on). Settings
     shared by all levels: ``crop_overlap_ratio`` and ``points_per_batch`` (as in the stock
     generator), ``painting`` (see :mod:`resegzoo.masks.painting`) and ``region_size`` (windows are
-    grouped into regions up to this many pixels per side for :meth:`generate_windows`).
+    grouped into regions up to this many pixels per side for :meth:`generate_windows`; None: each
+    window alone, the reference's exact mode). With ``scale_points`` a region's levels get the
+    reference's point density per window (:func:`density_levels`).
     ``fingerprint`` names the weights for the on-disk cache.
     """
 
@@ -87,14 +111,15 @@ class SamMaskGenerator:
         crop_overlap_ratio: float = 512 / 1500,
         points_per_batch: int = 64,
         painting: PaintOrder = "largest-first",
-        region_size: int = SAM_NATIVE_SIZE,
+        region_size: int | None = SAM_NATIVE_SIZE,
         fingerprint: str | None = None,
+        scale_points: bool = True,
     ) -> None:
         from segment_anything import SamPredictor
 
         if painting not in PAINT_ORDERS:
             raise ValueError(f"unknown painting {painting!r}; use one of {', '.join(PAINT_ORDERS)}")
-        if points_per_batch < 1 or region_size < 1:
+        if points_per_batch < 1 or (region_size is not None and region_size < 1):
             raise ValueError("points_per_batch and region_size must be positive")
         if any(level.min_mask_region_area > 0 for level in levels):
             import cv2  # noqa: F401  (segment-anything's small-region clean-up needs OpenCV: fail now)
@@ -104,66 +129,78 @@ class SamMaskGenerator:
         self.points_per_batch = points_per_batch
         self.painting: PaintOrder = painting
         self.region_size = region_size
+        self.scale_points = scale_points
         self.fingerprint = fingerprint
 
     # -- the public interface --------------------------------------------------------------------
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(L, H, W) int32 id maps of an (H, W, 3) uint8 image, finest level first, 0 = uncovered."""
+    def __call__(self, image: np.ndarray, levels: Sequence[SamLevel] | None = None) -> np.ndarray:
+        """(L, H, W) int32 id maps of an (H, W, 3) uint8 image, finest level first, 0 = uncovered
+        (``levels``: other settings than the generator's own, e.g. a region's)."""
         image = check_image(image)
         shape = image.shape[:2]
-        per_level = self.level_masks(image)
+        per_level = self.level_masks(image, levels)
         maps = [paint_masks(masks, shape, self.painting) for masks in per_level]
         return np.stack(maps) if maps else np.zeros((0, *shape), dtype=np.int32)
 
     def generate_windows(self, image: np.ndarray, windows: Sequence[Box],
                          progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-        """Each window's (L, h, w) id maps, SAM run once per region of up to ``region_size`` px.
+        """Each window's (L, h, w) id maps, SAM run once per region of up to ``region_size`` px
+        (each window alone when ``region_size`` is None), with the reference's point density per
+        window when ``scale_points``.
 
         ``progress(n)`` is called after each region with its number of windows; without it a
         tqdm bar counts windows (shown on a terminal only).
         """
+        boxes = [tuple(int(v) for v in w) for w in windows]
+        side = max((max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in boxes), default=1)
+        region_size = side if self.region_size is None else self.region_size
+
+        def generate(region: np.ndarray) -> np.ndarray:
+            ratio = max(region.shape[:2]) / side
+            return self(region, density_levels(self.levels, ratio) if self.scale_points else None)
+
         if progress is not None:
-            return windows_from_regions(self, image, windows, self.region_size, progress)
+            return windows_from_regions(generate, image, boxes, region_size, progress)
         from tqdm.auto import tqdm
 
         with tqdm(total=len(windows), desc="SAM segments", unit="window", leave=False, disable=None) as bar:
-            return windows_from_regions(self, image, windows, self.region_size, bar.update)
+            return windows_from_regions(generate, image, boxes, region_size, bar.update)
 
-    def level_masks(self, image: np.ndarray) -> list[list[np.ndarray]]:
+    def level_masks(self, image: np.ndarray, levels: Sequence[SamLevel] | None = None) -> list[list[np.ndarray]]:
         """For each level, its boolean (H, W) masks in the order the stock generator returns them."""
         import torch
 
         with torch.inference_mode():
-            return self._level_masks(check_image(image))
+            return self._level_masks(check_image(image), self.levels if levels is None else tuple(levels))
 
     # -- the pipeline (mirrors SamAutomaticMaskGenerator._generate_masks and generate) -----------
 
-    def _level_masks(self, image: np.ndarray) -> list[list[np.ndarray]]:
+    def _level_masks(self, image: np.ndarray, levels: tuple[SamLevel, ...]) -> list[list[np.ndarray]]:
         from segment_anything.utils.amg import MaskData, build_all_layer_point_grids, generate_crop_boxes
 
-        if not self.levels:
+        if not levels:
             return []
         orig_size = image.shape[:2]
-        deepest = max(level.crop_n_layers for level in self.levels)
+        deepest = max(level.crop_n_layers for level in levels)
         crop_boxes, layer_idxs = generate_crop_boxes(orig_size, deepest, self.crop_overlap_ratio)
         grids = [
             build_all_layer_point_grids(lv.points_per_side, lv.crop_n_layers, lv.crop_n_points_downscale_factor)
-            for lv in self.levels
+            for lv in levels
         ]
-        found = [MaskData() for _ in self.levels]
-        crops_used = [0] * len(self.levels)
+        found = [MaskData() for _ in levels]
+        crops_used = [0] * len(levels)
         for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
-            users = [k for k, lv in enumerate(self.levels) if layer_idx <= lv.crop_n_layers]
+            users = [k for k, lv in enumerate(levels) if layer_idx <= lv.crop_n_layers]
             x0, y0, x1, y1 = crop_box
             crop = image[y0:y1, x0:x1, :]
             self.predictor.set_image(crop)  # the one image-encoder pass for this crop
             for k in users:
                 grid = grids[k][layer_idx] * np.array(crop.shape[:2])[None, ::-1]
-                found[k].cat(self._process_crop(self.levels[k], grid, crop.shape[:2], crop_box, orig_size))
+                found[k].cat(self._process_crop(levels[k], grid, crop.shape[:2], crop_box, orig_size))
                 crops_used[k] += 1
             self.predictor.reset_image()
-        return [self._finish_level(lv, data, n) for lv, data, n in zip(self.levels, found, crops_used)]
+        return [self._finish_level(lv, data, n) for lv, data, n in zip(levels, found, crops_used)]
 
     def _process_crop(self, level: SamLevel, points_for_image: np.ndarray, crop_size: tuple[int, int],
                       crop_box: list[int], orig_size: tuple[int, int]) -> Any:

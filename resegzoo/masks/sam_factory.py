@@ -5,7 +5,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from resegzoo.masks.painting import PaintOrder
 from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
@@ -37,8 +37,13 @@ class SamSettings:
     points_per_batch: int = 64
     #: largest-first (finer masks win) or sam-order (the reference code's painting).
     painting: PaintOrder = "largest-first"
-    #: windows are grouped into regions of up to this many pixels per side; SAM runs once per region.
-    region_size: int = SAM_NATIVE_SIZE
+    #: windows are grouped into regions of up to this many pixels per side; SAM runs once per
+    #: region. ``window``: SAM runs on each window alone, exactly as the reference code.
+    region_size: Union[int, Literal["window"]] = SAM_NATIVE_SIZE
+    #: on a region larger than a window, scale each level's points_per_side (and crop layers) with
+    #: the region/window ratio, so the prompt points per window are the reference's (METHOD.md
+    #: section 2). False: the level settings apply to the whole region (fewer points per window).
+    scale_points: bool = True
     #: torch device for SAM: auto (CUDA when available), cpu, cuda, cuda:1, ...
     device: str = "auto"
     #: folder for cached id maps (keyed by image hash and these settings); None: no cache.
@@ -155,8 +160,9 @@ def build_sam_generator(**settings: Any) -> Any:
     sam, model_type = load_sam(path, parsed.model, resolve_device(parsed.device))
     generator = SamMaskGenerator(
         sam, parsed.resolved_levels(), crop_overlap_ratio=parsed.crop_overlap_ratio,
-        points_per_batch=parsed.points_per_batch, painting=parsed.painting, region_size=parsed.region_size,
-        fingerprint=file_fingerprint(path, sha256),
+        points_per_batch=parsed.points_per_batch, painting=parsed.painting,
+        region_size=None if parsed.region_size == "window" else parsed.region_size,
+        scale_points=parsed.scale_points, fingerprint=file_fingerprint(path, sha256),
     )
     if parsed.cache_dir is None:
         return generator
