@@ -70,8 +70,20 @@ def test_cache_key_changes_with_every_setting_and_the_weights():
         cache_settings(parse_sam_settings({"levels": [{"points_per_side": 8}, {}], "painting": "sam-order"}),
                        "vit_b", "sha256:aa"),
         cache_settings(base, "vit_b", "sha256:bb"),
+        cache_settings(parse_sam_settings({"levels": [{"points_per_side": 8}, {}], "scale_points": False}),
+                       "vit_b", "sha256:aa"),
+        cache_settings(parse_sam_settings({"levels": [{"points_per_side": 8}, {}], "region_size": "window"}),
+                       "vit_b", "sha256:aa"),
     ]
     assert len({key, *(settings_digest(c) for c in changed)}) == 1 + len(changed)
+
+
+def test_region_size_is_pixels_or_window():
+    assert parse_sam_settings({"region_size": "window"}).region_size == "window"
+    assert parse_sam_settings({"region_size": 448}).region_size == 448
+    assert parse_sam_settings({}).scale_points is True
+    with pytest.raises(Exception, match="region_size"):
+        parse_sam_settings({"region_size": "windows"})
 
 
 def test_missing_zoo_checkpoint_offline_says_what_to_download(sam_factory, resegzoo_cache, hf_offline):
