@@ -8,7 +8,14 @@ weights), METHOD.md's four levels (points 4/2/2/2, crop_n_layers 1, min areas 50
   shared      resegzoo on each window alone: one encoder pass per crop shared by the 4 levels
               (5 per window); its id maps must equal the reference's exactly
   region      resegzoo as the segmenter runs it: SAM once per region of up to 1024 px holding many
-              windows (5 encoder passes per region), id maps cut per window
+              windows, id maps cut per window, each level's points_per_side (and crop layers)
+              scaled with the region/window ratio so the prompt points per window are the
+              reference's (scale_points, the default)
+  unscaled    the same regions with the levels' settings applied to the whole region
+              (scale_points: false; the earlier behaviour: fewer points per window)
+
+Agreement with the reference (the exact per-window mode) is the Rand index of each level's id
+map on the compared windows, and the segments found per window and level.
 
 The reference and shared runs are slow on a CPU, so by default they run on the first
 ``--reference-windows`` windows of each image and their time is scaled to all windows of the
@@ -147,8 +154,12 @@ def main() -> None:
         return out
 
     ours = SamMaskGenerator(sam, levels, region_size=1024)
-    exact, mutual, rand, masks_found = True, [], [], 0
-    names = ["reference", "shared", "region"] + (["pipeline"] if args.with_clip else [])
+    unscaled = SamMaskGenerator(sam, levels, region_size=1024, scale_points=False)
+    exact, masks_found = True, 0
+    mutual: dict[str, list[float]] = {"region": [], "unscaled": []}
+    rand: dict[str, list[float]] = {"region": [], "unscaled": []}
+    segments: dict[str, list[int]] = {"reference": [], "region": [], "unscaled": []}
+    names = ["reference", "shared", "region", "unscaled"] + (["pipeline"] if args.with_clip else [])
     totals = {name: [0.0, 0.0, 0] for name in names}  # wall s, CPU s, encoder passes (all windows)
     segment = build_pipeline(ours) if args.with_clip else None
     for image in images:
@@ -156,8 +167,9 @@ def main() -> None:
         shared_maps, t_shared, p_shared = timed(
             lambda im=image: [ours(np.ascontiguousarray(im[y0:y1, x0:x1])) for y0, x0, y1, x1 in ref_windows])
         region_maps, t_region, p_region = timed(lambda im=image: ours.generate_windows(im, windows))
+        unscaled_maps, t_unscaled, p_unscaled = timed(lambda im=image: unscaled.generate_windows(im, windows))
         runs = [("reference", t_ref, p_ref, scale), ("shared", t_shared, p_shared, scale),
-                ("region", t_region, p_region, 1.0)]
+                ("region", t_region, p_region, 1.0), ("unscaled", t_unscaled, p_unscaled, 1.0)]
         if segment is not None:
             _, t_pipe, p_pipe = timed(lambda im=image: segment(im))
             runs.append(("pipeline", t_pipe, p_pipe, 1.0))
@@ -165,21 +177,30 @@ def main() -> None:
             totals[name][0] += wall * k
             totals[name][1] += cpu * k
             totals[name][2] += round(p * k)
-        for r, s_, g in zip(ref_maps, shared_maps, region_maps):
+        for r, s_, g, u in zip(ref_maps, shared_maps, region_maps, unscaled_maps):
             exact &= bool(np.array_equal(r, s_))
             masks_found += sum(len(np.unique(level)) - 1 for level in r)
-            for level_r, level_g in zip(r, g):
-                m, ri = partition_agreement(level_r, level_g)
-                mutual.append(m)
-                rand.append(ri)
+            for name, maps in (("reference", r), ("region", g), ("unscaled", u)):
+                segments[name] += [len(np.unique(level[level > 0])) for level in maps]
+            for name, maps in (("region", g), ("unscaled", u)):
+                for level_r, level_g in zip(r, maps):
+                    m, ri = partition_agreement(level_r, level_g)
+                    mutual[name].append(m)
+                    rand[name].append(ri)
         print("  image done: " + ", ".join(f"{name} {wall:.1f} s wall / {cpu:.1f} s CPU ({p} passes)"
                                           for name, (wall, cpu), p, _ in runs), flush=True)
 
+    def agreement(name: str) -> str:
+        return (f"{np.mean(mutual[name]):.1%} pixels, Rand {np.mean(rand[name]):.3f}, "
+                f"{np.mean(segments[name]):.1f} segments / window / level")
+
     labels = {
-        "reference": ("reference: generator per level per window", "-"),
-        "shared": ("resegzoo shared embedding, per window", "identical" if exact else "DIFFERENT"),
-        "region": ("resegzoo regions <= 1024 px, cut per window",
-                   f"{np.mean(mutual):.1%} pixels, Rand {np.mean(rand):.3f}"),
+        "reference": ("reference: generator per level per window",
+                      f"{np.mean(segments['reference']):.1f} segments / window / level"),
+        "shared": ("resegzoo shared embedding, per window (region_size: window)",
+                   "identical" if exact else "DIFFERENT"),
+        "region": ("resegzoo regions <= 1024 px, points scaled (default)", agreement("region")),
+        "unscaled": ("resegzoo regions <= 1024 px, points not scaled", agreement("unscaled")),
         "pipeline": ("resegzoo segment: SAM regions + masked CLIP ViT-B/16", "-"),
     }
     base_wall, base_cpu = totals["reference"][0], totals["reference"][1]
