@@ -301,3 +301,13 @@ def test_reference_pipeline_end_to_end_on_the_oracle():
     res = Segmenter(build(patch_size=1), None, recipe).segment(paint(labels), Vocabulary([[n] for n in COLOR_CLASSES]))
     np.testing.assert_array_equal(res.labels, labels)
     np.testing.assert_allclose(res.probs.sum(0), 1.0, atol=1e-5)
+
+
+def test_big_rasters_are_resized_by_the_whole_rasters_fit_factor():
+    from resegzoo.segmenter.core import work_scale
+
+    fit = load_recipe(None, resize="fit", fit_scale=[448, 448]).inference
+    assert work_scale(333, 517, fit) == pytest.approx(448 / 517)
+    assert work_scale(5000, 3000, fit) == pytest.approx(448 / 5000)
+    assert work_scale(333, 517, load_recipe(None, short_side=448).inference) == pytest.approx(448 / 333)
+    assert work_scale(333, 517, load_recipe(None).inference) is None

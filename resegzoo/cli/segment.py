@@ -101,8 +101,9 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         from tqdm.auto import tqdm
 
         boxes = list(imageio.tiles(info.height, info.width, tile, recipe.inference.tile_overlap))
-        short = recipe.inference.short_side
-        scale = None if short is None else short / min(info.height, info.width)  # the whole raster's
+        from resegzoo.segmenter.core import work_scale
+
+        scale = work_scale(info.height, info.width, recipe.inference)  # the whole raster's
         with imageio.label_geotiff(label_path, info, palette) as dst:
             for (ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1) in tqdm(boxes, desc="tiles", leave=False):
                 data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))

@@ -248,6 +248,16 @@ def work_size(height: int, width: int, inference: Any) -> tuple[int, int]:
     return short_side_size(height, width, inference.short_side)
 
 
+def work_scale(height: int, width: int, inference: Any) -> float | None:
+    """The factor the recipe's resize rule applies to an image of this size (None: no resize);
+    tiles of a big raster are all resized by the whole raster's factor."""
+    if inference.resize == "fit":
+        if inference.fit_scale is None:
+            return None
+        return min(max(inference.fit_scale) / max(height, width), min(inference.fit_scale) / min(height, width))
+    return None if inference.short_side is None else inference.short_side / min(height, width)
+
+
 def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
                      size: tuple[int, int]) -> torch.Tensor:
     """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features upsampled bilinearly to
