@@ -47,7 +47,9 @@ class SegmentResult:
     """
 
     labels: np.ndarray  # (H, W) int32
-    probs: np.ndarray  # (K, H, W) float32, softmax over the K vocabulary classes
+    #: (K, H, W) float32: softmax over the K vocabulary classes; with ``inference.probabilities:
+    #: name`` each class's best name after a softmax over all names (then they need not sum to 1)
+    probs: np.ndarray
     class_names: list[str]
     background_index: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
