@@ -201,5 +201,7 @@ def describe(encoder: Any) -> dict[str, Any]:
         info["schedule"] = [str(r) for r in encoder.schedule]
         info["uncovered"] = encoder.uncovered
         info["depth"] = encoder.depth
+        if encoder.last_block is not None:
+            info["last_block"] = encoder.last_block
     return info
 
