@@ -206,6 +206,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
 
     from resegzoo import imageio
     from resegzoo.api import ModelLoadError, Segmenter, load_recipe, load_templates
+    from resegzoo.preflight import check_device, prepare_output_folder
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
@@ -225,11 +226,12 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
         infos = [imageio.inspect(f, band_list) for f in files]
     except imageio.ImageError as exc:
         raise click.UsageError(str(exc)) from None
+    check_device(device)
+    prepare_output_folder(out)  # before the model loads: a bad --out must not cost the computing
     try:
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=arch)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
-    out.mkdir(parents=True, exist_ok=True)
     stems = _output_stems(files, out, overwrite)
     for info, stem in tqdm(list(zip(infos, stems)), desc="images", unit="img", disable=len(infos) < 2):
         record = _segment_one(seg, vocab, info, stem, out)
