@@ -201,15 +201,16 @@ def write_label_png(path: Path, labels: np.ndarray, palette: Sequence[tuple[int,
 
 
 def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[int, int, int]],
-                 class_names: Sequence[str], alpha: float = 0.5) -> Any:
-    """The image blended with the label colours, with a legend strip on the right (PIL image)."""
+                 class_names: Sequence[str], alpha: float = 0.5, note: str | None = None) -> Any:
+    """The image blended with the label colours, with a legend strip on the right (PIL image);
+    ``note`` (e.g. "RANDOM WEIGHTS") is written in red below the class names."""
     from PIL import Image, ImageDraw
 
     colours = np.asarray(palette, dtype=np.float32)[labels]
     blend = (image.astype(np.float32) * (1 - alpha) + colours * alpha).round().astype(np.uint8)
     row, pad = 16, 4
-    legend_w = 12 + 7 * max(len(n) for n in class_names) + 3 * pad
-    height = max(blend.shape[0], row * len(class_names) + 2 * pad)
+    legend_w = 12 + 7 * max([len(n) for n in class_names] + [len(note) - 2 if note else 0]) + 3 * pad
+    height = max(blend.shape[0], row * (len(class_names) + (1 if note else 0)) + 2 * pad)
     canvas = Image.new("RGB", (blend.shape[1] + legend_w, height), (255, 255, 255))
     canvas.paste(Image.fromarray(blend), (0, 0))
     draw = ImageDraw.Draw(canvas)
@@ -218,6 +219,8 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
         y = pad + k * row
         draw.rectangle([x0, y + 2, x0 + 10, y + 12], fill=tuple(palette[k]), outline=(0, 0, 0))
         draw.text((x0 + 10 + pad, y + 1), name, fill=(0, 0, 0))
+    if note:
+        draw.text((x0, pad + len(class_names) * row + 1), note, fill=(200, 0, 0))
     return canvas
 
 

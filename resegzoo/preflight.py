@@ -41,32 +41,16 @@ def _probe(folder: Path, target: Path) -> None:
     os.unlink(name)
 
 
-def _check_ancestors(path: Path) -> Path:
+def check_output_folder(path: str | Path) -> None:
+    """Check, without creating anything, that the folder ``path`` can hold new files: it is a
+    folder if it exists, else no file sits on the way to it and its closest existing ancestor
+    (where it will be created) is writable."""
+    path = Path(path)
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise OutputFolderError(f"cannot write into {path}: {existing} is a file, not a folder; "
                                 "choose another --out")
-    return existing
-
-
-def prepare_output_folder(path: str | Path) -> Path:
-    """Create ``path`` (and its parents) if missing and check a file can be written in it."""
-    path = Path(path)
-    _check_ancestors(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputFolderError(f"cannot create the output folder {path}: {exc.strerror or exc}; "
-                                "choose another --out") from None
-    _probe(path, path)
-    return path
-
-
-def check_output_parent(path: str | Path) -> None:
-    """For outputs created later as a whole (a composed model folder): without creating anything,
-    check that the closest existing folder on the way to ``path`` is writable."""
-    path = Path(path)
-    _probe(_check_ancestors(path.parent), path)
+    _probe(existing, path)
 
 
 def check_device(device: str) -> None:

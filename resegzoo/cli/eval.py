@@ -55,7 +55,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
     from resegzoo.eval.runner import EvalRun
-    from resegzoo.preflight import check_device, prepare_output_folder
+    from resegzoo.preflight import check_device, check_output_folder
     from resegzoo.registry import RegistryError, get_registry
     from resegzoo.schema import SchemaError
 
@@ -76,7 +76,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
     check_device(device)
-    prepare_output_folder(out)  # before any model loads: a bad --out must not cost the computing
+    check_output_folder(out)  # before any model loads: a bad --out must not cost the computing
 
     def make_segmenter(run):
         try:

@@ -1,0 +1,106 @@
+"""Claims on output names in a folder that several runs may write into at once.
+
+``resegzoo segment`` writes a few files per input under one *stem* (``x.labels.png``,
+``x.overlay.png``, ``x.json``). Before writing, a run claims the stem: under a lock on the folder
+(a short ``flock`` on the folder itself, so no lock file is left behind) it checks which stems are free and creates a hidden
+claim file ``.x.claim`` with ``O_EXCL`` holding its pid and the process's start time. A second
+run then sees the stem as taken and picks ``x-2``; it never replaces the first run's files.
+
+The claim is removed once the stem's outputs are complete. A claim left by a killed run (its
+process is gone, or its pid now belongs to a process that started later) is *stale*: its stem
+holds no finished result and may be taken over by the next run.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+CLAIM_SUFFIX = ".claim"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # the command name (field 2) may hold spaces and parentheses: split after its closing one
+    return stat[stat.rindex(")") + 2:].split()[19]
+
+
+def owner_token() -> str:
+    """``"pid start"`` of this process: what a claim file holds."""
+    return f"{os.getpid()} {_start_time(os.getpid())}".strip()
+
+
+def _owner_alive(token: str) -> bool:
+    parts = token.split()
+    if not parts or not parts[0].isdigit():
+        return False  # unreadable: no live run can own it
+    pid = int(parts[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    return len(parts) < 2 or _start_time(pid) in ("", parts[1])
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive lock on ``folder`` while stems are chosen and claimed (held for milliseconds)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the O_EXCL claim files alone keep runs apart
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class Claims:
+    """The stems this run holds in ``folder``; :meth:`release_all` at exit frees what is left."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.held: set[str] = set()
+
+    def path(self, stem: str) -> Path:
+        return self.folder / f".{stem}{CLAIM_SUFFIX}"
+
+    def state(self, stem: str) -> str:
+        """``mine``, ``live`` (another running process holds it), ``stale`` (its holder died) or
+        ``none`` (no claim). Call under :func:`folder_lock`."""
+        if stem in self.held:
+            return "mine"
+        try:
+            token = self.path(stem).read_text()
+        except FileNotFoundError:
+            return "none"
+        return "live" if _owner_alive(token) else "stale"
+
+    def take(self, stem: str) -> None:
+        """Claim ``stem`` (free or stale). Call under :func:`folder_lock`."""
+        path = self.path(stem)
+        if self.state(stem) == "stale":
+            path.unlink()
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # raises if someone else has it
+        with os.fdopen(fd, "w") as fh:
+            fh.write(owner_token())
+        self.held.add(stem)
+
+    def release(self, stem: str) -> None:
+        self.held.discard(stem)
+        with contextlib.suppress(FileNotFoundError):
+            self.path(stem).unlink()
+
+    def release_all(self) -> None:
+        for stem in list(self.held):
+            self.release(stem)
