@@ -3,8 +3,10 @@
 Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
 atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
 The run folder's name carries a hash of everything that decides the numbers (dataset, split,
-root, classes, label encoding, recipe, model, masks): a rerun with other settings lands in another
-folder and never mixes its images with these.
+root, classes, label encoding, recipe, model, masks, and the fingerprints of
+:mod:`resegzoo.eval.fingerprints`: the weights' contents, SAM's, resegzoo's version, the dataset's
+file list): a rerun with other settings or other weights lands in another folder and never mixes
+its images with these.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ def _slug(text: str) -> str:
 
 def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
     """Everything the numbers depend on; its hash names the run folder."""
+    from resegzoo import __version__
+    from resegzoo.eval.fingerprints import dataset_fingerprint, model_fingerprint, sam_fingerprint
+
     return {
         "format": RESULTS_FORMAT,
         "dataset": dataset.info.name,
@@ -76,6 +81,12 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "model": spec.model,
         "masks": spec.masks,
         "recipe": spec.recipe.to_dict(),
+        "fingerprints": {
+            "resegzoo": __version__,
+            "model": model_fingerprint(spec.model),
+            "sam": sam_fingerprint(spec.recipe, spec.masks),
+            "files": dataset_fingerprint(dataset),
+        },
     }
 
 
