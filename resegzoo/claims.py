@@ -86,6 +86,11 @@ class Claims:
             return "none"
         return "live" if _owner_alive(token) else "stale"
 
+    def clear(self, stem: str) -> None:
+        """Remove a stale claim whose unit was finished. Call under :func:`folder_lock`."""
+        if self.state(stem) == "stale":
+            self.path(stem).unlink()
+
     def take(self, stem: str) -> None:
         """Claim ``stem`` (free or stale). Call under :func:`folder_lock`."""
         path = self.path(stem)

@@ -161,6 +161,20 @@ def test_a_killed_run_s_leftovers_are_taken_back_not_duplicated(tmp_path):
     np.testing.assert_array_equal(np.array(Image.open(out / "img0.labels.png")), block_labels(20, 24, cell=4, seed=0))
 
 
+def test_a_finished_unit_whose_claim_outlived_its_run_is_kept(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    (img_a,), (img_b,) = _pngs(a, 1), _pngs(b, 1)
+    out = tmp_path / "out"
+    assert segment(str(img_a), *ORACLE, "--out", str(out)).exit_code == 0
+    finished = {name: (out / name).read_bytes() for name in _unit("img0")}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".img0.claim").write_text(f"{dead.pid}")  # killed between its sidecar and releasing the claim
+    assert segment(str(img_b), *ORACLE, "--out", str(out)).exit_code == 0
+    assert _names(out) == sorted(_unit("img0") + _unit("img0-2"))
+    assert {name: (out / name).read_bytes() for name in _unit("img0")} == finished
+
+
 def test_skip_existing_resumes_a_killed_batch_and_reruns_nothing(tmp_path, segment_calls):
     calls, hooks = segment_calls
     inputs = _pngs(tmp_path / "in", 3)

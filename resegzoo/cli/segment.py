@@ -74,6 +74,9 @@ def _output_stems(infos: list[Any], out: Path, claims: Any, overwrite: bool,
             for n in itertools.count(1):
                 stem = base if n == 1 else f"{base}-{n}"
                 state = claims.state(stem)
+                if state == "stale" and (out / f"{stem}.json").is_file():
+                    claims.clear(stem)  # killed after its sidecar: the unit is finished, only the claim is left
+                    state = "none"
                 if stem.lower() in used or state in ("mine", "live"):
                     continue
                 exists = any((out / f"{stem}{suffix}").exists() for suffix in OUTPUT_SUFFIXES)
