@@ -116,6 +116,36 @@ def _remove_outputs(out: Path, stem: str) -> None:
         (out / f"{stem}{suffix}").unlink(missing_ok=True)
 
 
+def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, claims: Any,
+                 continue_on_error: bool) -> list[tuple[Path, str]]:
+    """Segment each (input, claimed stem) and write its outputs as a unit, the sidecar last.
+
+    An input that fails (or is interrupted) leaves none of its files. With ``continue_on_error``
+    its failure is returned and the rest proceed; otherwise the error propagates.
+    """
+    from tqdm.auto import tqdm
+
+    from resegzoo import imageio
+
+    failures: list[tuple[Path, str]] = []
+    for info, stem in tqdm(todo, desc="images", unit="img", disable=len(todo) < 2):
+        _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
+        try:
+            record = _segment_one(seg, vocab, info, stem, out)
+            imageio.write_json(out / f"{stem}.json", record)  # last: the commit marker of the unit
+        except BaseException as exc:
+            _remove_outputs(out, stem)  # never leave half a unit behind
+            claims.release(stem)
+            if not continue_on_error or not isinstance(exc, Exception):  # Ctrl-C always stops
+                raise
+            failures.append((info.path, f"{type(exc).__name__}: {exc}"))
+            _say(f"{info.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
+            continue
+        claims.release(stem)
+        _say(f"{info.path} -> {out / record['outputs']['labels']}")
+    return failures
+
+
 def _say(message: str) -> None:
     """Print a line without breaking the progress bars."""
     from tqdm.auto import tqdm
@@ -279,8 +309,6 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
     16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch (reported).
     """
-    from tqdm.auto import tqdm
-
     from resegzoo import imageio
     from resegzoo.api import ModelLoadError, Segmenter, load_recipe, load_templates
     from resegzoo.claims import Claims
@@ -325,33 +353,11 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     claims = Claims(out)
     try:
         stems = _output_stems(infos, out, claims, overwrite, expected)
-        todo = [(info, stem) for info, stem in zip(infos, stems) if stem is not None]
         for info, stem in zip(infos, stems):
             if stem is None:
                 _say(f"{info.path}: skipped, its result with these settings is already in {out}")
-        current = None  # the stem being written, removed if the run stops halfway through it
-        for info, stem in tqdm(todo, desc="images", unit="img", disable=len(todo) < 2):
-            current = stem
-            _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
-            try:
-                record = _segment_one(seg, vocab, info, stem, out)
-                imageio.write_json(out / f"{stem}.json", record)  # last: the commit marker of the unit
-            except Exception as exc:
-                if not continue_on_error:
-                    raise
-                _remove_outputs(out, stem)  # never leave half a unit behind
-                claims.release(stem)
-                current = None
-                failures.append((info.path, f"{type(exc).__name__}: {exc}"))
-                _say(f"{info.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
-                continue
-            claims.release(stem)
-            current = None
-            _say(f"{info.path} -> {out / record['outputs']['labels']}")
-    except BaseException:
-        if current is not None:  # interrupted (Ctrl-C) or stopped by an error: drop the unfinished unit
-            _remove_outputs(out, current)
-        raise
+        todo = [(info, stem) for info, stem in zip(infos, stems) if stem is not None]
+        failures += _write_units(seg, vocab, todo, out, claims, continue_on_error)
     finally:
         claims.release_all()
     if failures:
