@@ -81,7 +81,7 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
     background = recipe.inference.background_threshold is not None
     names = vocab.class_names + (["background"] if background else [])
-    palette = imageio.make_palette(len(vocab), background=background)
+    palette = imageio.make_palette(names)
     counts = np.zeros(len(names), dtype=np.int64)
     tile = recipe.inference.tile_size
     tiled = info.is_tiff and max(info.height, info.width) > tile
