@@ -13,9 +13,10 @@ from typing import Any
 
 import click
 
+from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 
 #: the files written per input, after its stem
-OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json")
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json") + GIS_SUFFIXES
 
 
 def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
@@ -192,11 +193,12 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
+@gis_options
 def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
-            sam_checkpoint: str | None, overwrite: bool) -> None:
+            sam_checkpoint: str | None, overwrite: bool, gis: GisOutputs) -> None:
     """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
 
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -225,6 +227,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
         infos = [imageio.inspect(f, band_list) for f in files]
     except imageio.ImageError as exc:
         raise click.UsageError(str(exc)) from None
+    gis.check(infos)
     try:
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=arch)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
@@ -233,6 +236,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     stems = _output_stems(files, out, overwrite)
     for info, stem in tqdm(list(zip(infos, stems)), desc="images", unit="img", disable=len(infos) < 2):
         record = _segment_one(seg, vocab, info, stem, out)
+        record["outputs"].update(gis.write(out, stem, record))
         imageio.write_json(out / f"{stem}.json", record)
         _say(f"{info.path} -> {out / record['outputs']['labels']}")
 
