@@ -24,7 +24,7 @@ from resegzoo.gis.vector import vectorize, write_regions
 
 NAMES = ["building", "水体", "Лес", "حقل"]  # Latin, CJK, Cyrillic, Arabic class names
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5800000.0)
-ROTATED = Affine(0.4, 0.3, 500000.0, 0.3, -0.4, 5800000.0)  # rotated and flipped grid
+ROTATED = Affine(0.4, 0.1, 500000.0, 0.3, -0.4, 5800000.0)  # a rotated, sheared grid
 
 
 def blob_labels(height: int, width: int, num_classes: int = 4, seed: int = 0, smooth: float = 4.0) -> np.ndarray:
