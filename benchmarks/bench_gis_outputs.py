@@ -102,8 +102,8 @@ def main() -> None:
           "| strips vs whole-array shapes |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size, n, t_labels, t_vector, t_geojson, t_simplify, t_cog, t_whole, t_vec in rows:
-        print(f"| {size}² | {n} | {t_labels:.2f} | {t_vector:.2f} | {t_vector / t_labels:.2f} | {t_geojson:.2f} | "
-              f"{t_simplify:.2f} | {t_cog:.2f} | {t_cog / t_labels:.2f} | {t_vec / t_whole:.2f} |")
+        print(f"| {size}² | {n} | {t_labels:.2f} | {t_vector:.2f} | {t_vector / t_labels:.3f} | {t_geojson:.2f} | "
+              f"{t_simplify:.2f} | {t_cog:.2f} | {t_cog / t_labels:.3f} | {t_vec / t_whole:.2f} |")
 
 
 if __name__ == "__main__":
