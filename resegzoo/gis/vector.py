@@ -14,6 +14,7 @@ neighbouring polygons keep sharing their edges: no gaps, no overlaps.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -204,7 +205,9 @@ def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg
                        "use --vector-format gpkg for polygons in pixel coordinates")
     options = {"RFC7946": "YES"} if vector_format == "geojson" else {}
     names = np.array([regions.class_names[k] for k in regions.class_ids], dtype=object)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # no CRS (PNG inputs) is documented: pixel coordinates, not worth pyogrio's warning
+        warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
         tmp.unlink()  # GDAL creates the file itself (an empty file is not a GeoPackage)
         pyogrio.raw.write(str(tmp), shapely.to_wkb(regions.geometries), [names, regions.class_ids, regions.areas],
                           ["class", "class_id", "area"], layer=LAYER_NAME, driver=FORMATS[vector_format],
