@@ -60,7 +60,7 @@ def cached_sha256(path: Path) -> str:
     if memo.is_file():
         return memo.read_text().strip()
     value = sha256_file(path)
-    atomic.write_text(memo, value)
+    atomic.write_text(memo, value, durable=True)
     return value
 
 

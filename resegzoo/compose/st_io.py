@@ -195,7 +195,7 @@ def write_state_dict(path: Path, state_dict: Mapping[str, torch.Tensor], metadat
     """Write a whole state dict (used to convert pickles once); ``path`` is replaced atomically."""
     names = sorted(state_dict)
     layout = [(n, state_dict[n].dtype, tuple(state_dict[n].shape)) for n in names]
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+    with atomic_path(path, durable=True) as tmp, tmp.open("wb") as fh:
         writer = StreamingWriter(fh, layout, metadata or {})
         for n in names:
             writer.write(n, state_dict[n])
