@@ -45,7 +45,8 @@ def assert_one_line_error(result, *fragments: str) -> str:
     """A failed command that printed ``Error: <one line>`` containing every fragment, no traceback."""
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    # a progress bar on stderr may share the line (it ends in a carriage return, not a newline)
+    errors = [line[line.index("Error: "):] for line in result.output.splitlines() if "Error: " in line]
     assert len(errors) == 1, result.output
     message = errors[0]
     for fragment in fragments:
