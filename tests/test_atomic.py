@@ -238,3 +238,31 @@ def test_a_killed_segment_leaves_a_temporary_the_next_segment_removes(tmp_path):
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert not left.exists() and temporaries(out) == []
+
+
+def test_a_compose_killed_between_its_two_renames_gets_the_old_model_back(tmp_path):
+    """--force replaces OUT by two renames; killed between them, OUT is missing and the old model
+    sits in a stale .OUT.old-* folder: the next run puts it back instead of deleting it."""
+    from compose_helpers import related_models, save_folders
+
+    from resegzoo.compose import compose, recipe_from_mapping
+
+    models = tmp_path / "models"
+    (models / "soup").mkdir(parents=True)
+    (models / "soup" / "keep.txt").write_text("the old model")
+    proc = _python(f"""
+        import os, signal
+        from pathlib import Path
+        from resegzoo.atomic import temporary_dir
+        out = Path({str(models / 'soup')!r})
+        old = temporary_dir(out, "old")
+        os.replace(out, old / out.name)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert not (models / "soup").exists() and len(temporaries(models)) == 1
+    inputs = save_folders(related_models(2, seed=6), tmp_path / "in")
+    with pytest.raises(Exception, match="already exists"):  # the old model is back, so --force is needed
+        compose(recipe_from_mapping({"inputs": inputs}), models / "soup", progress=False)
+    assert (models / "soup" / "keep.txt").read_text() == "the old model"
+    assert temporaries(models) == []

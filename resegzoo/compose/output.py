@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from resegzoo.atomic import fsync_dir, temporary_dir
+from resegzoo.atomic import fsync_dir, is_stale, temporaries, temporary_dir
 from resegzoo.compose.inputs import CompositionError
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -58,8 +58,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CompositionError(f"{path}: composition metadata is not valid JSON ({exc})") from exc
 
 
+def restore_interrupted_replace(out: Path) -> bool:
+    """Put back a model a killed ``--force`` run had moved aside but not yet replaced.
+
+    Replacing ``out`` takes two renames (``out`` into ``.OUT.old-*``, the new folder onto ``out``);
+    a run killed between them leaves ``out`` missing. Its ``.old-`` folder is a stale temporary that
+    the next write would remove, so the old model is moved back first. Returns whether it was.
+    """
+    if out.exists() or not out.parent.is_dir():
+        return False
+    for old in temporaries(out.parent, recursive=False):
+        if old.name.startswith(f".{out.name}.old-") and is_stale(old) and (old / out.name).is_dir():
+            os.replace(old / out.name, out)
+            shutil.rmtree(old)  # what else it held was the killed run's, never the user's
+            return True
+    return False
+
+
 def check_writable(out: Path, force: bool) -> None:
     """Fail early, before any work, if the output cannot be written."""
+    restore_interrupted_replace(out)
     if out.exists() and not force:
         raise CompositionError(f"{out} already exists; choose another --out or pass --force to replace it")
     if out.exists() and not out.is_dir():
