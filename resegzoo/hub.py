@@ -6,7 +6,10 @@
 * URL files (SAM ``.pth``, SkyCLIP ``.zip``) go into resegzoo's cache folder (``RESEGZOO_CACHE``
   or ``~/.cache/resegzoo``): downloaded to ``<file>.part`` (resumed with an HTTP Range request
   after an interruption), verified, then renamed into place. An archive member is extracted once,
-  atomically, beside the archive.
+  atomically, into the cache, and only if it is a regular file whose normalised path stays inside
+  its folder (no absolute path, drive letter or ``..``; no link, device or name that collides with
+  another after normalisation); a member is capped at its declared size, which may not exceed
+  100x its stored size or the free space, and its CRC is checked.
 * Offline (``HF_HUB_OFFLINE=1`` or ``RESEGZOO_OFFLINE=1``) and missing: :class:`FetchError`
   saying what to download, from where, and where to put it.
 """
