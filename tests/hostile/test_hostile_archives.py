@@ -160,3 +160,24 @@ def test_a_clean_archive_still_loads(workspace, tiny_clip, tiny_clip_config):
     extracted = _extracted(workspace / "resegzoo-cache")
     assert [p.name for p in extracted] == ["epoch_20.pt"]
     assert extracted[0].is_relative_to(workspace / "resegzoo-cache")
+
+
+def test_registry_member_climbing_out_is_refused_before_any_lookup(workspace, http_server):
+    """A variant (from a plugin or a registry file) whose archive member climbs out of the cache:
+    neither is_cached nor fetch may look at, download or return a file outside the cache."""
+    from resegzoo.hub import fetch, is_cached
+    from resegzoo.zoo import ClipVariant
+
+    outside = workspace / "outside" / "evil.pt"
+    outside.parent.mkdir()
+    outside.write_bytes(b"an existing file the member path points at")
+    member = "../../../outside/evil.pt"
+    http_server.files["/sky.zip"] = zip_entries(workspace / "sky.zip", [(member, b"x")]).read_bytes()
+    variant = ClipVariant(name="sky-evil", architecture="ViT-B-32", format="skyclip-zip", license="x", citation="x",
+                          url=http_server.base + "/sky.zip", member=member)
+    before = snapshot(workspace)
+    for call in (is_cached, lambda v: fetch(v, progress=False)):
+        with pytest.raises(FetchError, match=r"climbs out of its folder with '\.\.'"):
+            call(variant)
+    assert http_server.requests == []
+    assert_nothing_outside(workspace, before, allowed=[workspace / "resegzoo-cache"])
