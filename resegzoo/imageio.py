@@ -104,11 +104,15 @@ def inspect(path: str | Path, bands: Sequence[int] | None = None) -> RasterInfo:
 def read_bands(info: RasterInfo, window: Any = None, out_shape: tuple[int, int] | None = None) -> np.ndarray:
     """(3, h, w) raw band data of the whole image or a rasterio ``Window``, optionally decimated."""
     import rasterio
+    from rasterio.errors import RasterioIOError
 
     unique = sorted(set(info.bands))
-    with _quiet_georef(), rasterio.open(info.path) as src:
-        shape = None if out_shape is None else (len(unique), *out_shape)
-        data = src.read(unique, window=window, out_shape=shape)
+    try:
+        with _quiet_georef(), rasterio.open(info.path) as src:
+            shape = None if out_shape is None else (len(unique), *out_shape)
+            data = src.read(unique, window=window, out_shape=shape)
+    except RasterioIOError as exc:  # a header that opens but pixels that do not: truncated or corrupt
+        raise ImageError(f"{info.path}: the pixels cannot be read ({exc}); the file is truncated or corrupt") from None
     return np.stack([data[unique.index(b)] for b in info.bands])
 
 
