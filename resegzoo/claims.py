@@ -2,51 +2,37 @@
 
 ``resegzoo segment`` writes a few files per input under one *stem* (``x.labels.png``,
 ``x.overlay.png``, ``x.json``). Before writing, a run claims the stem: under a lock on the folder
-(a short ``flock`` on the folder itself, so no lock file is left behind) it checks which stems are free and creates a hidden
-claim file ``.x.claim`` with ``O_EXCL`` holding its pid and the process's start time. A second
+(a short ``flock`` on the folder itself, so no lock file is left behind) it checks which stems
+are free and creates a hidden claim file ``.x.claim`` with ``O_EXCL`` holding its owner tag
+(host, pid and the process's start time, as :mod:`resegzoo.atomic` names temporaries). A second
 run then sees the stem as taken and picks ``x-2``; it never replaces the first run's files.
 
 The claim is removed once the stem's outputs are complete. A claim left by a killed run (its
 process is gone, or its pid now belongs to a process that started later) is *stale*: its stem
-holds no finished result and may be taken over by the next run.
+holds no finished result and may be taken over by the next run. Claims of another host (a shared
+filesystem) are never judged stale.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Iterator
+
+from resegzoo import atomic
 
 CLAIM_SUFFIX = ".claim"
 
 
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), "" where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    # the command name (field 2) may hold spaces and parentheses: split after its closing one
-    return stat[stat.rindex(")") + 2:].split()[19]
-
-
-def owner_token() -> str:
-    """``"pid start"`` of this process: what a claim file holds."""
-    return f"{os.getpid()} {_start_time(os.getpid())}".strip()
+#: what a claim file holds: :func:`resegzoo.atomic.owner_tag` of the claiming process
+_OWNER = re.compile(r"^[0-9a-f]{8}-\d+-\d+$")
 
 
 def _owner_alive(token: str) -> bool:
-    parts = token.split()
-    if not parts or not parts[0].isdigit():
-        return False  # unreadable: no live run can own it
-    pid = int(parts[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    return len(parts) < 2 or _start_time(pid) in ("", parts[1])
+    if not _OWNER.match(token.strip()):
+        return False  # empty or garbled (killed while writing it): no live run owns it
+    return not atomic.owner_is_gone(token.strip())
 
 
 @contextlib.contextmanager
@@ -98,7 +84,7 @@ class Claims:
             path.unlink()
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # raises if someone else has it
         with os.fdopen(fd, "w") as fh:
-            fh.write(owner_token())
+            fh.write(atomic.owner_tag())
         self.held.add(stem)
 
     def release(self, stem: str) -> None:

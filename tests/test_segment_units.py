@@ -39,6 +39,13 @@ def _names(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir())
 
 
+def _claim_of(pid: int) -> str:
+    """What a claim file of process ``pid`` on this host holds (start time unknown: 0)."""
+    from resegzoo.atomic import owner_tag
+
+    return f"{owner_tag().split('-')[0]}-{pid}-0"
+
+
 def _unit(stem: str) -> list[str]:
     return [f"{stem}.json", f"{stem}.labels.png", f"{stem}.overlay.png"]
 
@@ -90,7 +97,7 @@ def test_a_live_claim_by_another_process_is_respected(tmp_path):
     out.mkdir()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / ".img0.claim").write_text(f"{other.pid}")
+        (out / ".img0.claim").write_text(_claim_of(other.pid))
         assert segment(str(img), *ORACLE, "--out", str(out)).exit_code == 0
         assert _names(out) == sorted([".img0.claim"] + _unit("img0-2"))
     finally:
@@ -154,7 +161,7 @@ def test_a_killed_run_s_leftovers_are_taken_back_not_duplicated(tmp_path):
     out.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (out / ".img0.claim").write_text(f"{dead.pid}")  # the run that held it was SIGKILLed
+    (out / ".img0.claim").write_text(_claim_of(dead.pid))  # the run that held it was SIGKILLed
     (out / "img0.labels.png").write_bytes(b"half a PNG")
     assert segment(str(img), *ORACLE, "--out", str(out)).exit_code == 0
     assert _names(out) == sorted(_unit("img0"))
@@ -169,7 +176,7 @@ def test_a_finished_unit_whose_claim_outlived_its_run_is_kept(tmp_path):
     finished = {name: (out / name).read_bytes() for name in _unit("img0")}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (out / ".img0.claim").write_text(f"{dead.pid}")  # killed between its sidecar and releasing the claim
+    (out / ".img0.claim").write_text(_claim_of(dead.pid))  # killed between its sidecar and releasing the claim
     assert segment(str(img_b), *ORACLE, "--out", str(out)).exit_code == 0
     assert _names(out) == sorted(_unit("img0") + _unit("img0-2"))
     assert {name: (out / name).read_bytes() for name in _unit("img0")} == finished

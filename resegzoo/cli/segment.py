@@ -15,15 +15,17 @@ the end instead of stopping.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
 
 import click
 
+from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 
 #: the files written per input, after its stem
-OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json")
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json") + GIS_SUFFIXES
 
 
 def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
@@ -99,14 +101,14 @@ def _output_stems(infos: list[Any], out: Path, claims: Any, overwrite: bool,
     return stems
 
 
-def _settings_record(seg: Any, vocab: Any) -> dict[str, Any]:
-    """The part of a sidecar that --skip-existing compares: classes and every model/recipe setting
-    (in JSON form, as a sidecar read back gives it)."""
+def _settings_record(seg: Any, vocab: Any, gis: GisOutputs) -> dict[str, Any]:
+    """The part of a sidecar that --skip-existing compares: classes, every model/recipe setting and
+    the GIS outputs asked for (in JSON form, as a sidecar read back gives it)."""
     import json
 
     background = seg.recipe.inference.background_threshold is not None
     record = {"classes": [list(c) for c in vocab.classes] + ([["background"]] if background else []),
-              **seg.describe()}
+              **seg.describe(), "gis": dataclasses.asdict(gis)}
     return json.loads(json.dumps(record, default=str))
 
 
@@ -117,7 +119,7 @@ def _remove_outputs(out: Path, stem: str) -> None:
 
 
 def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, claims: Any,
-                 continue_on_error: bool) -> list[tuple[Path, str]]:
+                 continue_on_error: bool, gis: GisOutputs) -> list[tuple[Path, str]]:
     """Segment each (input, claimed stem) and write its outputs as a unit, the sidecar last.
 
     An input that fails (or is interrupted) leaves none of its files. With ``continue_on_error``
@@ -132,6 +134,8 @@ def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, c
         _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
         try:
             record = _segment_one(seg, vocab, info, stem, out)
+            record["outputs"].update(gis.write(out, stem, record))
+            record["gis"] = dataclasses.asdict(gis)
             imageio.write_json(out / f"{stem}.json", record)  # last: the commit marker of the unit
         except BaseException as exc:
             _remove_outputs(out, stem)  # never leave half a unit behind
@@ -183,7 +187,7 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
     background = recipe.inference.background_threshold is not None
     names = vocab.class_names + (["background"] if background else [])
-    palette = imageio.make_palette(len(vocab), background=background)
+    palette = imageio.make_palette(names)
     counts = np.zeros(len(names), dtype=np.int64)
     tile = recipe.inference.tile_size
     tiled = info.is_tiff and max(info.height, info.width) > tile
@@ -299,11 +303,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "with the same settings (rerun a killed batch to resume it).")
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
+@gis_options
 def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
-            sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool) -> None:
+            sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
+            gis: GisOutputs) -> None:
     """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
 
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -340,6 +346,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
             if not continue_on_error:
                 raise click.UsageError(str(exc)) from None
             failures.append((f, str(exc)))
+    gis.check(infos)
     check_device(device)
     check_output_folder(out)  # before the model loads: a bad --out must not cost the computing
     try:
@@ -349,7 +356,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     for note in seg.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     out.mkdir(parents=True, exist_ok=True)
-    expected = _settings_record(seg, vocab) if skip_existing else None
+    expected = _settings_record(seg, vocab, gis) if skip_existing else None
     claims = Claims(out)
     try:
         stems = _output_stems(infos, out, claims, overwrite, expected)
@@ -357,7 +364,7 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
             if stem is None:
                 _say(f"{info.path}: skipped, its result with these settings is already in {out}")
         todo = [(info, stem) for info, stem in zip(infos, stems) if stem is not None]
-        failures += _write_units(seg, vocab, todo, out, claims, continue_on_error)
+        failures += _write_units(seg, vocab, todo, out, claims, continue_on_error, gis)
     finally:
         claims.release_all()
     if failures:
