@@ -204,13 +204,17 @@ def test_skip_existing_resumes_a_killed_batch_and_reruns_nothing(tmp_path, segme
     # other settings are not "existing": they are computed, into new names
     assert segment(str(inputs[0]), *ORACLE, "--out", str(out), "--skip-existing", "--window", "16").exit_code == 0
     assert len(calls) == 1 and (out / "img0-2.json").is_file()
+    # asking for GIS outputs the finished unit lacks is another setting too
+    calls.clear()
+    assert segment(str(inputs[1]), *ORACLE, "--out", str(out), "--skip-existing", "--vector").exit_code == 0
+    assert len(calls) == 1 and (out / "img1-2.regions.gpkg").is_file() and not (out / "img1.regions.gpkg").exists()
     # a sidecar of another input under the same name is not this input's result
     other = tmp_path / "other"
     other.mkdir()
     Image.fromarray(paint(block_labels(20, 24, cell=2, seed=9))).save(other / "img1.png")
     calls.clear()
     assert segment(str(other / "img1.png"), *ORACLE, "--out", str(out), "--skip-existing").exit_code == 0
-    assert len(calls) == 1 and (out / "img1-2.json").is_file()
+    assert len(calls) == 1 and (out / "img1-3.json").is_file()
 
 
 def test_continue_on_error_reports_bad_inputs_at_the_end_and_writes_the_rest(tmp_path):
