@@ -96,8 +96,10 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=112, help="window stride (default 112)")
     parser.add_argument("--reference-windows", type=int, default=1,
                         help="windows per image run through the reference and shared schedules (default 1)")
-    parser.add_argument("--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "tiny"],
-                        help="SAM backbone (default vit_b); tiny: resegzoo.masks.testing's, to try the script")
+    parser.add_argument("--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "tiny", "colour"],
+                        help="SAM backbone (default vit_b); tiny: resegzoo.masks.testing's, to try the script; "
+                             "colour: resegzoo.masks.testing's colour-region SAM (masks follow the image, fast: "
+                             "for the agreement columns, not the timings)")
     parser.add_argument("--thresholds", default="permissive", choices=["permissive", "method"],
                         help="permissive (default): pred_iou/stability thresholds 0 so a random-weight SAM "
                              "still yields masks to compare; method: METHOD.md's 0.5/0.6 thresholds")
@@ -121,6 +123,10 @@ def main() -> None:
         from resegzoo.masks.testing import make_tiny_sam
 
         sam = make_tiny_sam().to(args.device)
+    elif args.model == "colour":
+        from resegzoo.masks.testing import make_colour_sam
+
+        sam = make_colour_sam().to(args.device)
     else:
         sam = sam_model_registry[args.model]().to(args.device).eval()
     passes = [0]
