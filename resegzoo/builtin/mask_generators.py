@@ -37,7 +37,8 @@ def resegzoo_register_mask_generators(register):
     register(MaskGeneratorSpec(
         "sam", _sam,
         "Segment Anything (vit_b/vit_l/vit_h) at 4 levels, one image embedding per crop shared by all "
-        "levels, run once per region of up to 1024 px; settings: model, checkpoint, levels, cache_dir, ..."))
+        "levels, run once per region of up to 1024 px; settings: model, checkpoint, levels, cache_dir, ...",
+        runtime_settings=("precision",)))
     register(MaskGeneratorSpec(
         "slic", _slic, "SLIC superpixels (scikit-image) at several scales; no weights (default n_segments "
         "64/32/16/8 per window)"))

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+
 
 #: the files written per input, after its stem
 OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json")
@@ -68,15 +70,34 @@ def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
         raise click.UsageError(str(exc)) from None
 
 
-def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[str, Any]:
-    """Run one input and write its three outputs; returns the sidecar record."""
+def _is_tiled(info: Any, recipe: Any) -> bool:
+    return bool(info.is_tiff and max(info.height, info.width) > recipe.inference.tile_size)
+
+
+def _read_prepared(seg: Any, info: Any) -> tuple[Any, Any]:
+    """An input's stretch and, unless it is processed tile by tile, its pixels prepared for the
+    encoder (resized, first segments made). Runs in a background thread while the previous
+    input is encoded."""
+    from resegzoo import imageio
+
+    stretch = imageio.plan_stretch(info)
+    if _is_tiled(info, seg.recipe):
+        return stretch, None
+    return stretch, seg.prepare(imageio.to_uint8(imageio.read_bands(info), stretch))
+
+
+def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path,
+                 read: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """Run one input and write its three outputs; returns the sidecar record. ``read``: what
+    :func:`_read_prepared` returned for it (None: read it now)."""
     import numpy as np
     from rasterio.windows import Window
 
     from resegzoo import imageio
+    from resegzoo.prefetch import prefetched
 
     recipe = seg.recipe
-    stretch = imageio.plan_stretch(info)
+    stretch, prepared = read if read is not None else _read_prepared(seg, info)
     if stretch is not None:
         _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
     background = recipe.inference.background_threshold is not None
@@ -84,12 +105,12 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
     palette = imageio.make_palette(len(vocab), background=background)
     counts = np.zeros(len(names), dtype=np.int64)
     tile = recipe.inference.tile_size
-    tiled = info.is_tiff and max(info.height, info.width) > tile
+    tiled = _is_tiled(info, recipe)
     label_path = out / f"{stem}.labels.{'tif' if info.is_tiff else 'png'}"
     overlay_path = out / f"{stem}.overlay.png"
     if not tiled:
-        image = imageio.to_uint8(imageio.read_bands(info), stretch)
-        labels = seg.segment(image, vocab, progress=True).labels
+        image = prepared.image
+        labels = seg.segment(prepared, vocab, progress=True).labels
         counts += np.bincount(labels.ravel(), minlength=len(names))
         if info.is_tiff:
             with imageio.label_geotiff(label_path, info, palette) as dst:
@@ -103,10 +124,16 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         boxes = list(imageio.tiles(info.height, info.width, tile, recipe.inference.tile_overlap))
         short = recipe.inference.short_side
         scale = None if short is None else short / min(info.height, info.width)  # the whole raster's
+
+        def read_tile(box: Any) -> Any:  # the next tile is read and prepared while this one is encoded
+            (ry0, rx0, ry1, rx1), _ = box
+            data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
+            return seg.prepare(imageio.to_uint8(data, stretch), scale=scale)
+
         with imageio.label_geotiff(label_path, info, palette) as dst:
-            for (ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1) in tqdm(boxes, desc="tiles", leave=False):
-                data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
-                labels = seg.segment(imageio.to_uint8(data, stretch), vocab, scale=scale).labels
+            tiles = prefetched(read_tile, tqdm(boxes, desc="tiles", leave=False), recipe.inference.prefetch)
+            for ((ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1)), tile_ready in tiles:
+                labels = seg.segment(tile_ready, vocab).labels
                 core = labels[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0]
                 counts += np.bincount(core.ravel(), minlength=len(names))
                 dst.write(core.astype(np.uint8)[None], window=Window(cx0, cy0, cx1 - cx0, cy1 - cy0))
@@ -192,11 +219,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
+@PRECISION_OPTION
+@THREADS_OPTION
 def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
-            sam_checkpoint: str | None, overwrite: bool) -> None:
+            sam_checkpoint: str | None, overwrite: bool, precision: str | None, threads: int | None) -> None:
     """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
 
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -209,12 +238,15 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
+    from resegzoo.runtime import set_threads
+
+    set_threads(threads)
     vocab = _vocabulary(classes, vocab_file)
     if len(vocab) + 1 > 256:
         raise click.UsageError(f"{len(vocab)} classes: at most 255 fit an 8-bit label map")
     try:
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
-                             templates=templates, background_threshold=background_threshold)
+                             templates=templates, background_threshold=background_threshold, precision=precision)
         load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
@@ -231,8 +263,12 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
         raise click.ClickException(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     stems = _output_stems(files, out, overwrite)
-    for info, stem in tqdm(list(zip(infos, stems)), desc="images", unit="img", disable=len(infos) < 2):
-        record = _segment_one(seg, vocab, info, stem, out)
+    from resegzoo.prefetch import prefetched
+
+    jobs = tqdm(list(zip(infos, stems)), desc="images", unit="img", disable=len(infos) < 2)
+    # the next input is decoded and prepared in a background thread while this one is encoded
+    for (info, stem), read in prefetched(lambda job: _read_prepared(seg, job[0]), jobs, recipe.inference.prefetch):
+        record = _segment_one(seg, vocab, info, stem, out, read)
         imageio.write_json(out / f"{stem}.json", record)
         _say(f"{info.path} -> {out / record['outputs']['labels']}")
 

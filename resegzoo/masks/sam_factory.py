@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from resegzoo.masks.painting import PaintOrder
+from resegzoo.runtime import Precision
 from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
 from resegzoo.schema import SchemaError, from_mapping
 
@@ -43,6 +44,11 @@ class SamSettings:
     device: str = "auto"
     #: folder for cached id maps (keyed by image hash and these settings); None: no cache.
     cache_dir: Optional[str] = None
+    #: crops per image-encoder call (crops of several regions share a call); None: 4 on CUDA,
+    #: 1 on a CPU. Does not change the masks.
+    image_batch: Optional[int] = None
+    #: fp32, or bf16 / fp16 (CUDA) autocast for SAM; None: the recipe's inference.precision.
+    precision: Optional[Precision] = None
 
     def resolved_levels(self) -> tuple[SamLevel, ...]:
         if self.levels is None:
@@ -156,7 +162,8 @@ def build_sam_generator(**settings: Any) -> Any:
     generator = SamMaskGenerator(
         sam, parsed.resolved_levels(), crop_overlap_ratio=parsed.crop_overlap_ratio,
         points_per_batch=parsed.points_per_batch, painting=parsed.painting, region_size=parsed.region_size,
-        fingerprint=file_fingerprint(path, sha256),
+        fingerprint=file_fingerprint(path, sha256), image_batch=parsed.image_batch,
+        precision=parsed.precision or "fp32",
     )
     if parsed.cache_dir is None:
         return generator
@@ -168,7 +175,7 @@ def build_sam_generator(**settings: Any) -> Any:
 def cache_settings(parsed: SamSettings, model_type: str, fingerprint: str | None) -> dict[str, Any]:
     """Everything SAM's id maps depend on, for the cache key (the weights by their fingerprint)."""
     key = dataclasses.asdict(parsed)
-    for local_only in ("checkpoint", "device", "cache_dir"):
+    for local_only in ("checkpoint", "device", "cache_dir", "image_batch"):
         key.pop(local_only)
-    key.update(model=model_type, levels=[dataclasses.asdict(lv) for lv in parsed.resolved_levels()])
+    key.update(model=model_type, precision=parsed.precision or "fp32", levels=[dataclasses.asdict(lv) for lv in parsed.resolved_levels()])
     return {"generator": "sam", "weights": fingerprint, "settings": key}
