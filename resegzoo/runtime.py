@@ -37,6 +37,10 @@ def autocast_dtype(precision: str, device: Any) -> Any:
     if precision == "fp16" and kind == "cpu":
         raise PrecisionError("fp16 is not supported on the CPU (slow or missing kernels); use --precision bf16 "
                              "or fp32 on a CPU, fp16 on a CUDA device")
+    available = getattr(torch.amp, "is_autocast_available", None)  # torch >= 2.4
+    if available is not None and not available(kind):
+        raise PrecisionError(f"--precision {precision} needs autocast, which torch does not offer on {kind} "
+                             "devices; use fp32 there")
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
