@@ -78,6 +78,9 @@ METHOD_LEVELS: tuple[SamLevel, ...] = (
 class SamBackend:
     """segment-anything's model behind the pipeline: embed a batch of crops, decode points."""
 
+    #: SamAutomaticMaskGenerator removes small regions and holes of the final masks (OpenCV)
+    cleans_small_regions = True
+
     def __init__(self, sam: Any, precision: str = "fp32") -> None:
         from segment_anything import SamPredictor
 
@@ -351,7 +354,7 @@ class SamMaskGenerator:
                                iou_threshold=level.crop_nms_thresh)
             data.filter(keep)
         data.to_numpy()
-        if level.min_mask_region_area > 0:
+        if level.min_mask_region_area > 0 and self.backend.cleans_small_regions:
             data = SamAutomaticMaskGenerator.postprocess_small_regions(
                 data, level.min_mask_region_area, max(level.box_nms_thresh, level.crop_nms_thresh))
         return [rle_to_mask(rle) for rle in data["rles"]]

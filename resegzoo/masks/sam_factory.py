@@ -77,8 +77,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_checkpoint(checkpoint: str | None, model: str | None) -> tuple[Path, str | None]:
-    """The local .pth file for ``checkpoint`` (a path or a zoo name) and its known sha256, if any."""
+def resolve_checkpoint(checkpoint: str | None, model: str | None, default: str = "vit_b",
+                       family: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")) -> tuple[Path, str | None]:
+    """The local .pth file for ``checkpoint`` (a path or a zoo name) and its known sha256, if any.
+    ``family``: the model types this generator runs (a zoo record of another type is an error)."""
     if checkpoint is not None and (os.sep in checkpoint or checkpoint.endswith((".pth", ".pt"))
                                    or Path(checkpoint).exists()):
         path = Path(checkpoint).expanduser()
@@ -88,7 +90,10 @@ def resolve_checkpoint(checkpoint: str | None, model: str | None) -> tuple[Path,
         return path, None
     from resegzoo import hub, zoo
 
-    record = zoo.get_sam_checkpoint(checkpoint or model or "vit_b")
+    record = zoo.get_sam_checkpoint(checkpoint or model or default)
+    if record.model_type not in family:
+        raise ValueError(f"checkpoint {record.name!r} is a {record.model_type} model; this mask generator runs "
+                         f"{', '.join(family)} (SAM 2.1 hiera_* checkpoints go with --masks sam2, vit_* with sam)")
     if model is not None and record.model_type != model:
         raise ValueError(f"SAM checkpoint {record.name!r} is a {record.model_type} model, but model: {model} "
                          "was asked for; drop one of the two settings")
