@@ -179,13 +179,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
     if sam_checkpoint and masks not in (None, "sam"):
         raise click.UsageError(f"--sam-checkpoint goes with --masks sam, not --masks {masks}")
     name = "sam" if sam_checkpoint else (masks or recipe.masks.generator)
-    if name != "sam":
+    if name not in ("sam", "sam2"):
         return recipe, masks
-    settings = dict(recipe.masks.settings) if recipe.masks.generator == "sam" else {}
+    settings = dict(recipe.masks.settings) if recipe.masks.generator == name else {}
     if sam_checkpoint:
         settings["checkpoint"] = sam_checkpoint
     settings.setdefault("device", device)
-    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator="sam", settings=settings)), "sam"
+    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=name, settings=settings)), name
 
 
 @click.command("segment")
