@@ -236,8 +236,11 @@ def reset_peak(device: str) -> None:
 
 
 def check_speed(setup: Setup) -> None:
+    import dataclasses
+
     from resegzoo.masks.none import build_none
     from resegzoo.masks.sam import METHOD_LEVELS, SamMaskGenerator
+    from resegzoo.masks.sam2 import SAM2_METHOD_LEVELS
     from resegzoo.masks.windows import group_windows
     from resegzoo.segmenter.windows import WindowPlan
 
@@ -247,6 +250,10 @@ def check_speed(setup: Setup) -> None:
     vocab = vocabulary()
     precisions = ["fp32"] if device == "cpu" else ["fp32", "bf16"]
     sam = sam_model(setup, device)
+    levels, levels2 = METHOD_LEVELS, SAM2_METHOD_LEVELS
+    if setup.dry_run:  # no crops, 4 points per level: the dry run checks the code paths, not speed
+        levels = tuple(dataclasses.replace(lv, crop_n_layers=0, points_per_side=2) for lv in levels)
+        levels2 = tuple(dataclasses.replace(lv, crop_n_layers=0, points_per_side=2) for lv in levels2)
     for arch in setup.archs:
         model, tokenizer, window = clip_model(arch, setup, device)
         depth = len(model.visual.transformer.resblocks)
@@ -261,7 +268,7 @@ def check_speed(setup: Setup) -> None:
                 f"peak {peak_mib(device)}")
 
             reset_peak(device)
-            generator = SamMaskGenerator(sam, precision=precision)
+            generator = SamMaskGenerator(sam, levels, precision=precision)
             reseg = segmenter(model, tokenizer, window, generator, precision)
             warm_up(reseg, image, vocab)
             reset_peak(device)
@@ -274,9 +281,9 @@ def check_speed(setup: Setup) -> None:
         # the reference: CLIP on every window, SAM timed on the first windows and scaled to all
         reset_peak(device)
         with_sam, _ = timed(lambda: segmenter(model, tokenizer, window, ReferenceSchedule(
-            sam, METHOD_LEVELS, setup.reference_windows), "fp32").logits(image, vocab), device)
+            sam, levels, setup.reference_windows), "fp32").logits(image, vocab), device)
         clip_only, _ = timed(lambda: segmenter(model, tokenizer, window, ReferenceSchedule(
-            sam, METHOD_LEVELS, 0), "fp32").logits(image, vocab), device)
+            sam, levels, 0), "fp32").logits(image, vocab), device)
         timed_windows = min(setup.reference_windows, n_windows)
         projected = clip_only + max(0.0, with_sam - clip_only) * n_windows / max(1, timed_windows)
         row("(c, d) speed", f"{arch} reference schedule (SAM per level per window), fp32",
@@ -293,7 +300,7 @@ def check_speed(setup: Setup) -> None:
 
     for precision in precisions:
         reset_peak(device)
-        seg2 = segmenter(model, tokenizer, window, make_sam2_generator(sam2, precision=precision), precision)
+        seg2 = segmenter(model, tokenizer, window, make_sam2_generator(sam2, levels2, precision=precision), precision)
         warm_up(seg2, image, vocab)
         reset_peak(device)
         seconds, _ = timed(lambda: seg2.logits(image, vocab), device)

@@ -145,3 +145,17 @@ def test_no_tensor_is_made_on_the_cpu_when_the_model_is_on_another_device():
     assert logits.device.type == "meta" and logits.shape == (2, 4, 64, 64)
     # torch.from_numpy (no tensor argument) is not seen; its CPU result's first use would be
     assert recorder.calls > 100 and recorder.on_cpu == [], recorder.on_cpu
+
+
+def test_threads_follow_the_option_then_omp_num_threads(monkeypatch):
+    from resegzoo.runtime import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(None) == 1 == torch.get_num_threads()
+        assert set_threads(2) == 2 == torch.get_num_threads()  # the option wins over the variable
+        with pytest.raises(PrecisionError):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)
