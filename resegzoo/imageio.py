@@ -8,7 +8,6 @@ written to a temporary file in the same folder and moved into place, so nothing 
 """
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import json
 import warnings
@@ -105,11 +104,15 @@ def inspect(path: str | Path, bands: Sequence[int] | None = None) -> RasterInfo:
 def read_bands(info: RasterInfo, window: Any = None, out_shape: tuple[int, int] | None = None) -> np.ndarray:
     """(3, h, w) raw band data of the whole image or a rasterio ``Window``, optionally decimated."""
     import rasterio
+    from rasterio.errors import RasterioIOError
 
     unique = sorted(set(info.bands))
-    with _quiet_georef(), rasterio.open(info.path) as src:
-        shape = None if out_shape is None else (len(unique), *out_shape)
-        data = src.read(unique, window=window, out_shape=shape)
+    try:
+        with _quiet_georef(), rasterio.open(info.path) as src:
+            shape = None if out_shape is None else (len(unique), *out_shape)
+            data = src.read(unique, window=window, out_shape=shape)
+    except RasterioIOError as exc:  # a header that opens but pixels that do not: truncated or corrupt
+        raise ImageError(f"{info.path}: the pixels cannot be read ({exc}); the file is truncated or corrupt") from None
     return np.stack([data[unique.index(b)] for b in info.bands])
 
 
@@ -175,16 +178,12 @@ def tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[Bo
 
 
 # -- outputs -----------------------------------------------------------------------------------
-def make_palette(num_classes: int, background: bool = False) -> list[tuple[int, int, int]]:
-    """Distinct, deterministic colours (golden-ratio hues); the background class is black."""
-    colours = []
-    for k in range(num_classes):
-        h = (k * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(h, 0.75 if k % 2 else 0.95, 0.95 if k % 3 else 0.8)
-        colours.append((int(r * 255), int(g * 255), int(b * 255)))
-    if background:
-        colours.append((0, 0, 0))
-    return colours
+def make_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """One colour per class, keyed by its name (stable across runs and vocabulary orders; see
+    :mod:`resegzoo.colours`); 'background' is black."""
+    from resegzoo.colours import palette_for_names
+
+    return palette_for_names(class_names)
 
 
 def write_label_png(path: Path, labels: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> None:
@@ -201,15 +200,23 @@ def write_label_png(path: Path, labels: np.ndarray, palette: Sequence[tuple[int,
 
 
 def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[int, int, int]],
-                 class_names: Sequence[str], alpha: float = 0.5) -> Any:
-    """The image blended with the label colours, with a legend strip on the right (PIL image)."""
+                 class_names: Sequence[str], alpha: float = 0.5, note: str | None = None) -> Any:
+    """The image blended with the label colours, with a legend strip on the right (PIL image);
+    ``note`` (e.g. "RANDOM WEIGHTS") is written in red below the class names."""
     from PIL import Image, ImageDraw
 
     colours = np.asarray(palette, dtype=np.float32)[labels]
     blend = (image.astype(np.float32) * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+    from resegzoo.fonts import font_for
+
     row, pad = 16, 4
-    legend_w = 12 + 7 * max(len(n) for n in class_names) + 3 * pad
-    height = max(blend.shape[0], row * len(class_names) + 2 * pad)
+    fonts = [font_for(name) for name in class_names]  # per name: any script draws as letters
+    note_font = font_for(note) if note else None
+    widths = [int(f.getlength(n)) for f, n in zip(fonts, class_names)]
+    if note:
+        widths.append(int(note_font.getlength(note)) - 10 - pad)  # the note starts at the swatches' edge
+    legend_w = 12 + max(widths) + 3 * pad
+    height = max(blend.shape[0], row * (len(class_names) + (1 if note else 0)) + 2 * pad)
     canvas = Image.new("RGB", (blend.shape[1] + legend_w, height), (255, 255, 255))
     canvas.paste(Image.fromarray(blend), (0, 0))
     draw = ImageDraw.Draw(canvas)
@@ -217,7 +224,9 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
     for k, name in enumerate(class_names):
         y = pad + k * row
         draw.rectangle([x0, y + 2, x0 + 10, y + 12], fill=tuple(palette[k]), outline=(0, 0, 0))
-        draw.text((x0 + 10 + pad, y + 1), name, fill=(0, 0, 0))
+        draw.text((x0 + 10 + pad, y + 1), name, fill=(0, 0, 0), font=fonts[k])
+    if note:
+        draw.text((x0, pad + len(class_names) * row + 1), note, fill=(200, 0, 0), font=note_font)
     return canvas
 
 

@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 from compose_helpers import related_models, save_folder, save_folders
 
+from resegzoo.atomic import temporaries
 from resegzoo.cli import build_cli
 from resegzoo.testing import make_tiny_clip, tiny_model_config
 
@@ -43,7 +44,7 @@ def existing_out(tmp_path):
 def assert_untouched(out: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
-    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+    assert not temporaries(out.parent)
 
 
 def test_mismatched_architectures_are_listed(pair, tmp_path, existing_out):
@@ -98,7 +99,7 @@ def test_unwritable_output_location(pair, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = run("--model", pair[0], "--model", pair[1], "--out", str(blocker / "out"))
-    assert_clean_error(result, "does not exist")
+    assert_clean_error(result, "a-file is a file, not a folder")  # checked by the CLI before any model loads
     assert blocker.read_text() == "not a folder"
 
 

@@ -51,7 +51,7 @@ class MapCache:
             return [data[f"m{i}"] for i in range(len(data.files))]
 
     def save(self, key: str, maps: Sequence[np.ndarray]) -> None:
-        with atomic_path(self.path(key)) as tmp, open(tmp, "wb") as fh:
+        with atomic_path(self.path(key), durable=True) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{f"m{i}": m for i, m in enumerate(maps)})
 
 
@@ -65,6 +65,9 @@ class CachedMaskGenerator:
     def __init__(self, inner: Callable[[np.ndarray], np.ndarray], directory: str | Path,
                  settings: Mapping[str, Any]) -> None:
         self.inner = inner
+        declared = getattr(inner, "level_count", None)
+        if declared is not None:  # absent: the segmenter probes through the cache
+            self.level_count = declared
         self.cache = MapCache(directory)
         self.settings_key = settings_digest(settings)
         self.hits = 0
