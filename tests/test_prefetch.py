@@ -121,7 +121,7 @@ def test_eval_gives_identical_confusion_matrices_with_and_without_prefetch(tmp_p
     matrices = {}
     for depth in (0, 1):
         spec = RunSpec(label=f"p{depth}", recipe=load_recipe(None, window=64, stride=32, prefetch=depth),
-                       model="tiny", masks="slic")
+                       model="oracle", masks="slic")  # names the run; the segmenter below is used
         result = EvalRun(dataset, spec, tmp_path / f"out{depth}").run(lambda s: tiny_segmenter(depth),
                                                                       overlays=0, progress=False)
         matrices[depth] = result.confusion
