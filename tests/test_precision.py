@@ -159,3 +159,35 @@ def test_threads_follow_the_option_then_omp_num_threads(monkeypatch):
             set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_sam_runs_its_encoder_and_decoder_under_bf16_and_refuses_fp16_on_the_cpu():
+    from resegzoo.masks.sam import SamLevel, SamMaskGenerator
+    from resegzoo.masks.testing import make_tiny_sam
+
+    sam = make_tiny_sam(seed=1)
+    dtypes = []
+    # products inside the ViT run in bf16 (its final LayerNorm2d returns fp32 by type promotion)
+    sam.image_encoder.blocks[0].mlp.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
+    sam.mask_decoder.register_forward_hook(lambda mod, inp, out: dtypes.append(out[0].dtype))
+    levels = [SamLevel(points_per_side=3, pred_iou_thresh=0.0, stability_score_thresh=0.0, min_mask_region_area=0,
+                       crop_n_layers=0)]
+    image = smooth_image(96, 128)
+    bf16 = SamMaskGenerator(sam, levels, precision="bf16")(image)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
+    fp32 = SamMaskGenerator(sam, levels)(image)
+    assert set(dtypes) == {torch.float32}
+    assert bf16.shape == fp32.shape == (1, 96, 128) and len(np.unique(bf16)) > 1
+    with pytest.raises(PrecisionError):
+        SamMaskGenerator(sam, levels, precision="fp16")
+
+
+def test_eval_precision_is_part_of_the_run_settings():
+    from resegzoo.cli.eval import with_precision
+    from resegzoo.eval.runner import RunSpec
+
+    run = RunSpec(label="x", recipe=load_recipe(None), model="oracle", masks="none")
+    bf16 = with_precision(run, "bf16")
+    assert bf16.recipe.inference.precision == "bf16" and run.recipe.inference.precision == "fp32"
+    assert bf16.recipe.to_dict() != run.recipe.to_dict()  # the run key hashes the recipe: another folder
