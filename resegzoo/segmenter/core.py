@@ -207,7 +207,8 @@ class Segmenter:
 
     def logits(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None) -> tuple[torch.Tensor, dict]:
-        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar.
+        """Averaged cosine logits (K, H, W) at the image's own size, on the encoder's device, and
+        facts for the sidecar.
 
         ``image`` may be a :class:`PreparedImage` (then ``scale`` is the one it was prepared
         with). The segments of the next band of windows are made in a background thread while
