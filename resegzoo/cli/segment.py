@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
+from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 
 #: the files written per input, after its stem
 OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json") + GIS_SUFFIXES
@@ -128,12 +129,23 @@ def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, c
     from tqdm.auto import tqdm
 
     from resegzoo import imageio
+    from resegzoo.prefetch import prefetched
+
+    def read(job: tuple[Any, str]) -> Any:
+        try:
+            return _read_prepared(seg, job[0])
+        except Exception as exc:  # raised again at its input's turn, where failures are handled
+            return exc
 
     failures: list[tuple[Path, str]] = []
-    for info, stem in tqdm(todo, desc="images", unit="img", disable=len(todo) < 2):
+    jobs = tqdm(todo, desc="images", unit="img", disable=len(todo) < 2)
+    # the next input is decoded and prepared in a background thread while this one is encoded
+    for (info, stem), ready in prefetched(read, jobs, seg.recipe.inference.prefetch):
         _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
         try:
-            record = _segment_one(seg, vocab, info, stem, out)
+            if isinstance(ready, Exception):
+                raise ready
+            record = _segment_one(seg, vocab, info, stem, out, ready)
             record["outputs"].update(gis.write(out, stem, record))
             record["gis"] = dataclasses.asdict(gis)
             imageio.write_json(out / f"{stem}.json", record)  # last: the commit marker of the unit
@@ -174,15 +186,34 @@ def _overlay_note(seg: Any) -> str | None:
     return "RANDOM WEIGHTS: not a result" if getattr(seg, "random_weights", False) else None
 
 
-def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[str, Any]:
-    """Run one input and write its three outputs; returns the sidecar record."""
+def _is_tiled(info: Any, recipe: Any) -> bool:
+    return bool(info.is_tiff and max(info.height, info.width) > recipe.inference.tile_size)
+
+
+def _read_prepared(seg: Any, info: Any) -> tuple[Any, Any]:
+    """An input's stretch and, unless it is processed tile by tile, its pixels prepared for the
+    encoder (resized, first segments made). Runs in a background thread while the previous
+    input is encoded."""
+    from resegzoo import imageio
+
+    stretch = imageio.plan_stretch(info)
+    if _is_tiled(info, seg.recipe):
+        return stretch, None
+    return stretch, seg.prepare(imageio.to_uint8(imageio.read_bands(info), stretch))
+
+
+def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path,
+                 read: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """Run one input and write its three outputs; returns the sidecar record. ``read``: what
+    :func:`_read_prepared` returned for it (None: read it now)."""
     import numpy as np
     from rasterio.windows import Window
 
     from resegzoo import imageio
+    from resegzoo.prefetch import prefetched
 
     recipe = seg.recipe
-    stretch = imageio.plan_stretch(info)
+    stretch, prepared = read if read is not None else _read_prepared(seg, info)
     if stretch is not None:
         _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
     background = recipe.inference.background_threshold is not None
@@ -190,12 +221,12 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
     palette = imageio.make_palette(names)
     counts = np.zeros(len(names), dtype=np.int64)
     tile = recipe.inference.tile_size
-    tiled = info.is_tiff and max(info.height, info.width) > tile
+    tiled = _is_tiled(info, recipe)
     label_path = out / f"{stem}.labels.{'tif' if info.is_tiff else 'png'}"
     overlay_path = out / f"{stem}.overlay.png"
     if not tiled:
-        image = imageio.to_uint8(imageio.read_bands(info), stretch)
-        labels = seg.segment(image, vocab, progress=True).labels
+        image = prepared.image
+        labels = seg.segment(prepared, vocab, progress=True).labels
         counts += np.bincount(labels.ravel(), minlength=len(names))
         if info.is_tiff:
             with imageio.label_geotiff(label_path, info, palette) as dst:
@@ -210,10 +241,16 @@ def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[
         from resegzoo.segmenter.core import work_scale
 
         scale = work_scale(info.height, info.width, recipe.inference)  # the whole raster's
+
+        def read_tile(box: Any) -> Any:  # the next tile is read and prepared while this one is encoded
+            (ry0, rx0, ry1, rx1), _ = box
+            data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
+            return seg.prepare(imageio.to_uint8(data, stretch), scale=scale)
+
         with imageio.label_geotiff(label_path, info, palette) as dst:
-            for (ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1) in tqdm(boxes, desc="tiles", leave=False):
-                data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
-                labels = seg.segment(imageio.to_uint8(data, stretch), vocab, scale=scale).labels
+            tiles = prefetched(read_tile, tqdm(boxes, desc="tiles", leave=False), recipe.inference.prefetch)
+            for ((ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1)), tile_ready in tiles:
+                labels = seg.segment(tile_ready, vocab).labels
                 core = labels[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0]
                 counts += np.bincount(core.ravel(), minlength=len(names))
                 dst.write(core.astype(np.uint8)[None], window=Window(cx0, cy0, cx1 - cx0, cy1 - cy0))
@@ -260,13 +297,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
     if sam_checkpoint and masks not in (None, "sam"):
         raise click.UsageError(f"--sam-checkpoint goes with --masks sam, not --masks {masks}")
     name = "sam" if sam_checkpoint else (masks or recipe.masks.generator)
-    if name != "sam":
+    if name not in ("sam", "sam2"):
         return recipe, masks
-    settings = dict(recipe.masks.settings) if recipe.masks.generator == "sam" else {}
+    settings = dict(recipe.masks.settings) if recipe.masks.generator == name else {}
     if sam_checkpoint:
         settings["checkpoint"] = sam_checkpoint
     settings.setdefault("device", device)
-    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator="sam", settings=settings)), "sam"
+    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=name, settings=settings)), name
 
 
 @click.command("segment")
@@ -305,12 +342,14 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
 @gis_options
+@PRECISION_OPTION
+@THREADS_OPTION
 def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs) -> None:
+            gis: GisOutputs, precision: str | None, threads: int | None) -> None:
     """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
 
     Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -323,12 +362,15 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
+    from resegzoo.runtime import set_threads
+
+    set_threads(threads)
     vocab = _vocabulary(classes, vocab_file)
     if len(vocab) + 1 > 256:
         raise click.UsageError(f"{len(vocab)} classes: at most 255 fit an 8-bit label map")
     try:
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
-                             templates=templates, background_threshold=background_threshold)
+                             templates=templates, background_threshold=background_threshold, precision=precision)
         load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
