@@ -58,8 +58,9 @@ def test_regions_share_encoder_batches_and_give_the_unbatched_maps():
     image = blobs_image(3, shape=(128, 256))
     windows = sliding_windows(128, 256, 64, 32)
     levels = COLOUR_LEVELS[1:2]
-    one_by_one = SamMaskGenerator(sam, levels, region_size=128, image_batch=1)
-    batched = SamMaskGenerator(sam, levels, region_size=128, image_batch=8)
+    # scale_points off: the count below is of the levels' own crops (scaled regions have more)
+    one_by_one = SamMaskGenerator(sam, levels, region_size=128, image_batch=1, scale_points=False)
+    batched = SamMaskGenerator(sam, levels, region_size=128, image_batch=8, scale_points=False)
     encoder = count_calls(sam.image_encoder)
     reference = one_by_one.generate_windows(image, windows, progress=lambda n: None)
     unbatched_calls = encoder["calls"]
@@ -87,3 +88,23 @@ def test_a_real_vit_encoder_gives_the_same_maps_batched_and_unbatched():
     batched = SamMaskGenerator(sam, levels, image_batch=5, points_per_batch=64)(image)
     np.testing.assert_array_equal(batched, unbatched)
     assert len(np.unique(batched[0])) > 10
+
+
+def test_regions_of_different_sizes_in_one_batch_keep_their_own_scaled_levels():
+    from resegzoo.masks.sam import density_levels
+    from resegzoo.masks.windows import group_windows
+
+    sam = make_colour_sam()
+    image = blobs_image(4, shape=(64, 256))
+    windows = sliding_windows(64, 256, 64, 32)
+    levels = [SamLevel(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.3, min_mask_region_area=0)]
+    batched = SamMaskGenerator(sam, levels, region_size=160, image_batch=8)
+    got = batched.generate_windows(image, windows, progress=lambda n: None)
+    regions = group_windows(windows, 160)
+    assert sorted({r.box[3] - r.box[1] for r in regions}) == [128, 160]  # two ratios (2, 2.5) in one call
+    for region in regions:
+        y0, x0, y1, x1 = region.box
+        alone = batched(np.ascontiguousarray(image[y0:y1, x0:x1]), density_levels(levels, (x1 - x0) / 64))
+        for i in region.members:
+            wy0, wx0, wy1, wx1 = windows[i]
+            np.testing.assert_array_equal(got[i], alone[:, wy0 - y0:wy1 - y0, wx0 - x0:wx1 - x0])
