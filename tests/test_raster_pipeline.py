@@ -55,12 +55,13 @@ def test_nodata_windows_cost_no_encoder_pass_and_the_generator_never_sees_zeros(
     truth = block_labels(64, 96, cell=8, seed=2)
     image = paint(truth)
     valid = np.ones(truth.shape, bool)
-    valid[:, :48] = False                       # the left half is nodata ...
+    valid[:, :40] = False                       # the left 40 px are nodata (windows are 16 px) ...
     image[~valid] = 0                           # ... and black, as nodata usually is
     enc = CountingEncoder()
     seg = Segmenter(enc, generator, load_recipe(None, window=16, stride=16))
     res = seg.segment(image, vocab, valid=valid)
-    assert res.info["windows_skipped_nodata"] == 4 * 3 and enc.windows == 4 * 3  # half the 4 x 6 windows
+    # of the 4 x 6 windows, the 4 x 2 with no valid pixel are skipped; the 4 x 1 cut by the edge are not
+    assert res.info["windows_skipped_nodata"] == 4 * 2 and enc.windows == 4 * 4
     np.testing.assert_array_equal(res.labels, np.where(valid, truth, NODATA_LABEL))
     assert (res.probs[:, ~valid] == 0).all()
     # the mask generator saw valid colours only: nodata was filled from the nearest valid pixels
@@ -105,6 +106,7 @@ def test_rasters_are_found_by_what_gdal_opens_not_by_suffix(tmp_path):
     (tmp_path / "c.pgw").write_text("1\n0\n0\n-1\n0.5\n-0.5\n")  # a world file: part of c.png
     (tmp_path / "notes.tif").write_text("not a raster at all")  # a TIFF suffix, but no raster
     (tmp_path / "a.tif.aux.xml").write_text("<PAMDataset/>")
+    _geotiff(tmp_path / "a.tif.ovr", labels[::2, ::2])             # an external overview: part of a.tif
     with rasterio.open(tmp_path / "a.tif") as src:
         vrt = f"""<VRTDataset rasterXSize="24" rasterYSize="20"><VRTRasterBand dataType="Byte" band="1">
         <SimpleSource><SourceFilename relativeToVRT="1">a.tif</SourceFilename><SourceBand>1</SourceBand>
