@@ -287,3 +287,28 @@ def test_truncated_raster_is_a_one_line_error(tmp_path, scene):
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "cut.tif" in result.output and "truncated or corrupt" in result.output, result.output
     assert not list((tmp_path / "out").glob("cut.labels*")) if (tmp_path / "out").exists() else True
+
+
+def test_rpcs_are_kept(tmp_path, scene):
+    from rasterio.rpc import RPC
+
+    truth, _, rgb = scene
+    coeffs = " ".join(["0"] * 20)
+    num = " ".join(["1"] + ["0.01"] * 19)
+    rpcs = RPC.from_gdal({"HEIGHT_OFF": "100", "HEIGHT_SCALE": "500", "LAT_OFF": "50", "LAT_SCALE": "0.1",
+                          "LINE_DEN_COEFF": num, "LINE_NUM_COEFF": coeffs, "LINE_OFF": "48", "LINE_SCALE": "48",
+                          "LONG_OFF": "10", "LONG_SCALE": "0.1", "SAMP_DEN_COEFF": num, "SAMP_NUM_COEFF": coeffs,
+                          "SAMP_OFF": "72", "SAMP_SCALE": "72"})
+    from resegzoo.raster.reader import quiet_georef
+
+    with quiet_georef():
+        path = write(tmp_path / "rpc.tif", rgb)
+    with rasterio.open(path, "r+") as dst:
+        dst.rpcs = rpcs
+    with rasterio.open(path) as src:
+        written = src.rpcs.to_gdal()
+    segment(path, tmp_path / "out")
+    side = check_outputs(tmp_path / "out", "rpc", truth, np.ones((H, W), bool))
+    with rasterio.open(tmp_path / "out" / "rpc.labels.tif") as dst:
+        assert dst.rpcs is not None and dst.rpcs.to_gdal() == written
+    assert side["rpcs"] is True
