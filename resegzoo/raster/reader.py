@@ -193,6 +193,14 @@ class Raster:
     def is_georeferenced(self) -> bool:
         return self.georef.is_georeferenced
 
+    @property
+    def crs(self) -> Any:
+        """The rasterio CRS of the transform or of the GCPs; None without one."""
+        from rasterio.crs import CRS
+
+        wkt = self.georef.crs_wkt or self.georef.gcps_crs_wkt
+        return None if wkt is None else CRS.from_wkt(wkt)
+
     def describe(self) -> dict[str, Any]:
         """Facts for a sidecar (strict JSON: no NaN)."""
         def number(v: float | None) -> float | str | None:
