@@ -275,7 +275,7 @@ def check_image(image: Any) -> np.ndarray:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {arr.shape}")
     if arr.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image (0..255), got {arr.dtype}; scale it first "
-                         "(resegzoo.imageio.to_uint8 stretches 16-bit data)")
+                         "(resegzoo.raster.reader.read_image stretches 16-bit and float data)")
     if min(arr.shape[:2]) < 2:
         raise ValueError(f"the image is {arr.shape[0]}x{arr.shape[1]} px; at least 2x2 is needed")
     return arr
