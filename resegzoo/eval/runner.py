@@ -23,6 +23,7 @@ from resegzoo import atomic
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
+from resegzoo.prefetch import prefetched
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
@@ -181,9 +182,15 @@ class EvalRun:
 
                 bar = tqdm(pending, desc=f"eval {self.spec.label}", unit="image",
                            initial=len(samples) - len(pending), total=len(samples))
-            for sample in bar:
+            prepare = getattr(segmenter, "prepare", None)
+
+            def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
+                # runs in a background thread while the previous image is being encoded
                 image, label = self.dataset.load(sample)
-                result = segmenter.segment(image, vocab)
+                return image, label, image if prepare is None else prepare(image)
+
+            for sample, (image, label, ready) in prefetched(load, bar, self.spec.recipe.inference.prefetch):
+                result = segmenter.segment(ready, vocab)
                 pred = result.labels
                 if result.background_index is not None:
                     pred = np.where(pred == result.background_index, info.background, pred)
