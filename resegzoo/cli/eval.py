@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from resegzoo.engines import engine_options
+
 
 @click.command("eval")
 @click.option("--dataset", "dataset_name", required=True, metavar="NAME",
@@ -35,8 +37,9 @@ import click
               help="Let the dataset's own settings (e.g. the background threshold peers use for it) fill in "
                    "what a recipe does not set; a setting the recipe states always wins.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@engine_options
 def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, limit, out_dir, device, overlays,
-                 dataset_settings, quiet):
+                 dataset_settings, quiet, engine):
     """Evaluate segmentation settings on DATASET at ROOT and write a table of mIoU, accuracy and F1.
 
     Every finished image is stored at once, so an interrupted run (crash, Ctrl-C) continues where
@@ -51,6 +54,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from pathlib import Path
 
     from resegzoo.api import ModelLoadError, Segmenter
+    from resegzoo.engines.ray_eval import eval_engine
     from resegzoo.eval.ablation import plan_runs
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
@@ -84,9 +88,11 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     results = []
     current = None
     try:
-        for run in runs:
-            current = EvalRun(dataset, run, out)
-            results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet))
+        with eval_engine(engine, device, say=lambda line: click.echo(line, err=True)) as evaluate:
+            for run in runs:
+                current = EvalRun(dataset, run, out)
+                results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
+                                           engine=evaluate))
     except KeyboardInterrupt:
         if current is not None:
             done = len(list(current.confusion_dir.glob("*.npy")))
