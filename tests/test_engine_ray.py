@@ -104,3 +104,15 @@ def test_eval_on_ray_with_a_dying_worker_matches_local_and_resumes(ray_here, tin
     assert runs[0]["confusion"] == runs[1]["confusion"] and runs[0]["key"] == runs[1]["key"]
     assert 0 < runs[0]["miou"] < 100  # a random tiny model: a table that could differ
     assert len(list((tmp_path / "ray").glob("runs/*/overlays/*.png"))) == 1
+
+
+def test_a_model_actors_cannot_load_is_a_one_line_error(ray_here, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "classes.yaml").write_text("classes: [red, green, blue]\n")
+    write_dataset(load_classes_file(root / "classes.yaml"), "folders", root, color_of, images=2, height=32, width=32)
+    result = cli("eval", "--dataset", "generic", "--root", str(root), "--model", "no-such-model", "--quiet",
+                 "--out", str(tmp_path / "out"), "--engine", "ray", "--actors", "1")
+    assert result.exit_code == 1
+    assert "on Ray worker" in result.output and "unknown CLIP variant 'no-such-model'" in result.output
+    assert "Traceback" not in result.output

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from resegzoo.engines import EngineError, EngineOptions
+from resegzoo.errors import ResegzooError
 
 INSTALL_HINT = 'pip install "resegzoo[ray]"'
 #: environment variables handed to every actor, so workers on other nodes use the same model
@@ -92,7 +93,13 @@ class ActorWork:
     def __init__(self, context: Any) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.done = 0
-        self.setup(context)
+        #: a user error while setting up (a model that cannot be loaded): every item reports it, and
+        #: the driver stops at the first (Ray would otherwise restart the actor forever or bury it)
+        self.setup_error: str | None = None
+        try:
+            self.setup(context)
+        except ResegzooError as exc:
+            self.setup_error = str(exc)
 
     def setup(self, context: Any) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -113,17 +120,21 @@ class ActorWork:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        out: dict[str, list[Any]] = {"key": [], "ok": [], "payload": [], "worker": [], "seconds": []}
+        out: dict[str, list[Any]] = {"key": [], "ok": [], "fatal": [], "payload": [], "worker": [], "seconds": []}
         for key, item in zip(batch["key"], batch["item"]):
             start = time.perf_counter()
             self._fault_hook()
-            try:
-                result, ok = self.work(pickle.loads(item)), True
-            except Exception as exc:  # reported to the driver with its work item, never dropped
-                result, ok = f"{type(exc).__name__}: {exc}", False
+            if self.setup_error is not None:
+                result, ok = self.setup_error, False
+            else:
+                try:
+                    result, ok = self.work(pickle.loads(item)), True
+                except Exception as exc:  # reported to the driver with its work item, never dropped
+                    result, ok = f"{type(exc).__name__}: {exc}", False
             self.done += 1
             out["key"].append(key)
             out["ok"].append(ok)
+            out["fatal"].append(self.setup_error is not None)
             out["payload"].append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
             out["worker"].append(self.worker)
             out["seconds"].append(time.perf_counter() - start)
@@ -187,5 +198,8 @@ def stream(ray: Any, work_class: type, context: Any, items: dict[str, Any],
         fn_constructor_kwargs={"context": context},
         **remote)
     for row in results.iter_rows():
+        if row["fatal"]:
+            # e.g. an actor that cannot build its model: the user's message, not Ray's traceback
+            raise EngineError(f"on Ray worker {row['worker']}: {pickle.loads(row['payload'])}")
         yield Outcome(str(row["key"]), bool(row["ok"]), pickle.loads(row["payload"]), str(row["worker"]),
                       float(row["seconds"]))
