@@ -13,24 +13,45 @@ from typing import Any
 
 import click
 
+from resegzoo.raster.reader import NODATA_LABEL
+
 
 #: the files written per input, after its stem
-OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json")
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".probs.tif", ".overlay.png", ".json")
+GLOB_CHARS = "*?["
 
 
-def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
-    from resegzoo.imageio import IMAGE_SUFFIXES
+def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[Path]:
+    """Files, folders (every raster GDAL opens in them; below them with --recursive) and glob
+    patterns (``**`` reaches into subfolders with --recursive), in the order given, each once."""
+    import glob
+
+    from resegzoo.raster.reader import find_rasters, is_raster
 
     files: list[Path] = []
     for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if any(c in item for c in GLOB_CHARS) and not Path(item).exists():
+            matches = [Path(m) for m in sorted(glob.glob(item, recursive=recursive))]
+            found = [m for m in matches if m.is_file() and is_raster(m)]
+            for folder in (m for m in matches if m.is_dir()):
+                found.extend(find_rasters(folder, recursive))
             if not found:
-                raise click.UsageError(f"{item}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+                raise click.UsageError(f"{item}: no rasters match this pattern")
             files.extend(found)
+        elif Path(item).is_dir():
+            found = find_rasters(item, recursive)
+            if not found:
+                hint = "" if recursive else " (add --recursive to look in subfolders)"
+                raise click.UsageError(f"{item}: no rasters GDAL can open in this folder{hint}")
+            files.extend(found)
+        elif Path(item).exists():
+            files.append(Path(item))
         else:
-            files.append(item)
-    return files
+            raise click.UsageError(f"{item}: no such file or folder")
+    unique: dict[Path, None] = {}
+    for f in files:
+        unique.setdefault(f, None)
+    return list(unique)
 
 
 def _output_stems(files: list[Path], out: Path, overwrite: bool) -> list[str]:
@@ -68,81 +89,76 @@ def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
         raise click.UsageError(str(exc)) from None
 
 
-def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path) -> dict[str, Any]:
-    """Run one input and write its three outputs; returns the sidecar record."""
-    import numpy as np
-    from rasterio.windows import Window
+def _segment_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> dict[str, Any]:
+    """Run one input through :func:`resegzoo.raster.job.segment_raster`, draw its overlay;
+    returns the sidecar record."""
+    from resegzoo.raster.job import RasterOptions, plan_raster, segment_raster
 
-    from resegzoo import imageio
-
-    recipe = seg.recipe
-    stretch = imageio.plan_stretch(info)
-    if stretch is not None:
-        _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
-    background = recipe.inference.background_threshold is not None
-    names = vocab.class_names + (["background"] if background else [])
-    palette = imageio.make_palette(len(vocab), background=background)
-    counts = np.zeros(len(names), dtype=np.int64)
-    tile = recipe.inference.tile_size
-    tiled = info.is_tiff and max(info.height, info.width) > tile
-    label_path = out / f"{stem}.labels.{'tif' if info.is_tiff else 'png'}"
+    plan = plan_raster(raster, seg, RasterOptions(probs=probs, progress=True), vocab)  # type: ignore[arg-type]
+    if raster.stretch is not None:
+        _say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
+    label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
+    probs_path = None if probs is None else out / f"{stem}.probs.tif"
     overlay_path = out / f"{stem}.overlay.png"
-    if not tiled:
-        image = imageio.to_uint8(imageio.read_bands(info), stretch)
-        labels = seg.segment(image, vocab, progress=True).labels
-        counts += np.bincount(labels.ravel(), minlength=len(names))
-        if info.is_tiff:
-            with imageio.label_geotiff(label_path, info, palette) as dst:
-                dst.write(labels.astype(np.uint8)[None])
-        else:
-            imageio.write_label_png(label_path, labels, palette)
-        imageio.write_overlay(overlay_path, image, labels, palette, names)
-    else:
-        from tqdm.auto import tqdm
-
-        boxes = list(imageio.tiles(info.height, info.width, tile, recipe.inference.tile_overlap))
-        short = recipe.inference.short_side
-        scale = None if short is None else short / min(info.height, info.width)  # the whole raster's
-        with imageio.label_geotiff(label_path, info, palette) as dst:
-            for (ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1) in tqdm(boxes, desc="tiles", leave=False):
-                data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
-                labels = seg.segment(imageio.to_uint8(data, stretch), vocab, scale=scale).labels
-                core = labels[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0]
-                counts += np.bincount(core.ravel(), minlength=len(names))
-                dst.write(core.astype(np.uint8)[None], window=Window(cx0, cy0, cx1 - cx0, cy1 - cy0))
-        _tiled_overlay(info, label_path, stretch, overlay_path, palette, names)
-    total = int(counts.sum())
+    run = segment_raster(seg, vocab, plan, label_path, probs_destination=probs_path)
+    _overlay(plan, label_path, overlay_path)
+    georef = raster.georef
     return {
-        "input": str(info.path),
-        "outputs": {"labels": label_path.name, "overlay": overlay_path.name},
-        "size": [info.height, info.width],
-        "classes": [list(c) for c in vocab.classes] + ([["background"]] if background else []),
-        "class_names": names,
-        "palette": [list(c) for c in palette],
-        "pixel_fraction": {n: round(int(c) / total, 6) for n, c in zip(names, counts)},
-        "bands": list(info.bands),
-        "source_dtype": info.dtype,
-        "stretch": None if stretch is None else {"method": "percentile", "percentiles": list(stretch.percentiles),
-                                                 "low": stretch.low, "high": stretch.high},
-        "crs": None if info.crs is None else info.crs.to_string(),
-        "transform": None if not info.is_tiff or info.transform.is_identity else list(info.transform)[:6],
-        "tiled": tiled,
+        "input": str(raster.path),
+        "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
+                    **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
+        "size": [raster.height, raster.width],
+        "classes": [list(c) for c in vocab.classes] + ([["background"]] if len(plan.class_names) > len(vocab) else []),
+        "class_names": list(plan.class_names),
+        "palette": [list(c) for c in plan.palette],
+        "pixel_fraction": run.pixel_fraction(),
+        "nodata": {"label": NODATA_LABEL, "pixels": run.nodata_pixels,
+                   "fraction": round(run.nodata_pixels / (raster.height * raster.width), 6),
+                   "source": raster.describe()["nodata"], "from": raster.describe()["nodata_from"],
+                   "windows_skipped": run.windows_skipped},
+        "bands": list(raster.bands),
+        "source_dtype": raster.dtype,
+        "driver": raster.driver,
+        "palette_expanded": raster.palette is not None,
+        "stretch": None if raster.stretch is None else raster.stretch.to_dict(),
+        "crs": georef.crs_string,
+        "transform": None if georef.transform is None else list(georef.transform),
+        "gcps": len(georef.gcps),
+        "rpcs": bool(georef.rpcs),
+        "tiled": plan.tiled,
+        "blocks": len(plan.blocks),
+        "scale": plan.scale,
+        "seconds": round(run.seconds, 3),
         **seg.describe(),
     }
 
 
-def _tiled_overlay(info: Any, label_path: Path, stretch: Any, overlay_path: Path, palette: Any, names: Any) -> None:
-    """The overlay of a big raster, drawn from decimated reads of the image and the labels."""
+def _overlay(plan: Any, label_path: Path, overlay_path: Path) -> None:
+    """The overlay drawn from decimated reads of the image and the labels (bounded memory)."""
     import rasterio
 
     from resegzoo import imageio
+    from resegzoo.raster.reader import quiet_georef
 
-    scale = min(1.0, imageio.OVERVIEW_SIDE / max(info.height, info.width))
-    shape = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
-    image = imageio.to_uint8(imageio.read_bands(info, out_shape=shape), stretch)
-    with rasterio.open(label_path) as src:
+    shape = plan.raster.overview_shape()
+    image, _ = plan.raster.read_rgb(out_shape=shape)
+    with quiet_georef(), rasterio.open(label_path) as src:
         labels = src.read(1, out_shape=shape)
-    imageio.write_overlay(overlay_path, image, labels, palette, names)
+    imageio.write_overlay(overlay_path, image, labels, plan.palette, list(plan.class_names))
+
+
+def _summary(rows: list[dict[str, Any]]) -> str:
+    """The table printed after a batch: one row per image and the total."""
+    lines = [f"{'image':<32} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}"]
+    for r in rows:
+        lines.append(f"{Path(r['input']).name[:32]:<32} {r['size'][0] * r['size'][1]:>12,} "
+                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
+                     f"{r['seconds']:>8.2f}")
+    total_px = sum(r["size"][0] * r["size"][1] for r in rows)
+    classes = {n for r in rows for n, v in r["pixel_fraction"].items() if v > 0}
+    lines.append(f"{f'total: {len(rows)} images':<32} {total_px:>12,} {'':>7} {len(classes):>7} "
+                 f"{sum(r['seconds'] for r in rows):>8.2f}")
+    return "\n".join(lines)
 
 
 def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, device: str) -> tuple[Any, str | None]:
@@ -162,7 +178,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 
 
 @click.command("segment")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
               '"building; road, street; tree; water". The first name of a class is its label.')
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -179,12 +195,18 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda:0.")
 @click.option("--bands", help="Bands to use as R,G,B, counting from 1, e.g. 4,3,2 (one band: grey). "
               "Default: 1,2,3.")
+@click.option("--nodata", help="Pixel value that means 'no data' in the input (e.g. 0, -9999, nan); overrides "
+              "the file's own. Default: the file's nodata value, internal mask or alpha band, and NaN.")
+@click.option("--probs", type=click.Choice(["uint8", "float16"]), help="Also write IMG.probs.tif: one band per "
+              "class, its probability as uint8 (0..255 = 0..1, nodata in the mask) or float16 (nodata NaN).")
+@click.option("--recursive", is_flag=True, help="Look for rasters in subfolders of folder inputs too, "
+              "and let ** in glob patterns reach into subfolders.")
 @click.option("--arch", help="open_clip architecture of a bare checkpoint file, e.g. ViT-L-14-quickgelu.")
 @click.option("--window", type=int, help="Sliding-window side in px (overrides the recipe; default: the model's).")
 @click.option("--stride", type=int, help="Step between windows in px (overrides the recipe; default: half a window).")
 @click.option("--short-side", type=int, help="Resize each image so its short side has this length first.")
-@click.option("--tile-size", type=int, help="TIFFs larger than this per side are processed tile by tile "
-              "(overrides the recipe; default 2048).")
+@click.option("--tile-size", type=int, help="Rasters are segmented in blocks of this many px per side, each "
+              "with a margin of context so the seams vanish (overrides the recipe; default 2048).")
 @click.option("--templates", help="Prompt templates: reference, remote-sensing, imagenet, or a file with one "
               "template per line ({} = class name). Overrides the recipe; default: reference.")
 @click.option("--background-threshold", type=float, help="Pixels whose top class probability is below this "
@@ -192,26 +214,32 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
-def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
+def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
-            arch: str | None, window: int | None, stride: int | None, short_side: int | None,
+            nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool) -> None:
-    """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
+    """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
+    ...) into the given classes.
 
-    Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
-    16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch (reported).
+    Writes a label map (GeoTIFF on the input's grid with its georeferencing; a palette PNG for a
+    plain picture), a colour overlay with a legend and a JSON sidecar per input into --out.
+    Nodata pixels (nodata value, mask, alpha, NaN) get label 255 and are not counted.
+    16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
+    pixels (reported). Large rasters are segmented block by block in bounded memory.
     """
     from tqdm.auto import tqdm
 
     from resegzoo import imageio
+    from resegzoo.raster import reader
     from resegzoo.api import ModelLoadError, Segmenter, load_recipe, load_templates
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
     vocab = _vocabulary(classes, vocab_file)
-    if len(vocab) + 1 > 256:
-        raise click.UsageError(f"{len(vocab)} classes: at most 255 fit an 8-bit label map")
+    if len(vocab) + 1 > NODATA_LABEL:
+        raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
+                               f"(with background; {NODATA_LABEL} is nodata)")
     try:
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, background_threshold=background_threshold)
@@ -219,11 +247,12 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
-    files = _expand_inputs(inputs)
+    files = _expand_inputs(inputs, recursive)
     try:
-        band_list = imageio.parse_bands(bands)
-        infos = [imageio.inspect(f, band_list) for f in files]
-    except imageio.ImageError as exc:
+        band_list = reader.parse_bands(bands)
+        nodata_value = reader.parse_nodata(nodata)
+        rasters = [reader.open_raster(f, band_list, nodata_value) for f in files]
+    except reader.ImageError as exc:
         raise click.UsageError(str(exc)) from None
     try:
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=arch)
@@ -231,10 +260,13 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
         raise click.ClickException(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     stems = _output_stems(files, out, overwrite)
-    for info, stem in tqdm(list(zip(infos, stems)), desc="images", unit="img", disable=len(infos) < 2):
-        record = _segment_one(seg, vocab, info, stem, out)
+    rows = []
+    for raster, stem in tqdm(list(zip(rasters, stems)), desc="images", unit="img", disable=len(rasters) < 2):
+        record = _segment_one(seg, vocab, raster, stem, out, probs)
         imageio.write_json(out / f"{stem}.json", record)
-        _say(f"{info.path} -> {out / record['outputs']['labels']}")
+        rows.append(record)
+        _say(f"{raster.path} -> {out / record['outputs']['labels']}")
+    _say(_summary(rows))
 
 
 COMMANDS = [segment]

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from resegzoo.errors import ResegzooError
+from resegzoo.raster.reader import NODATA_LABEL
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
 from resegzoo.segmenter.recipe import SegmentRecipe
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
@@ -41,7 +42,8 @@ class ModelLoadError(ResegzooError, RuntimeError):
 class SegmentResult:
     """What :meth:`Segmenter.segment` returns for one image.
 
-    ``labels`` index ``class_names``. With ``inference.background_threshold`` set, the extra class
+    ``labels`` index ``class_names``; pixels outside the ``valid`` mask given to ``segment`` are
+    :data:`NODATA_LABEL` (255) with all-zero ``probs``. With ``inference.background_threshold`` set, the extra class
     ``background`` is the LAST entry of ``class_names`` (``background_index``); ``probs`` always
     has one plane per vocabulary class (no background plane).
     """
@@ -141,13 +143,19 @@ class Segmenter:
             return upsample_patch_logits(logits, (self.window, self.window))
 
     def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None) -> tuple[torch.Tensor, dict]:
+               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar.
 
         ``scale`` resizes by a fixed factor instead of ``inference.short_side`` (tiles of a big
-        raster must all be resized by the whole raster's factor)."""
+        raster must all be resized by the whole raster's factor). ``valid`` (H, W) bool: invalid
+        pixels are filled from their nearest valid pixel, and windows with no valid pixel are
+        not encoded (their logits, which only invalid pixels receive, are zero)."""
         image = check_image(image)
         h, w = image.shape[:2]
+        if valid is not None:
+            from resegzoo.raster.reader import fill_invalid
+
+            image = fill_invalid(image, valid)
         text = self.text_embeddings(vocab)
         if scale is None:
             size = short_side_size(h, w, self.recipe.inference.short_side)
@@ -157,6 +165,8 @@ class Segmenter:
         plan = WindowPlan.make(size[0], size[1], self.window, self.stride)
         padded = plan.pad(work)
         stitcher = Stitcher(plan, len(vocab))
+        live = None if valid is None or valid.all() else _live_pixels(valid, size, plan)
+        skipped = 0
         lam = self.recipe.extras.cls_token_lambda
         batch = self.recipe.inference.batch_size
         bar = None
@@ -165,6 +175,16 @@ class Segmenter:
 
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for chunk_windows in _row_bands(plan.windows, MASK_BAND_PX):
+            if live is not None:
+                dead = [win for win in chunk_windows if not live[win[0]:win[2], win[1]:win[3]].any()]
+                for win in dead:
+                    stitcher.add(win, torch.zeros((len(vocab), self.window, self.window)))
+                chunk_windows = [win for win in chunk_windows if live[win[0]:win[2], win[1]:win[3]].any()]
+                skipped += len(dead)
+                if bar is not None:
+                    bar.update(len(dead))
+                if not chunk_windows:
+                    continue
             maps = self._window_masks(padded, chunk_windows)
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
@@ -180,13 +200,21 @@ class Segmenter:
             result = upsample_patch_logits(result[None], (h, w))[0]
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
                 "windows": len(plan.windows), "templates": len(self.templates)}
+        if valid is not None:
+            info["windows_skipped_nodata"] = skipped
         return result, info
 
     def segment(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
-                scale: float | None = None) -> SegmentResult:
-        """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes (``scale``: see
-        :meth:`logits`)."""
-        logits, info = self.logits(image, vocab, progress=progress, scale=scale)
+                scale: float | None = None, valid: np.ndarray | None = None) -> SegmentResult:
+        """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes (``scale``,
+        ``valid``: see :meth:`logits`; invalid pixels get :data:`NODATA_LABEL`)."""
+        if valid is not None:
+            valid = np.asarray(valid, dtype=bool)
+            if valid.shape != np.shape(image)[:2]:
+                raise ValueError(f"valid mask {valid.shape} does not match the image {np.shape(image)[:2]}")
+            if not valid.any():  # nothing to segment: no encoder pass at all
+                return _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
+        logits, info = self.logits(image, vocab, progress=progress, scale=scale, valid=valid)
         probs = torch.softmax(self.recipe.inference.logit_scale * logits, dim=0)
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
@@ -199,7 +227,11 @@ class Segmenter:
             background = len(names)
             labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
             names = names + [BACKGROUND]
-        return SegmentResult(labels, probs.numpy().astype(np.float32), names, background, info)
+        probs_np = probs.numpy().astype(np.float32)
+        if valid is not None and not valid.all():
+            labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
+            probs_np[:, ~valid] = 0.0
+        return SegmentResult(labels, probs_np, names, background, info)
 
     def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         if self.mask_generator is None:
@@ -215,6 +247,25 @@ class Segmenter:
 
         return {"model": self.model_name, "masks": self.masks_name, "encoder": describe(self.encoder),
                 "recipe": self.recipe.to_dict(), "templates": list(self.templates)}
+
+
+def _live_pixels(valid: np.ndarray, size: tuple[int, int], plan: WindowPlan) -> np.ndarray:
+    """Which pixels of the padded, resized frame see any valid source pixel (a generous test:
+    antialiased resize, so windows touching valid data by a fraction of a pixel are kept)."""
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(valid.astype(np.float32))[None, None]
+    if tuple(valid.shape) != tuple(size):
+        t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+    t = F.max_pool2d(t, 3, stride=1, padding=1)  # one more pixel of margin for the bilinear upsampling
+    return plan.pad(t[0, 0].numpy() > 0)
+
+
+def _all_nodata(image: np.ndarray, vocab: Vocabulary, threshold: float | None) -> SegmentResult:
+    h, w = image.shape[:2]
+    names = vocab.class_names + ([BACKGROUND] if threshold is not None else [])
+    return SegmentResult(np.full((h, w), NODATA_LABEL, np.int32), np.zeros((len(vocab), h, w), np.float32), names,
+                         len(vocab) if threshold is not None else None, {"size": [h, w], "windows": 0, "all_nodata": True})
 
 
 def check_image(image: Any) -> np.ndarray:
