@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from resegzoo.engines import engine_options
 from resegzoo.raster.reader import NODATA_LABEL
 
 
@@ -92,15 +93,30 @@ def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
 def _segment_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> dict[str, Any]:
     """Run one input through :func:`resegzoo.raster.job.segment_raster`, draw its overlay;
     returns the sidecar record."""
-    from resegzoo.raster.job import RasterOptions, plan_raster, segment_raster
+    from resegzoo.raster.job import segment_raster
+
+    job = _plan_one(seg, vocab, raster, stem, out, probs)
+    run = segment_raster(seg, vocab, job.plan, job.destination, probs_destination=job.probs_destination)
+    return _finish_one(seg, vocab, job, run, probs)
+
+
+def _plan_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> Any:
+    """Plan one input (blocks, stretch, grid) and name its outputs: a RasterJob any engine runs."""
+    from resegzoo.engines.ray_segment import RasterJob
+    from resegzoo.raster.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs, progress=True), vocab)  # type: ignore[arg-type]
     if raster.stretch is not None:
         _say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
     probs_path = None if probs is None else out / f"{stem}.probs.tif"
-    overlay_path = out / f"{stem}.overlay.png"
-    run = segment_raster(seg, vocab, plan, label_path, probs_destination=probs_path)
+    return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
+
+
+def _finish_one(seg: Any, vocab: Any, job: Any, run: Any, probs: str | None) -> dict[str, Any]:
+    """Draw the overlay of a segmented input; returns its sidecar record."""
+    plan, raster = job.plan, job.plan.raster
+    label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
     _overlay(plan, label_path, overlay_path)
     georef = raster.georef
     return {
@@ -214,11 +230,12 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
+@engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
-            sam_checkpoint: str | None, overwrite: bool) -> None:
+            sam_checkpoint: str | None, overwrite: bool, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -260,6 +277,19 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         raise click.ClickException(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     stems = _output_stems(files, out, overwrite)
+    if not engine.is_local:
+        from resegzoo.engines.ray_segment import SegmenterSpec, segment_on_ray
+
+        def finish(job: Any, run: Any) -> dict[str, Any]:
+            record = _finish_one(seg, vocab, job, run, probs)
+            imageio.write_json(job.sidecar, record)
+            _say(f"{job.plan.path} -> {job.destination}")
+            return record
+
+        jobs = [_plan_one(seg, vocab, raster, stem, out, probs) for raster, stem in zip(rasters, stems)]
+        _say(_summary(segment_on_ray(engine, SegmenterSpec(recipe, model, masks, device, arch), seg, vocab, jobs,
+                                     out, finish, say=_say)))
+        return
     rows = []
     for raster, stem in tqdm(list(zip(rasters, stems)), desc="images", unit="img", disable=len(rasters) < 2):
         record = _segment_one(seg, vocab, raster, stem, out, probs)

@@ -15,6 +15,7 @@ finished blocks stay spooled), the other rasters complete, and the caller exits 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -27,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from resegzoo import atomic
-from resegzoo.engines import EngineOptions
+from resegzoo.engines import EngineError, EngineOptions
 from resegzoo.engines.ray_eval import actor_device
 from resegzoo.engines.ray_runtime import ActorWork, Throughput, ray_session, stream
 
@@ -41,6 +42,8 @@ class RasterJob:
     plan: Any  # resegzoo.raster.job.RasterPlan
     destination: Path
     probs_destination: Path | None = None
+    overlay: Path | None = None
+    sidecar: Path | None = None
 
 
 @dataclass
@@ -148,6 +151,7 @@ class _Assembly:
         self.remaining = {block.index for block in job.plan.blocks}
         self.failures: list[BlockFailure] = []
         self.resumed = 0
+        self.seconds = 0.0  # actors' busy time on this raster's blocks, in this run
 
     def add(self, block: Any, result: Any) -> None:
         from resegzoo.raster.job import RasterWriter
@@ -209,19 +213,20 @@ def segment_rasters(jobs: list[RasterJob], spec: SegmenterSpec, vocab: Any, sett
         run = RasterRun(plan=assembly.job.plan, labels_path=assembly.job.destination,
                         probs_path=assembly.job.probs_destination, counts=writer.counts,
                         nodata_pixels=writer.nodata_pixels, windows_skipped=writer.windows_skipped,
-                        seconds=0.0, extra={"engine": "ray"})
+                        seconds=assembly.seconds, extra={"engine": "ray"})
         return RasterDone(assembly.job, run=run, resumed_blocks=assembly.resumed)
 
     try:
         for assembly in assemblies:  # rasters whose every block came from the spool
             if not assembly.remaining:
                 yield finished(assembly)
-        with ray_session(options) as ray:
+        with ray_session(options) if items else contextlib.nullcontext() as ray:
             context = {"segmenter": spec, "vocab": vocab, "plans": [job.plan for job in jobs]}
             for outcome in stream(ray, BlockWork, context, items, options):
                 throughput.add(outcome)
                 number, block = blocks_by_key[outcome.key]
                 assembly = assemblies[number]
+                assembly.seconds += outcome.seconds
                 if outcome.ok:
                     save_block(assembly.spool / f"{block.index}.npz", outcome.value)
                     assembly.add(block, outcome.value)
@@ -243,3 +248,26 @@ def segment_rasters(jobs: list[RasterJob], spec: SegmenterSpec, vocab: Any, sett
     if throughput.items:
         for line in throughput.lines("block"):
             say(line)
+
+
+def segment_on_ray(options: EngineOptions, spec: SegmenterSpec, segmenter: Any, vocab: Any, jobs: list[RasterJob],
+                   out: Path, finish: Callable[[RasterJob, Any], dict[str, Any]],
+                   say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """``resegzoo segment --engine ray``: every job's blocks on Ray actors; ``finish(job, run)``
+    writes a finished raster's overlay and sidecar and returns its record. Blocks that failed are
+    reported (raster and window) after the other rasters are done, and raise an EngineError."""
+    settings = {"segmenter": segmenter.describe(), "classes": [list(c) for c in vocab.classes]}
+    records: list[dict[str, Any]] = []
+    failures: list[BlockFailure] = []
+    for done in segment_rasters(jobs, spec, vocab, settings, out / SPOOL_DIR, options, say=say):
+        if done.run is None:
+            failures.extend(done.failures)
+            continue
+        records.append(finish(done.job, done.run))
+    if failures:
+        for failure in failures:
+            say(f"failed: {failure.describe()}")
+        rasters = len({f.raster for f in failures})
+        raise EngineError(f"{len(failures)} block(s) of {rasters} raster(s) failed (listed above); the other "
+                          f"rasters are written, and a rerun redoes only the failed blocks")
+    return records
