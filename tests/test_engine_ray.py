@@ -116,3 +116,115 @@ def test_a_model_actors_cannot_load_is_a_one_line_error(ray_here, tmp_path):
     assert result.exit_code == 1
     assert "on Ray worker" in result.output and "unknown CLIP variant 'no-such-model'" in result.output
     assert "Traceback" not in result.output
+
+
+# -- segment -----------------------------------------------------------------------------------------
+SEGMENT = ["--classes", "building; road, street; tree; water", "--masks", "slic", "--window", "32", "--stride", "16",
+           "--tile-size", "64"]
+
+
+def _geotiffs(folder, sizes, seed=0):
+    import rasterio
+    from affine import Affine
+
+    from segment_helpers import block_labels, paint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, (name, (h, w)) in enumerate(sizes.items()):
+        rgb = paint(block_labels(h, w, cell=9, seed=seed + k)).transpose(2, 0, 1)
+        with rasterio.open(folder / f"{name}.tif", "w", driver="GTiff", height=h, width=w, count=3, dtype="uint8",
+                           crs="EPSG:32632", transform=Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5800000.0 + k)) as dst:
+            dst.write(rgb)
+    return folder
+
+
+def _corrupt_tiff(path):
+    """A tiled GeoTIFF whose top-right tile holds garbage: reading that region fails, the rest reads."""
+    import rasterio
+
+    rng = np.random.default_rng(3)
+    with rasterio.open(path, "w", driver="GTiff", height=64, width=160, count=3, dtype="uint8", tiled=True,
+                       blockxsize=32, blockysize=32, compress="deflate") as dst:
+        dst.write(rng.integers(0, 255, size=(3, 64, 160), dtype=np.uint8))
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_4_0", "TIFF", bidx=1))
+        size = int(src.get_tag_item("BLOCK_SIZE_4_0", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    data[offset:offset + size] = b"\xff" * size
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _labels(path):
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.read(), src.profile, src.transform
+
+
+def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raster(
+        ray_here, tiny_model_dir, tmp_path, monkeypatch):
+    folder = _geotiffs(tmp_path / "in", {"big": (150, 200), "small": (48, 56), "wide": (40, 120)})
+    bad = _corrupt_tiff(tmp_path / "bad" / "corrupt.tif") if (tmp_path / "bad").mkdir() is None else None
+    model = ["--model", f"local-dir:{tiny_model_dir}"]
+    local = cli("segment", str(folder), *SEGMENT, *model, "--out", str(tmp_path / "local"))
+    assert local.exit_code == 0, local.output
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(FAULT_ENV, f"3:{marker}")  # the first actor to reach its 3rd block dies mid-block
+    on_ray = cli("segment", str(folder), str(bad), *SEGMENT, *model, "--out", str(tmp_path / "ray"),
+                 "--engine", "ray", "--actors", "2")
+    assert marker.exists()  # a worker really died
+    # the corrupt raster: reported with its window, not written; the exit code says so
+    assert on_ray.exit_code == 1, on_ray.output
+    assert f"failed: {bad}: block" in on_ray.output and "(rows 0:64, cols" in on_ray.output
+    assert "block(s) of 1 raster(s) failed" in on_ray.output
+    assert not (tmp_path / "ray" / "corrupt.labels.tif").exists()
+    # the others: bit-identical labels, same grid and georeferencing, same sidecar facts
+    sidecar = json.loads((tmp_path / "ray" / "big.json").read_text())
+    assert sidecar["blocks"] > 1  # the big raster really was split
+    for name in ("big", "small", "wide"):
+        labels, profile, transform = _labels(tmp_path / "ray" / f"{name}.labels.tif")
+        want_labels, want_profile, want_transform = _labels(tmp_path / "local" / f"{name}.labels.tif")
+        np.testing.assert_array_equal(labels, want_labels)
+        assert profile == want_profile and transform == want_transform
+        ray_side, local_side = (json.loads((tmp_path / where / f"{name}.json").read_text()) for where in ("ray", "local"))
+        for key in ("pixel_fraction", "nodata", "blocks", "class_names", "palette", "recipe"):
+            assert ray_side[key] == local_side[key], key
+        assert (tmp_path / "ray" / f"{name}.overlay.png").is_file()
+    assert len(set(np.unique(_labels(tmp_path / "local" / "big.labels.tif")[0]))) > 1  # not a constant map
+
+
+def test_interrupted_segment_on_ray_resumes_and_finishes_identically(ray_here, tiny_model_dir, tmp_path, monkeypatch):
+    from resegzoo.raster import job
+
+    folder = _geotiffs(tmp_path / "in", {"big": (150, 200), "small": (48, 56)}, seed=5)
+    args = ["segment", str(folder), *SEGMENT, "--model", f"local-dir:{tiny_model_dir}", "--out", str(tmp_path / "ray")]
+    local = cli("segment", str(folder), *SEGMENT, "--model", f"local-dir:{tiny_model_dir}",
+                "--out", str(tmp_path / "local"))
+    assert local.exit_code == 0, local.output
+
+    original, written = job.RasterWriter.write, []
+
+    def interrupted(self, block, result):
+        written.append(block.index)
+        if len(written) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the driver writes the third block
+        return original(self, block, result)
+
+    monkeypatch.setattr(job.RasterWriter, "write", interrupted)
+    first = cli(*args, "--engine", "ray", "--actors", "2")
+    assert first.exit_code != 0
+    spooled = list((tmp_path / "ray" / ".resegzoo-blocks").glob("*/*.npz"))
+    assert len(spooled) >= 3  # finished blocks are on disk, not lost
+    assert not (tmp_path / "ray" / "big.labels.tif").exists()  # no half-written output
+
+    monkeypatch.setattr(job.RasterWriter, "write", original)
+    total = sum(json.loads((tmp_path / "local" / f"{n}.json").read_text())["blocks"] for n in ("big", "small"))
+    second = cli(*args, "--engine", "ray", "--actors", "2", "--overwrite")
+    assert second.exit_code == 0, second.output
+    assert "resuming" in second.output
+    assert f"{total - len(spooled)} block(s) in" in second.output  # only the missing blocks were computed
+    for name in ("big", "small"):
+        np.testing.assert_array_equal(_labels(tmp_path / "ray" / f"{name}.labels.tif")[0],
+                                      _labels(tmp_path / "local" / f"{name}.labels.tif")[0])
+    assert not (tmp_path / "ray" / ".resegzoo-blocks").exists()  # the spool is gone once assembled
