@@ -164,7 +164,7 @@ def _labels(path):
 
 def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raster(
         ray_here, tiny_model_dir, tmp_path, monkeypatch):
-    folder = _geotiffs(tmp_path / "in", {"big": (150, 200), "small": (48, 56), "wide": (40, 120)})
+    folder = _geotiffs(tmp_path / "in", {"big": (100, 130), "small": (40, 48), "wide": (36, 100)})
     bad = _corrupt_tiff(tmp_path / "bad" / "corrupt.tif") if (tmp_path / "bad").mkdir() is None else None
     model = ["--model", f"local-dir:{tiny_model_dir}"]
     local = cli("segment", str(folder), *SEGMENT, *model, "--out", str(tmp_path / "local"))
@@ -197,7 +197,7 @@ def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raste
 def test_interrupted_segment_on_ray_resumes_and_finishes_identically(ray_here, tiny_model_dir, tmp_path, monkeypatch):
     from resegzoo.raster import job
 
-    folder = _geotiffs(tmp_path / "in", {"big": (150, 200), "small": (48, 56)}, seed=5)
+    folder = _geotiffs(tmp_path / "in", {"big": (100, 130), "small": (40, 48)}, seed=5)
     args = ["segment", str(folder), *SEGMENT, "--model", f"local-dir:{tiny_model_dir}", "--out", str(tmp_path / "ray")]
     local = cli("segment", str(folder), *SEGMENT, "--model", f"local-dir:{tiny_model_dir}",
                 "--out", str(tmp_path / "local"))

@@ -86,6 +86,16 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
+def _match_threads_to_cpus() -> None:
+    """torch uses as many threads as the CPUs Ray reserved for this actor (--cpus-per-actor)."""
+    import ray
+    import torch
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
+
+
 class ActorWork:
     """Base of the callable classes Ray Data runs: ``setup()`` once per actor, ``work(item)`` per
     work item. Subclasses define both; this class does the row format, timing and error rows."""
@@ -96,6 +106,7 @@ class ActorWork:
         #: a user error while setting up (a model that cannot be loaded): every item reports it, and
         #: the driver stops at the first (Ray would otherwise restart the actor forever or bury it)
         self.setup_error: str | None = None
+        _match_threads_to_cpus()
         try:
             self.setup(context)
         except ResegzooError as exc:
