@@ -31,7 +31,7 @@ NODATA_LABEL = 255
 OVERVIEW_SIDE = 1024
 #: files GDAL can open that are parts of another raster, never images of their own
 SIDECAR_SUFFIXES = (".aux.xml", ".ovr", ".msk", ".tfw", ".tifw", ".pgw", ".pngw", ".jgw", ".jpgw", ".wld",
-                    ".prj", ".xml", ".json", ".qml", ".txt", ".yaml", ".yml", ".gpkg", ".geojson")
+                    ".prj", ".xml", ".json", ".qml", ".txt", ".yaml", ".yml")
 
 
 class ImageError(ResegzooError, ValueError):

@@ -257,7 +257,7 @@ def _live_pixels(valid: np.ndarray, size: tuple[int, int], plan: WindowPlan) -> 
     t = torch.from_numpy(valid.astype(np.float32))[None, None]
     if tuple(valid.shape) != tuple(size):
         t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
-    t = F.max_pool2d(t, 3, stride=1, padding=1)  # one more pixel of margin for the bilinear upsampling
+        t = F.max_pool2d(t, 3, stride=1, padding=1)  # one more pixel of margin for the upsampling back
     return plan.pad(t[0, 0].numpy() > 0)
 
 
