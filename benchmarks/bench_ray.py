@@ -92,41 +92,48 @@ def main() -> int:
               f"window 128/stride 64, SLIC masks, random ViT (width 192, 8 layers), {args.threads} threads in total")
 
         segment_block(seg, vocab, plan, blocks[0])  # warm-up: text embeddings, first-call costs
-        start = time.perf_counter()
-        local_labels = {b.index: segment_block(seg, vocab, plan, b).labels for b in blocks}
-        local_s = time.perf_counter() - start
-        local_rate = len(blocks) / local_s
-        rows = [("local", 1, args.threads, local_s, local_s, local_rate)]
+
+        def run_local() -> tuple[float, dict[int, np.ndarray]]:
+            start = time.perf_counter()
+            labels = {b.index: segment_block(seg, vocab, plan, b).labels for b in blocks}
+            return time.perf_counter() - start, labels
+
+        rows = []
+        local_s, local_labels = run_local()
+        rows.append(("local (before Ray)", local_s, local_s, len(blocks) / local_s, 0.0))
 
         ray.init(num_cpus=args.threads, include_dashboard=False, log_to_driver=False)
-        identical = True
         try:
             for actors, cpus in ((1, args.threads), (args.threads, 1)):
                 options = EngineOptions("ray", actors=actors, cpus_per_actor=cpus)
                 context = {"segmenter": spec, "vocab": vocab, "plans": [plan]}
-                arrivals = []
+                arrivals, differing = [], 0
                 with ray_session(options) as session:
                     start = time.perf_counter()
                     for outcome in stream(session, BlockWork, context, {str(b.index): (0, b) for b in blocks}, options):
                         arrivals.append(time.perf_counter())
                         if not outcome.ok:
                             raise SystemExit(f"block failed: {outcome.value}")
-                        identical &= bool(np.array_equal(outcome.value.labels, local_labels[outcome.value.index]))
+                        differing += int((outcome.value.labels != local_labels[outcome.value.index]).sum())
                 wall = arrivals[-1] - start
                 steady = (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9)
-                rows.append((f"ray, {actors} actor(s) x {cpus} CPU", actors, cpus, wall, arrivals[-1] - arrivals[0],
-                             steady))
+                rows.append((f"ray, {actors} actor(s) x {cpus} CPU", wall, arrivals[-1] - arrivals[0], steady,
+                             differing / (args.size * args.size)))
         finally:
             ray.shutdown()
+        again_s, again_labels = run_local()
+        rows.append(("local (after Ray)", again_s, again_s, len(blocks) / again_s,
+                     float(np.mean([np.mean(again_labels[i] != local_labels[i]) for i in local_labels]))))
 
-    print(f"\n{'engine':<26} {'wall s (incl. start)':>20} {'steady s':>9} {'blocks/s':>9} {'vs local':>9}")
-    for name, _, _, wall, steady_s, rate in rows:
-        print(f"{name:<26} {wall:>20.1f} {steady_s:>9.1f} {rate:>9.3f} {rate / local_rate:>9.2f}")
-    print(f"labels identical to local: {identical}")
-    best_ray = max(r[5] for r in rows[1:])
+    local_rate = max(rows[0][3], rows[-1][3])  # the faster local run: the stricter baseline for Ray
+    print(f"\n{'engine':<26} {'wall s (incl. start)':>20} {'steady s':>9} {'blocks/s':>9} {'vs local':>9} "
+          f"{'px != local':>11}")
+    for name, wall, steady_s, rate, differ in rows:
+        print(f"{name:<26} {wall:>20.1f} {steady_s:>9.1f} {rate:>9.3f} {rate / local_rate:>9.2f} {differ:>11.2%}")
+    best_ray = max(r[3] for r in rows[1:-1])
     overhead = 1 - best_ray / local_rate
-    print(f"Ray overhead at equal total threads (best Ray layout, steady state): {overhead:+.1%} "
-          f"(target <= 10 %; this machine is shared, so rates move with other users' load)")
+    print(f"Ray overhead at equal total threads (best Ray layout, steady state, vs the faster local run): "
+          f"{overhead:+.1%} (target <= 10 %; this machine is shared, so rates move with other users' load)")
 
     block_s = args.gpu_block_seconds or 1 / local_rate
     source = "GPU measurement" if args.gpu_block_seconds else f"this CPU ({args.threads} threads) per block"

@@ -1,44 +1,190 @@
 """Write files so that a crash or Ctrl-C leaves either the old file or the whole new one.
 
 Every output resegzoo writes (label maps, checkpoints, caches, reports) goes through here: a
-temporary file in the same folder, flushed to disk, then renamed over the target.
+temporary file in the same folder, flushed to disk, then renamed over the target. Folders that
+must appear whole (a composed model) are built in a temporary folder beside the target.
+
+Temporaries are named so that a later run can tell an abandoned one from a live one::
+
+    .NAME.part-OWNER-RANDOM.SUFFIX     a file being written (SUFFIX kept: writers pick formats by it)
+    .NAME.partial-OWNER-RANDOM         a folder being built
+    .NAME.old-OWNER-RANDOM             a folder being replaced
+
+OWNER is ``HOST-PID-START``: a hash of the host name, the writing process's id and that process's
+start time (clock ticks since boot, from /proc; 0 where unknown). A process killed with SIGKILL
+cannot clean up, so the first write into a folder in each run removes that folder's temporaries
+whose owner is gone: same host, and the pid is not running or now belongs to a process started at
+another time (the pid was reused). Temporaries of other hosts (a shared filesystem) are left alone.
+
+Files get the permissions a plain ``open(path, "w")`` would give (0666 minus the umask), not the
+0600 of :func:`tempfile.mkstemp`; folders get 0777 minus the umask. ``durable=True`` also fsyncs
+the folder after the rename, so the new name itself survives a power cut (checkpoints, caches).
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import logging
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import socket
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+_log = logging.getLogger(__name__)
+
+#: what marks a temporary: ``.NAME.KIND-HOST-PID-START-RANDOM[SUFFIX]``
+TEMPORARY_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>part|partial|old)-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)"
+    r"-(?P<random>[0-9a-f]{8})(?P<suffix>\.[^.]*)?$"
+)
+_swept: set[str] = set()  # folders already cleaned of stale temporaries in this process
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def process_start_time(pid: int) -> int:
+    """When process ``pid`` started (clock ticks since boot), 0 if unknown; -1 if it is not running.
+
+    Read from /proc on Linux. Elsewhere only whether the pid runs is known (start time 0).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return -1  # /proc works, so the process is gone
+    except OSError:
+        pass
+    else:
+        # the command name (field 2) may hold spaces and ')': the fields after its last ')' are fixed
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    if os.name == "nt":
+        return 0  # os.kill on Windows terminates: never probe there, never judge stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return -1
+    except PermissionError:
+        return 0  # running, owned by someone else
+    return 0
+
+
+def owner_tag() -> str:
+    """``HOST-PID-START`` of this process (the part of a temporary's name that says who owns it)."""
+    return f"{_host_tag()}-{os.getpid()}-{max(process_start_time(os.getpid()), 0)}"
+
+
+def temporary_name(name: str, kind: str = "part", suffix: str = "") -> str:
+    """A fresh temporary name for ``name`` (``kind``: part | partial | old)."""
+    return f".{name}.{kind}-{owner_tag()}-{secrets.token_hex(4)}{suffix}"
+
+
+def is_stale(temporary: Path) -> bool:
+    """Whether ``temporary`` (a name matching TEMPORARY_NAME) was left by a process that is gone."""
+    match = TEMPORARY_NAME.match(temporary.name)
+    if match is None or match["host"] != _host_tag():
+        return False
+    pid, start = int(match["pid"]), int(match["start"])
+    now = process_start_time(pid)
+    if now < 0:
+        return True  # the owner is not running
+    return now != 0 and start != 0 and now != start  # the pid now belongs to another process
+
+
+def temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Every temporary (live or stale) under ``folder``: what a finished run must not leave behind."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if TEMPORARY_NAME.match(p.name))
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the stale temporaries directly in ``folder``; returns what was removed."""
+    removed = []
+    for path in temporaries(folder, recursive=False):
+        if not is_stale(path):
+            continue
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue  # another process cleaned it at the same time
+        except OSError as exc:  # e.g. someone else's file in a shared folder: not ours to force
+            _log.warning("could not remove the stale temporary %s: %s", path, exc)
+            continue
+        removed.append(path)
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        remove_stale_temporaries(folder)
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (names just created or renamed) to disk."""
+    if os.name == "nt":
+        return  # folders cannot be opened for fsync on Windows; NTFS journals renames
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path``; fsynced and moved onto ``path`` only if the block succeeds."""
+def atomic_path(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path``; fsynced and moved onto ``path`` only if the block succeeds.
+
+    ``durable``: also fsync the folder after the rename (for checkpoints and caches).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
+    _sweep_once(path.parent)
+    tmp = path.with_name(temporary_name(path.name, "part", path.suffix))
+    # O_EXCL: never reuse an existing file; 0o666: the umask applies, as for any plain write
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
     try:
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def temporary_dir(beside: str | Path, kind: str = "partial") -> Path:
+    """A new empty folder next to ``beside`` (same filesystem, so it can be renamed onto it)."""
+    beside = Path(beside)
+    _sweep_once(beside.parent)
+    tmp = beside.with_name(temporary_name(beside.name, kind))
+    tmp.mkdir(0o777)  # the umask applies, as for any plain mkdir
+    return tmp
+
+
+def write_bytes(path: str | Path, data: bytes, *, durable: bool = False) -> None:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(path: str | Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | Path, text: str, *, durable: bool = False) -> None:
+    write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:

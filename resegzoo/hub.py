@@ -6,7 +6,10 @@
 * URL files (SAM ``.pth``, SkyCLIP ``.zip``) go into resegzoo's cache folder (``RESEGZOO_CACHE``
   or ``~/.cache/resegzoo``): downloaded to ``<file>.part`` (resumed with an HTTP Range request
   after an interruption), verified, then renamed into place. An archive member is extracted once,
-  atomically, beside the archive.
+  atomically, into the cache, and only if it is a regular file whose normalised path stays inside
+  its folder (no absolute path, drive letter or ``..``; no link, device or name that collides with
+  another after normalisation); a member is capped at its declared size, which may not exceed
+  100x its stored size or the free space, and its CRC is checked.
 * Offline (``HF_HUB_OFFLINE=1`` or ``RESEGZOO_OFFLINE=1``) and missing: :class:`FetchError`
   saying what to download, from where, and where to put it.
 """
@@ -15,15 +18,18 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import shutil
+import stat
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from resegzoo.errors import ResegzooError
-from resegzoo.atomic import atomic_path
+from resegzoo.atomic import atomic_path, write_text
 from resegzoo.zoo import ClipVariant, SamCheckpoint
 
 Record = ClipVariant | SamCheckpoint
@@ -75,7 +81,7 @@ def fetch(record: Record, *, progress: bool = True) -> Path:
     assert record.url is not None  # guaranteed by ClipVariant.__post_init__
     file_name = _url_file_name(record.url)
     if record.member is not None:
-        extracted = _member_dir(cache_dir() / "downloads" / file_name) / record.member
+        extracted = _member_target(cache_dir() / "downloads" / file_name, record.member)
         if not extracted.is_file():  # the archive is only needed until its member is out
             archive = _fetch_url(record.url, file_name, record.name, progress)
             extracted = extract_member(archive, record.member)
@@ -102,7 +108,7 @@ def is_cached(record: Record) -> bool:
     assert record.url is not None
     archive = cache_dir() / "downloads" / _url_file_name(record.url)
     if record.member is not None:
-        return (_member_dir(archive) / record.member).is_file() or archive.is_file()
+        return _member_target(archive, record.member).is_file() or archive.is_file()
     return archive.is_file()
 
 
@@ -241,21 +247,120 @@ def _member_dir(archive: Path) -> Path:
     return cache_dir() / "extracted" / f"{archive.name.removesuffix('.zip')}-{key}"
 
 
+#: a member may decompress to at most this many times its stored size (deflate's own limit is
+#: ~1032; checkpoints of floats barely compress, so a far higher ratio is a zip bomb)
+MAX_COMPRESSION_RATIO = 100
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_FILE_TYPES = {stat.S_IFLNK: "a symbolic link", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def member_parts(archive: Path, member: str) -> tuple[str, ...]:
+    """The path parts of archive member ``member``, refused unless they stay inside the folder
+    they are extracted to: no absolute path, drive letter, ``..`` part or NUL byte."""
+    if "\0" in member:
+        raise FetchError(f"{archive}: member {member!r} has a NUL byte in its name; refusing to extract it")
+    name = member.replace("\\", "/")  # zips made on Windows may use backslashes
+    if name.startswith("/") or _DRIVE.match(name):
+        raise FetchError(f"{archive}: member {member!r} has an absolute path; refusing to extract it "
+                         f"(it would be written outside resegzoo's cache)")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise FetchError(f"{archive}: member {member!r} climbs out of its folder with '..'; refusing to "
+                         f"extract it (it would be written outside resegzoo's cache)")
+    if not parts:
+        raise FetchError(f"{archive}: member {member!r} names no file")
+    return parts
+
+
+def _member_target(archive: Path, member: str) -> Path:
+    folder = _member_dir(archive)
+    target = folder.joinpath(*member_parts(archive, member))
+    # the joined path must stay inside the folder even after resolving links on the way
+    if not target.resolve().is_relative_to(folder.resolve()):
+        raise FetchError(f"{archive}: member {member!r} would be written outside {folder}; refusing to extract it")
+    return target
+
+
+def _check_entry(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Refuse links, devices, folders, names that collide after normalisation, and zip bombs."""
+    parts = member_parts(archive, info.filename)
+    mode = info.external_attr >> 16
+    kind = _FILE_TYPES.get(stat.S_IFMT(mode)) if mode else None
+    if kind is None and info.is_dir():
+        kind = "a folder"
+    if kind is not None:
+        raise FetchError(f"{archive}: member {info.filename!r} is {kind}, not a regular file; refusing to extract it")
+    same = [i.filename for i in zf.infolist()
+            if i is not info and tuple(p.lower() for p in _lenient_parts(i.filename)) == tuple(p.lower() for p in parts)]
+    if same:
+        raise FetchError(f"{archive}: member {info.filename!r} collides with {', '.join(map(repr, same))} (the same "
+                         f"file name after normalisation); the archive is ambiguous, refusing to extract it")
+    if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1) + _CHUNK:
+        raise FetchError(f"{archive}: member {info.filename!r} declares {info.file_size} bytes from "
+                         f"{info.compress_size} stored: over {MAX_COMPRESSION_RATIO}x compression (a zip bomb?); "
+                         f"refusing to extract it")
+    free = shutil.disk_usage(_existing_parent(cache_dir())).free
+    if info.file_size > free:
+        raise FetchError(f"{archive}: member {info.filename!r} needs {info.file_size} bytes but only {free} are "
+                         f"free in {cache_dir()}; free space or set {CACHE_ENV} to a larger disk")
+
+
+def _lenient_parts(member: str) -> tuple[str, ...]:
+    return tuple(p for p in member.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _copy_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst) -> None:
+    """Copy exactly the declared number of bytes, checking the CRC ourselves."""
+    written, crc = 0, 0
+    with zf.open(info) as src:
+        while block := src.read(_CHUNK):
+            written += len(block)
+            if written > info.file_size:
+                raise FetchError(f"{archive}: member {info.filename!r} holds more than the {info.file_size} bytes "
+                                 f"it declares; refusing to extract it")
+            crc = zlib.crc32(block, crc)
+            dst.write(block)
+    if written != info.file_size:
+        raise FetchError(f"{archive}: member {info.filename!r} holds {written} bytes but declares "
+                         f"{info.file_size}; the archive is truncated or forged")
+    if crc != info.CRC:
+        raise FetchError(f"{archive}: member {info.filename!r} fails its CRC check; the archive is corrupt")
+
+
 def extract_member(archive: Path, member: str) -> Path:
-    """Extract one member of a zip archive into the cache, once; later calls reuse it."""
-    target = _member_dir(archive) / member
+    """Extract one member of a zip archive into the cache, once; later calls reuse it.
+
+    The member must be a regular file whose path stays inside its cache folder (see
+    :func:`member_parts`); nothing is created before that is checked.
+    """
+    target = _member_target(archive, member)
     if target.is_file() and not (archive.is_file() and archive.stat().st_mtime_ns > target.stat().st_mtime_ns):
         return target  # extracted before, and the archive has not been replaced since
     if not zipfile.is_zipfile(archive):
         raise FetchError(f"{archive} is not a zip archive (a truncated download?); delete it and fetch again")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(target), zipfile.ZipFile(archive) as zf:
-        names = zf.namelist()
-        if member not in names:
-            shown = ", ".join(n for n in names if not n.endswith("/"))[:400]
-            raise FetchError(f"{archive} has no member {member!r} (it holds: {shown})")
-        with zf.open(member) as src, atomic_path(target) as tmp, tmp.open("wb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = [i for i in zf.infolist() if i.filename == member]
+            if not infos:
+                shown = ", ".join(n for n in zf.namelist() if not n.endswith("/"))[:400]
+                raise FetchError(f"{archive} has no member {member!r} (it holds: {shown})")
+            if len(infos) > 1:
+                raise FetchError(f"{archive}: member {member!r} appears {len(infos)} times; the archive is "
+                                 f"ambiguous, refusing to extract it")
+            _check_entry(archive, zf, infos[0])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _lock(target), atomic_path(target, durable=True) as tmp, tmp.open("wb") as dst:
+                _copy_member(archive, zf, infos[0], dst)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise FetchError(f"{archive}: member {member!r} could not be read ({exc}); the archive is corrupt or "
+                         f"truncated: delete it and fetch again") from exc
     return target
 
 
@@ -274,6 +379,5 @@ def _verified(path: Path, sha256: str | None, name: str, hasher: Callable[[Path]
             f"{name}: {path} has sha256 {actual}, expected {sha256}; the file is corrupt or a "
             f"different version. Delete it and run `resegzoo fetch {name}` again."
         )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(stamp, encoding="utf-8")
+    write_text(marker, stamp, durable=True)
     return path

@@ -6,7 +6,6 @@ the same folder and moved into place, so nothing is half-written.
 """
 from __future__ import annotations
 
-import colorsys
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,17 +15,12 @@ import numpy as np
 from resegzoo.atomic import atomic_path
 
 
-# -- outputs -----------------------------------------------------------------------------------
-def make_palette(num_classes: int, background: bool = False) -> list[tuple[int, int, int]]:
-    """Distinct, deterministic colours (golden-ratio hues); the background class is black."""
-    colours = []
-    for k in range(num_classes):
-        h = (k * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(h, 0.75 if k % 2 else 0.95, 0.95 if k % 3 else 0.8)
-        colours.append((int(r * 255), int(g * 255), int(b * 255)))
-    if background:
-        colours.append((0, 0, 0))
-    return colours
+def make_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """One colour per class, keyed by its name (stable across runs and vocabulary orders; see
+    :mod:`resegzoo.colours`); 'background' is black."""
+    from resegzoo.colours import palette_for_names
+
+    return palette_for_names(class_names)
 
 
 def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[int, int, int]],
@@ -41,8 +35,11 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
     colours = table[np.clip(labels, 0, 255)]
     mixed = np.where(labelled, image.astype(np.float32) * (1 - alpha) + colours * alpha, image.astype(np.float32))
     blend = mixed.round().astype(np.uint8)
+    from resegzoo.fonts import font_for
+
     row, pad = 16, 4
-    legend_w = 12 + 7 * max(len(n) for n in class_names) + 3 * pad
+    fonts = [font_for(name) for name in class_names]  # per name: any script draws as letters
+    legend_w = 12 + max(int(f.getlength(n)) for f, n in zip(fonts, class_names)) + 3 * pad
     height = max(blend.shape[0], row * len(class_names) + 2 * pad)
     canvas = Image.new("RGB", (blend.shape[1] + legend_w, height), (255, 255, 255))
     canvas.paste(Image.fromarray(blend), (0, 0))
@@ -51,7 +48,7 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
     for k, name in enumerate(class_names):
         y = pad + k * row
         draw.rectangle([x0, y + 2, x0 + 10, y + 12], fill=tuple(palette[k]), outline=(0, 0, 0))
-        draw.text((x0 + 10 + pad, y + 1), name, fill=(0, 0, 0))
+        draw.text((x0 + 10 + pad, y + 1), name, fill=(0, 0, 0), font=fonts[k])
     return canvas
 
 

@@ -107,23 +107,36 @@ def load_clip(spec: str, *, device: str = "cpu", architecture: str | None = None
     sd = read_state_dict(_weights_path(src))
     if src.architecture is None:
         src.architecture = _infer_single_architecture(sd, spec)
-    model_cfg = _model_config(src)
-    model = _build_model(model_cfg)
-    _load_strict(model, sd, src)
+    loaded = build_clip(sd, _model_config(src), name=src.name, architecture=src.architecture,
+                        preprocess=src.preprocess, device=device)
+    loaded.variant = src.variant
+    return loaded
+
+
+def build_clip(state_dict: dict[str, Any], model_config: dict, *, name: str, architecture: str | None = None,
+               preprocess: dict | None = None, device: str = "cpu") -> LoadedClip:
+    """THE builder of open_clip models from a config and weights: segment, eval and compose's
+    scoring all come through here, so every model is built, loaded and tokenised the same way.
+
+    ``architecture``: the open_clip name (or a label) behind ``model_config``; ``preprocess``: its
+    ``mean``/``std`` (OpenAI's when absent).
+    """
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    preprocess = preprocess or {}
+    model = _build_model(model_config)
+    _load_strict(model, state_dict, name, architecture)
     model = model.to(device).eval()
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
     return LoadedClip(
         model=model,
-        tokenizer=_tokenizer(src, model_cfg),
-        name=src.name,
-        architecture=src.architecture,
+        tokenizer=_tokenizer(architecture, model_config),
+        name=name,
+        architecture=architecture or "custom open_clip config",
         image_size=int(image_size),
-        mean=tuple(src.preprocess.get("mean", OPENAI_DATASET_MEAN)),
-        std=tuple(src.preprocess.get("std", OPENAI_DATASET_STD)),
-        variant=src.variant,
+        mean=tuple(preprocess.get("mean", OPENAI_DATASET_MEAN)),
+        std=tuple(preprocess.get("std", OPENAI_DATASET_STD)),
     )
 
 
@@ -267,7 +280,7 @@ def _build_model(model_cfg: dict) -> Any:
     return model_class(**cfg)
 
 
-def _load_strict(model: Any, sd: dict, src: _Source) -> None:
+def _load_strict(model: Any, sd: dict, name: str, architecture: str | None) -> None:
     from open_clip.model import convert_to_custom_text_state_dict
 
     sd = dict(sd)
@@ -286,7 +299,7 @@ def _load_strict(model: Any, sd: dict, src: _Source) -> None:
             return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "") or "none"
 
         raise LoadError(
-            f"{src.name}: the checkpoint does not fit architecture {src.architecture!r}. "
+            f"{name}: the checkpoint does not fit architecture {architecture!r}. "
             f"Missing keys: {show(missing)}. Unexpected keys: {show(unexpected)}. "
             f"Shape mismatches: {show(mismatched)}. Is it a checkpoint of another architecture? "
             f"Pass the right one with --arch / architecture="
@@ -294,12 +307,13 @@ def _load_strict(model: Any, sd: dict, src: _Source) -> None:
     model.load_state_dict(sd, strict=True)
 
 
-def _tokenizer(src: _Source, model_cfg: dict) -> Callable[[list[str]], Any]:
+def _tokenizer(architecture: str | None, model_cfg: dict) -> Callable[[list[str]], Any]:
     import open_clip
     from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
 
-    if src.model_config is None and src.architecture:
-        return open_clip.get_tokenizer(src.architecture)
+    # open_clip's own tokenizer for a named architecture, unless the config was changed from it
+    if architecture and open_clip.get_model_config(architecture) == model_cfg:
+        return open_clip.get_tokenizer(architecture)
     text_cfg = model_cfg.get("text_cfg", {})
     context_length = text_cfg.get("context_length", 77)
     if text_cfg.get("hf_tokenizer_name"):

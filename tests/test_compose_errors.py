@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 from compose_helpers import related_models, save_folder, save_folders
 
+from resegzoo.atomic import temporaries
 from resegzoo.cli import build_cli
 from resegzoo.testing import make_tiny_clip, tiny_model_config
 
@@ -43,7 +44,7 @@ def existing_out(tmp_path):
 def assert_untouched(out: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
-    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+    assert not temporaries(out.parent)
 
 
 def test_mismatched_architectures_are_listed(pair, tmp_path, existing_out):

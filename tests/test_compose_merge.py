@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,9 @@ def test_metadata_and_recipe_round_trip(three, tmp_path):
     recipe = _recipe(folders, "manual", weights=[2, 1, 1])
     result = compose(recipe, tmp_path / "out", progress=False)
     meta = read_metadata(tmp_path / "out")
-    assert meta["recipe"] == recipe.to_dict()
+    # published: the inputs by name (never a local path), the output folder left out
+    assert meta["recipe"] == recipe.published_dict([Path(f).name for f in folders])
+    assert [i["model"] for i in meta["recipe"]["inputs"]] == [Path(f).name for f in folders]
     assert meta["weights"] == [0.5, 0.25, 0.25] == result.weighting.weights
     assert meta["scores"] == {"given": [2.0, 1.0, 1.0]}
     assert meta["weighting"] == {"strategy": "manual", "params": {"weights": [2.0, 1.0, 1.0]}}
@@ -174,9 +177,13 @@ def test_metadata_and_recipe_round_trip(three, tmp_path):
     # the library sees the same str -> str metadata (JSON strings)
     with safe_open(str(tmp_path / "out" / "open_clip_model.safetensors"), framework="pt") as fh:
         assert json.loads(fh.metadata()["weights"]) == meta["weights"]
-    # recipe.yaml is a recipe that composes the same model again
-    again = load_recipe(tmp_path / "out" / "recipe.yaml")
-    assert again.to_dict() == recipe.to_dict()
+    # recipe.yaml composes the same model again where its inputs lie beside it (names resolve
+    # relative to the recipe file)
+    beside_inputs = Path(folders[0]).parent / "recipe.yaml"
+    shutil.copy(tmp_path / "out" / "recipe.yaml", beside_inputs)
+    again = load_recipe(beside_inputs)
+    assert again.to_dict() == {**recipe.to_dict(), "inputs": [{"model": f, "label": Path(f).name} for f in folders]}
+    beside_inputs.unlink()
     config = json.loads((tmp_path / "out" / "open_clip_config.json").read_text())
     assert config["model_cfg"] == tiny_model_config()
 
@@ -204,7 +211,7 @@ def test_distances_per_pair_and_block(three, tmp_path):
     folders, sds = three
     result = compose(_recipe(folders), dry_run=True, progress=False)
     assert result.output is None
-    pair = result.distances.pairs[(folders[0], folders[1])]
+    pair = result.distances.pairs[(Path(folders[0]).name, Path(folders[1]).name)]  # default labels: folder names
     a = torch.cat([v.reshape(-1) for v in sds[0].values() if v.is_floating_point()]).double()
     b = torch.cat([sds[1][k].reshape(-1) for k, v in sds[0].items() if v.is_floating_point()]).double()
     expected = float((a - b).norm() / ((a.norm() ** 2 + b.norm() ** 2) / 2).sqrt())

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from resegzoo.atomic import temporaries
 from resegzoo.hub import (
     FetchError,
     cache_dir,
@@ -112,7 +113,7 @@ def test_archive_member_is_extracted_once(http_server, resegzoo_cache):
     os.unlink(resegzoo_cache / "downloads" / "SkyCLIP_test.zip")  # not needed any more
     assert fetch(variant, progress=False) == path and path.stat().st_mtime_ns == first
     assert len(http_server.requests) == 1
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".extract-")]
+    assert not temporaries(resegzoo_cache)
 
 
 def test_missing_member_lists_what_the_archive_holds(tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from segment_anything import SamAutomaticMaskGenerator
 
+from resegzoo.atomic import temporaries
 from resegzoo.masks.cache import CachedMaskGenerator
 from resegzoo.masks.painting import paint_masks
 from resegzoo.masks.sam import SamLevel, SamMaskGenerator
@@ -171,7 +172,7 @@ def test_cache_returns_the_same_maps_without_running_sam(tmp_path):
     assert cached.key(image[::-1].copy()) != cached.key(image)
     other(image)
     assert calls[0] == calls_after_windows + 5
-    assert not list(tmp_path.rglob(".tmp-*")), "no temporary files are left behind"
+    assert not temporaries(tmp_path), "no temporary files are left behind"
 
 
 def test_bad_images_are_rejected_with_a_clear_message():

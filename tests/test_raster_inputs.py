@@ -312,3 +312,22 @@ def test_rpcs_are_kept(tmp_path, scene):
     with rasterio.open(tmp_path / "out" / "rpc.labels.tif") as dst:
         assert dst.rpcs is not None and dst.rpcs.to_gdal() == written
     assert side["rpcs"] is True
+
+
+def test_nodata_reaches_the_cog_and_never_becomes_a_polygon(tmp_path, scene):
+    import pyogrio
+    import shapely
+    from rasterio.features import rasterize
+    from rio_cogeo.cogeo import cog_validate
+
+    truth, valid, rgb = scene
+    src = write(tmp_path / "gis.tif", np.where(valid, rgb, 0).astype(np.uint8), nodata=0, crs="EPSG:32632",
+                transform=TRANSFORM)
+    segment(src, tmp_path / "out", "--cog", "--vector", "--tile-size", "64")
+    check_outputs(tmp_path / "out", "gis", truth, valid, georef={"crs": CRS.from_epsg(32632), "transform": TRANSFORM})
+    assert cog_validate(str(tmp_path / "out" / "gis.labels.tif"))[0]
+    meta, _, geometry, (names, ids, areas) = pyogrio.raw.read(tmp_path / "out" / "gis.regions.gpkg")
+    geoms = shapely.from_wkb(geometry)
+    assert meta["crs"] == "EPSG:32632" and set(ids) <= set(range(len(COLOR_CLASSES)))
+    covered = rasterize([(g, 1) for g in geoms], out_shape=truth.shape, transform=TRANSFORM) == 1
+    np.testing.assert_array_equal(covered, valid)  # polygons cover the valid pixels, none of the nodata

@@ -13,12 +13,13 @@ from typing import Any
 
 import click
 
+from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 from resegzoo.engines import engine_options
 from resegzoo.raster.reader import NODATA_LABEL
 
 
 #: the files written per input, after its stem
-OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".probs.tif", ".overlay.png", ".json")
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".probs.tif", ".overlay.png", ".json") + GIS_SUFFIXES
 GLOB_CHARS = "*?["
 
 
@@ -230,12 +231,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
+@gis_options
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
-            sam_checkpoint: str | None, overwrite: bool, engine: Any) -> None:
+            sam_checkpoint: str | None, overwrite: bool, gis: GisOutputs, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -271,6 +273,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         rasters = [reader.open_raster(f, band_list, nodata_value) for f in files]
     except reader.ImageError as exc:
         raise click.UsageError(str(exc)) from None
+    gis.check(rasters)
     try:
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=arch)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
@@ -282,6 +285,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
 
         def finish(job: Any, run: Any) -> dict[str, Any]:
             record = _finish_one(seg, vocab, job, run, probs)
+            record["outputs"].update(gis.write(out, job.sidecar.name.removesuffix(".json"), record))
             imageio.write_json(job.sidecar, record)
             _say(f"{job.plan.path} -> {job.destination}")
             return record
@@ -293,6 +297,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     rows = []
     for raster, stem in tqdm(list(zip(rasters, stems)), desc="images", unit="img", disable=len(rasters) < 2):
         record = _segment_one(seg, vocab, raster, stem, out, probs)
+        record["outputs"].update(gis.write(out, stem, record))
         imageio.write_json(out / f"{stem}.json", record)
         rows.append(record)
         _say(f"{raster.path} -> {out / record['outputs']['labels']}")

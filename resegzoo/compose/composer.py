@@ -18,7 +18,7 @@ from resegzoo.compose.output import (
     metadata_strings,
     write_output_folder,
 )
-from resegzoo.compose.recipe import Recipe
+from resegzoo.compose.recipe import Recipe, without_local_paths
 from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
 from resegzoo.compose.weighting import WeightingContext, WeightingResult, check_weights
 from resegzoo.compose.weighting.models import (
@@ -103,11 +103,12 @@ def compose(
         check_weights(result.weights)
         summary: dict[str, Any] = {
             "resegzoo_version": __version__,
-            "recipe": recipe.to_dict(),
+            "recipe": recipe.published_dict([i.public_spec for i in inputs]),
             "architecture": inputs[0].architecture,
             "inputs": [i.describe() for i in inputs],
             # the parameters in effect, defaults included (the recipe keeps what the user wrote)
-            "weighting": {"strategy": recipe.weighting.strategy, "params": _effective_params(strategy, recipe)},
+            "weighting": {"strategy": recipe.weighting.strategy,
+                          "params": without_local_paths(_effective_params(strategy, recipe))},
             "weights": list(result.weights),
             "scores": result.scores,
         }
@@ -134,7 +135,7 @@ def compose(
                 return build_card(summary)
 
             assert target is not None  # checked above for every non-dry run
-            write_output_folder(target, force, write_weights, _open_clip_config(inputs), recipe.to_dict(), make_card)
+            write_output_folder(target, force, write_weights, _open_clip_config(inputs), summary["recipe"], make_card)
     report = meter.report()
     summary["distances"] = report.to_dict()
     for message in report.warnings():

@@ -16,7 +16,7 @@ from typing import Any
 
 from resegzoo.errors import ResegzooError
 from resegzoo import atomic
-from resegzoo.compose.recipe import Recipe
+from resegzoo.compose.recipe import Recipe, public_name
 
 
 class CompositionError(ResegzooError, ValueError):
@@ -39,13 +39,16 @@ class ResolvedInput:
     citation: str | None = None
     hf_repo: str | None = None
     init_from: str | None = None
+    #: the spec as published: a registry name, an ``hf-hub:`` id, or a file/folder name (never a local path)
+    public_spec: str = ""
 
     def describe(self) -> dict[str, Any]:
-        """What the output's metadata records about this input."""
+        """What the output's metadata (and model card) records about this input: registry names,
+        file names and hashes, never a local path (the folder may be published)."""
         return {
-            "label": self.label, "spec": self.spec, "sha256": self.sha256, "source": self.source,
-            "architecture": self.architecture, "license": self.license, "hf_repo": self.hf_repo,
-            "init_from": self.init_from, "citation": self.citation,
+            "label": self.label, "spec": self.public_spec or public_name(self.spec), "file": Path(self.source).name,
+            "sha256": self.sha256, "architecture": self.architecture, "license": self.license,
+            "hf_repo": self.hf_repo, "init_from": self.init_from, "citation": self.citation,
         }
 
 
@@ -60,7 +63,7 @@ def cached_sha256(path: Path) -> str:
     if memo.is_file():
         return memo.read_text().strip()
     value = sha256_file(path)
-    atomic.write_text(memo, value)
+    atomic.write_text(memo, value, durable=True)
     return value
 
 
@@ -89,6 +92,7 @@ def resolve_input(label: str, spec: str) -> ResolvedInput:
     path = Path(loading.checkpoint_path(spec))
     sha = cached_sha256(path)
     item = ResolvedInput(label, spec, _safetensors_copy(path, sha), sha, str(path))
+    item.public_spec = spec if variant is not None else public_name(spec)
     if variant is not None:
         item.architecture = variant.architecture
         item.model_config = variant.model_config

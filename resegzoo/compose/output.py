@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from resegzoo.atomic import fsync_dir, is_stale, temporaries, temporary_dir
 from resegzoo.compose.inputs import CompositionError
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -58,8 +58,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CompositionError(f"{path}: composition metadata is not valid JSON ({exc})") from exc
 
 
+def restore_interrupted_replace(out: Path) -> bool:
+    """Put back a model a killed ``--force`` run had moved aside but not yet replaced.
+
+    Replacing ``out`` takes two renames (``out`` into ``.OUT.old-*``, the new folder onto ``out``);
+    a run killed between them leaves ``out`` missing. Its ``.old-`` folder is a stale temporary that
+    the next write would remove, so the old model is moved back first. Returns whether it was.
+    """
+    if out.exists() or not out.parent.is_dir():
+        return False
+    for old in temporaries(out.parent, recursive=False):
+        if old.name.startswith(f".{out.name}.old-") and is_stale(old) and (old / out.name).is_dir():
+            os.replace(old / out.name, out)
+            shutil.rmtree(old)  # what else it held was the killed run's, never the user's
+            return True
+    return False
+
+
 def check_writable(out: Path, force: bool) -> None:
     """Fail early, before any work, if the output cannot be written."""
+    restore_interrupted_replace(out)
     if out.exists() and not force:
         raise CompositionError(f"{out} already exists; choose another --out or pass --force to replace it")
     if out.exists() and not out.is_dir():
@@ -69,6 +87,11 @@ def check_writable(out: Path, force: bool) -> None:
         raise CompositionError(f"cannot write {out}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CompositionError(f"cannot write {out}: no write permission in {parent}")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 def write_output_folder(
@@ -81,20 +104,23 @@ def write_output_folder(
 ) -> None:
     """Build the folder in a temporary sibling, then move it into place."""
     check_writable(out, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = temporary_dir(out, "partial")  # named so that a later run removes it if this one is killed
     try:
         write_weights(tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (tmp / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
         make_card().save(tmp / CARD_FILE)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is normally shared
+        for name in (CONFIG_FILE, RECIPE_FILE, CARD_FILE):  # the weights file fsyncs itself
+            _fsync_file(tmp / name)
+        fsync_dir(tmp)
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old = temporary_dir(out, "old")
             os.replace(out, old / out.name)
             os.replace(tmp, out)
             shutil.rmtree(old)
         else:
             os.replace(tmp, out)
+        fsync_dir(out.parent)  # a checkpoint: the new name must survive a power cut too
     except BaseException:  # also Ctrl-C: never leave a partial folder behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
@@ -103,10 +103,58 @@ class Recipe:
 
     @property
     def labels(self) -> list[str]:
-        return [i.label or i.model for i in self.models]
+        """Each input's label: its own, else its name without the local folders above it."""
+        defaults = default_labels([i.model for i in self.models])
+        return [i.label or default for i, default in zip(self.models, defaults)]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def published_dict(self, public_specs: list[str]) -> dict[str, Any]:
+        """The recipe as a composed model publishes it: inputs named by ``public_specs`` (registry
+        names, ``hf-hub:`` ids, file names), no output folder, no local path anywhere."""
+        data = self.to_dict()
+        data["inputs"] = [{"model": spec, "label": label} for spec, label in zip(public_specs, self.labels)]
+        data["output"] = None
+        return without_local_paths(data)
+
+
+def _is_local_path(text: str) -> bool:
+    text = text.removeprefix("local-dir:")
+    return (PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or text.startswith("~")
+            or ".." in PurePosixPath(text.replace("\\", "/")).parts)
+
+
+def public_name(spec: str) -> str:
+    """``spec`` without the local folders above it: ``/home/me/ckpt/remote.pt`` -> ``remote.pt``;
+    registry names and ``hf-hub:`` ids are public already."""
+    if spec.startswith("hf-hub:"):
+        return spec
+    text = spec.removeprefix("local-dir:").replace("\\", "/").rstrip("/")
+    return text.rsplit("/", 1)[-1] or spec
+
+
+def without_local_paths(value: Any) -> Any:
+    """``value`` (JSON-like) with every absolute, home-relative or climbing path cut to its name."""
+    if isinstance(value, str):
+        return public_name(value) if _is_local_path(value) else value
+    if isinstance(value, dict):
+        return {k: without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_local_paths(v) for v in value]
+    return value
+
+
+def default_labels(specs: list[str]) -> list[str]:
+    """Short distinct labels: the file or folder name, with parent folders added only where two
+    inputs would otherwise share a label (labels are published; full local paths never are)."""
+    parts = [spec.removeprefix("local-dir:").replace("\\", "/").rstrip("/").split("/") for spec in specs]
+    for depth in range(1, max((len(p) for p in parts), default=1) + 1):
+        labels = [spec if spec.startswith("hf-hub:") else "/".join(p[-depth:]).lstrip("/") or spec
+                  for spec, p in zip(specs, parts)]
+        if len(set(labels)) == len(labels):
+            return labels
+    return list(specs)
 
 
 def recipe_from_mapping(data: Any, where: str = "recipe", base_dir: Path | None = None) -> Recipe:

@@ -84,20 +84,39 @@ class SafetensorsFile:
             header = json.loads(self._fh.read(header_len))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SafetensorsError(f"{self.path}: safetensors header is not valid JSON: {exc}") from exc
+        if not isinstance(header, dict):
+            raise SafetensorsError(f"{self.path}: safetensors header is a JSON {type(header).__name__}, not an object")
         metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise SafetensorsError(f"{self.path}: safetensors __metadata__ must map names to strings")
         data_start = 8 + header_len
         tensors = {}
         for name, entry in header.items():
-            if entry.get("dtype") not in _DTYPES:
-                raise SafetensorsError(f"{self.path}: tensor {name!r} has unsupported dtype {entry.get('dtype')!r}")
-            begin, end = entry["data_offsets"]
-            info = TensorInfo(_DTYPES[entry["dtype"]], tuple(entry["shape"]), begin, end)
-            if end - begin != info.nbytes or data_start + end > size:
-                raise SafetensorsError(
-                    f"{self.path}: tensor {name!r} lies outside the file (truncated or corrupt download?)"
-                )
-            tensors[name] = info
+            tensors[name] = self._tensor_info(name, entry, size - data_start)
         return tensors, dict(metadata), data_start
+
+    def _tensor_info(self, name: str, entry: object, data_size: int) -> TensorInfo:
+        """One header entry, checked: a known dtype, a shape of naturals, offsets inside the file."""
+        def bad(why: str) -> SafetensorsError:
+            return SafetensorsError(f"{self.path}: tensor {name!r} {why} (truncated or corrupt download?)")
+
+        if not isinstance(entry, dict):
+            raise bad(f"has a header entry of type {type(entry).__name__}, not an object")
+        if entry.get("dtype") not in _DTYPES:
+            raise SafetensorsError(f"{self.path}: tensor {name!r} has unsupported dtype {entry.get('dtype')!r}")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+
+        def naturals(value: object) -> bool:
+            return isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+
+        if not naturals(shape):
+            raise bad(f"has shape {shape!r}; a shape is a list of integers >= 0")
+        if not naturals(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+            raise bad(f"has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin <= end")
+        info = TensorInfo(_DTYPES[entry["dtype"]], tuple(shape), offsets[0], offsets[1])
+        if info.end - info.begin != info.nbytes or info.end > data_size:
+            raise bad("lies outside the file")
+        return info
 
     def read(self, name: str) -> torch.Tensor:
         info = self.tensors[name]
@@ -195,7 +214,7 @@ def write_state_dict(path: Path, state_dict: Mapping[str, torch.Tensor], metadat
     """Write a whole state dict (used to convert pickles once); ``path`` is replaced atomically."""
     names = sorted(state_dict)
     layout = [(n, state_dict[n].dtype, tuple(state_dict[n].shape)) for n in names]
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+    with atomic_path(path, durable=True) as tmp, tmp.open("wb") as fh:
         writer = StreamingWriter(fh, layout, metadata or {})
         for n in names:
             writer.write(n, state_dict[n])

@@ -9,21 +9,15 @@ import numpy as np
 from resegzoo import atomic
 from resegzoo.eval.datasets import DatasetInfo
 
-#: Distinct colours for classes of datasets whose labels are not colour-coded.
-DEFAULT_PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
-    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
-    [0, 0, 128], [128, 128, 128],
-], dtype=np.uint8)
-
 #: Overlays are shrunk so that their long side is at most this (Potsdam tiles are 6000 px).
 OVERLAY_MAX_SIDE = 1024
 
 
 def palette_for(info: DatasetInfo) -> np.ndarray:
-    """(C, 3) uint8: the dataset's own label colours where it has them, else distinct defaults."""
-    palette = np.array([DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)] for i in range(info.num_classes)], dtype=np.uint8)
+    """(C, 3) uint8: the dataset's own label colours where it has them, else each class name's colour."""
+    from resegzoo.colours import palette_for_names
+
+    palette = np.array(palette_for_names([names[0] for names in info.classes]), dtype=np.uint8)
     for encoding in info.encodings.values():
         for colour, k in (encoding.color or {}).items():
             if k < info.num_classes:

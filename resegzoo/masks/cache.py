@@ -51,7 +51,7 @@ class MapCache:
             return [data[f"m{i}"] for i in range(len(data.files))]
 
     def save(self, key: str, maps: Sequence[np.ndarray]) -> None:
-        with atomic_path(self.path(key)) as tmp, open(tmp, "wb") as fh:
+        with atomic_path(self.path(key), durable=True) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{f"m{i}": m for i, m in enumerate(maps)})
 
 

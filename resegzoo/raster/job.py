@@ -117,7 +117,7 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
     names: list[str] = [] if vocab is None else list(vocab.class_names) + (["background"] if background else [])
     if len(names) > NODATA_LABEL:
         raise ImageError(f"{len(names)} classes: at most {NODATA_LABEL} fit an 8-bit label map beside nodata")
-    palette = make_palette(len(vocab), background=background) if vocab is not None else []
+    palette = make_palette(names)
     tiff = raster.driver == "GTiff" or raster.is_georeferenced
     return RasterPlan(raster=raster, scale=scale, window=window, stride=stride, block=block, halo=halo,
                       blocks=tuple(blocks), class_names=tuple(names),

@@ -193,6 +193,14 @@ class Raster:
     def is_georeferenced(self) -> bool:
         return self.georef.is_georeferenced
 
+    @property
+    def crs(self) -> Any:
+        """The rasterio CRS of the transform or of the GCPs; None without one."""
+        from rasterio.crs import CRS
+
+        wkt = self.georef.crs_wkt or self.georef.gcps_crs_wkt
+        return None if wkt is None else CRS.from_wkt(wkt)
+
     def describe(self) -> dict[str, Any]:
         """Facts for a sidecar (strict JSON: no NaN)."""
         def number(v: float | None) -> float | str | None:
@@ -325,9 +333,25 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
                         dtype=src.dtypes[chosen[0] - 1], bands=chosen, georef=Georeference.of(src),
                         palette=palette, nodata=nodata,
                         file_nodata=None if file_nodata is None else float(file_nodata), alpha_mask=alpha_mask)
+    if raster.driver == "PNG":
+        _check_png_stream(path)
     from dataclasses import replace
 
     return replace(raster, stretch=estimate_stretch(raster))
+
+
+def _check_png_stream(path: str) -> None:
+    """GDAL's PNG driver fills the missing rows of a truncated PNG with zeros and says nothing;
+    walking the chunks (CRCs, the end chunk) without decoding the pixels catches it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Image.DecompressionBombError:
+        return  # a very large picture: Pillow declines to look, GDAL reads it by windows anyway
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error ... for broken streams
+        raise ImageError(f"{path}: cannot read the image; is the file truncated or corrupt? ({exc})") from None
 
 
 def read_image(path: str | Path, bands: Sequence[int] | None = None, nodata: float | None = None,

@@ -1,11 +1,11 @@
 """Building one input as a plain open_clip model, for strategies that score text or images.
 
 Models are built one at a time from the same safetensors file the composer averages, so scoring
-never holds more than one model.
+never holds more than one model, and by the builder segment and eval use
+(:func:`resegzoo.loading.build_clip`), so a scored model is exactly the model that would segment.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,23 +47,11 @@ class ScoringModel:
 
 
 def load_scoring_model(item: ResolvedInput, device: str = "cpu") -> ScoringModel:
-    """Build ``item`` as an open_clip model with its averaged-from weights (open_clip's own loader)."""
-    import open_clip
-    from open_clip.model import CLIP, CustomTextCLIP
+    """Build ``item`` as an open_clip model with its averaged-from weights."""
+    from resegzoo.checkpoint_files import read_state_dict
+    from resegzoo.loading import build_clip
 
-    cfg = copy.deepcopy(item.model_config or {})
-    custom_text = cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {})
-    model = (CustomTextCLIP if custom_text else CLIP)(**cfg)
-    open_clip.load_checkpoint(model, str(item.weights), strict=True, weights_only=True)
-    model = model.to(device).eval()
-    text_cfg = cfg.get("text_cfg", {})
-    if item.architecture:
-        tokenizer = open_clip.get_tokenizer(item.architecture)
-    elif text_cfg.get("hf_tokenizer_name"):
-        tokenizer = open_clip.tokenizer.HFTokenizer(text_cfg["hf_tokenizer_name"], context_length=text_cfg.get("context_length", 77))
-    else:
-        tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
-    image_size = cfg.get("vision_cfg", {}).get("image_size", 224)
-    image_size = image_size[0] if isinstance(image_size, (list, tuple)) else image_size
-    pp = item.preprocess_cfg or {}
-    return ScoringModel(model, tokenizer, int(image_size), tuple(pp.get("mean", OPENAI_MEAN)), tuple(pp.get("std", OPENAI_STD)))
+    assert item.model_config is not None  # resolve_inputs fills it in or refuses the input
+    loaded = build_clip(read_state_dict(item.weights), item.model_config, name=item.label,
+                        architecture=item.architecture, preprocess=item.preprocess_cfg, device=device)
+    return ScoringModel(loaded.model, loaded.tokenizer, loaded.image_size, loaded.mean, loaded.std)

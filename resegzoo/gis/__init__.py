@@ -1,0 +1,19 @@
+"""GIS products made from a finished label raster, whatever produced it.
+
+- :mod:`~resegzoo.gis.cog`: the labels as a Cloud-Optimized GeoTIFF with colour table, class names
+  (GDAL category names and a raster attribute table) and a QGIS style;
+- :mod:`~resegzoo.gis.style`: the QGIS ``.qml`` style (paletted renderer, class names and colours);
+- :mod:`~resegzoo.gis.vector`: one polygon per connected region, vectorised strip by strip with
+  regions merged across strip edges, written as a GeoPackage or RFC 7946 GeoJSON.
+"""
+from __future__ import annotations
+
+from resegzoo.errors import ResegzooError
+#: NODATA_LABEL: the label value of pixels that are not classified; never a class, never a feature.
+#: without_georeference_warnings: label rasters of PNG inputs have no CRS, expected here.
+from resegzoo.raster.reader import NODATA_LABEL
+from resegzoo.raster.reader import quiet_georef as without_georeference_warnings
+
+
+class GisError(ResegzooError):
+    """A GIS output that cannot be made from this input (the message says why and what to do)."""

@@ -1,0 +1,107 @@
+"""Class colours keyed by name (stable across runs and vocabulary orders) and legends in any script."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from resegzoo.colours import HASH_PALETTE, LANDCOVER_COLOURS, palette_for_names
+from resegzoo.imageio import draw_overlay
+
+VOCAB = ["building", "road", "tree", "water", "solar panel", "greenhouse", "tennis court", "swimming pool",
+         "quarry", "landfill", "pier"]
+
+
+def _mapping(names):
+    return dict(zip(names, palette_for_names(names)))
+
+
+def _colliding_names() -> list[str]:
+    """Two names whose hashed colour is the same when each is alone: one of them must yield."""
+    seen: dict[tuple[int, int, int], str] = {}
+    for i in range(200):
+        name = f"site type {i}"
+        colour = palette_for_names([name])[0]
+        if colour in seen:
+            return [seen[colour], name]
+        seen[colour] = name
+    raise AssertionError("no two of 200 names share a first colour among 24")
+
+
+def test_colours_do_not_depend_on_the_vocabulary_order():
+    vocab = VOCAB + _colliding_names()
+    reference = _mapping(vocab)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        order = list(rng.permutation(vocab))
+        assert _mapping(order) == reference
+    assert len(set(reference.values())) == len(vocab)  # distinct within a vocabulary
+
+
+def test_land_cover_words_have_fixed_colours_whatever_the_spelling():
+    for names in itertools.permutations(["Buildings", "low_vegetation", "WATER", "car"]):
+        colours = _mapping(names)
+        assert colours["Buildings"] == LANDCOVER_COLOURS["building"]
+        assert colours["low_vegetation"] == LANDCOVER_COLOURS["low vegetation"]
+        assert colours["WATER"] == LANDCOVER_COLOURS["water"] and colours["car"] == LANDCOVER_COLOURS["car"]
+    assert palette_for_names(["background"]) == [(0, 0, 0)]
+    fixed = {LANDCOVER_COLOURS[k] for k in ("building", "road", "tree", "water", "grass", "low vegetation", "car",
+                                            "clutter", "background", "bare soil", "agriculture", "forest", "rangeland")}
+    assert len(fixed) == 13  # the common words are told apart
+
+
+def test_hashed_names_avoid_taken_colours_and_many_names_stay_distinct():
+    names = [f"class {i}" for i in range(len(HASH_PALETTE) + 10)] + ["water"]
+    colours = palette_for_names(names)
+    assert len(set(colours)) == len(names)
+    assert colours[-1] == LANDCOVER_COLOURS["water"]
+    assert set(HASH_PALETTE) <= set(colours)  # the palette is used up before spare colours are made
+
+
+def test_colours_are_the_same_in_another_process():
+    code = ("import json, sys; from resegzoo.colours import palette_for_names; "
+            "print(json.dumps(palette_for_names(sys.argv[1:])))")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code, *VOCAB], capture_output=True, text=True, check=True,
+                                      env={**os.environ, "PYTHONHASHSEED": seed}).stdout)
+            for seed in ("1", "2")]
+    assert runs[0] == runs[1] == [list(c) for c in palette_for_names(VOCAB)]
+
+
+def test_eval_overlays_colour_classes_by_name():
+    from resegzoo.eval.datasets import builtin_info
+    from resegzoo.eval.overlay import palette_for
+
+    info = builtin_info("loveda")  # no colour-coded labels: colours come from the names
+    palette = palette_for(info)
+    assert [tuple(int(v) for v in c) for c in palette] == palette_for_names([n[0] for n in info.classes])
+    assert tuple(palette[3]) == LANDCOVER_COLOURS["water"]
+
+
+# -- legends ---------------------------------------------------------------------------------------
+def _legend_crop(name: str) -> np.ndarray:
+    image = np.full((8, 8, 3), 128, np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "no font found for the legend label" must not happen
+        canvas = np.asarray(draw_overlay(image, np.zeros((8, 8), np.int64), [(200, 0, 0)], [name]).convert("L"))
+    return canvas[:, 8 + 4 + 10 + 4:]  # right of the image and the colour swatch: the text
+
+
+@pytest.mark.parametrize("pair", ["水森", "ЖД", "بج", "कख", "กข", "aé"])
+def test_legend_draws_letters_of_any_script_not_boxes(pair):
+    first, second = (_legend_crop(ch) for ch in pair)
+    assert (first < 128).sum() > 3 and (second < 128).sum() > 3  # something is drawn
+    # a missing glyph draws the same box for every character: distinct letters give distinct ink
+    assert first.shape != second.shape or not np.array_equal(first, second)
+
+
+def test_legend_is_wide_enough_for_long_names():
+    for name in ["très très longue classe de végétation basse", "城市建成区不透水面"]:  # CJK: wide glyphs
+        canvas = draw_overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int64), [(0, 0, 255)], [name])
+        ink = np.asarray(canvas.convert("L"))[:, 4 + 4 + 10:] < 128  # the legend's text column
+        assert ink.any(axis=0)[-4:].sum() == 0 and ink.any(axis=0)[-30:].sum() > 0  # ends just before the edge
