@@ -167,11 +167,11 @@ def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raste
     folder = _geotiffs(tmp_path / "in", {"big": (100, 130), "small": (40, 48), "wide": (36, 100)})
     bad = _corrupt_tiff(tmp_path / "bad" / "corrupt.tif") if (tmp_path / "bad").mkdir() is None else None
     model = ["--model", f"local-dir:{tiny_model_dir}"]
-    local = cli("segment", str(folder), *SEGMENT, *model, "--out", str(tmp_path / "local"))
+    local = cli("segment", str(folder), *SEGMENT, *model, "--vector", "--out", str(tmp_path / "local"))
     assert local.exit_code == 0, local.output
     marker = tmp_path / "killed"
     monkeypatch.setenv(FAULT_ENV, f"3:{marker}")  # the first actor to reach its 3rd block dies mid-block
-    on_ray = cli("segment", str(folder), str(bad), *SEGMENT, *model, "--out", str(tmp_path / "ray"),
+    on_ray = cli("segment", str(folder), str(bad), *SEGMENT, *model, "--vector", "--out", str(tmp_path / "ray"),
                  "--engine", "ray", "--actors", "2")
     assert marker.exists()  # a worker really died
     # the corrupt raster: reported with its window, not written; the exit code says so
@@ -191,6 +191,7 @@ def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raste
         for key in ("pixel_fraction", "nodata", "blocks", "class_names", "palette", "recipe"):
             assert ray_side[key] == local_side[key], key
         assert (tmp_path / "ray" / f"{name}.overlay.png").is_file()
+        assert (tmp_path / "ray" / f"{name}.regions.gpkg").read_bytes() != b""  # vectors from the assembled raster
     assert len(set(np.unique(_labels(tmp_path / "local" / "big.labels.tif")[0]))) > 1  # not a constant map
 
 
