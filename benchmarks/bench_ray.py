@@ -20,9 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __name__ == "__main__":
+    # The local baseline gets the OpenMP setting Ray gives every actor (OMP_NUM_THREADS = its CPUs),
+    # set before numpy/torch load: otherwise an oversubscribed local process (OpenMP and BLAS pools
+    # sized to all cores, on a shared machine) is what gets measured, not Ray's overhead.
+    _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "2"
+    os.environ.setdefault("OMP_NUM_THREADS", _threads)
 
 import numpy as np
 
@@ -88,6 +97,7 @@ def main() -> int:
         seg = Segmenter.from_recipe(recipe, model=spec.model, masks=spec.masks)
         plan = plan_raster(raster, seg, RasterOptions(), vocab)
         blocks = plan.blocks
+        print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, torch threads {torch.get_num_threads()}")
         print(f"raster {args.size}x{args.size}, {len(blocks)} blocks of {args.block} px (+halo {plan.halo}), "
               f"window 128/stride 64, SLIC masks, random ViT (width 192, 8 layers), {args.threads} threads in total")
 
