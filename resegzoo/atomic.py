@@ -89,9 +89,16 @@ def temporary_name(name: str, kind: str = "part", suffix: str = "") -> str:
 def is_stale(temporary: Path) -> bool:
     """Whether ``temporary`` (a name matching TEMPORARY_NAME) was left by a process that is gone."""
     match = TEMPORARY_NAME.match(temporary.name)
-    if match is None or match["host"] != _host_tag():
+    return match is not None and owner_is_gone(f"{match['host']}-{match['pid']}-{match['start']}")
+
+
+def owner_is_gone(owner: str) -> bool:
+    """Whether the process of an :func:`owner_tag` is gone (same host only: others are not judged)."""
+    host, _, rest = owner.partition("-")
+    pid_text, _, start_text = rest.partition("-")
+    if host != _host_tag() or not pid_text.isdigit() or not start_text.isdigit():
         return False
-    pid, start = int(match["pid"]), int(match["start"])
+    pid, start = int(pid_text), int(start_text)
     now = process_start_time(pid)
     if now < 0:
         return True  # the owner is not running

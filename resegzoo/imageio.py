@@ -24,9 +24,10 @@ def make_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
 
 
 def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[int, int, int]],
-                 class_names: Sequence[str], alpha: float = 0.5) -> Any:
-    """The image blended with the label colours, with a legend strip on the right (PIL image).
-    Labels outside the palette (nodata) show the image as it is."""
+                 class_names: Sequence[str], alpha: float = 0.5, note: str | None = None) -> Any:
+    """The image blended with the label colours, with a legend strip on the right (PIL image);
+    ``note`` (e.g. "RANDOM WEIGHTS") is written in red below the class names. Labels outside the
+    palette (nodata) show the image as it is."""
     from PIL import Image, ImageDraw
 
     table = np.zeros((256, 3), dtype=np.float32)
@@ -39,8 +40,12 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
 
     row, pad = 16, 4
     fonts = [font_for(name) for name in class_names]  # per name: any script draws as letters
-    legend_w = 12 + max(int(f.getlength(n)) for f, n in zip(fonts, class_names)) + 3 * pad
-    height = max(blend.shape[0], row * len(class_names) + 2 * pad)
+    note_font = font_for(note) if note else None
+    widths = [int(f.getlength(n)) for f, n in zip(fonts, class_names)]
+    if note:
+        widths.append(int(note_font.getlength(note)) - 10 - pad)  # the note starts at the swatches' edge
+    legend_w = 12 + max(widths) + 3 * pad
+    height = max(blend.shape[0], row * (len(class_names) + (1 if note else 0)) + 2 * pad)
     canvas = Image.new("RGB", (blend.shape[1] + legend_w, height), (255, 255, 255))
     canvas.paste(Image.fromarray(blend), (0, 0))
     draw = ImageDraw.Draw(canvas)
@@ -49,6 +54,8 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
         y = pad + k * row
         draw.rectangle([x0, y + 2, x0 + 10, y + 12], fill=tuple(palette[k]), outline=(0, 0, 0))
         draw.text((x0 + 10 + pad, y + 1), name, fill=(0, 0, 0), font=fonts[k])
+    if note:
+        draw.text((x0, pad + len(class_names) * row + 1), note, fill=(200, 0, 0), font=note_font)
     return canvas
 
 

@@ -23,6 +23,10 @@ class MaskGenerator(Protocol):
 
     SAM implements it by running once per region of up to 1024 px that holds several windows and
     cutting each window's maps out of the region's (segments are cut at window borders).
+
+    Optional attribute ``level_count: int``, the L it always returns. The segmenter checks it
+    against the levels the attention schedule reads when it is set up, before any image; a
+    generator without it is called once on a small test image to find out.
     """
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -84,8 +84,10 @@ _HOOKS = {
 def _collect(pm: PluginManager, hook_name: str, kind: str) -> Table[Any]:
     table: Table[Any] = Table(kind)
     # Call each implementation on its own so a name clash can name both plugins and a plugin
-    # that raises is reported without losing the others' entries.
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    # that raises is reported without losing the others' entries. Built-ins go first (a stable
+    # sort keeps registration order otherwise), so on a clash the built-in entry is the one kept.
+    impls = sorted(getattr(pm.hook, hook_name).get_hookimpls(), key=lambda i: i.plugin_name not in BUILTIN_PLUGINS)
+    for impl in impls:
         staged: list[Any] = []
         try:
             impl.function(register=staged.append)
@@ -95,12 +97,22 @@ def _collect(pm: PluginManager, hook_name: str, kind: str) -> Table[Any]:
             pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc)
             continue
         for entry in staged:
-            table.add(entry.name, entry, impl.plugin_name)
+            owner = table.owners.get(entry.name)
+            if owner is not None and not (owner in BUILTIN_PLUGINS and impl.plugin_name in BUILTIN_PLUGINS):
+                # A clash must not take every command down: keep the first registration, report
+                # the later one like a broken plugin (both named) and go on.
+                clash = RegistryError(f"{kind} {entry.name!r} is also registered by plugin {owner!r}, whose "
+                                      f"entry is kept; rename it in plugin {impl.plugin_name!r} or uninstall one "
+                                      "of the two")
+                pm.mark_broken(impl.plugin_name, f"hook {hook_name}", clash)
+                continue
+            table.add(entry.name, entry, impl.plugin_name)  # a clash between built-ins is resegzoo's bug: raises
     return table
 
 
 def build_registry(pm: PluginManager | None = None) -> Registry:
-    """Ask every plugin for its entries. Name clashes raise :class:`RegistryError`."""
+    """Ask every plugin for its entries. A plugin entry whose name is taken is skipped and reported
+    (``pm.report.broken``); the first registration, a built-in's before any plugin's, is kept."""
     pm = pm or get_plugin_manager()
     tables = {attr: _collect(pm, hook, kind) for attr, (hook, kind) in _HOOKS.items()}
     return Registry(pm=pm, **tables)

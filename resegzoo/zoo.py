@@ -46,6 +46,8 @@ class ClipVariant:
     description: str = ""
     #: open_clip model config, for architectures open_clip does not ship (plugins, tests)
     model_config: dict | None = None
+    #: weights random by design (demo/test models): every run says its labels are not results
+    random_weights: bool = False
     #: plugins only: ``build(device=...)`` returns a ready DenseEncoder (format ``custom``)
     build: Callable[..., Any] | None = None
     #: plugins only: ``fetcher()`` returns the local checkpoint file (making it if needed);

@@ -99,7 +99,7 @@ def test_unwritable_output_location(pair, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = run("--model", pair[0], "--model", pair[1], "--out", str(blocker / "out"))
-    assert_clean_error(result, "does not exist")
+    assert_clean_error(result, "a-file is a file, not a folder")  # checked by the CLI before any model loads
     assert blocker.read_text() == "not a folder"
 
 

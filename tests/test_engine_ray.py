@@ -106,16 +106,18 @@ def test_eval_on_ray_with_a_dying_worker_matches_local_and_resumes(ray_here, tin
     assert len(list((tmp_path / "ray").glob("runs/*/overlays/*.png"))) == 1
 
 
-def test_a_model_actors_cannot_load_is_a_one_line_error(ray_here, tmp_path):
-    root = tmp_path / "data"
-    root.mkdir()
-    (root / "classes.yaml").write_text("classes: [red, green, blue]\n")
-    write_dataset(load_classes_file(root / "classes.yaml"), "folders", root, color_of, images=2, height=32, width=32)
-    result = cli("eval", "--dataset", "generic", "--root", str(root), "--model", "no-such-model", "--quiet",
-                 "--out", str(tmp_path / "out"), "--engine", "ray", "--actors", "1")
-    assert result.exit_code == 1
-    assert "on Ray worker" in result.output and "unknown CLIP variant 'no-such-model'" in result.output
-    assert "Traceback" not in result.output
+def test_an_actor_that_cannot_build_its_model_reports_it_on_every_row():
+    # the driver checks the model first (a one-line error before Ray starts); an actor that still
+    # cannot build it (e.g. weights missing on a worker node) must not be restarted forever by
+    # Ray: every row it returns carries the message, and stream() stops at the first one
+    import pickle
+
+    from resegzoo.engines.ray_segment import BlockWork, SegmenterSpec
+
+    worker = BlockWork({"segmenter": SegmenterSpec(None, "no-such-model", "none", "cpu"), "plans": [], "vocab": None})
+    rows = worker({"key": np.array(["0/0"], dtype=object), "item": np.array([pickle.dumps((0, None))], dtype=object)})
+    assert list(rows["fatal"]) == [True] and list(rows["ok"]) == [False]
+    assert "unknown CLIP variant 'no-such-model'" in pickle.loads(rows["payload"][0])
 
 
 # -- segment -----------------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raste
     # the corrupt raster: reported with its window, not written; the exit code says so
     assert on_ray.exit_code == 1, on_ray.output
     assert f"failed: {bad}: block" in on_ray.output and "(rows 0:64, cols" in on_ray.output
-    assert "block(s) of 1 raster(s) failed" in on_ray.output
+    assert "1 of 4 input(s) failed" in on_ray.output
     assert not (tmp_path / "ray" / "corrupt.labels.tif").exists()
     # the others: bit-identical labels, same grid and georeferencing, same sidecar facts
     sidecar = json.loads((tmp_path / "ray" / "big.json").read_text())

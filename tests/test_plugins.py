@@ -56,19 +56,31 @@ def test_entry_point_plugin_is_loaded_with_its_distribution(install_plugin):
     assert "remoteclip-vit-l-14" in registry.variants  # the built-ins are still there
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both(install_plugin):
+def test_two_plugins_registering_one_name_keep_the_first_and_report_the_second(install_plugin):
     install_plugin("alpha", VARIANT_PLUGIN.format(variant="shared-name"))
-    install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name"))
-    with pytest.raises(RegistryError) as info:
-        build_registry(get_plugin_manager())
-    assert "'shared-name'" in str(info.value)
-    assert "'alpha'" in str(info.value) and "'beta'" in str(info.value)
+    install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name") + """
+@hookimpl
+def resegzoo_register_mask_generators(register):
+    from resegzoo.interfaces import MaskGeneratorSpec
+    register(MaskGeneratorSpec("beta-grid", lambda **kw: None, "beta's other entry still works"))
+""")
+    pm = get_plugin_manager()
+    first, second = [name for name, _ in pm.list_name_plugin() if name in ("alpha", "beta")]  # load order
+    with pytest.warns(UserWarning, match=f"'{second}'.*'shared-name' is also registered by plugin '{first}'"):
+        registry = build_registry(pm)
+    assert registry.variants.owners["shared-name"] == first
+    assert "beta-grid" in registry.mask_generators  # the clashing plugin's other entries are kept
+    (broken,) = pm.report.broken
+    assert broken.name == second and f"'{first}'" in broken.error and "'shared-name'" in broken.error
 
 
-def test_plugin_clashing_with_a_builtin_names_both(install_plugin):
-    install_plugin("copycat", VARIANT_PLUGIN.format(variant="remoteclip-vit-b-32"))
-    with pytest.raises(RegistryError, match="resegzoo.builtin.variants.*copycat"):
-        build_registry(get_plugin_manager())
+def test_plugin_clashing_with_a_builtin_loses_and_the_builtin_stays(install_plugin):
+    install_plugin("copycat", VARIANT_PLUGIN.format(variant="remoteclip-vit-b-32").replace(
+        '@hookimpl\n', '@hookimpl(tryfirst=True)\n'))  # even a plugin that asks to run first
+    with pytest.warns(UserWarning, match="copycat.*resegzoo.builtin.variants"):
+        registry = build_registry(get_plugin_manager())
+    assert registry.variants.owners["remoteclip-vit-b-32"] == "resegzoo.builtin.variants"
+    assert registry.variants.get("remoteclip-vit-b-32").hf_repo != "org/x"
 
 
 def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin):
@@ -116,14 +128,104 @@ def test_environment_variable_disables_third_party_plugins(install_plugin, monke
     assert "acme-clip" not in registry.variants and "remoteclip-vit-l-14" in registry.variants
 
 
-def test_plugins_command_exits_nonzero_on_a_name_clash(install_plugin):
+def test_a_name_clash_is_reported_by_plugins_and_every_command_still_works(install_plugin, tmp_path):
     install_plugin("alpha", VARIANT_PLUGIN.format(variant="shared-name"))
     install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name"))
-    result = CliRunner().invoke(build_cli(), ["plugins"])
-    assert result.exit_code == 1
-    assert "registered twice" in json.loads(result.output)["registry_error"]
-    result = CliRunner().invoke(build_cli(), ["list", "variants"])
-    assert result.exit_code == 1 and "registered twice" in result.output and "Traceback" not in result.output
+    install_plugin("copycat", """
+from resegzoo.hookspecs import hookimpl
+from resegzoo.interfaces import MaskGeneratorSpec
+
+@hookimpl
+def resegzoo_register_mask_generators(register):
+    register(MaskGeneratorSpec("slic", lambda **kw: None, "not the real slic"))
+""")
+    runner = CliRunner()
+    result = runner.invoke(build_cli(), ["plugins"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert "registry_error" not in report
+    rows = {row["name"]: row for row in report["plugins"]}
+    (kept,) = [name for name in ("alpha", "beta") if not rows[name]["broken"]]
+    (lost,) = {"alpha", "beta"} - {kept}
+    assert "'shared-name'" in rows[lost]["error"] and f"'{kept}'" in rows[lost]["error"]
+    assert rows["copycat"]["broken"] is True and "resegzoo.builtin.mask_generators" in rows["copycat"]["error"]
+    for kind in ("variants", "masks", "weightings", "datasets"):
+        result = runner.invoke(build_cli(), ["list", kind])
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    result = runner.invoke(build_cli(), ["list", "masks", "--json"])
+    (slic,) = [row for row in json.loads(result.output) if row["name"] == "slic"]
+    assert slic["plugin"] == "resegzoo.builtin.mask_generators"
+    image = tmp_path / "x.png"
+    from PIL import Image
+    import numpy as np
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(image)
+    result = runner.invoke(build_cli(), ["segment", str(image), "--model", "oracle", "--masks", "slic",
+                                         "--classes", "red; blue", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+
+
+FACTORY_PLUGIN = """
+import functools
+from resegzoo.hookspecs import hookimpl
+from resegzoo.interfaces import MaskGeneratorSpec, WeightingSpec, DatasetSpec
+from resegzoo.zoo import ClipVariant
+
+
+class GridFactory:
+    def __init__(self, **settings):
+        self.settings = settings
+
+
+def make(kind, **settings):
+    return kind
+
+
+@hookimpl
+def resegzoo_register_mask_generators(register):
+    register(MaskGeneratorSpec("fac-class", GridFactory, "a class"))
+    register(MaskGeneratorSpec("fac-lambda", lambda **kw: None, "a lambda"))
+    register(MaskGeneratorSpec("fac-partial", functools.partial(make, "grid", cell=4), "a partial"))
+    register(MaskGeneratorSpec("fac-instance", GridFactory(cell=3), "a callable instance"))
+
+
+@hookimpl
+def resegzoo_register_weightings(register):
+    register(WeightingSpec("fac-class", GridFactory, "a class"))
+    register(WeightingSpec("fac-lambda", lambda **kw: None, "a lambda"))
+    register(WeightingSpec("fac-partial", functools.partial(make, "w"), "a partial"))
+
+
+@hookimpl
+def resegzoo_register_datasets(register):
+    register(DatasetSpec("fac-partial", functools.partial(make, "d"), "a partial"))
+
+
+@hookimpl
+def resegzoo_register_variants(register):
+    register(ClipVariant(name="fac-custom", architecture="x", format="custom", license="MIT", citation="t",
+                         build=functools.partial(make, "encoder"), model_config={"vision": (1, 2), 3: {4}}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["variants", "masks", "weightings", "datasets", "sam"])
+def test_list_json_is_valid_json_with_classes_lambdas_and_partials_as_factories(install_plugin, kind):
+    module = install_plugin("factories", FACTORY_PLUGIN)
+    result = CliRunner().invoke(build_cli(), ["list", kind, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    if kind in ("masks", "weightings"):
+        assert rows["fac-class"]["factory"] == f"{module}.GridFactory"
+        assert rows["fac-lambda"]["factory"].startswith(f"{module}.")
+        assert rows["fac-lambda"]["factory"].endswith(".<lambda>")
+        assert rows["fac-partial"]["factory"].startswith(f"functools.partial({module}.make, ")
+    if kind == "masks":
+        assert rows["fac-instance"]["factory"].startswith(f"<{module}.GridFactory object")
+    if kind == "variants":
+        assert rows["fac-custom"]["build"] == f"functools.partial({module}.make, 'encoder')"
+        assert rows["fac-custom"]["model_config"] == {"vision": [1, 2], "3": [4]}
+    if kind == "datasets":
+        assert rows["fac-partial"]["factory"] == f"functools.partial({module}.make, 'd')"
+    assert all(row["plugin"] for row in rows.values())
 
 
 def test_source_checkout_has_no_stray_plugin_modules():

@@ -9,14 +9,22 @@ from resegzoo import __version__
 from resegzoo.errors import ResegzooError
 
 
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+INTERRUPTED_EXIT = 130
+
+
 class ResegzooGroup(click.Group):
-    """The one place where errors a user can cause become one-line messages (exit 1), not tracebacks."""
+    """The one place where errors a user can cause become one-line messages (exit 1), not tracebacks,
+    and where Ctrl-C ends any command with exit status 130 (click alone would say "Aborted!", 1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ResegzooError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
 
 
 @click.group(cls=ResegzooGroup, context_settings={"help_option_names": ["-h", "--help"]})

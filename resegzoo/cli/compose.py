@@ -119,6 +119,7 @@ def compose_command(recipe: str | None, models: tuple[str, ...], weighting: str,
 
     from resegzoo.compose import CompositionError, DistanceWarning, compose
     from resegzoo.hub import FetchError
+    from resegzoo.preflight import check_device, check_output_folder
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
@@ -133,6 +134,10 @@ def compose_command(recipe: str | None, models: tuple[str, ...], weighting: str,
             the_recipe = _recipe_from_flags(models, weighting, weights, tau, images, architecture, classes)
         if dtype is not None:
             the_recipe.dtype = dtype
+        check_device(device)
+        target = out if out is not None else the_recipe.output
+        if target is not None and not dry_run:
+            check_output_folder(Path(target).parent)  # before any model loads
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DistanceWarning)  # printed below, once, in plain words
             result = compose(the_recipe, out, force=force, dry_run=dry_run, device=device)

@@ -59,6 +59,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
     from resegzoo.eval.runner import EvalRun
+    from resegzoo.preflight import check_device, check_output_folder
     from resegzoo.registry import RegistryError, get_registry
     from resegzoo.schema import SchemaError
 
@@ -78,12 +79,17 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     except user_errors as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
+    check_device(device)
+    check_output_folder(out)  # before any model loads: a bad --out must not cost the computing
 
     def make_segmenter(run):
         try:
-            return Segmenter.from_recipe(run.recipe, model=run.model, masks=run.masks, device=device)
+            segmenter = Segmenter.from_recipe(run.recipe, model=run.model, masks=run.masks, device=device)
         except (ValueError, *user_errors) as exc:
             raise click.ClickException(f"run {run.label!r}: {exc}") from None
+        for note in segmenter.notes:
+            click.secho(f"note: run {run.label!r}: {note}", fg="yellow", err=True)
+        return segmenter
 
     results = []
     current = None

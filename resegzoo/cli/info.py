@@ -22,7 +22,12 @@ def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
         build_registry(pm)  # runs every register hook, so failing hooks show up as broken
     except (RegistryError, SchemaError) as exc:
         registry_error = str(exc)
-    broken = {b.name: b for b in pm.report.broken}
+    broken: dict[str, Any] = {}
+    for b in pm.report.broken:  # one row per plugin, every problem of it in its error
+        if b.name in broken:
+            broken[b.name] = dataclasses.replace(broken[b.name], error=f"{broken[b.name].error}; {b.error}")
+        else:
+            broken[b.name] = b
     rows = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:  # blocked
@@ -65,9 +70,25 @@ def plugins() -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    if callable(value) and not isinstance(value, type):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
-    return value
+    """A registered value as JSON can hold it: callables (functions, classes, lambdas,
+    ``functools.partial``) by their dotted name; other objects JSON cannot encode by ``repr``."""
+    import functools
+
+    if isinstance(value, functools.partial):
+        args = [repr(a) for a in value.args] + [f"{k}={v!r}" for k, v in value.keywords.items()]
+        return f"functools.partial({', '.join([_jsonable(value.func), *args])})"
+    if callable(value):
+        name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+        if name is None:  # a callable instance
+            return repr(value)
+        return f"{getattr(value, '__module__', None) or '?'}.{name}"
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
 
 
 def _entries(kind: str) -> list[dict[str, Any]]:
@@ -82,7 +103,9 @@ def _entries(kind: str) -> list[dict[str, Any]]:
     rows = []
     for name in table:
         entry = table.entries[name]
-        fields = {f.name: _jsonable(getattr(entry, f.name)) for f in dataclasses.fields(entry)}
+        raw = ({f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)} if dataclasses.is_dataclass(entry)
+               else dict(vars(entry)))
+        fields = {key: _jsonable(value) for key, value in raw.items()}
         rows.append(dict(fields, plugin=table.owners[name]))
     return rows
 

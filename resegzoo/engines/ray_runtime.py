@@ -86,27 +86,20 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def _match_threads_to_cpus() -> None:
-    """torch uses as many threads as the CPUs Ray reserved for this actor (--cpus-per-actor)."""
-    import ray
-    import torch
-
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-    if cpus:
-        torch.set_num_threads(max(1, int(cpus)))
-
-
 class ActorWork:
     """Base of the callable classes Ray Data runs: ``setup()`` once per actor, ``work(item)`` per
     work item. Subclasses define both; this class does the row format, timing and error rows."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, threads: int | None = None) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.done = 0
         #: a user error while setting up (a model that cannot be loaded): every item reports it, and
         #: the driver stops at the first (Ray would otherwise restart the actor forever or bury it)
         self.setup_error: str | None = None
-        _match_threads_to_cpus()
+        if threads:  # torch uses as many threads as the CPUs Ray reserved for this actor
+            import torch
+
+            torch.set_num_threads(threads)
         try:
             self.setup(context)
         except ResegzooError as exc:
@@ -206,7 +199,7 @@ def stream(ray: Any, work_class: type, context: Any, items: dict[str, Any],
     pool = ray.data.ActorPoolStrategy(size=actor_count(ray, options, len(rows)))
     results = dataset.map_batches(
         work_class, batch_size=1, compute=pool,
-        fn_constructor_kwargs={"context": context},
+        fn_constructor_kwargs={"context": context, "threads": max(1, int(options.cpus_per_actor))},
         **remote)
     for row in results.iter_rows():
         if row["fatal"]:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from resegzoo import atomic
-from resegzoo.engines import EngineError, EngineOptions
+from resegzoo.engines import EngineOptions
 from resegzoo.engines.ray_eval import actor_device
 from resegzoo.engines.ray_runtime import ActorWork, Throughput, ray_session, stream
 
@@ -252,22 +252,17 @@ def segment_rasters(jobs: list[RasterJob], spec: SegmenterSpec, vocab: Any, sett
 
 def segment_on_ray(options: EngineOptions, spec: SegmenterSpec, segmenter: Any, vocab: Any, jobs: list[RasterJob],
                    out: Path, finish: Callable[[RasterJob, Any], dict[str, Any]],
-                   say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                   say: Callable[[str], None] = print) -> list[tuple[Path, str]]:
     """``resegzoo segment --engine ray``: every job's blocks on Ray actors; ``finish(job, run)``
-    writes a finished raster's overlay and sidecar and returns its record. Blocks that failed are
-    reported (raster and window) after the other rasters are done, and raise an EngineError."""
+    writes a finished raster's overlay and sidecar. Returns the rasters that could not be written,
+    each with its failed blocks (index and window), after every other raster is done."""
     settings = {"segmenter": segmenter.describe(), "classes": [list(c) for c in vocab.classes]}
-    records: list[dict[str, Any]] = []
-    failures: list[BlockFailure] = []
+    failed: list[tuple[Path, str]] = []
     for done in segment_rasters(jobs, spec, vocab, settings, out / SPOOL_DIR, options, say=say):
         if done.run is None:
-            failures.extend(done.failures)
+            blocks = "; ".join(f.describe().removeprefix(f"{f.raster}: ") for f in done.failures)
+            failed.append((Path(done.job.plan.path), f"{blocks} (its finished blocks are kept: a rerun redoes "
+                                                     "only these)"))
             continue
-        records.append(finish(done.job, done.run))
-    if failures:
-        for failure in failures:
-            say(f"failed: {failure.describe()}")
-        rasters = len({f.raster for f in failures})
-        raise EngineError(f"{len(failures)} block(s) of {rasters} raster(s) failed (listed above); the other "
-                          f"rasters are written, and a rerun redoes only the failed blocks")
-    return records
+        finish(done.job, done.run)
+    return failed

@@ -3,8 +3,10 @@
 Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
 atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
 The run folder's name carries a hash of everything that decides the numbers (dataset, split,
-root, classes, label encoding, recipe, model, masks): a rerun with other settings lands in another
-folder and never mixes its images with these.
+root, classes, label encoding, recipe, model, masks, and the fingerprints of
+:mod:`resegzoo.eval.fingerprints`: the weights' contents, SAM's, resegzoo's version, the dataset's
+file list): a rerun with other settings or other weights lands in another folder and never mixes
+its images with these.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ def _slug(text: str) -> str:
 
 def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
     """Everything the numbers depend on; its hash names the run folder."""
+    from resegzoo import __version__
+    from resegzoo.eval.fingerprints import dataset_fingerprint, model_fingerprint, sam_fingerprint
+
     return {
         "format": RESULTS_FORMAT,
         "dataset": dataset.info.name,
@@ -76,12 +81,27 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "model": spec.model,
         "masks": spec.masks,
         "recipe": spec.recipe.to_dict(),
+        "fingerprints": {
+            "resegzoo": __version__,
+            "model": model_fingerprint(spec.model),
+            "sam": sam_fingerprint(spec.recipe, spec.masks),
+            "files": dataset_fingerprint(dataset),
+        },
     }
 
 
+def canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as JSON gives them back: string keys, lists for tuples, str() for the rest.
+
+    Hashing and storing use this one form, so a stored settings.json hashes to the key of the
+    settings that wrote it (label encodings have integer keys, which JSON turns into strings).
+    """
+    return json.loads(json.dumps(settings, default=str))
+
+
 def settings_key(settings: dict[str, Any]) -> str:
-    canonical = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    text = json.dumps(canonical_settings(settings), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class EvalRun:
@@ -89,7 +109,7 @@ class EvalRun:
 
     def __init__(self, dataset: Dataset, spec: RunSpec, out_dir: str | Path) -> None:
         self.dataset, self.spec = dataset, spec
-        self.settings = run_settings(dataset, spec)
+        self.settings = canonical_settings(run_settings(dataset, spec))
         self.key = settings_key(self.settings)
         self.run_dir = Path(out_dir) / "runs" / f"{_slug(spec.label)}-{self.key[:12]}"
         self.confusion_dir = self.run_dir / "confusion"
@@ -111,7 +131,7 @@ class EvalRun:
         """The run folder with its settings.json, written before the first per-image result."""
         settings_file = self.run_dir / "settings.json"
         if not settings_file.is_file():
-            atomic.write_text(settings_file, json.dumps(self.settings, indent=2, sort_keys=True, default=str))
+            atomic.write_text(settings_file, json.dumps(self.settings, indent=2, sort_keys=True))
         self.confusion_dir.mkdir(parents=True, exist_ok=True)
 
     def result_file(self, sample: Sample) -> Path:

@@ -65,6 +65,9 @@ class CachedMaskGenerator:
     def __init__(self, inner: Callable[[np.ndarray], np.ndarray], directory: str | Path,
                  settings: Mapping[str, Any]) -> None:
         self.inner = inner
+        declared = getattr(inner, "level_count", None)
+        if declared is not None:  # absent: the segmenter probes through the cache
+            self.level_count = declared
         self.cache = MapCache(directory)
         self.settings_key = settings_digest(settings)
         self.hits = 0

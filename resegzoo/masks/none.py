@@ -12,6 +12,8 @@ from resegzoo.schema import SchemaError
 class NoMasks:
     """Returns (0, H, W) int32: zero levels."""
 
+    level_count = 0
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
         image = check_image(image)
         return np.zeros((0, *image.shape[:2]), dtype=np.int32)

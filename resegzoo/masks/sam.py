@@ -100,6 +100,7 @@ class SamMaskGenerator:
             import cv2  # noqa: F401  (segment-anything's small-region clean-up needs OpenCV: fail now)
         self.predictor = SamPredictor(sam)
         self.levels = tuple(levels)
+        self.level_count = len(self.levels)
         self.crop_overlap_ratio = crop_overlap_ratio
         self.points_per_batch = points_per_batch
         self.painting: PaintOrder = painting

@@ -60,6 +60,7 @@ class SuperpixelGenerator:
     def __init__(self, levels: Sequence[Callable[[np.ndarray], np.ndarray]], description: str) -> None:
         self._levels = list(levels)
         self.description = description
+        self.level_count = len(self._levels)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         image = check_image(image)

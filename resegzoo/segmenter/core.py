@@ -71,6 +71,10 @@ class Segmenter:
         self.recipe = recipe or SegmentRecipe()
         self.model_name = model_name
         self.masks_name = masks_name
+        #: what the user must know about this setup (random weights, a schedule fallback), in words
+        self.notes: list[str] = []
+        #: the model's weights are random by design (``ClipVariant.random_weights``)
+        self.random_weights = False
         pinned = getattr(encoder, "prompt_templates", None)
         self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(self.recipe.text.templates)
         self.text = TextCache(encoder)
@@ -88,18 +92,25 @@ class Segmenter:
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None) -> "Segmenter":
         """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
         (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
-        from resegzoo.segmenter.models import build_encoder, build_mask_generator
+        from resegzoo.preflight import check_device
+        from resegzoo.segmenter.models import build_encoder, build_mask_generator, fit_schedule, random_weights_note
 
         recipe = recipe or SegmentRecipe()
         spec = model or recipe.model
         if not spec:
             raise ModelLoadError("no model given: pass --model NAME (see `resegzoo list variants`), a "
                                  "checkpoint path, local-dir:DIR or hf-hub:ORG/REPO, or set `model:` in the recipe")
+        check_device(device)
         encoder = build_encoder(spec, recipe, device=device, architecture=architecture)
         masks_name = masks or recipe.masks.generator
         settings = recipe.masks.settings if masks_name == recipe.masks.generator else {}
         generator = build_mask_generator(masks_name, settings)
-        return cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
+        notes = fit_schedule(encoder, generator, masks_name, recipe)  # before any image is read
+        seg = cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
+        random_note = random_weights_note(spec)
+        seg.random_weights = random_note is not None
+        seg.notes = ([random_note] if random_note else []) + notes
+        return seg
 
     def text_embeddings(self, vocab: Vocabulary) -> TextEmbeddings:
         return self.text.get(vocab, self.templates)
@@ -245,8 +256,9 @@ class Segmenter:
     def describe(self) -> dict[str, Any]:
         from resegzoo.segmenter.encoder import describe
 
-        return {"model": self.model_name, "masks": self.masks_name, "encoder": describe(self.encoder),
-                "recipe": self.recipe.to_dict(), "templates": list(self.templates)}
+        return {"model": self.model_name, "random_weights": self.random_weights, "masks": self.masks_name,
+                "encoder": describe(self.encoder), "recipe": self.recipe.to_dict(), "templates": list(self.templates),
+                "notes": list(self.notes)}
 
 
 def _live_pixels(valid: np.ndarray, size: tuple[int, int], plan: WindowPlan) -> np.ndarray:
@@ -275,7 +287,7 @@ def check_image(image: Any) -> np.ndarray:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {arr.shape}")
     if arr.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image (0..255), got {arr.dtype}; scale it first "
-                         "(resegzoo.imageio.to_uint8 stretches 16-bit data)")
+                         "(resegzoo.raster.reader.read_image stretches 16-bit and float data)")
     if min(arr.shape[:2]) < 2:
         raise ValueError(f"the image is {arr.shape[0]}x{arr.shape[1]} px; at least 2x2 is needed")
     return arr

@@ -34,6 +34,84 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
         raise ModelLoadError(f"model {spec!r}: {exc}") from exc
 
 
+#: side of the test image a generator that does not declare ``level_count`` is probed with
+PROBE_SIDE = 32
+
+
+def mask_level_count(generator: Any, name: str) -> int:
+    """How many segment levels ``generator`` returns: its ``level_count`` attribute, else the
+    number of maps it gives for a small test image (asked once, at setup, never per image)."""
+    import numpy as np
+
+    from resegzoo.segmenter.core import ModelLoadError
+
+    declared = getattr(generator, "level_count", None)
+    if declared is not None:
+        return int(declared)
+    ramp = np.linspace(0, 255, PROBE_SIDE, dtype=np.float32)
+    probe = np.stack([ramp[None, :].repeat(PROBE_SIDE, 0), ramp[:, None].repeat(PROBE_SIDE, 1),
+                      np.full((PROBE_SIDE, PROBE_SIDE), 128, np.float32)], axis=-1).astype(np.uint8)
+    try:
+        maps = np.asarray(generator(probe))
+    except Exception as exc:  # a plugin's generator: any failure here is a setup error to report
+        raise ModelLoadError(f"mask generator {name!r} failed on a {PROBE_SIDE}x{PROBE_SIDE} test image "
+                             f"({type(exc).__name__}: {exc}); it cannot be used") from exc
+    if maps.ndim != 3:
+        raise ModelLoadError(f"mask generator {name!r} returned shape {maps.shape} for a {PROBE_SIDE}x{PROBE_SIDE} "
+                             "image; a generator returns (levels, H, W) segment ids")
+    return int(maps.shape[0])
+
+
+def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentRecipe) -> list[str]:
+    """Check, before any image is read, that ``generator`` gives every level the attention
+    schedule reads; returns notes for the user.
+
+    With no levels at all (``none``) and the recipe's default schedule, every block turns global
+    (plain CLIP) and a note says so. Any other shortfall raises ModelLoadError saying what to change.
+    """
+    from resegzoo.segmenter.core import ModelLoadError
+    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.segmenter.schedule import Rule, levels_needed
+
+    schedule = getattr(encoder, "schedule", None)
+    need = 0 if schedule is None else levels_needed(schedule)
+    vote = recipe.extras.majority_vote
+    if need == 0 and not vote:
+        return []
+    have = mask_level_count(generator, masks_name)
+    if vote and have == 0:
+        raise ModelLoadError(f"extras.majority_vote needs segments, but mask generator {masks_name!r} gives none; "
+                             "use e.g. --masks slic or turn majority_vote off in the recipe")
+    if have >= need:
+        return []
+    if have == 0 and recipe.schedule.rules is None and isinstance(encoder, MaskedClipEncoder):
+        encoder.schedule = [Rule("global")] * encoder.depth
+        return [f"mask generator {masks_name!r} gives no segment levels, so every attention block is global "
+                "(plain CLIP, no segment-masked attention); use --masks slic, felzenszwalb or sam for ReSeg-CLIP"]
+    if recipe.schedule.rules is None:
+        fix = (f"the default schedule reads levels 0..{need - 1}: use a generator with {need} levels "
+               f"(--masks slic, felzenszwalb or sam) or set schedule.rules in a --recipe that reads ")
+    else:
+        fix = "change schedule.rules in the recipe to read "
+    fix += (f"levels 0..{have - 1} only" if have else "no segment level (e.g. only 'global' and 'neighbor:R')")
+    raise ModelLoadError(f"the attention schedule reads segment levels 0..{need - 1}, but mask generator "
+                         f"{masks_name!r} gives {have} level(s); {fix}")
+
+
+def random_weights_note(spec: str) -> str | None:
+    """A warning for a registry variant whose weights are random by design (``random_weights``)."""
+    from resegzoo.loading import resolve_variant
+
+    try:
+        variant = resolve_variant(spec)
+    except LookupError:
+        return None
+    if variant is None or not variant.random_weights:
+        return None
+    return (f"model {spec!r} has RANDOM weights by design (a demo/test model): its labels are not a "
+            "segmentation result; use a real model (`resegzoo list variants`)")
+
+
 def build_mask_generator(name: str, settings: Mapping[str, Any]) -> Any:
     """The registered mask generator ``name`` built with ``settings`` (the recipe's masks.settings).
 

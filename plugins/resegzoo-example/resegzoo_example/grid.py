@@ -18,6 +18,7 @@ class GridMaskGenerator:
         if not cells or any(c < 1 for c in cells):
             raise ValueError(f"cells must be positive sizes in pixels, got {list(cells)}")
         self.cells = sorted(cells)  # finest first
+        self.level_count = len(self.cells)  # resegzoo checks it against the attention schedule
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3:

@@ -53,4 +53,5 @@ def tiny_variant() -> ClipVariant:
         model_config=tiny_model_config(),
         fetcher=make_weights,
         description="tiny random CLIP (64 px, 8 blocks) for quick starts and tests; not a real model",
+        random_weights=True,  # every run says so: console, sidecar, overlay legend
     )
