@@ -41,6 +41,9 @@ class MaskGeneratorSpec:
     name: str
     factory: Callable[..., MaskGenerator]
     description: str = ""
+    #: run-time settings the factory accepts and the segmenter fills in from the recipe when
+    #: ``masks.settings`` does not give them: ``"precision"`` (fp32/bf16/fp16, for torch models).
+    runtime_settings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

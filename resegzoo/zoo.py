@@ -17,7 +17,8 @@ from typing import Any, Literal
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
 
 CheckpointFormat = Literal["openclip-pickle", "skyclip-zip", "safetensors", "openclip-pretrained", "custom"]
-SamModelType = Literal["vit_b", "vit_l", "vit_h"]
+#: segment-anything's vit_* and SAM 2.1's hiera_* (the ``sam`` and ``sam2`` mask generators)
+SamModelType = Literal["vit_b", "vit_l", "vit_h", "hiera_t", "hiera_s", "hiera_b+", "hiera_l"]
 
 #: Environment variable naming a registry folder to use instead of the installed one.
 REGISTRY_ENV = "RESEGZOO_REGISTRY"
@@ -74,7 +75,8 @@ class ClipVariant:
 
 @dataclass(frozen=True)
 class SamCheckpoint:
-    """A segment-anything checkpoint (``sam_model_registry[model_type](checkpoint=path)``)."""
+    """A segment-anything checkpoint (``vit_*``: SAM, ``sam_model_registry[model_type]``) or a
+    SAM 2.1 checkpoint (``hiera_*``: the ``sam2`` mask generator)."""
 
     name: str
     model_type: SamModelType

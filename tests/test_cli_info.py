@@ -60,7 +60,7 @@ def test_list_variants_table_and_json(run):
 
 def test_list_sam_and_bad_kind(run):
     records = json.loads(run("list", "sam", "--json").output)
-    assert [r["model_type"] for r in records] == ["vit_b", "vit_h", "vit_l"]
+    assert [r["model_type"] for r in records] == ["vit_b", "vit_h", "vit_l", "hiera_b+", "hiera_l", "hiera_s", "hiera_t"]
     result = CliRunner().invoke(build_cli(), ["list", "models"])
     assert result.exit_code == 2 and "'models' is not one of" in result.output
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 from resegzoo.engines import engine_options
 
 
@@ -37,9 +38,11 @@ from resegzoo.engines import engine_options
               help="Let the dataset's own settings (e.g. the background threshold peers use for it) fill in "
                    "what a recipe does not set; a setting the recipe states always wins.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@PRECISION_OPTION
+@THREADS_OPTION
 @engine_options
 def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, limit, out_dir, device, overlays,
-                 dataset_settings, quiet, engine):
+                 dataset_settings, quiet, precision, threads, engine):
     """Evaluate segmentation settings on DATASET at ROOT and write a table of mIoU, accuracy and F1.
 
     Every finished image is stored at once, so an interrupted run (crash, Ctrl-C) continues where
@@ -63,6 +66,9 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.registry import RegistryError, get_registry
     from resegzoo.schema import SchemaError
 
+    from resegzoo.runtime import set_threads
+
+    set_threads(threads)
     user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError)
     try:
         spec = get_registry().datasets.get(dataset_name)
@@ -76,6 +82,8 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     try:
         dataset = spec.factory(root, split=split, **options)
         runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings)
+        if precision is not None:  # part of each run's settings: another precision, another run folder
+            runs = [with_precision(run, precision) for run in runs]
     except user_errors as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
@@ -110,6 +118,14 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     paths = write_reports(out, dataset, results)
     click.echo(markdown(dataset, results))
     click.echo(f"wrote {paths['markdown']}, {paths['json']}, {paths['csv']}")
+
+
+def with_precision(run, precision: str):
+    """``run`` with its recipe's inference.precision set to ``precision``."""
+    import dataclasses
+
+    inference = dataclasses.replace(run.recipe.inference, precision=precision)
+    return dataclasses.replace(run, recipe=dataclasses.replace(run.recipe, inference=inference))
 
 
 COMMANDS = [eval_command]

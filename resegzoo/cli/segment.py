@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
+from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 from resegzoo.engines import engine_options
 from resegzoo.raster.reader import NODATA_LABEL
 
@@ -303,13 +304,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
     if sam_checkpoint and masks not in (None, "sam"):
         raise click.UsageError(f"--sam-checkpoint goes with --masks sam, not --masks {masks}")
     name = "sam" if sam_checkpoint else (masks or recipe.masks.generator)
-    if name != "sam":
+    if name not in ("sam", "sam2"):
         return recipe, masks
-    settings = dict(recipe.masks.settings) if recipe.masks.generator == "sam" else {}
+    settings = dict(recipe.masks.settings) if recipe.masks.generator == name else {}
     if sam_checkpoint:
         settings["checkpoint"] = sam_checkpoint
     settings.setdefault("device", device)
-    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator="sam", settings=settings)), "sam"
+    return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=name, settings=settings)), name
 
 
 @click.command("segment")
@@ -354,13 +355,15 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
 @gis_options
+@PRECISION_OPTION
+@THREADS_OPTION
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs, engine: Any) -> None:
+            gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -377,13 +380,16 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
 
+    from resegzoo.runtime import set_threads
+
+    set_threads(threads)
     vocab = _vocabulary(classes, vocab_file)
     if len(vocab) + 1 > NODATA_LABEL:
         raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
                                f"(with background; {NODATA_LABEL} is nodata)")
     try:
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
-                             templates=templates, background_threshold=background_threshold)
+                             templates=templates, background_threshold=background_threshold, precision=precision)
         load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None

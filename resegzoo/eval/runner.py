@@ -23,6 +23,7 @@ from resegzoo import atomic
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
+from resegzoo.prefetch import prefetched
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
@@ -155,12 +156,14 @@ class EvalRun:
 
         return Vocabulary(classes=[list(names) for names in self.dataset.info.classes])
 
-    def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False) -> np.ndarray:
+    def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
+                        loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:
         """Segment one image and return its confusion matrix (saving its overlay if asked): the one
-        per-image step, whichever engine runs it."""
+        per-image step, whichever engine runs it. ``loaded``: (image, label, image or prepared
+        image) already read, e.g. by the local engine's prefetch thread."""
         info = self.dataset.info
-        image, label = self.dataset.load(sample)
-        result = segmenter.segment(image, vocab)
+        image, label, ready = loaded if loaded is not None else (*self.dataset.load(sample), None)
+        result = segmenter.segment(image if ready is None else ready, vocab)
         pred = result.labels
         if result.background_index is not None:
             pred = np.where(pred == result.background_index, info.background, pred)
@@ -198,7 +201,15 @@ class EvalRun:
                 segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
                 self._create()
                 vocab = self.vocabulary()
-                outcomes = ((s, self.evaluate_sample(segmenter, vocab, s, s.id in overlay_ids)) for s in pending)
+                prepare = getattr(segmenter, "prepare", None)
+
+                def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
+                    # runs in a background thread while the previous image is being encoded
+                    image, label = self.dataset.load(sample)
+                    return image, label, image if prepare is None else prepare(image)
+
+                outcomes = ((s, self.evaluate_sample(segmenter, vocab, s, s.id in overlay_ids, loaded))
+                            for s, loaded in prefetched(load, pending, self.spec.recipe.inference.prefetch))
             else:
                 self._create()
                 outcomes = engine(self, pending, overlay_ids)

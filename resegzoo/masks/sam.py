@@ -12,11 +12,17 @@ Differences from the stock generator, on purpose:
   crop layers on, segment-anything 1.0 raises IndexError there instead;
 * levels may use different ``crop_n_layers``: the crops of fewer layers are a prefix of the crops
   of more layers, so the generator embeds the crops of the deepest level and each level uses its own.
+
+Batching (results identical to one crop and one level at a time, tested): the image encoder takes
+up to ``image_batch`` crops per call, crops of several regions together; the prompt decoder takes
+the points of all levels of a crop in batches of ``points_per_batch``, and each level filters its
+own rows. The model-specific steps (embedding, decoding) sit behind a small backend, so SAM 2
+(:mod:`resegzoo.masks.sam2`) shares this pipeline.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -69,6 +75,75 @@ METHOD_LEVELS: tuple[SamLevel, ...] = (
 )
 
 
+class SamBackend:
+    """segment-anything's model behind the pipeline: embed a batch of crops, decode points."""
+
+    #: SamAutomaticMaskGenerator removes small regions and holes of the final masks (OpenCV)
+    cleans_small_regions = True
+
+    def __init__(self, sam: Any, precision: str = "fp32") -> None:
+        from segment_anything import SamPredictor
+
+        from resegzoo.runtime import autocast_dtype
+
+        self.predictor = SamPredictor(sam)
+        self.precision = precision
+        autocast_dtype(precision, self.device)  # fp16 on a CPU is refused here
+        self._features: Any = None
+        self._sizes: list[tuple[tuple[int, int], tuple[int, int]]] = []
+
+    @property
+    def device(self) -> Any:
+        return self.predictor.device
+
+    def group(self, level: SamLevel) -> Hashable:
+        """Levels of one group share their decoder runs (SAM: all levels)."""
+        return ()
+
+    def mask_threshold(self, level: SamLevel) -> float:
+        return float(self.predictor.model.mask_threshold)
+
+    def embed(self, crops: Sequence[np.ndarray]) -> None:
+        """One image-encoder call for all ``crops`` (as SamPredictor.set_image does for one)."""
+        import torch
+
+        from resegzoo.runtime import autocast
+
+        predictor = self.predictor
+        batch, self._sizes = [], []
+        for crop in crops:
+            if predictor.model.image_format != "RGB":
+                crop = crop[..., ::-1]
+            resized = torch.as_tensor(predictor.transform.apply_image(crop), device=self.device)
+            resized = resized.permute(2, 0, 1).contiguous()[None]
+            self._sizes.append((crop.shape[:2], tuple(resized.shape[-2:])))
+            batch.append(predictor.model.preprocess(resized))  # normalised, padded to a square
+        with autocast(self.precision, self.device):
+            self._features = predictor.model.image_encoder(torch.cat(batch))
+
+    def decode(self, index: int, points: np.ndarray, crop_size: tuple[int, int],
+               group: Hashable) -> tuple[Any, Any]:
+        """Mask logits (n, 3, h, w) and predicted IoUs (n, 3) of crop ``index`` for n points."""
+        import torch
+
+        from resegzoo.runtime import autocast
+
+        predictor = self.predictor
+        predictor.features = self._features[index:index + 1]
+        predictor.original_size, predictor.input_size = self._sizes[index]
+        predictor.is_image_set = True
+        in_points = torch.as_tensor(predictor.transform.apply_coords(points, crop_size), device=self.device)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=self.device)
+        with autocast(self.precision, self.device):
+            masks, iou_preds, _ = predictor.predict_torch(in_points[:, None, :], in_labels[:, None],
+                                                          multimask_output=True, return_logits=True)
+        return masks.float(), iou_preds.float()
+
+    def release(self) -> None:
+        self.predictor.reset_image()
+        self._features = None
+
+
 class SamMaskGenerator:
     """L levels of SAM segments per image, the image encoder run once per crop.
 
@@ -76,7 +151,9 @@ class SamMaskGenerator:
     shared by all levels: ``crop_overlap_ratio`` and ``points_per_batch`` (as in the stock
     generator), ``painting`` (see :mod:`resegzoo.masks.painting`) and ``region_size`` (windows are
     grouped into regions up to this many pixels per side for :meth:`generate_windows`).
-    ``fingerprint`` names the weights for the on-disk cache.
+    ``image_batch``: crops per image-encoder call (None: 4 on CUDA, 1 on a CPU, where a batch
+    only costs memory). ``precision``: fp32, bf16 or fp16 (CUDA) autocast for the encoder and
+    decoder. ``fingerprint`` names the weights for the on-disk cache.
     """
 
     def __init__(
@@ -89,16 +166,17 @@ class SamMaskGenerator:
         painting: PaintOrder = "largest-first",
         region_size: int = SAM_NATIVE_SIZE,
         fingerprint: str | None = None,
+        image_batch: int | None = None,
+        precision: str = "fp32",
+        backend: Any = None,
     ) -> None:
-        from segment_anything import SamPredictor
-
         if painting not in PAINT_ORDERS:
             raise ValueError(f"unknown painting {painting!r}; use one of {', '.join(PAINT_ORDERS)}")
-        if points_per_batch < 1 or region_size < 1:
-            raise ValueError("points_per_batch and region_size must be positive")
+        if points_per_batch < 1 or region_size < 1 or (image_batch is not None and image_batch < 1):
+            raise ValueError("points_per_batch, region_size and image_batch must be positive")
         if any(level.min_mask_region_area > 0 for level in levels):
             import cv2  # noqa: F401  (segment-anything's small-region clean-up needs OpenCV: fail now)
-        self.predictor = SamPredictor(sam)
+        self.backend = backend if backend is not None else SamBackend(sam, precision)
         self.levels = tuple(levels)
         self.level_count = len(self.levels)
         self.crop_overlap_ratio = crop_overlap_ratio
@@ -106,75 +184,120 @@ class SamMaskGenerator:
         self.painting: PaintOrder = painting
         self.region_size = region_size
         self.fingerprint = fingerprint
+        if image_batch is None:
+            import torch
+
+            image_batch = 4 if torch.device(self.backend.device).type == "cuda" else 1
+        self.image_batch = image_batch
+
+    @property
+    def predictor(self) -> Any:
+        """The backend's predictor (segment-anything's SamPredictor for SAM)."""
+        return self.backend.predictor
 
     # -- the public interface --------------------------------------------------------------------
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """(L, H, W) int32 id maps of an (H, W, 3) uint8 image, finest level first, 0 = uncovered."""
-        image = check_image(image)
-        shape = image.shape[:2]
-        per_level = self.level_masks(image)
-        maps = [paint_masks(masks, shape, self.painting) for masks in per_level]
-        return np.stack(maps) if maps else np.zeros((0, *shape), dtype=np.int32)
+        return self.generate_many([image])[0]
+
+    def generate_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`__call__` for several images, their crops sharing image-encoder batches."""
+        images = [check_image(image) for image in images]
+        out = []
+        for image, per_level in zip(images, self.level_masks_many(images)):
+            shape = image.shape[:2]
+            maps = [paint_masks(masks, shape, self.painting) for masks in per_level]
+            out.append(np.stack(maps) if maps else np.zeros((0, *shape), dtype=np.int32))
+        return out
 
     def generate_windows(self, image: np.ndarray, windows: Sequence[Box],
                          progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-        """Each window's (L, h, w) id maps, SAM run once per region of up to ``region_size`` px.
+        """Each window's (L, h, w) id maps, SAM run once per region of up to ``region_size`` px;
+        the crops of several regions share image-encoder batches.
 
-        ``progress(n)`` is called after each region with its number of windows; without it a
-        tqdm bar counts windows (shown on a terminal only).
+        ``progress(n)`` is called after each group of regions with its number of windows;
+        without it a tqdm bar counts windows (shown on a terminal only).
         """
         if progress is not None:
-            return windows_from_regions(self, image, windows, self.region_size, progress)
+            return windows_from_regions(self, image, windows, self.region_size, progress, many=self.generate_many)
         from tqdm.auto import tqdm
 
         with tqdm(total=len(windows), desc="SAM segments", unit="window", leave=False, disable=None) as bar:
-            return windows_from_regions(self, image, windows, self.region_size, bar.update)
+            return windows_from_regions(self, image, windows, self.region_size, bar.update, many=self.generate_many)
 
     def level_masks(self, image: np.ndarray) -> list[list[np.ndarray]]:
         """For each level, its boolean (H, W) masks in the order the stock generator returns them."""
+        return self.level_masks_many([image])[0]
+
+    def level_masks_many(self, images: Sequence[np.ndarray]) -> list[list[list[np.ndarray]]]:
+        """:meth:`level_masks` of each image."""
         import torch
 
         with torch.inference_mode():
-            return self._level_masks(check_image(image))
+            return self._level_masks([check_image(image) for image in images])
 
     # -- the pipeline (mirrors SamAutomaticMaskGenerator._generate_masks and generate) -----------
 
-    def _level_masks(self, image: np.ndarray) -> list[list[np.ndarray]]:
+    def _level_masks(self, images: list[np.ndarray]) -> list[list[list[np.ndarray]]]:
         from segment_anything.utils.amg import MaskData, build_all_layer_point_grids, generate_crop_boxes
 
         if not self.levels:
-            return []
-        orig_size = image.shape[:2]
+            return [[] for _ in images]
         deepest = max(level.crop_n_layers for level in self.levels)
-        crop_boxes, layer_idxs = generate_crop_boxes(orig_size, deepest, self.crop_overlap_ratio)
         grids = [
             build_all_layer_point_grids(lv.points_per_side, lv.crop_n_layers, lv.crop_n_points_downscale_factor)
             for lv in self.levels
         ]
-        found = [MaskData() for _ in self.levels]
-        crops_used = [0] * len(self.levels)
-        for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
-            users = [k for k, lv in enumerate(self.levels) if layer_idx <= lv.crop_n_layers]
-            x0, y0, x1, y1 = crop_box
-            crop = image[y0:y1, x0:x1, :]
-            self.predictor.set_image(crop)  # the one image-encoder pass for this crop
-            for k in users:
-                grid = grids[k][layer_idx] * np.array(crop.shape[:2])[None, ::-1]
-                found[k].cat(self._process_crop(self.levels[k], grid, crop.shape[:2], crop_box, orig_size))
-                crops_used[k] += 1
-            self.predictor.reset_image()
-        return [self._finish_level(lv, data, n) for lv, data, n in zip(self.levels, found, crops_used)]
+        jobs = []  # (image index, crop box, crop layer) of every crop of every image
+        for n, image in enumerate(images):
+            crop_boxes, layer_idxs = generate_crop_boxes(image.shape[:2], deepest, self.crop_overlap_ratio)
+            jobs.extend((n, box, layer) for box, layer in zip(crop_boxes, layer_idxs))
+        found = [[MaskData() for _ in self.levels] for _ in images]
+        crops_used = [[0] * len(self.levels) for _ in images]
+        for start in range(0, len(jobs), self.image_batch):
+            batch = jobs[start:start + self.image_batch]
+            crops = [images[n][y0:y1, x0:x1, :] for n, (x0, y0, x1, y1), _ in batch]
+            self.backend.embed(crops)  # the one image-encoder pass for these crops
+            for index, ((n, crop_box, layer_idx), crop) in enumerate(zip(batch, crops)):
+                users = [k for k, lv in enumerate(self.levels) if layer_idx <= lv.crop_n_layers]
+                points = {k: grids[k][layer_idx] * np.array(crop.shape[:2])[None, ::-1] for k in users}
+                per_level = self._decode_crop(index, points, crop.shape[:2], crop_box, images[n].shape[:2])
+                for k in users:
+                    found[n][k].cat(per_level[k])
+                    crops_used[n][k] += 1
+            self.backend.release()
+        return [[self._finish_level(lv, data, c) for lv, data, c in zip(self.levels, fd, cu)]
+                for fd, cu in zip(found, crops_used)]
 
-    def _process_crop(self, level: SamLevel, points_for_image: np.ndarray, crop_size: tuple[int, int],
-                      crop_box: list[int], orig_size: tuple[int, int]) -> Any:
+    def _decode_crop(self, index: int, points: dict[int, np.ndarray], crop_size: tuple[int, int],
+                     crop_box: list[int], orig_size: tuple[int, int]) -> dict[int, Any]:
+        """Each level's masks of one crop: the points of all levels of a decoder group go through
+        the prompt decoder together, ``points_per_batch`` at a time; each level keeps its rows."""
+        from segment_anything.utils.amg import MaskData
+
+        data = {k: MaskData() for k in points}
+        groups: dict[Hashable, list[int]] = {}
+        for k in points:
+            groups.setdefault(self.backend.group(self.levels[k]), []).append(k)
+        for group, members in groups.items():
+            all_points = np.concatenate([points[k] for k in members])
+            owner = np.concatenate([np.full(len(points[k]), k) for k in members])
+            for s in range(0, len(all_points), self.points_per_batch):
+                batch_points, batch_owner = all_points[s:s + self.points_per_batch], owner[s:s + self.points_per_batch]
+                masks, iou_preds = self.backend.decode(index, batch_points, crop_size, group)
+                for k in members:
+                    rows = np.flatnonzero(batch_owner == k)
+                    if len(rows):
+                        data[k].cat(self._filter_batch(self.levels[k], batch_points[rows], masks[rows],
+                                                       iou_preds[rows], crop_box, orig_size))
+        return {k: self._finish_crop(self.levels[k], data[k], crop_box) for k in points}
+
+    def _finish_crop(self, level: SamLevel, data: Any, crop_box: list[int]) -> Any:
         import torch
-        from segment_anything.utils.amg import MaskData, batch_iterator, uncrop_boxes_xyxy, uncrop_points
+        from segment_anything.utils.amg import MaskData, uncrop_boxes_xyxy, uncrop_points
         from torchvision.ops.boxes import batched_nms
 
-        data = MaskData()
-        for (points,) in batch_iterator(self.points_per_batch, points_for_image):
-            data.cat(self._process_batch(level, points, crop_size, crop_box, orig_size))
         if _count(data) == 0:
             return MaskData()
         keep = batched_nms(data["boxes"].float(), data["iou_preds"],
@@ -184,11 +307,13 @@ class SamMaskGenerator:
         data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
         data["points"] = uncrop_points(data["points"], crop_box)
         # (n, 4) even for n == 0, unlike the stock generator's torch.tensor([])
-        data["crop_boxes"] = torch.tensor(crop_box, dtype=torch.int64).repeat(len(data["rles"]), 1)
+        data["crop_boxes"] = torch.tensor(crop_box, dtype=torch.int64,
+                                          device=data["boxes"].device).repeat(len(data["rles"]), 1)
         return data
 
-    def _process_batch(self, level: SamLevel, points: np.ndarray, crop_size: tuple[int, int],
-                       crop_box: list[int], orig_size: tuple[int, int]) -> Any:
+    def _filter_batch(self, level: SamLevel, points: np.ndarray, masks: Any, iou_preds: Any,
+                      crop_box: list[int], orig_size: tuple[int, int]) -> Any:
+        """One level's filtering of decoded masks (SamAutomaticMaskGenerator._process_batch)."""
         import torch
         from segment_anything.utils.amg import (
             MaskData, batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge,
@@ -196,17 +321,11 @@ class SamMaskGenerator:
         )
 
         orig_h, orig_w = orig_size
-        predictor = self.predictor
-        in_points = torch.as_tensor(predictor.transform.apply_coords(points, crop_size), device=predictor.device)
-        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        masks, iou_preds, _ = predictor.predict_torch(in_points[:, None, :], in_labels[:, None],
-                                                      multimask_output=True, return_logits=True)
         data = MaskData(masks=masks.flatten(0, 1), iou_preds=iou_preds.flatten(0, 1),
                         points=torch.as_tensor(points.repeat(masks.shape[1], axis=0)))
-        del masks
         if level.pred_iou_thresh > 0.0:
             data.filter(data["iou_preds"] > level.pred_iou_thresh)
-        threshold = predictor.model.mask_threshold
+        threshold = self.backend.mask_threshold(level)
         data["stability_score"] = calculate_stability_score(data["masks"], threshold, level.stability_score_offset)
         if level.stability_score_thresh > 0.0:
             data.filter(data["stability_score"] >= level.stability_score_thresh)
@@ -236,7 +355,7 @@ class SamMaskGenerator:
                                iou_threshold=level.crop_nms_thresh)
             data.filter(keep)
         data.to_numpy()
-        if level.min_mask_region_area > 0:
+        if level.min_mask_region_area > 0 and self.backend.cleans_small_regions:
             data = SamAutomaticMaskGenerator.postprocess_small_regions(
                 data, level.min_mask_region_area, max(level.box_nms_thresh, level.crop_nms_thresh))
         return [rle_to_mask(rle) for rle in data["rles"]]

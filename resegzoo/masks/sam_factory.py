@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from resegzoo.masks.painting import PaintOrder
+from resegzoo.runtime import Precision
 from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
 from resegzoo.schema import SchemaError, from_mapping
 
@@ -43,6 +44,11 @@ class SamSettings:
     device: str = "auto"
     #: folder for cached id maps (keyed by image hash and these settings); None: no cache.
     cache_dir: Optional[str] = None
+    #: crops per image-encoder call (crops of several regions share a call); None: 4 on CUDA,
+    #: 1 on a CPU. Does not change the masks.
+    image_batch: Optional[int] = None
+    #: fp32, or bf16 / fp16 (CUDA) autocast for SAM; None: the recipe's inference.precision.
+    precision: Optional[Precision] = None
 
     def resolved_levels(self) -> tuple[SamLevel, ...]:
         if self.levels is None:
@@ -71,8 +77,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_checkpoint(checkpoint: str | None, model: str | None) -> tuple[Path, str | None]:
-    """The local .pth file for ``checkpoint`` (a path or a zoo name) and its known sha256, if any."""
+def resolve_checkpoint(checkpoint: str | None, model: str | None, default: str = "vit_b",
+                       family: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")) -> tuple[Path, str | None]:
+    """The local .pth file for ``checkpoint`` (a path or a zoo name) and its known sha256, if any.
+    ``family``: the model types this generator runs (a zoo record of another type is an error)."""
     if checkpoint is not None and (os.sep in checkpoint or checkpoint.endswith((".pth", ".pt"))
                                    or Path(checkpoint).exists()):
         path = Path(checkpoint).expanduser()
@@ -82,7 +90,10 @@ def resolve_checkpoint(checkpoint: str | None, model: str | None) -> tuple[Path,
         return path, None
     from resegzoo import hub, zoo
 
-    record = zoo.get_sam_checkpoint(checkpoint or model or "vit_b")
+    record = zoo.get_sam_checkpoint(checkpoint or model or default)
+    if record.model_type not in family:
+        raise ValueError(f"checkpoint {record.name!r} is a {record.model_type} model; this mask generator runs "
+                         f"{', '.join(family)} (SAM 2.1 hiera_* checkpoints go with --masks sam2, vit_* with sam)")
     if model is not None and record.model_type != model:
         raise ValueError(f"SAM checkpoint {record.name!r} is a {record.model_type} model, but model: {model} "
                          "was asked for; drop one of the two settings")
@@ -156,7 +167,8 @@ def build_sam_generator(**settings: Any) -> Any:
     generator = SamMaskGenerator(
         sam, parsed.resolved_levels(), crop_overlap_ratio=parsed.crop_overlap_ratio,
         points_per_batch=parsed.points_per_batch, painting=parsed.painting, region_size=parsed.region_size,
-        fingerprint=file_fingerprint(path, sha256),
+        fingerprint=file_fingerprint(path, sha256), image_batch=parsed.image_batch,
+        precision=parsed.precision or "fp32",
     )
     if parsed.cache_dir is None:
         return generator
@@ -168,7 +180,7 @@ def build_sam_generator(**settings: Any) -> Any:
 def cache_settings(parsed: SamSettings, model_type: str, fingerprint: str | None) -> dict[str, Any]:
     """Everything SAM's id maps depend on, for the cache key (the weights by their fingerprint)."""
     key = dataclasses.asdict(parsed)
-    for local_only in ("checkpoint", "device", "cache_dir"):
+    for local_only in ("checkpoint", "device", "cache_dir", "image_batch"):
         key.pop(local_only)
-    key.update(model=model_type, levels=[dataclasses.asdict(lv) for lv in parsed.resolved_levels()])
+    key.update(model=model_type, precision=parsed.precision or "fp32", levels=[dataclasses.asdict(lv) for lv in parsed.resolved_levels()])
     return {"generator": "sam", "weights": fingerprint, "settings": key}

@@ -102,3 +102,31 @@ def make_colour_sam(img_size: int = 256) -> Any:
 
     return Sam(image_encoder=ColourEncoder(), prompt_encoder=PointPassThrough(),
                mask_decoder=ColourRegionDecoder()).eval()
+
+
+#: hydra overrides that shrink sam2's own Hiera-T config (sam2.1_hiera_t.yaml) to one block per
+#: stage and 16 channels, so a random SAM 2 embeds a 1024 px input in seconds on a CPU; every
+#: module type of the real model stays (Hiera trunk, FPN neck, prompt encoder, mask decoder).
+TINY_SAM2_OVERRIDES = (
+    "++model.image_encoder.trunk.stages=[1,1,1,1]",
+    "++model.image_encoder.trunk.embed_dim=16",
+    "++model.image_encoder.trunk.num_heads=1",
+    "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+)
+
+
+def make_tiny_sam2(seed: int = 0, full_size: bool = False) -> Any:
+    """A randomly initialised SAM 2.1 (``sam2.modeling.sam2_base.SAM2Base``) from sam2's own
+    Hiera-T config, shrunk by :data:`TINY_SAM2_OVERRIDES` unless ``full_size``; eval mode, CPU.
+    Needs the optional ``sam2`` package."""
+    import torch
+    from sam2.build_sam import build_sam2
+
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        overrides = [] if full_size else list(TINY_SAM2_OVERRIDES)
+        model = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=overrides)
+    finally:
+        torch.random.set_rng_state(state)
+    return model.eval()

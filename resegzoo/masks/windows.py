@@ -65,18 +65,28 @@ def windows_from_regions(
     windows: Sequence[Sequence[int]],
     region_size: int,
     progress: Callable[[int], None] | None = None,
+    many: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    regions_per_call: int = 4,
 ) -> list[np.ndarray]:
-    """Run ``generate`` once per region of :func:`group_windows` and cut each window's maps."""
+    """Run ``generate`` once per region of :func:`group_windows` and cut each window's maps.
+
+    ``many`` (optional) generates the maps of several region images in one call (SAM batches
+    their crops through the image encoder); it gets up to ``regions_per_call`` regions at a time.
+    """
     image = check_image(image)
     boxes = check_windows(windows, image.shape[0], image.shape[1])
     out: list[np.ndarray | None] = [None] * len(boxes)
-    for region in group_windows(boxes, region_size):
-        y0, x0, y1, x1 = region.box
-        maps = generate(np.ascontiguousarray(image[y0:y1, x0:x1]))
-        for i in region.members:
-            out[i] = cut_window(maps, boxes[i], origin=(y0, x0))
-        if progress is not None:
-            progress(len(region.members))
+    regions = group_windows(boxes, region_size)
+    step = regions_per_call if many is not None else 1
+    for start in range(0, len(regions), step):
+        group = regions[start:start + step]
+        pixels = [np.ascontiguousarray(image[r.box[0]:r.box[2], r.box[1]:r.box[3]]) for r in group]
+        all_maps = many(pixels) if many is not None else [generate(pixels[0])]
+        for region, maps in zip(group, all_maps):
+            for i in region.members:
+                out[i] = cut_window(maps, boxes[i], origin=(region.box[0], region.box[1]))
+            if progress is not None:
+                progress(len(region.members))
     # group_windows places every window in exactly one region, so every slot is filled.
     return out  # type: ignore[return-value]
 

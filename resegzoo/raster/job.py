@@ -125,12 +125,27 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
                       probs=options.probs, label_driver="GTiff" if tiff else "PNG")
 
 
-def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block) -> BlockResult:
-    """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core."""
+def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.ndarray]:
+    """``block``'s pixels (with their halo) and valid mask, made ready for the encoder when the
+    segmenter can (``prepare``: resized, nodata filled, first segments made); thread-safe, so
+    the next block is read while this one is encoded."""
+    rgb, valid = plan.raster.read_rgb(block.read)
+    if valid.any() and hasattr(segmenter, "prepare"):
+        return segmenter.prepare(rgb, scale=plan.scale, valid=valid), valid
+    return rgb, valid
+
+
+def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
+                  read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
+    """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
+    ``read``: what :func:`read_block` returned for it (None: read it now)."""
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
-    rgb, valid = plan.raster.read_rgb(block.read)
-    result = segmenter.segment(rgb, vocab, scale=plan.scale, valid=valid)
+    pixels, valid = read if read is not None else read_block(segmenter, plan, block)
+    if isinstance(pixels, np.ndarray):
+        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid)
+    else:  # prepared with its scale and valid mask
+        result = segmenter.segment(pixels, vocab)
     crop = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
     labels = result.labels[crop].astype(np.uint8)
     core_valid = valid[crop]
@@ -287,6 +302,8 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
     """Segment a raster of any size block by block and write its label raster to ``destination``
     (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
     ``.png`` destination); memory is bounded by the block size, not the raster's."""
+    from resegzoo.prefetch import prefetched
+
     start = time.perf_counter()
     plan = source if isinstance(source, RasterPlan) else plan_raster(source, segmenter, options, vocab)
     blocks: Sequence[Block] = plan.blocks
@@ -294,9 +311,21 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
         from tqdm.auto import tqdm
 
         blocks = tqdm(blocks, desc="blocks", unit="block", leave=False)
+
+    def read(block: Block) -> Any:
+        try:
+            return read_block(segmenter, plan, block)
+        except Exception as exc:  # raised again at its block's turn
+            return exc
+
+    recipe = getattr(segmenter, "recipe", None)
+    depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
     with RasterWriter(plan, destination, probs_destination) as writer:
-        for block in blocks:
-            writer.write(block, segment_block(segmenter, vocab, plan, block))
+        # the next block is read and prepared in a background thread while this one is encoded
+        for block, ready in prefetched(read, blocks, depth):
+            if isinstance(ready, Exception):
+                raise ready
+            writer.write(block, segment_block(segmenter, vocab, plan, block, ready))
     return RasterRun(plan=plan, labels_path=Path(destination),
                      probs_path=None if probs_destination is None else Path(probs_destination),
                      counts=writer.counts, nodata_pixels=writer.nodata_pixels,

@@ -1,6 +1,7 @@
 """The segmentation pipeline: resize, windows, masks, masked encoder, text scores, stitching."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -8,7 +9,9 @@ import numpy as np
 import torch
 
 from resegzoo.errors import ResegzooError
+from resegzoo.prefetch import prefetched
 from resegzoo.raster.reader import NODATA_LABEL
+from resegzoo.runtime import autocast, autocast_dtype
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
 from resegzoo.segmenter.recipe import SegmentRecipe
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
@@ -55,6 +58,27 @@ class SegmentResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PreparedImage:
+    """An image made ready for the encoder by :meth:`Segmenter.prepare`: resized, padded, its
+    windows in bands, and (when asked for) the first band's segments already made."""
+
+    image: np.ndarray  # the checked (H, W, 3) input
+    size: tuple[int, int]  # the working size after the resize rule
+    plan: WindowPlan
+    padded: np.ndarray
+    bands: list[list[Window]]
+    first_masks: Any = None
+    has_first_masks: bool = False
+    valid: np.ndarray | None = None  # (H, W) bool, None = all valid
+    dead: list[Window] = field(default_factory=list)  # windows without a valid pixel: never encoded
+
+
+def encoder_device(encoder: Any) -> Any:
+    """The torch device an encoder runs on (encoders that do not say: the CPU)."""
+    return torch.device(getattr(encoder, "device", "cpu"))
+
+
 def _schedule_levels(encoder: Any) -> int | None:
     """How many mask levels the encoder reads; None when it does not say (then masks are made)."""
     schedule = getattr(encoder, "schedule", None)
@@ -86,6 +110,10 @@ class Segmenter:
             raise ValueError(f"inference.window ({self.window}) must be a multiple of the model's patch size ({p})")
         if self.stride > self.window:
             raise ValueError(f"inference.stride ({self.stride}) is larger than the window ({self.window})")
+        self.device = encoder_device(encoder)
+        autocast_dtype(inf.precision, self.device)  # fp16 on a CPU: refused now, not at the first image
+        # the generator may be stateful (SAM's predictor) and is called from prefetch threads
+        self._mask_lock = threading.Lock()
 
     @classmethod
     def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
@@ -104,7 +132,7 @@ class Segmenter:
         encoder = build_encoder(spec, recipe, device=device, architecture=architecture)
         masks_name = masks or recipe.masks.generator
         settings = recipe.masks.settings if masks_name == recipe.masks.generator else {}
-        generator = build_mask_generator(masks_name, settings)
+        generator = build_mask_generator(masks_name, settings, precision=recipe.inference.precision)
         notes = fit_schedule(encoder, generator, masks_name, recipe)  # before any image is read
         seg = cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
         random_note = random_weights_note(spec)
@@ -123,7 +151,8 @@ class Segmenter:
         from resegzoo.masks.windows import generate_for_windows
 
         # SAM runs once per region larger than a window and cuts the maps; others run per window
-        maps = generate_for_windows(self.mask_generator, padded, windows)
+        with self._mask_lock:
+            maps = generate_for_windows(self.mask_generator, padded, windows)
         for m in maps:
             if m.ndim != 3 or m.shape[1:] != (self.window, self.window):
                 raise ValueError(f"mask generator {self.masks_name!r} returned shape {m.shape}, "
@@ -132,9 +161,10 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _normalise(self, windows: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(windows).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.encoder.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.encoder.std, dtype=torch.float32).view(1, 3, 1, 1)
+        # uint8 goes to the device (a quarter of the bytes of float32), the arithmetic happens there
+        x = torch.from_numpy(windows).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.encoder.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.encoder.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
     def _window_logits(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
@@ -143,41 +173,69 @@ class Segmenter:
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         token_ids = None
         if maps is not None:
-            ids = torch.from_numpy(np.stack(maps).astype(np.int64))
+            ids = torch.from_numpy(np.stack(maps)).to(self.device).long()
             token_ids = token_ids_from_pixels(ids, int(self.encoder.patch_size))
-        with torch.no_grad():
-            out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
+        with torch.inference_mode():
+            with autocast(self.recipe.inference.precision, self.device):  # the image tower only
+                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
             feats, cls_feat = out if lam != 0 else (out, None)
             logits = text.class_scores(torch.as_tensor(feats).float()).permute(0, 3, 1, 2)
             if cls_feat is not None:
                 logits = add_cls_bias(logits, text.class_scores(torch.as_tensor(cls_feat).float()), lam)
             return upsample_patch_logits(logits, (self.window, self.window))
 
-    def logits(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
-        """Averaged cosine logits (K, H, W) at the image's own size, and facts for the sidecar.
+    def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
+                valid: np.ndarray | None = None) -> PreparedImage:
+        """Check, resize, pad and cut ``image`` into windows; with ``masks`` also make the first
+        band's segments. Runs in prefetch threads while the encoder works on the previous image.
 
         ``scale`` resizes by a fixed factor instead of ``inference.short_side`` (tiles of a big
         raster must all be resized by the whole raster's factor). ``valid`` (H, W) bool: invalid
         pixels are filled from their nearest valid pixel, and windows with no valid pixel are
-        not encoded (their logits, which only invalid pixels receive, are zero)."""
+        left out (never encoded; their logits, which only invalid pixels receive, are zero)."""
         image = check_image(image)
         h, w = image.shape[:2]
         if valid is not None:
             from resegzoo.raster.reader import fill_invalid
 
-            image = fill_invalid(image, valid)
-        text = self.text_embeddings(vocab)
+            valid = _check_valid(valid, image)
+            image = fill_invalid(image, valid) if valid.any() else image
         if scale is None:
             size = short_side_size(h, w, self.recipe.inference.short_side)
         else:
             size = (max(2, round(h * scale)), max(2, round(w * scale)))
-        work = resize_image(image, size)
         plan = WindowPlan.make(size[0], size[1], self.window, self.stride)
-        padded = plan.pad(work)
-        stitcher = Stitcher(plan, len(vocab))
-        live = None if valid is None or valid.all() else _live_pixels(valid, size, plan)
-        skipped = 0
+        padded = plan.pad(resize_image(image, size))
+        bands, dead = _row_bands(plan.windows, MASK_BAND_PX), []
+        if valid is not None and not valid.all():
+            live = _live_pixels(valid, size, plan)
+            alive = [[win for win in band if live[win[0]:win[2], win[1]:win[3]].any()] for band in bands]
+            dead = [win for band in bands for win in band if not live[win[0]:win[2], win[1]:win[3]].any()]
+            bands = [band for band in alive if band]
+        prep = PreparedImage(image, size, plan, padded, bands, valid=valid, dead=dead)
+        if masks and prep.bands:
+            prep.first_masks = self._window_masks(padded, prep.bands[0])
+            prep.has_first_masks = True
+        return prep
+
+    def _band_masks(self, prep: PreparedImage, index: int) -> list[np.ndarray] | None:
+        if index == 0 and prep.has_first_masks:
+            return prep.first_masks
+        return self._window_masks(prep.padded, prep.bands[index])
+
+    def logits(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
+               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+        """Averaged cosine logits (K, H, W) at the image's own size, on the encoder's device, and
+        facts for the sidecar.
+
+        ``image`` may be a :class:`PreparedImage` (then ``scale`` is the one it was prepared
+        with). The segments of the next band of windows are made in a background thread while
+        the encoder runs on this band (``inference.prefetch``). ``valid``: see :meth:`prepare`."""
+        prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
+        h, w = prep.image.shape[:2]
+        size, plan, padded = prep.size, prep.plan, prep.padded
+        text = self.text_embeddings(vocab)
+        stitcher = Stitcher(plan, len(vocab), device=self.device)
         lam = self.recipe.extras.cls_token_lambda
         batch = self.recipe.inference.batch_size
         bar = None
@@ -185,18 +243,14 @@ class Segmenter:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
-        for chunk_windows in _row_bands(plan.windows, MASK_BAND_PX):
-            if live is not None:
-                dead = [win for win in chunk_windows if not live[win[0]:win[2], win[1]:win[3]].any()]
-                for win in dead:
-                    stitcher.add(win, torch.zeros((len(vocab), self.window, self.window)))
-                chunk_windows = [win for win in chunk_windows if live[win[0]:win[2], win[1]:win[3]].any()]
-                skipped += len(dead)
-                if bar is not None:
-                    bar.update(len(dead))
-                if not chunk_windows:
-                    continue
-            maps = self._window_masks(padded, chunk_windows)
+        for win in prep.dead:
+            stitcher.add(win, torch.zeros((len(vocab), self.window, self.window)))
+        if bar is not None:
+            bar.update(len(prep.dead))
+        band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
+                                self.recipe.inference.prefetch)
+        for band, maps in band_masks:
+            chunk_windows = prep.bands[band]
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
@@ -211,22 +265,25 @@ class Segmenter:
             result = upsample_patch_logits(result[None], (h, w))[0]
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
                 "windows": len(plan.windows), "templates": len(self.templates)}
-        if valid is not None:
-            info["windows_skipped_nodata"] = skipped
+        if prep.valid is not None:
+            info["windows_skipped_nodata"] = len(prep.dead)
         return result, info
 
-    def segment(self, image: np.ndarray, vocab: Vocabulary, progress: bool = False,
+    def segment(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                 scale: float | None = None, valid: np.ndarray | None = None) -> SegmentResult:
-        """Segment one (H, W, 3) uint8 RGB image into the vocabulary's classes (``scale``,
-        ``valid``: see :meth:`logits`; invalid pixels get :data:`NODATA_LABEL`)."""
-        if valid is not None:
-            valid = np.asarray(valid, dtype=bool)
-            if valid.shape != np.shape(image)[:2]:
-                raise ValueError(f"valid mask {valid.shape} does not match the image {np.shape(image)[:2]}")
+        """Segment one (H, W, 3) uint8 RGB image (or a :meth:`prepare`d one) into the
+        vocabulary's classes (``scale``, ``valid``: see :meth:`prepare`; invalid pixels get
+        :data:`NODATA_LABEL` and zero probabilities)."""
+        if isinstance(image, PreparedImage):
+            valid = image.valid
+        elif valid is not None:
+            valid = _check_valid(valid, check_image(image))
             if not valid.any():  # nothing to segment: no encoder pass at all
                 return _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
         logits, info = self.logits(image, vocab, progress=progress, scale=scale, valid=valid)
-        probs = torch.softmax(self.recipe.inference.logit_scale * logits, dim=0)
+        if isinstance(image, PreparedImage):
+            image = image.image
+        probs = torch.softmax(self.recipe.inference.logit_scale * logits.float(), dim=0).cpu()
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
         names = vocab.class_names
@@ -247,7 +304,8 @@ class Segmenter:
     def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         if self.mask_generator is None:
             raise ValueError("extras.majority_vote needs a mask generator with at least one level")
-        levels = self.mask_generator(image)
+        with self._mask_lock:
+            levels = self.mask_generator(image)
         if levels.shape[0] == 0:
             raise ValueError(f"extras.majority_vote needs segments, but mask generator "
                              f"{self.masks_name!r} gives none; pick e.g. --masks slic")
@@ -259,6 +317,13 @@ class Segmenter:
         return {"model": self.model_name, "random_weights": self.random_weights, "masks": self.masks_name,
                 "encoder": describe(self.encoder), "recipe": self.recipe.to_dict(), "templates": list(self.templates),
                 "notes": list(self.notes)}
+
+
+def _check_valid(valid: Any, image: np.ndarray) -> np.ndarray:
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != image.shape[:2]:
+        raise ValueError(f"valid mask {valid.shape} does not match the image {image.shape[:2]}")
+    return valid
 
 
 def _live_pixels(valid: np.ndarray, size: tuple[int, int], plan: WindowPlan) -> np.ndarray:

@@ -95,6 +95,9 @@ class MaskedClipEncoder:
     def _embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         v = self.visual
         x = v.conv1(images.to(dtype=v.conv1.weight.dtype, device=self.device))
+        # under autocast conv1 returns bf16/fp16; the residual stream stays in the weights' dtype
+        # (fp32), only the matrix products run in the lower precision
+        x = x.to(v.class_embedding.dtype)
         grid = (x.shape[-2], x.shape[-1])
         x = x.flatten(2).transpose(1, 2)  # (B, G, D), row-major patches
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)

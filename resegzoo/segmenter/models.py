@@ -112,9 +112,11 @@ def random_weights_note(spec: str) -> str | None:
             "segmentation result; use a real model (`resegzoo list variants`)")
 
 
-def build_mask_generator(name: str, settings: Mapping[str, Any]) -> Any:
+def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str | None = None) -> Any:
     """The registered mask generator ``name`` built with ``settings`` (the recipe's masks.settings).
 
+    ``precision`` (the recipe's ``inference.precision``) is passed on to generators that declare
+    it in ``runtime_settings`` and whose settings do not set it themselves.
     Raises ModelLoadError (unknown name, bad settings, a checkpoint that cannot be fetched)."""
     from resegzoo.hub import FetchError
     from resegzoo.registry import get_registry
@@ -122,6 +124,9 @@ def build_mask_generator(name: str, settings: Mapping[str, Any]) -> Any:
 
     try:
         spec = get_registry().mask_generators.get(name)
-        return spec.factory(**dict(settings))
+        settings = dict(settings)
+        if precision is not None and "precision" in spec.runtime_settings:
+            settings.setdefault("precision", precision)
+        return spec.factory(**settings)
     except (LookupError, OSError, ValueError, TypeError, FetchError) as exc:
         raise ModelLoadError(f"cannot build mask generator {name!r}: {exc}") from exc

@@ -57,6 +57,12 @@ class InferenceSettings:
     tile_size: int = 2048
     #: pixels of context read around each tile (at most a quarter of tile_size is used).
     tile_overlap: int = 128
+    #: image encoders (CLIP's image tower, SAM) in fp32, or under autocast in bf16 / fp16 (CUDA
+    #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    #: the next band of windows' segments (and eval's next image) are prepared in a background
+    #: thread while the encoder runs; this many are made ahead (0: everything in turn).
+    prefetch: int = 1
 
 
 @dataclass
@@ -95,6 +101,8 @@ class SegmentRecipe:
             raise ValueError(f"inference.batch_size must be at least 1, got {inf.batch_size}")
         if inf.background_threshold is not None and not 0.0 < inf.background_threshold < 1.0:
             raise ValueError(f"inference.background_threshold must be in (0, 1), got {inf.background_threshold}")
+        if inf.prefetch < 0:
+            raise ValueError(f"inference.prefetch must be 0 or more, got {inf.prefetch}")
         if inf.tile_size < 64 or inf.tile_overlap < 0:
             raise ValueError("inference.tile_size must be at least 64 and tile_overlap at least 0")
         if self.schedule.rules is not None:

@@ -129,7 +129,7 @@ def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) 
     with torch.no_grad():
         emb = F.normalize(torch.as_tensor(encoder.encode_text(prompts)).float(), dim=-1)
     emb = emb.reshape(len(names), len(templates), -1).mean(dim=1)
-    return TextEmbeddings(F.normalize(emb, dim=-1), torch.tensor(class_of), len(vocab))
+    return TextEmbeddings(F.normalize(emb, dim=-1), torch.tensor(class_of, device=emb.device), len(vocab))
 
 
 class TextCache:
