@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from resegzoo.cli import build_cli
-from resegzoo.engines import EngineOptions
 from resegzoo.engines.ray_runtime import FAULT_ENV
 from resegzoo.eval.datasets.generic import load_classes_file
 from resegzoo.eval.synthetic import write_dataset
@@ -70,10 +69,6 @@ def test_engine_ray_without_ray_says_how_to_install(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "out"), "--engine", "ray")
     assert result.exit_code == 1
     assert result.output.strip().endswith('--engine ray needs Ray with Ray Data: pip install "resegzoo[ray]"')
-
-
-def test_options_dataclass_defaults_are_the_local_engine():
-    assert EngineOptions().check().is_local
 
 
 # -- eval ------------------------------------------------------------------------------------------
