@@ -26,6 +26,7 @@ import click
 
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.engines import engine_options
 from resegzoo.raster.reader import NODATA_LABEL
 
 #: the files written per input, after its stem
@@ -211,15 +212,30 @@ def _overlay_note(seg: Any) -> str | None:
 def _segment_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> dict[str, Any]:
     """Run one input through :func:`resegzoo.raster.job.segment_raster`, draw its overlay;
     returns the sidecar record."""
-    from resegzoo.raster.job import RasterOptions, plan_raster, segment_raster
+    from resegzoo.raster.job import segment_raster
+
+    job = _plan_one(seg, vocab, raster, stem, out, probs)
+    run = segment_raster(seg, vocab, job.plan, job.destination, probs_destination=job.probs_destination)
+    return _finish_one(seg, vocab, job, run, probs)
+
+
+def _plan_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> Any:
+    """Plan one input (blocks, stretch, grid) and name its outputs: a RasterJob any engine runs."""
+    from resegzoo.engines.ray_segment import RasterJob
+    from resegzoo.raster.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs, progress=True), vocab)  # type: ignore[arg-type]
     if raster.stretch is not None:
         _say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
     probs_path = None if probs is None else out / f"{stem}.probs.tif"
-    overlay_path = out / f"{stem}.overlay.png"
-    run = segment_raster(seg, vocab, plan, label_path, probs_destination=probs_path)
+    return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
+
+
+def _finish_one(seg: Any, vocab: Any, job: Any, run: Any, probs: str | None) -> dict[str, Any]:
+    """Draw the overlay of a segmented input; returns its sidecar record."""
+    plan, raster = job.plan, job.plan.raster
+    label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
     _overlay(plan, label_path, overlay_path, note=_overlay_note(seg))
     georef = raster.georef
     return {
@@ -341,12 +357,13 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
+@engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs, precision: str | None, threads: int | None) -> None:
+            gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -412,7 +429,29 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                 _say(f"{info.path}: skipped, its result with these settings is already in {out}")
         todo = [(info, stem) for info, stem in zip(infos, stems) if stem is not None]
         records: list[dict[str, Any]] = []
-        failures += _write_units(seg, vocab, todo, out, claims, continue_on_error, gis, probs, records)
+        if engine.is_local:
+            failures += _write_units(seg, vocab, todo, out, claims, continue_on_error, gis, probs, records)
+        else:
+            from resegzoo.engines.ray_segment import SegmenterSpec, segment_on_ray
+
+            def finish(job: Any, run: Any) -> dict[str, Any]:  # one input's unit, as _write_units writes it
+                from resegzoo import imageio
+
+                stem = job.sidecar.name.removesuffix(".json")
+                record = _finish_one(seg, vocab, job, run, probs)
+                record["outputs"].update(gis.write(out, stem, record))
+                record["gis"] = dataclasses.asdict(gis)
+                imageio.write_json(job.sidecar, record)  # last: the commit marker of the unit
+                claims.release(stem)
+                records.append(record)
+                _say(f"{job.plan.path} -> {job.destination}")
+                return record
+
+            for _, stem in todo:
+                _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
+            jobs = [_plan_one(seg, vocab, info, stem, out, probs) for info, stem in todo]
+            failures += segment_on_ray(engine, SegmenterSpec(recipe, model, masks, device, arch), seg, vocab, jobs,
+                                       out, finish, say=_say)
     finally:
         claims.release_all()
     if records:
