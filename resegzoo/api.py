@@ -9,15 +9,25 @@
 
 With ``inference.background_threshold`` set, pixels whose top probability is below it get the
 label ``len(vocabulary)`` and ``res.class_names[-1] == "background"``.
+
+Rasters of any size (anything GDAL opens), block by block in bounded memory, nodata kept:
+
+    from resegzoo.api import RasterOptions, segment_raster
+    run = segment_raster(seg, vocab, "scene.tif", "scene.labels.tif", RasterOptions(nodata=0))
+    run.pixel_fraction()   # per class, of the valid pixels; run.nodata_pixels
 """
 from __future__ import annotations
 
+from resegzoo.raster.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
 from resegzoo.segmenter.core import ModelLoadError, Segmenter, SegmentResult, check_image
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
 
 __all__ = [
     "ModelLoadError",
+    "RasterOptions",
+    "RasterPlan",
+    "RasterRun",
     "SegmentRecipe",
     "SegmentResult",
     "Segmenter",
@@ -26,4 +36,6 @@ __all__ = [
     "check_image",
     "load_recipe",
     "load_templates",
+    "plan_raster",
+    "segment_raster",
 ]

@@ -198,7 +198,7 @@ def test_image_agreement_reads_images_as_segment_does(tmp_path):
 
     from resegzoo.compose.weighting import WeightingError
     from resegzoo.compose.weighting.image_agreement import load_image
-    from resegzoo.imageio import read_image
+    from resegzoo.raster.reader import read_image
 
     path = tmp_path / "tile.tif"
     data = np.random.default_rng(0).integers(0, 4000, size=(4, 20, 30), dtype=np.uint16)
@@ -206,8 +206,8 @@ def test_image_agreement_reads_images_as_segment_does(tmp_path):
         dst.write(data)
     x = load_image(path, 20, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     assert x.shape == (3, 20, 20)
-    rgb, _, stretch = read_image(path)
-    assert stretch is not None  # 16-bit data was stretched to 8 bits first
+    rgb, _, raster = read_image(path)
+    assert raster.stretch is not None  # 16-bit data was stretched to 8 bits first
     assert float(x.max()) <= 1.0 and abs(float(x.mean()) - rgb.mean() / 255.0) < 0.02
 
     junk = tmp_path / "junk.png"

@@ -34,12 +34,12 @@ def two_levels_registered(monkeypatch):
 
 @pytest.fixture
 def no_image_read(monkeypatch):
-    from resegzoo import imageio
+    from resegzoo.raster.reader import Raster
 
     def must_not_read(*args, **kwargs):
         raise AssertionError("an image was read before the setup check")
 
-    monkeypatch.setattr(imageio, "read_bands", must_not_read)
+    monkeypatch.setattr(Raster, "read_raw", must_not_read)  # every pixel read goes through it
 
 
 def _image(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.engines import engine_options
 
 
 @click.command("eval")
@@ -39,8 +40,9 @@ from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @PRECISION_OPTION
 @THREADS_OPTION
+@engine_options
 def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, limit, out_dir, device, overlays,
-                 dataset_settings, quiet, precision, threads):
+                 dataset_settings, quiet, precision, threads, engine):
     """Evaluate segmentation settings on DATASET at ROOT and write a table of mIoU, accuracy and F1.
 
     Every finished image is stored at once, so an interrupted run (crash, Ctrl-C) continues where
@@ -55,6 +57,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from pathlib import Path
 
     from resegzoo.api import ModelLoadError, Segmenter
+    from resegzoo.engines.ray_eval import eval_engine
     from resegzoo.eval.ablation import plan_runs
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
@@ -99,9 +102,11 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     results = []
     current = None
     try:
-        for run in runs:
-            current = EvalRun(dataset, run, out)
-            results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet))
+        with eval_engine(engine, device, say=lambda line: click.echo(line, err=True)) as evaluate:
+            for run in runs:
+                current = EvalRun(dataset, run, out)
+                results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
+                                           engine=evaluate))
     except KeyboardInterrupt:
         if current is not None:
             done = len(list(current.confusion_dir.glob("*.npy")))

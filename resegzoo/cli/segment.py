@@ -1,8 +1,10 @@
 """``resegzoo segment``: segment images and GeoTIFFs into the classes you name.
 
-For each input IMG it writes into --out: ``IMG.labels.png`` (palette PNG; ``IMG.labels.tif`` for a
-TIFF input, with its CRS and transform), ``IMG.overlay.png`` (colours + legend) and ``IMG.json``
-(classes, palette, settings, model). Existing outputs are never overwritten: a name that is
+For each input IMG (anything GDAL opens) it writes into --out: ``IMG.labels.tif`` (GeoTIFF on the
+input's grid with its georeferencing, nodata 255; ``IMG.labels.png``, a palette PNG, for a plain
+picture), ``IMG.overlay.png`` (colours + legend) and ``IMG.json`` (classes, palette, nodata,
+settings, model); --probs adds ``IMG.probs.tif``. Rasters are segmented block by block
+(:func:`resegzoo.raster.job.segment_raster`). Existing outputs are never overwritten: a name that is
 taken (by an earlier input with the same stem, a file already in --out, or another run writing
 into --out right now) gets a ``-2``, ``-3`` ... suffix, unless --overwrite is given.
 
@@ -24,24 +26,45 @@ import click
 
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.engines import engine_options
+from resegzoo.raster.reader import NODATA_LABEL
 
 #: the files written per input, after its stem
-OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".overlay.png", ".json") + GIS_SUFFIXES
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".probs.tif", ".overlay.png", ".json") + GIS_SUFFIXES
+GLOB_CHARS = "*?["
 
 
-def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
-    from resegzoo.imageio import IMAGE_SUFFIXES
+def _expand_inputs(inputs: tuple[str, ...], recursive: bool) -> list[Path]:
+    """Files, folders (every raster GDAL opens in them; below them with --recursive) and glob
+    patterns (``**`` reaches into subfolders with --recursive), in the order given, each once."""
+    import glob
+
+    from resegzoo.raster.reader import find_rasters, is_raster
 
     files: list[Path] = []
     for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if any(c in item for c in GLOB_CHARS) and not Path(item).exists():
+            matches = [Path(m) for m in sorted(glob.glob(item, recursive=recursive))]
+            found = [m for m in matches if m.is_file() and is_raster(m)]
+            for folder in (m for m in matches if m.is_dir()):
+                found.extend(find_rasters(folder, recursive))
             if not found:
-                raise click.UsageError(f"{item}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+                raise click.UsageError(f"{item}: no rasters match this pattern")
             files.extend(found)
+        elif Path(item).is_dir():
+            found = find_rasters(item, recursive)
+            if not found:
+                hint = "" if recursive else " (add --recursive to look in subfolders)"
+                raise click.UsageError(f"{item}: no rasters GDAL can open in this folder{hint}")
+            files.extend(found)
+        elif Path(item).exists():
+            files.append(Path(item))
         else:
-            files.append(item)
-    return files
+            raise click.UsageError(f"{item}: no such file or folder")
+    unique: dict[Path, None] = {}
+    for f in files:
+        unique.setdefault(f, None)
+    return list(unique)
 
 
 def _sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
@@ -102,6 +125,13 @@ def _output_stems(infos: list[Any], out: Path, claims: Any, overwrite: bool,
     return stems
 
 
+def _raster_options(probs: str | None, nodata: float | None) -> dict[str, Any]:
+    """The raster options a result depends on, as its sidecar stores them (strict JSON)."""
+    import math
+
+    return {"probs": probs, "nodata_option": None if nodata is None else ("nan" if math.isnan(nodata) else nodata)}
+
+
 def _settings_record(seg: Any, vocab: Any, gis: GisOutputs) -> dict[str, Any]:
     """The part of a sidecar that --skip-existing compares: classes, every model/recipe setting and
     the GIS outputs asked for (in JSON form, as a sidecar read back gives it)."""
@@ -120,32 +150,23 @@ def _remove_outputs(out: Path, stem: str) -> None:
 
 
 def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, claims: Any,
-                 continue_on_error: bool, gis: GisOutputs) -> list[tuple[Path, str]]:
+                 continue_on_error: bool, gis: GisOutputs, probs: str | None = None,
+                 records: list[dict[str, Any]] | None = None) -> list[tuple[Path, str]]:
     """Segment each (input, claimed stem) and write its outputs as a unit, the sidecar last.
 
     An input that fails (or is interrupted) leaves none of its files. With ``continue_on_error``
-    its failure is returned and the rest proceed; otherwise the error propagates.
+    its failure is returned and the rest proceed; otherwise the error propagates. Finished
+    sidecar records are appended to ``records`` (the summary table).
     """
     from tqdm.auto import tqdm
 
     from resegzoo import imageio
-    from resegzoo.prefetch import prefetched
-
-    def read(job: tuple[Any, str]) -> Any:
-        try:
-            return _read_prepared(seg, job[0])
-        except Exception as exc:  # raised again at its input's turn, where failures are handled
-            return exc
 
     failures: list[tuple[Path, str]] = []
-    jobs = tqdm(todo, desc="images", unit="img", disable=len(todo) < 2)
-    # the next input is decoded and prepared in a background thread while this one is encoded
-    for (info, stem), ready in prefetched(read, jobs, seg.recipe.inference.prefetch):
+    for info, stem in tqdm(todo, desc="images", unit="img", disable=len(todo) < 2):
         _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
         try:
-            if isinstance(ready, Exception):
-                raise ready
-            record = _segment_one(seg, vocab, info, stem, out, ready)
+            record = _segment_one(seg, vocab, info, stem, out, probs)
             record["outputs"].update(gis.write(out, stem, record))
             record["gis"] = dataclasses.asdict(gis)
             imageio.write_json(out / f"{stem}.json", record)  # last: the commit marker of the unit
@@ -158,6 +179,8 @@ def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, c
             _say(f"{info.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
             continue
         claims.release(stem)
+        if records is not None:
+            records.append(record)
         _say(f"{info.path} -> {out / record['outputs']['labels']}")
     return failures
 
@@ -186,108 +209,92 @@ def _overlay_note(seg: Any) -> str | None:
     return "RANDOM WEIGHTS: not a result" if getattr(seg, "random_weights", False) else None
 
 
-def _is_tiled(info: Any, recipe: Any) -> bool:
-    return bool(info.is_tiff and max(info.height, info.width) > recipe.inference.tile_size)
+def _segment_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> dict[str, Any]:
+    """Run one input through :func:`resegzoo.raster.job.segment_raster`, draw its overlay;
+    returns the sidecar record."""
+    from resegzoo.raster.job import segment_raster
+
+    job = _plan_one(seg, vocab, raster, stem, out, probs)
+    run = segment_raster(seg, vocab, job.plan, job.destination, probs_destination=job.probs_destination)
+    return _finish_one(seg, vocab, job, run, probs)
 
 
-def _read_prepared(seg: Any, info: Any) -> tuple[Any, Any]:
-    """An input's stretch and, unless it is processed tile by tile, its pixels prepared for the
-    encoder (resized, first segments made). Runs in a background thread while the previous
-    input is encoded."""
-    from resegzoo import imageio
+def _plan_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> Any:
+    """Plan one input (blocks, stretch, grid) and name its outputs: a RasterJob any engine runs."""
+    from resegzoo.engines.ray_segment import RasterJob
+    from resegzoo.raster.job import RasterOptions, plan_raster
 
-    stretch = imageio.plan_stretch(info)
-    if _is_tiled(info, seg.recipe):
-        return stretch, None
-    return stretch, seg.prepare(imageio.to_uint8(imageio.read_bands(info), stretch))
+    plan = plan_raster(raster, seg, RasterOptions(probs=probs, progress=True), vocab)  # type: ignore[arg-type]
+    if raster.stretch is not None:
+        _say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
+    label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
+    probs_path = None if probs is None else out / f"{stem}.probs.tif"
+    return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
 
 
-def _segment_one(seg: Any, vocab: Any, info: Any, stem: str, out: Path,
-                 read: tuple[Any, Any] | None = None) -> dict[str, Any]:
-    """Run one input and write its three outputs; returns the sidecar record. ``read``: what
-    :func:`_read_prepared` returned for it (None: read it now)."""
-    import numpy as np
-    from rasterio.windows import Window
-
-    from resegzoo import imageio
-    from resegzoo.prefetch import prefetched
-
-    recipe = seg.recipe
-    stretch, prepared = read if read is not None else _read_prepared(seg, info)
-    if stretch is not None:
-        _say(f"{info.path}: {info.dtype} data scaled to 8 bits by a {stretch.describe()}")
-    background = recipe.inference.background_threshold is not None
-    names = vocab.class_names + (["background"] if background else [])
-    palette = imageio.make_palette(names)
-    counts = np.zeros(len(names), dtype=np.int64)
-    tile = recipe.inference.tile_size
-    tiled = _is_tiled(info, recipe)
-    label_path = out / f"{stem}.labels.{'tif' if info.is_tiff else 'png'}"
-    overlay_path = out / f"{stem}.overlay.png"
-    if not tiled:
-        image = prepared.image
-        labels = seg.segment(prepared, vocab, progress=True).labels
-        counts += np.bincount(labels.ravel(), minlength=len(names))
-        if info.is_tiff:
-            with imageio.label_geotiff(label_path, info, palette) as dst:
-                dst.write(labels.astype(np.uint8)[None])
-        else:
-            imageio.write_label_png(label_path, labels, palette)
-        imageio.write_overlay(overlay_path, image, labels, palette, names, note=_overlay_note(seg))
-    else:
-        from tqdm.auto import tqdm
-
-        boxes = list(imageio.tiles(info.height, info.width, tile, recipe.inference.tile_overlap))
-        from resegzoo.segmenter.core import work_scale
-
-        scale = work_scale(info.height, info.width, recipe.inference)  # the whole raster's
-
-        def read_tile(box: Any) -> Any:  # the next tile is read and prepared while this one is encoded
-            (ry0, rx0, ry1, rx1), _ = box
-            data = imageio.read_bands(info, Window(rx0, ry0, rx1 - rx0, ry1 - ry0))
-            return seg.prepare(imageio.to_uint8(data, stretch), scale=scale)
-
-        with imageio.label_geotiff(label_path, info, palette) as dst:
-            tiles = prefetched(read_tile, tqdm(boxes, desc="tiles", leave=False), recipe.inference.prefetch)
-            for ((ry0, rx0, ry1, rx1), (cy0, cx0, cy1, cx1)), tile_ready in tiles:
-                labels = seg.segment(tile_ready, vocab).labels
-                core = labels[cy0 - ry0:cy1 - ry0, cx0 - rx0:cx1 - rx0]
-                counts += np.bincount(core.ravel(), minlength=len(names))
-                dst.write(core.astype(np.uint8)[None], window=Window(cx0, cy0, cx1 - cx0, cy1 - cy0))
-        _tiled_overlay(info, label_path, stretch, overlay_path, palette, names, note=_overlay_note(seg))
-    total = int(counts.sum())
+def _finish_one(seg: Any, vocab: Any, job: Any, run: Any, probs: str | None) -> dict[str, Any]:
+    """Draw the overlay of a segmented input; returns its sidecar record."""
+    plan, raster = job.plan, job.plan.raster
+    label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
+    _overlay(plan, label_path, overlay_path, note=_overlay_note(seg))
+    georef = raster.georef
     return {
-        "input": str(info.path),
-        "outputs": {"labels": label_path.name, "overlay": overlay_path.name},
-        "size": [info.height, info.width],
-        "classes": [list(c) for c in vocab.classes] + ([["background"]] if background else []),
-        "class_names": names,
-        "palette": [list(c) for c in palette],
-        "pixel_fraction": {n: round(int(c) / total, 6) for n, c in zip(names, counts)},
-        "bands": list(info.bands),
-        "source_dtype": info.dtype,
-        "stretch": None if stretch is None else {"method": "percentile", "percentiles": list(stretch.percentiles),
-                                                 "low": stretch.low, "high": stretch.high},
-        "crs": None if info.crs is None else info.crs.to_string(),
-        "transform": None if not info.is_tiff or info.transform.is_identity else list(info.transform)[:6],
-        "tiled": tiled,
+        "input": str(raster.path),
+        "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
+                    **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
+        "size": [raster.height, raster.width],
+        "classes": [list(c) for c in vocab.classes] + ([["background"]] if len(plan.class_names) > len(vocab) else []),
+        "class_names": list(plan.class_names),
+        "palette": [list(c) for c in plan.palette],
+        "pixel_fraction": run.pixel_fraction(),
+        "nodata": {"label": NODATA_LABEL, "pixels": run.nodata_pixels,
+                   "fraction": round(run.nodata_pixels / (raster.height * raster.width), 6),
+                   "source": raster.describe()["nodata"], "from": raster.describe()["nodata_from"],
+                   "windows_skipped": run.windows_skipped},
+        "bands": list(raster.bands),
+        "source_dtype": raster.dtype,
+        "driver": raster.driver,
+        "palette_expanded": raster.palette is not None,
+        "stretch": None if raster.stretch is None else raster.stretch.to_dict(),
+        "crs": georef.crs_string,
+        "transform": None if georef.transform is None else list(georef.transform),
+        "gcps": len(georef.gcps),
+        "rpcs": bool(georef.rpcs),
+        "raster_options": _raster_options(probs, raster.nodata),
+        "tiled": plan.tiled,
+        "blocks": len(plan.blocks),
+        "scale": plan.scale,
+        "seconds": round(run.seconds, 3),
         **seg.describe(),
     }
 
 
-def _tiled_overlay(info: Any, label_path: Path, stretch: Any, overlay_path: Path, palette: Any, names: Any,
-                   note: str | None = None) -> None:
-    """The overlay of a big raster, drawn from decimated reads of the image and the labels."""
+def _overlay(plan: Any, label_path: Path, overlay_path: Path, note: str | None = None) -> None:
+    """The overlay drawn from decimated reads of the image and the labels (bounded memory)."""
     import rasterio
 
     from resegzoo import imageio
+    from resegzoo.raster.reader import quiet_georef
 
-    scale = min(1.0, imageio.OVERVIEW_SIDE / max(info.height, info.width))
-    shape = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
-    image = imageio.to_uint8(imageio.read_bands(info, out_shape=shape), stretch)
-    with rasterio.open(label_path) as src:
+    shape = plan.raster.overview_shape()
+    image, _ = plan.raster.read_rgb(out_shape=shape)
+    with quiet_georef(), rasterio.open(label_path) as src:
         labels = src.read(1, out_shape=shape)
-    imageio.write_overlay(overlay_path, image, labels, palette, names, note=note)
+    imageio.write_overlay(overlay_path, image, labels, plan.palette, list(plan.class_names), note=note)
+
+
+def _summary(rows: list[dict[str, Any]]) -> str:
+    """The table printed after a batch: one row per image and the total."""
+    lines = [f"{'image':<32} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}"]
+    for r in rows:
+        lines.append(f"{Path(r['input']).name[:32]:<32} {r['size'][0] * r['size'][1]:>12,} "
+                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
+                     f"{r['seconds']:>8.2f}")
+    total_px = sum(r["size"][0] * r["size"][1] for r in rows)
+    classes = {n for r in rows for n, v in r["pixel_fraction"].items() if v > 0}
+    lines.append(f"{f'total: {len(rows)} images':<32} {total_px:>12,} {'':>7} {len(classes):>7} "
+                 f"{sum(r['seconds'] for r in rows):>8.2f}")
+    return "\n".join(lines)
 
 
 def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, device: str) -> tuple[Any, str | None]:
@@ -307,7 +314,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 
 
 @click.command("segment")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
               '"building; road, street; tree; water". The first name of a class is its label.')
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -324,12 +331,18 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda:0.")
 @click.option("--bands", help="Bands to use as R,G,B, counting from 1, e.g. 4,3,2 (one band: grey). "
               "Default: 1,2,3.")
+@click.option("--nodata", help="Pixel value that means 'no data' in the input (e.g. 0, -9999, nan); overrides "
+              "the file's own. Default: the file's nodata value, internal mask or alpha band, and NaN.")
+@click.option("--probs", type=click.Choice(["uint8", "float16"]), help="Also write IMG.probs.tif: one band per "
+              "class, its probability as uint8 (0..255 = 0..1, nodata in the mask) or float16 (nodata NaN).")
+@click.option("--recursive", is_flag=True, help="Look for rasters in subfolders of folder inputs too, "
+              "and let ** in glob patterns reach into subfolders.")
 @click.option("--arch", help="open_clip architecture of a bare checkpoint file, e.g. ViT-L-14-quickgelu.")
 @click.option("--window", type=int, help="Sliding-window side in px (overrides the recipe; default: the model's).")
 @click.option("--stride", type=int, help="Step between windows in px (overrides the recipe; default: half a window).")
 @click.option("--short-side", type=int, help="Resize each image so its short side has this length first.")
-@click.option("--tile-size", type=int, help="TIFFs larger than this per side are processed tile by tile "
-              "(overrides the recipe; default 2048).")
+@click.option("--tile-size", type=int, help="Rasters are segmented in blocks of this many px per side, each "
+              "with a margin of context so the seams vanish (overrides the recipe; default 2048).")
 @click.option("--templates", help="Prompt templates: reference, remote-sensing, imagenet, or a file with one "
               "template per line ({} = class name). Overrides the recipe; default: reference.")
 @click.option("--background-threshold", type=float, help="Pixels whose top class probability is below this "
@@ -344,20 +357,25 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
-def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | None, model: str | None,
+@engine_options
+def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
-            arch: str | None, window: int | None, stride: int | None, short_side: int | None,
+            nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs, precision: str | None, threads: int | None) -> None:
-    """Segment IMAGE_OR_DIR... (PNG, JPEG, TIFF, GeoTIFF) into the given classes.
+            gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
+    """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
+    ...) into the given classes.
 
-    Writes a label map, a colour overlay with a legend and a JSON sidecar per input into --out.
-    16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch (reported).
+    Writes a label map (GeoTIFF on the input's grid with its georeferencing; a palette PNG for a
+    plain picture), a colour overlay with a legend and a JSON sidecar per input into --out.
+    Nodata pixels (nodata value, mask, alpha, NaN) get label 255 and are not counted.
+    16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
+    pixels (reported). Large rasters are segmented block by block in bounded memory.
     """
-    from resegzoo import imageio
     from resegzoo.api import ModelLoadError, Segmenter, load_recipe, load_templates
     from resegzoo.claims import Claims
+    from resegzoo.raster import reader
     from resegzoo.preflight import check_device, check_output_folder
     from resegzoo.registry import RegistryError
     from resegzoo.schema import SchemaError
@@ -366,8 +384,9 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
 
     set_threads(threads)
     vocab = _vocabulary(classes, vocab_file)
-    if len(vocab) + 1 > 256:
-        raise click.UsageError(f"{len(vocab)} classes: at most 255 fit an 8-bit label map")
+    if len(vocab) + 1 > NODATA_LABEL:
+        raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
+                               f"(with background; {NODATA_LABEL} is nodata)")
     try:
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, background_threshold=background_threshold, precision=precision)
@@ -375,17 +394,18 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
-    files = _expand_inputs(inputs)
+    files = _expand_inputs(inputs, recursive)
     try:
-        band_list = imageio.parse_bands(bands)
-    except imageio.ImageError as exc:
+        band_list = reader.parse_bands(bands)
+        nodata_value = reader.parse_nodata(nodata)
+    except reader.ImageError as exc:
         raise click.UsageError(str(exc)) from None
     failures: list[tuple[Path, str]] = []
     infos = []
     for f in files:
         try:
-            infos.append(imageio.inspect(f, band_list))
-        except imageio.ImageError as exc:
+            infos.append(reader.open_raster(f, band_list, nodata_value))
+        except reader.ImageError as exc:
             if not continue_on_error:
                 raise click.UsageError(str(exc)) from None
             failures.append((f, str(exc)))
@@ -399,7 +419,8 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
     for note in seg.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     out.mkdir(parents=True, exist_ok=True)
-    expected = _settings_record(seg, vocab, gis) if skip_existing else None
+    expected = {**_settings_record(seg, vocab, gis), "raster_options": _raster_options(probs, nodata_value)} \
+        if skip_existing else None
     claims = Claims(out)
     try:
         stems = _output_stems(infos, out, claims, overwrite, expected)
@@ -407,9 +428,34 @@ def segment(inputs: tuple[Path, ...], classes: str | None, vocab_file: Path | No
             if stem is None:
                 _say(f"{info.path}: skipped, its result with these settings is already in {out}")
         todo = [(info, stem) for info, stem in zip(infos, stems) if stem is not None]
-        failures += _write_units(seg, vocab, todo, out, claims, continue_on_error, gis)
+        records: list[dict[str, Any]] = []
+        if engine.is_local:
+            failures += _write_units(seg, vocab, todo, out, claims, continue_on_error, gis, probs, records)
+        else:
+            from resegzoo.engines.ray_segment import SegmenterSpec, segment_on_ray
+
+            def finish(job: Any, run: Any) -> dict[str, Any]:  # one input's unit, as _write_units writes it
+                from resegzoo import imageio
+
+                stem = job.sidecar.name.removesuffix(".json")
+                record = _finish_one(seg, vocab, job, run, probs)
+                record["outputs"].update(gis.write(out, stem, record))
+                record["gis"] = dataclasses.asdict(gis)
+                imageio.write_json(job.sidecar, record)  # last: the commit marker of the unit
+                claims.release(stem)
+                records.append(record)
+                _say(f"{job.plan.path} -> {job.destination}")
+                return record
+
+            for _, stem in todo:
+                _remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
+            jobs = [_plan_one(seg, vocab, info, stem, out, probs) for info, stem in todo]
+            failures += segment_on_ray(engine, SegmenterSpec(recipe, model, masks, device, arch), seg, vocab, jobs,
+                                       out, finish, say=_say)
     finally:
         claims.release_all()
+    if records:
+        _say(_summary(records))
     if failures:
         for path, message in failures:
             click.echo(f"failed: {path}: {message}", err=True)

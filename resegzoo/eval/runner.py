@@ -151,14 +151,38 @@ class EvalRun:
                                "delete it to recompute that image")
         return cm
 
-    def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
-            overlays: int = 4, progress: bool = True) -> RunResult:
-        """Evaluate the images that have no stored result yet, then score all requested images.
-
-        ``make_segmenter(spec)`` is called only when some image still needs segmenting.
-        """
+    def vocabulary(self) -> Any:
         from resegzoo.api import Vocabulary
 
+        return Vocabulary(classes=[list(names) for names in self.dataset.info.classes])
+
+    def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
+                        loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:
+        """Segment one image and return its confusion matrix (saving its overlay if asked): the one
+        per-image step, whichever engine runs it. ``loaded``: (image, label, image or prepared
+        image) already read, e.g. by the local engine's prefetch thread."""
+        info = self.dataset.info
+        image, label, ready = loaded if loaded is not None else (*self.dataset.load(sample), None)
+        result = segmenter.segment(image if ready is None else ready, vocab)
+        pred = result.labels
+        if result.background_index is not None:
+            pred = np.where(pred == result.background_index, info.background, pred)
+        cm = confusion_matrix(pred, label, info.num_classes)
+        if overlay:
+            save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
+        return cm
+
+    def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
+        atomic.save_npy(self.result_file(sample), cm)
+
+    def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
+            overlays: int = 4, progress: bool = True, engine: Optional[Callable[..., Any]] = None) -> RunResult:
+        """Evaluate the images that have no stored result yet, then score all requested images.
+
+        ``make_segmenter(spec)`` is called only when some image still needs segmenting. ``engine``,
+        if given, segments the pending images elsewhere: ``engine(run, pending, overlay_ids)`` yields
+        ``(sample, confusion)`` pairs in any order (see resegzoo.engines.ray_eval).
+        """
         info = self.dataset.info
         samples = list(self.dataset)[:limit]
         file_names = {safe_id(s.id) for s in samples}
@@ -172,33 +196,36 @@ class EvalRun:
                                "inference.background_threshold; remove it from the recipe")
         newly_done = 0
         if pending:
-            segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
-            self._create()
-            vocab = Vocabulary(classes=[list(names) for names in info.classes])
             overlay_ids = {s.id for s in samples[:overlays]}
-            bar = pending
+            if engine is None:
+                segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
+                self._create()
+                vocab = self.vocabulary()
+                prepare = getattr(segmenter, "prepare", None)
+
+                def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
+                    # runs in a background thread while the previous image is being encoded
+                    image, label = self.dataset.load(sample)
+                    return image, label, image if prepare is None else prepare(image)
+
+                outcomes = ((s, self.evaluate_sample(segmenter, vocab, s, s.id in overlay_ids, loaded))
+                            for s, loaded in prefetched(load, pending, self.spec.recipe.inference.prefetch))
+            else:
+                self._create()
+                outcomes = engine(self, pending, overlay_ids)
+            bar = None
             if progress:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(pending, desc=f"eval {self.spec.label}", unit="image",
+                bar = tqdm(desc=f"eval {self.spec.label}", unit="image",
                            initial=len(samples) - len(pending), total=len(samples))
-            prepare = getattr(segmenter, "prepare", None)
-
-            def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
-                # runs in a background thread while the previous image is being encoded
-                image, label = self.dataset.load(sample)
-                return image, label, image if prepare is None else prepare(image)
-
-            for sample, (image, label, ready) in prefetched(load, bar, self.spec.recipe.inference.prefetch):
-                result = segmenter.segment(ready, vocab)
-                pred = result.labels
-                if result.background_index is not None:
-                    pred = np.where(pred == result.background_index, info.background, pred)
-                cm = confusion_matrix(pred, label, info.num_classes)
-                if sample.id in overlay_ids:
-                    save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
-                atomic.save_npy(self.result_file(sample), cm)
+            for sample, cm in outcomes:
+                self.store_confusion(sample, cm)
                 newly_done += 1
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
         total = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
         for sample in samples:
             total += self.load_confusion(sample)

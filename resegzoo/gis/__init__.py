@@ -8,25 +8,12 @@
 """
 from __future__ import annotations
 
-import contextlib
-import warnings
-from typing import Iterator
-
 from resegzoo.errors import ResegzooError
-
-#: the label value of pixels that are not classified (nodata); never a class, never a feature
-NODATA_LABEL = 255
+#: NODATA_LABEL: the label value of pixels that are not classified; never a class, never a feature.
+#: without_georeference_warnings: label rasters of PNG inputs have no CRS, expected here.
+from resegzoo.raster.reader import NODATA_LABEL
+from resegzoo.raster.reader import quiet_georef as without_georeference_warnings
 
 
 class GisError(ResegzooError):
     """A GIS output that cannot be made from this input (the message says why and what to do)."""
-
-
-@contextlib.contextmanager
-def without_georeference_warnings() -> Iterator[None]:
-    """Label rasters of PNG inputs have no CRS: that is expected here, not worth a warning."""
-    from rasterio.errors import NotGeoreferencedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        yield

@@ -10,6 +10,7 @@ import torch
 
 from resegzoo.errors import ResegzooError
 from resegzoo.prefetch import prefetched
+from resegzoo.raster.reader import NODATA_LABEL
 from resegzoo.runtime import autocast, autocast_dtype
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
 from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
@@ -44,7 +45,8 @@ class ModelLoadError(ResegzooError, RuntimeError):
 class SegmentResult:
     """What :meth:`Segmenter.segment` returns for one image.
 
-    ``labels`` index ``class_names``. With ``inference.background_threshold`` set, the extra class
+    ``labels`` index ``class_names``; pixels outside the ``valid`` mask given to ``segment`` are
+    :data:`NODATA_LABEL` (255) with all-zero ``probs``. With ``inference.background_threshold`` set, the extra class
     ``background`` is the LAST entry of ``class_names`` (``background_index``); ``probs`` always
     has one plane per vocabulary class (no background plane).
     """
@@ -70,6 +72,8 @@ class PreparedImage:
     bands: list[list[Window]]
     first_masks: Any = None
     has_first_masks: bool = False
+    valid: np.ndarray | None = None  # (H, W) bool, None = all valid
+    dead: list[Window] = field(default_factory=list)  # windows without a valid pixel: never encoded
 
 
 def encoder_device(encoder: Any) -> Any:
@@ -193,19 +197,33 @@ class Segmenter:
                 scores = torch.softmax(inf.logit_scale * scores, dim=1)
             return scores
 
-    def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True) -> PreparedImage:
+    def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
+                valid: np.ndarray | None = None) -> PreparedImage:
         """Check, resize, pad and cut ``image`` into windows; with ``masks`` also make the first
         band's segments. Runs in prefetch threads while the encoder works on the previous image.
 
         ``scale`` resizes by a fixed factor instead of the recipe's resize rule (tiles of a big
-        raster must all be resized by the whole raster's factor)."""
+        raster must all be resized by the whole raster's factor). ``valid`` (H, W) bool: invalid
+        pixels are filled from their nearest valid pixel, and windows with no valid pixel are
+        left out (never encoded; their logits, which only invalid pixels receive, are zero)."""
         image = check_image(image)
         h, w = image.shape[:2]
+        if valid is not None:
+            from resegzoo.raster.reader import fill_invalid
+
+            valid = _check_valid(valid, image)
+            image = fill_invalid(image, valid) if valid.any() else image
         inf = self.recipe.inference
         size = work_size(h, w, inf) if scale is None else (max(2, round(h * scale)), max(2, round(w * scale)))
         plan = WindowPlan.make(size[0], size[1], self.window, self.stride, inf.window_placement)
         padded = plan.pad(resize_image(image, size, inf.resize_filter), inf.pad_mode)
-        prep = PreparedImage(image, size, plan, padded, _row_bands(plan.windows, MASK_BAND_PX))
+        bands, dead = _row_bands(plan.windows, MASK_BAND_PX), []
+        if valid is not None and not valid.all():
+            live = _live_pixels(valid, size, plan)
+            alive = [[win for win in band if live[win[0]:win[2], win[1]:win[3]].any()] for band in bands]
+            dead = [win for band in bands for win in band if not live[win[0]:win[2], win[1]:win[3]].any()]
+            bands = [band for band in alive if band]
+        prep = PreparedImage(image, size, plan, padded, bands, valid=valid, dead=dead)
         if masks and prep.bands:
             prep.first_masks = self._window_masks(padded, prep.bands[0])
             prep.has_first_masks = True
@@ -217,25 +235,25 @@ class Segmenter:
         return self._window_masks(prep.padded, prep.bands[index])
 
     def logits(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None) -> tuple[torch.Tensor, dict]:
+               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged cosine logits (K, H, W) at the image's own size, on the encoder's device, and
-        facts for the sidecar (each class's best name; probabilities instead with
-        ``inference.average: probabilities``).
+        facts for the sidecar.
 
         ``image`` may be a :class:`PreparedImage` (then ``scale`` is the one it was prepared
         with). The segments of the next band of windows are made in a background thread while
-        the encoder runs on this band (``inference.prefetch``)."""
-        rows, info = self.scores(image, vocab, progress=progress, scale=scale)
+        the encoder runs on this band (``inference.prefetch``). ``valid``: see :meth:`prepare`.
+        Each class's best name; probabilities instead with ``inference.average: probabilities``."""
+        rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
         if self.recipe.inference.probabilities == "name":
             rows = self.text_embeddings(vocab).names_to_classes(rows, dim=0)
         return rows, info
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None) -> tuple[torch.Tensor, dict]:
+               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
         with ``inference.average: probabilities``. See :meth:`logits`."""
-        prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False)
+        prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
         text = self.text_embeddings(vocab)
@@ -248,6 +266,10 @@ class Segmenter:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
+        for win in prep.dead:
+            stitcher.add(win, torch.zeros((rows, self.window, self.window)))
+        if bar is not None:
+            bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
                                 self.recipe.inference.prefetch)
         for band, maps in band_masks:
@@ -267,13 +289,22 @@ class Segmenter:
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
                 "windows": len(plan.windows), "templates": len(self.templates),
                 "protocol": protocol_name(self.recipe)}
+        if prep.valid is not None:
+            info["windows_skipped_nodata"] = len(prep.dead)
         return result, info
 
     def segment(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-                scale: float | None = None) -> SegmentResult:
+                scale: float | None = None, valid: np.ndarray | None = None) -> SegmentResult:
         """Segment one (H, W, 3) uint8 RGB image (or a :meth:`prepare`d one) into the
-        vocabulary's classes (``scale``: see :meth:`prepare`)."""
-        rows, info = self.scores(image, vocab, progress=progress, scale=scale)
+        vocabulary's classes (``scale``, ``valid``: see :meth:`prepare`; invalid pixels get
+        :data:`NODATA_LABEL` and zero probabilities)."""
+        if isinstance(image, PreparedImage):
+            valid = image.valid
+        elif valid is not None:
+            valid = _check_valid(valid, check_image(image))
+            if not valid.any():  # nothing to segment: no encoder pass at all
+                return _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
+        rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
         if isinstance(image, PreparedImage):
             image = image.image
         inf = self.recipe.inference
@@ -292,7 +323,11 @@ class Segmenter:
             background = len(names)
             labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
             names = names + [BACKGROUND]
-        return SegmentResult(labels, probs.numpy().astype(np.float32), names, background, info)
+        probs_np = probs.numpy().astype(np.float32)
+        if valid is not None and not valid.all():
+            labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
+            probs_np[:, ~valid] = 0.0
+        return SegmentResult(labels, probs_np, names, background, info)
 
     def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         if self.mask_generator is None:
@@ -310,6 +345,32 @@ class Segmenter:
         return {"model": self.model_name, "random_weights": self.random_weights, "masks": self.masks_name,
                 "encoder": describe(self.encoder), "recipe": self.recipe.to_dict(), "templates": list(self.templates),
                 "notes": list(self.notes)}
+
+
+def _check_valid(valid: Any, image: np.ndarray) -> np.ndarray:
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != image.shape[:2]:
+        raise ValueError(f"valid mask {valid.shape} does not match the image {image.shape[:2]}")
+    return valid
+
+
+def _live_pixels(valid: np.ndarray, size: tuple[int, int], plan: WindowPlan) -> np.ndarray:
+    """Which pixels of the padded, resized frame see any valid source pixel (a generous test:
+    antialiased resize, so windows touching valid data by a fraction of a pixel are kept)."""
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(valid.astype(np.float32))[None, None]
+    if tuple(valid.shape) != tuple(size):
+        t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+        t = F.max_pool2d(t, 3, stride=1, padding=1)  # one more pixel of margin for the upsampling back
+    return plan.pad(t[0, 0].numpy() > 0)
+
+
+def _all_nodata(image: np.ndarray, vocab: Vocabulary, threshold: float | None) -> SegmentResult:
+    h, w = image.shape[:2]
+    names = vocab.class_names + ([BACKGROUND] if threshold is not None else [])
+    return SegmentResult(np.full((h, w), NODATA_LABEL, np.int32), np.zeros((len(vocab), h, w), np.float32), names,
+                         len(vocab) if threshold is not None else None, {"size": [h, w], "windows": 0, "all_nodata": True})
 
 
 def work_size(height: int, width: int, inference: Any) -> tuple[int, int]:
@@ -351,7 +412,7 @@ def check_image(image: Any) -> np.ndarray:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {arr.shape}")
     if arr.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image (0..255), got {arr.dtype}; scale it first "
-                         "(resegzoo.imageio.to_uint8 stretches 16-bit data)")
+                         "(resegzoo.raster.reader.read_image stretches 16-bit and float data)")
     if min(arr.shape[:2]) < 2:
         raise ValueError(f"the image is {arr.shape[0]}x{arr.shape[1]} px; at least 2x2 is needed")
     return arr

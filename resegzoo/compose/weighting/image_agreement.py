@@ -28,12 +28,12 @@ from resegzoo.compose.weighting import (
 
 
 def find_images(paths: list[str], limit: int) -> list[Path]:
-    from resegzoo.imageio import IMAGE_SUFFIXES
+    from resegzoo.raster.reader import find_rasters
 
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            found += find_rasters(p)
         elif p.is_file():
             found.append(p)
         else:
@@ -44,13 +44,15 @@ def find_images(paths: list[str], limit: int) -> list[Path]:
 
 
 def load_image(path: Path, size: int, mean, std) -> torch.Tensor:
-    """The image as ``resegzoo segment`` reads it (bands 1-3, 16-bit stretched), resized and normalised."""
+    """The image as ``resegzoo segment`` reads it (bands 1-3, palette colours, 16-bit stretched,
+    nodata filled from the nearest valid pixels), resized and normalised."""
     from PIL import Image
 
-    from resegzoo.imageio import ImageError, read_image
+    from resegzoo.raster.reader import ImageError, fill_invalid, read_image
 
     try:
-        rgb, _, _ = read_image(path)
+        rgb, valid, _ = read_image(path)
+        rgb = fill_invalid(rgb, valid) if valid.any() else rgb
     except ImageError as exc:
         raise WeightingError(f"image-agreement: cannot read image {path}: {exc}") from exc
     rgb = Image.fromarray(rgb).resize((size, size), Image.BILINEAR)

@@ -108,6 +108,8 @@ class Sample:
     id: str
     image: Path
     label: Path
+    #: the image's alpha channel holds data (e.g. infrared in an RGBA PNG), not a validity mask
+    alpha_is_band: bool = False
 
 
 def decode_label(raw: np.ndarray, encoding: LabelEncoding, where: str = "label") -> np.ndarray:
@@ -185,17 +187,14 @@ def read_label(path: Path, encoding: LabelEncoding) -> np.ndarray:
     return decode_label(raw, encoding, str(path))
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8; extra bands (alpha, or the reference tiles' infrared) are dropped."""
-    try:
-        arr = _read_array(path)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read the image: {exc}") from exc
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.shape[2] < 3:
-        raise DatasetError(f"{path}: expected an RGB image, got {arr.shape[2]} band(s)")
-    if arr.dtype != np.uint8:
-        raise DatasetError(f"{path}: expected 8-bit imagery, got {arr.dtype}; the benchmarks ship 8-bit images")
-    return np.ascontiguousarray(arr[..., :3])
+def read_image(path: Path, alpha_is_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 through the one raster reader (bands 1-3, palette colours, 16-bit/float
+    stretch) and the (H, W) valid mask (nodata, mask, alpha unless ``alpha_is_band``, NaN)."""
+    from resegzoo.raster.reader import ImageError
+    from resegzoo.raster.reader import read_image as read_raster_image
 
+    try:
+        rgb, valid, _ = read_raster_image(path, alpha_mask=not alpha_is_band)
+    except ImageError as exc:
+        raise DatasetError(f"cannot read the image: {exc}") from exc
+    return rgb, valid

@@ -20,14 +20,15 @@ The classes file (``<root>/classes.yaml`` unless given) looks like::
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
 
 from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample
-from resegzoo.eval.datasets.layout import Dataset, Layout, files_with_suffix, open_with_layouts, pair
+from resegzoo.eval.datasets.layout import Dataset, Layout, open_with_layouts, pair
 from resegzoo.eval.metrics import IGNORE_INDEX
-from resegzoo.imageio import IMAGE_SUFFIXES
+from resegzoo.raster.reader import find_rasters
 from resegzoo.schema import from_mapping, load_yaml
 
 LABEL_SUFFIXES = (".png", ".tif", ".tiff")
@@ -59,7 +60,7 @@ def _find_folders(root: Path, split: str) -> Optional[list[Sample]]:
     images_dir, labels_dir = root / "images", root / "labels"
     if split and (images_dir / split).is_dir():
         images_dir, labels_dir = images_dir / split, labels_dir / split
-    return pair(files_with_suffix(images_dir, IMAGE_SUFFIXES), _label_of(labels_dir), lambda p: p.stem,
+    return pair(find_rasters(images_dir), _label_of(labels_dir), lambda p: p.stem,
                 str(root))
 
 
@@ -67,12 +68,14 @@ def _find_reference(root: Path, split: str) -> Optional[list[Sample]]:
     images = sorted(root.rglob(REFERENCE_IMAGE))
     if not images:
         return None
-    return pair(images, lambda p: p.parent / REFERENCE_LABEL,
-                lambda p: p.parent.relative_to(root).as_posix().replace("/", "_") or "tile", str(root))
+    samples = pair(images, lambda p: p.parent / REFERENCE_LABEL,
+                   lambda p: p.parent.relative_to(root).as_posix().replace("/", "_") or "tile", str(root))
+    # the reference tiles' 4th channel is infrared, stored where a PNG keeps alpha
+    return [dataclasses.replace(s, alpha_is_band=True) for s in samples]
 
 
 LAYOUTS = [
-    Layout("folders", "images/*.png|jpg|tif with labels/*.png|tif of the same name", _find_folders),
+    Layout("folders", "images/* (any raster GDAL opens) with labels/*.png|tif of the same name", _find_folders),
     Layout("reference", f"tile folders each holding {REFERENCE_IMAGE} and {REFERENCE_LABEL}", _find_reference),
 ]
 

@@ -7,7 +7,8 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample, read_label, read_rgb
+from resegzoo.eval.metrics import IGNORE_INDEX
+from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample, read_image, read_label
 
 #: ``find(root, split)`` returns the samples, or None when ``root`` does not hold this layout.
 Finder = Callable[[Path, str], Optional[list[Sample]]]
@@ -90,12 +91,20 @@ class Dataset:
         return iter(self.samples)
 
     def load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-        """(image (H, W, 3) uint8, label (H, W) uint8 class indices with 255 = ignore)."""
-        image = read_rgb(sample.image)
+        """(image (H, W, 3) uint8, label (H, W) uint8 class indices with 255 = ignore).
+
+        The image's nodata pixels are ignored in the label (left out of the metrics) and filled
+        from their nearest valid pixels in the image (no flat patch the model takes for a segment)."""
+        from resegzoo.raster.reader import fill_invalid
+
+        image, valid = read_image(sample.image, sample.alpha_is_band)
         label = read_label(sample.label, self.encoding)
         if image.shape[:2] != label.shape:
             raise DatasetError(f"{sample.label}: label is {label.shape[1]}x{label.shape[0]} but its image "
                                f"{sample.image.name} is {image.shape[1]}x{image.shape[0]}")
+        if not valid.all():
+            label = np.where(valid, label, np.uint8(IGNORE_INDEX)).astype(np.uint8)
+            image = fill_invalid(image, valid) if valid.any() else image
         return image, label
 
     def describe(self) -> dict:

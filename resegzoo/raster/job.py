@@ -1,0 +1,335 @@
+"""Segmenting one raster block by block: plan once, segment blocks (in any order, anywhere), write.
+
+The three pieces are separate so that an engine can distribute them (issue 11's Ray engine):
+
+- :func:`plan_raster` decides everything once per raster (bands, nodata, stretch, the one resize
+  factor, the blocks, the output grid and georeferencing, class names and colours) into a
+  picklable :class:`RasterPlan`;
+- :func:`segment_block` reads its OWN pixels from ``plan.raster.path`` and returns a picklable
+  :class:`BlockResult` (core labels, optional probabilities, per-class and nodata counts);
+- :class:`RasterWriter` writes results in any order; the output appears (atomically) only when
+  every block was written and the context exits cleanly.
+
+:func:`segment_raster` is the local engine: plan, a loop over the blocks, write.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from resegzoo.raster.blocks import Block, Box, plan_blocks
+from resegzoo.raster.reader import NODATA_LABEL, ImageError, Raster, open_raster, quiet_georef
+
+ProbsFormat = Literal["uint8", "float16"]
+
+
+@dataclass(frozen=True)
+class RasterOptions:
+    """How to read and cut a raster; None = the recipe's / the file's."""
+
+    bands: tuple[int, ...] | None = None
+    #: overrides the file's nodata (nan allowed); None = the file's masks (nodata, mask, alpha, NaN)
+    nodata: float | None = None
+    #: core side of a block in source px (default: recipe ``inference.tile_size``)
+    block: int | None = None
+    #: context around a block in source px (default: recipe ``inference.tile_overlap``, at least
+    #: one window in the resized frame so blocks see what a whole-image run sees)
+    halo: int | None = None
+    #: also write per-class probabilities: "uint8" (0..255 = 0..1) or "float16"
+    probs: ProbsFormat | None = None
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class RasterPlan:
+    """Everything decided once for one raster; plain, picklable data."""
+
+    raster: Raster
+    scale: float  # resized / source size: one factor for the whole raster
+    window: int
+    stride: int
+    block: int
+    halo: int
+    blocks: tuple[Block, ...]
+    class_names: tuple[str, ...]  # the vocabulary's, then "background" when the recipe has one
+    num_classes: int  # vocabulary classes (= probability planes)
+    palette: tuple[tuple[int, int, int], ...]
+    probs: ProbsFormat | None = None
+    #: "GTiff" for georeferenced or TIFF inputs, "PNG" for plain pictures
+    label_driver: str = "GTiff"
+
+    @property
+    def path(self) -> str:
+        return self.raster.path
+
+    @property
+    def tiled(self) -> bool:
+        return len(self.blocks) > 1
+
+
+@dataclass
+class BlockResult:
+    """One block's output, for its core only; picklable."""
+
+    index: int
+    core: Box
+    labels: np.ndarray  # (h, w) uint8, NODATA_LABEL where no valid data
+    counts: np.ndarray  # (len(class_names),) int64 valid pixels per class
+    nodata_pixels: int
+    probs: np.ndarray | None = None  # (K, h, w) uint8 or float16
+    windows_skipped: int = 0
+
+
+def _segmenter_window(segmenter_or_recipe: Any) -> tuple[Any, int, int]:
+    recipe = getattr(segmenter_or_recipe, "recipe", segmenter_or_recipe)
+    window = getattr(segmenter_or_recipe, "window", None) or recipe.inference.window
+    if not window:
+        raise ValueError("plan_raster needs a Segmenter, or a recipe that sets inference.window")
+    stride = getattr(segmenter_or_recipe, "stride", None) or recipe.inference.stride or max(1, window // 2)
+    return recipe, int(window), int(stride)
+
+
+def raster_scale(height: int, width: int, short_side: int | None) -> float:
+    """The one resize factor of a raster: ``short_side`` / its short side, or 1."""
+    return 1.0 if short_side is None else short_side / min(height, width)
+
+
+def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: RasterOptions | None = None,
+                vocab: Any = None) -> RasterPlan:
+    """Open ``path`` (or take an opened :class:`Raster`) and decide how it is segmented (see
+    :class:`RasterPlan`). ``vocab`` gives the class names and colours of the outputs."""
+    from resegzoo.imageio import make_palette
+
+    options = options or RasterOptions()
+    recipe, window, stride = _segmenter_window(segmenter_or_recipe)
+    raster = path if isinstance(path, Raster) else open_raster(path, options.bands, options.nodata)
+    from resegzoo.segmenter.core import work_scale
+
+    # the recipe's resize rule (short side or mmcv's fit) gives the one factor of the whole raster
+    scale = work_scale(raster.height, raster.width, recipe.inference) or 1.0
+    block = options.block or recipe.inference.tile_size
+    halo = options.halo if options.halo is not None else max(recipe.inference.tile_overlap, math.ceil(window / scale))
+    blocks = plan_blocks(raster.height, raster.width, block=block, halo=halo, scale=scale, window=window, stride=stride)
+    background = recipe.inference.background_threshold is not None
+    names: list[str] = [] if vocab is None else list(vocab.class_names) + (["background"] if background else [])
+    if len(names) > NODATA_LABEL:
+        raise ImageError(f"{len(names)} classes: at most {NODATA_LABEL} fit an 8-bit label map beside nodata")
+    palette = make_palette(names)
+    tiff = raster.driver == "GTiff" or raster.is_georeferenced
+    return RasterPlan(raster=raster, scale=scale, window=window, stride=stride, block=block, halo=halo,
+                      blocks=tuple(blocks), class_names=tuple(names),
+                      num_classes=0 if vocab is None else len(vocab), palette=tuple(tuple(c) for c in palette),
+                      probs=options.probs, label_driver="GTiff" if tiff else "PNG")
+
+
+def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.ndarray]:
+    """``block``'s pixels (with their halo) and valid mask, made ready for the encoder when the
+    segmenter can (``prepare``: resized, nodata filled, first segments made); thread-safe, so
+    the next block is read while this one is encoded."""
+    rgb, valid = plan.raster.read_rgb(block.read)
+    if valid.any() and hasattr(segmenter, "prepare"):
+        return segmenter.prepare(rgb, scale=plan.scale, valid=valid), valid
+    return rgb, valid
+
+
+def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
+                  read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
+    """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
+    ``read``: what :func:`read_block` returned for it (None: read it now)."""
+    ry0, rx0, _, _ = block.read
+    cy0, cx0, cy1, cx1 = block.core
+    pixels, valid = read if read is not None else read_block(segmenter, plan, block)
+    if isinstance(pixels, np.ndarray):
+        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid)
+    else:  # prepared with its scale and valid mask
+        result = segmenter.segment(pixels, vocab)
+    crop = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
+    labels = result.labels[crop].astype(np.uint8)
+    core_valid = valid[crop]
+    labels[~core_valid] = NODATA_LABEL
+    counts = np.bincount(labels[core_valid].ravel(), minlength=len(plan.class_names)).astype(np.int64)
+    probs = None
+    if plan.probs is not None:
+        p = result.probs[(slice(None), *crop)]
+        if plan.probs == "uint8":
+            probs = np.clip(np.round(p * 255.0), 0, 255).astype(np.uint8)
+        else:
+            probs = np.where(core_valid[None], p, np.nan).astype(np.float16)
+    return BlockResult(index=block.index, core=block.core, labels=labels, counts=counts,
+                       nodata_pixels=int((~core_valid).sum()), probs=probs,
+                       windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0))
+
+
+def _label_profile(plan: RasterPlan) -> dict[str, Any]:
+    raster = plan.raster
+    return {"driver": "GTiff", "height": raster.height, "width": raster.width, "count": 1, "dtype": "uint8",
+            "nodata": NODATA_LABEL, "compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256,
+            "BIGTIFF": "IF_SAFER",  # label maps of huge rasters may pass 4 GB
+            **raster.georef.profile()}
+
+
+def _probs_profile(plan: RasterPlan) -> dict[str, Any]:
+    profile = {**_label_profile(plan), "count": max(1, plan.num_classes), "interleave": "band"}
+    if plan.probs == "float16":
+        # GDAL stores Float32 with NBITS=16 as IEEE half floats on disk
+        profile.update(dtype="float32", nodata=float("nan"), NBITS=16)
+    else:
+        profile.pop("nodata")  # 0..255 are all probabilities: nodata goes into the internal mask
+    return profile
+
+
+class RasterWriter:
+    """Writes :class:`BlockResult` s of one plan into the label raster (and the probability raster)
+    in any order; the files appear only when every block was written and the context exits cleanly.
+
+        with RasterWriter(plan, "out.labels.tif") as writer:
+            for block in plan.blocks:
+                writer.write(block, segment_block(seg, vocab, plan, block))
+    """
+
+    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None) -> None:
+        if plan.probs is not None and probs_destination is None:
+            raise ValueError("the plan asks for probabilities: give probs_destination")
+        self.plan = plan
+        self.destination = Path(destination)
+        self.probs_destination = None if probs_destination is None else Path(probs_destination)
+        self.written: set[int] = set()
+        self.counts = np.zeros(len(plan.class_names), dtype=np.int64)
+        self.nodata_pixels = 0
+        self.windows_skipped = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._labels: Any = None
+        self._probs: Any = None
+        self._label_tmp: Path | None = None
+
+    def __enter__(self) -> "RasterWriter":
+        import rasterio
+
+        from resegzoo.atomic import atomic_path
+
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(quiet_georef())
+            final = stack.enter_context(atomic_path(self.destination))
+            self._final = self._label_tmp = final
+            if self.plan.label_driver != "GTiff":  # PNG cannot be written by windows: a GeoTIFF first
+                self._label_tmp = final.with_name(final.name + ".tif")
+                stack.callback(self._label_tmp.unlink, missing_ok=True)
+            self._labels = stack.enter_context(rasterio.open(self._label_tmp, "w", **_label_profile(self.plan)))
+            self.plan.raster.georef.apply(self._labels)
+            if self.plan.palette:
+                self._labels.write_colormap(1, {k: (*rgb, 255) for k, rgb in enumerate(self.plan.palette)})
+            if self.plan.probs is not None:
+                probs_tmp = stack.enter_context(atomic_path(self.probs_destination))  # type: ignore[arg-type]
+                self._probs = stack.enter_context(rasterio.open(probs_tmp, "w", **_probs_profile(self.plan)))
+                self.plan.raster.georef.apply(self._probs)
+                for k, name in enumerate(self.plan.class_names[:self.plan.num_classes]):
+                    self._probs.set_band_description(k + 1, name)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def write(self, block: Block, result: BlockResult) -> None:
+        from rasterio.windows import Window
+
+        if result.index != block.index or result.core != block.core:
+            raise ValueError(f"result of block {result.index} written as block {block.index}")
+        y0, x0, y1, x1 = block.core
+        window = Window(x0, y0, x1 - x0, y1 - y0)
+        self._labels.write(result.labels[None], window=window)
+        if self._probs is not None:
+            if result.probs is None:
+                raise ValueError(f"block {block.index} has no probabilities, but the plan asks for them")
+            self._probs.write(result.probs.astype(self._probs.dtypes[0]), window=window)
+            if self.plan.probs == "uint8":
+                self._probs.write_mask(np.where(result.labels != NODATA_LABEL, 255, 0).astype(np.uint8), window=window)
+        self.written.add(block.index)
+        self.counts += result.counts
+        self.nodata_pixels += result.nodata_pixels
+        self.windows_skipped += result.windows_skipped
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        assert self._stack is not None
+        stack, self._stack = self._stack, None
+        if exc_type is None:
+            missing = sorted(set(range(len(self.plan.blocks))) - self.written)
+            if missing:
+                err = RuntimeError(f"{self.destination}: blocks {missing[:10]} were never written; nothing saved")
+                stack.__exit__(RuntimeError, err, None)
+                raise err
+            try:
+                self._labels.close()
+                if self._probs is not None:
+                    self._probs.close()
+                if self.plan.label_driver != "GTiff":
+                    from rasterio.shutil import copy as gdal_copy
+
+                    gdal_copy(self._label_tmp, self._final, driver=self.plan.label_driver)
+                    Path(f"{self._final}.aux.xml").unlink(missing_ok=True)  # nothing a PNG reader needs
+            except BaseException as err:
+                if not stack.__exit__(type(err), err, err.__traceback__):
+                    raise
+                return False
+        return bool(stack.__exit__(exc_type, exc, tb))
+
+
+@dataclass
+class RasterRun:
+    """What :func:`segment_raster` did: the plan, the outputs and the pixel counts."""
+
+    plan: RasterPlan
+    labels_path: Path
+    probs_path: Path | None
+    counts: np.ndarray
+    nodata_pixels: int
+    windows_skipped: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def pixel_fraction(self) -> dict[str, float]:
+        """Fraction of the VALID pixels per class (all 0 when nothing is valid; never NaN)."""
+        total = int(self.counts.sum())
+        return {n: (round(int(c) / total, 6) if total else 0.0) for n, c in zip(self.plan.class_names, self.counts)}
+
+
+def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, destination: str | Path,
+                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None) -> RasterRun:
+    """Segment a raster of any size block by block and write its label raster to ``destination``
+    (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
+    ``.png`` destination); memory is bounded by the block size, not the raster's."""
+    from resegzoo.prefetch import prefetched
+
+    start = time.perf_counter()
+    plan = source if isinstance(source, RasterPlan) else plan_raster(source, segmenter, options, vocab)
+    blocks: Sequence[Block] = plan.blocks
+    if options is not None and options.progress and len(blocks) > 1:
+        from tqdm.auto import tqdm
+
+        blocks = tqdm(blocks, desc="blocks", unit="block", leave=False)
+
+    def read(block: Block) -> Any:
+        try:
+            return read_block(segmenter, plan, block)
+        except Exception as exc:  # raised again at its block's turn
+            return exc
+
+    recipe = getattr(segmenter, "recipe", None)
+    depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
+    with RasterWriter(plan, destination, probs_destination) as writer:
+        # the next block is read and prepared in a background thread while this one is encoded
+        for block, ready in prefetched(read, blocks, depth):
+            if isinstance(ready, Exception):
+                raise ready
+            writer.write(block, segment_block(segmenter, vocab, plan, block, ready))
+    return RasterRun(plan=plan, labels_path=Path(destination),
+                     probs_path=None if probs_destination is None else Path(probs_destination),
+                     counts=writer.counts, nodata_pixels=writer.nodata_pixels,
+                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start)

@@ -1,0 +1,398 @@
+"""THE raster reader: every image resegzoo reads (segment, eval, image-agreement) comes through here.
+
+Anything GDAL opens is an image (GeoTIFF, COG, VRT, JP2, PNG/JPEG with or without world files,
+...): what rasterio reports decides, never the file suffix. :func:`open_raster` reads the header
+once and decides everything per raster (bands, palette expansion, nodata, the 8-bit stretch,
+georeferencing) into a picklable :class:`Raster`; :meth:`Raster.read` then reads any window as
+``(3, h, w)`` uint8 plus a boolean valid mask.
+
+Valid pixels: GDAL's mask (nodata value, internal mask, alpha band), finite values (NaN/Inf are
+never valid), or, with an explicit ``nodata``, every pixel whose chosen bands are not all that
+value. Non-8-bit data is stretched per band between the 2nd and 98th percentile of the VALID
+pixels of a decimated read (GDAL serves it from overviews when the file has them), so a huge
+raster is never read whole for it.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from resegzoo.errors import ResegzooError
+
+#: label of pixels without valid data in every label map resegzoo writes (the GeoTIFF's nodata)
+NODATA_LABEL = 255
+#: longest side of the decimated read used to estimate the stretch (and draw overview overlays)
+OVERVIEW_SIDE = 1024
+#: files GDAL can open that are parts of another raster, never images of their own
+SIDECAR_SUFFIXES = (".aux.xml", ".ovr", ".msk", ".tfw", ".tifw", ".pgw", ".pngw", ".jgw", ".jpgw", ".wld",
+                    ".prj", ".xml", ".json", ".qml", ".txt", ".yaml", ".yml")
+
+
+class ImageError(ResegzooError, ValueError):
+    """An input that is not a usable image; the message names the file and the problem."""
+
+
+@contextlib.contextmanager
+def quiet_georef() -> Iterator[None]:
+    """Plain PNG/JPEG (and label maps of them) have no georeferencing; rasterio would warn about
+    it on every open."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _gdal_errors(path: str | Path, action: str = "read") -> Iterator[None]:
+    """rasterio/GDAL failures (unreadable, truncated, corrupt files) become one-line ImageErrors."""
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    try:
+        with quiet_georef():
+            yield
+    except (RasterioError, CPLE_BaseError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if action == "open":
+            raise ImageError(f"{path}: not a readable image ({detail})") from None
+        raise ImageError(f"{path}: cannot read the image; is the file truncated or corrupt? ({detail})") from None
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    """``"4,3,2"`` -> (4, 3, 2); 1-based band numbers; one band means grey."""
+    if text is None or not text.strip():
+        return None
+    try:
+        bands = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise ImageError(f"--bands {text!r}: give band numbers separated by commas, e.g. 4,3,2") from None
+    if len(bands) not in (1, 3) or any(b < 1 for b in bands):
+        raise ImageError(f"--bands {text!r}: give 3 band numbers (R,G,B) or 1 (grey), counting from 1")
+    return bands
+
+
+def parse_nodata(text: str | None) -> float | None:
+    """``--nodata`` text -> a number (``nan`` allowed)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ImageError(f"--nodata {text!r}: give a number, e.g. 0, -9999 or nan") from None
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """How non-8-bit data is mapped to 0..255: per band, low -> 0 and high -> 255."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    percentiles: tuple[float, float] = (2.0, 98.0)
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        lo = np.asarray(self.low, dtype=np.float64)[:, None, None]
+        hi = np.asarray(self.high, dtype=np.float64)[:, None, None]
+        scaled = (data.astype(np.float64) - lo) / np.maximum(hi - lo, 1e-12) * 255.0
+        return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+    def describe(self) -> str:
+        p0, p1 = self.percentiles
+        return f"{p0:g}-{p1:g} percentile stretch per band of the valid pixels (low {list(self.low)}, high {list(self.high)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "percentile", "percentiles": list(self.percentiles),
+                "low": list(self.low), "high": list(self.high)}
+
+
+@dataclass(frozen=True)
+class Georeference:
+    """Where the pixels are on Earth, as plain data: an affine transform (rotation included) with
+    a CRS, or GCPs with their CRS, and/or RPCs. Copied unchanged onto every output raster."""
+
+    crs_wkt: str | None = None
+    transform: tuple[float, ...] | None = None  # (a, b, c, d, e, f); None = none/identity
+    gcps: tuple[tuple[float, float, float, float, float, str], ...] = ()  # (row, col, x, y, z, id)
+    gcps_crs_wkt: str | None = None
+    rpcs: tuple[tuple[str, str], ...] = ()  # GDAL RPC metadata items
+
+    @property
+    def is_georeferenced(self) -> bool:
+        return self.crs_wkt is not None or self.transform is not None or bool(self.gcps) or bool(self.rpcs)
+
+    @property
+    def crs_string(self) -> str | None:
+        from rasterio.crs import CRS
+
+        wkt = self.crs_wkt or self.gcps_crs_wkt
+        return None if wkt is None else CRS.from_wkt(wkt).to_string()
+
+    def profile(self) -> dict[str, Any]:
+        """Creation keywords for rasterio.open(..., 'w')."""
+        from affine import Affine
+        from rasterio.crs import CRS
+
+        out: dict[str, Any] = {}
+        if self.crs_wkt is not None:
+            out["crs"] = CRS.from_wkt(self.crs_wkt)
+        if self.transform is not None:
+            out["transform"] = Affine(*self.transform)
+        return out
+
+    def apply(self, dst: Any) -> None:
+        """Set the GCPs and RPCs of an open output dataset (the profile carries CRS and transform)."""
+        from rasterio.control import GroundControlPoint
+        from rasterio.crs import CRS
+        from rasterio.rpc import RPC
+
+        if self.gcps:
+            points = [GroundControlPoint(row=r, col=c, x=x, y=y, z=z, id=i) for r, c, x, y, z, i in self.gcps]
+            dst.gcps = (points, CRS.from_wkt(self.gcps_crs_wkt) if self.gcps_crs_wkt else None)
+        if self.rpcs:
+            dst.rpcs = RPC.from_gdal(dict(self.rpcs))
+
+    @classmethod
+    def of(cls, src: Any) -> "Georeference":
+        gcps, gcps_crs = src.gcps
+        transform = None if (src.transform.is_identity or gcps) else tuple(src.transform)[:6]
+        rpcs = () if src.rpcs is None else tuple(sorted((k, str(v)) for k, v in src.rpcs.to_gdal().items()))
+        return cls(crs_wkt=None if src.crs is None else src.crs.to_wkt(), transform=transform,
+                   gcps=tuple((g.row, g.col, g.x, g.y, g.z or 0.0, str(g.id)) for g in gcps),
+                   gcps_crs_wkt=None if gcps_crs is None else gcps_crs.to_wkt(), rpcs=rpcs)
+
+
+@dataclass(frozen=True)
+class Raster:
+    """One input raster, decided once: plain data (picklable), pixels read on demand by window."""
+
+    path: str
+    driver: str
+    height: int
+    width: int
+    count: int
+    dtype: str
+    bands: tuple[int, int, int]
+    georef: Georeference
+    #: colour table (index -> (r, g, b, a)) of a palette band: its indices are expanded to colours
+    palette: tuple[tuple[int, int, int, int], ...] | None = None
+    #: the user's nodata value (overrides what the file says); None = use the file's masks
+    nodata: float | None = None
+    #: the file's own nodata value of the first chosen band (reported only)
+    file_nodata: float | None = None
+    stretch: Stretch | None = None
+    #: False: an alpha band is data (e.g. infrared in an RGBA PNG), not a validity mask
+    alpha_mask: bool = True
+
+    @property
+    def is_georeferenced(self) -> bool:
+        return self.georef.is_georeferenced
+
+    @property
+    def crs(self) -> Any:
+        """The rasterio CRS of the transform or of the GCPs; None without one."""
+        from rasterio.crs import CRS
+
+        wkt = self.georef.crs_wkt or self.georef.gcps_crs_wkt
+        return None if wkt is None else CRS.from_wkt(wkt)
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for a sidecar (strict JSON: no NaN)."""
+        def number(v: float | None) -> float | str | None:
+            return None if v is None else ("nan" if math.isnan(v) else v)
+
+        return {"driver": self.driver, "size": [self.height, self.width], "bands": list(self.bands),
+                "source_dtype": self.dtype, "palette_expanded": self.palette is not None,
+                "nodata": number(self.nodata if self.nodata is not None else self.file_nodata),
+                "nodata_from": "option" if self.nodata is not None else "file",
+                "stretch": None if self.stretch is None else self.stretch.to_dict()}
+
+    # -- pixels ---------------------------------------------------------------------------------
+    def read_raw(self, box: tuple[int, int, int, int] | None = None,
+                 out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(3, h, w) band values (colours for a palette band; not stretched) and the (h, w) valid
+        mask, of the whole raster or ``box`` = (y0, x0, y1, x1), optionally decimated."""
+        import rasterio
+        from rasterio.windows import Window
+
+        window = None if box is None else Window(box[1], box[0], box[3] - box[1], box[2] - box[0])
+        unique = sorted(set(self.bands))
+        with _gdal_errors(self.path), rasterio.open(self.path) as src:
+            shape = None if out_shape is None else (len(unique), *out_shape)
+            data = src.read(unique, window=window, out_shape=shape)
+            masks = None if self.nodata is not None or not self.alpha_mask else \
+                src.read_masks(unique, window=window, out_shape=shape)
+        nodata = self.nodata if self.alpha_mask else (self.nodata if self.nodata is not None else self.file_nodata)
+        if self.palette is not None:
+            table = np.zeros((256, 4), dtype=np.uint8)
+            table[:len(self.palette)] = np.asarray(self.palette, dtype=np.uint8)[:256]
+            idx = np.clip(data[0], 0, 255).astype(np.intp)
+            colours = table[idx]  # (h, w, 4)
+            valid = (masks[0] > 0) if masks is not None else (data[0] != nodata)
+            return np.moveaxis(colours[..., :3], -1, 0), valid & (colours[..., 3] > 0)
+        chosen = np.stack([data[unique.index(b)] for b in self.bands])
+        if masks is not None:
+            valid = (masks > 0).any(axis=0)
+        elif nodata is not None:
+            per_band = np.isnan(data) if math.isnan(nodata) else data == nodata
+            valid = ~per_band.all(axis=0)
+        else:
+            valid = np.ones(data.shape[1:], dtype=bool)
+        if np.issubdtype(data.dtype, np.floating):
+            valid &= np.isfinite(data).all(axis=0)
+        return chosen, valid
+
+    def read(self, box: tuple[int, int, int, int] | None = None,
+             out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(3, h, w) uint8 (stretched when not 8-bit; invalid pixels 0) and the (h, w) valid mask."""
+        data, valid = self.read_raw(box, out_shape)
+        if self.stretch is not None:
+            low = np.asarray(self.stretch.low, dtype=np.float64)[:, None, None]
+            data = self.stretch.apply(np.where(valid[None], data, low))
+        return np.where(valid[None], data, 0).astype(np.uint8, copy=False), valid
+
+    def read_rgb(self, box: tuple[int, int, int, int] | None = None,
+                 out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(h, w, 3) uint8 RGB and the valid mask (see :meth:`read`)."""
+        data, valid = self.read(box, out_shape)
+        return np.ascontiguousarray(np.moveaxis(data, 0, -1)), valid
+
+    def overview_shape(self, side: int = OVERVIEW_SIDE) -> tuple[int, int]:
+        scale = min(1.0, side / max(self.height, self.width))
+        return max(1, round(self.height * scale)), max(1, round(self.width * scale))
+
+
+def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[int, int, int]:
+    from rasterio.enums import ColorInterp
+
+    count = src.count
+    if bands is not None:
+        bad = [b for b in bands if b > count]
+        if bad:
+            raise ImageError(f"{path}: --bands asks for band {bad[0]} but the image has {count} band(s) (1..{count})")
+        return tuple(bands) * 3 if len(bands) == 1 else tuple(bands)  # type: ignore[return-value]
+    image_bands = [b for b in range(1, count + 1) if src.colorinterp[b - 1] != ColorInterp.alpha]
+    if len(image_bands) >= 3:
+        return tuple(image_bands[:3])  # type: ignore[return-value]
+    if len(image_bands) == 1:
+        return (image_bands[0],) * 3  # type: ignore[return-value]
+    raise ImageError(f"{path}: {count} bands; choose three (or one, grey) with --bands, e.g. --bands 1,1,2")
+
+
+def _palette_of(src: Any, bands: tuple[int, int, int]) -> tuple[tuple[int, int, int, int], ...] | None:
+    """The colour table when the one chosen band is a palette band (palette PNG/TIFF)."""
+    from rasterio.enums import ColorInterp
+
+    band = bands[0]
+    if len(set(bands)) != 1 or src.colorinterp[band - 1] != ColorInterp.palette:
+        return None
+    try:
+        cmap = src.colormap(band)
+    except ValueError:  # rasterio: "NULL color table" -- a palette interpretation without a table
+        return None
+    size = max(cmap) + 1
+    return tuple(tuple(int(v) for v in cmap.get(i, (0, 0, 0, 0))) for i in range(size))  # type: ignore[misc]
+
+
+def estimate_stretch(raster: Raster, side: int = OVERVIEW_SIDE) -> Stretch | None:
+    """2-98 % per band of the VALID pixels of a decimated read; None for 8-bit or palette data."""
+    if raster.dtype == "uint8" or raster.palette is not None:
+        return None
+    data, valid = raster.read_raw(out_shape=raster.overview_shape(side))
+    values = data.reshape(3, -1)[:, valid.ravel()].astype(np.float64)
+    if values.shape[1] == 0:  # nothing valid: nothing will be segmented; any finite stretch will do
+        return Stretch((0.0,) * 3, (1.0,) * 3)
+    low, high = np.percentile(values, [2.0, 98.0], axis=1)
+    return Stretch(tuple(float(v) for v in low), tuple(float(v) for v in high))
+
+
+def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: float | None = None,
+                alpha_mask: bool = True) -> Raster:
+    """Read ``path``'s header, check it, and decide bands, palette, nodata and stretch
+    (``alpha_mask=False``: an alpha band is data, not a validity mask)."""
+    import rasterio
+
+    path = str(path)
+    if not Path(path).exists() and "://" not in path and not path.startswith("/vsi"):
+        raise ImageError(f"{path}: no such file")
+    with _gdal_errors(path, "open"), rasterio.open(path) as src:
+        h, w, count = src.height, src.width, src.count
+        if count < 1:
+            raise ImageError(f"{path}: the file holds no raster bands")
+        if h < 2 or w < 2:
+            raise ImageError(f"{path}: the image is {h}x{w} px; at least 2x2 is needed")
+        chosen = _choose_bands(path, src, bands)
+        palette = _palette_of(src, chosen)
+        file_nodata = src.nodatavals[chosen[0] - 1]
+        raster = Raster(path=path, driver=src.driver, height=h, width=w, count=count,
+                        dtype=src.dtypes[chosen[0] - 1], bands=chosen, georef=Georeference.of(src),
+                        palette=palette, nodata=nodata,
+                        file_nodata=None if file_nodata is None else float(file_nodata), alpha_mask=alpha_mask)
+    if raster.driver == "PNG":
+        _check_png_stream(path)
+    from dataclasses import replace
+
+    return replace(raster, stretch=estimate_stretch(raster))
+
+
+def _check_png_stream(path: str) -> None:
+    """GDAL's PNG driver fills the missing rows of a truncated PNG with zeros and says nothing;
+    walking the chunks (CRCs, the end chunk) without decoding the pixels catches it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Image.DecompressionBombError:
+        return  # a very large picture: Pillow declines to look, GDAL reads it by windows anyway
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error ... for broken streams
+        raise ImageError(f"{path}: cannot read the image; is the file truncated or corrupt? ({exc})") from None
+
+
+def read_image(path: str | Path, bands: Sequence[int] | None = None, nodata: float | None = None,
+               alpha_mask: bool = True) -> tuple[np.ndarray, np.ndarray, Raster]:
+    """The whole image as (H, W, 3) uint8, its valid mask, and the :class:`Raster` it came from."""
+    raster = open_raster(path, bands, nodata, alpha_mask)
+    rgb, valid = raster.read_rgb()
+    return rgb, valid, raster
+
+
+def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(H, W, C) with every invalid pixel replaced by its nearest valid pixel: no flat colour of
+    its own that the mask generator or the encoder would take for a segment. Needs a valid pixel."""
+    if valid.all():
+        return image
+    from scipy import ndimage
+
+    _, (iy, ix) = ndimage.distance_transform_edt(~valid, return_indices=True)
+    return image[iy, ix]
+
+
+def is_raster(path: str | Path) -> bool:
+    """Whether GDAL opens ``path`` as a raster with bands (sidecar files of other rasters excluded)."""
+    import rasterio
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    name = Path(path).name.lower()
+    if name.startswith(".") or name.endswith(SIDECAR_SUFFIXES):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as src:
+                return src.count > 0
+    except (RasterioError, CPLE_BaseError, NotGeoreferencedWarning):
+        return False
+
+
+def find_rasters(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """The rasters in ``folder`` (and below, if ``recursive``), by what GDAL opens, sorted."""
+    folder = Path(folder)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates if p.is_file() and is_raster(p))
