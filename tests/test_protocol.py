@@ -311,3 +311,16 @@ def test_big_rasters_are_resized_by_the_whole_rasters_fit_factor():
     assert work_scale(5000, 3000, fit) == pytest.approx(448 / 5000)
     assert work_scale(333, 517, load_recipe(None, short_side=448).inference) == pytest.approx(448 / 333)
     assert work_scale(333, 517, load_recipe(None).inference) is None
+
+
+def test_raster_plan_uses_the_recipes_resize_rule(tmp_path):
+    import rasterio
+
+    from resegzoo.raster.job import plan_raster
+
+    path = tmp_path / "r.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=333, width=517, count=3, dtype="uint8") as dst:
+        dst.write(np.zeros((3, 333, 517), np.uint8))
+    fit = load_recipe(RECIPES / "eval-default.yaml")
+    assert plan_raster(path, fit).scale == pytest.approx(448 / 517)
+    assert plan_raster(path, load_recipe(RECIPES / "eval-resegzoo.yaml")).scale == pytest.approx(448 / 333)
