@@ -65,6 +65,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so repeated runs do not re-read gigabytes."""
+    path = path.resolve()
+    st = path.stat()
+    key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_dir() / "compose" / "sha256" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    value = sha256_file(path)
+    write_text(memo, value, durable=True)
+    return value
+
+
 def fetch(record: Record, *, progress: bool = True) -> Path:
     """The local checkpoint file of a zoo record, downloaded first if needed."""
     if isinstance(record, SamCheckpoint):

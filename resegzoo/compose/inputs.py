@@ -8,15 +8,14 @@ original file's sha256, so later runs read it tensor by tensor without unpicklin
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from resegzoo.errors import ResegzooError
-from resegzoo import atomic
 from resegzoo.compose.recipe import Recipe, public_name
+from resegzoo.hub import cached_sha256
 
 
 class CompositionError(ResegzooError, ValueError):
@@ -50,21 +49,6 @@ class ResolvedInput:
             "sha256": self.sha256, "architecture": self.architecture, "license": self.license,
             "hf_repo": self.hf_repo, "init_from": self.init_from, "citation": self.citation,
         }
-
-
-def cached_sha256(path: Path) -> str:
-    """sha256 of a file, remembered per (path, size, mtime) so repeated runs do not re-read gigabytes."""
-    from resegzoo.hub import cache_dir, sha256_file
-
-    path = path.resolve()
-    st = path.stat()
-    key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    memo = cache_dir() / "compose" / "sha256" / key
-    if memo.is_file():
-        return memo.read_text().strip()
-    value = sha256_file(path)
-    atomic.write_text(memo, value, durable=True)
-    return value
 
 
 def _safetensors_copy(path: Path, sha: str) -> Path:

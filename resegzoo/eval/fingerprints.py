@@ -4,7 +4,7 @@ weights (by content), resegzoo's version and the dataset's file list.
 They go into the run key (:func:`resegzoo.eval.runner.run_settings`), so re-composing ``soup/``
 with other weights, replacing a checkpoint file in place or adding images to the dataset gives a
 new run folder instead of reusing stale results. File contents are hashed once per (path, size,
-mtime) by :func:`resegzoo.compose.inputs.cached_sha256`; a rerun does not re-read gigabytes.
+mtime) by :func:`resegzoo.hub.cached_sha256`; a rerun does not re-read gigabytes.
 """
 from __future__ import annotations
 
@@ -13,13 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from resegzoo.hub import cached_sha256
 from resegzoo.segmenter.core import ModelLoadError
-
-
-def _sha256(path: Path) -> str:
-    from resegzoo.compose.inputs import cached_sha256
-
-    return cached_sha256(path)
 
 
 def _folder(path: Path) -> dict[str, str]:
@@ -27,7 +22,7 @@ def _folder(path: Path) -> dict[str, str]:
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ModelLoadError(f"{path}: the model folder is empty")
-    return {p.name: _sha256(p) for p in files}
+    return {p.name: cached_sha256(p) for p in files}
 
 
 def model_fingerprint(spec: str) -> dict[str, Any]:
@@ -49,10 +44,10 @@ def model_fingerprint(spec: str) -> dict[str, Any]:
         if variant is None and local.is_dir():
             return {"files": _folder(local)}
         path = checkpoint_path(spec)  # a file, a registry download or an hf-hub: file (cached)
-        found = {"sha256": _sha256(path)}
+        found = {"sha256": cached_sha256(path)}
         beside = path.parent / "open_clip_config.json"
         if variant is None and beside.is_file():  # the config beside a bare file decides the architecture
-            found["config_sha256"] = _sha256(beside)
+            found["config_sha256"] = cached_sha256(beside)
         return found
     except (LookupError, OSError, ValueError, FetchError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
@@ -72,7 +67,7 @@ def sam_fingerprint(recipe: Any, masks: str) -> str | None:
         path, sha256 = resolve_checkpoint(parsed.checkpoint, parsed.model)
     except (LookupError, OSError, ValueError, FetchError, SchemaError) as exc:
         raise ModelLoadError(f"cannot set up SAM: {exc}") from exc
-    return sha256 or _sha256(path)
+    return sha256 or cached_sha256(path)
 
 
 def dataset_fingerprint(dataset: Any) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from resegzoo.errors import ResegzooError
-from resegzoo.masks.sam_factory import SamSettings, _state_differences, file_fingerprint, resolve_checkpoint
-from resegzoo.schema import SchemaError, from_mapping
+from resegzoo.masks.sam_factory import SamSettings, file_fingerprint, resolve_checkpoint, state_differences
+from resegzoo.schema import from_mapping
 
 Sam2ModelType = Literal["hiera_t", "hiera_s", "hiera_b+", "hiera_l"]
 
@@ -35,18 +35,10 @@ class Sam2Settings(SamSettings):
     #: hiera_t, hiera_s, hiera_b+ or hiera_l; None: read from the checkpoint (hiera_t without one).
     model: Optional[Sam2ModelType] = None  # type: ignore[assignment]
 
-    def resolved_levels(self) -> tuple[Any, ...]:
+    def level_defaults(self) -> tuple[str, type, tuple[Any, ...]]:
         from resegzoo.masks.sam2 import SAM2_METHOD_LEVELS, Sam2Level
 
-        if self.levels is None:
-            return SAM2_METHOD_LEVELS
-        if not self.levels:
-            raise SchemaError("sam2 settings: levels is empty; give at least one level or leave it out")
-        out = []
-        for i, given in enumerate(self.levels):
-            base = dataclasses.asdict(SAM2_METHOD_LEVELS[min(i, len(SAM2_METHOD_LEVELS) - 1)])
-            out.append(from_mapping(Sam2Level, {**base, **given}, f"sam2 settings: levels[{i}]"))
-        return tuple(out)
+        return "sam2", Sam2Level, SAM2_METHOD_LEVELS
 
 
 def require_sam2() -> None:
@@ -84,7 +76,7 @@ def load_sam2(path: str | Path, model: str | None = None, device: str = "cpu") -
     elif found is not None and found != model:
         raise ValueError(f"{path} holds a SAM 2.1 {found} checkpoint, but model: {model} was asked for")
     net = build_sam2(SAM2_CONFIGS[model], None, device="cpu")  # no checkpoint: loaded below, weights_only
-    problems = _state_differences(net.state_dict(), state)
+    problems = state_differences(net.state_dict(), state)
     if problems:
         raise ValueError(f"{path} does not fit SAM 2.1 {model}: {'; '.join(problems)}")
     net.load_state_dict(state, strict=True)

@@ -55,15 +55,22 @@ class SamSettings:
     #: fp32, or bf16 / fp16 (CUDA) autocast for SAM; None: the recipe's inference.precision.
     precision: Optional[Precision] = None
 
-    def resolved_levels(self) -> tuple[SamLevel, ...]:
+    def level_defaults(self) -> tuple[str, type, tuple[Any, ...]]:
+        """(generator name, level class, the method's levels); SAM 2's settings override this."""
+        return "sam", SamLevel, METHOD_LEVELS
+
+    def resolved_levels(self) -> tuple[Any, ...]:
+        """The levels to run: the method's, or the given ones, each completed from the method's level
+        at the same position (the last one beyond)."""
+        name, level_class, defaults = self.level_defaults()
         if self.levels is None:
-            return METHOD_LEVELS
+            return defaults
         if not self.levels:
-            raise SchemaError("sam settings: levels is empty; give at least one level or leave it out")
+            raise SchemaError(f"{name} settings: levels is empty; give at least one level or leave it out")
         out = []
         for i, given in enumerate(self.levels):
-            base = dataclasses.asdict(METHOD_LEVELS[min(i, len(METHOD_LEVELS) - 1)])
-            out.append(from_mapping(SamLevel, {**base, **given}, f"sam settings: levels[{i}]"))
+            base = dataclasses.asdict(defaults[min(i, len(defaults) - 1)])
+            out.append(from_mapping(level_class, {**base, **given}, f"{name} settings: levels[{i}]"))
         return tuple(out)
 
 
@@ -133,14 +140,14 @@ def load_sam(path: str | Path, model: str | None = None, device: str = "cpu") ->
     elif found is not None and found != model:
         raise ValueError(f"{path} holds a SAM {found} checkpoint, but model: {model} was asked for")
     sam = sam_model_registry[model]()  # no checkpoint: segment-anything's own loader is not weights_only
-    problems = _state_differences(sam.state_dict(), state)
+    problems = state_differences(sam.state_dict(), state)
     if problems:
         raise ValueError(f"{path} does not fit SAM {model}: {'; '.join(problems)}")
     sam.load_state_dict(state, strict=True)
     return sam.to(device).eval(), model
 
 
-def _state_differences(expected: dict[str, Any], given: dict[str, Any]) -> list[str]:
+def state_differences(expected: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """Missing keys, unexpected keys and shape mismatches, each list cut to a readable length."""
     def shown(keys: list[str]) -> str:
         return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
