@@ -113,6 +113,11 @@ def write_output_folder(
         for name in (CONFIG_FILE, RECIPE_FILE, CARD_FILE):  # the weights file fsyncs itself
             _fsync_file(tmp / name)
         fsync_dir(tmp)
+        if out.exists() and not force:
+            # another writer that does not take resegzoo's claim (another host on a shared folder,
+            # another program) made it while this run composed: never replace it without --force
+            raise CompositionError(f"{out} appeared while composing; choose another --out or pass --force "
+                                   "to replace it")
         if out.exists():
             old = temporary_dir(out, "old")
             os.replace(out, old / out.name)
