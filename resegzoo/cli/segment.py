@@ -71,8 +71,10 @@ def _sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool
     """Whether ``sidecar`` is a finished result of this input with these settings."""
     import json
 
+    from resegzoo.outputs.reading import read_text
+
     try:
-        record = json.loads(sidecar.read_text())
+        record = json.loads(read_text(sidecar))  # a FIFO or a link there is no result: not read
         same_input = Path(record["input"]).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep

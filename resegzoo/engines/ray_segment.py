@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from resegzoo.outputs import atomic
+from resegzoo.outputs.reading import load_npz
 from resegzoo.engines import EngineOptions
 from resegzoo.engines.ray_eval import actor_device
 from resegzoo.engines.ray_runtime import ActorWork, Throughput, ray_session, stream
@@ -117,14 +118,21 @@ def save_block(path: Path, result: Any) -> None:
     atomic.write_bytes(path, buf.getvalue())
 
 
-def load_block(path: Path, index: int) -> Any:
+def block_limit(plan: Any, block: Any) -> int:
+    """The most bytes a spooled block of ``plan`` may hold: its labels, and its probabilities
+    (float16 at most) per class, plus room for the small fields and the headers."""
+    y0, x0, y1, x1 = block.core
+    pixels = (y1 - y0) * (x1 - x0)
+    return pixels * (1 + 2 * len(plan.class_names)) + (1 << 20)
+
+
+def load_block(path: Path, index: int, limit: int) -> Any:
     from resegzoo.batch.job import BlockResult
 
-    with np.load(path, allow_pickle=False) as data:
-        return BlockResult(index=index, core=tuple(int(v) for v in data["core"]), labels=data["labels"],
-                           counts=data["counts"], nodata_pixels=int(data["nodata_pixels"]),
-                           probs=data["probs"] if "probs" in data.files else None,
-                           windows_skipped=int(data["windows_skipped"]))
+    data = load_npz(path, limit)  # never a plain np.load: the spool is a folder others may write
+    return BlockResult(index=index, core=tuple(int(v) for v in data["core"]), labels=data["labels"],
+                       counts=data["counts"], nodata_pixels=int(data["nodata_pixels"]),
+                       probs=data.get("probs"), windows_skipped=int(data["windows_skipped"]))
 
 
 def spooled_blocks(spool: Path, plan: Any) -> dict[int, Path]:
@@ -132,13 +140,17 @@ def spooled_blocks(spool: Path, plan: Any) -> dict[int, Path]:
     found = {}
     for block in plan.blocks:
         path = spool / f"{block.index}.npz"
-        if path.is_file():
-            try:
-                load_block(path, block.index)
-            except (OSError, ValueError, KeyError):
+        try:
+            load_block(path, block.index, block_limit(plan, block))  # read again when its turn comes
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError):  # UnsafeFileError is an OSError: not a block we wrote
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
                 path.unlink()
-                continue
-            found[block.index] = path
+            continue
+        found[block.index] = path
     return found
 
 
@@ -191,7 +203,7 @@ def segment_rasters(jobs: list[RasterJob], spec: SegmenterSpec, vocab: Any, sett
             key = f"{number}/{block.index}"
             blocks_by_key[key] = (number, block)
             if block.index in done:
-                assembly.add(block, load_block(done[block.index], block.index))
+                assembly.add(block, load_block(done[block.index], block.index, block_limit(job.plan, block)))
                 assembly.resumed += 1
             else:
                 items[key] = (number, block)

@@ -36,7 +36,13 @@ from typing import Iterator
 
 import numpy as np
 
+from resegzoo.errors import ResegzooError
+
 _log = logging.getLogger(__name__)
+
+
+class OutputWriteError(ResegzooError, OSError):
+    """An output that cannot be written (a folder in the way, a full disk); nothing half-written is left."""
 
 #: what marks a temporary: ``.NAME.KIND-HOST-PID-START-RANDOM[SUFFIX]``
 TEMPORARY_NAME = re.compile(
@@ -159,6 +165,8 @@ def atomic_path(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
     ``durable``: also fsync the folder after the rename (for checkpoints and caches).
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():  # os.replace would fail only after all the work
+        raise OutputWriteError(f"cannot write {path}: a folder is in the way; remove it or choose another output")
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_once(path.parent)
     tmp = path.with_name(temporary_name(path.name, "part", path.suffix))

@@ -25,6 +25,7 @@ from typing import Iterator
 
 from resegzoo.errors import ResegzooError
 from resegzoo.outputs import atomic
+from resegzoo.outputs.reading import CLAIM_LIMIT, read_text
 
 CLAIM_SUFFIX = ".claim"
 
@@ -75,8 +76,8 @@ class Claims:
     def holder(self, stem: str) -> str:
         """The pid of the process a claim names ("?" if unreadable): for messages."""
         try:
-            token = self.path(stem).read_text()
-        except OSError:
+            token = read_text(self.path(stem), CLAIM_LIMIT)
+        except OSError:  # gone meanwhile, or not a claim file: the message does without the pid
             return "?"
         parts = token.strip().split("-")
         return parts[1] if _OWNER.match(token.strip()) else "?"
@@ -87,7 +88,8 @@ class Claims:
         if stem in self.held:
             return "mine"
         try:
-            token = self.path(stem).read_text()
+            # never a plain read: a FIFO here would hang this run, and every other, under the lock
+            token = read_text(self.path(stem), CLAIM_LIMIT)
         except FileNotFoundError:
             return "none"
         return "live" if _owner_alive(token) else "stale"
