@@ -22,6 +22,14 @@ class ResegzooGroup(click.Group):
             return super().invoke(ctx)
         except ResegzooError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            from resegzoo.outputs.atomic import is_no_space
+
+            if not is_no_space(exc):
+                raise
+            # the writers name their folder (OutputWriteError above); this catches any other write
+            where = f" writing {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"no space left on the device{where}; free some space and run again") from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None

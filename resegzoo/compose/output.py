@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from resegzoo.outputs.atomic import fsync_dir, is_stale, temporaries, temporary_dir
+from resegzoo.outputs.atomic import fsync_dir, is_stale, reporting_full_disk, temporaries, temporary_dir
 from resegzoo.compose.inputs import CompositionError
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -104,6 +104,12 @@ def write_output_folder(
 ) -> None:
     """Build the folder in a temporary sibling, then move it into place."""
     check_writable(out, force)
+    with reporting_full_disk(out.parent, out.name):
+        _write_folder(out, force, write_weights, config, recipe, make_card)
+
+
+def _write_folder(out: Path, force: bool, write_weights: Callable[[Path], None], config: dict[str, Any],
+                  recipe: dict[str, Any], make_card: Callable[[], Any]) -> None:
     tmp = temporary_dir(out, "partial")  # named so that a later run removes it if this one is killed
     try:
         write_weights(tmp / WEIGHTS_FILE)
