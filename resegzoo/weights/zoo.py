@@ -106,6 +106,14 @@ class FetchError(ResegzooError, RuntimeError):
     """Weights could not be found or downloaded; the message says what to do."""
 
 
+class NoNetworkError(FetchError):
+    """Weights are not cached and their host cannot be reached (no network, firewall, proxy)."""
+
+    def __init__(self, message: str, *, name: str, host: str, reason: str):
+        super().__init__(message)
+        self.name, self.host, self.reason = name, host, reason
+
+
 class CheckpointError(ResegzooError, ValueError):
     """A checkpoint that cannot be read or does not fit its architecture; the message says why."""
 
