@@ -27,6 +27,7 @@ import click
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 from resegzoo.engines import engine_options
+from resegzoo.outputs.names import output_stem, path_of_record, path_record, shown
 from resegzoo.raster.reader import NODATA_LABEL
 
 #: the files written per input, after its stem
@@ -73,7 +74,7 @@ def _sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool
 
     try:
         record = json.loads(sidecar.read_text())
-        same_input = Path(record["input"]).resolve() == Path(info.path).resolve()
+        same_input = path_of_record(record).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep
     same_raster = record.get("size") == [info.height, info.width] and record.get("bands") == list(info.bands)
@@ -95,7 +96,7 @@ def _output_stems(infos: list[Any], out: Path, claims: Any, overwrite: bool,
     stems: list[str | None] = []
     with folder_lock(out):
         for info in infos:
-            base = Path(info.path).stem
+            base = output_stem(Path(info.path).stem)
             chosen, done = None, False
             for n in itertools.count(1):
                 stem = base if n == 1 else f"{base}-{n}"
@@ -189,7 +190,7 @@ def _say(message: str) -> None:
     """Print a line without breaking the progress bars."""
     from tqdm.auto import tqdm
 
-    tqdm.write(message)
+    tqdm.write(shown(message))
 
 
 def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
@@ -239,7 +240,7 @@ def _finish_one(seg: Any, vocab: Any, job: Any, run: Any, probs: str | None) -> 
     _overlay(plan, label_path, overlay_path, note=_overlay_note(seg))
     georef = raster.georef
     return {
-        "input": str(raster.path),
+        **path_record(raster.path),
         "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
                     **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
         "size": [raster.height, raster.width],
@@ -410,7 +411,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             infos.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt))
         except reader.ImageError as exc:
             if not continue_on_error:
-                raise click.UsageError(str(exc)) from None
+                raise click.UsageError(shown(str(exc))) from None
             failures.append((f, str(exc)))
     gis.check(infos)
     check_device(device)
@@ -461,7 +462,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         _say(_summary(records))
     if failures:
         for path, message in failures:
-            click.echo(f"failed: {path}: {message}", err=True)
+            click.echo(shown(f"failed: {path}: {message}"), err=True)
         raise click.ClickException(f"{len(failures)} of {len(files)} input(s) failed (listed above); "
                                    "the others were written")
 
