@@ -65,14 +65,16 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
                   masks: str | None = None, device: str = "cpu", architecture: str | None = None,
                   bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
                   probs: str | None = None, recursive: bool = False, overwrite: bool = False,
-                  skip_existing: bool = False, continue_on_error: bool = False, gis: GisOutputs | None = None,
+                  skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
+                  gis: GisOutputs | None = None,
                   engine: Any = "local", progress: BatchProgress | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
     as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
     ``-2``, ``-3`` ...; ``overwrite`` replaces); ``skip_existing`` skips inputs whose result with
     these settings is there; ``continue_on_error`` records failing inputs in the result instead of
-    raising. ``engine``: ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
+    raising; ``trust_vrt`` lets VRTs read raw bands, network and archive sources. ``engine``:
+    ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
 
     Everything is checked before the model loads (classes, recipe, inputs, bands, nodata, GIS
     options: a :class:`BatchInputError`; the device and a writable ``out``)."""
@@ -112,7 +114,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     rasters = []
     for f in files:
         try:
-            rasters.append(reader.open_raster(f, band_list, nodata_value))
+            rasters.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt))
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise BatchInputError(str(exc)) from None

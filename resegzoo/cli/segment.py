@@ -84,6 +84,9 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "with the same settings (rerun a killed batch to resume it).")
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
+@click.option("--trust-vrt", is_flag=True, help="Let VRTs (and other files that point at other files) read what "
+              "they reference: raw bands over any file, network (/vsicurl/, http, WMS) and archive (/vsizip/, ...) "
+              "sources. Without it a VRT may only reference local raster files.")
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
@@ -93,7 +96,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
+            trust_vrt: bool, gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -124,7 +127,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               gis=gis, engine=engine, progress=BatchProgress())
+                               trust_vrt=trust_vrt, gis=gis, engine=engine, progress=BatchProgress())
     except BatchInputError as exc:
         raise click.UsageError(str(exc)) from None
     if result.records:
