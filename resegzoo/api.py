@@ -33,7 +33,8 @@ from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
 from resegzoo.outputs.gis.products import GisOutputs
-from resegzoo.segmenter.core import ModelLoadError, Segmenter, SegmentResult, check_image
+from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
+from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
 
