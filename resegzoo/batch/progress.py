@@ -24,7 +24,9 @@ class BatchProgress:
             return
         from tqdm.auto import tqdm
 
-        tqdm.write(message)
+        from resegzoo.raster.names import shown
+
+        tqdm.write(shown(message))
 
     def note(self, message: str) -> None:
         """A warning about the whole run (e.g. a model random by design); shown even when quiet."""

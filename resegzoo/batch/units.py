@@ -28,6 +28,7 @@ from resegzoo.batch.job import BlockOutcome, RasterPlan, RasterRun
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
 from resegzoo.outputs.gis.products import GIS_SUFFIXES, GisOutputs
+from resegzoo.raster.names import output_stem, path_of_record, path_record
 from resegzoo.raster.reader import NODATA_LABEL
 
 #: the files written per input, after its stem
@@ -87,7 +88,7 @@ def sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
 
     try:
         record = json.loads(sidecar.read_text())
-        same_input = Path(record["input"]).resolve() == Path(info.path).resolve()
+        same_input = path_of_record(record).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep
     same_raster = record.get("size") == [info.height, info.width] and record.get("bands") == list(info.bands)
@@ -109,7 +110,7 @@ def output_stems(infos: Sequence[Any], out: Path, claims: Any, overwrite: bool,
     stems: list[str | None] = []
     with folder_lock(out):
         for info in infos:
-            base = Path(info.path).stem
+            base = output_stem(Path(info.path).stem)
             chosen, done = None, False
             for n in itertools.count(1):
                 stem = base if n == 1 else f"{base}-{n}"
@@ -190,7 +191,7 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str
     draw_overlay(plan, label_path, overlay_path, note=overlay_note(seg))
     georef = raster.georef
     return {
-        "input": str(raster.path),
+        **path_record(raster.path),
         "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
                     **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
         "size": [raster.height, raster.width],

@@ -107,6 +107,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     pixels (reported). Large rasters are segmented block by block in bounded memory.
     """
     from resegzoo.api import BatchInputError, BatchProgress, load_recipe, load_templates, segment_files
+    from resegzoo.raster.names import shown
     from resegzoo.raster.reader import NODATA_LABEL
     from resegzoo.runtime.precision import set_threads
     from resegzoo.schema import SchemaError
@@ -129,12 +130,12 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
                                trust_vrt=trust_vrt, gis=gis, engine=engine, progress=BatchProgress())
     except BatchInputError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(shown(str(exc))) from None
     if result.records:
         click.echo(result.summary())
     if result.failures:
         for path, message in result.failures:
-            click.echo(f"failed: {path}: {message}", err=True)
+            click.echo(shown(f"failed: {path}: {message}"), err=True)
         raise click.ClickException(f"{len(result.failures)} of {result.inputs} input(s) failed (listed above); "
                                    "the others were written")
 
