@@ -12,6 +12,9 @@
   100x its stored size or the free space, and its CRC is checked.
 * Offline (``HF_HUB_OFFLINE=1`` or ``RESEGZOO_OFFLINE=1``) and missing: :class:`FetchError`
   saying what to download, from where, and where to put it.
+
+These are the internals of :mod:`resegzoo.weights.fetch` (step 2 of the model route); ``resegzoo
+fetch`` calls :func:`fetch_record` directly.
 """
 from __future__ import annotations
 
@@ -30,10 +33,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from resegzoo.errors import ResegzooError
 from resegzoo.outputs.atomic import atomic_path, write_text
 from resegzoo.outputs.reading import UnsafeFileError, read_text
-from resegzoo.weights.zoo import ClipVariant, SamCheckpoint
+from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, SamCheckpoint
 
 _log = logging.getLogger(__name__)
 
@@ -42,18 +44,6 @@ Record = ClipVariant | SamCheckpoint
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
 _CHUNK = 1 << 20
-
-
-class FetchError(ResegzooError, RuntimeError):
-    """Weights could not be found or downloaded; the message says what to do."""
-
-
-class NoNetworkError(FetchError):
-    """Weights are not cached and their host cannot be reached (no network, firewall, proxy)."""
-
-    def __init__(self, message: str, *, name: str, host: str, reason: str):
-        super().__init__(message)
-        self.name, self.host, self.reason = name, host, reason
 
 
 def cache_dir() -> Path:
@@ -160,7 +150,7 @@ def cached_sha256(path: Path) -> str:
     return value
 
 
-def fetch(record: Record, *, progress: bool = True) -> Path:
+def fetch_record(record: Record, *, progress: bool = True) -> Path:
     """The local checkpoint file of a zoo record, downloaded first if needed."""
     if isinstance(record, SamCheckpoint):
         path = _fetch_url(record.url, record.file, record.name, progress)
@@ -189,7 +179,7 @@ def _url_file_name(url: str) -> str:
 
 
 def is_cached(record: Record) -> bool:
-    """Whether :func:`fetch` would succeed offline (no network call)."""
+    """Whether :func:`fetch_record` would succeed offline (no network call)."""
     if isinstance(record, SamCheckpoint):
         return (cache_dir() / "downloads" / record.file).is_file()
     if record.format == "custom" or record.fetcher is not None:
@@ -250,6 +240,33 @@ def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
             f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
             f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
             f"and pass the file path instead of the name")
+
+
+def fetch_hf_snapshot(repo: str, name: str) -> Path:
+    """The local folder holding every file of Hugging Face model repo ``repo`` (a transformers
+    ``save_pretrained`` layout), from the HF cache, downloaded if online."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    offline = is_offline()
+    down = None if offline else unreachable(hub_endpoint())
+    try:
+        return Path(snapshot_download(repo_id=repo, local_files_only=offline or down is not None))
+    except LocalEntryNotFoundError as exc:
+        if down is not None:
+            raise NoNetworkError(
+                f"{name}: no network ({down}), and Hugging Face repo {repo} is not in the Hugging Face cache. "
+                f"On a machine with internet run `hf download {repo}` and copy the Hugging Face cache here",
+                name=name, host=hub_endpoint(), reason=down,
+            ) from exc
+        where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
+        raise FetchError(
+            f"{name}: Hugging Face repo {repo} is not in the Hugging Face cache and {where}. On a machine "
+            f"with internet run `hf download {repo}` and copy the Hugging Face cache folder "
+            f"(~/.cache/huggingface/hub, or $HF_HUB_CACHE) here, or pass a local folder (local-dir:DIR) ({exc})"
+        ) from exc
+    except HfHubHTTPError as exc:
+        raise FetchError(f"{name}: could not download Hugging Face repo {repo}: {exc}") from exc
 
 
 def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
@@ -464,6 +481,22 @@ def _copy_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst)
                          f"{info.file_size}; the archive is truncated or forged")
     if crc != info.CRC:
         raise FetchError(f"{archive}: member {info.filename!r} fails its CRC check; the archive is corrupt")
+
+
+def only_checkpoint_member(archive: Path, suffixes: tuple[str, ...]) -> str:
+    """The one member of a zip archive whose name ends in one of ``suffixes`` (SkyCLIP's zips hold one)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [n for n in zf.namelist() if n.endswith(suffixes)]
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{archive}: not a readable zip archive ({exc}); truncated?") from exc
+    if len(members) != 1:
+        found = ", ".join(members) or "none"
+        raise CheckpointError(
+            f"{archive}: expected exactly one checkpoint inside the zip, found {found}; "
+            f"extract the one you want and pass its path"
+        )
+    return members[0]
 
 
 def extract_member(archive: Path, member: str) -> Path:

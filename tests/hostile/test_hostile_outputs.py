@@ -131,6 +131,7 @@ def test_a_folder_in_place_of_a_per_image_result_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_sha256_memo_that_is_no_file(tmp_path, monkeypatch, kind):
+    from resegzoo.errors import ResegzooError
     from resegzoo.weights import hub
 
     monkeypatch.setenv("RESEGZOO_CACHE", str(tmp_path / "cache"))
@@ -143,7 +144,7 @@ def test_sha256_memo_that_is_no_file(tmp_path, monkeypatch, kind):
     plant(memo, kind)
     with bounded():
         if kind == "folder":
-            with pytest.raises(hub.ResegzooError, match="a folder is in the way"):
+            with pytest.raises(ResegzooError, match="a folder is in the way"):
                 hub.cached_sha256(weights)
         else:
             assert hub.cached_sha256(weights) == expected
@@ -201,7 +202,7 @@ def test_mask_cache_entry_declaring_a_huge_array_is_not_allocated(tmp_path):
 def test_spooled_block_that_is_no_file_is_recomputed(tmp_path, kind):
     from types import SimpleNamespace
 
-    from resegzoo.engines.ray_segment import spooled_blocks
+    from resegzoo.batch.spool import spooled_blocks
     from resegzoo.raster.blocks import Block
 
     plan = SimpleNamespace(blocks=[Block(0, (0, 0, 8, 8), (0, 0, 8, 8))], class_names=["a", "b"])
