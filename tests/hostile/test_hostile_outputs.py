@@ -210,3 +210,35 @@ def test_spooled_block_that_is_no_file_is_recomputed(tmp_path, kind):
     with bounded():
         assert spooled_blocks(tmp_path / "spool", plan) == {}
     assert not os.path.lexists(planted)  # removed, so the fresh block can be written there
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_text_embeddings_entry_that_is_no_file(tmp_path, resegzoo_cache, kind):
+    import json
+
+    from safetensors.torch import save_file
+
+    from resegzoo.api import Vocabulary
+    from resegzoo.errors import ResegzooError
+    from resegzoo.segmenter.core import Segmenter
+    from resegzoo.testing import TINY_MODEL_CONFIG, make_tiny_clip
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in make_tiny_clip(3).state_dict().items()},
+              str(folder / "open_clip_model.safetensors"))
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_MODEL_CONFIG}))
+    vocab = Vocabulary.parse("building; road")
+    expected = Segmenter.from_recipe(model=str(folder), masks="none").text_embeddings(vocab).names
+    entry, = (resegzoo_cache / "text-embeddings").iterdir()
+    entry.unlink()
+    plant(entry, kind)
+    again = Segmenter.from_recipe(model=str(folder), masks="none")
+    with bounded():
+        if kind == "folder":
+            with pytest.raises(ResegzooError, match="a folder is in the way"):
+                again.text_embeddings(vocab)
+        else:
+            with pytest.warns(UserWarning, match="unreadable"):
+                assert np.allclose(again.text_embeddings(vocab).names, expected)
+            assert entry.is_file() and not entry.is_symlink()
