@@ -128,7 +128,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               trust_vrt=trust_vrt, gis=gis, engine=engine, progress=BatchProgress())
+                               trust_vrt=trust_vrt, gis=gis, engine=engine.logging_into(out), progress=BatchProgress())
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None
     if result.records:
