@@ -5,13 +5,13 @@ straight to file descriptor 2, also from its background threads and at exit) and
 loggers (``ray``, ``ray.data``: the metrics poller's "--- Logging error ---" tracebacks, a stats
 actor's KeyErrors). Once a command hands work to Ray, :func:`ray_noise_to` points descriptor 2 at
 the log file for the rest of the process and gives Python's ``sys.stderr`` (resegzoo's progress
-bar, its messages, warnings, click's errors) a copy of the terminal's descriptor; Ray's Python
+bar, its messages, warnings, click's errors) a copy of the terminal's descriptor (a bar made
+before draws through :class:`resegzoo.runtime.console.LiveStderr`); Ray's Python
 loggers write into the same file and no longer propagate. It stays so until the process ends,
 because Ray's threads log until then.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -20,27 +20,6 @@ from typing import Any, TextIO
 
 #: the log file this process already sends Ray's messages to (once per process)
 _active: Path | None = None
-
-
-class LiveStderr(io.TextIOBase):
-    """Writes to whatever ``sys.stderr`` is at the time of writing: a progress bar made before
-    :func:`ray_noise_to` keeps drawing on the terminal after it."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-    def isatty(self) -> bool:
-        return sys.stderr.isatty()
-
-    def fileno(self) -> int:
-        return sys.stderr.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(sys.stderr, "encoding", "utf-8")
 
 
 def ray_noise_to(log_file: Path) -> Path:
