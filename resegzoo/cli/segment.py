@@ -313,6 +313,17 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
     return dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=name, settings=settings)), name
 
 
+def _method_options(recipe: Any, method: str | None, model: str | None, masks: str | None) -> tuple[Any, Any, Any]:
+    """Fold --method into the recipe and check it goes with --model and --masks, before any work."""
+    from resegzoo.methods.base import MethodError, check_method
+
+    try:
+        choice = check_method(recipe, method=method, model=model, masks=masks)
+    except MethodError as exc:
+        raise click.UsageError(str(exc)) from None
+    return choice.recipe, choice.model, choice.masks
+
+
 @click.command("segment")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
@@ -324,6 +335,8 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "a folder written by `resegzoo compose`, local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
 @click.option("--masks", help="Mask generator giving the segments that restrict attention: slic, "
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
+@click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "
+              "and the peer CLIP methods) or a plugin's. Default: the recipe's `method:` (clip).")
 @click.option("--recipe", "recipe_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Segmentation recipe YAML (see registry/recipes/segment-default.yaml for every key).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("segment-out"),
@@ -359,7 +372,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @THREADS_OPTION
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
-            masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
+            masks: str | None, method: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
@@ -394,6 +407,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
+    recipe, model, masks = _method_options(recipe, method, model, masks)
     files = _expand_inputs(inputs, recursive)
     try:
         band_list = reader.parse_bands(bands)

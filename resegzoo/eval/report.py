@@ -40,7 +40,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
         s = r.scores
         runs.append({
             "label": r.spec.label, "key": r.key, "run_dir": str(r.run_dir),
-            "model": r.spec.model, "masks": r.spec.masks, "recipe_source": r.spec.recipe_source,
+            "method": r.spec.recipe.method.name, "model": r.spec.model, "masks": r.spec.masks, "recipe_source": r.spec.recipe_source,
             "protocol": protocol_name(r.spec.recipe), "recipe": r.spec.recipe.to_dict(), "images": r.images,
             "miou": _json_number(s.miou), "mean_accuracy": _json_number(s.mean_accuracy),
             "overall_accuracy": _json_number(s.overall_accuracy), "mean_f1": _json_number(s.mean_f1),
@@ -62,14 +62,14 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
     info = dataset.info
     d = dataset.describe()
     lines = [f"# {info.title} ({d['split'] or 'all'} split, {d['layout']} layout)", ""]
-    header = "| run | model | masks | protocol | images | mIoU | mAcc | aAcc | mF1 |"
+    header = "| run | method | model | masks | protocol | images | mIoU | mAcc | aAcc | mF1 |"
     if len(results) > 1:
         header += " Δ mIoU |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     base = results[0].scores.miou if results else float("nan")
     for r in results:
         s = r.scores
-        row = (f"| {r.spec.label} | {r.spec.model} | {r.spec.masks} | {protocol_name(r.spec.recipe)} | "
+        row = (f"| {r.spec.label} | {r.spec.recipe.method.name} | {r.spec.model or '-'} | {r.spec.masks} | {protocol_name(r.spec.recipe)} | "
                f"{r.images} | {_pct(s.miou)} | "
                f"{_pct(s.mean_accuracy)} | {_pct(s.overall_accuracy)} | {_pct(s.mean_f1)} |")
         if len(results) > 1:

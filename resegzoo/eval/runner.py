@@ -3,7 +3,7 @@
 Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
 atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
 The run folder's name carries a hash of everything that decides the numbers (dataset, split,
-root, classes, label encoding, recipe, model, masks, and the fingerprints of
+root, classes, label encoding, recipe (its method included), model, masks, and the fingerprints of
 :mod:`resegzoo.eval.fingerprints`: the weights' contents, SAM's, resegzoo's version, the dataset's
 file list): a rerun with other settings or other weights lands in another folder and never mixes
 its images with these.
@@ -31,7 +31,8 @@ RESULTS_FORMAT = 1
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One setting to evaluate: a recipe, a model and a mask generator, with a row label."""
+    """One setting to evaluate: a recipe (its method in ``recipe.method``), a model ("" for a method
+    without one) and a mask generator, with a row label."""
 
     label: str
     recipe: Any  # resegzoo.api.SegmentRecipe
@@ -68,8 +69,9 @@ def _slug(text: str) -> str:
 def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
     """Everything the numbers depend on; its hash names the run folder."""
     from resegzoo import __version__
-    from resegzoo.eval.fingerprints import dataset_fingerprint, model_fingerprint, sam_fingerprint
+    from resegzoo.eval.fingerprints import dataset_fingerprint, method_fingerprints, sam_fingerprint
 
+    method, model = method_fingerprints(spec.recipe, spec.model)
     return {
         "format": RESULTS_FORMAT,
         "dataset": dataset.info.name,
@@ -84,7 +86,8 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "recipe": spec.recipe.to_dict(),
         "fingerprints": {
             "resegzoo": __version__,
-            "model": model_fingerprint(spec.model),
+            "model": model,
+            "method": method,
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },

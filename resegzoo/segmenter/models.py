@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from resegzoo.errors import ResegzooError
 from resegzoo.segmenter.recipe import SegmentRecipe
+
+
+class ModelLoadError(ResegzooError, RuntimeError):
+    """The model or the mask generator could not be set up (unknown name, missing file, a
+    download that failed offline, bad generator settings); the message says which and why."""
 
 
 def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", architecture: str | None = None) -> Any:
@@ -14,7 +20,6 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
     the masked-attention encoder configured by the recipe's schedule and extras.
     """
     from resegzoo.weights.loading import load_clip, resolve_variant
-    from resegzoo.segmenter.core import ModelLoadError
     from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
 
     from resegzoo.weights.hub import FetchError
@@ -44,7 +49,6 @@ def mask_level_count(generator: Any, name: str) -> int:
     number of maps it gives for a small test image (asked once, at setup, never per image)."""
     import numpy as np
 
-    from resegzoo.segmenter.core import ModelLoadError
 
     declared = getattr(generator, "level_count", None)
     if declared is not None:
@@ -70,7 +74,6 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentR
     With no levels at all (``none``) and the recipe's default schedule, every block turns global
     (plain CLIP) and a note says so. Any other shortfall raises ModelLoadError saying what to change.
     """
-    from resegzoo.segmenter.core import ModelLoadError
     from resegzoo.segmenter.encoder import MaskedClipEncoder
     from resegzoo.segmenter.schedule import Rule, levels_needed
 
@@ -121,7 +124,6 @@ def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str 
     Raises ModelLoadError (unknown name, bad settings, a checkpoint that cannot be fetched)."""
     from resegzoo.weights.hub import FetchError
     from resegzoo.plugins.registry import get_registry
-    from resegzoo.segmenter.core import ModelLoadError
 
     try:
         spec = get_registry().mask_generators.get(name)
