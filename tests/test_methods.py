@@ -246,7 +246,9 @@ def test_a_plugin_method_runs_on_ray_actors_like_here(plugin_paths, tmp_path):
            "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
     script = (
         "import sys\n"
+        "import ray\n"
         "from resegzoo.cli import build_cli\n"
+        "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for both commands\n"
         "cli = build_cli()\n"
         "for engine in ('local', 'ray'):\n"
         f"    seg = ['segment', '{folder}', '--classes', '{CLASSES}', '--method', 'colour', '--tile-size', '64',\n"
