@@ -176,21 +176,22 @@ class Segmenter:
         # SAM runs once per region larger than a window and cuts the maps; others run per window
         with self._mask_lock:
             maps = generate_for_windows(self.mask_generator, padded, windows)
-        for m in maps:
-            if m.ndim != 3 or m.shape[1:] != (self.window, self.window):
+        for m, (y0, x0, y1, x1) in zip(maps, windows):
+            if m.ndim != 3 or m.shape[1:] != (y1 - y0, x1 - x0):
                 raise ValueError(f"mask generator {self.masks_name!r} returned shape {m.shape}, "
-                                 f"expected (L, {self.window}, {self.window})")
+                                 f"expected (L, {y1 - y0}, {x1 - x0})")
         return maps
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
                        vocab: Vocabulary) -> torch.Tensor:
-        """(B, R, window, window) scores of a batch of windows from the method: R rows are the
-        classes, or the names (:attr:`per_name`)."""
+        """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
+        the names (:attr:`per_name`); h x w is the window, or less where the image is (shift
+        placement: an axis shorter than the window gets one smaller crop)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
         out = self.method.window_scores(crops, vocab, self.per_name, maps)
-        return check_scores(self.method_name, out, (len(wins), rows, self.window, self.window))
+        return check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
 
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
                 valid: np.ndarray | None = None) -> PreparedImage:
@@ -260,7 +261,7 @@ class Segmenter:
 
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for win in prep.dead:
-            stitcher.add(win, torch.zeros((rows, self.window, self.window)))
+            stitcher.add(win, torch.zeros((rows, win[2] - win[0], win[3] - win[1])))
         if bar is not None:
             bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
