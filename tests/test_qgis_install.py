@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import resegzoo
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 from resegzoo.cli import build_cli
 from resegzoo.qgis import install as installer
 

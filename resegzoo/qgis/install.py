@@ -22,7 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from resegzoo import __version__, atomic
+from resegzoo import __version__
+from resegzoo.outputs import atomic
 from resegzoo.errors import ResegzooError
 
 #: the plugin's folder name under python/plugins (its Python package name inside QGIS)
