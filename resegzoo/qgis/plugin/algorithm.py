@@ -25,6 +25,8 @@ from qgis.core import (
     QgsRendererCategory,
 )
 
+from qgis.PyQt.QtCore import QCoreApplication, QThread
+
 from . import runner
 from .settings import check_executable, executable
 
@@ -133,7 +135,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 probs=bool(probs))
             feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in cmd))
             try:
-                runner.run_resegzoo(cmd, feedback.pushInfo, feedback.setProgress, feedback.isCanceled)
+                runner.run_resegzoo(cmd, feedback.pushInfo, feedback.setProgress, feedback.isCanceled,
+                                    on_idle=_process_events_on_main_thread)
             except runner.Cancelled as exc:
                 raise QgsProcessingException(str(exc)) from None
             except runner.ResegzooFailed as exc:
@@ -178,6 +181,16 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         if context.willLoadLayerOnCompletion(path):
             _POST_PROCESSORS.append(post_processor)
             context.layerToLoadOnCompletionDetails(path).setPostProcessor(post_processor)
+
+
+def _process_events_on_main_thread():
+    """Let Qt deliver events while resegzoo runs, when the algorithm runs on the main thread:
+    qgis_process's Ctrl-C reaches the feedback as an event (as in its own progress bar), and QGIS's
+    window stays alive for processing.run() from the Python console. The dialog runs algorithms in
+    a worker thread, whose Cancel needs no events."""
+    app = QCoreApplication.instance()
+    if app is not None and QThread.currentThread() == app.thread():
+        app.processEvents()
 
 
 class LabelStyle(QgsProcessingLayerPostProcessorInterface):

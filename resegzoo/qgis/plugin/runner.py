@@ -127,8 +127,9 @@ class OutputParser:
         self.on_line(line)
 
 
-def run_resegzoo(cmd, on_line, on_progress, is_cancelled, env=None, cwd=None, poll_s=0.2):
-    """Run ``cmd``, passing its lines and progress on, until it ends or ``is_cancelled()``.
+def run_resegzoo(cmd, on_line, on_progress, is_cancelled, env=None, cwd=None, poll_s=0.2, on_idle=None):
+    """Run ``cmd``, passing its lines and progress on, until it ends or ``is_cancelled()``;
+    ``on_idle()`` is called between polls (QGIS's events, where a cancel may be waiting).
 
     Raises :class:`Cancelled` (after SIGINT, then a kill if it does not stop) or
     :class:`ResegzooFailed` with resegzoo's one-line message."""
@@ -162,6 +163,8 @@ def run_resegzoo(cmd, on_line, on_progress, is_cancelled, env=None, cwd=None, po
                 finished = True
             elif data:
                 parser.feed(data)
+            if on_idle is not None:
+                on_idle()
             if not cancelled and is_cancelled():
                 cancelled = True
                 _stop(proc)
