@@ -19,7 +19,8 @@ Rasters of any size (anything GDAL opens), block by block in bounded memory, nod
 from __future__ import annotations
 
 from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
-from resegzoo.segmenter.core import ModelLoadError, Segmenter, SegmentResult, check_image
+from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
+from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
 

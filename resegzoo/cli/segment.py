@@ -27,6 +27,7 @@ import click
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 from resegzoo.engines import engine_options
+from resegzoo.outputs.names import output_stem, path_of_record, path_record, shown
 from resegzoo.raster.reader import NODATA_LABEL
 
 #: the files written per input, after its stem
@@ -73,7 +74,7 @@ def _sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool
 
     try:
         record = json.loads(sidecar.read_text())
-        same_input = Path(record["input"]).resolve() == Path(info.path).resolve()
+        same_input = path_of_record(record).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep
     same_raster = record.get("size") == [info.height, info.width] and record.get("bands") == list(info.bands)
@@ -95,7 +96,7 @@ def _output_stems(infos: list[Any], out: Path, claims: Any, overwrite: bool,
     stems: list[str | None] = []
     with folder_lock(out):
         for info in infos:
-            base = Path(info.path).stem
+            base = output_stem(Path(info.path).stem)
             chosen, done = None, False
             for n in itertools.count(1):
                 stem = base if n == 1 else f"{base}-{n}"
@@ -189,7 +190,7 @@ def _say(message: str) -> None:
     """Print a line without breaking the progress bars."""
     from tqdm.auto import tqdm
 
-    tqdm.write(message)
+    tqdm.write(shown(message))
 
 
 def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
@@ -239,7 +240,7 @@ def _finish_one(seg: Any, vocab: Any, job: Any, run: Any, probs: str | None) -> 
     _overlay(plan, label_path, overlay_path, note=_overlay_note(seg))
     georef = raster.georef
     return {
-        "input": str(raster.path),
+        **path_record(raster.path),
         "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
                     **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
         "size": [raster.height, raster.width],
@@ -354,6 +355,9 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "with the same settings (rerun a killed batch to resume it).")
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
+@click.option("--trust-vrt", is_flag=True, help="Let VRTs (and other files that point at other files) read what "
+              "they reference: raw bands over any file, network (/vsicurl/, http, WMS) and archive (/vsizip/, ...) "
+              "sources. Without it a VRT may only reference local raster files.")
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
@@ -363,7 +367,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
+            trust_vrt: bool, gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -404,10 +408,10 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     infos = []
     for f in files:
         try:
-            infos.append(reader.open_raster(f, band_list, nodata_value))
+            infos.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt))
         except reader.ImageError as exc:
             if not continue_on_error:
-                raise click.UsageError(str(exc)) from None
+                raise click.UsageError(shown(str(exc))) from None
             failures.append((f, str(exc)))
     gis.check(infos)
     check_device(device)
@@ -458,7 +462,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         _say(_summary(records))
     if failures:
         for path, message in failures:
-            click.echo(f"failed: {path}: {message}", err=True)
+            click.echo(shown(f"failed: {path}: {message}"), err=True)
         raise click.ClickException(f"{len(failures)} of {len(files)} input(s) failed (listed above); "
                                    "the others were written")
 

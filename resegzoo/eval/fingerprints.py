@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from resegzoo.weights.hub import cached_sha256
-from resegzoo.segmenter.core import ModelLoadError
+from resegzoo.segmenter.models import ModelLoadError
 
 
 def _folder(path: Path) -> dict[str, str]:
@@ -27,8 +27,9 @@ def _folder(path: Path) -> dict[str, str]:
 
 def model_fingerprint(spec: str) -> dict[str, Any]:
     """What identifies the weights behind a model spec (see :mod:`resegzoo.weights.loading`)."""
-    from resegzoo.weights.hub import FetchError
-    from resegzoo.weights.loading import LOCAL_DIR, checkpoint_path, resolve_variant
+    from resegzoo.weights.loading import checkpoint_path
+    from resegzoo.weights.resolve import LOCAL_DIR, resolve_variant
+    from resegzoo.weights.zoo import FetchError
     from resegzoo.plugins.registry import get_registry
 
     try:
@@ -57,14 +58,15 @@ def sam_fingerprint(recipe: Any, masks: str) -> str | None:
     """sha256 of the SAM checkpoint a ``sam`` run uses (None for other generators)."""
     if masks != "sam":
         return None
-    from resegzoo.weights.hub import FetchError
-    from resegzoo.masks.sam_factory import parse_sam_settings, resolve_checkpoint
+    from resegzoo.masks.sam_factory import parse_sam_settings
+    from resegzoo.weights.loading import sam_checkpoint
+    from resegzoo.weights.zoo import FetchError
     from resegzoo.schema import SchemaError
 
     settings = dict(recipe.masks.settings) if recipe.masks.generator == "sam" else {}
     try:
         parsed = parse_sam_settings(settings)
-        path, sha256 = resolve_checkpoint(parsed.checkpoint, parsed.model)
+        path, sha256 = sam_checkpoint(parsed.checkpoint, parsed.model)
     except (LookupError, OSError, ValueError, FetchError, SchemaError) as exc:
         raise ModelLoadError(f"cannot set up SAM: {exc}") from exc
     return sha256 or cached_sha256(path)

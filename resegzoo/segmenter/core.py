@@ -8,11 +8,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from resegzoo.errors import ResegzooError
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.raster.reader import NODATA_LABEL
 from resegzoo.runtime.precision import autocast, autocast_dtype
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
+from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
 from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
@@ -34,11 +34,6 @@ def _row_bands(windows: tuple[Window, ...], band_px: int) -> list[list[Window]]:
         else:
             bands.append([win])
     return bands
-
-
-class ModelLoadError(ResegzooError, RuntimeError):
-    """The model or the mask generator could not be set up (unknown name, missing file, a
-    download that failed offline, bad generator settings); the message says which and why."""
 
 
 @dataclass

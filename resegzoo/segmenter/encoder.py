@@ -111,7 +111,7 @@ class MaskedClipEncoder:
 
     @classmethod
     def from_loaded(cls, loaded: Any, **kwargs: Any) -> "MaskedClipEncoder":
-        """Wrap a ``resegzoo.weights.loading.LoadedClip``."""
+        """Wrap a ``resegzoo.weights.build.LoadedClip``."""
         return cls(loaded.model, loaded.tokenizer, mean=loaded.mean, std=loaded.std, name=loaded.name, **kwargs)
 
     @property

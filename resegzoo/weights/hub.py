@@ -12,6 +12,9 @@
   100x its stored size or the free space, and its CRC is checked.
 * Offline (``HF_HUB_OFFLINE=1`` or ``RESEGZOO_OFFLINE=1``) and missing: :class:`FetchError`
   saying what to download, from where, and where to put it.
+
+These are the internals of :mod:`resegzoo.weights.fetch` (step 2 of the model route); ``resegzoo
+fetch`` calls :func:`fetch_record` directly.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import stat
 import urllib.error
 import urllib.request
@@ -28,19 +32,14 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from resegzoo.errors import ResegzooError
 from resegzoo.outputs.atomic import atomic_path, write_text
-from resegzoo.weights.zoo import ClipVariant, SamCheckpoint
+from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, SamCheckpoint
 
 Record = ClipVariant | SamCheckpoint
 
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
 _CHUNK = 1 << 20
-
-
-class FetchError(ResegzooError, RuntimeError):
-    """Weights could not be found or downloaded; the message says what to do."""
 
 
 def cache_dir() -> Path:
@@ -55,6 +54,61 @@ def is_offline() -> bool:
     truthy = ("1", "true", "yes", "on")
     env = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get(OFFLINE_ENV, ""))
     return constants.HF_HUB_OFFLINE or any(v.strip().lower() in truthy for v in env)
+
+
+#: (host, port) -> why it could not be reached, or None; one probe per host and process
+_PROBED: dict[tuple[str, int], str | None] = {}
+
+
+def unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """Why the host of ``url`` cannot be reached (e.g. "connection refused"), or None if it can.
+
+    One TCP connection attempt per host and process. huggingface_hub retries a refused or
+    unresolvable connection five times with back-off (about 30 s per file), so resegzoo asks once
+    up front and then uses the caches alone.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if (host, port) not in _PROBED:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            _PROBED[host, port] = None
+        except socket.gaierror as exc:
+            _PROBED[host, port] = f"cannot resolve {host} ({exc.strerror or exc})"
+        except OSError as exc:  # refused, unreachable network, timeout
+            _PROBED[host, port] = f"cannot connect to {host}:{port} ({exc.strerror or exc})"
+    return _PROBED[host, port]
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub's address (HF_ENDPOINT, default https://huggingface.co)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What a huggingface_hub call raises when the Hub refuses, fails or cannot be reached.
+
+    huggingface_hub < 1.0 raised OSError subclasses (requests' errors); later versions let the
+    HTTP client's own transport errors (httpx, later httpx2: ConnectError, timeouts) through, and
+    those are not OSError.
+    """
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for module in ("httpx2", "httpx", "requests"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        errors.append(getattr(mod, "HTTPError") if module != "requests" else mod.RequestException)
+    return tuple(errors)
 
 
 def sha256_file(path: Path) -> str:
@@ -78,7 +132,7 @@ def cached_sha256(path: Path) -> str:
     return value
 
 
-def fetch(record: Record, *, progress: bool = True) -> Path:
+def fetch_record(record: Record, *, progress: bool = True) -> Path:
     """The local checkpoint file of a zoo record, downloaded first if needed."""
     if isinstance(record, SamCheckpoint):
         path = _fetch_url(record.url, record.file, record.name, progress)
@@ -107,13 +161,13 @@ def _url_file_name(url: str) -> str:
 
 
 def is_cached(record: Record) -> bool:
-    """Whether :func:`fetch` would succeed offline (no network call)."""
+    """Whether :func:`fetch_record` would succeed offline (no network call)."""
     if isinstance(record, SamCheckpoint):
         return (cache_dir() / "downloads" / record.file).is_file()
     if record.format == "custom" or record.fetcher is not None:
         return True
     if record.format == "openclip-pretrained":
-        return _openclip_pretrained_cached(record)
+        return _openclip_pretrained_cached(record) is not None
     if record.hf_repo is not None and record.hf_file is not None:
         from huggingface_hub import try_to_load_from_cache
 
@@ -133,7 +187,7 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
 
     ``name`` is what the user asked for (used in error messages).
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -141,19 +195,60 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
     )
 
     offline = is_offline()
+    down = None if offline else unreachable(hub_endpoint())
+    if down is not None:
+        cached = try_to_load_from_cache(repo, filename)
+        if isinstance(cached, str):
+            return Path(cached)
+        raise NoNetworkError(
+            f"{name}: no network ({down}), and {filename} from Hugging Face repo {repo} is not in the "
+            f"Hugging Face cache. {_hf_copy_hint(name, repo, filename)}",
+            name=name, host=hub_endpoint(), reason=down,
+        )
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=offline))
     except LocalEntryNotFoundError as exc:
         where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
         raise FetchError(
             f"{name}: {filename} from Hugging Face repo {repo} is not in the Hugging Face cache and "
-            f"{where}. On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
-            f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
-            f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
-            f"and pass the file path instead of the name ({exc})"
+            f"{where}. {_hf_copy_hint(name, repo, filename)} ({exc})"
         ) from exc
     except (EntryNotFoundError, HfHubHTTPError) as exc:
         raise FetchError(f"{name}: could not download {filename} from Hugging Face repo {repo}: {exc}") from exc
+
+
+def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
+    return (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
+            f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
+            f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
+            f"and pass the file path instead of the name")
+
+
+def fetch_hf_snapshot(repo: str, name: str) -> Path:
+    """The local folder holding every file of Hugging Face model repo ``repo`` (a transformers
+    ``save_pretrained`` layout), from the HF cache, downloaded if online."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    offline = is_offline()
+    down = None if offline else unreachable(hub_endpoint())
+    try:
+        return Path(snapshot_download(repo_id=repo, local_files_only=offline or down is not None))
+    except LocalEntryNotFoundError as exc:
+        if down is not None:
+            raise NoNetworkError(
+                f"{name}: no network ({down}), and Hugging Face repo {repo} is not in the Hugging Face cache. "
+                f"On a machine with internet run `hf download {repo}` and copy the Hugging Face cache here",
+                name=name, host=hub_endpoint(), reason=down,
+            ) from exc
+        where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
+        raise FetchError(
+            f"{name}: Hugging Face repo {repo} is not in the Hugging Face cache and {where}. On a machine "
+            f"with internet run `hf download {repo}` and copy the Hugging Face cache folder "
+            f"(~/.cache/huggingface/hub, or $HF_HUB_CACHE) here, or pass a local folder (local-dir:DIR) ({exc})"
+        ) from exc
+    except HfHubHTTPError as exc:
+        raise FetchError(f"{name}: could not download Hugging Face repo {repo}: {exc}") from exc
 
 
 def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
@@ -164,6 +259,18 @@ def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
     if not cfg:
         raise FetchError(f"{record.name}: open_clip has no pretrained tag {record.pretrained_tag!r} "
                          f"for {record.architecture}")
+    host = hub_endpoint() if cfg.get("hf_hub") else cfg.get("url", "")
+    down = None if is_offline() or not host else unreachable(host)
+    if down is not None:
+        cached = _openclip_pretrained_cached(record)
+        if cached is not None:
+            return cached
+        raise NoNetworkError(
+            f"{record.name}: no network ({down}), and open_clip's {record.architecture} "
+            f"pretrained={record.pretrained_tag!r} is not in the Hugging Face cache. On a machine with "
+            f"internet run `resegzoo fetch {record.name}` and copy the Hugging Face cache here.",
+            name=record.name, host=host, reason=down,
+        )
     try:
         return Path(download_pretrained(cfg))
     except (OSError, RuntimeError) as exc:
@@ -174,7 +281,8 @@ def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
         ) from exc
 
 
-def _openclip_pretrained_cached(record: ClipVariant) -> bool:
+def _openclip_pretrained_cached(record: ClipVariant) -> Path | None:
+    """The cached checkpoint of an open_clip pretrained tag on the Hub, or None."""
     from huggingface_hub import try_to_load_from_cache
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
     from open_clip.pretrained import get_pretrained_cfg
@@ -182,7 +290,10 @@ def _openclip_pretrained_cached(record: ClipVariant) -> bool:
     hub = (get_pretrained_cfg(record.architecture, record.pretrained_tag or "") or {}).get("hf_hub", "")
     repo, filename = os.path.split(hub)  # open_clip's own convention: "org/repo/" or "org/repo/file"
     names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
-    return bool(repo) and any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+    for found in (try_to_load_from_cache(repo, n) for n in names if repo):
+        if isinstance(found, str):
+            return Path(found)
+    return None
 
 
 # -- URL downloads ------------------------------------------------------------------------------
@@ -197,6 +308,13 @@ def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
             f"{name}: {file_name} is not in resegzoo's cache and offline mode is on. Download "
             f"{url} and put it at {target} (or set {CACHE_ENV} to the folder whose downloads/ "
             f"holds it), or unset HF_HUB_OFFLINE/{OFFLINE_ENV} and run `resegzoo fetch {name}`."
+        )
+    down = unreachable(url)
+    if down is not None:
+        raise NoNetworkError(
+            f"{name}: no network ({down}), and {file_name} is not in resegzoo's cache. Download {url} "
+            f"on a machine with internet and put it at {target}, or run `resegzoo fetch {name}` there "
+            f"and copy {cache_dir()}.", name=name, host=url, reason=down,
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -345,6 +463,22 @@ def _copy_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst)
                          f"{info.file_size}; the archive is truncated or forged")
     if crc != info.CRC:
         raise FetchError(f"{archive}: member {info.filename!r} fails its CRC check; the archive is corrupt")
+
+
+def only_checkpoint_member(archive: Path, suffixes: tuple[str, ...]) -> str:
+    """The one member of a zip archive whose name ends in one of ``suffixes`` (SkyCLIP's zips hold one)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [n for n in zf.namelist() if n.endswith(suffixes)]
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{archive}: not a readable zip archive ({exc}); truncated?") from exc
+    if len(members) != 1:
+        found = ", ".join(members) or "none"
+        raise CheckpointError(
+            f"{archive}: expected exactly one checkpoint inside the zip, found {found}; "
+            f"extract the one you want and pass its path"
+        )
+    return members[0]
 
 
 def extract_member(archive: Path, member: str) -> Path:
