@@ -123,6 +123,7 @@ def test_qgis_process_lists_and_runs_segment(qgis):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "resegzoo segment" in done.stdout  # the command line is logged
     assert "RANDOM weights" in done.stdout  # resegzoo's own lines reach QGIS's log
+    assert f"wrote {out / 'scene.labels.tif'}" in done.stdout
     labels = out / "scene.labels.tif"
     with rasterio.open(qgis["scene"]) as src, rasterio.open(labels) as got:
         assert got.crs == src.crs and got.transform == src.transform and got.shape == src.shape
@@ -173,8 +174,8 @@ plugin.initProcessing()
 class CancelOnFirstLine(QgsProcessingFeedback):
     # what QGIS's Cancel button does (feedback.cancel()), once resegzoo is running
     lines = []
-    def pushInfo(self, info):
-        super().pushInfo(info)
+    def pushConsoleInfo(self, info):
+        super().pushConsoleInfo(info)
         self.lines.append(info)
         if not self.isCanceled():
             self.cancelled_at = time.monotonic()
@@ -204,6 +205,7 @@ def test_cancel_in_qgis_stops_resegzoo_and_leaves_nothing(qgis):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["error"] and "cancelled" in result["error"], result
     assert result["stopped_after_s"] < 30
+    assert result["lines"][-1] == "interrupted"  # SIGINT, not a kill: resegzoo stopped itself
     assert list(out.iterdir()) == []
     assert _resegzoo_processes(out) == []
 

@@ -135,19 +135,22 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 probs=bool(probs))
             feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in cmd))
             try:
-                runner.run_resegzoo(cmd, feedback.pushInfo, feedback.setProgress, feedback.isCanceled,
+                # resegzoo's lines as an external tool's console output (monospace, spacing kept)
+                runner.run_resegzoo(cmd, feedback.pushConsoleInfo, feedback.setProgress, feedback.isCanceled,
                                     on_idle=_process_events_on_main_thread)
             except runner.Cancelled as exc:
                 raise QgsProcessingException(str(exc)) from None
             except runner.ResegzooFailed as exc:
                 raise QgsProcessingException(f"resegzoo: {exc}") from None
             record = runner.read_sidecar(work)
-            runner.place_outputs(work, record, labels, vector=vector, probs=probs)
+            written = runner.place_outputs(work, record, labels, vector=vector, probs=probs)
         finally:
             runner.remove_work_dir(work)
         self._style_on_load(context, labels, LabelStyle(runner.style_path(labels)))
         if vector:
             self._style_on_load(context, vector, RegionStyle(record["class_names"], record["palette"]))
+        for path in written.values():  # resegzoo's own lines name its work folder, not these
+            feedback.pushInfo(f"wrote {path}")
         feedback.setProgress(100)
         return {self.OUTPUT: labels, self.VECTOR: vector or None, self.PROBS: probs or None}
 
