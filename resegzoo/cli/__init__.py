@@ -21,7 +21,7 @@ class ResegzooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ResegzooError as exc:
-            from resegzoo.outputs.names import shown
+            from resegzoo.raster.names import shown
 
             raise click.ClickException(shown(str(exc))) from None  # a file name may not be UTF-8
         except KeyboardInterrupt:

@@ -27,7 +27,7 @@ import click
 from resegzoo.cli.gis_options import GIS_SUFFIXES, GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
 from resegzoo.engines import engine_options
-from resegzoo.outputs.names import output_stem, path_of_record, path_record, shown
+from resegzoo.raster.names import output_stem, path_of_record, path_record, shown
 from resegzoo.raster.reader import NODATA_LABEL
 
 #: the files written per input, after its stem

@@ -88,12 +88,12 @@ def gdal_env(path: str, trust_vrt: bool = False) -> Iterator[None]:
 def gdal_name(path: str | Path) -> Iterator[str]:
     """A name GDAL can be given for the local file ``path``. rasterio encodes names as strict
     UTF-8, so a name that is not (bytes a Linux file name may hold) is reached through a
-    temporary folder of links with UTF-8 names (see :func:`resegzoo.outputs.names.output_stem`):
+    temporary folder of links with UTF-8 names (see :func:`resegzoo.raster.names.output_stem`):
     the file and its siblings of the same stem, so world files, .aux.xml, .ovr and .msk are found."""
     import os
     import tempfile
 
-    from resegzoo.outputs.names import is_utf8, output_stem
+    from resegzoo.raster.names import is_utf8, output_stem
 
     path = str(path)
     if is_utf8(path) or _is_remote(path):

@@ -19,7 +19,7 @@ from PIL import Image
 
 from hostile_helpers import assert_one_line_error, cli
 
-from resegzoo.outputs.names import output_stem, path_of_record, path_record, shown
+from resegzoo.raster.names import output_stem, path_of_record, path_record, shown
 
 LATIN1 = b"caf\xe9"  # "café" in Latin-1: not UTF-8
 
