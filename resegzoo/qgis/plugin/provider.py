@@ -18,6 +18,7 @@ class ResegzooProvider(QgsProcessingProvider):
 
     def load(self):
         config, setting = processing_config()
+        config.settingIcons[self.name()] = self.icon()
         config.addSetting(setting(self.name(), EXECUTABLE_SETTING, "resegzoo executable (in resegzoo's own environment)",
                                   recorded_executable(), valuetype=setting.FILE))
         config.readSettings()
