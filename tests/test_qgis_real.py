@@ -171,25 +171,30 @@ import resegzoo_qgis
 plugin = resegzoo_qgis.classFactory(None)  # kept, as QGIS keeps its plugins: the provider lives with it
 plugin.initProcessing()
 
-class CancelOnFirstLine(QgsProcessingFeedback):
-    # what QGIS's Cancel button does (feedback.cancel()), once resegzoo is running
-    lines = []
+class CancelMidway(QgsProcessingFeedback):
+    # what QGIS's Cancel button does (feedback.cancel()), once resegzoo's progress reached QGIS
+    lines, progress, cancelled_at = [], [], None
+
     def pushConsoleInfo(self, info):
         super().pushConsoleInfo(info)
         self.lines.append(info)
-        if not self.isCanceled():
+
+    def record(self, value):
+        self.progress.append(value)
+        if 0 < value < 100 and not self.isCanceled():
             self.cancelled_at = time.monotonic()
             self.cancel()
 
-feedback = CancelOnFirstLine()
+feedback = CancelMidway()
+feedback.progressChanged.connect(feedback.record)
 params = json.loads(sys.argv[1])
 try:
     processing.run("resegzoo:segment", params, feedback=feedback)
     error = None
 except Exception as exc:
     error = str(exc)
-print(json.dumps({"error": error, "lines": feedback.lines,
-                  "stopped_after_s": time.monotonic() - feedback.cancelled_at}))
+print(json.dumps({"error": error, "lines": feedback.lines, "progress": feedback.progress,
+                  "stopped_after_s": feedback.cancelled_at and time.monotonic() - feedback.cancelled_at}))
 """
 
 
@@ -198,12 +203,14 @@ def test_cancel_in_qgis_stops_resegzoo_and_leaves_nothing(qgis):
     script = qgis["root"] / "cancel.py"
     script.write_text(textwrap.dedent(CANCEL_SCRIPT))
     params = {"INPUT": str(qgis["big"]), "CLASSES": CLASSES, "MODEL": "example-tiny", "MASKS": "slic",
-              "OUTPUT": str(out / "scene.labels.tif"), "VECTOR": str(out / "regions.gpkg")}
+              "OUTPUT": str(out / "scene.labels.tif"), "VECTOR": str(out / "regions.gpkg"),
+              "TILE_SIZE": 256}  # 9 blocks: progress after each
     done = subprocess.run([qgis["python"], str(script), json.dumps(params)], env=qgis["env"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["error"] and "cancelled" in result["error"], result
+    assert result["error"] and "cancelled" in result["error"], result  # not finished: cancelled midway
+    assert 0 < result["progress"][0] < 100  # resegzoo's blocks bar reached QGIS's feedback
     assert result["stopped_after_s"] < 30
     assert result["lines"][-1] == "interrupted"  # SIGINT, not a kill: resegzoo stopped itself
     assert list(out.iterdir()) == []
