@@ -175,3 +175,29 @@ def test_position_rules_differ_and_scale_factor_is_segearth_ovs():
 def test_the_peers_protocol_runs_short_crops_the_reference_way():
     inf = load_recipe(RECIPES / "eval-default.yaml").inference
     assert (inf.window_placement, inf.position_interpolation) == ("shift", "scale-factor")
+
+
+# -- (c) NACLIP's std: NACLIP's code and SegEarth-OV's --------------------------------------------
+
+
+def _segearth_naclip_addition(n: int, std: float) -> torch.Tensor:
+    """SegEarth-OV's NACLIP omega, transcribed: a (2n-1)^2 Gaussian window (coordinates scaled by
+    1 / (std sqrt 2)) convolved ('same') over one-hot patch images; zero row and column for CLS."""
+    d = 2 * n - 1
+    c = 1 / (std * math.sqrt(2))
+    axis = torch.linspace(-(d - 1) / 2.0 * c, (d - 1) / 2.0 * c, d)
+    window = torch.exp(-(torch.stack(torch.meshgrid(axis, axis, indexing="ij")) ** 2).sum(0))
+    eye = torch.einsum("ij,kl->ijkl", torch.eye(n), torch.eye(n)).permute(0, 3, 1, 2).reshape(-1, 1, n, n)
+    out = F.conv2d(eye, window[None, None], padding="same").reshape(n * n, n * n)
+    return F.pad(out, (1, 0, 1, 0))
+
+
+@pytest.mark.parametrize("recipe, std", [("method-naclip", 5.0), ("method-naclip-segearth", 1.0)])
+def test_both_naclip_rows_are_shipped_with_their_std(recipe, std):
+    from resegzoo.segmenter.last_block import gaussian_bias
+    from resegzoo.segmenter.recipe import protocol_name
+
+    loaded = load_recipe(RECIPES / f"{recipe}.yaml")
+    assert loaded.extras.last_block == "naclip" and loaded.extras.naclip_std == std
+    assert loaded.masks.generator == "none" and protocol_name(loaded) == "peers"
+    torch.testing.assert_close(gaussian_bias((14, 14), std), _segearth_naclip_addition(14, std), atol=1e-6, rtol=0)
