@@ -118,7 +118,8 @@ class Segmenter:
         """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
         (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
         from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import build_encoder, build_mask_generator, fit_schedule, random_weights_note
+        from resegzoo.segmenter.models import (build_encoder, build_mask_generator, fit_schedule,
+                                               random_weights_note, text_tower_key)
 
         recipe = recipe or SegmentRecipe()
         spec = model or recipe.model
@@ -132,6 +133,7 @@ class Segmenter:
         generator = build_mask_generator(masks_name, settings, precision=recipe.inference.precision)
         notes = fit_schedule(encoder, generator, masks_name, recipe)  # before any image is read
         seg = cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
+        seg.text.key = text_tower_key(spec, encoder, architecture)  # text embeddings stored on disk
         random_note = random_weights_note(spec)
         seg.random_weights = random_note is not None
         seg.notes = ([random_note] if random_note else []) + notes
