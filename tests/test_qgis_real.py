@@ -72,7 +72,7 @@ def qgis(tmp_path_factory):
     assert "installed and enabled" in done.stdout
     tile = np.asarray(Image.open(DATA / "demo_tile.png").convert("RGB"))
     scene = _geotiff(root / "scene.tif", tile[:96, :80])
-    big = _geotiff(root / "big.tif", np.tile(tile, (3, 3, 1)))  # a minute of work: time to cancel it
+    big = _geotiff(root / "big.tif", np.tile(tile, (2, 2, 1)))  # tens of seconds of work: time to cancel it
     return {"process": qgis_process, "python": python, "env": env, "root": root, "scene": scene, "big": big}
 
 
@@ -204,7 +204,7 @@ def test_cancel_in_qgis_stops_resegzoo_and_leaves_nothing(qgis):
     script.write_text(textwrap.dedent(CANCEL_SCRIPT))
     params = {"INPUT": str(qgis["big"]), "CLASSES": CLASSES, "MODEL": "example-tiny", "MASKS": "slic",
               "OUTPUT": str(out / "scene.labels.tif"), "VECTOR": str(out / "regions.gpkg"),
-              "TILE_SIZE": 256}  # 9 blocks: progress after each
+              "TILE_SIZE": 128}  # 16 blocks: progress after each, the first one soon
     done = subprocess.run([qgis["python"], str(script), json.dumps(params)], env=qgis["env"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
