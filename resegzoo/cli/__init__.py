@@ -21,7 +21,9 @@ class ResegzooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ResegzooError as exc:
-            raise click.ClickException(str(exc)) from None
+            from resegzoo.raster.names import shown
+
+            raise click.ClickException(shown(str(exc))) from None  # a file name may not be UTF-8
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
@@ -46,4 +48,9 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    build_cli()(prog_name="resegzoo")
+    try:
+        command = build_cli()
+    except KeyboardInterrupt:  # Ctrl-C (or QGIS's Cancel) while plugins load: as during a command, no traceback
+        click.echo("\ninterrupted", err=True)
+        raise SystemExit(INTERRUPTED_EXIT) from None
+    command(prog_name="resegzoo")
