@@ -318,7 +318,9 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
     todo: list[tuple[int, Any]] = []
     for number, job in enumerate(jobs):
         # a raster of one block has nothing to resume: it is not spooled
-        spool = spool_root / raster_key(job.plan, settings) if len(job.plan.blocks) > 1 else None
+        # the stem is part of the key: two runs writing the same input into one folder at once
+        # (x and x-2) never share blocks; a rerun takes the interrupted input's stem back
+        spool = spool_root / raster_key(job.plan, {**settings, "stem": job.stem}) if len(job.plan.blocks) > 1 else None
         assembly = _Assembly(job, spool)
         assemblies.append(assembly)
         if spool is not None:
@@ -432,18 +434,22 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
     progress = progress or BatchProgress()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
-    expected = {**settings_record(seg, vocab, options.gis), "raster_options": raster_options(options.probs, options.nodata)} \
-        if options.skip_existing else None
+    expected = {**settings_record(seg, vocab, options.gis), "raster_options": raster_options(options.probs, options.nodata)}
     result = BatchResult()
     claims = Claims(out)
     try:
-        stems = output_stems(rasters, out, claims, options.overwrite, expected)
+        stems = output_stems(rasters, out, claims, options.overwrite, expected if options.skip_existing else None)
         jobs = []
         for info, stem in zip(rasters, stems):
             if stem is None:
                 result.skipped.append(Path(info.path))
                 progress.say(f"{info.path}: skipped, its result with these settings is already in {out}")
                 continue
+            base = output_stem(Path(info.path).stem)
+            if stem != base and not options.overwrite and sidecar_matches(out / f"{base}.json", info, expected):
+                # the resume rule is explicit: say it before the work is done again
+                progress.say(f"{info.path}: its result with these settings is already in {out / base}.json; "
+                             f"writing {stem}.* (--skip-existing skips finished inputs: a rerun resumes)")
             remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
             try:
                 jobs.append(plan_job(seg, vocab, info, stem, out, options.probs, progress))

@@ -81,7 +81,8 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose sidecar in --out already holds their result "
-              "with the same settings (rerun a killed batch to resume it).")
+              "with the same settings; an interrupted raster continues from its finished blocks (rerun an "
+              "interrupted batch with it to resume; either engine).")
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
 @click.option("--trust-vrt", is_flag=True, help="Let VRTs (and other files that point at other files) read what "
