@@ -176,11 +176,17 @@ class Segmenter:
             token_ids = token_ids_from_pixels(ids, int(self.encoder.patch_size))
         inf = self.recipe.inference
         per_name = inf.probabilities == "name"
+        # the feature readout upsamples the tokens BEFORE L2 normalisation (the reference code's
+        # order); an encoder that only gives normalised ones is upsampled as it is
+        raw = inf.readout == "features" and bool(getattr(self.encoder, "raw_features", False))
         with torch.inference_mode():
             with autocast(self.recipe.inference.precision, self.device):  # the image tower only
-                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
+                extra = {"normalize": False} if raw else {}
+                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0, **extra)
             feats, cls_feat = out if lam != 0 else (out, None)
             feats = torch.as_tensor(feats).float()
+            if raw and cls_feat is not None:
+                cls_feat = torch.nn.functional.normalize(torch.as_tensor(cls_feat).float(), dim=-1)
             if inf.readout == "features":
                 scores = readout_features(feats, text, per_name, (self.window, self.window))
             else:
@@ -387,9 +393,10 @@ def work_scale(height: int, width: int, inference: Any) -> float | None:
 
 def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
                      size: tuple[int, int]) -> torch.Tensor:
-    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features upsampled bilinearly to
-    ``size``, L2-normalised per pixel, then cosines with the text: (B, R, h, w). One window at a
-    time, since the upsampled features are C planes per window."""
+    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features (as the encoder gives them
+    before L2 normalisation) upsampled bilinearly to ``size``, L2-normalised per pixel, then
+    cosines with the text: (B, R, h, w). One window at a time, since the upsampled features are
+    C planes per window."""
     import torch.nn.functional as F
 
     out = []
