@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.batch.job import BlockOutcome, RasterPlan, RasterRun
-from resegzoo.batch.progress import BatchProgress
+from resegzoo.batch.job import BlockOutcome, RasterPlan, RasterRun, block_windows
+from resegzoo.batch.progress import BatchProgress, BatchWork
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
 from resegzoo.outputs.gis.products import GIS_SUFFIXES, GisOutputs
 from resegzoo.raster.names import output_stem, path_of_record, path_record
@@ -369,8 +369,13 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
         result.records.append(record)
         progress.say(f"{job.plan.path} -> {job.destination}")
 
-    total = sum(len(job.plan.blocks) for job in jobs)
-    progress.start(total, total - len(todo))
+    placement = seg.recipe.inference.window_placement
+    progress.start(BatchWork(
+        inputs=len(jobs), pixels=sum(job.plan.raster.height * job.plan.raster.width for job in jobs),
+        blocks=sum(len(job.plan.blocks) for job in jobs),
+        windows=sum(block_windows(jobs[number].plan, block, placement) for number, block in todo),
+        done_blocks=sum(len(job.plan.blocks) for job in jobs) - len(todo), skipped=len(result.skipped),
+        engine=engine.name))
     try:
         for assembly in assemblies:  # inputs whose every block came from the spool
             if not assembly.remaining - set(assembly.spooled):

@@ -88,6 +88,8 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--trust-vrt", is_flag=True, help="Let VRTs (and other files that point at other files) read what "
               "they reference: raw bands over any file, network (/vsicurl/, http, WMS) and archive (/vsizip/, ...) "
               "sources. Without it a VRT may only reference local raster files.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings: no progress, no per-input "
+              "lines, no summary table.")
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
@@ -97,7 +99,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            trust_vrt: bool, gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
+            trust_vrt: bool, quiet: bool, gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -129,10 +131,10 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               trust_vrt=trust_vrt, gis=gis, engine=engine, progress=BatchProgress())
+                               trust_vrt=trust_vrt, gis=gis, engine=engine, progress=BatchProgress(quiet=quiet))
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None
-    if result.records:
+    if result.records and not quiet:
         click.echo(result.summary())
     if result.failures:
         for path, message in result.failures:
