@@ -48,6 +48,8 @@ class BatchOptions:
     skip_existing: bool = False
     continue_on_error: bool = False
     gis: GisOutputs = field(default_factory=GisOutputs)
+    #: the stretch chosen for data that is not 8-bit, as sidecars record it (see stretch_record)
+    stretch: Any = "file"
 
 
 @dataclass
@@ -147,11 +149,17 @@ def remove_outputs(out: Path, stem: str) -> None:
 
 
 # -- what a sidecar records ---------------------------------------------------------------------
-def raster_options(probs: str | None, nodata: float | None) -> dict[str, Any]:
+def raster_options(probs: str | None, nodata: float | None, stretch: Any = "file") -> dict[str, Any]:
     """The raster options a result depends on, as its sidecar stores them (strict JSON)."""
     import math
 
-    return {"probs": probs, "nodata_option": None if nodata is None else ("nan" if math.isnan(nodata) else nodata)}
+    return {"probs": probs, "nodata_option": None if nodata is None else ("nan" if math.isnan(nodata) else nodata),
+            "stretch": stretch}
+
+
+def stretch_record(choice: Any) -> Any:
+    """A stretch choice (``batch``, ``file`` or a given Stretch) as sidecars record it."""
+    return choice if isinstance(choice, str) else {"low": list(choice.low), "high": list(choice.high)}
 
 
 def settings_record(seg: Any, vocab: Any, gis: GisOutputs) -> dict[str, Any]:
@@ -176,14 +184,14 @@ def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str
     from resegzoo.batch.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
-    if raster.stretch is not None:
+    if raster.stretch is not None and raster.stretch.scope == "file":
         progress.say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
     probs_path = None if probs is None else out / f"{stem}.probs.tif"
     return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
 
 
-def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str | None) -> dict[str, Any]:
+def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: BatchOptions) -> dict[str, Any]:
     """Draw the overlay of a segmented input; returns its sidecar record."""
     plan, raster = job.plan, job.plan.raster
     label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
@@ -193,7 +201,7 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str
     return {
         **path_record(raster.path),
         "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
-                    **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
+                    **({"probs": probs_path.name, "probs_format": options.probs} if probs_path else {})},
         "size": [raster.height, raster.width],
         "classes": [list(c) for c in vocab.classes] + ([["background"]] if len(plan.class_names) > len(vocab) else []),
         "class_names": list(plan.class_names),
@@ -212,7 +220,7 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str
         "transform": None if georef.transform is None else list(georef.transform),
         "gcps": len(georef.gcps),
         "rpcs": bool(georef.rpcs),
-        "raster_options": raster_options(probs, raster.nodata),
+        "raster_options": raster_options(options.probs, raster.nodata, options.stretch),
         "tiled": plan.tiled,
         "blocks": len(plan.blocks),
         "scale": plan.scale,
@@ -420,7 +428,7 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
     sidecar (last: the commit marker of the unit); returns the sidecar record."""
     from resegzoo.outputs import imageio
 
-    record = unit_record(seg, vocab, job, run, options.probs)
+    record = unit_record(seg, vocab, job, run, options)
     record["outputs"].update(options.gis.write(options.out, job.stem, record))
     record["gis"] = dataclasses.asdict(options.gis)
     assert job.sidecar is not None
@@ -439,11 +447,18 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
     progress = progress or BatchProgress()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
-    expected = {**settings_record(seg, vocab, options.gis), "raster_options": raster_options(options.probs, options.nodata)}
+    expected = {**settings_record(seg, vocab, options.gis),
+                "raster_options": raster_options(options.probs, options.nodata, options.stretch)}
     result = BatchResult()
     claims = Claims(out)
     try:
         stems = output_stems(rasters, out, claims, options.overwrite, expected if options.skip_existing else None)
+        shared = {r.stretch for r, stem in zip(rasters, stems) if stem is not None and r.stretch is not None
+                  and r.stretch.scope != "file"}
+        for stretch in shared:  # one line for the inputs that share it
+            users = [r for r in rasters if r.stretch == stretch]
+            progress.say(f"{len(users)} input(s) ({', '.join(sorted({r.dtype for r in users}))}) scaled to 8 bits "
+                         f"by a {stretch.describe()}")
         jobs = []
         for info, stem in zip(rasters, stems):
             if stem is None:
