@@ -119,13 +119,15 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         raise BatchInputError(str(exc)) from None
     failures: list[tuple[Path, str]] = []
     rasters = []
+    folders = []
     for f in files:
         try:
-            rasters.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt, stretch=False))
+            rasters.append(reader.open_raster(f.path, band_list, nodata_value, trust_vrt=trust_vrt, stretch=False))
+            folders.append(f.folder)
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise BatchInputError(str(exc)) from None
-            failures.append((f, str(exc)))
+            failures.append((f.path, str(exc)))
     rasters = reader.with_stretch(rasters, stretch_choice)  # a batch stretch reads every input (decimated)
     try:
         gis.check(rasters)
@@ -142,7 +144,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     spec = SegmenterSpec(recipe, model, masks, device, architecture)
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
                          continue_on_error=continue_on_error, gis=gis, stretch=stretch_record(stretch_choice))
-    result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress)
+    result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress, folders)
     result.failures[:0] = failures
     result.inputs = len(files)
     return result

@@ -67,6 +67,11 @@ class RasterJob:
         assert self.sidecar is not None
         return self.sidecar.name.removesuffix(".json")
 
+    @property
+    def folder(self) -> Path:
+        """Where its outputs go (the output folder, or a mirrored input folder below it)."""
+        return self.destination.parent
+
 
 @dataclass
 class BatchResult:
@@ -78,9 +83,11 @@ class BatchResult:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     #: how many inputs were asked for (files found)
     inputs: int = 0
+    #: per written input: its path mirrored under the output folder, its record, its outputs
+    units: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return summary(self.records)
+        return summary(self.units)
 
 
 # -- names: one stem per input, claimed ---------------------------------------------------------
@@ -243,17 +250,29 @@ def draw_overlay(plan: RasterPlan, label_path: Path, overlay_path: Path, note: s
     imageio.write_overlay(overlay_path, image, labels, plan.palette, list(plan.class_names), note=note)
 
 
-def summary(rows: Sequence[dict[str, Any]]) -> str:
-    """The table printed after a batch: one row per image and the total."""
-    lines = [f"{'image':<32} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}"]
-    for r in rows:
-        lines.append(f"{Path(r['input']).name[:32]:<32} {r['size'][0] * r['size'][1]:>12,} "
+def written(job: RasterJob, record: dict[str, Any], out: Path | None = None) -> str:
+    """Every file of a finished unit, ``STEM.{labels.tif, overlay.png, ..., json}``, in its folder
+    (relative to ``out`` when given)."""
+    assert job.sidecar is not None
+    names = [name for kind, name in record["outputs"].items() if kind != "probs_format"] + [job.sidecar.name]
+    suffixes = [name.removeprefix(f"{job.stem}.") for name in dict.fromkeys(names)]
+    folder = job.folder if out is None else job.folder.relative_to(out)
+    return f"{folder / job.stem}.{{{','.join(suffixes)}}}"
+
+
+def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
+    """The table printed after a batch: per input (its path as mirrored under the output folder,
+    its sidecar record, the outputs written) one row, and the total."""
+    width = max([32] + [len(image) for image, _, _ in units])
+    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}  outputs"]
+    for image, r, outputs in units:
+        lines.append(f"{image:<{width}} {r['size'][0] * r['size'][1]:>12,} "
                      f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
-                     f"{r['seconds']:>8.2f}")
-    total_px = sum(r["size"][0] * r["size"][1] for r in rows)
-    classes = {n for r in rows for n, v in r["pixel_fraction"].items() if v > 0}
-    lines.append(f"{f'total: {len(rows)} images':<32} {total_px:>12,} {'':>7} {len(classes):>7} "
-                 f"{sum(r['seconds'] for r in rows):>8.2f}")
+                     f"{r['seconds']:>8.2f}  {outputs}")
+    total_px = sum(r["size"][0] * r["size"][1] for _, r, _ in units)
+    classes = {n for _, r, _ in units for n, v in r["pixel_fraction"].items() if v > 0}
+    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7} "
+                 f"{sum(r['seconds'] for _, r, _ in units):>8.2f}")
     return "\n".join(lines)
 
 
@@ -316,9 +335,10 @@ def _remove_spool(assembly: _Assembly, spool_root: Path) -> None:
         spool_root.rmdir()
 
 
-def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any, claims: Any,
-                progress: BatchProgress, result: BatchResult) -> None:
-    """Compute every job's missing blocks on ``engine`` and write each job as a unit."""
+def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any,
+                claims: dict[Path, Any], progress: BatchProgress, result: BatchResult) -> None:
+    """Compute every job's missing blocks on ``engine`` and write each job as a unit (``claims``:
+    the names held, by output folder)."""
     out = options.out
     spool_root = out / SPOOL_DIR
     settings = {"segmenter": seg.describe(), "classes": [list(c) for c in vocab.classes]}
@@ -328,7 +348,8 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
         # a raster of one block has nothing to resume: it is not spooled
         # the stem is part of the key: two runs writing the same input into one folder at once
         # (x and x-2) never share blocks; a rerun takes the interrupted input's stem back
-        spool = spool_root / raster_key(job.plan, {**settings, "stem": job.stem}) if len(job.plan.blocks) > 1 else None
+        name = str(job.sidecar.relative_to(out)) if job.sidecar is not None else job.stem
+        spool = spool_root / raster_key(job.plan, {**settings, "stem": name}) if len(job.plan.blocks) > 1 else None
         assembly = _Assembly(job, spool)
         assemblies.append(assembly)
         if spool is not None:
@@ -351,7 +372,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
                     blocks = "; ".join(f.describe() for f in assembly.block_failures)
                     message = f"{blocks} (its finished blocks are kept: a rerun redoes only these)"
                 result.failures.append((Path(job.plan.path), message))
-                claims.release(job.stem)
+                claims[job.folder].release(job.stem)
                 return
             if assembly.writer is None and assembly.spooled:  # every block came from the spool
                 first = min(assembly.spooled)
@@ -366,16 +387,18 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             record = write_unit(seg, vocab, job, run, options)
         except BaseException as exc:
             assembly.close(exc)
-            remove_outputs(out, job.stem)  # never leave half a unit behind
-            claims.release(job.stem)
+            remove_outputs(job.folder, job.stem)  # never leave half a unit behind
+            claims[job.folder].release(job.stem)
             if not options.continue_on_error or not isinstance(exc, Exception):  # Ctrl-C always stops
                 raise
             result.failures.append((Path(job.plan.path), f"{type(exc).__name__}: {exc}"))
             progress.say(f"{job.plan.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
             return
-        claims.release(job.stem)
+        claims[job.folder].release(job.stem)
         result.records.append(record)
-        progress.say(f"{job.plan.path} -> {job.destination}")
+        image = str(job.folder.relative_to(out) / Path(record["input"]).name)
+        result.units.append((image, record, written(job, record, out)))
+        progress.say(f"{job.plan.path} -> {written(job, record)}")
 
     placement = seg.recipe.inference.window_placement
     progress.start(BatchWork(
@@ -429,7 +452,7 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
     from resegzoo.outputs import imageio
 
     record = unit_record(seg, vocab, job, run, options)
-    record["outputs"].update(options.gis.write(options.out, job.stem, record))
+    record["outputs"].update(options.gis.write(job.folder, job.stem, record))
     record["gis"] = dataclasses.asdict(options.gis)
     assert job.sidecar is not None
     imageio.write_json(job.sidecar, record)
@@ -437,22 +460,32 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
 
 
 def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOptions, engine: Any = None,
-              progress: BatchProgress | None = None) -> BatchResult:
+              progress: BatchProgress | None = None, folders: Sequence[Path] | None = None) -> BatchResult:
     """Segment opened rasters (:func:`resegzoo.raster.reader.open_raster`) into ``options.out``, one
-    unit of outputs each, on ``engine`` (default: this process)."""
+    unit of outputs each, on ``engine`` (default: this process). ``folders``: per raster, the
+    folder of its outputs relative to ``options.out`` (mirrored input folders; default: none)."""
     from resegzoo.batch.local import LocalBlocks
     from resegzoo.outputs.claims import Claims
 
     engine = engine or LocalBlocks()
     progress = progress or BatchProgress()
     out = options.out
-    out.mkdir(parents=True, exist_ok=True)
+    relative = [Path(f) for f in folders] if folders is not None else [Path(".")] * len(rasters)
     expected = {**settings_record(seg, vocab, options.gis),
                 "raster_options": raster_options(options.probs, options.nodata, options.stretch)}
     result = BatchResult()
-    claims = Claims(out)
+    claims: dict[Path, Any] = {}  # per output folder: names are claimed where they are written
     try:
-        stems = output_stems(rasters, out, claims, options.overwrite, expected if options.skip_existing else None)
+        stems: list[str | None] = [None] * len(rasters)
+        for rel in dict.fromkeys(relative):
+            folder = out / rel
+            folder.mkdir(parents=True, exist_ok=True)
+            claims[folder] = Claims(folder)
+            here = [i for i, r in enumerate(relative) if r == rel]
+            chosen = output_stems([rasters[i] for i in here], folder, claims[folder], options.overwrite,
+                                  expected if options.skip_existing else None)
+            for i, stem in zip(here, chosen):
+                stems[i] = stem
         shared = {r.stretch for r, stem in zip(rasters, stems) if stem is not None and r.stretch is not None
                   and r.stretch.scope != "file"}
         for stretch in shared:  # one line for the inputs that share it
@@ -460,26 +493,28 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
             progress.say(f"{len(users)} input(s) ({', '.join(sorted({r.dtype for r in users}))}) scaled to 8 bits "
                          f"by a {stretch.describe()}")
         jobs = []
-        for info, stem in zip(rasters, stems):
+        for info, stem, rel in zip(rasters, stems, relative):
+            folder = out / rel
             if stem is None:
                 result.skipped.append(Path(info.path))
-                progress.say(f"{info.path}: skipped, its result with these settings is already in {out}")
+                progress.say(f"{info.path}: skipped, its result with these settings is already in {folder}")
                 continue
             base = output_stem(Path(info.path).stem)
-            if stem != base and not options.overwrite and sidecar_matches(out / f"{base}.json", info, expected):
+            if stem != base and not options.overwrite and sidecar_matches(folder / f"{base}.json", info, expected):
                 # the resume rule is explicit: say it before the work is done again
-                progress.say(f"{info.path}: its result with these settings is already in {out / base}.json; "
+                progress.say(f"{info.path}: its result with these settings is already in {folder / base}.json; "
                              f"writing {stem}.* (--skip-existing skips finished inputs: a rerun resumes)")
-            remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
+            remove_outputs(folder, stem)  # a stale run's leftovers, or what --overwrite replaces
             try:
-                jobs.append(plan_job(seg, vocab, info, stem, out, options.probs, progress))
+                jobs.append(plan_job(seg, vocab, info, stem, folder, options.probs, progress))
             except Exception as exc:
-                claims.release(stem)
+                claims[folder].release(stem)
                 if not options.continue_on_error:
                     raise
                 result.failures.append((Path(info.path), f"{type(exc).__name__}: {exc}"))
         write_units(seg, vocab, jobs, options, engine, claims, progress, result)
     finally:
         progress.close()
-        claims.release_all()
+        for held in claims.values():
+            held.release_all()
     return result
