@@ -251,13 +251,13 @@ def draw_overlay(plan: RasterPlan, label_path: Path, overlay_path: Path, note: s
 
 
 def written(job: RasterJob, record: dict[str, Any], out: Path | None = None) -> str:
-    """Every file of a finished unit, ``STEM.{labels.tif, overlay.png, ..., json}``, in its folder
-    (relative to ``out`` when given)."""
+    """Every file of a finished unit: ``FOLDER/x.labels.tif, x.overlay.png, ..., x.json`` (the
+    folder relative to ``out`` when given)."""
     assert job.sidecar is not None
-    names = [name for kind, name in record["outputs"].items() if kind != "probs_format"] + [job.sidecar.name]
-    suffixes = [name.removeprefix(f"{job.stem}.") for name in dict.fromkeys(names)]
+    names = list(dict.fromkeys([name for kind, name in record["outputs"].items() if kind != "probs_format"]
+                               + [job.sidecar.name]))
     folder = job.folder if out is None else job.folder.relative_to(out)
-    return f"{folder / job.stem}.{{{','.join(suffixes)}}}"
+    return ", ".join([str(folder / names[0])] + names[1:])
 
 
 def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
