@@ -84,7 +84,7 @@ def test_opencv_bilinear_hand_computed_and_unlike_antialias():
     (500, [0, 112, 224, 276]),  # 4 windows, the last moved back from 336 to 276
     (225, [0, 1]),  # one pixel over: a second window at 1
     (224, [0]),
-    (100, [0]),  # shorter than a window: one window, the image padded
+    (100, [0]),  # shorter than a window: one window (as long as the axis, see the plan below)
 ])
 def test_shifted_window_origins(length, expected):
     assert window_starts(length, 224, 112, "shift") == expected
@@ -97,8 +97,10 @@ def test_shift_plan_needs_no_padding_and_pad_plan_does():
     assert all(y1 <= 289 and x1 <= 448 for _, _, y1, x1 in shift.windows)
     pad = WindowPlan.make(289, 448, 224, 112, "pad")
     assert pad.padded == (336, 448) and [w[0] for w in pad.windows][::3] == [0, 112]
+    # an axis shorter than the window: one crop of its own length, no padding (mmseg's slide)
     small = WindowPlan.make(100, 300, 224, 112, "shift")
-    assert small.padded == (224, 300) and [w[1] for w in small.windows] == [0, 76]
+    assert small.padded == (100, 300) and small.windows == ((0, 0, 100, 224), (0, 76, 100, 300))
+    assert WindowPlan.make(100, 300, 224, 112, "pad").padded == (224, 336)
 
 
 def test_zero_and_edge_padding():

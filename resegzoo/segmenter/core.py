@@ -17,7 +17,7 @@ from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
 from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
 from resegzoo.segmenter.windows import (
-    Stitcher, Window, WindowPlan, fit_size, resize_image, short_side_size, upsample_patch_logits)
+    Stitcher, Window, WindowPlan, fit_size, patch_padding, resize_image, short_side_size, upsample_patch_logits)
 
 BACKGROUND = "background"
 #: segment maps are made for a band of window rows this tall at a time (SAM's native size):
@@ -118,7 +118,8 @@ class Segmenter:
         """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
         (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
         from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import build_encoder, build_mask_generator, fit_schedule, random_weights_note
+        from resegzoo.segmenter.models import (build_encoder, build_mask_generator, fit_schedule,
+                                               random_weights_note, text_tower_key)
 
         recipe = recipe or SegmentRecipe()
         spec = model or recipe.model
@@ -132,6 +133,7 @@ class Segmenter:
         generator = build_mask_generator(masks_name, settings, precision=recipe.inference.precision)
         notes = fit_schedule(encoder, generator, masks_name, recipe)  # before any image is read
         seg = cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
+        seg.text.key = text_tower_key(spec, encoder, architecture)  # text embeddings stored on disk
         random_note = random_weights_note(spec)
         seg.random_weights = random_note is not None
         seg.notes = ([random_note] if random_note else []) + notes
@@ -150,10 +152,10 @@ class Segmenter:
         # SAM runs once per region larger than a window and cuts the maps; others run per window
         with self._mask_lock:
             maps = generate_for_windows(self.mask_generator, padded, windows)
-        for m in maps:
-            if m.ndim != 3 or m.shape[1:] != (self.window, self.window):
+        for m, (y0, x0, y1, x1) in zip(maps, windows):
+            if m.ndim != 3 or m.shape[1:] != (y1 - y0, x1 - x0):
                 raise ValueError(f"mask generator {self.masks_name!r} returned shape {m.shape}, "
-                                 f"expected (L, {self.window}, {self.window})")
+                                 f"expected (L, {y1 - y0}, {x1 - x0})")
         return maps
 
     # -- the pipeline ------------------------------------------------------------------------
@@ -170,10 +172,21 @@ class Segmenter:
         names with ``inference.probabilities: name``; cosines, or each window's softmax with
         ``inference.average: probabilities``."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
+        # a crop smaller than the window (shift placement, an axis shorter than the window) that is
+        # no patch multiple is padded with zeros in the NORMALISED image, centred, and its scores
+        # cut back after the readout: SegEarth-OV's forward_slide
+        h, w = crops.shape[1:3]
+        patch = int(self.encoder.patch_size)
+        left, right, top, bottom = patch_padding(h, w, patch)
+        images = self._normalise(crops)
+        if left or right or top or bottom:
+            images = torch.nn.functional.pad(images, (left, right, top, bottom))
+        size = (top + h + bottom, left + w + right)
         token_ids = None
         if maps is not None:
             ids = torch.from_numpy(np.stack(maps)).to(self.device).long()
-            token_ids = token_ids_from_pixels(ids, int(self.encoder.patch_size))
+            ids = torch.nn.functional.pad(ids, (left, right, top, bottom))  # 0: covered by no segment
+            token_ids = token_ids_from_pixels(ids, patch)
         inf = self.recipe.inference
         per_name = inf.probabilities == "name"
         # the feature readout upsamples the tokens BEFORE L2 normalisation (the reference code's
@@ -182,21 +195,20 @@ class Segmenter:
         with torch.inference_mode():
             with autocast(self.recipe.inference.precision, self.device):  # the image tower only
                 extra = {"normalize": False} if raw else {}
-                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0, **extra)
+                out = self.encoder.encode_dense(images, token_ids, return_cls=lam != 0, **extra)
             feats, cls_feat = out if lam != 0 else (out, None)
             feats = torch.as_tensor(feats).float()
             if raw and cls_feat is not None:
                 cls_feat = torch.nn.functional.normalize(torch.as_tensor(cls_feat).float(), dim=-1)
             if inf.readout == "features":
-                scores = readout_features(feats, text, per_name, (self.window, self.window))
+                scores = readout_features(feats, text, per_name, size)
             else:
-                scores = upsample_patch_logits(text.rows(feats, per_name).permute(0, 3, 1, 2),
-                                               (self.window, self.window))
+                scores = upsample_patch_logits(text.rows(feats, per_name).permute(0, 3, 1, 2), size)
             if cls_feat is not None:
                 scores = add_cls_bias(scores, text.rows(torch.as_tensor(cls_feat).float(), per_name), lam)
             if inf.average == "probabilities":
                 scores = torch.softmax(inf.logit_scale * scores, dim=1)
-            return scores
+            return scores[:, :, top:top + h, left:left + w]
 
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
                 valid: np.ndarray | None = None) -> PreparedImage:
@@ -268,7 +280,7 @@ class Segmenter:
 
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for win in prep.dead:
-            stitcher.add(win, torch.zeros((rows, self.window, self.window)))
+            stitcher.add(win, torch.zeros((rows, win[2] - win[0], win[3] - win[1])))
         if bar is not None:
             bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),

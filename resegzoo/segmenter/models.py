@@ -35,7 +35,7 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
         return MaskedClipEncoder.from_loaded(
             loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
             last_block=recipe.extras.last_block, last_block_residual=recipe.extras.last_block_residual,
-            naclip_std=recipe.extras.naclip_std)
+            naclip_std=recipe.extras.naclip_std, position_interpolation=recipe.inference.position_interpolation)
     except (UnsupportedModelError, ScheduleConflictError) as exc:
         raise ModelLoadError(f"model {spec!r}: {exc}") from exc
 
@@ -100,6 +100,26 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentR
     fix += (f"levels 0..{have - 1} only" if have else "no segment level (e.g. only 'global' and 'neighbor:R')")
     raise ModelLoadError(f"the attention schedule reads segment levels 0..{need - 1}, but mask generator "
                          f"{masks_name!r} gives {have} level(s); {fix}")
+
+
+def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
+    """What the cached text embeddings of ``encoder`` (built from ``spec``) are keyed by besides
+    the prompts: the weights' content fingerprint, the architecture asked for, the device type and
+    the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
+    the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
+    from resegzoo.weights.fingerprint import weights_fingerprint
+    from resegzoo.weights.zoo import FetchError
+
+    model = getattr(encoder, "model", None)
+    if not callable(getattr(encoder, "tokenizer", None)) or model is None:
+        return None
+    try:
+        weights = weights_fingerprint(spec)  # file hashes are remembered: free after the first run
+    except (LookupError, OSError, ValueError, FetchError) as exc:
+        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+    parameter = next(model.parameters())
+    return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
+            "dtype": str(parameter.dtype)}
 
 
 def random_weights_note(spec: str) -> str | None:

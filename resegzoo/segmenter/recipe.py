@@ -62,6 +62,11 @@ class InferenceSettings:
     window_placement: Literal["pad", "shift"] = "pad"
     #: padding fill: ``edge`` (repeat border pixels) or ``zero`` (black, the reference code).
     pad_mode: Literal["edge", "zero"] = "edge"
+    #: how the positional embeddings are resized for a grid other than the model's own (a window
+    #: other than its native size; under ``shift``, the smaller crop of a short axis): ``size``
+    #: (bicubic to the grid's size) or ``scale-factor`` (bicubic by (grid + 0.1) / native grid, the
+    #: rule of DINO that SegEarth-OV's open_clip uses).
+    position_interpolation: Literal["size", "scale-factor"] = "size"
     #: ``logits`` (patch cosines upsampled bilinearly to the window) or ``features`` (patch
     #: features upsampled, L2-normalised, then cosines: the official ReSeg-CLIP code).
     readout: Literal["logits", "features"] = "logits"
@@ -168,7 +173,8 @@ BASE_KEY = "base"
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "peers": {"inference.resize": "fit", "inference.fit_scale": [448, 448], "inference.short_side": None,
               "inference.resize_filter": "opencv-bilinear", "inference.window": 224, "inference.stride": 112,
-              "inference.window_placement": "shift", "inference.probabilities": "name",
+              "inference.window_placement": "shift", "inference.position_interpolation": "scale-factor",
+              "inference.probabilities": "name",
               "inference.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0,
               "text.templates": "imagenet"},
     "resegzoo": {"inference.resize": "short-side", "inference.short_side": 448, "inference.fit_scale": None,
