@@ -35,7 +35,7 @@ class RunSpec:
     """One setting to evaluate: a recipe, a model and a mask generator, with a row label."""
 
     label: str
-    recipe: Any  # resegzoo.api.SegmentRecipe
+    recipe: Any  # resegzoo.segmenter.recipe.SegmentRecipe
     model: str
     masks: str
     #: where the recipe came from (a path or a shipped recipe name), for the report
@@ -179,7 +179,7 @@ class EvalRun:
         return cm
 
     def vocabulary(self) -> Any:
-        from resegzoo.api import Vocabulary
+        from resegzoo.segmenter.text import Vocabulary
 
         return Vocabulary(classes=[list(names) for names in self.dataset.info.classes])
 
