@@ -140,6 +140,17 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
                       probs=options.probs, label_driver="GTiff" if tiff else "PNG")
 
 
+def block_windows(plan: RasterPlan, block: Block, placement: str = "pad") -> int:
+    """How many sliding windows the encoder runs over ``block`` (its read box, halo included,
+    resized by the raster's one factor), for telling the user up front what will be done."""
+    from resegzoo.segmenter.windows import window_starts
+
+    y0, x0, y1, x1 = block.read
+    h, w = max(2, round((y1 - y0) * plan.scale)), max(2, round((x1 - x0) * plan.scale))
+    return len(window_starts(h, plan.window, plan.stride, placement)) * \
+        len(window_starts(w, plan.window, plan.stride, placement))
+
+
 def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.ndarray]:
     """``block``'s pixels (with their halo) and valid mask, made ready for the encoder when the
     segmenter can (``prepare``: resized, nodata filled, first segments made); thread-safe, so

@@ -23,10 +23,27 @@ class ResegzooGroup(click.Group):
         except ResegzooError as exc:
             from resegzoo.raster.names import shown
 
+            end_progress_bars()
             raise click.ClickException(shown(str(exc))) from None  # a file name may not be UTF-8
+        except click.ClickException:
+            end_progress_bars()
+            raise
         except KeyboardInterrupt:
+            end_progress_bars()
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
+
+
+def end_progress_bars() -> None:
+    """End the progress bars an error left open, so that its message gets a line of its own
+    (not ``preparing inputs:   0%|...|Error: ...``)."""
+    import sys
+
+    std = sys.modules.get("tqdm.std")  # no bar was ever made if tqdm was never imported
+    if std is None:
+        return
+    for bar in list(std.tqdm._instances):
+        bar.close()
 
 
 @click.group(cls=ResegzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,4 +65,9 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    build_cli()(prog_name="resegzoo")
+    try:
+        command = build_cli()
+    except KeyboardInterrupt:  # Ctrl-C (or QGIS's Cancel) while plugins load: as during a command, no traceback
+        click.echo("\ninterrupted", err=True)
+        raise SystemExit(INTERRUPTED_EXIT) from None
+    command(prog_name="resegzoo")
