@@ -143,3 +143,12 @@ def http_server(monkeypatch):
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3_dir(tmp_path_factory) -> Path:
+    """A tiny random SAM 3 (resegzoo.testing.TINY_SAM3_CONFIG, seed 0) written by transformers'
+    save_pretrained, without tokenizer files. Do not modify it."""
+    from resegzoo.testing import save_tiny_sam3
+
+    return save_tiny_sam3(tmp_path_factory.mktemp("tiny-sam3") / "sam3")

@@ -114,11 +114,14 @@ class Sam3Scorer:
         geometry = None
         if self.geometry_token:
             b, dev = fpn[-1].shape[0], fpn[-1].device
-            geometry = self.model.geometry_encoder(
-                box_embeddings=torch.zeros(b, 0, 4, dtype=fpn[-1].dtype, device=dev),
-                box_mask=torch.zeros(b, 0, dtype=torch.bool, device=dev),
-                box_labels=torch.zeros(b, 0, dtype=torch.long, device=dev),
-                img_feats=fpn, img_pos_embeds=pos).last_hidden_state
+            # float32 outside autocast: one token (cheap), and the box branch's roi_align, run
+            # here on zero boxes, has no bf16 autocast rule on the CPU
+            with torch.autocast(device_type=torch.device(dev).type, enabled=False):
+                geometry = self.model.geometry_encoder(
+                    box_embeddings=torch.zeros(b, 0, 4, dtype=torch.float32, device=dev),
+                    box_mask=torch.zeros(b, 0, dtype=torch.bool, device=dev),
+                    box_labels=torch.zeros(b, 0, dtype=torch.long, device=dev),
+                    img_feats=[f.float() for f in fpn], img_pos_embeds=[p.float() for p in pos]).last_hidden_state
         return [_Encoded([f[i:i + 1] for f in fpn], [p[i:i + 1] for p in pos],
                          None if geometry is None else geometry[i:i + 1]) for i in range(len(pixel_values))]
 

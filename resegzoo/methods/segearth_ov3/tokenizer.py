@@ -73,7 +73,7 @@ def tokenizer_for(folder: str | Path | None) -> tuple[Tokenize, str]:
     return open_clip_tokenize, "open_clip's CLIP BPE (bpe_simple_vocab_16e6)"
 
 
-def clip_bpe_vocab_and_merges(bpe_path: str | None = None) -> tuple[dict[str, int], list[str]]:
+def clip_bpe_vocab_and_merges(bpe_path: str | None = None) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """The vocabulary and merges of a CLIP BPE file as transformers' CLIPTokenizer takes them,
     built as open_clip builds its own (byte symbols, the same with ``</w>``, the merges, the two
     special tokens), so both tokenizers can be compared without downloading anything."""
@@ -83,8 +83,8 @@ def clip_bpe_vocab_and_merges(bpe_path: str | None = None) -> tuple[dict[str, in
 
     with gzip.open(bpe_path or default_bpe(), "rt", encoding="utf-8") as f:
         lines = f.read().split("\n")
-    merges = lines[1:49152 - 256 - 2 + 1]
+    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
     symbols = list(bytes_to_unicode().values())
-    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
+    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     return {token: i for i, token in enumerate(vocab)}, merges
