@@ -44,7 +44,7 @@ def windows_for(height: int, width: int) -> int:
 def count_windows(dataset: str, root: str) -> tuple[int, int]:
     from PIL import Image
 
-    from resegzoo.registry import get_registry
+    from resegzoo.plugins.registry import get_registry
 
     ds = get_registry().datasets.get(dataset).factory(root)
     total = 0
@@ -106,7 +106,7 @@ def main() -> int:
               for _ in range(args.images)]
     vocab = Vocabulary(classes=[["building"], ["road"], ["tree"], ["low vegetation"], ["car"], ["water"]])
     settings = {"checkpoint": args.sam_checkpoint, "device": args.device} if args.masks == "sam" else {}
-    from resegzoo.zoo import registry_dir
+    from resegzoo.weights.zoo import registry_dir
 
     eval_default = registry_dir() / "recipes" / "eval-default.yaml"
 

@@ -62,10 +62,10 @@ def main() -> None:
     from rasterio.features import shapes
 
     from resegzoo.cli import build_cli
-    from resegzoo.colours import palette_for_names
-    from resegzoo.gis.cog import write_cog
-    from resegzoo.gis.style import write_qml
-    from resegzoo.gis.vector import vectorize, write_regions
+    from resegzoo.outputs.colours import palette_for_names
+    from resegzoo.outputs.gis.cog import write_cog
+    from resegzoo.outputs.gis.style import write_qml
+    from resegzoo.outputs.gis.vector import vectorize, write_regions
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-gis-") as work:

@@ -1,10 +1,10 @@
-"""Loading cost of resegzoo.loading against open_clip's own loader, on the same files.
+"""Loading cost of resegzoo.weights.loading against open_clip's own loader, on the same files.
 
 Builds a random ViT-B-32 (QuickGELU) model, saves it as a pickled state dict and as safetensors,
 then times (median of --repeat runs, CPU):
 
 * ``open_clip.create_model(arch, pretrained=file)``   (baseline; runs alternate with resegzoo's)
-* ``resegzoo.loading.load_clip(file, architecture=arch)`` (strict key/shape report, weights_only)
+* ``resegzoo.weights.loading.load_clip(file, architecture=arch)`` (strict key/shape report, weights_only)
 * sha256 verification of a registry record: first fetch (hashes the file) and later fetches
   (a marker in the cache remembers the verified size and mtime).
 
@@ -48,9 +48,9 @@ def main() -> None:
     import torch
     from safetensors.torch import save_file
 
-    from resegzoo.hub import fetch
-    from resegzoo.loading import load_clip
-    from resegzoo.zoo import ClipVariant
+    from resegzoo.weights.hub import fetch
+    from resegzoo.weights.loading import load_clip
+    from resegzoo.weights.zoo import ClipVariant
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RESEGZOO_CACHE"] = str(Path(tmp) / "cache")

@@ -86,7 +86,7 @@ def main() -> int:
     from resegzoo.engines import EngineOptions
     from resegzoo.engines.ray_runtime import ray_session, stream
     from resegzoo.engines.ray_segment import BlockWork, SegmenterSpec
-    from resegzoo.raster.job import RasterOptions, plan_raster, segment_block
+    from resegzoo.batch.job import RasterOptions, plan_raster, segment_block
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, raster = write_inputs(Path(tmp), args.size)

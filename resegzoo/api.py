@@ -18,7 +18,7 @@ Rasters of any size (anything GDAL opens), block by block in bounded memory, nod
 """
 from __future__ import annotations
 
-from resegzoo.raster.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
+from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
 from resegzoo.segmenter.core import ModelLoadError, Segmenter, SegmentResult, check_image
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates

@@ -1,4 +1,4 @@
-"""resegzoo.atomic (issue 8, items 11, 12, 14): temporaries a later run can recognise and clean,
+"""resegzoo.outputs.atomic (issue 8, items 11, 12, 14): temporaries a later run can recognise and clean,
 permissions from the umask, folders fsynced where durability is promised, and one helper that
 lists temporaries for every "nothing left behind" assertion."""
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resegzoo import atomic
-from resegzoo.atomic import TEMPORARY_NAME, is_stale, owner_tag, temporaries
+from resegzoo.outputs import atomic
+from resegzoo.outputs.atomic import TEMPORARY_NAME, is_stale, owner_tag, temporaries
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def _killed_while_writing(target: Path) -> Path:
     the temporary it left behind."""
     proc = _python(f"""
         import os, signal
-        from resegzoo.atomic import atomic_path
+        from resegzoo.outputs.atomic import atomic_path
         with atomic_path({str(target)!r}) as tmp:
             tmp.write_bytes(b"half of it")
             os.kill(os.getpid(), signal.SIGKILL)
@@ -124,7 +124,7 @@ def test_checkpoints_and_caches_are_durable(tmp_path, fsynced_folders, tiny_clip
     from compose_helpers import related_models, save_folders
     from resegzoo.compose import compose, recipe_from_mapping
     from resegzoo.compose.st_io import write_state_dict
-    from resegzoo.hub import extract_member
+    from resegzoo.weights.hub import extract_member
     from resegzoo.masks.cache import MapCache
 
     write_state_dict(tmp_path / "ckpt" / "model.safetensors", {"w": torch.ones(3)})
@@ -171,7 +171,7 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
 def test_a_live_writers_temporary_is_kept(tmp_path):
     proc = _python(f"""
         import sys, time
-        from resegzoo.atomic import atomic_path
+        from resegzoo.outputs.atomic import atomic_path
         with atomic_path({str(tmp_path / 'slow.bin')!r}) as tmp:
             print(tmp, flush=True)
             sys.stdin.read()  # wait until the test is done
@@ -253,7 +253,7 @@ def test_a_compose_killed_between_its_two_renames_gets_the_old_model_back(tmp_pa
     proc = _python(f"""
         import os, signal
         from pathlib import Path
-        from resegzoo.atomic import temporary_dir
+        from resegzoo.outputs.atomic import temporary_dir
         out = Path({str(models / 'soup')!r})
         old = temporary_dir(out, "old")
         os.replace(out, old / out.name)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from resegzoo import registry as registry_module
+from resegzoo.plugins import registry as registry_module
 from resegzoo.cli import build_cli
-from resegzoo.zoo import REGISTRY_ENV
+from resegzoo.weights.zoo import REGISTRY_ENV
 
 REPO_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 

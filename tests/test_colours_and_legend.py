@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from resegzoo.colours import HASH_PALETTE, LANDCOVER_COLOURS, palette_for_names
-from resegzoo.imageio import draw_overlay
+from resegzoo.outputs.colours import HASH_PALETTE, LANDCOVER_COLOURS, palette_for_names
+from resegzoo.outputs.imageio import draw_overlay
 
 VOCAB = ["building", "road", "tree", "water", "solar panel", "greenhouse", "tennis court", "swimming pool",
          "quarry", "landfill", "pier"]
@@ -65,7 +65,7 @@ def test_hashed_names_avoid_taken_colours_and_many_names_stay_distinct():
 
 
 def test_colours_are_the_same_in_another_process():
-    code = ("import json, sys; from resegzoo.colours import palette_for_names; "
+    code = ("import json, sys; from resegzoo.outputs.colours import palette_for_names; "
             "print(json.dumps(palette_for_names(sys.argv[1:])))")
     runs = [json.loads(subprocess.run([sys.executable, "-c", code, *VOCAB], capture_output=True, text=True, check=True,
                                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout)

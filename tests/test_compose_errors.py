@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from compose_helpers import related_models, save_folder, save_folders
 
-from resegzoo.atomic import temporaries
+from resegzoo.outputs.atomic import temporaries
 from resegzoo.cli import build_cli
 from resegzoo.testing import make_tiny_clip, tiny_model_config
 

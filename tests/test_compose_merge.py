@@ -138,7 +138,7 @@ def test_output_loads_in_open_clip_and_equals_the_direct_average(three, tmp_path
         torch.testing.assert_close(model.encode_image(image), direct.encode_image(image), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(model.encode_text(text), direct.encode_text(text), rtol=1e-5, atol=1e-6)
     # the zoo's loader (what `resegzoo segment --model OUT` uses) loads it too
-    from resegzoo.loading import load_clip
+    from resegzoo.weights.loading import load_clip
 
     loaded = load_clip(str(tmp_path / "out"))
     with torch.no_grad():

@@ -15,7 +15,7 @@ from PIL import Image
 from resegzoo.cli import build_cli
 from resegzoo.compose import compose, recipe_from_mapping
 from resegzoo.compose.weighting import WeightingError, softmax
-from resegzoo.registry import get_registry
+from resegzoo.plugins.registry import get_registry
 from resegzoo.schema import SchemaError
 from resegzoo.testing import tiny_model_config
 

@@ -195,7 +195,7 @@ def test_segment_on_ray_matches_local_despite_a_dying_worker_and_a_corrupt_raste
 
 
 def test_interrupted_segment_on_ray_resumes_and_finishes_identically(ray_here, tiny_model_dir, tmp_path, monkeypatch):
-    from resegzoo.raster import job
+    from resegzoo.batch import job
 
     folder = _geotiffs(tmp_path / "in", {"big": (100, 130), "small": (40, 48)}, seed=5)
     args = ["segment", str(folder), *SEGMENT, "--model", f"local-dir:{tiny_model_dir}", "--out", str(tmp_path / "ray")]

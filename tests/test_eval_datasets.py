@@ -12,7 +12,7 @@ from resegzoo.eval.datasets import (BUILTIN_LAYOUTS, DatasetError, builtin_info,
 from resegzoo.eval.datasets.base import decode_label
 from resegzoo.eval.datasets.generic import open_generic
 from resegzoo.eval.synthetic import PATHS, write_dataset
-from resegzoo.registry import get_registry
+from resegzoo.plugins.registry import get_registry
 from resegzoo.schema import SchemaError
 
 BUILTIN_CASES = [key for key in PATHS if key[0] != "generic"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from resegzoo.api import load_recipe
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 from resegzoo.eval.datasets import DatasetError
 from resegzoo.eval.datasets.generic import load_classes_file, open_generic
 from resegzoo.eval.runner import EvalRun, RunSpec

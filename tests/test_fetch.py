@@ -1,4 +1,4 @@
-"""Downloading and caching (resegzoo.hub) against a local HTTP server and an offline HF cache."""
+"""Downloading and caching (resegzoo.weights.hub) against a local HTTP server and an offline HF cache."""
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from resegzoo.atomic import temporaries
-from resegzoo.hub import (
+from resegzoo.outputs.atomic import temporaries
+from resegzoo.weights.hub import (
     FetchError,
     cache_dir,
     download_url,
@@ -17,7 +17,7 @@ from resegzoo.hub import (
     fetch,
     is_cached,
 )
-from resegzoo.zoo import ClipVariant, SamCheckpoint
+from resegzoo.weights.zoo import ClipVariant, SamCheckpoint
 
 
 def _sam(url: str, sha256: str | None = None) -> SamCheckpoint:
@@ -179,7 +179,7 @@ def test_custom_variants_have_nothing_to_fetch():
 
 
 def test_openclip_pretrained_tag_resolves_from_offline_hf_cache(put_in_hf_cache):
-    from resegzoo.loading import resolve_variant
+    from resegzoo.weights.loading import resolve_variant
 
     variant = resolve_variant("openai-vit-b-32")  # open_clip's tag 'openai' -> a timm/ HF repo
     assert not is_cached(variant)

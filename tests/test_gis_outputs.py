@@ -16,11 +16,11 @@ from rasterio.features import rasterize, shapes
 from shapely.geometry import shape
 
 from gdal_helpers import category_names_and_rat
-from resegzoo.colours import palette_for_names
-from resegzoo.gis import NODATA_LABEL, GisError
-from resegzoo.gis.cog import write_cog
-from resegzoo.gis.style import qml_text, write_qml
-from resegzoo.gis.vector import vectorize, write_regions
+from resegzoo.outputs.colours import palette_for_names
+from resegzoo.outputs.gis import NODATA_LABEL, GisError
+from resegzoo.outputs.gis.cog import write_cog
+from resegzoo.outputs.gis.style import qml_text, write_qml
+from resegzoo.outputs.gis.vector import vectorize, write_regions
 
 NAMES = ["building", "水体", "Лес", "حقل"]  # Latin, CJK, Cyrillic, Arabic class names
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5800000.0)

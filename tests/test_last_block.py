@@ -16,7 +16,7 @@ from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError
 from resegzoo.segmenter.last_block import METHODS, attention_weights, gaussian_bias
 from resegzoo.segmenter.schedule import Rule
 from resegzoo.testing import make_tiny_clip
-from resegzoo.zoo import registry_dir
+from resegzoo.weights.zoo import registry_dir
 
 DEPTH = 8
 

@@ -1,4 +1,4 @@
-"""resegzoo.loading: every real checkpoint layout loads into a model equal to the saved one."""
+"""resegzoo.weights.loading: every real checkpoint layout loads into a model equal to the saved one."""
 from __future__ import annotations
 
 import io
@@ -10,21 +10,21 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from resegzoo import registry as registry_module
-from resegzoo.checkpoint_files import CheckpointError
-from resegzoo.hookspecs import hookimpl
-from resegzoo.hub import FetchError
-from resegzoo.loading import (
+from resegzoo.plugins import registry as registry_module
+from resegzoo.weights.checkpoint_files import CheckpointError
+from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.weights.hub import FetchError
+from resegzoo.weights.loading import (
     LoadError,
     checkpoint_path,
     load_clip,
     load_state_dict,
     resolve_variant,
 )
-from resegzoo.plugins import get_plugin_manager
-from resegzoo.registry import UnknownNameError, build_registry
+from resegzoo.plugins.manager import get_plugin_manager
+from resegzoo.plugins.registry import UnknownNameError, build_registry
 from resegzoo.testing import make_tiny_clip
-from resegzoo.zoo import ClipVariant
+from resegzoo.weights.zoo import ClipVariant
 
 TEXTS = ["a building", "a road next to a river", "trees"]
 

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from resegzoo import registry as registry_module
+from resegzoo.plugins import registry as registry_module
 from resegzoo.cli import build_cli
-from resegzoo.interfaces import MaskGeneratorSpec
-from resegzoo.registry import build_registry
+from resegzoo.plugins.interfaces import MaskGeneratorSpec
+from resegzoo.plugins.registry import build_registry
 
 
 class TwoLevels:

@@ -6,7 +6,7 @@ import pytest
 
 from resegzoo.masks.painting import paint_masks
 from resegzoo.masks.windows import generate_for_windows, group_windows
-from resegzoo.registry import build_registry
+from resegzoo.plugins.registry import build_registry
 from resegzoo.schema import SchemaError
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from segment_anything import SamAutomaticMaskGenerator
 
-from resegzoo.atomic import temporaries
+from resegzoo.outputs.atomic import temporaries
 from resegzoo.masks.cache import CachedMaskGenerator
 from resegzoo.masks.painting import paint_masks
 from resegzoo.masks.sam import SamLevel, SamMaskGenerator

@@ -10,11 +10,11 @@ from PIL import Image
 from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
 from resegzoo.cli import build_cli
-from resegzoo.hub import FetchError
+from resegzoo.weights.hub import FetchError
 from resegzoo.masks.sam2 import Sam2Level, make_sam2_generator
 from resegzoo.masks.sam2_factory import Sam2MissingError, build_sam2_generator, load_sam2
 from resegzoo.masks.testing import make_tiny_sam2
-from resegzoo.zoo import get_sam_checkpoint
+from resegzoo.weights.zoo import get_sam_checkpoint
 from test_masks_sam import blobs_image, paint_records
 
 # thresholds at 0 so random weights leave masks; levels differ so a mix-up of levels shows

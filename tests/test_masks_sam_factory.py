@@ -7,12 +7,12 @@ import pickle
 import pytest
 import torch
 
-from resegzoo.hub import FetchError
+from resegzoo.weights.hub import FetchError
 from resegzoo.masks.cache import CachedMaskGenerator, settings_digest
 from resegzoo.masks.sam import METHOD_LEVELS, SamLevel, SamMaskGenerator
 from resegzoo.masks.sam_factory import cache_settings, parse_sam_settings
 from resegzoo.masks.testing import make_tiny_sam
-from resegzoo.registry import build_registry
+from resegzoo.plugins.registry import build_registry
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 8, item 17: one open_clip builder (resegzoo.loading.build_clip) serves segment, eval and
+"""Issue 8, item 17: one open_clip builder (resegzoo.weights.loading.build_clip) serves segment, eval and
 compose's scoring, so compose scores CoCa models, old logit_scale layouts and HF/timm towers the
 way segment loads them."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from compose_helpers import save_folder
 from resegzoo.compose import compose, recipe_from_mapping
 from resegzoo.compose.inputs import resolve_input
 from resegzoo.compose.weighting.models import load_scoring_model
-from resegzoo.loading import load_clip
+from resegzoo.weights.loading import load_clip
 from resegzoo.testing import tiny_model_config
 
 
@@ -74,7 +74,7 @@ def test_compose_scores_checkpoints_with_a_one_element_logit_scale(tmp_path, tin
 
 
 def test_scoring_and_segment_build_through_the_same_builder(tmp_path, monkeypatch):
-    from resegzoo import loading
+    from resegzoo.weights import loading
 
     seen = []
     real = loading._build_model
@@ -93,7 +93,7 @@ def test_scoring_and_segment_build_through_the_same_builder(tmp_path, monkeypatc
 def test_the_builder_switches_tower_downloads_off(tmp_path, tiny_clip):
     """A config asking a timm tower for pretrained weights: the checkpoint has them all, so the
     builder never downloads (scoring used to build the tower with the download on)."""
-    from resegzoo.loading import _build_model
+    from resegzoo.weights.loading import _build_model
 
     timm_cfg = {"embed_dim": 32, "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": True,
                                                 "image_size": 224, "timm_pool": "", "timm_proj": "linear"},

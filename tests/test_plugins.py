@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from resegzoo import registry as registry_module
+from resegzoo.plugins import registry as registry_module
 from resegzoo.cli import build_cli
-from resegzoo.plugins import DISABLE_ENV, get_plugin_manager
-from resegzoo.registry import RegistryError, build_registry
+from resegzoo.plugins.manager import DISABLE_ENV, get_plugin_manager
+from resegzoo.plugins.registry import RegistryError, build_registry
 
 VARIANT_PLUGIN = """
-from resegzoo.hookspecs import hookimpl
-from resegzoo.zoo import ClipVariant
+from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.weights.zoo import ClipVariant
 
 @hookimpl
 def resegzoo_register_variants(register):
@@ -61,7 +61,7 @@ def test_two_plugins_registering_one_name_keep_the_first_and_report_the_second(i
     install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name") + """
 @hookimpl
 def resegzoo_register_mask_generators(register):
-    from resegzoo.interfaces import MaskGeneratorSpec
+    from resegzoo.plugins.interfaces import MaskGeneratorSpec
     register(MaskGeneratorSpec("beta-grid", lambda **kw: None, "beta's other entry still works"))
 """)
     pm = get_plugin_manager()
@@ -106,7 +106,7 @@ def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin)
 
 def test_plugin_whose_hook_raises_is_reported_and_skipped(install_plugin):
     install_plugin("flaky", """
-        from resegzoo.hookspecs import hookimpl
+        from resegzoo.plugins.hookspecs import hookimpl
 
         @hookimpl
         def resegzoo_register_variants(register):
@@ -132,8 +132,8 @@ def test_a_name_clash_is_reported_by_plugins_and_every_command_still_works(insta
     install_plugin("alpha", VARIANT_PLUGIN.format(variant="shared-name"))
     install_plugin("beta", VARIANT_PLUGIN.format(variant="shared-name"))
     install_plugin("copycat", """
-from resegzoo.hookspecs import hookimpl
-from resegzoo.interfaces import MaskGeneratorSpec
+from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.plugins.interfaces import MaskGeneratorSpec
 
 @hookimpl
 def resegzoo_register_mask_generators(register):
@@ -166,9 +166,9 @@ def resegzoo_register_mask_generators(register):
 
 FACTORY_PLUGIN = """
 import functools
-from resegzoo.hookspecs import hookimpl
-from resegzoo.interfaces import MaskGeneratorSpec, WeightingSpec, DatasetSpec
-from resegzoo.zoo import ClipVariant
+from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.plugins.interfaces import MaskGeneratorSpec, WeightingSpec, DatasetSpec
+from resegzoo.weights.zoo import ClipVariant
 
 
 class GridFactory:

@@ -14,7 +14,7 @@ from torch.overrides import TorchFunctionMode
 from resegzoo.api import Segmenter, Vocabulary, load_recipe
 from resegzoo.cli import build_cli
 from resegzoo.masks.superpixels import build_slic
-from resegzoo.runtime import PrecisionError, autocast_dtype
+from resegzoo.runtime.precision import PrecisionError, autocast_dtype
 from resegzoo.segmenter.encoder import MaskedClipEncoder
 from resegzoo.segmenter.text import TextEmbeddings
 from resegzoo.testing import make_tiny_clip
@@ -148,7 +148,7 @@ def test_no_tensor_is_made_on_the_cpu_when_the_model_is_on_another_device():
 
 
 def test_threads_follow_the_option_then_omp_num_threads(monkeypatch):
-    from resegzoo.runtime import set_threads
+    from resegzoo.runtime.precision import set_threads
 
     before = torch.get_num_threads()
     try:

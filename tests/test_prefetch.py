@@ -14,7 +14,7 @@ from resegzoo.eval.datasets.generic import load_classes_file, open_generic
 from resegzoo.eval.runner import EvalRun, RunSpec
 from resegzoo.eval.synthetic import write_dataset
 from resegzoo.masks.superpixels import build_slic
-from resegzoo.prefetch import prefetched
+from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter import core
 from resegzoo.segmenter.encoder import MaskedClipEncoder
 from resegzoo.testing import make_tiny_clip

@@ -13,7 +13,7 @@ from resegzoo.api import Segmenter, Vocabulary, load_recipe
 from resegzoo.schema import SchemaError
 from resegzoo.segmenter.recipe import protocol_name
 from resegzoo.segmenter.windows import WindowPlan, fit_size, resize_image, window_starts
-from resegzoo.zoo import registry_dir
+from resegzoo.weights.zoo import registry_dir
 from resegzoo_oracle import build
 from segment_helpers import COLOR_CLASSES, block_labels, paint
 
@@ -316,7 +316,7 @@ def test_big_rasters_are_resized_by_the_whole_rasters_fit_factor():
 def test_raster_plan_uses_the_recipes_resize_rule(tmp_path):
     import rasterio
 
-    from resegzoo.raster.job import plan_raster
+    from resegzoo.batch.job import plan_raster
 
     path = tmp_path / "r.tif"
     with rasterio.open(path, "w", driver="GTiff", height=333, width=517, count=3, dtype="uint8") as dst:

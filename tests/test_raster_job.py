@@ -1,4 +1,4 @@
-"""The block API (resegzoo.raster.job): plan once, segment blocks anywhere, write in any order,
+"""The block API (resegzoo.batch.job): plan once, segment blocks anywhere, write in any order,
 seamless tiles with a context-sensitive model."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 
 from resegzoo.api import Segmenter, Vocabulary, load_recipe, segment_raster
-from resegzoo.raster.job import RasterOptions, RasterWriter, plan_raster, segment_block
+from resegzoo.batch.job import RasterOptions, RasterWriter, plan_raster, segment_block
 from resegzoo.raster.reader import NODATA_LABEL
 from resegzoo_oracle import build
 from segment_helpers import COLOR_CLASSES, block_labels, paint

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from resegzoo import imageio
+from resegzoo.outputs import imageio
 from resegzoo.cli import build_cli
 from segment_helpers import COLOR_CLASSES, block_labels, paint
 
@@ -41,7 +41,7 @@ def _names(out: Path) -> list[str]:
 
 def _claim_of(pid: int) -> str:
     """What a claim file of process ``pid`` on this host holds (start time unknown: 0)."""
-    from resegzoo.atomic import owner_tag
+    from resegzoo.outputs.atomic import owner_tag
 
     return f"{owner_tag().split('-')[0]}-{pid}-0"
 
@@ -263,7 +263,7 @@ def test_a_random_model_says_so_in_console_sidecar_and_overlay(tmp_path):
 
 
 def test_random_weights_is_a_declared_property_not_a_name_check():
-    from resegzoo.registry import get_registry
+    from resegzoo.plugins.registry import get_registry
 
     variants = get_registry().variants
     assert variants.get("example-tiny").random_weights is True

@@ -7,11 +7,11 @@ from pathlib import Path
 import open_clip
 import pytest
 
-from resegzoo import registry as registry_module
-from resegzoo.plugins import get_plugin_manager
-from resegzoo.registry import UnknownNameError, build_registry
+from resegzoo.plugins import registry as registry_module
+from resegzoo.plugins.manager import get_plugin_manager
+from resegzoo.plugins.registry import UnknownNameError, build_registry
 from resegzoo.schema import SchemaError
-from resegzoo.zoo import (
+from resegzoo.weights.zoo import (
     REGISTRY_ENV,
     ClipVariant,
     get_sam_checkpoint,

@@ -1,7 +1,7 @@
 """Built-in CLI commands."""
 from __future__ import annotations
 
-from resegzoo.hookspecs import hookimpl
+from resegzoo.plugins.hookspecs import hookimpl
 
 
 @hookimpl

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from resegzoo.hookspecs import hookimpl
+from resegzoo.plugins.hookspecs import hookimpl
 
 DESCRIPTIONS = {
     "openearthmap": "OpenEarthMap: 8 land-cover classes (release or mmseg layout)",
@@ -21,7 +21,7 @@ DESCRIPTIONS = {
 def resegzoo_register_datasets(register):
     from resegzoo.eval.datasets import BUILTIN_LAYOUTS, open_builtin
     from resegzoo.eval.datasets.generic import open_generic
-    from resegzoo.interfaces import DatasetSpec
+    from resegzoo.plugins.interfaces import DatasetSpec
 
     for name in BUILTIN_LAYOUTS:
         register(DatasetSpec(name=name, factory=partial(open_builtin, name), description=DESCRIPTIONS[name]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resegzoo.hookspecs import hookimpl
+from resegzoo.plugins.hookspecs import hookimpl
 
 
 def _sam(**settings: Any) -> Any:
@@ -38,7 +38,7 @@ def _none(**settings: Any) -> Any:
 
 @hookimpl
 def resegzoo_register_mask_generators(register):
-    from resegzoo.interfaces import MaskGeneratorSpec
+    from resegzoo.plugins.interfaces import MaskGeneratorSpec
 
     register(MaskGeneratorSpec(
         "sam", _sam,

@@ -5,7 +5,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from resegzoo.hookspecs import hookimpl
+from resegzoo.plugins.hookspecs import hookimpl
 
 
 def _strict(target: str) -> Callable[..., Any]:
@@ -23,7 +23,7 @@ def _strict(target: str) -> Callable[..., Any]:
 
 @hookimpl
 def resegzoo_register_weightings(register):
-    from resegzoo.interfaces import WeightingSpec
+    from resegzoo.plugins.interfaces import WeightingSpec
 
     pkg = "resegzoo.compose.weighting"
     register(WeightingSpec("uniform", _strict(f"{pkg}.uniform:Uniform"), "equal weights 1/M"))

@@ -38,7 +38,7 @@ def cli() -> None:
 
 def build_cli() -> click.Group:
     """The CLI group with every plugin's commands added (built-ins are plugins too)."""
-    from resegzoo.plugins import get_plugin_manager
+    from resegzoo.plugins.manager import get_plugin_manager
 
     pm = get_plugin_manager()
     pm.hook.resegzoo_register_commands(cli=cli)

@@ -9,7 +9,7 @@ import click
 
 def builtin_recipes() -> dict[str, Path]:
     """Recipes shipped in the registry (``registry/recipes/NAME.yaml``), by name."""
-    from resegzoo.zoo import registry_dir
+    from resegzoo.weights.zoo import registry_dir
 
     folder = registry_dir() / "recipes"
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
@@ -118,9 +118,9 @@ def compose_command(recipe: str | None, models: tuple[str, ...], weighting: str,
     import warnings
 
     from resegzoo.compose import CompositionError, DistanceWarning, compose
-    from resegzoo.hub import FetchError
-    from resegzoo.preflight import check_device, check_output_folder
-    from resegzoo.registry import RegistryError
+    from resegzoo.weights.hub import FetchError
+    from resegzoo.runtime.preflight import check_device, check_output_folder
+    from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
 
     try:

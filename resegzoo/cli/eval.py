@@ -62,11 +62,11 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
     from resegzoo.eval.runner import EvalRun
-    from resegzoo.preflight import check_device, check_output_folder
-    from resegzoo.registry import RegistryError, get_registry
+    from resegzoo.runtime.preflight import check_device, check_output_folder
+    from resegzoo.plugins.registry import RegistryError, get_registry
     from resegzoo.schema import SchemaError
 
-    from resegzoo.runtime import set_threads
+    from resegzoo.runtime.precision import set_threads
 
     set_threads(threads)
     user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError)

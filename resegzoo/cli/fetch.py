@@ -18,10 +18,10 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
     With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
     """
-    from resegzoo.hub import FetchError
-    from resegzoo.hub import fetch as fetch_record
-    from resegzoo.registry import RegistryError, UnknownNameError, get_registry
-    from resegzoo.zoo import get_sam_checkpoint, sam_checkpoints
+    from resegzoo.weights.hub import FetchError
+    from resegzoo.weights.hub import fetch as fetch_record
+    from resegzoo.plugins.registry import RegistryError, UnknownNameError, get_registry
+    from resegzoo.weights.zoo import get_sam_checkpoint, sam_checkpoints
 
     try:
         variants = get_registry().variants

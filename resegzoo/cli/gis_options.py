@@ -1,5 +1,5 @@
 """The GIS-output flags of ``resegzoo segment`` (--cog, --vector, ...) and the call that makes the
-outputs from a finished label raster (see :mod:`resegzoo.gis`)."""
+outputs from a finished label raster (see :mod:`resegzoo.outputs.gis`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -31,9 +31,9 @@ class GisOutputs:
 
     def write(self, out: Path, stem: str, record: dict[str, Any]) -> dict[str, str]:
         """Make the requested outputs from ``record``'s label raster; returns their file names by kind."""
-        from resegzoo.gis.cog import write_cog
-        from resegzoo.gis.style import write_qml
-        from resegzoo.gis.vector import vectorize, write_regions
+        from resegzoo.outputs.gis.cog import write_cog
+        from resegzoo.outputs.gis.style import write_qml
+        from resegzoo.outputs.gis.vector import vectorize, write_regions
 
         labels = out / record["outputs"]["labels"]
         names = record["class_names"]

@@ -12,8 +12,8 @@ KINDS = ("variants", "masks", "weightings", "datasets", "sam")
 
 def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
     """One dict per plugin (loaded or broken), and the registry error if building it failed."""
-    from resegzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
-    from resegzoo.registry import RegistryError, build_registry
+    from resegzoo.plugins.manager import BUILTIN_PLUGINS, get_plugin_manager
+    from resegzoo.plugins.registry import RegistryError, build_registry
     from resegzoo.schema import SchemaError
 
     pm = get_plugin_manager()
@@ -93,11 +93,11 @@ def _jsonable(value: Any) -> Any:
 
 def _entries(kind: str) -> list[dict[str, Any]]:
     if kind == "sam":
-        from resegzoo.zoo import sam_checkpoints
+        from resegzoo.weights.zoo import sam_checkpoints
 
         return [dict(dataclasses.asdict(r), plugin="resegzoo (registry/sam.yaml)")
                 for r in sorted(sam_checkpoints().values(), key=lambda r: r.name)]
-    from resegzoo.registry import get_registry
+    from resegzoo.plugins.registry import get_registry
 
     table = get_registry().table(kind)
     rows = []
@@ -139,7 +139,7 @@ def list_(kind: str, as_json: bool) -> None:
     """List what is registered: CLIP variants, mask generators (masks), weighting strategies,
     datasets, or SAM checkpoints (sam), with the plugin that registered each.
     """
-    from resegzoo.registry import RegistryError
+    from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
 
     try:

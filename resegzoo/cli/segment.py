@@ -4,12 +4,12 @@ For each input IMG (anything GDAL opens) it writes into --out: ``IMG.labels.tif`
 input's grid with its georeferencing, nodata 255; ``IMG.labels.png``, a palette PNG, for a plain
 picture), ``IMG.overlay.png`` (colours + legend) and ``IMG.json`` (classes, palette, nodata,
 settings, model); --probs adds ``IMG.probs.tif``. Rasters are segmented block by block
-(:func:`resegzoo.raster.job.segment_raster`). Existing outputs are never overwritten: a name that is
+(:func:`resegzoo.batch.job.segment_raster`). Existing outputs are never overwritten: a name that is
 taken (by an earlier input with the same stem, a file already in --out, or another run writing
 into --out right now) gets a ``-2``, ``-3`` ... suffix, unless --overwrite is given.
 
 Each input's outputs are a unit: the sidecar is written last and is the commit marker. Names are
-claimed (``resegzoo.claims``) before any is written, so two runs into one folder never replace
+claimed (``resegzoo.outputs.claims``) before any is written, so two runs into one folder never replace
 each other's files; an interrupted input's partial files are removed, and a killed run's stale
 claim lets the next run take its names back. --skip-existing skips inputs whose sidecar holds a
 result of the same settings (a killed batch resumes); --continue-on-error reports bad inputs at
@@ -89,7 +89,7 @@ def _output_stems(infos: list[Any], out: Path, claims: Any, overwrite: bool,
     unfinished. With ``skip_expected`` (--skip-existing), an input whose finished result with
     these settings is found under one of its stems gets None: nothing to do.
     """
-    from resegzoo.claims import folder_lock
+    from resegzoo.outputs.claims import folder_lock
 
     used: set[str] = set()
     stems: list[str | None] = []
@@ -160,7 +160,7 @@ def _write_units(seg: Any, vocab: Any, todo: list[tuple[Any, str]], out: Path, c
     """
     from tqdm.auto import tqdm
 
-    from resegzoo import imageio
+    from resegzoo.outputs import imageio
 
     failures: list[tuple[Path, str]] = []
     for info, stem in tqdm(todo, desc="images", unit="img", disable=len(todo) < 2):
@@ -210,9 +210,9 @@ def _overlay_note(seg: Any) -> str | None:
 
 
 def _segment_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> dict[str, Any]:
-    """Run one input through :func:`resegzoo.raster.job.segment_raster`, draw its overlay;
+    """Run one input through :func:`resegzoo.batch.job.segment_raster`, draw its overlay;
     returns the sidecar record."""
-    from resegzoo.raster.job import segment_raster
+    from resegzoo.batch.job import segment_raster
 
     job = _plan_one(seg, vocab, raster, stem, out, probs)
     run = segment_raster(seg, vocab, job.plan, job.destination, probs_destination=job.probs_destination)
@@ -222,7 +222,7 @@ def _segment_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs:
 def _plan_one(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None) -> Any:
     """Plan one input (blocks, stretch, grid) and name its outputs: a RasterJob any engine runs."""
     from resegzoo.engines.ray_segment import RasterJob
-    from resegzoo.raster.job import RasterOptions, plan_raster
+    from resegzoo.batch.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs, progress=True), vocab)  # type: ignore[arg-type]
     if raster.stretch is not None:
@@ -273,7 +273,7 @@ def _overlay(plan: Any, label_path: Path, overlay_path: Path, note: str | None =
     """The overlay drawn from decimated reads of the image and the labels (bounded memory)."""
     import rasterio
 
-    from resegzoo import imageio
+    from resegzoo.outputs import imageio
     from resegzoo.raster.reader import quiet_georef
 
     shape = plan.raster.overview_shape()
@@ -374,13 +374,13 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     pixels (reported). Large rasters are segmented block by block in bounded memory.
     """
     from resegzoo.api import ModelLoadError, Segmenter, load_recipe, load_templates
-    from resegzoo.claims import Claims
+    from resegzoo.outputs.claims import Claims
     from resegzoo.raster import reader
-    from resegzoo.preflight import check_device, check_output_folder
-    from resegzoo.registry import RegistryError
+    from resegzoo.runtime.preflight import check_device, check_output_folder
+    from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
 
-    from resegzoo.runtime import set_threads
+    from resegzoo.runtime.precision import set_threads
 
     set_threads(threads)
     vocab = _vocabulary(classes, vocab_file)
@@ -435,7 +435,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             from resegzoo.engines.ray_segment import SegmenterSpec, segment_on_ray
 
             def finish(job: Any, run: Any) -> dict[str, Any]:  # one input's unit, as _write_units writes it
-                from resegzoo import imageio
+                from resegzoo.outputs import imageio
 
                 stem = job.sidecar.name.removesuffix(".json")
                 record = _finish_one(seg, vocab, job, run, probs)

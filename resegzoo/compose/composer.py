@@ -45,7 +45,7 @@ class ComposeResult:
 
 def make_strategy(recipe: Recipe, registry: Any = None) -> Any:
     """The weighting strategy the recipe names, with its parameters validated."""
-    from resegzoo.registry import get_registry
+    from resegzoo.plugins.registry import get_registry
 
     spec = (registry or get_registry()).weightings.get(recipe.weighting.strategy)
     return spec.factory(**recipe.weighting.params)

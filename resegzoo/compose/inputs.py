@@ -1,6 +1,6 @@
 """Turn the recipe's input specs into files the composer can read tensor by tensor.
 
-Finding and fetching a checkpoint is the zoo's job (:mod:`resegzoo.loading`, which accepts registry
+Finding and fetching a checkpoint is the zoo's job (:mod:`resegzoo.weights.loading`, which accepts registry
 names, files, folders, ``local-dir:`` and ``hf-hub:``). This module adds what composing needs:
 every input becomes a :class:`ResolvedInput` whose ``weights`` is a safetensors file, either the
 checkpoint itself or a copy converted once from a pickle into resegzoo's cache, keyed by the
@@ -15,7 +15,7 @@ from typing import Any
 
 from resegzoo.errors import ResegzooError
 from resegzoo.compose.recipe import Recipe, public_name
-from resegzoo.hub import cached_sha256
+from resegzoo.weights.hub import cached_sha256
 
 
 class CompositionError(ResegzooError, ValueError):
@@ -53,9 +53,9 @@ class ResolvedInput:
 
 def _safetensors_copy(path: Path, sha: str) -> Path:
     """``path`` itself if it is safetensors, else its state dict converted once into the cache."""
-    from resegzoo.checkpoint_files import read_state_dict
+    from resegzoo.weights.checkpoint_files import read_state_dict
     from resegzoo.compose.st_io import write_state_dict
-    from resegzoo.hub import cache_dir
+    from resegzoo.weights.hub import cache_dir
 
     if path.suffix == ".safetensors":
         return path
@@ -70,7 +70,7 @@ def _safetensors_copy(path: Path, sha: str) -> Path:
 
 def resolve_input(label: str, spec: str) -> ResolvedInput:
     """Find (fetching if needed) one input and make it readable tensor by tensor."""
-    from resegzoo import loading
+    from resegzoo.weights import loading
 
     variant = loading.resolve_variant(spec)
     path = Path(loading.checkpoint_path(spec))

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from resegzoo.atomic import fsync_dir, is_stale, temporaries, temporary_dir
+from resegzoo.outputs.atomic import fsync_dir, is_stale, temporaries, temporary_dir
 from resegzoo.compose.inputs import CompositionError
 
 WEIGHTS_FILE = "open_clip_model.safetensors"

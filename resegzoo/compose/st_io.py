@@ -23,7 +23,7 @@ import torch
 from typing_extensions import Self
 
 from resegzoo.errors import ResegzooError
-from resegzoo.atomic import atomic_path
+from resegzoo.outputs.atomic import atomic_path
 
 _DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,

@@ -1,13 +1,13 @@
 """``resegzoo segment --engine ray``: (raster, block) work items on Ray actors, one writer on the driver.
 
-The driver plans every raster once (:func:`resegzoo.raster.job.plan_raster`: blocks, stretch,
+The driver plans every raster once (:func:`resegzoo.batch.job.plan_raster`: blocks, stretch,
 output grid) and hands the blocks to actors. Each actor builds the segmenter once and runs
-:func:`resegzoo.raster.job.segment_block`, which reads the block's own pixels from the raster's
+:func:`resegzoo.batch.job.segment_block`, which reads the block's own pixels from the raster's
 path, so no pixels pass through the driver: only each block's labels (and probabilities) come back.
 
 The driver is the one writer. A block's result is first kept on disk (the *spool*:
 ``OUT/.resegzoo-blocks/<raster key>/<index>.npz``), then written into its raster's
-:class:`~resegzoo.raster.job.RasterWriter`; the output appears atomically once every block is in,
+:class:`~resegzoo.batch.job.RasterWriter`; the output appears atomically once every block is in,
 and the raster's spool is deleted. An interrupted run leaves the spool behind, and the next run
 with the same settings reads those blocks back instead of computing them again. A block that
 fails for a data reason is reported with its raster and window; that raster is not written (its
@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 from resegzoo.engines import EngineOptions
 from resegzoo.engines.ray_eval import actor_device
 from resegzoo.engines.ray_runtime import ActorWork, Throughput, ray_session, stream
@@ -39,7 +39,7 @@ SPOOL_DIR = ".resegzoo-blocks"
 class RasterJob:
     """One raster to segment: its plan and where its outputs go."""
 
-    plan: Any  # resegzoo.raster.job.RasterPlan
+    plan: Any  # resegzoo.batch.job.RasterPlan
     destination: Path
     probs_destination: Path | None = None
     overlay: Path | None = None
@@ -63,7 +63,7 @@ class RasterDone:
     """A raster whose outputs are written (``run``) or that could not be (``failures``)."""
 
     job: RasterJob
-    run: Any = None  # resegzoo.raster.job.RasterRun
+    run: Any = None  # resegzoo.batch.job.RasterRun
     failures: list[BlockFailure] = dataclasses.field(default_factory=list)
     resumed_blocks: int = 0
 
@@ -92,7 +92,7 @@ class BlockWork(ActorWork):
                                                device=spec.device, architecture=spec.architecture)
 
     def work(self, item: tuple[int, Any]) -> Any:
-        from resegzoo.raster.job import segment_block
+        from resegzoo.batch.job import segment_block
 
         number, block = item
         return segment_block(self.segmenter, self.vocab, self.plans[number], block)
@@ -118,7 +118,7 @@ def save_block(path: Path, result: Any) -> None:
 
 
 def load_block(path: Path, index: int) -> Any:
-    from resegzoo.raster.job import BlockResult
+    from resegzoo.batch.job import BlockResult
 
     with np.load(path, allow_pickle=False) as data:
         return BlockResult(index=index, core=tuple(int(v) for v in data["core"]), labels=data["labels"],
@@ -154,7 +154,7 @@ class _Assembly:
         self.seconds = 0.0  # actors' busy time on this raster's blocks, in this run
 
     def add(self, block: Any, result: Any) -> None:
-        from resegzoo.raster.job import RasterWriter
+        from resegzoo.batch.job import RasterWriter
 
         if self.writer is None:
             self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
@@ -174,7 +174,7 @@ def segment_rasters(jobs: list[RasterJob], spec: SegmenterSpec, vocab: Any, sett
                     spool_root: Path, options: EngineOptions, progress: bool = True,
                     say: Callable[[str], None] = print) -> Iterator[RasterDone]:
     """Segment ``jobs`` on Ray; yield each raster as soon as it is written (or has failed)."""
-    from resegzoo.raster.job import RasterRun
+    from resegzoo.batch.job import RasterRun
 
     spec = dataclasses.replace(spec, device=actor_device(options, spec.device))
     assemblies = []

@@ -20,7 +20,7 @@ def resolve_recipe(text: str) -> Path:
     path = Path(text).expanduser()
     if path.is_file():
         return path
-    from resegzoo.zoo import registry_dir
+    from resegzoo.weights.zoo import registry_dir
 
     shipped = registry_dir() / "recipes" / f"{text}.yaml"
     if shipped.is_file():

@@ -4,7 +4,7 @@ weights (by content), resegzoo's version and the dataset's file list.
 They go into the run key (:func:`resegzoo.eval.runner.run_settings`), so re-composing ``soup/``
 with other weights, replacing a checkpoint file in place or adding images to the dataset gives a
 new run folder instead of reusing stale results. File contents are hashed once per (path, size,
-mtime) by :func:`resegzoo.hub.cached_sha256`; a rerun does not re-read gigabytes.
+mtime) by :func:`resegzoo.weights.hub.cached_sha256`; a rerun does not re-read gigabytes.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from resegzoo.hub import cached_sha256
+from resegzoo.weights.hub import cached_sha256
 from resegzoo.segmenter.core import ModelLoadError
 
 
@@ -26,10 +26,10 @@ def _folder(path: Path) -> dict[str, str]:
 
 
 def model_fingerprint(spec: str) -> dict[str, Any]:
-    """What identifies the weights behind a model spec (see :mod:`resegzoo.loading`)."""
-    from resegzoo.hub import FetchError
-    from resegzoo.loading import LOCAL_DIR, checkpoint_path, resolve_variant
-    from resegzoo.registry import get_registry
+    """What identifies the weights behind a model spec (see :mod:`resegzoo.weights.loading`)."""
+    from resegzoo.weights.hub import FetchError
+    from resegzoo.weights.loading import LOCAL_DIR, checkpoint_path, resolve_variant
+    from resegzoo.plugins.registry import get_registry
 
     try:
         variant = resolve_variant(spec)
@@ -57,7 +57,7 @@ def sam_fingerprint(recipe: Any, masks: str) -> str | None:
     """sha256 of the SAM checkpoint a ``sam`` run uses (None for other generators)."""
     if masks != "sam":
         return None
-    from resegzoo.hub import FetchError
+    from resegzoo.weights.hub import FetchError
     from resegzoo.masks.sam_factory import parse_sam_settings, resolve_checkpoint
     from resegzoo.schema import SchemaError
 

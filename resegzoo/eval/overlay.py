@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 from resegzoo.eval.datasets import DatasetInfo
 
 #: Overlays are shrunk so that their long side is at most this (Potsdam tiles are 6000 px).
@@ -15,7 +15,7 @@ OVERLAY_MAX_SIDE = 1024
 
 def palette_for(info: DatasetInfo) -> np.ndarray:
     """(C, 3) uint8: the dataset's own label colours where it has them, else each class name's colour."""
-    from resegzoo.colours import palette_for_names
+    from resegzoo.outputs.colours import palette_for_names
 
     palette = np.array(palette_for_names([names[0] for names in info.classes]), dtype=np.uint8)
     for encoding in info.encodings.values():

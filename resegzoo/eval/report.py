@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from resegzoo import __version__
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 from resegzoo.eval.datasets import Dataset
 from resegzoo.eval.runner import RunResult
 from resegzoo.segmenter.recipe import protocol_name

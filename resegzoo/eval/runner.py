@@ -19,11 +19,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
-from resegzoo.prefetch import prefetched
+from resegzoo.runtime.prefetch import prefetched
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from resegzoo.atomic import atomic_path
+from resegzoo.outputs.atomic import atomic_path
 from resegzoo.masks.painting import Box, check_image, check_windows
 
 #: Bump when the meaning of cached maps changes, so old entries are not reused.

@@ -85,7 +85,7 @@ class SamBackend:
     def __init__(self, sam: Any, precision: str = "fp32") -> None:
         from segment_anything import SamPredictor
 
-        from resegzoo.runtime import autocast_dtype
+        from resegzoo.runtime.precision import autocast_dtype
 
         self.predictor = SamPredictor(sam)
         self.precision = precision
@@ -108,7 +108,7 @@ class SamBackend:
         """One image-encoder call for all ``crops`` (as SamPredictor.set_image does for one)."""
         import torch
 
-        from resegzoo.runtime import autocast
+        from resegzoo.runtime.precision import autocast
 
         predictor = self.predictor
         batch, self._sizes = [], []
@@ -127,7 +127,7 @@ class SamBackend:
         """Mask logits (n, 3, h, w) and predicted IoUs (n, 3) of crop ``index`` for n points."""
         import torch
 
-        from resegzoo.runtime import autocast
+        from resegzoo.runtime.precision import autocast
 
         predictor = self.predictor
         predictor.features = self._features[index:index + 1]

@@ -51,7 +51,7 @@ class Sam2Backend:
     def __init__(self, model: Any, precision: str = "fp32") -> None:
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-        from resegzoo.runtime import autocast_dtype
+        from resegzoo.runtime.precision import autocast_dtype
 
         self.predictor = SAM2ImagePredictor(model)
         self.precision = precision
@@ -78,7 +78,7 @@ class Sam2Backend:
         return self._transforms[area]
 
     def embed(self, crops: Sequence[np.ndarray]) -> None:
-        from resegzoo.runtime import autocast
+        from resegzoo.runtime.precision import autocast
 
         with autocast(self.precision, self.device):
             self.predictor.set_image_batch([np.ascontiguousarray(c) for c in crops])
@@ -86,7 +86,7 @@ class Sam2Backend:
     def decode(self, index: int, points: np.ndarray, crop_size: tuple[int, int], group: Hashable) -> tuple[Any, Any]:
         import torch
 
-        from resegzoo.runtime import autocast
+        from resegzoo.runtime.precision import autocast
 
         predictor = self.predictor
         predictor._transforms = self._transforms_for(int(group))  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from resegzoo.masks.painting import PaintOrder
-from resegzoo.runtime import Precision
+from resegzoo.runtime.precision import Precision
 from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
 from resegzoo.schema import SchemaError, from_mapping
 
@@ -100,7 +100,7 @@ def resolve_checkpoint(checkpoint: str | None, model: str | None, default: str =
             raise FileNotFoundError(f"SAM checkpoint {path} does not exist; give a .pth file or a zoo name "
                                     "such as sam-vit-b")
         return path, None
-    from resegzoo import hub, zoo
+    from resegzoo.weights import hub, zoo
 
     record = zoo.get_sam_checkpoint(checkpoint or model or default)
     if record.model_type not in family:

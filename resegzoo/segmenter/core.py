@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from resegzoo.errors import ResegzooError
-from resegzoo.prefetch import prefetched
+from resegzoo.runtime.prefetch import prefetched
 from resegzoo.raster.reader import NODATA_LABEL
-from resegzoo.runtime import autocast, autocast_dtype
+from resegzoo.runtime.precision import autocast, autocast_dtype
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
 from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
@@ -122,7 +122,7 @@ class Segmenter:
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None) -> "Segmenter":
         """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
         (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
-        from resegzoo.preflight import check_device
+        from resegzoo.runtime.preflight import check_device
         from resegzoo.segmenter.models import build_encoder, build_mask_generator, fit_schedule, random_weights_note
 
         recipe = recipe or SegmentRecipe()

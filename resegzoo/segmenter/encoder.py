@@ -79,7 +79,7 @@ def method_schedule(schedule: list[Rule], given: Sequence[str] | None, last_bloc
 
 
 class MaskedClipEncoder:
-    """A :class:`resegzoo.interfaces.DenseEncoder` over an open_clip CLIP model."""
+    """A :class:`resegzoo.plugins.interfaces.DenseEncoder` over an open_clip CLIP model."""
 
     def __init__(self, model: Any, tokenizer: Callable[[Sequence[str]], torch.Tensor], *,
                  rules: Sequence[str] | None = None, uncovered: UncoveredPolicy = "group",
@@ -111,7 +111,7 @@ class MaskedClipEncoder:
 
     @classmethod
     def from_loaded(cls, loaded: Any, **kwargs: Any) -> "MaskedClipEncoder":
-        """Wrap a ``resegzoo.loading.LoadedClip``."""
+        """Wrap a ``resegzoo.weights.loading.LoadedClip``."""
         return cls(loaded.model, loaded.tokenizer, mean=loaded.mean, std=loaded.std, name=loaded.name, **kwargs)
 
     @property

@@ -10,14 +10,14 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
     """A DenseEncoder for ``spec``.
 
     A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
-    its own encoder; anything else goes through ``resegzoo.loading.load_clip`` and is wrapped in
+    its own encoder; anything else goes through ``resegzoo.weights.loading.load_clip`` and is wrapped in
     the masked-attention encoder configured by the recipe's schedule and extras.
     """
-    from resegzoo.loading import load_clip, resolve_variant
+    from resegzoo.weights.loading import load_clip, resolve_variant
     from resegzoo.segmenter.core import ModelLoadError
     from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
 
-    from resegzoo.hub import FetchError
+    from resegzoo.weights.hub import FetchError
 
     try:
         variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
@@ -101,7 +101,7 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentR
 
 def random_weights_note(spec: str) -> str | None:
     """A warning for a registry variant whose weights are random by design (``random_weights``)."""
-    from resegzoo.loading import resolve_variant
+    from resegzoo.weights.loading import resolve_variant
 
     try:
         variant = resolve_variant(spec)
@@ -119,8 +119,8 @@ def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str 
     ``precision`` (the recipe's ``inference.precision``) is passed on to generators that declare
     it in ``runtime_settings`` and whose settings do not set it themselves.
     Raises ModelLoadError (unknown name, bad settings, a checkpoint that cannot be fetched)."""
-    from resegzoo.hub import FetchError
-    from resegzoo.registry import get_registry
+    from resegzoo.weights.hub import FetchError
+    from resegzoo.plugins.registry import get_registry
     from resegzoo.segmenter.core import ModelLoadError
 
     try:

@@ -83,7 +83,7 @@ class InferenceSettings:
     #: pixels of context read around each tile (at most a quarter of tile_size is used).
     tile_overlap: int = 128
     #: image encoders (CLIP's image tower, SAM) in fp32, or under autocast in bf16 / fp16 (CUDA
-    #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.
+    #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.precision.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     #: the next band of windows' segments (and eval's next image) are prepared in a background
     #: thread while the encoder runs; this many are made ahead (0: everything in turn).
@@ -202,7 +202,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def shipped_recipe(name: str) -> Path | None:
     """registry/recipes/<name>.yaml when it exists."""
-    from resegzoo.zoo import registry_dir
+    from resegzoo.weights.zoo import registry_dir
 
     path = registry_dir() / "recipes" / f"{name}.yaml"
     return path if path.is_file() else None

@@ -27,7 +27,7 @@ from hostile_helpers import (
     symlink_entry,
     zip_entries,
 )
-from resegzoo.hub import FetchError, extract_member
+from resegzoo.weights.hub import FetchError, extract_member
 
 SITE_PACKAGES_PAYLOAD = b"import os; os.makedirs('code-ran')\n"  # what an attacker's .pth would hold
 
@@ -151,7 +151,7 @@ def test_member_failing_its_crc_is_refused(workspace, tiny_clip):
 
 def test_a_clean_archive_still_loads(workspace, tiny_clip, tiny_clip_config):
     """The checks refuse hostile members only: a SkyCLIP-style zip in a subfolder still loads."""
-    from resegzoo.loading import load_state_dict
+    from resegzoo.weights.loading import load_state_dict
 
     archive = zip_entries(workspace / "ok.zip", [("ckpt/epoch_20.pt", _checkpoint_bytes(tiny_clip))],
                           zipfile.ZIP_DEFLATED)
@@ -165,8 +165,8 @@ def test_a_clean_archive_still_loads(workspace, tiny_clip, tiny_clip_config):
 def test_registry_member_climbing_out_is_refused_before_any_lookup(workspace, http_server):
     """A variant (from a plugin or a registry file) whose archive member climbs out of the cache:
     neither is_cached nor fetch may look at, download or return a file outside the cache."""
-    from resegzoo.hub import fetch, is_cached
-    from resegzoo.zoo import ClipVariant
+    from resegzoo.weights.hub import fetch, is_cached
+    from resegzoo.weights.zoo import ClipVariant
 
     outside = workspace / "outside" / "evil.pt"
     outside.parent.mkdir()

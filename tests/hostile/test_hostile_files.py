@@ -185,7 +185,7 @@ def test_vocabulary_with_python_tag_is_refused(workspace):
              "--masks", "none", "--out", str(workspace / "out"), fragments=(str(vocab), "python/object/apply"))
 
 
-# -- truncated and zero-byte images (these go through resegzoo.imageio's reader) ----------------
+# -- truncated and zero-byte images (these go through resegzoo.outputs.imageio's reader) ----------------
 
 
 def _truncated_geotiff(path: Path) -> Path:

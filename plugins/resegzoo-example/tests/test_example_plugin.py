@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from resegzoo.interfaces import MaskGenerator
-from resegzoo.plugins import DISABLE_ENV, get_plugin_manager
-from resegzoo.registry import build_registry
+from resegzoo.plugins.interfaces import MaskGenerator
+from resegzoo.plugins.manager import DISABLE_ENV, get_plugin_manager
+from resegzoo.plugins.registry import build_registry
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ def test_grid_masks_follow_the_mask_generator_contract():
 def test_example_tiny_loads_offline_and_is_deterministic(monkeypatch):
     from resegzoo_example.tiny import weights_path
 
-    from resegzoo.loading import load_clip
+    from resegzoo.weights.loading import load_clip
     from resegzoo.testing import make_tiny_clip
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

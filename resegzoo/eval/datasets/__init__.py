@@ -32,7 +32,7 @@ __all__ = ["BUILTIN_LAYOUTS", "Dataset", "DatasetError", "DatasetInfo", "LabelEn
 
 
 def datasets_dir() -> Path:
-    from resegzoo.zoo import registry_dir
+    from resegzoo.weights.zoo import registry_dir
 
     return registry_dir() / "datasets"
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import functools
 
-from resegzoo.hookspecs import hookimpl
+from resegzoo.plugins.hookspecs import hookimpl
 
 
 @hookimpl
 def resegzoo_register_variants(register):
-    from resegzoo.zoo import ClipVariant
+    from resegzoo.weights.zoo import ClipVariant
 
     from resegzoo_oracle import build
 

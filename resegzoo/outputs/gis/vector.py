@@ -20,8 +20,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from resegzoo.atomic import atomic_path
-from resegzoo.gis import NODATA_LABEL, GisError, without_georeference_warnings
+from resegzoo.outputs.atomic import atomic_path
+from resegzoo.outputs.gis import NODATA_LABEL, GisError, without_georeference_warnings
 
 #: pixels read per strip when the caller does not choose (a 16k-wide raster: 256 rows, 4 MB)
 STRIP_PIXELS = 4_000_000

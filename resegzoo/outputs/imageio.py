@@ -1,7 +1,7 @@
 """Writing segmentation outputs: colours, the overlay with its legend, the JSON sidecar.
 
 Images are READ by :mod:`resegzoo.raster.reader` (the one raster reader) and label rasters are
-written block by block by :mod:`resegzoo.raster.job`. Every file is written to a temporary file in
+written block by block by :mod:`resegzoo.batch.job`. Every file is written to a temporary file in
 the same folder and moved into place, so nothing is half-written.
 """
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from resegzoo.atomic import atomic_path
+from resegzoo.outputs.atomic import atomic_path
 
 
 def make_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
     """One colour per class, keyed by its name (stable across runs and vocabulary orders; see
-    :mod:`resegzoo.colours`); 'background' is black."""
-    from resegzoo.colours import palette_for_names
+    :mod:`resegzoo.outputs.colours`); 'background' is black."""
+    from resegzoo.outputs.colours import palette_for_names
 
     return palette_for_names(class_names)
 
@@ -36,7 +36,7 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[tuple[
     colours = table[np.clip(labels, 0, 255)]
     mixed = np.where(labelled, image.astype(np.float32) * (1 - alpha) + colours * alpha, image.astype(np.float32))
     blend = mixed.round().astype(np.uint8)
-    from resegzoo.fonts import font_for
+    from resegzoo.outputs.fonts import font_for
 
     row, pad = 16, 4
     fonts = [font_for(name) for name in class_names]  # per name: any script draws as letters

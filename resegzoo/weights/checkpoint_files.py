@@ -30,7 +30,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".zip":
-        from resegzoo.hub import extract_member
+        from resegzoo.weights.hub import extract_member
 
         path = extract_member(path, _only_checkpoint_member(path))
     if path.suffix == ".safetensors":

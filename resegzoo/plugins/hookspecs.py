@@ -12,22 +12,22 @@ hookimpl = pluggy.HookimplMarker("resegzoo")
 
 @hookspec
 def resegzoo_register_variants(register):
-    """Add CLIP variants: call ``register(resegzoo.zoo.ClipVariant(...))`` for each."""
+    """Add CLIP variants: call ``register(resegzoo.weights.zoo.ClipVariant(...))`` for each."""
 
 
 @hookspec
 def resegzoo_register_mask_generators(register):
-    """Add mask generators: call ``register(resegzoo.interfaces.MaskGeneratorSpec(...))`` for each."""
+    """Add mask generators: call ``register(resegzoo.plugins.interfaces.MaskGeneratorSpec(...))`` for each."""
 
 
 @hookspec
 def resegzoo_register_weightings(register):
-    """Add weighting strategies: call ``register(resegzoo.interfaces.WeightingSpec(...))`` for each."""
+    """Add weighting strategies: call ``register(resegzoo.plugins.interfaces.WeightingSpec(...))`` for each."""
 
 
 @hookspec
 def resegzoo_register_datasets(register):
-    """Add datasets: call ``register(resegzoo.interfaces.DatasetSpec(...))`` for each."""
+    """Add datasets: call ``register(resegzoo.plugins.interfaces.DatasetSpec(...))`` for each."""
 
 
 @hookspec

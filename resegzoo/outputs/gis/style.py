@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 
 
 def qml_text(class_names: Sequence[str], palette: Sequence[tuple[int, int, int]]) -> str:

@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.atomic import atomic_path
-from resegzoo.gis import NODATA_LABEL, GisError, without_georeference_warnings
+from resegzoo.outputs.atomic import atomic_path
+from resegzoo.outputs.gis import NODATA_LABEL, GisError, without_georeference_warnings
 
 #: COG creation options (GDAL's COG driver)
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "512", "OVERVIEW_RESAMPLING": "MODE", "BIGTIFF": "IF_SAFER"}

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resegzoo.checkpoint_files import (
+from resegzoo.weights.checkpoint_files import (
     WEIGHT_SUFFIXES,
     CheckpointError,
     infer_architectures,
     read_state_dict,
 )
-from resegzoo.zoo import ClipVariant
+from resegzoo.weights.zoo import ClipVariant
 
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"
@@ -74,11 +74,11 @@ def _is_path_like(spec: str) -> bool:
 def resolve_variant(spec: str) -> ClipVariant | None:
     """The registry variant called ``spec``; None when ``spec`` is a path or a ``local-dir:``/``hf-hub:`` id.
 
-    An unknown name raises :class:`resegzoo.registry.UnknownNameError` suggesting close names.
+    An unknown name raises :class:`resegzoo.plugins.registry.UnknownNameError` suggesting close names.
     """
     if _is_path_like(spec):
         return None
-    from resegzoo.registry import get_registry
+    from resegzoo.plugins.registry import get_registry
 
     return get_registry().variants.get(spec)
 
@@ -202,7 +202,7 @@ def _weights_path(src: _Source) -> Path:
     if src.path is not None:
         return src.path
     if src.variant is not None:
-        from resegzoo.hub import fetch
+        from resegzoo.weights.hub import fetch
 
         src.path = fetch(src.variant)
     elif src.folder is not None and Path(src.folder).is_dir():
@@ -218,7 +218,7 @@ def _weights_path(src: _Source) -> Path:
 
 
 def _hf_file(repo: str, filename: str) -> Path:
-    from resegzoo.hub import FetchError, fetch_hf_file
+    from resegzoo.weights.hub import FetchError, fetch_hf_file
 
     try:
         return fetch_hf_file(repo, filename, f"hf-hub:{repo}")

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from resegzoo.errors import ResegzooError
-from resegzoo.atomic import atomic_path, write_text
-from resegzoo.zoo import ClipVariant, SamCheckpoint
+from resegzoo.outputs.atomic import atomic_path, write_text
+from resegzoo.weights.zoo import ClipVariant, SamCheckpoint
 
 Record = ClipVariant | SamCheckpoint
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
 from resegzoo.errors import ResegzooError
-from resegzoo.plugins import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
+from resegzoo.plugins.manager import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
 
 T = TypeVar("T")
 

@@ -108,7 +108,7 @@ def _candidate_registry_dirs() -> list[Path]:
     if os.environ.get(REGISTRY_ENV):
         return [Path(os.environ[REGISTRY_ENV])]
     # A source checkout (editable install, or running from the repository).
-    source_root = Path(__file__).resolve().parent.parent
+    source_root = Path(__file__).resolve().parents[2]
     if (source_root / "pyproject.toml").is_file():
         candidates.append(source_root / "registry")
     # A wheel install: [tool.setuptools.data-files] puts registry/ under <data>/share/resegzoo
@@ -191,7 +191,7 @@ def sam_checkpoints() -> dict[str, SamCheckpoint]:
 
 def get_sam_checkpoint(name: str) -> SamCheckpoint:
     """The SAM checkpoint called ``name`` (``sam-vit-b``; the model type ``vit_b`` works too)."""
-    from resegzoo.registry import Table
+    from resegzoo.plugins.registry import Table
 
     table: Table[SamCheckpoint] = Table("SAM checkpoint")
     for record in sam_checkpoints().values():

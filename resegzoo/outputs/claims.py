@@ -4,7 +4,7 @@
 ``x.overlay.png``, ``x.json``). Before writing, a run claims the stem: under a lock on the folder
 (a short ``flock`` on the folder itself, so no lock file is left behind) it checks which stems
 are free and creates a hidden claim file ``.x.claim`` with ``O_EXCL`` holding its owner tag
-(host, pid and the process's start time, as :mod:`resegzoo.atomic` names temporaries). A second
+(host, pid and the process's start time, as :mod:`resegzoo.outputs.atomic` names temporaries). A second
 run then sees the stem as taken and picks ``x-2``; it never replaces the first run's files.
 
 The claim is removed once the stem's outputs are complete. A claim left by a killed run (its
@@ -20,12 +20,12 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from resegzoo import atomic
+from resegzoo.outputs import atomic
 
 CLAIM_SUFFIX = ".claim"
 
 
-#: what a claim file holds: :func:`resegzoo.atomic.owner_tag` of the claiming process
+#: what a claim file holds: :func:`resegzoo.outputs.atomic.owner_tag` of the claiming process
 _OWNER = re.compile(r"^[0-9a-f]{8}-\d+-\d+$")
 
 

@@ -104,7 +104,7 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
                 vocab: Any = None) -> RasterPlan:
     """Open ``path`` (or take an opened :class:`Raster`) and decide how it is segmented (see
     :class:`RasterPlan`). ``vocab`` gives the class names and colours of the outputs."""
-    from resegzoo.imageio import make_palette
+    from resegzoo.outputs.imageio import make_palette
 
     options = options or RasterOptions()
     recipe, window, stride = _segmenter_window(segmenter_or_recipe)
@@ -211,7 +211,7 @@ class RasterWriter:
     def __enter__(self) -> "RasterWriter":
         import rasterio
 
-        from resegzoo.atomic import atomic_path
+        from resegzoo.outputs.atomic import atomic_path
 
         stack = contextlib.ExitStack()
         try:
@@ -305,7 +305,7 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
     """Segment a raster of any size block by block and write its label raster to ``destination``
     (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
     ``.png`` destination); memory is bounded by the block size, not the raster's."""
-    from resegzoo.prefetch import prefetched
+    from resegzoo.runtime.prefetch import prefetched
 
     start = time.perf_counter()
     plan = source if isinstance(source, RasterPlan) else plan_raster(source, segmenter, options, vocab)

@@ -1,6 +1,6 @@
 """Typed records that plugins register, and the protocols the things they register follow.
 
-CLIP variants are :class:`resegzoo.zoo.ClipVariant` records (zoo entries); the rest live here.
+CLIP variants are :class:`resegzoo.weights.zoo.ClipVariant` records (zoo entries); the rest live here.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pluggy
 
-from resegzoo import hookspecs
+from resegzoo.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "resegzoo"
 #: Set to 1 to load only the built-in plugins (no third-party entry points).

@@ -1,9 +1,9 @@
 """GIS products made from a finished label raster, whatever produced it.
 
-- :mod:`~resegzoo.gis.cog`: the labels as a Cloud-Optimized GeoTIFF with colour table, class names
+- :mod:`~resegzoo.outputs.gis.cog`: the labels as a Cloud-Optimized GeoTIFF with colour table, class names
   (GDAL category names and a raster attribute table) and a QGIS style;
-- :mod:`~resegzoo.gis.style`: the QGIS ``.qml`` style (paletted renderer, class names and colours);
-- :mod:`~resegzoo.gis.vector`: one polygon per connected region, vectorised strip by strip with
+- :mod:`~resegzoo.outputs.gis.style`: the QGIS ``.qml`` style (paletted renderer, class names and colours);
+- :mod:`~resegzoo.outputs.gis.vector`: one polygon per connected region, vectorised strip by strip with
   regions merged across strip edges, written as a GeoPackage or RFC 7946 GeoJSON.
 """
 from __future__ import annotations

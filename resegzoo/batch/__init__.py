@@ -1,0 +1,1 @@
+"""Inputs to outputs: rasters cut into blocks, segmented and written."""
