@@ -97,7 +97,7 @@ class Sam3Scorer:
         return (torch.stack([self._text[n][0] for n in names]), torch.stack([self._text[n][1] for n in names]))
 
     def _autocast(self) -> Any:
-        from resegzoo.runtime import autocast
+        from resegzoo.runtime.precision import autocast
 
         return autocast(self.precision, self.device)
 
