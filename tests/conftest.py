@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import http.server
+import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,26 @@ def tiny_sam3_dir(tmp_path_factory) -> Path:
     from resegzoo.testing import save_tiny_sam3
 
     return save_tiny_sam3(tmp_path_factory.mktemp("tiny-sam3") / "sam3")
+
+
+@pytest.fixture
+def refusing_hub(tmp_path) -> Iterator[dict[str, str]]:
+    """Environment for a subprocess on a machine without network: HF_ENDPOINT points at a loopback
+    port that refuses connections (bound, never listening, so no one else can take it), offline
+    mode is off, and the Hugging Face and resegzoo caches are empty folders of this test."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "RESEGZOO_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{sock.getsockname()[1]}", HF_HUB_CACHE=str(tmp_path / "hf-cache"),
+               RESEGZOO_CACHE=str(tmp_path / "resegzoo-cache"), HF_TOKEN="hf_test")
+    with sock:
+        yield env
+
+
+@pytest.fixture
+def resegzoo_command() -> list[str]:
+    """The `resegzoo` console script of this interpreter (or the CLI module where it is missing)."""
+    exe = Path(sys.executable).with_name("resegzoo")
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from resegzoo.cli import main; main()"]

@@ -213,6 +213,19 @@ def test_simplify_keeps_a_gapless_coverage_and_min_area_drops_small_regions(tmp_
     big = vectorize(path, NAMES, min_area=20.0)
     assert 0 < len(big) < len(exact) and big.areas.min() >= 20.0
     assert len(big) == int((exact.areas >= 20.0).sum())
+    # with both, the threshold applies to the simplified polygons, whose areas are the ones written
+    both = vectorize(path, NAMES, simplify=1.0, min_area=20.0)
+    assert len(both) == int((simple.areas >= 20.0).sum()) and both.areas.min() >= 20.0
+
+
+def test_geopackage_is_version_1_2_which_gdal_3_6_opens_without_warning(tmp_path):
+    import sqlite3
+
+    path = write_labels(tmp_path / "l.tif", blob_labels(20, 20))
+    gpkg = write_regions(tmp_path / "l.gpkg", vectorize(path, NAMES))
+    with sqlite3.connect(gpkg) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # 'GPKG'
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
 
 
 def test_all_nodata_gives_an_empty_layer(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,13 @@ def test_upload_failure_is_reported_without_traceback(composed, monkeypatch):
     result = publish(str(composed), "--repo-id", "me/tiny-soup")
     assert result.exit_code == 1 and "upload to me/tiny-soup failed" in result.output
     assert "Traceback" not in result.output
+
+
+def test_upload_without_network_is_one_line(composed, refusing_hub, resegzoo_command):
+    # huggingface_hub >= 1.0 raises its HTTP client's ConnectError (not an OSError) when the Hub refuses
+    result = subprocess.run(resegzoo_command + ["publish", str(composed), "--repo-id", "me/tiny-soup"],
+                            env=refusing_hub, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: upload to me/tiny-soup failed: no network (cannot connect to "
+        f"{refusing_hub['HF_ENDPOINT'].removeprefix('http://')} (Connection refused))"]

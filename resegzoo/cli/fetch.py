@@ -18,7 +18,7 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
     With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
     """
-    from resegzoo.weights.hub import FetchError
+    from resegzoo.weights.hub import FetchError, NoNetworkError, cache_dir
     from resegzoo.weights.hub import fetch as fetch_record
     from resegzoo.plugins.registry import RegistryError, UnknownNameError, get_registry
     from resegzoo.weights.zoo import get_sam_checkpoint, sam_checkpoints
@@ -44,20 +44,39 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
                 f"unknown variant or SAM checkpoint {name!r}.{hint} See `resegzoo list variants` "
                 f"and `resegzoo list sam`."
             ) from None
-    paths = {}
+    paths, failed, no_network = {}, [], {}
     for record in records:
         if getattr(record, "format", None) == "custom":
             click.echo(f"{record.name}: built by its plugin, nothing to download", err=True)
             continue
-        try:
+        try:  # an unreachable host is probed once; its other names then fail at once, or come from the caches
             path = fetch_record(record, progress=not quiet)
+        except NoNetworkError as exc:
+            no_network[record.name] = exc.reason
+            failed.append(record.name)
+            continue
         except FetchError as exc:
-            raise click.ClickException(str(exc)) from exc
+            failed.append(record.name)
+            click.echo(f"{record.name}: {exc}", err=True)
+            continue
         paths[record.name] = str(path)
         if not as_json:
             click.echo(f"{record.name}: {path}")
     if as_json:
         click.echo(json.dumps(paths, indent=2))
+    if no_network:
+        hosts = "; ".join(dict.fromkeys(no_network.values()))
+        missing = " ".join(no_network)
+        raise click.ClickException(
+            f"no network ({hosts}): not fetched: {', '.join(no_network)}"
+            + (f"; fetched or cached: {', '.join(paths)}" if paths else "")
+            + (f"; failed otherwise: {', '.join(n for n in failed if n not in no_network)}"
+               if len(failed) > len(no_network) else "")
+            + f". On a machine with internet run `resegzoo fetch {missing}` and copy the Hugging Face "
+              f"cache (~/.cache/huggingface/hub) and resegzoo's ({cache_dir()}) here."
+        )
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(records)} not fetched: {', '.join(failed)} (reasons above)")
 
 
 COMMANDS = [fetch]

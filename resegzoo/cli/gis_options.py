@@ -75,7 +75,7 @@ def gis_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Simplify the polygons by TOL (CRS units) keeping shared edges shared. Default 0: "
                           "exact pixel edges."),
         click.option("--min-area", type=click.FloatRange(min=0), metavar="AREA",
-                     help="Leave out regions smaller than AREA (CRS units squared; pixels for PNG)."),
+                     help="Leave out regions smaller than AREA (CRS units squared; pixels for PNG), measured as written (after --simplify)."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)

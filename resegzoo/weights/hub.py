@@ -20,6 +20,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import stat
 import urllib.error
 import urllib.request
@@ -43,6 +44,14 @@ class FetchError(ResegzooError, RuntimeError):
     """Weights could not be found or downloaded; the message says what to do."""
 
 
+class NoNetworkError(FetchError):
+    """Weights are not cached and their host cannot be reached (no network, firewall, proxy)."""
+
+    def __init__(self, message: str, *, name: str, host: str, reason: str):
+        super().__init__(message)
+        self.name, self.host, self.reason = name, host, reason
+
+
 def cache_dir() -> Path:
     """resegzoo's own cache folder (URL downloads, extracted archive members)."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "resegzoo").expanduser()
@@ -55,6 +64,61 @@ def is_offline() -> bool:
     truthy = ("1", "true", "yes", "on")
     env = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get(OFFLINE_ENV, ""))
     return constants.HF_HUB_OFFLINE or any(v.strip().lower() in truthy for v in env)
+
+
+#: (host, port) -> why it could not be reached, or None; one probe per host and process
+_PROBED: dict[tuple[str, int], str | None] = {}
+
+
+def unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """Why the host of ``url`` cannot be reached (e.g. "connection refused"), or None if it can.
+
+    One TCP connection attempt per host and process. huggingface_hub retries a refused or
+    unresolvable connection five times with back-off (about 30 s per file), so resegzoo asks once
+    up front and then uses the caches alone.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if (host, port) not in _PROBED:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            _PROBED[host, port] = None
+        except socket.gaierror as exc:
+            _PROBED[host, port] = f"cannot resolve {host} ({exc.strerror or exc})"
+        except OSError as exc:  # refused, unreachable network, timeout
+            _PROBED[host, port] = f"cannot connect to {host}:{port} ({exc.strerror or exc})"
+    return _PROBED[host, port]
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub's address (HF_ENDPOINT, default https://huggingface.co)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What a huggingface_hub call raises when the Hub refuses, fails or cannot be reached.
+
+    huggingface_hub < 1.0 raised OSError subclasses (requests' errors); later versions let the
+    HTTP client's own transport errors (httpx, later httpx2: ConnectError, timeouts) through, and
+    those are not OSError.
+    """
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for module in ("httpx2", "httpx", "requests"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        errors.append(getattr(mod, "HTTPError") if module != "requests" else mod.RequestException)
+    return tuple(errors)
 
 
 def sha256_file(path: Path) -> str:
@@ -113,7 +177,7 @@ def is_cached(record: Record) -> bool:
     if record.format == "custom" or record.fetcher is not None:
         return True
     if record.format == "openclip-pretrained":
-        return _openclip_pretrained_cached(record)
+        return _openclip_pretrained_cached(record) is not None
     if record.hf_repo is not None and record.hf_file is not None:
         from huggingface_hub import try_to_load_from_cache
 
@@ -133,7 +197,7 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
 
     ``name`` is what the user asked for (used in error messages).
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -141,19 +205,33 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
     )
 
     offline = is_offline()
+    down = None if offline else unreachable(hub_endpoint())
+    if down is not None:
+        cached = try_to_load_from_cache(repo, filename)
+        if isinstance(cached, str):
+            return Path(cached)
+        raise NoNetworkError(
+            f"{name}: no network ({down}), and {filename} from Hugging Face repo {repo} is not in the "
+            f"Hugging Face cache. {_hf_copy_hint(name, repo, filename)}",
+            name=name, host=hub_endpoint(), reason=down,
+        )
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=offline))
     except LocalEntryNotFoundError as exc:
         where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
         raise FetchError(
             f"{name}: {filename} from Hugging Face repo {repo} is not in the Hugging Face cache and "
-            f"{where}. On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
-            f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
-            f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
-            f"and pass the file path instead of the name ({exc})"
+            f"{where}. {_hf_copy_hint(name, repo, filename)} ({exc})"
         ) from exc
     except (EntryNotFoundError, HfHubHTTPError) as exc:
         raise FetchError(f"{name}: could not download {filename} from Hugging Face repo {repo}: {exc}") from exc
+
+
+def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
+    return (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
+            f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
+            f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
+            f"and pass the file path instead of the name")
 
 
 def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
@@ -164,6 +242,18 @@ def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
     if not cfg:
         raise FetchError(f"{record.name}: open_clip has no pretrained tag {record.pretrained_tag!r} "
                          f"for {record.architecture}")
+    host = hub_endpoint() if cfg.get("hf_hub") else cfg.get("url", "")
+    down = None if is_offline() or not host else unreachable(host)
+    if down is not None:
+        cached = _openclip_pretrained_cached(record)
+        if cached is not None:
+            return cached
+        raise NoNetworkError(
+            f"{record.name}: no network ({down}), and open_clip's {record.architecture} "
+            f"pretrained={record.pretrained_tag!r} is not in the Hugging Face cache. On a machine with "
+            f"internet run `resegzoo fetch {record.name}` and copy the Hugging Face cache here.",
+            name=record.name, host=host, reason=down,
+        )
     try:
         return Path(download_pretrained(cfg))
     except (OSError, RuntimeError) as exc:
@@ -174,7 +264,8 @@ def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
         ) from exc
 
 
-def _openclip_pretrained_cached(record: ClipVariant) -> bool:
+def _openclip_pretrained_cached(record: ClipVariant) -> Path | None:
+    """The cached checkpoint of an open_clip pretrained tag on the Hub, or None."""
     from huggingface_hub import try_to_load_from_cache
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
     from open_clip.pretrained import get_pretrained_cfg
@@ -182,7 +273,10 @@ def _openclip_pretrained_cached(record: ClipVariant) -> bool:
     hub = (get_pretrained_cfg(record.architecture, record.pretrained_tag or "") or {}).get("hf_hub", "")
     repo, filename = os.path.split(hub)  # open_clip's own convention: "org/repo/" or "org/repo/file"
     names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
-    return bool(repo) and any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+    for found in (try_to_load_from_cache(repo, n) for n in names if repo):
+        if isinstance(found, str):
+            return Path(found)
+    return None
 
 
 # -- URL downloads ------------------------------------------------------------------------------
@@ -197,6 +291,13 @@ def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
             f"{name}: {file_name} is not in resegzoo's cache and offline mode is on. Download "
             f"{url} and put it at {target} (or set {CACHE_ENV} to the folder whose downloads/ "
             f"holds it), or unset HF_HUB_OFFLINE/{OFFLINE_ENV} and run `resegzoo fetch {name}`."
+        )
+    down = unreachable(url)
+    if down is not None:
+        raise NoNetworkError(
+            f"{name}: no network ({down}), and {file_name} is not in resegzoo's cache. Download {url} "
+            f"on a machine with internet and put it at {target}, or run `resegzoo fetch {name}` there "
+            f"and copy {cache_dir()}.", name=name, host=url, reason=down,
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -159,8 +159,9 @@ def pixel_regions(labels_path: str | Path, strip_rows: int | None = None) -> Ite
 
 def vectorize(labels_path: str | Path, class_names: Sequence[str], simplify: float = 0.0, min_area: float = 0.0,
               strip_rows: int | None = None) -> Regions:
-    """Regions of a label raster in its CRS: ``min_area`` (CRS units²) drops small ones first, then
-    ``simplify`` (CRS units, 0 = exact pixel edges) simplifies the coverage topology-preservingly."""
+    """Regions of a label raster in its CRS: ``simplify`` (CRS units, 0 = exact pixel edges) simplifies
+    the coverage topology-preservingly, then ``min_area`` (CRS units²) drops regions whose simplified
+    area, the ``area`` written, is smaller."""
     import rasterio
     import shapely
 
@@ -182,11 +183,11 @@ def vectorize(labels_path: str | Path, class_names: Sequence[str], simplify: flo
         geometries = shapely.transform(geometries, lambda xy: np.column_stack(
             [a * xy[:, 0] + b * xy[:, 1] + c, d * xy[:, 0] + e * xy[:, 1] + f]))
     class_ids = np.array(ids, dtype=np.int32)
+    if simplify > 0 and len(geometries):  # before the area threshold: it applies to what is written
+        geometries = shapely.coverage_simplify(geometries, simplify)
     if min_area > 0:
         keep = shapely.area(geometries) >= min_area
         geometries, class_ids = geometries[keep], class_ids[keep]
-    if simplify > 0 and len(geometries):
-        geometries = shapely.coverage_simplify(geometries, simplify)
     return Regions(geometries, class_ids, list(class_names), crs)
 
 
@@ -204,6 +205,9 @@ def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg
         raise GisError("GeoJSON (RFC 7946) is in longitude/latitude, but this raster has no CRS (a PNG input?); "
                        "use --vector-format gpkg for polygons in pixel coordinates")
     options = {"RFC7946": "YES"} if vector_format == "geojson" else {}
+    # GeoPackage 1.2, not GDAL >= 3.7's default 1.4: GDAL 3.6 (Debian 12's QGIS) opens 1.4 with a
+    # warning, and the layer uses nothing newer than 1.2
+    dataset_options = {"VERSION": "1.2"} if vector_format == "gpkg" else {}
     names = np.array([regions.class_names[k] for k in regions.class_ids], dtype=object)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # no CRS (PNG inputs) is documented: pixel coordinates, not worth pyogrio's warning
@@ -212,5 +216,5 @@ def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg
         pyogrio.raw.write(str(tmp), shapely.to_wkb(regions.geometries), [names, regions.class_ids, regions.areas],
                           ["class", "class_id", "area"], layer=LAYER_NAME, driver=FORMATS[vector_format],
                           geometry_type="Polygon", crs=None if regions.crs is None else regions.crs.to_wkt(),
-                          encoding="UTF-8", layer_options=options)
+                          encoding="UTF-8", layer_options=options, dataset_options=dataset_options)
     return Path(path)
