@@ -31,9 +31,9 @@ from pathlib import Path
 
 from resegzoo.errors import ResegzooError
 from resegzoo.outputs.atomic import atomic_path, write_text
-from resegzoo.weights.zoo import ClipVariant, SamCheckpoint
+from resegzoo.weights.zoo import ClipVariant, Sam3Record, SamCheckpoint
 
-Record = ClipVariant | SamCheckpoint
+Record = ClipVariant | SamCheckpoint | Sam3Record
 
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
@@ -143,7 +143,9 @@ def cached_sha256(path: Path) -> str:
 
 
 def fetch(record: Record, *, progress: bool = True) -> Path:
-    """The local checkpoint file of a zoo record, downloaded first if needed."""
+    """The local checkpoint file of a zoo record (a SAM 3 model: its folder), downloaded first if needed."""
+    if isinstance(record, Sam3Record):
+        return fetch_hf_repo(record.hf_repo, record.name, gated=record.gated)
     if isinstance(record, SamCheckpoint):
         path = _fetch_url(record.url, record.file, record.name, progress)
         return _verified(path, record.sha256, record.name)
@@ -172,6 +174,10 @@ def _url_file_name(url: str) -> str:
 
 def is_cached(record: Record) -> bool:
     """Whether :func:`fetch` would succeed offline (no network call)."""
+    if isinstance(record, Sam3Record):
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(record.hf_repo, "config.json"), str)
     if isinstance(record, SamCheckpoint):
         return (cache_dir() / "downloads" / record.file).is_file()
     if record.format == "custom" or record.fetcher is not None:
@@ -225,6 +231,49 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
         ) from exc
     except (EntryNotFoundError, HfHubHTTPError) as exc:
         raise FetchError(f"{name}: could not download {filename} from Hugging Face repo {repo}: {exc}") from exc
+
+
+#: what a transformers model folder needs (the rest of a repository: other formats, docs, media)
+HF_MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer.json",
+                  "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                  "processor_config.json", "preprocessor_config.json")
+
+
+def fetch_hf_repo(repo: str, name: str, *, gated: bool = False) -> Path:
+    """The folder of Hugging Face model repository ``repo`` (transformers' files only) from the HF
+    cache, downloaded if online. A gated repository that refuses says so, in one line."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = is_offline()
+    down = None if offline else unreachable(hub_endpoint())
+    if down is not None or offline:
+        try:
+            return Path(snapshot_download(repo_id=repo, allow_patterns=list(HF_MODEL_FILES), local_files_only=True))
+        except LocalEntryNotFoundError:
+            hint = (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo}`) and copy "
+                    "the Hugging Face cache folder (~/.cache/huggingface/hub, or $HF_HUB_CACHE) here, or pass "
+                    "--model local-dir:DIR with a folder written by save_pretrained")
+            if down is not None:
+                raise NoNetworkError(f"{name}: no network ({down}), and Hugging Face repo {repo} is not in the "
+                                     f"Hugging Face cache. {hint}", name=name, host=hub_endpoint(), reason=down) from None
+            raise FetchError(f"{name}: Hugging Face repo {repo} is not in the Hugging Face cache and offline mode "
+                             f"is on (HF_HUB_OFFLINE). {hint}") from None
+    try:
+        return Path(snapshot_download(repo_id=repo, allow_patterns=list(HF_MODEL_FILES)))
+    except GatedRepoError:
+        raise FetchError(f"{name}: Hugging Face repo {repo} is gated and refused this download: accept its license "
+                         f"at {hub_endpoint()}/{repo} with your account, then log in (`hf auth login`) or set "
+                         "HF_TOKEN to a token of that account") from None
+    except RepositoryNotFoundError:
+        extra = " (it is gated: a token of an account that accepted its license is needed)" if gated else ""
+        raise FetchError(f"{name}: Hugging Face repo {repo} was not found or refused this download{extra}") from None
+    except hub_errors() as exc:
+        raise FetchError(f"{name}: could not download Hugging Face repo {repo}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
