@@ -100,13 +100,88 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
         raise SchemaError(f"{where}: {exc}") from exc
 
 
+#: the most a YAML file may hold: its size, its nesting, and its nodes once every alias is expanded
+#: (aliases share objects when loaded, but anything that walks the data -- a vocabulary's names,
+#: a recipe's settings -- pays for every expansion: a few hundred bytes of nested aliases are billions)
+MAX_YAML_BYTES = 8 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 200_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounded nesting and bounded alias expansion: it counts the nodes
+    each node stands for with its aliases expanded, while composing, before anything is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
+
+    def _refuse(self, problem: str) -> None:
+        mark = self.peek_event().start_mark
+        raise SchemaError(f"{problem} (line {mark.line + 1}, column {mark.column + 1})")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        alias = self.check_event(yaml.AliasEvent)
+        if not alias:
+            self._depth += 1
+            if self._depth > MAX_YAML_DEPTH:
+                self._refuse(f"nested deeper than {MAX_YAML_DEPTH} levels")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if not alias:
+                self._depth -= 1
+        if alias:
+            if id(node) not in self._expanded:  # an alias to a node that is still being composed
+                raise SchemaError("an alias refers to a node that contains it (a recursive alias)")
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        size = 1 + sum(self._expanded[id(c)] for c in children)
+        if size > MAX_YAML_NODES:
+            raise SchemaError(f"expands to more than {MAX_YAML_NODES:,} values (aliases of aliases?)")
+        self._expanded[id(node)] = size
+        return node
+
+
 def load_yaml(path: str | Path) -> Any:
-    """Read one YAML document, turning parse errors into SchemaError that names the file."""
+    """Read one YAML document, turning parse errors into SchemaError that names the file.
+
+    Every YAML resegzoo reads comes through here: UTF-8 only, at most :data:`MAX_YAML_BYTES`,
+    nesting and alias expansion bounded (:class:`_BoundedLoader`); no Python tags (safe loader)."""
     path = Path(path)
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise SchemaError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SchemaError(f"{path}: is a folder, not a YAML file") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise SchemaError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a resegzoo YAML file")
+    text = decode_utf8(raw, path)
+    loader = _BoundedLoader(text)
+    loader.name = str(path)  # PyYAML's marks name the stream: the file, not "<unicode string>"
+    try:
+        return loader.get_single_data()
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise SchemaError(f"{path}: not valid YAML: {exc}") from exc
+        detail = " ".join(str(exc).split())  # PyYAML's message spans lines (problem, then the mark)
+        raise SchemaError(f"{path}: not valid YAML: {detail}") from None
+    finally:
+        loader.dispose()
+
+
+def decode_utf8(raw: bytes, path: str | Path) -> str:
+    """``raw`` as UTF-8 text (a BOM allowed), or a SchemaError naming the file and the offset."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          "save it as UTF-8") from None

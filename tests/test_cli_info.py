@@ -119,3 +119,56 @@ def test_console_script_lists_builtins_and_the_example_plugin(tmp_path):
     example = next(p for p in plugins if p["name"] == "example")
     assert example["distribution"] == "resegzoo-example" and not example["broken"]
     assert set(example["hooks"]) == {"resegzoo_register_variants", "resegzoo_register_mask_generators"}
+
+
+def test_help_and_list_with_every_bundled_plugin_import_no_torch(tmp_path):
+    # A fresh interpreter: this test process has torch imported long ago. The bundled plugins are
+    # imported from this checkout, whatever the installed entry points point at.
+    repo = Path(__file__).resolve().parents[1]
+    paths = [repo, repo / "plugins" / "resegzoo-example", repo / "plugins" / "resegzoo-oracle" / "src"]
+    code = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from resegzoo.cli import build_cli\n"
+        "from resegzoo.plugins.manager import get_plugin_manager\n"
+        "cli = build_cli()\n"
+        "for args in (['--help'], ['list', 'variants'], ['list', 'sam'], ['list', 'recipes'], ['plugins']):\n"
+        "    result = CliRunner().invoke(cli, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "heavy = ('torch', 'torchvision', 'open_clip', 'timm', 'transformers', 'segment_anything', 'sam2')\n"
+        "print(json.dumps({'plugins': sorted(n for n, _ in get_plugin_manager().list_name_plugin()),\n"
+        "                  'heavy': sorted(m for m in heavy if m in sys.modules)}))\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RESEGZOO_CACHE=str(tmp_path),
+               PYTHONPATH=os.pathsep.join(map(str, paths)))
+    out = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+    assert {"example", "oracle"} <= set(out["plugins"])  # every plugin under plugins/ was imported
+    assert out["heavy"] == []
+
+
+def test_list_recipes_shows_the_shipped_recipes_with_their_kind():
+    result = CliRunner().invoke(build_cli(), ["list", "recipes"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:3] for line in result.output.splitlines()[1:]}
+    assert rows["method-clearclip"] == ["segment", "eval-default"]
+    assert rows["reseg-clip-l14"][0] == "compose" and rows["eval-default"][0] == "segment"
+    listed = json.loads(CliRunner().invoke(build_cli(), ["list", "recipes", "--json"]).output)
+    assert {r["name"] for r in listed} == set(rows)
+    assert all(r["summary"] and Path(r["path"]).is_file() for r in listed)
+
+
+def test_example_commands_in_the_shipped_recipes_parse():
+    import shlex
+
+    from resegzoo.weights.zoo import registry_dir
+
+    cli = build_cli()
+    examples = [line.lstrip("#").strip() for path in (registry_dir() / "recipes").glob("*.yaml")
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.lstrip("#").strip().startswith("resegzoo eval ")]
+    assert len(examples) >= 6
+    for example in examples:
+        args = shlex.split(example)[1:]
+        command = cli.commands[args[0]]
+        command.make_context(args[0], args[1:])  # raises on a missing required option such as --root

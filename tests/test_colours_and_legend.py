@@ -100,6 +100,46 @@ def test_legend_draws_letters_of_any_script_not_boxes(pair):
     assert first.shape != second.shape or not np.array_equal(first, second)
 
 
+@pytest.fixture
+def no_system_fonts(monkeypatch):
+    """A machine without any system font (a fresh Debian image): only what pip installed."""
+    from resegzoo.outputs import fonts
+
+    monkeypatch.setattr(fonts, "font_dirs", lambda: [])
+    monkeypatch.delenv("RESEGZOO_LEGEND_FONTS", raising=False)
+    for cached in (fonts.font_chain, fonts.font_for):
+        cached.cache_clear()
+    yield
+    for cached in (fonts.font_chain, fonts.font_for):
+        cached.cache_clear()
+
+
+@pytest.mark.parametrize("pair", ["水森", "ЖД", "بج", "कख", "กข", "aé", "কখ", "אב"])
+def test_legend_needs_no_system_fonts(no_system_fonts, pair):
+    from resegzoo.outputs.fonts import FONT_PACKAGES, font_chain
+
+    assert {p.parent.name for p in font_chain()} == set(FONT_PACKAGES)  # resegzoo's dependencies
+    first, second = (_legend_crop(ch) for ch in pair)
+    assert (first < 128).sum() > 3 and (second < 128).sum() > 3
+    assert first.shape != second.shape or not np.array_equal(first, second)
+
+
+def test_system_fonts_come_before_the_packaged_ones(tmp_path, monkeypatch):
+    from resegzoo.outputs import fonts
+
+    packaged = fonts.packaged_fonts()
+    system = tmp_path / "fonts"
+    system.mkdir()
+    (system / "DejaVuSans.ttf").write_bytes(packaged[0].read_bytes())  # any real font file will do
+    monkeypatch.setattr(fonts, "font_dirs", lambda: [system])
+    fonts.font_chain.cache_clear()
+    try:
+        chain = fonts.font_chain()
+    finally:
+        fonts.font_chain.cache_clear()
+    assert chain[0] == system / "DejaVuSans.ttf" and list(chain[1:]) == packaged
+
+
 def test_legend_is_wide_enough_for_long_names():
     for name in ["très très longue classe de végétation basse", "城市建成区不透水面"]:  # CJK: wide glyphs
         canvas = draw_overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int64), [(0, 0, 255)], [name])

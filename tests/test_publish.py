@@ -135,3 +135,23 @@ def test_upload_without_network_is_one_line(composed, refusing_hub, resegzoo_com
     assert result.stderr.strip().splitlines() == [
         f"Error: upload to me/tiny-soup failed: no network (cannot connect to "
         f"{refusing_hub['HF_ENDPOINT'].removeprefix('http://')} (Connection refused))"]
+
+
+def test_recipe_card_and_metadata_state_the_same_parameters(tmp_path):
+    import json
+
+    import yaml
+
+    from resegzoo.compose import read_metadata
+
+    folders = save_folders(related_models(2, seed=7), tmp_path)
+    recipe = {"inputs": folders, "name": "soup", "weighting": {"strategy": "prompt-quality"},  # defaults only
+              "vocabulary": {"classes": ["tree", "water"], "templates": ["a photo of {}.", "an aerial image of {}."]}}
+    out = tmp_path / "soup"
+    compose(recipe_from_mapping(recipe), out, progress=False)
+    written = yaml.safe_load((out / "recipe.yaml").read_text())["weighting"]
+    meta = read_metadata(out)["weighting"]
+    assert written == meta and written["params"]["tau"] == 0.05  # the default in effect, not {}
+    card = (out / "README.md").read_text()
+    assert f"with parameters `{json.dumps(written['params'])}`" in card
+    assert card.endswith("\n") and not card.endswith("\n\n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-KINDS = ("variants", "masks", "weightings", "datasets", "sam")
+KINDS = ("variants", "masks", "weightings", "datasets", "sam", "recipes")
 
 
 def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
@@ -91,7 +91,37 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def recipe_rows() -> list[dict[str, Any]]:
+    """The recipes shipped in registry/recipes: name, kind (compose: a model to average; segment:
+    settings for segment and eval), base recipe, path and the description from its header comment."""
+    from resegzoo.schema import load_yaml
+    from resegzoo.weights.zoo import registry_dir
+
+    folder = registry_dir() / "recipes"
+    rows = []
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        data = load_yaml(path) or {}
+        header = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line.lstrip("#").strip())
+        text = " ".join(h for h in header if h)
+        description = data.get("description") if isinstance(data.get("description"), str) else text
+        rows.append({"name": path.stem, "kind": "compose" if "inputs" in data else "segment",
+                     "base": data.get("base"), "summary": _first_sentence(description),
+                     "description": description, "path": str(path)})
+    return rows
+
+
+def _first_sentence(text: str) -> str:
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 def _entries(kind: str) -> list[dict[str, Any]]:
+    if kind == "recipes":
+        return recipe_rows()
     if kind == "sam":
         from resegzoo.weights.zoo import sam_checkpoints
 
@@ -113,6 +143,7 @@ def _entries(kind: str) -> list[dict[str, Any]]:
 _COLUMNS = {
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
+    "recipes": ("name", "kind", "base", "summary"),
 }
 
 
@@ -137,7 +168,8 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list with every field instead of a table.")
 def list_(kind: str, as_json: bool) -> None:
     """List what is registered: CLIP variants, mask generators (masks), weighting strategies,
-    datasets, or SAM checkpoints (sam), with the plugin that registered each.
+    datasets, or SAM checkpoints (sam), with the plugin that registered each; or the shipped
+    recipes (recipes) that --recipe NAME accepts.
     """
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError

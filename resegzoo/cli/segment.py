@@ -354,6 +354,9 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "with the same settings (rerun a killed batch to resume it).")
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
+@click.option("--trust-vrt", is_flag=True, help="Let VRTs (and other files that point at other files) read what "
+              "they reference: raw bands over any file, network (/vsicurl/, http, WMS) and archive (/vsizip/, ...) "
+              "sources. Without it a VRT may only reference local raster files.")
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
@@ -363,7 +366,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
+            trust_vrt: bool, gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -404,7 +407,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     infos = []
     for f in files:
         try:
-            infos.append(reader.open_raster(f, band_list, nodata_value))
+            infos.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt))
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise click.UsageError(str(exc)) from None

@@ -101,14 +101,18 @@ def compose(
                 f"strategy {recipe.weighting.strategy!r} gave {len(result.weights)} weights for {len(inputs)} inputs"
             )
         check_weights(result.weights)
+        # the parameters in effect, defaults included, in the published recipe (recipe.yaml) as in the
+        # card and the metadata: all three say the same, and the recipe reproduces the model even
+        # if a default changes later
+        params = without_local_paths(_effective_params(strategy, recipe))
+        published = recipe.published_dict([i.public_spec for i in inputs])
+        published["weighting"] = dict(published["weighting"], params=params)
         summary: dict[str, Any] = {
             "resegzoo_version": __version__,
-            "recipe": recipe.published_dict([i.public_spec for i in inputs]),
+            "recipe": published,
             "architecture": inputs[0].architecture,
             "inputs": [i.describe() for i in inputs],
-            # the parameters in effect, defaults included (the recipe keeps what the user wrote)
-            "weighting": {"strategy": recipe.weighting.strategy,
-                          "params": without_local_paths(_effective_params(strategy, recipe))},
+            "weighting": {"strategy": recipe.weighting.strategy, "params": params},
             "weights": list(result.weights),
             "scores": result.scores,
         }

@@ -109,7 +109,8 @@ def write_output_folder(
         write_weights(tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (tmp / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
-        make_card().save(tmp / CARD_FILE)
+        # ModelCard.save writes the template's text as is, without a final newline
+        (tmp / CARD_FILE).write_text(str(make_card()).rstrip("\n") + "\n", encoding="utf-8")
         for name in (CONFIG_FILE, RECIPE_FILE, CARD_FILE):  # the weights file fsyncs itself
             _fsync_file(tmp / name)
         fsync_dir(tmp)

@@ -7,7 +7,10 @@ of it (one font per label keeps Arabic shaping and right-to-left order intact). 
 1. font files named in the ``RESEGZOO_LEGEND_FONTS`` environment variable (os.pathsep-separated);
 2. DejaVu Sans, Noto Sans and its per-script siblings (Debian: fonts-dejavu-core, fonts-noto-core);
 3. Droid Sans Fallback and Noto Sans CJK for Chinese, Japanese, Korean (fonts-droid-fallback,
-   fonts-noto-cjk), then GNU Unifont (fonts-unifont).
+   fonts-noto-cjk), then GNU Unifont (fonts-unifont);
+4. the Noto fonts that come with resegzoo's install (dependencies ``manimgx-fonts``: Noto Sans and
+   its siblings for 19 scripts, and ``noto-cjk-sans-otc``: Noto Sans CJK), so legends draw every
+   script with no system fonts at all. System fonts come first: they are what the user chose.
 
 A label that no font covers is drawn in the chain's best font for it (or Pillow's built-in font
 when no system font is found), and a warning says which packages to install.
@@ -15,6 +18,7 @@ when no system font is found), and a warning says which packages to install.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import sys
 import unicodedata
@@ -28,9 +32,13 @@ PREFERRED_FILES = (
     "DroidSansFallbackFull.ttf", "DroidSansFallback.ttf", "NotoSansCJK-Regular.ttc", "NotoSansCJKsc-Regular.otf",
     "unifont.otf", "unifont.ttf",
 )
+#: pip-installed packages of OFL Noto fonts (resegzoo's dependencies), searched after the system's
+FONT_PACKAGES = ("manimgx_fonts", "noto_cjk_sans_otc")
+_FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 #: a code point no font maps (plane 16 private use): drawing it shows the font's missing-glyph box
 _NO_GLYPH = "\U0010fffd"
-INSTALL_HINT = "install wide-coverage fonts (Debian: apt-get install fonts-noto-core fonts-droid-fallback)"
+INSTALL_HINT = ("reinstall resegzoo's font dependencies (pip install manimgx-fonts noto-cjk-sans-otc) or install "
+                "wide-coverage fonts (Debian: apt-get install fonts-noto-core fonts-droid-fallback)")
 
 
 def font_dirs() -> list[Path]:
@@ -42,6 +50,19 @@ def font_dirs() -> list[Path]:
     if sys.platform == "win32":
         dirs.append(Path(os.environ.get("WINDIR", "C:/Windows")) / "Fonts")
     return [d for d in dirs if d.is_dir()]
+
+
+def packaged_fonts() -> list[Path]:
+    """The font files of :data:`FONT_PACKAGES` that are installed: Noto Sans, then the per-script
+    fonts, then CJK (italic and emoji faces left out: they add no letters)."""
+    files: list[Path] = []
+    for module in FONT_PACKAGES:
+        spec = importlib.util.find_spec(module)  # finds the folder without importing the package
+        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+            found = [p for p in Path(folder).iterdir() if p.suffix.lower() in _FONT_SUFFIXES
+                     and "Italic" not in p.name and "Emoji" not in p.name]
+            files += sorted(found, key=lambda p: (not p.name.startswith("NotoSans["), p.name))
+    return files
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,6 +77,7 @@ def font_chain() -> tuple[Path, ...]:
     for pattern in PREFERRED_FILES:
         for name in sorted(n for n in found if Path(n).match(pattern)):
             chosen.extend(p for p in sorted(found[name]) if p not in chosen)
+    chosen.extend(p for p in packaged_fonts() if p not in chosen)
     return tuple(p for p in chosen if p.is_file())
 
 

@@ -38,6 +38,140 @@ class ImageError(ResegzooError, ValueError):
     """An input that is not a usable image; the message names the file and the problem."""
 
 
+# -- files that reach other files -----------------------------------------------------------------
+#
+# A VRT (and a few other XML "datasets") is a recipe for reading other files: a mosaic of local
+# rasters is what it is for, but a raw band reads the bytes of ANY file (a key, a password file) as
+# pixels, and a /vsicurl/ or http source makes requests to any host. Untrusted (the default), a VRT
+# may reference local raster files only (nested VRTs are checked the same way), and GDAL is told
+# not to run pixel-function code and not to fetch anything over HTTP.
+# ``trust_vrt=True`` (``--trust-vrt``) lifts all of it for files the user vouches for.
+
+#: how deep VRTs may nest (a VRT of VRTs of ...); cycles are refused too
+MAX_VRT_DEPTH = 8
+#: how much of a file is looked at to tell a VRT (GDAL itself looks at the first 1024 bytes)
+_HEADER_BYTES = 4096
+#: XML datasets that describe a network service: each open makes requests
+_SERVICE_MARKERS = (b"<GDAL_WMS", b"<GDAL_WMTS", b"<GDAL_WCS", b"<WCS_GDAL", b"<GDAL_DAAS", b"<GDALTileIndexDataset",
+                    b"<GDAL_TMS", b"<OGCAPI")
+#: GDAL configuration for every read of an untrusted file: no pixel-function code, no HTTP(S)
+#: through /vsicurl/ and the cloud file systems built on it (an extension no file has is the one
+#: switch GDAL offers). Raw bands have no run-time switch (GDAL_VRT_ENABLE_RAWRASTERBAND is a build
+#: option of GDAL, and rasterio's wheels build it in): :func:`check_sources` is their guard.
+#: Directory listing stays on: world files, .ovr and .msk sidecars are found through it, and with
+#: the network off it only lists local folders.
+UNTRUSTED_GDAL_OPTIONS = {"GDAL_VRT_ENABLE_PYTHON": "NO", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".resegzoo-network-off"}
+
+
+def _is_remote(path: str) -> bool:
+    """A path the USER gave that names a network or virtual file system (their explicit choice)."""
+    return "://" in path or path.startswith("/vsi")
+
+
+@contextlib.contextmanager
+def gdal_env(path: str, trust_vrt: bool = False) -> Iterator[None]:
+    """rasterio's environment for reading ``path``: :data:`UNTRUSTED_GDAL_OPTIONS` unless trusted
+    (a remote path the user typed keeps the network: it is what they asked for)."""
+    import rasterio
+
+    if trust_vrt:
+        yield
+        return
+    options = dict(UNTRUSTED_GDAL_OPTIONS)
+    if _is_remote(path):
+        options.pop("CPL_VSIL_CURL_ALLOWED_EXTENSIONS")
+    with rasterio.Env(**options):
+        yield
+
+
+def _header(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(_HEADER_BYTES)
+    except OSError:
+        return b""  # not a local readable file: GDAL's own open reports it
+
+
+def reaches_other_files(path: str | Path) -> bool:
+    """Whether the local file ``path`` is a VRT or a network-service XML dataset (GDAL decides by
+    content, not by name): files :func:`check_sources` looks into before GDAL may open them."""
+    header = _header(str(path))
+    return b"<VRTDataset" in header or any(m in header for m in _SERVICE_MARKERS)
+
+
+def _source_problem(source: str) -> str | None:
+    """Why a VRT's source may not be read untrusted, or None for a plain local path."""
+    lowered = source.strip().lower()
+    if lowered.startswith("/vsi"):
+        kind = lowered[1:].split("/", 1)[0]
+        family = "an archive" if kind in ("vsizip", "vsitar", "vsigzip", "vsi7z", "vsirar") else "a network or virtual"
+        return f"reads through {family} file system (/{kind}/)"
+    if "://" in lowered:
+        return "is a network address"
+    if lowered.startswith("<"):
+        return "is an inline dataset"
+    head = lowered.split(":", 1)[0]
+    if ":" in lowered and head.replace("_", "").isalnum():
+        return f"uses a GDAL driver prefix ({head.upper()}:)"
+    return None
+
+
+def check_sources(path: str | Path, trust_vrt: bool = False) -> None:
+    """Refuse (ImageError naming ``path``) a local file that would make GDAL read other files than
+    local rasters: a VRT with a raw band, a pixel function in Python, a network / archive /
+    virtual-file-system source, a source that is not a local file, VRTs nested too deep or in a
+    cycle; an XML dataset of a network service (WMS, WMTS, WCS, tile index, ...). Nothing to do
+    when ``trust_vrt``."""
+    if not trust_vrt:
+        _check_sources(str(path), str(path), ())
+
+
+def _check_sources(top: str, path: str, seen: tuple[str, ...]) -> None:
+    import xml.etree.ElementTree as ET
+
+    header = _header(path)
+    where = top if path == top else f"{top} (through {path})"
+    refuse = "; give --trust-vrt if you trust the file"
+    service = next((m.decode()[1:] for m in _SERVICE_MARKERS if m in header), None)
+    if service is not None:
+        raise ImageError(f"{where}: a {service} dataset reads from the network{refuse}")
+    if b"<VRTDataset" not in header:
+        return
+    real = str(Path(path).resolve())
+    if real in seen:
+        raise ImageError(f"{where}: VRTs that include each other")
+    if len(seen) >= MAX_VRT_DEPTH:
+        raise ImageError(f"{where}: VRTs nested deeper than {MAX_VRT_DEPTH}")
+    try:
+        # expat refuses entity amplification and never fetches external entities
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ImageError(f"{where}: a VRT that cannot be checked ({exc})") from None
+    for element in root.iter():
+        # GDAL's XML reader matches element and attribute names ignoring case: so does this check
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        attrs = {k.lower(): v for k, v in element.attrib.items()}
+        text = (element.text or "").strip()
+        if tag == "vrtrawrasterband" or "raw" in attrs.get("subclass", "").lower():
+            raise ImageError(f"{where}: a VRT raw band reads the bytes of any file as pixels{refuse}")
+        if tag == "pixelfunctionlanguage" and text.lower() == "python":
+            raise ImageError(f"{where}: a VRT pixel function in Python runs code{refuse}")
+        hidden = next((v for v in (text, *attrs.values()) if v.strip().lower().startswith("/vsi")), None)
+        if tag not in ("sourcefilename", "sourcedataset", "indexdataset"):
+            if hidden is not None:
+                raise ImageError(f"{where}: {hidden[:80]!r} {_source_problem(hidden)}{refuse}")
+            continue
+        source = text
+        problem = _source_problem(source)
+        if problem is not None:
+            raise ImageError(f"{where}: the source {source[:80]!r} {problem}{refuse}")
+        relative = attrs.get("relativetovrt", "0").strip().lower() in ("1", "true", "yes", "on")
+        target = Path(path).parent / source if relative and not Path(source).is_absolute() else Path(source)
+        if not target.is_file():
+            raise ImageError(f"{where}: the source {source[:80]!r} is not a file")
+        _check_sources(top, str(target), seen + (real,))
+
+
 @contextlib.contextmanager
 def quiet_georef() -> Iterator[None]:
     """Plain PNG/JPEG (and label maps of them) have no georeferencing; rasterio would warn about
@@ -188,6 +322,8 @@ class Raster:
     stretch: Stretch | None = None
     #: False: an alpha band is data (e.g. infrared in an RGBA PNG), not a validity mask
     alpha_mask: bool = True
+    #: True: the user vouched for the file (``--trust-vrt``): VRT raw bands, network, archives
+    trust_vrt: bool = False
 
     @property
     def is_georeferenced(self) -> bool:
@@ -222,7 +358,7 @@ class Raster:
 
         window = None if box is None else Window(box[1], box[0], box[3] - box[1], box[2] - box[0])
         unique = sorted(set(self.bands))
-        with _gdal_errors(self.path), rasterio.open(self.path) as src:
+        with _gdal_errors(self.path), gdal_env(self.path, self.trust_vrt), rasterio.open(self.path) as src:
             shape = None if out_shape is None else (len(unique), *out_shape)
             data = src.read(unique, window=window, out_shape=shape)
             masks = None if self.nodata is not None or not self.alpha_mask else \
@@ -312,15 +448,19 @@ def estimate_stretch(raster: Raster, side: int = OVERVIEW_SIDE) -> Stretch | Non
 
 
 def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: float | None = None,
-                alpha_mask: bool = True) -> Raster:
+                alpha_mask: bool = True, trust_vrt: bool = False) -> Raster:
     """Read ``path``'s header, check it, and decide bands, palette, nodata and stretch
-    (``alpha_mask=False``: an alpha band is data, not a validity mask)."""
+    (``alpha_mask=False``: an alpha band is data, not a validity mask; ``trust_vrt``: a VRT may
+    read raw bands, the network and archives, see :func:`check_sources`)."""
     import rasterio
 
     path = str(path)
-    if not Path(path).exists() and "://" not in path and not path.startswith("/vsi"):
+    if path.lstrip().startswith("<"):
+        raise ImageError(f"{path[:40]}...: an inline XML dataset, not a file name")
+    if not Path(path).exists() and not _is_remote(path):
         raise ImageError(f"{path}: no such file")
-    with _gdal_errors(path, "open"), rasterio.open(path) as src:
+    check_sources(path, trust_vrt)
+    with _gdal_errors(path, "open"), gdal_env(path, trust_vrt), rasterio.open(path) as src:
         h, w, count = src.height, src.width, src.count
         if count < 1:
             raise ImageError(f"{path}: the file holds no raster bands")
@@ -329,15 +469,31 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
         chosen = _choose_bands(path, src, bands)
         palette = _palette_of(src, chosen)
         file_nodata = src.nodatavals[chosen[0] - 1]
+        georef = Georeference.of(src)
+        _check_georeference(path, georef)
         raster = Raster(path=path, driver=src.driver, height=h, width=w, count=count,
-                        dtype=src.dtypes[chosen[0] - 1], bands=chosen, georef=Georeference.of(src),
+                        dtype=src.dtypes[chosen[0] - 1], bands=chosen, georef=georef,
                         palette=palette, nodata=nodata,
-                        file_nodata=None if file_nodata is None else float(file_nodata), alpha_mask=alpha_mask)
+                        file_nodata=None if file_nodata is None else float(file_nodata), alpha_mask=alpha_mask,
+                        trust_vrt=trust_vrt)
     if raster.driver == "PNG":
         _check_png_stream(path)
     from dataclasses import replace
 
     return replace(raster, stretch=estimate_stretch(raster))
+
+
+def _check_georeference(path: str, georef: Georeference) -> None:
+    """A transform or GCPs with NaN or Inf place no pixel anywhere: every output's georeferencing,
+    the sidecar (strict JSON) and the vectors would be broken; refuse before any work."""
+    if georef.transform is not None and not all(math.isfinite(v) for v in georef.transform):
+        raise ImageError(f"{path}: the geotransform {list(georef.transform)} is not finite (NaN or Inf)")
+    if georef.transform is not None and georef.transform[0] * georef.transform[4] - \
+            georef.transform[1] * georef.transform[3] == 0:
+        raise ImageError(f"{path}: the geotransform {list(georef.transform)} is degenerate (pixel size 0)")
+    bad = next((g for g in georef.gcps if not all(math.isfinite(v) for v in g[:5])), None)
+    if bad is not None:
+        raise ImageError(f"{path}: a ground control point is not finite: {list(bad[:5])}")
 
 
 def _check_png_stream(path: str) -> None:
@@ -355,9 +511,9 @@ def _check_png_stream(path: str) -> None:
 
 
 def read_image(path: str | Path, bands: Sequence[int] | None = None, nodata: float | None = None,
-               alpha_mask: bool = True) -> tuple[np.ndarray, np.ndarray, Raster]:
+               alpha_mask: bool = True, trust_vrt: bool = False) -> tuple[np.ndarray, np.ndarray, Raster]:
     """The whole image as (H, W, 3) uint8, its valid mask, and the :class:`Raster` it came from."""
-    raster = open_raster(path, bands, nodata, alpha_mask)
+    raster = open_raster(path, bands, nodata, alpha_mask, trust_vrt)
     rgb, valid = raster.read_rgb()
     return rgb, valid, raster
 
@@ -382,10 +538,12 @@ def is_raster(path: str | Path) -> bool:
     name = Path(path).name.lower()
     if name.startswith(".") or name.endswith(SIDECAR_SUFFIXES):
         return False
+    if reaches_other_files(path):
+        return True  # a raster by intent; whether it may be opened is open_raster's decision
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with rasterio.open(path) as src:
+            with gdal_env(str(path)), rasterio.open(path) as src:
                 return src.count > 0
     except (RasterioError, CPLE_BaseError, NotGeoreferencedWarning):
         return False

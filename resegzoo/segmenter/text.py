@@ -10,15 +10,41 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
+import unicodedata
+
 import torch
 import torch.nn.functional as F
 
 from resegzoo.errors import ResegzooError
-from resegzoo.schema import SchemaError, load_yaml
+from resegzoo.schema import MAX_YAML_BYTES, SchemaError, decode_utf8, load_yaml
 
 
 class VocabularyError(ResegzooError, ValueError):
-    """A class list that cannot be used: empty, an empty name, a duplicate name."""
+    """A class list that cannot be used: empty, an empty name, a duplicate name, a name that is not
+    text, too long, or holds control characters."""
+
+
+#: the longest class name or label: a name is a few words of a prompt (CLIP reads 77 tokens); a
+#: longer one is a mistake that would cost minutes of text passes and a legend wider than any screen
+MAX_NAME_CHARS = 200
+#: the most names (synonyms included) one vocabulary may hold: each is a text pass per template
+MAX_NAMES = 1000
+
+
+def _check_name(name: Any, what: str) -> str:
+    """One name or label: text, stripped, bounded, printable (no newline, NUL, other controls:
+    they break the legend, the GeoTIFF's category names and the QGIS style)."""
+    if not isinstance(name, str):
+        raise VocabularyError(f"{what}: {name!r} is not a name; names are text (quote numbers in YAML: '1')")
+    name = name.strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise VocabularyError(f"{what}: a name of {len(name):,} characters ({name[:20]!r}...); "
+                              f"at most {MAX_NAME_CHARS} are allowed")
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
+    if bad is not None:
+        raise VocabularyError(f"{what}: the name {name[:40]!r} holds the control character {bad!r}; "
+                              "names are one line of printable text")
+    return name
 
 
 @dataclass(frozen=True, init=False)
@@ -32,9 +58,16 @@ class Vocabulary:
 
     def __init__(self, classes: Sequence[Sequence[str] | str], labels: Sequence[str] | None = None) -> None:
         cleaned: list[tuple[str, ...]] = []
+        total = 0
         for i, cls in enumerate(classes):
+            if not isinstance(cls, (str, list, tuple)):
+                raise VocabularyError(f"class {i + 1}: {cls!r} is not a name or a list of names")
             names = (cls,) if isinstance(cls, str) else tuple(cls)
-            names = tuple(str(n).strip() for n in names)
+            total += len(names)
+            if total > MAX_NAMES:
+                raise VocabularyError(f"more than {MAX_NAMES} names (synonyms included); each is a text pass "
+                                      "per template")
+            names = tuple(_check_name(n, f"class {i + 1}") for n in names)
             if not names or any(not n for n in names):
                 raise VocabularyError(f"class {i + 1} has an empty name: every class needs at least one "
                                       "non-empty name (check for doubled or trailing ';' or ',')")
@@ -50,7 +83,7 @@ class Vocabulary:
                 seen[n.lower()] = i
         object.__setattr__(self, "classes", tuple(cleaned))
         if labels is not None:
-            labels = tuple(str(label).strip() for label in labels)
+            labels = tuple(_check_name(label, f"label {i + 1}") for i, label in enumerate(labels))
             if len(labels) != len(cleaned) or not all(labels):
                 raise VocabularyError(f"{len(labels)} class labels for {len(cleaned)} classes: give one "
                                       "non-empty label per class")
@@ -68,6 +101,16 @@ class Vocabulary:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Vocabulary":
+        """See :meth:`_from_file`; a problem with a name is reported with the file's name."""
+        try:
+            return cls._from_file(path)
+        except VocabularyError as exc:
+            if str(exc).startswith(str(path)):
+                raise
+            raise VocabularyError(f"{path}: {exc}") from None
+
+    @classmethod
+    def _from_file(cls, path: str | Path) -> "Vocabulary":
         """A ``.txt`` (one class per line, synonyms separated by ',', '#' comments) or a YAML
         list whose items are a name or a list of synonyms (or ``{classes: [...]}``).
 
@@ -86,9 +129,12 @@ class Vocabulary:
                            labels=[label for label, _ in pairs])
             return cls(data)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise VocabularyError(f"{path}: no such vocabulary file") from None
+        if len(raw) > MAX_YAML_BYTES:
+            raise VocabularyError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a vocabulary")
+        lines = decode_utf8(raw, path).splitlines()
         rows = [row for row in (line.split("#", 1)[0].strip() for line in lines) if row]
         if rows and all(":" in row for row in rows):
             pairs = [row.split(":", 1) for row in rows]
@@ -117,7 +163,7 @@ def load_templates(spec: str) -> tuple[str, ...]:
         if not path.is_file():
             raise SchemaError(f"text.templates: {spec!r} is neither a template set "
                               f"({', '.join(TEMPLATE_SETS)}) nor a file")
-        text, where = path.read_text("utf-8"), str(path)
+        text, where = decode_utf8(path.read_bytes(), path), str(path)
     templates = tuple(t.strip() for t in text.splitlines() if t.strip() and not t.lstrip().startswith("#"))
     bad = [t for t in templates if t.count("{}") != 1]
     if not templates or bad:

@@ -54,6 +54,18 @@ def assert_one_line_error(result, *fragments: str) -> str:
     return message
 
 
+def refused(root: Path, *args: str, fragments: tuple[str, ...], out: Path, allowed: Iterable[Path] = ()) -> str:
+    """Run the CLI; it must fail with a one-line error containing ``fragments``, write no output
+    under ``out``, touch nothing under ``root`` outside ``out`` and ``allowed``, and run no code
+    (no ``code-ran`` path anywhere under ``root``). Returns the error line."""
+    before = snapshot(root)
+    message = assert_one_line_error(cli(*args), *fragments)
+    assert_nothing_outside(root, before, allowed=[*allowed, out])
+    assert files_under(out) == [], "a refused input writes no outputs"
+    assert not list(root.rglob("code-ran")), "the hostile file ran code"
+    return message
+
+
 def zip_entries(path: Path, entries: Iterable[tuple[str | zipfile.ZipInfo, bytes]],
                 compression: int = zipfile.ZIP_STORED) -> Path:
     """A zip holding ``entries`` exactly as given (names are not cleaned, duplicates are kept)."""

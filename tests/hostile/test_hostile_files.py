@@ -20,7 +20,7 @@ import rasterio
 import torch
 from PIL import Image
 
-from hostile_helpers import assert_nothing_outside, assert_one_line_error, cli, files_under, snapshot, zip_entries
+from hostile_helpers import refused, zip_entries
 
 
 @pytest.fixture
@@ -33,13 +33,8 @@ def workspace(tmp_path, resegzoo_cache):
 def _refused(workspace: Path, *args: str, fragments: tuple[str, ...], out: Path | None = None) -> str:
     """Run the CLI; it must fail with a one-line error, write no output, touch nothing outside
     the cache and ``out``, and run no code (no ``code-ran`` folder anywhere)."""
-    before = snapshot(workspace)
-    message = assert_one_line_error(cli(*args), *fragments)
-    out = out or workspace / "out"
-    assert_nothing_outside(workspace, before, allowed=[workspace / "resegzoo-cache", out])
-    assert files_under(out) == [], "a refused input writes no outputs"
-    assert not list(workspace.rglob("code-ran")), "the hostile file ran code"
-    return message
+    return refused(workspace, *args, fragments=fragments, out=out or workspace / "out",
+                   allowed=[workspace / "resegzoo-cache"])
 
 
 def _segment(workspace: Path, *args: str) -> tuple[str, ...]:

@@ -10,8 +10,6 @@ from resegzoo.plugins.hookspecs import hookimpl
 def resegzoo_register_variants(register):
     from resegzoo.weights.zoo import ClipVariant
 
-    from resegzoo_oracle import build
-
     for name, patch in (("oracle", 1), ("oracle-p4", 4)):
         register(ClipVariant(
             name=name,
@@ -20,5 +18,12 @@ def resegzoo_register_variants(register):
             license="Apache-2.0",
             citation="resegzoo test plugin (no publication)",
             description=f"synthetic colour encoder for tests: patch {patch} px, window 32 px",
-            build=functools.partial(build, patch_size=patch, image_size=32),
+            build=functools.partial(_build, patch_size=patch, image_size=32),
         ))
+
+
+def _build(device: str = "cpu", patch_size: int = 1, image_size: int = 32):
+    # imported when a model is built, not when variants are listed: the encoder imports torch
+    from resegzoo_oracle.encoder import build
+
+    return build(device=device, patch_size=patch_size, image_size=image_size)
