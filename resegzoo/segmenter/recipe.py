@@ -59,7 +59,9 @@ class InferenceSettings:
     stride: Optional[int] = None
     #: ``pad`` (pad the image at the bottom/right so windows at multiples of the stride cover
     #: it) or ``shift`` (mmseg's slide inference: the last window moved back to end at the border).
-    window_placement: Literal["pad", "shift"] = "pad"
+    #: ``image``: one window, the whole image whatever its shape (methods that resize each window
+    #: to their own square input: SegEarth-OV3 without sliding; not the CLIP method).
+    window_placement: Literal["pad", "shift", "image"] = "pad"
     #: padding fill: ``edge`` (repeat border pixels) or ``zero`` (black, the reference code).
     pad_mode: Literal["edge", "zero"] = "edge"
     #: ``logits`` (patch cosines upsampled bilinearly to the window) or ``features`` (patch
