@@ -15,15 +15,34 @@ Rasters of any size (anything GDAL opens), block by block in bounded memory, nod
     from resegzoo.api import RasterOptions, segment_raster
     run = segment_raster(seg, vocab, "scene.tif", "scene.labels.tif", RasterOptions(nodata=0))
     run.pixel_fraction()   # per class, of the valid pixels; run.nodata_pixels
+
+Files, folders and glob patterns, one unit of outputs per input (what ``resegzoo segment`` does):
+
+    from resegzoo.api import segment_files
+    result = segment_files(["tiles/"], "building; road, street; tree", "labels/", model="oracle")
+    result.records         # each written input's sidecar record; result.failures, result.skipped
+    print(result.summary())
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Sequence
+
+from resegzoo.batch.inputs import BatchInputError
 from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
-from resegzoo.segmenter.core import ModelLoadError, Segmenter, SegmentResult, check_image
+from resegzoo.batch.progress import BatchProgress
+from resegzoo.batch.units import BatchOptions, BatchResult
+from resegzoo.outputs.gis.products import GisOutputs
+from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
+from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
 
 __all__ = [
+    "BatchInputError",
+    "BatchProgress",
+    "BatchResult",
+    "GisOutputs",
     "ModelLoadError",
     "RasterOptions",
     "RasterPlan",
@@ -37,5 +56,86 @@ __all__ = [
     "load_recipe",
     "load_templates",
     "plan_raster",
+    "segment_files",
     "segment_raster",
 ]
+
+
+def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out: str | Path = "segment-out", *,
+                  recipe: "SegmentRecipe | str | Path | None" = None, model: str | None = None,
+                  masks: str | None = None, device: str = "cpu", architecture: str | None = None,
+                  bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
+                  probs: str | None = None, recursive: bool = False, overwrite: bool = False,
+                  skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
+                  gis: GisOutputs | None = None,
+                  engine: Any = "local", progress: BatchProgress | None = None) -> BatchResult:
+    """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
+    a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
+    as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
+    ``-2``, ``-3`` ...; ``overwrite`` replaces); ``skip_existing`` skips inputs whose result with
+    these settings is there; ``continue_on_error`` records failing inputs in the result instead of
+    raising; ``trust_vrt`` lets VRTs read raw bands, network and archive sources. ``engine``:
+    ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
+
+    Everything is checked before the model loads (classes, recipe, inputs, bands, nodata, GIS
+    options: a :class:`BatchInputError`; the device and a writable ``out``)."""
+    from resegzoo.batch.inputs import expand_inputs
+    from resegzoo.batch.units import run_batch
+    from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
+    from resegzoo.outputs.gis.products import GisOptionError
+    from resegzoo.plugins.registry import RegistryError
+    from resegzoo.raster import reader
+    from resegzoo.runtime.preflight import check_device, check_output_folder
+    from resegzoo.schema import SchemaError
+
+    out = Path(out)
+    gis = gis or GisOutputs()
+    progress = progress or BatchProgress()
+    options = engine if isinstance(engine, EngineOptions) else EngineOptions(str(engine)).check()
+    try:
+        vocab = classes if isinstance(classes, Vocabulary) else Vocabulary.parse(classes)
+    except VocabularyError as exc:
+        raise BatchInputError(str(exc)) from None
+    if len(vocab) + 1 > reader.NODATA_LABEL:
+        raise BatchInputError(f"{len(vocab)} classes: at most {reader.NODATA_LABEL - 1} fit an 8-bit label map "
+                              f"(with background; {reader.NODATA_LABEL} is nodata)")
+    if not isinstance(recipe, SegmentRecipe):
+        try:
+            recipe = load_recipe(recipe)
+            load_templates(recipe.text.templates)
+        except SchemaError as exc:
+            raise BatchInputError(f"bad recipe: {exc}") from None
+    files = expand_inputs(inputs, recursive)
+    try:
+        band_list = reader.parse_bands(bands) if bands is None or isinstance(bands, str) else tuple(bands)
+        nodata_value = reader.parse_nodata(nodata) if nodata is None or isinstance(nodata, str) else float(nodata)
+    except reader.ImageError as exc:
+        raise BatchInputError(str(exc)) from None
+    failures: list[tuple[Path, str]] = []
+    rasters = []
+    for f in files:
+        try:
+            rasters.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt))
+        except reader.ImageError as exc:
+            if not continue_on_error:
+                raise BatchInputError(str(exc)) from None
+            failures.append((f, str(exc)))
+    try:
+        gis.check(rasters)
+    except GisOptionError as exc:
+        raise BatchInputError(str(exc)) from None
+    check_device(device)
+    check_output_folder(out)  # before the model loads: a bad out must not cost the computing
+    try:
+        seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
+    except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
+        raise ModelLoadError(str(exc)) from None
+    for note in seg.notes:
+        progress.note(note)
+    spec = SegmenterSpec(recipe, model, masks, device, architecture)
+    batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
+                         continue_on_error=continue_on_error, gis=gis)
+    result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress)
+    result.failures[:0] = failures
+    result.inputs = len(files)
+    return result

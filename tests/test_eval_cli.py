@@ -272,3 +272,66 @@ def test_a_real_clip_model_with_slic_segments_gives_the_api_s_own_confusion(tmp_
     pred = np.where(res.labels == res.background_index, 5, res.labels)  # clutter is Vaihingen's background
     assert run["confusion"] == confusion_matrix(pred, label, 6).tolist()
     assert sum(map(sum, run["confusion"])) == int((label != 255).sum())
+
+
+@pytest.fixture
+def segment_calls(monkeypatch):
+    from resegzoo.segmenter.core import Segmenter
+
+    calls, original = [], Segmenter.segment
+
+    def counting(self, image, vocab, progress=False):
+        calls.append(1)
+        return original(self, image, vocab, progress)
+
+    monkeypatch.setattr(Segmenter, "segment", counting)
+    return calls
+
+
+def test_the_same_settings_under_another_label_reuse_their_results(tmp_path, recipe, segment_calls):
+    root, out = tmp_path / "data", tmp_path / "out"
+    write_generic(root)
+    stride8 = tmp_path / "stride8.yaml"
+    stride8.write_text("inference: {window: 32, stride: 8}\nmasks: {generator: none}\n")
+    base = ["--dataset", "generic", "--root", str(root), "--model", "oracle", "--out", str(out)]
+    assert invoke(*base, "--recipe", str(recipe)).exit_code == 0  # one recipe: the row is labelled "oracle"
+    first = run_json(out)["runs"][0]
+    assert first["label"] == "oracle" and len(segment_calls) == 2
+    segment_calls.clear()
+    assert invoke(*base, "--recipe", str(recipe), "--recipe", str(stride8)).exit_code == 0  # labels: recipe names
+    runs = run_json(out)["runs"]
+    assert [r["label"] for r in runs] == ["recipe", "stride8"]
+    assert len(segment_calls) == 2  # stride8's two images only: recipe.yaml's came from the first command
+    assert runs[0]["run_dir"] == first["run_dir"] and runs[0]["confusion"] == first["confusion"]
+    assert len(list((out / "runs").iterdir())) == 2
+
+
+def test_a_folder_named_by_an_earlier_label_is_adopted(tmp_path, recipe, segment_calls):
+    root, out = tmp_path / "data", tmp_path / "out"
+    write_generic(root)
+    args = ["--dataset", "generic", "--root", str(root), "--model", "oracle", "--recipe", str(recipe), "--out", str(out)]
+    assert invoke(*args).exit_code == 0
+    run_dir = out / "runs" / run_json(out)["runs"][0]["run_dir"].rsplit("/", 1)[-1]
+    legacy = run_dir.with_name("my-old-label-" + run_json(out)["runs"][0]["key"][:12])  # how resegzoo named it before
+    run_dir.rename(legacy)
+    segment_calls.clear()
+    assert invoke(*args).exit_code == 0 and segment_calls == []
+    assert run_dir.is_dir() and not legacy.exists()
+
+
+def test_every_row_names_its_recipe_and_random_weights_are_marked(tmp_path, recipe):
+    root, out = tmp_path / "data", tmp_path / "out"
+    write_generic(root, images=1)
+    result = invoke("--dataset", "generic", "--root", str(root), "--recipe", str(recipe), "--model", "oracle",
+                    "--model", "example-tiny", "--out", str(out), "--overlays", "0")
+    assert result.exit_code == 0, result.output
+    table = (out / "results.md").read_text()
+    assert "| oracle | recipe.yaml | oracle | none |" in table
+    assert "| example-tiny (random weights) | recipe.yaml | example-tiny | none |" in table
+    assert "| oracle | recipe.yaml | 100.00 |" in table  # the per-class table too
+    assert "| example-tiny (random weights) | recipe.yaml |" in table.split("Per-class IoU")[1]
+    assert "random by design" in table
+    rows = list(csv.DictReader((out / "per_class.csv").open()))
+    assert {(r["run"], r["recipe"], r["random_weights"]) for r in rows} == {
+        ("oracle", "recipe.yaml", "false"), ("example-tiny", "recipe.yaml", "true")}
+    assert [r["random_weights"] for r in run_json(out)["runs"]] == [False, True]

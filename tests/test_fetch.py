@@ -9,15 +9,8 @@ import zipfile
 import pytest
 
 from resegzoo.outputs.atomic import temporaries
-from resegzoo.weights.hub import (
-    FetchError,
-    cache_dir,
-    download_url,
-    extract_member,
-    fetch,
-    is_cached,
-)
-from resegzoo.weights.zoo import ClipVariant, SamCheckpoint
+from resegzoo.weights.hub import cache_dir, download_url, extract_member, fetch_record, is_cached
+from resegzoo.weights.zoo import ClipVariant, FetchError, SamCheckpoint
 
 
 def _sam(url: str, sha256: str | None = None) -> SamCheckpoint:
@@ -32,12 +25,12 @@ def test_url_download_goes_to_cache_and_is_reused(http_server, resegzoo_cache):
     http_server.files["/sam_test.pth"] = PAYLOAD
     record = _sam(http_server.base + "/sam_test.pth", hashlib.sha256(PAYLOAD).hexdigest())
     assert not is_cached(record)
-    path = fetch(record, progress=False)
+    path = fetch_record(record, progress=False)
     assert path == resegzoo_cache / "downloads" / "sam_test.pth"
     assert path.read_bytes() == PAYLOAD
     assert not path.with_name("sam_test.pth.part").exists()
     assert is_cached(record)
-    fetch(record, progress=False)
+    fetch_record(record, progress=False)
     assert len(http_server.requests) == 1  # the second fetch made no request
 
 
@@ -57,12 +50,12 @@ def test_dropped_connection_keeps_the_part_file_and_the_next_fetch_resumes(http_
     http_server.drop_after = (1 << 20) + 7
     record = _sam(http_server.base + "/sam_test.pth", hashlib.sha256(PAYLOAD).hexdigest())
     with pytest.raises(FetchError, match="run the command again to resume"):
-        fetch(record, progress=False)
+        fetch_record(record, progress=False)
     part = resegzoo_cache / "downloads" / "sam_test.pth.part"
     kept = part.stat().st_size
     assert 0 < kept < len(PAYLOAD)
     assert not (resegzoo_cache / "downloads" / "sam_test.pth").exists()
-    assert fetch(record, progress=False).read_bytes() == PAYLOAD
+    assert fetch_record(record, progress=False).read_bytes() == PAYLOAD
     assert http_server.requests[-1] == ("/sam_test.pth", f"bytes={kept}-")
     assert not part.exists()
 
@@ -81,14 +74,14 @@ def test_wrong_sha256_is_an_error_naming_both_hashes(http_server, resegzoo_cache
     http_server.files["/sam_test.pth"] = PAYLOAD
     wrong = "0" * 64
     with pytest.raises(FetchError) as info:
-        fetch(_sam(http_server.base + "/sam_test.pth", wrong), progress=False)
+        fetch_record(_sam(http_server.base + "/sam_test.pth", wrong), progress=False)
     msg = str(info.value)
     assert wrong in msg and hashlib.sha256(PAYLOAD).hexdigest() in msg and "resegzoo fetch sam-test" in msg
 
 
 def test_http_error_says_how_to_recover(http_server, resegzoo_cache):
     with pytest.raises(FetchError, match="run the command again to resume"):
-        fetch(_sam(http_server.base + "/missing.pth"), progress=False)
+        fetch_record(_sam(http_server.base + "/missing.pth"), progress=False)
 
 
 def _skyclip_zip(member_bytes: bytes) -> bytes:
@@ -106,12 +99,12 @@ def test_archive_member_is_extracted_once(http_server, resegzoo_cache):
     variant = ClipVariant(name="sky-test", architecture="ViT-B-32", format="skyclip-zip", license="x",
                           citation="x", url=http_server.base + "/SkyCLIP_test.zip",
                           member="SkyCLIP_test/epoch_20.pt", sha256=hashlib.sha256(member).hexdigest())
-    path = fetch(variant, progress=False)
+    path = fetch_record(variant, progress=False)
     assert path.read_bytes() == member
     assert path.is_relative_to(resegzoo_cache / "extracted")
     first = path.stat().st_mtime_ns
     os.unlink(resegzoo_cache / "downloads" / "SkyCLIP_test.zip")  # not needed any more
-    assert fetch(variant, progress=False) == path and path.stat().st_mtime_ns == first
+    assert fetch_record(variant, progress=False) == path and path.stat().st_mtime_ns == first
     assert len(http_server.requests) == 1
     assert not temporaries(resegzoo_cache)
 
@@ -127,7 +120,7 @@ def test_offline_and_missing_says_what_to_download_and_where(http_server, resegz
     monkeypatch.setenv("RESEGZOO_OFFLINE", "1")
     url = http_server.base + "/sam_test.pth"
     with pytest.raises(FetchError) as info:
-        fetch(_sam(url), progress=False)
+        fetch_record(_sam(url), progress=False)
     msg = str(info.value)
     assert url in msg and str(resegzoo_cache / "downloads" / "sam_test.pth") in msg
     assert http_server.requests == []
@@ -137,7 +130,7 @@ def test_offline_uses_cached_url_file_without_network(http_server, resegzoo_cach
     monkeypatch.setenv("RESEGZOO_OFFLINE", "1")
     (resegzoo_cache / "downloads").mkdir(parents=True)
     (resegzoo_cache / "downloads" / "sam_test.pth").write_bytes(b"weights")
-    assert fetch(_sam(http_server.base + "/sam_test.pth"), progress=False).read_bytes() == b"weights"
+    assert fetch_record(_sam(http_server.base + "/sam_test.pth"), progress=False).read_bytes() == b"weights"
     assert http_server.requests == []
 
 
@@ -150,12 +143,12 @@ def test_hf_file_resolves_from_offline_cache(put_in_hf_cache):
     stored = put_in_hf_cache("someorg/SomeCLIP", "ckpt/Some-ViT.pt", b"pickled weights")
     variant = _hf_variant(hashlib.sha256(b"pickled weights").hexdigest())
     assert is_cached(variant)
-    assert fetch(variant).resolve() == stored.resolve()
+    assert fetch_record(variant).resolve() == stored.resolve()
 
 
 def test_hf_file_missing_offline_names_repo_file_and_command(hf_offline):
     with pytest.raises(FetchError) as info:
-        fetch(_hf_variant())
+        fetch_record(_hf_variant())
     msg = str(info.value)
     assert "someorg/SomeCLIP" in msg and "ckpt/Some-ViT.pt" in msg and "resegzoo fetch hf-test" in msg
     assert "HF_HUB_OFFLINE" in msg
@@ -164,30 +157,30 @@ def test_hf_file_missing_offline_names_repo_file_and_command(hf_offline):
 def test_verification_is_remembered_until_the_file_changes(put_in_hf_cache):
     stored = put_in_hf_cache("someorg/SomeCLIP", "ckpt/Some-ViT.pt", b"pickled weights")
     variant = _hf_variant(hashlib.sha256(b"pickled weights").hexdigest())
-    fetch(variant)
+    fetch_record(variant)
     assert (cache_dir() / "verified" / variant.sha256).is_file()
     stored.write_bytes(b"tampered weights")  # size and mtime change: hashed again, and caught
     with pytest.raises(FetchError, match="sha256"):
-        fetch(variant)
+        fetch_record(variant)
 
 
 def test_custom_variants_have_nothing_to_fetch():
     variant = ClipVariant(name="c", architecture="x", format="custom", license="x", citation="x",
                           build=lambda device="cpu": None)
     with pytest.raises(FetchError, match="built by its plugin"):
-        fetch(variant)
+        fetch_record(variant)
 
 
 def test_openclip_pretrained_tag_resolves_from_offline_hf_cache(put_in_hf_cache):
-    from resegzoo.weights.loading import resolve_variant
+    from resegzoo.weights.resolve import resolve_variant
 
     variant = resolve_variant("openai-vit-b-32")  # open_clip's tag 'openai' -> a timm/ HF repo
     assert not is_cached(variant)
     with pytest.raises(FetchError, match="resegzoo fetch openai-vit-b-32"):
-        fetch(variant)
+        fetch_record(variant)
     stored = put_in_hf_cache("timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors", b"w")
     assert is_cached(variant)
-    assert fetch(variant).resolve() == stored.resolve()
+    assert fetch_record(variant).resolve() == stored.resolve()
 
 
 def test_concurrent_fetches_download_once(http_server, resegzoo_cache):
@@ -196,7 +189,7 @@ def test_concurrent_fetches_download_once(http_server, resegzoo_cache):
     http_server.files["/sam_test.pth"] = PAYLOAD
     record = _sam(http_server.base + "/sam_test.pth", hashlib.sha256(PAYLOAD).hexdigest())
     with ThreadPoolExecutor(3) as pool:
-        paths = list(pool.map(lambda _: fetch(record, progress=False), range(3)))
+        paths = list(pool.map(lambda _: fetch_record(record, progress=False), range(3)))
     assert len(set(paths)) == 1 and paths[0].read_bytes() == PAYLOAD
     assert len(http_server.requests) == 1
 

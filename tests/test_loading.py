@@ -1,4 +1,4 @@
-"""resegzoo.weights.loading: every real checkpoint layout loads into a model equal to the saved one."""
+"""The CLIP model route (resegzoo.weights.loading): every real checkpoint layout loads into a model equal to the saved one."""
 from __future__ import annotations
 
 import io
@@ -11,16 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 from resegzoo.plugins import registry as registry_module
-from resegzoo.weights.checkpoint_files import CheckpointError
 from resegzoo.plugins.hookspecs import hookimpl
-from resegzoo.weights.hub import FetchError
-from resegzoo.weights.loading import (
-    LoadError,
-    checkpoint_path,
-    load_clip,
-    load_state_dict,
-    resolve_variant,
-)
+from resegzoo.weights.loading import checkpoint_path, load_clip, load_state_dict
+from resegzoo.weights.resolve import resolve_variant
+from resegzoo.weights.zoo import CheckpointError, FetchError, LoadError
 from resegzoo.plugins.manager import get_plugin_manager
 from resegzoo.plugins.registry import UnknownNameError, build_registry
 from resegzoo.testing import make_tiny_clip

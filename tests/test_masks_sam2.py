@@ -10,9 +10,10 @@ from PIL import Image
 from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
 from resegzoo.cli import build_cli
-from resegzoo.weights.hub import FetchError
+from resegzoo.weights.zoo import FetchError
 from resegzoo.masks.sam2 import Sam2Level, make_sam2_generator
-from resegzoo.masks.sam2_factory import Sam2MissingError, build_sam2_generator, load_sam2
+from resegzoo.masks.sam2_factory import Sam2MissingError, build_sam2_generator
+from resegzoo.weights.loading import load_sam2
 from resegzoo.masks.testing import make_tiny_sam2
 from resegzoo.weights.zoo import get_sam_checkpoint
 from test_masks_sam import blobs_image, paint_records
@@ -62,9 +63,9 @@ def test_sam21_zoo_records():
         assert record.file == file and record.url.endswith("/092824/" + file)
         assert record.license == "Apache-2.0" and record.size
     with pytest.raises(ValueError, match="go with --masks sam2"):
-        from resegzoo.masks.sam_factory import resolve_checkpoint
+        from resegzoo.weights.loading import sam_checkpoint
 
-        resolve_checkpoint("sam2.1-hiera-tiny", None)
+        sam_checkpoint("sam2.1-hiera-tiny", None)
 
 
 def test_checkpoint_round_trip_and_offline_error(tmp_path, tiny_sam2, hf_offline):

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from resegzoo.weights.hub import FetchError
+from resegzoo.weights.zoo import FetchError
 from resegzoo.masks.cache import CachedMaskGenerator, settings_digest
 from resegzoo.masks.sam import METHOD_LEVELS, SamLevel, SamMaskGenerator
 from resegzoo.masks.sam_factory import cache_settings, parse_sam_settings

@@ -1,4 +1,4 @@
-"""Issue 8, item 17: one open_clip builder (resegzoo.weights.loading.build_clip) serves segment, eval and
+"""Issue 8, item 17: one open_clip builder (resegzoo.weights.build.build_clip) serves segment, eval and
 compose's scoring, so compose scores CoCa models, old logit_scale layouts and HF/timm towers the
 way segment loads them."""
 from __future__ import annotations
@@ -74,16 +74,16 @@ def test_compose_scores_checkpoints_with_a_one_element_logit_scale(tmp_path, tin
 
 
 def test_scoring_and_segment_build_through_the_same_builder(tmp_path, monkeypatch):
-    from resegzoo.weights import loading
+    from resegzoo.weights import build
 
     seen = []
-    real = loading._build_model
+    real = build._build_model
 
     def spy(model_config):
         seen.append(copy.deepcopy(model_config))
         return real(model_config)
 
-    monkeypatch.setattr(loading, "_build_model", spy)
+    monkeypatch.setattr(build, "_build_model", spy)
     folder = save_folder(_coca(1), tmp_path / "c", _tiny_coca_config())
     load_scoring_model(resolve_input("c", str(folder)))
     load_clip(str(folder))
@@ -93,7 +93,7 @@ def test_scoring_and_segment_build_through_the_same_builder(tmp_path, monkeypatc
 def test_the_builder_switches_tower_downloads_off(tmp_path, tiny_clip):
     """A config asking a timm tower for pretrained weights: the checkpoint has them all, so the
     builder never downloads (scoring used to build the tower with the download on)."""
-    from resegzoo.weights.loading import _build_model
+    from resegzoo.weights.build import _build_model
 
     timm_cfg = {"embed_dim": 32, "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": True,
                                                 "image_size": 224, "timm_pool": "", "timm_proj": "linear"},

@@ -102,3 +102,59 @@ def test_text_cache_runs_once_per_vocabulary_and_templates():
     cache.get(Vocabulary.parse("a; c"), ("{}",))
     cache.get(v1, ("x {}",))
     assert enc.calls == 3 and cache.computed == 3
+
+
+@pytest.fixture
+def text_tower_calls(monkeypatch):
+    """Counts the text tower's forward passes (open_clip's CLIP.encode_text), one per batch of prompts."""
+    calls = []
+    original = open_clip.model.CLIP.encode_text
+
+    def counting(self, text, *args, **kwargs):
+        calls.append(len(text))
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(open_clip.model.CLIP, "encode_text", counting)
+    return calls
+
+
+def test_text_embeddings_are_stored_and_a_second_run_makes_no_text_pass(tmp_path, resegzoo_cache, text_tower_calls):
+    from compose_helpers import save_folder
+
+    from resegzoo.segmenter.core import Segmenter
+
+    folder = str(save_folder(make_tiny_clip(3), tmp_path / "tiny"))
+    vocab = Vocabulary.parse("building, roof; road; tree")
+    first = Segmenter.from_recipe(model=folder, masks="none")
+    embedded = first.text_embeddings(vocab)
+    assert len(text_tower_calls) == 1 and first.text.computed == 1
+    stored = list((resegzoo_cache / "text-embeddings").glob("*.safetensors"))
+    assert len(stored) == 1
+    again = Segmenter.from_recipe(model=folder, masks="none")  # a new process would do the same
+    reused = again.text_embeddings(vocab)
+    assert len(text_tower_calls) == 1 and again.text.computed == 0 and again.text.loaded == 1
+    assert torch.equal(reused.names, embedded.names) and torch.equal(reused.class_of_name, embedded.class_of_name)
+    # other names, other templates or other weights are other entries
+    again.text_embeddings(Vocabulary.parse("building; road; water"))
+    again.templates = ("a satellite photo of {}.",)
+    again.text_embeddings(vocab)
+    other = str(save_folder(make_tiny_clip(4), tmp_path / "other"))
+    Segmenter.from_recipe(model=other, masks="none").text_embeddings(vocab)
+    assert len(text_tower_calls) == 4 and len(list((resegzoo_cache / "text-embeddings").iterdir())) == 4
+
+
+def test_a_damaged_cache_entry_is_computed_again(tmp_path, resegzoo_cache, text_tower_calls):
+    from compose_helpers import save_folder
+
+    from resegzoo.segmenter.core import Segmenter
+
+    folder = str(save_folder(make_tiny_clip(3), tmp_path / "tiny"))
+    vocab = Vocabulary.parse("building; road")
+    expected = Segmenter.from_recipe(model=folder, masks="none").text_embeddings(vocab).names
+    [stored] = (resegzoo_cache / "text-embeddings").glob("*.safetensors")
+    stored.write_bytes(stored.read_bytes()[:40])  # truncated
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = Segmenter.from_recipe(model=folder, masks="none").text_embeddings(vocab).names
+    assert torch.equal(again, expected) and len(text_tower_calls) == 2
+    assert Segmenter.from_recipe(model=folder, masks="none").text_embeddings(vocab) is not None
+    assert len(text_tower_calls) == 2  # the rewritten entry is read back

@@ -86,6 +86,18 @@ class BlockResult:
     windows_skipped: int = 0
 
 
+@dataclass
+class BlockOutcome:
+    """One block as an engine hands it back (in any order): its result, or why there is none."""
+
+    job: int  # the raster's number in the batch
+    block: Block
+    result: BlockResult | None = None
+    #: an exception raised in this process, or the message of a remote worker's failure
+    error: BaseException | str | None = None
+    seconds: float = 0.0  # time spent computing it
+
+
 def _segmenter_window(segmenter_or_recipe: Any) -> tuple[Any, int, int]:
     recipe = getattr(segmenter_or_recipe, "recipe", segmenter_or_recipe)
     window = getattr(segmenter_or_recipe, "window", None) or recipe.inference.window

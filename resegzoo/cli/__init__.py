@@ -21,7 +21,9 @@ class ResegzooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ResegzooError as exc:
-            raise click.ClickException(str(exc)) from None
+            from resegzoo.raster.names import shown
+
+            raise click.ClickException(shown(str(exc))) from None  # a file name may not be UTF-8
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None

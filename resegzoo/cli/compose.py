@@ -118,7 +118,7 @@ def compose_command(recipe: str | None, models: tuple[str, ...], weighting: str,
     import warnings
 
     from resegzoo.compose import CompositionError, DistanceWarning, compose
-    from resegzoo.weights.hub import FetchError
+    from resegzoo.weights.zoo import FetchError
     from resegzoo.runtime.preflight import check_device, check_output_folder
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError

@@ -57,7 +57,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from pathlib import Path
 
     from resegzoo.api import ModelLoadError, Segmenter
-    from resegzoo.engines.ray_eval import eval_engine
+    from resegzoo.engines import eval_engine
     from resegzoo.eval.ablation import plan_runs
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports

@@ -18,8 +18,8 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
     With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
     """
-    from resegzoo.weights.hub import FetchError, NoNetworkError, cache_dir
-    from resegzoo.weights.hub import fetch as fetch_record
+    from resegzoo.weights.hub import cache_dir, fetch_record
+    from resegzoo.weights.zoo import FetchError, NoNetworkError
     from resegzoo.plugins.registry import RegistryError, UnknownNameError, get_registry
     from resegzoo.weights.zoo import get_sam3_model, get_sam_checkpoint, sam3_models, sam_checkpoints
 

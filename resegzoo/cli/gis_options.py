@@ -1,53 +1,15 @@
-"""The GIS-output flags of ``resegzoo segment`` (--cog, --vector, ...) and the call that makes the
-outputs from a finished label raster (see :mod:`resegzoo.outputs.gis`)."""
+"""The GIS-output flags of ``resegzoo segment`` (--cog, --vector, ...), given to the command as one
+:class:`~resegzoo.outputs.gis.products.GisOutputs` (which makes the products)."""
 from __future__ import annotations
 
-import dataclasses
 import functools
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import click
 
-#: files the GIS flags add per input, after its stem (the COG itself is ``STEM.labels.tif``)
-GIS_SUFFIXES = (".labels.tif.aux.xml", ".labels.qml", ".regions.gpkg", ".regions.geojson")
+from resegzoo.outputs.gis.products import GIS_SUFFIXES, GisOutputs
 
-
-@dataclasses.dataclass(frozen=True)
-class GisOutputs:
-    cog: bool = False
-    vector: bool = False
-    vector_format: str = "gpkg"
-    simplify: float = 0.0
-    min_area: float = 0.0
-
-    def check(self, infos: Sequence[Any]) -> None:
-        """Refuse, before any work, what cannot be written for these inputs."""
-        if self.vector and self.vector_format == "geojson":
-            for info in infos:
-                if info.crs is None:
-                    raise click.UsageError(f"{info.path}: no CRS, but GeoJSON (RFC 7946) is longitude/latitude; "
-                                           "use --vector-format gpkg for polygons in pixel coordinates")
-
-    def write(self, out: Path, stem: str, record: dict[str, Any]) -> dict[str, str]:
-        """Make the requested outputs from ``record``'s label raster; returns their file names by kind."""
-        from resegzoo.outputs.gis.cog import write_cog
-        from resegzoo.outputs.gis.style import write_qml
-        from resegzoo.outputs.gis.vector import vectorize, write_regions
-
-        labels = out / record["outputs"]["labels"]
-        names = record["class_names"]
-        palette = [tuple(rgb) for rgb in record["palette"]]
-        written: dict[str, str] = {}
-        if self.vector:
-            regions = vectorize(labels, names, simplify=self.simplify, min_area=self.min_area)
-            path = write_regions(out / f"{stem}.regions.{self.vector_format}", regions, self.vector_format)
-            written["vector"] = path.name
-        if self.cog:
-            cog, attributes = write_cog(labels, out / f"{stem}.labels.tif", names, palette)
-            written.update(cog=cog.name, attribute_table=attributes.name,
-                           qgis_style=write_qml(out / f"{stem}.labels.qml", names, palette).name)
-        return written
+__all__ = ["GIS_SUFFIXES", "GisOutputs", "gis_options"]
 
 
 def gis_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,7 +1,7 @@
 """Turn the recipe's input specs into files the composer can read tensor by tensor.
 
-Finding and fetching a checkpoint is the zoo's job (:mod:`resegzoo.weights.loading`, which accepts registry
-names, files, folders, ``local-dir:`` and ``hf-hub:``). This module adds what composing needs:
+Finding and fetching a checkpoint is the model route's job (:func:`resegzoo.weights.loading.clip_files`,
+which accepts registry names, files, folders, ``local-dir:`` and ``hf-hub:``). This module adds what composing needs:
 every input becomes a :class:`ResolvedInput` whose ``weights`` is a safetensors file, either the
 checkpoint itself or a copy converted once from a pickle into resegzoo's cache, keyed by the
 original file's sha256, so later runs read it tensor by tensor without unpickling anything.
@@ -53,9 +53,9 @@ class ResolvedInput:
 
 def _safetensors_copy(path: Path, sha: str) -> Path:
     """``path`` itself if it is safetensors, else its state dict converted once into the cache."""
-    from resegzoo.weights.checkpoint_files import read_state_dict
     from resegzoo.compose.st_io import write_state_dict
     from resegzoo.weights.hub import cache_dir
+    from resegzoo.weights.read import read_state_dict
 
     if path.suffix == ".safetensors":
         return path
@@ -70,12 +70,15 @@ def _safetensors_copy(path: Path, sha: str) -> Path:
 
 def resolve_input(label: str, spec: str) -> ResolvedInput:
     """Find (fetching if needed) one input and make it readable tensor by tensor."""
-    from resegzoo.weights import loading
+    from resegzoo.weights.loading import clip_files
+    from resegzoo.weights.zoo import ClipVariant
 
-    variant = loading.resolve_variant(spec)
-    path = Path(loading.checkpoint_path(spec))
+    files = clip_files(spec)
+    variant = files.source.record if isinstance(files.source.record, ClipVariant) else None
+    assert files.origin is not None and files.weights is not None  # every CLIP source has a weights file
+    path = files.origin  # the file as given (an archive, not its member): what the output names
     sha = cached_sha256(path)
-    item = ResolvedInput(label, spec, _safetensors_copy(path, sha), sha, str(path))
+    item = ResolvedInput(label, spec, _safetensors_copy(files.weights, sha), sha, str(path))
     item.public_spec = spec if variant is not None else public_name(spec)
     if variant is not None:
         item.architecture = variant.architecture
@@ -84,8 +87,8 @@ def resolve_input(label: str, spec: str) -> ResolvedInput:
         item.hf_repo, item.init_from = variant.hf_repo, variant.init_from
         return item
     # Folders (local or hf-hub snapshots) and files with a config beside them carry their own.
-    config_path = path.parent / "open_clip_config.json"
-    if config_path.is_file():
+    config_path = files.config
+    if config_path is not None:
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
             item.model_config = config["model_cfg"]

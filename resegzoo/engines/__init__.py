@@ -7,77 +7,34 @@ Ray is an optional dependency (``pip install "resegzoo[ray]"``) imported only in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, ContextManager
 
-import click
+from resegzoo.engines.options import ENGINES, EngineError, EngineOptions, SegmenterSpec, engine_options
 
-from resegzoo.errors import ResegzooError
-
-ENGINES = ("local", "ray")
-
-
-class EngineError(ResegzooError):
-    """An engine that cannot run as asked (Ray missing, a cluster that cannot be reached, bad sizes)."""
+__all__ = ["ENGINES", "EngineError", "EngineOptions", "SegmenterSpec", "engine_options", "eval_engine",
+           "raster_engine"]
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """The ``--engine`` family of options, as given on the command line."""
+def raster_engine(options: EngineOptions, spec: SegmenterSpec | None = None) -> Any:
+    """The engine that computes a segment batch's blocks (the ``engine`` of
+    :func:`resegzoo.batch.units.run_batch`): this process, or Ray actors built from ``spec``."""
+    if options.is_local:
+        from resegzoo.batch.local import LocalBlocks
 
-    name: str = "local"
-    #: a Ray cluster to join (``ray://host:10001``, ``host:6379`` or ``auto``); None: start Ray here
-    address: str | None = None
-    #: how many actors (model copies) work at once; None: as many as the CPUs/GPUs allow
-    actors: int | None = None
-    gpus_per_actor: float = 0.0
-    cpus_per_actor: float = 1.0
+        return LocalBlocks()
+    if spec is None:
+        raise EngineError("--engine ray builds the segmenter on every actor: give its SegmenterSpec")
+    from resegzoo.engines.ray_segment import RayBlocks
 
-    def check(self) -> "EngineOptions":
-        if self.name == "local":
-            given = [flag for flag, value in (("--address", self.address), ("--actors", self.actors))
-                     if value is not None]
-            if self.gpus_per_actor or self.cpus_per_actor != 1.0:
-                given.append("--gpus-per-actor/--cpus-per-actor")
-            if given:
-                raise EngineError(f"{', '.join(given)} go with --engine ray (the local engine runs in this process)")
-        if self.actors is not None and self.actors < 1:
-            raise EngineError(f"--actors {self.actors}: give at least 1")
-        if self.gpus_per_actor < 0 or self.cpus_per_actor <= 0:
-            raise EngineError("--gpus-per-actor must be >= 0 and --cpus-per-actor > 0")
-        return self
-
-    @property
-    def is_local(self) -> bool:
-        return self.name == "local"
+    return RayBlocks(options, spec)
 
 
-def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --engine, --address, --actors, --gpus-per-actor, --cpus-per-actor to a click command;
-    the command receives them as one ``engine`` keyword (an :class:`EngineOptions`)."""
-    import functools
+def eval_engine(options: EngineOptions, device: str, say: Callable[[str], None]) -> ContextManager[Any]:
+    """The ``engine`` of :meth:`resegzoo.eval.runner.EvalRun.run`: None (its own loop) for
+    ``--engine local``; Ray actors, for the length of the ``with`` block, for ``--engine ray``."""
+    if options.is_local:
+        return contextlib.nullcontext(None)
+    from resegzoo.engines.ray_eval import ray_eval_engine
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, engine: str, address: str | None, actors: int | None, gpus_per_actor: float,
-                cpus_per_actor: float, **kwargs: Any) -> Any:
-        options = EngineOptions(engine, address, actors, gpus_per_actor, cpus_per_actor).check()
-        return command(*args, engine=options, **kwargs)
-
-    decorators = [
-        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
-                     help="Where the work runs: this process, or Ray actors (pip install \"resegzoo[ray]\"; "
-                          "see docs/cluster.md)."),
-        click.option("--address", default=None, metavar="ADDR",
-                     help="--engine ray: join this Ray cluster (e.g. ray://head:10001, or auto) instead of "
-                          "starting Ray inside this process."),
-        click.option("--actors", type=int, default=None, metavar="N",
-                     help="--engine ray: number of actors, each holding one copy of the model "
-                          "(default: as many as the cluster's CPUs/GPUs allow)."),
-        click.option("--gpus-per-actor", type=float, default=0.0, show_default=True, metavar="G",
-                     help="--engine ray: GPUs per actor (fractions share a GPU); actors then run on cuda."),
-        click.option("--cpus-per-actor", type=float, default=1.0, show_default=True, metavar="C",
-                     help="--engine ray: CPUs per actor (also its torch thread count)."),
-    ]
-    for decorate in reversed(decorators):
-        wrapper = decorate(wrapper)
-    return wrapper
+    return ray_eval_engine(options, device, say)

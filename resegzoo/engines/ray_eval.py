@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterator
 
-from resegzoo.engines import EngineOptions
+from resegzoo.engines.options import EngineOptions
 from resegzoo.engines.ray_runtime import ActorWork, Throughput, ray_session, stream
 from resegzoo.eval.datasets import DatasetError
 
@@ -61,11 +61,8 @@ class RayEval:
 
 
 @contextlib.contextmanager
-def eval_engine(options: EngineOptions, device: str, say: Callable[[str], None]) -> Iterator[Any]:
-    """None for --engine local (EvalRun.run's own loop); a :class:`RayEval` inside a Ray session."""
-    if options.is_local:
-        yield None
-        return
+def ray_eval_engine(options: EngineOptions, device: str, say: Callable[[str], None]) -> Iterator[Any]:
+    """A :class:`RayEval` inside a Ray session (the local engine is EvalRun.run's own loop)."""
     with ray_session(options) as ray:
         engine = RayEval(ray, options, device)
         yield engine

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from resegzoo.engines import EngineError, EngineOptions
+from resegzoo.engines.options import EngineError, EngineOptions
 from resegzoo.errors import ResegzooError
 
 INSTALL_HINT = 'pip install "resegzoo[ray]"'

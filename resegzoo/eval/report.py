@@ -25,6 +25,22 @@ PROTOCOL_NOTE = ("Protocol: peers = SegEarth-OV's evaluation protocol exactly (r
                  "compare with the peers' published numbers.")
 
 
+RANDOM_MARK = "(random weights)"
+RANDOM_NOTE = (f"Rows marked {RANDOM_MARK} use a model whose weights are random by design (a demo or test "
+               "model): their numbers measure nothing.")
+
+
+def random_weights(result: RunResult) -> bool:
+    """Whether the run's model is a registry variant with random weights by design."""
+    from resegzoo.segmenter.models import random_weights_note
+
+    return random_weights_note(result.spec.model) is not None
+
+
+def _row_name(result: RunResult) -> str:
+    return f"{result.spec.label} {RANDOM_MARK}" if random_weights(result) else result.spec.label
+
+
 def _pct(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
@@ -41,6 +57,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
         runs.append({
             "label": r.spec.label, "key": r.key, "run_dir": str(r.run_dir),
             "model": r.spec.model, "masks": r.spec.masks, "recipe_source": r.spec.recipe_source,
+            "recipe_name": r.spec.recipe_name, "random_weights": random_weights(r),
             "protocol": protocol_name(r.spec.recipe), "recipe": r.spec.recipe.to_dict(), "images": r.images,
             "miou": _json_number(s.miou), "mean_accuracy": _json_number(s.mean_accuracy),
             "overall_accuracy": _json_number(s.overall_accuracy), "mean_f1": _json_number(s.mean_f1),
@@ -62,14 +79,15 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
     info = dataset.info
     d = dataset.describe()
     lines = [f"# {info.title} ({d['split'] or 'all'} split, {d['layout']} layout)", ""]
-    header = "| run | model | masks | protocol | images | mIoU | mAcc | aAcc | mF1 |"
+    header = "| run | recipe | model | masks | protocol | images | mIoU | mAcc | aAcc | mF1 |"
     if len(results) > 1:
         header += " Δ mIoU |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     base = results[0].scores.miou if results else float("nan")
     for r in results:
         s = r.scores
-        row = (f"| {r.spec.label} | {r.spec.model} | {r.spec.masks} | {protocol_name(r.spec.recipe)} | "
+        row = (f"| {_row_name(r)} | {r.spec.recipe_name} | {r.spec.model} | {r.spec.masks} | "
+               f"{protocol_name(r.spec.recipe)} | "
                f"{r.images} | {_pct(s.miou)} | "
                f"{_pct(s.mean_accuracy)} | {_pct(s.overall_accuracy)} | {_pct(s.mean_f1)} |")
         if len(results) > 1:
@@ -77,22 +95,27 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
             row += " - |" if r is results[0] or math.isnan(delta) else f" {100 * delta:+.2f} |"
         lines.append(row)
     names = info.class_names
-    lines += ["", "Per-class IoU (%):", "", "| run | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    lines += ["", "Per-class IoU (%):", "", "| run | recipe | " + " | ".join(names) + " |",
+              "|" + "---|" * (len(names) + 2)]
     for r in results:
-        lines.append(f"| {r.spec.label} | " + " | ".join(_pct(v) for v in r.scores.iou) + " |")
+        lines.append(f"| {_row_name(r)} | {r.spec.recipe_name} | " + " | ".join(_pct(v) for v in r.scores.iou) + " |")
     lines += ["", "Classes absent from both prediction and ground truth show as '-' and are left out of the means.",
               PROTOCOL_NOTE]
+    if any(random_weights(r) for r in results):
+        lines.append(RANDOM_NOTE)
     return "\n".join(lines) + "\n"
 
 
 def per_class_csv(results: Sequence[RunResult]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "class", "iou", "accuracy", "f1", "gt_pixels", "predicted_pixels"])
+    writer.writerow(["run", "recipe", "model", "masks", "random_weights", "class", "iou", "accuracy", "f1",
+                     "gt_pixels", "predicted_pixels"])
     for r in results:
         gt, predicted = r.confusion.sum(axis=1), r.confusion.sum(axis=0)
+        ident = [r.spec.label, r.spec.recipe_name, r.spec.model, r.spec.masks, str(random_weights(r)).lower()]
         for k, name in enumerate(r.class_names):
-            writer.writerow([r.spec.label, name, _pct(r.scores.iou[k]), _pct(r.scores.accuracy[k]),
+            writer.writerow([*ident, name, _pct(r.scores.iou[k]), _pct(r.scores.accuracy[k]),
                              _pct(r.scores.f1[k]), int(gt[k]), int(predicted[k])])
     return buf.getvalue()
 

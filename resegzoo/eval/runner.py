@@ -2,11 +2,12 @@
 
 Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
 atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
-The run folder's name carries a hash of everything that decides the numbers (dataset, split,
-root, classes, label encoding, recipe, model, masks, and the fingerprints of
-:mod:`resegzoo.eval.fingerprints`: the weights' contents, SAM's, resegzoo's version, the dataset's
-file list): a rerun with other settings or other weights lands in another folder and never mixes
-its images with these.
+The run folder's name is made of the settings alone: the model's and the masks' names and a hash
+of everything that decides the numbers (dataset, split, root, classes, label encoding, recipe,
+model, masks, and the fingerprints of :mod:`resegzoo.eval.fingerprints`: the weights' contents,
+SAM's, resegzoo's version, the dataset's file list). A rerun with other settings or other weights
+lands in another folder and never mixes its images with these; the same settings under another
+row label (one recipe or several, any --recipe spelling) find their stored results.
 """
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ class RunSpec:
     masks: str
     #: where the recipe came from (a path or a shipped recipe name), for the report
     recipe_source: str = ""
+
+    @property
+    def recipe_name(self) -> str:
+        """The recipe as a report names it: a shipped recipe's name, a file's name, else "-"."""
+        if not self.recipe_source:
+            return "-"
+        path = Path(self.recipe_source)
+        return self.recipe_source if path.suffix.lower() not in (".yaml", ".yml") else path.name
 
 
 @dataclass
@@ -112,9 +121,27 @@ class EvalRun:
         self.dataset, self.spec = dataset, spec
         self.settings = canonical_settings(run_settings(dataset, spec))
         self.key = settings_key(self.settings)
-        self.run_dir = Path(out_dir) / "runs" / f"{_slug(spec.label)}-{self.key[:12]}"
+        # named by settings only (never the row label), so any label finds the same folder
+        self.run_dir = Path(out_dir) / "runs" / f"{_slug(spec.model)}-{_slug(spec.masks)}-{self.key[:12]}"
         self.confusion_dir = self.run_dir / "confusion"
         self.overlay_dir = self.run_dir / "overlays"
+        self._adopt_labelled_folder()
+
+    def _adopt_labelled_folder(self) -> None:
+        """Rename a folder of these settings that an earlier resegzoo named by its row label
+        (``<label>-<key12>``) to this name, so its stored images are reused, not computed again."""
+        runs = self.run_dir.parent
+        if self.run_dir.exists() or not runs.is_dir():
+            return
+        for old in sorted(runs.glob(f"*-{self.key[:12]}")):
+            settings_file = old / "settings.json"
+            try:
+                stored = json.loads(settings_file.read_text())
+            except (OSError, ValueError):
+                continue  # not a run folder of these settings: left alone (the settings check reports it if used)
+            if old.is_dir() and settings_key(stored) == self.key:
+                old.replace(self.run_dir)
+                return
 
     def _check_stored_settings(self) -> None:
         settings_file = self.run_dir / "settings.json"

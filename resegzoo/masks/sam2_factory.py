@@ -1,27 +1,17 @@
-"""The ``sam2`` mask generator's settings and loading SAM 2.1 weights safely (weights_only)."""
+"""The ``sam2`` mask generator's settings and its factory (SAM 2.1 comes through the model route,
+:mod:`resegzoo.weights.loading`)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Optional
 
 from resegzoo.errors import ResegzooError
-from resegzoo.masks.sam_factory import SamSettings, file_fingerprint, resolve_checkpoint, state_differences
+from resegzoo.masks.sam_factory import SamSettings, file_fingerprint
 from resegzoo.schema import from_mapping
+from resegzoo.weights.build import SAM2_CONFIGS
 
 Sam2ModelType = Literal["hiera_t", "hiera_s", "hiera_b+", "hiera_l"]
-
-#: sam2's own model configs (inside the sam2 package) for each SAM 2.1 model type
-SAM2_CONFIGS: dict[str, str] = {
-    "hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml",
-    "hiera_s": "configs/sam2.1/sam2.1_hiera_s.yaml",
-    "hiera_b+": "configs/sam2.1/sam2.1_hiera_b+.yaml",
-    "hiera_l": "configs/sam2.1/sam2.1_hiera_l.yaml",
-}
-#: Hiera blocks per model type (1+2+7+2, 1+2+11+2, 2+3+16+3, 2+6+36+4): tells checkpoints apart
-_BLOCKS_TO_TYPE = {12: "hiera_t", 16: "hiera_s", 24: "hiera_b+", 48: "hiera_l"}
-
 
 class Sam2MissingError(ResegzooError, LookupError):
     """``--masks sam2`` without the optional sam2 package installed."""
@@ -51,48 +41,16 @@ def require_sam2() -> None:
         raise Sam2MissingError(INSTALL_HINT)
 
 
-def load_sam2(path: str | Path, model: str | None = None, device: str = "cpu") -> tuple[Any, str]:
-    """Build SAM 2.1 from sam2's own config and load a checkpoint with ``weights_only=True``.
-
-    ``model`` None: the type is read from the checkpoint's number of Hiera blocks."""
-    import torch
-    from sam2.build_sam import build_sam2
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "not a usable file"
-        raise ValueError(f"{path} could not be read as a SAM 2 checkpoint ({type(exc).__name__}: {exc})") from exc
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a SAM 2 state dict (a mapping of parameter names to tensors)")
-    blocks = {k.split(".")[3] for k in state if k.startswith("image_encoder.trunk.blocks.")}
-    found = _BLOCKS_TO_TYPE.get(len(blocks))
-    if model is None:
-        if found is None:
-            raise ValueError(f"{path} does not look like a SAM 2.1 checkpoint (no Hiera trunk of a known depth); "
-                             "give model: hiera_t, hiera_s, hiera_b+ or hiera_l if it is one")
-        model = found
-    elif found is not None and found != model:
-        raise ValueError(f"{path} holds a SAM 2.1 {found} checkpoint, but model: {model} was asked for")
-    net = build_sam2(SAM2_CONFIGS[model], None, device="cpu")  # no checkpoint: loaded below, weights_only
-    problems = state_differences(net.state_dict(), state)
-    if problems:
-        raise ValueError(f"{path} does not fit SAM 2.1 {model}: {'; '.join(problems)}")
-    net.load_state_dict(state, strict=True)
-    return net.to(device).eval(), model
-
-
 def build_sam2_generator(**settings: Any) -> Any:
     """The ``sam2`` factory: ``masks.settings`` of a recipe as keyword arguments."""
     from resegzoo.masks.sam2 import make_sam2_generator
     from resegzoo.masks.sam_factory import resolve_device
+    from resegzoo.weights.loading import load_sam2, sam_checkpoint
 
     parsed = from_mapping(Sam2Settings, settings, "sam2 settings")
     levels = parsed.resolved_levels()  # validate the levels now, not at the first image
     require_sam2()
-    path, sha256 = resolve_checkpoint(parsed.checkpoint, parsed.model, default="hiera_t",
-                                      family=tuple(SAM2_CONFIGS))
+    path, sha256 = sam_checkpoint(parsed.checkpoint, parsed.model, default="hiera_t", family=tuple(SAM2_CONFIGS))
     model, model_type = load_sam2(path, parsed.model, resolve_device(parsed.device))
     generator = make_sam2_generator(
         model, levels, precision=parsed.precision or "fp32", crop_overlap_ratio=parsed.crop_overlap_ratio,

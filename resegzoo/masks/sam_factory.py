@@ -1,8 +1,8 @@
-"""The ``sam`` mask generator's settings (strictly validated) and loading SAM weights safely."""
+"""The ``sam`` mask generator's settings (strictly validated) and its factory (SAM comes through the
+model route, :mod:`resegzoo.weights.loading`)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -13,9 +13,6 @@ from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMask
 from resegzoo.schema import SchemaError, from_mapping
 
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
-
-#: The width of SAM's image encoder, which tells the three checkpoints apart.
-_WIDTH_TO_TYPE = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
 
 
 @dataclass(frozen=True)
@@ -89,80 +86,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_checkpoint(checkpoint: str | None, model: str | None, default: str = "vit_b",
-                       family: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")) -> tuple[Path, str | None]:
-    """The local .pth file for ``checkpoint`` (a path or a zoo name) and its known sha256, if any.
-    ``family``: the model types this generator runs (a zoo record of another type is an error)."""
-    if checkpoint is not None and (os.sep in checkpoint or checkpoint.endswith((".pth", ".pt"))
-                                   or Path(checkpoint).exists()):
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"SAM checkpoint {path} does not exist; give a .pth file or a zoo name "
-                                    "such as sam-vit-b")
-        return path, None
-    from resegzoo.weights import hub, zoo
-
-    record = zoo.get_sam_checkpoint(checkpoint or model or default)
-    if record.model_type not in family:
-        raise ValueError(f"checkpoint {record.name!r} is a {record.model_type} model; this mask generator runs "
-                         f"{', '.join(family)} (SAM 2.1 hiera_* checkpoints go with --masks sam2, vit_* with sam)")
-    if model is not None and record.model_type != model:
-        raise ValueError(f"SAM checkpoint {record.name!r} is a {record.model_type} model, but model: {model} "
-                         "was asked for; drop one of the two settings")
-    return hub.fetch(record), record.sha256
-
-
-def load_sam(path: str | Path, model: str | None = None, device: str = "cpu") -> tuple[Any, str]:
-    """Build SAM from a checkpoint file, loading it with ``weights_only=True``.
-
-    ``model`` None: the type is read from the checkpoint's encoder width. Returns (sam, model type).
-    A checkpoint that does not fit is an error naming the missing and unexpected keys.
-    """
-    import torch
-    from segment_anything import sam_model_registry
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "not a usable file"
-        raise ValueError(f"{path} could not be read as a SAM checkpoint ({type(exc).__name__}: {exc}); "
-                         "is it a complete segment-anything .pth file?") from exc
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a SAM state dict (a mapping of parameter names to tensors)")
-    patch = state.get("image_encoder.patch_embed.proj.weight")
-    found = _WIDTH_TO_TYPE.get(int(patch.shape[0])) if patch is not None else None
-    if model is None:
-        if found is None:
-            raise ValueError(f"{path} does not look like a segment-anything checkpoint (no image encoder "
-                             "of a known width); give model: vit_b, vit_l or vit_h if it is one")
-        model = found
-    elif found is not None and found != model:
-        raise ValueError(f"{path} holds a SAM {found} checkpoint, but model: {model} was asked for")
-    sam = sam_model_registry[model]()  # no checkpoint: segment-anything's own loader is not weights_only
-    problems = state_differences(sam.state_dict(), state)
-    if problems:
-        raise ValueError(f"{path} does not fit SAM {model}: {'; '.join(problems)}")
-    sam.load_state_dict(state, strict=True)
-    return sam.to(device).eval(), model
-
-
-def state_differences(expected: dict[str, Any], given: dict[str, Any]) -> list[str]:
-    """Missing keys, unexpected keys and shape mismatches, each list cut to a readable length."""
-    def shown(keys: list[str]) -> str:
-        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
-
-    missing = sorted(k for k in expected if k not in given)
-    unexpected = sorted(k for k in given if k not in expected)
-    reshaped = sorted(f"{k} {tuple(given[k].shape)} (expected {tuple(v.shape)})"
-                      for k, v in expected.items() if k in given and given[k].shape != v.shape)
-    problems = []
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", reshaped)):
-        if keys:
-            problems.append(f"{label}: {shown(keys)}")
-    return problems
-
-
 def file_fingerprint(path: Path, sha256: str | None) -> str:
     """Names the weights for the cache: the sha256 when known, else path, size and mtime."""
     if sha256:
@@ -173,8 +96,10 @@ def file_fingerprint(path: Path, sha256: str | None) -> str:
 
 def build_sam_generator(**settings: Any) -> Any:
     """The ``sam`` factory: ``masks.settings`` of a recipe as keyword arguments."""
+    from resegzoo.weights.loading import load_sam, sam_checkpoint
+
     parsed = parse_sam_settings(settings)
-    path, sha256 = resolve_checkpoint(parsed.checkpoint, parsed.model)
+    path, sha256 = sam_checkpoint(parsed.checkpoint, parsed.model)
     sam, model_type = load_sam(path, parsed.model, resolve_device(parsed.device))
     generator = SamMaskGenerator(
         sam, parsed.resolved_levels(), crop_overlap_ratio=parsed.crop_overlap_ratio,

@@ -84,6 +84,31 @@ def gdal_env(path: str, trust_vrt: bool = False) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def gdal_name(path: str | Path) -> Iterator[str]:
+    """A name GDAL can be given for the local file ``path``. rasterio encodes names as strict
+    UTF-8, so a name that is not (bytes a Linux file name may hold) is reached through a
+    temporary folder of links with UTF-8 names (see :func:`resegzoo.raster.names.output_stem`):
+    the file and its siblings of the same stem, so world files, .aux.xml, .ovr and .msk are found."""
+    import os
+    import tempfile
+
+    from resegzoo.raster.names import is_utf8, output_stem
+
+    path = str(path)
+    if is_utf8(path) or _is_remote(path):
+        yield path
+        return
+    target = Path(path).absolute()
+    folder, name = os.fsencode(target.parent), os.fsencode(target.name)
+    stem = name.split(b".", 1)[0]
+    with tempfile.TemporaryDirectory(prefix="resegzoo-names-") as links:
+        for sibling in os.listdir(folder):
+            if sibling == name or (stem and sibling.startswith(stem + b".")):
+                os.symlink(os.path.join(folder, sibling), os.path.join(links, output_stem(os.fsdecode(sibling))))
+        yield os.path.join(links, output_stem(target.name))
+
+
 def _header(path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -358,7 +383,8 @@ class Raster:
 
         window = None if box is None else Window(box[1], box[0], box[3] - box[1], box[2] - box[0])
         unique = sorted(set(self.bands))
-        with _gdal_errors(self.path), gdal_env(self.path, self.trust_vrt), rasterio.open(self.path) as src:
+        with _gdal_errors(self.path), gdal_env(self.path, self.trust_vrt), gdal_name(self.path) as name, \
+                rasterio.open(name) as src:
             shape = None if out_shape is None else (len(unique), *out_shape)
             data = src.read(unique, window=window, out_shape=shape)
             masks = None if self.nodata is not None or not self.alpha_mask else \
@@ -460,7 +486,7 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
     if not Path(path).exists() and not _is_remote(path):
         raise ImageError(f"{path}: no such file")
     check_sources(path, trust_vrt)
-    with _gdal_errors(path, "open"), gdal_env(path, trust_vrt), rasterio.open(path) as src:
+    with _gdal_errors(path, "open"), gdal_env(path, trust_vrt), gdal_name(path) as name, rasterio.open(name) as src:
         h, w, count = src.height, src.width, src.count
         if count < 1:
             raise ImageError(f"{path}: the file holds no raster bands")
@@ -543,7 +569,7 @@ def is_raster(path: str | Path) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with gdal_env(str(path)), rasterio.open(path) as src:
+            with gdal_env(str(path)), gdal_name(path) as name, rasterio.open(name) as src:
                 return src.count > 0
     except (RasterioError, CPLE_BaseError, NotGeoreferencedWarning):
         return False

@@ -8,11 +8,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from resegzoo.errors import ResegzooError
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.raster.reader import NODATA_LABEL
 from resegzoo.runtime.precision import autocast, autocast_dtype
 from resegzoo.segmenter.extras import add_cls_bias, majority_vote
+from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
 from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
 from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
@@ -34,11 +34,6 @@ def _row_bands(windows: tuple[Window, ...], band_px: int) -> list[list[Window]]:
         else:
             bands.append([win])
     return bands
-
-
-class ModelLoadError(ResegzooError, RuntimeError):
-    """The model or the mask generator could not be set up (unknown name, missing file, a
-    download that failed offline, bad generator settings); the message says which and why."""
 
 
 @dataclass
@@ -123,7 +118,8 @@ class Segmenter:
         """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
         (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
         from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import build_encoder, build_mask_generator, fit_schedule, random_weights_note
+        from resegzoo.segmenter.models import (build_encoder, build_mask_generator, fit_schedule,
+                                               random_weights_note, text_tower_key)
 
         recipe = recipe or SegmentRecipe()
         spec = model or recipe.model
@@ -137,6 +133,7 @@ class Segmenter:
         generator = build_mask_generator(masks_name, settings, precision=recipe.inference.precision)
         notes = fit_schedule(encoder, generator, masks_name, recipe)  # before any image is read
         seg = cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
+        seg.text.key = text_tower_key(spec, encoder, architecture)  # text embeddings stored on disk
         random_note = random_weights_note(spec)
         seg.random_weights = random_note is not None
         seg.notes = ([random_note] if random_note else []) + notes
@@ -181,11 +178,17 @@ class Segmenter:
             token_ids = token_ids_from_pixels(ids, int(self.encoder.patch_size))
         inf = self.recipe.inference
         per_name = inf.probabilities == "name"
+        # the feature readout upsamples the tokens BEFORE L2 normalisation (the reference code's
+        # order); an encoder that only gives normalised ones is upsampled as it is
+        raw = inf.readout == "features" and bool(getattr(self.encoder, "raw_features", False))
         with torch.inference_mode():
             with autocast(self.recipe.inference.precision, self.device):  # the image tower only
-                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0)
+                extra = {"normalize": False} if raw else {}
+                out = self.encoder.encode_dense(self._normalise(crops), token_ids, return_cls=lam != 0, **extra)
             feats, cls_feat = out if lam != 0 else (out, None)
             feats = torch.as_tensor(feats).float()
+            if raw and cls_feat is not None:
+                cls_feat = torch.nn.functional.normalize(torch.as_tensor(cls_feat).float(), dim=-1)
             if inf.readout == "features":
                 scores = readout_features(feats, text, per_name, (self.window, self.window))
             else:
@@ -392,9 +395,10 @@ def work_scale(height: int, width: int, inference: Any) -> float | None:
 
 def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
                      size: tuple[int, int]) -> torch.Tensor:
-    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features upsampled bilinearly to
-    ``size``, L2-normalised per pixel, then cosines with the text: (B, R, h, w). One window at a
-    time, since the upsampled features are C planes per window."""
+    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features (as the encoder gives them
+    before L2 normalisation) upsampled bilinearly to ``size``, L2-normalised per pixel, then
+    cosines with the text: (B, R, h, w). One window at a time, since the upsampled features are
+    C planes per window."""
     import torch.nn.functional as F
 
     out = []

@@ -111,7 +111,7 @@ class MaskedClipEncoder:
 
     @classmethod
     def from_loaded(cls, loaded: Any, **kwargs: Any) -> "MaskedClipEncoder":
-        """Wrap a ``resegzoo.weights.loading.LoadedClip``."""
+        """Wrap a ``resegzoo.weights.build.LoadedClip``."""
         return cls(loaded.model, loaded.tokenizer, mean=loaded.mean, std=loaded.std, name=loaded.name, **kwargs)
 
     @property
@@ -159,8 +159,10 @@ class MaskedClipEncoder:
         return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
 
     @torch.no_grad()
-    def encode_tokens(self, images: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """All tokens after ln_post and proj, L2-normalised: (B, 1+G, C), token 0 = CLS."""
+    def encode_tokens(self, images: torch.Tensor, token_ids: torch.Tensor | None = None,
+                      normalize: bool = True) -> torch.Tensor:
+        """All tokens after ln_post and proj, L2-normalised unless ``normalize=False``:
+        (B, 1+G, C), token 0 = CLS."""
         x, grid = self._embed(images)
         if token_ids is not None:
             token_ids = token_ids.to(x.device)
@@ -185,12 +187,17 @@ class MaskedClipEncoder:
         x = self.visual.ln_post(x)
         if self.visual.proj is not None:
             x = x @ self.visual.proj
-        return F.normalize(x.float(), dim=-1)
+        return F.normalize(x.float(), dim=-1) if normalize else x.float()
+
+    #: ``encode_dense(..., normalize=False)`` gives the tokens before L2 normalisation (the feature
+    #: readout upsamples those, as the reference code does)
+    raw_features = True
 
     def encode_dense(self, images: torch.Tensor, token_ids: torch.Tensor | None = None,
-                     return_cls: bool = False) -> Any:
-        """(B, gh, gw, C) patch embeddings; with ``return_cls`` also the (B, C) CLS embedding."""
-        tokens = self.encode_tokens(images, token_ids)
+                     return_cls: bool = False, normalize: bool = True) -> Any:
+        """(B, gh, gw, C) patch embeddings (L2-normalised unless ``normalize=False``); with
+        ``return_cls`` also the (B, C) CLS embedding (normalised the same way)."""
+        tokens = self.encode_tokens(images, token_ids, normalize)
         b, s = images.shape[0], images.shape[-2:]
         gh, gw = s[0] // self.patch_size, s[1] // self.patch_size
         patches = tokens[:, 1:].reshape(b, gh, gw, -1)

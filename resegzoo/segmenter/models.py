@@ -3,21 +3,26 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from resegzoo.errors import ResegzooError
 from resegzoo.segmenter.recipe import SegmentRecipe
+
+
+class ModelLoadError(ResegzooError, RuntimeError):
+    """The model or the mask generator could not be set up (unknown name, missing file, a
+    download that failed offline, bad generator settings); the message says which and why."""
 
 
 def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", architecture: str | None = None) -> Any:
     """A DenseEncoder for ``spec``.
 
     A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
-    its own encoder; anything else goes through ``resegzoo.weights.loading.load_clip`` and is wrapped in
+    its own encoder; anything else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in
     the masked-attention encoder configured by the recipe's schedule and extras.
     """
-    from resegzoo.weights.loading import load_clip, resolve_variant
-    from resegzoo.segmenter.core import ModelLoadError
     from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
-
-    from resegzoo.weights.hub import FetchError
+    from resegzoo.weights.loading import load_clip
+    from resegzoo.weights.resolve import resolve_variant
+    from resegzoo.weights.zoo import FetchError
 
     try:
         variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
@@ -44,7 +49,6 @@ def mask_level_count(generator: Any, name: str) -> int:
     number of maps it gives for a small test image (asked once, at setup, never per image)."""
     import numpy as np
 
-    from resegzoo.segmenter.core import ModelLoadError
 
     declared = getattr(generator, "level_count", None)
     if declared is not None:
@@ -70,7 +74,6 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentR
     With no levels at all (``none``) and the recipe's default schedule, every block turns global
     (plain CLIP) and a note says so. Any other shortfall raises ModelLoadError saying what to change.
     """
-    from resegzoo.segmenter.core import ModelLoadError
     from resegzoo.segmenter.encoder import MaskedClipEncoder
     from resegzoo.segmenter.schedule import Rule, levels_needed
 
@@ -99,9 +102,29 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentR
                          f"{masks_name!r} gives {have} level(s); {fix}")
 
 
+def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
+    """What the cached text embeddings of ``encoder`` (built from ``spec``) are keyed by besides
+    the prompts: the weights' content fingerprint, the architecture asked for, the device type and
+    the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
+    the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
+    from resegzoo.weights.fingerprint import weights_fingerprint
+    from resegzoo.weights.zoo import FetchError
+
+    model = getattr(encoder, "model", None)
+    if not callable(getattr(encoder, "tokenizer", None)) or model is None:
+        return None
+    try:
+        weights = weights_fingerprint(spec)  # file hashes are remembered: free after the first run
+    except (LookupError, OSError, ValueError, FetchError) as exc:
+        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+    parameter = next(model.parameters())
+    return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
+            "dtype": str(parameter.dtype)}
+
+
 def random_weights_note(spec: str) -> str | None:
     """A warning for a registry variant whose weights are random by design (``random_weights``)."""
-    from resegzoo.weights.loading import resolve_variant
+    from resegzoo.weights.resolve import resolve_variant
 
     try:
         variant = resolve_variant(spec)
@@ -119,9 +142,8 @@ def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str 
     ``precision`` (the recipe's ``inference.precision``) is passed on to generators that declare
     it in ``runtime_settings`` and whose settings do not set it themselves.
     Raises ModelLoadError (unknown name, bad settings, a checkpoint that cannot be fetched)."""
-    from resegzoo.weights.hub import FetchError
     from resegzoo.plugins.registry import get_registry
-    from resegzoo.segmenter.core import ModelLoadError
+    from resegzoo.weights.zoo import FetchError
 
     try:
         spec = get_registry().mask_generators.get(name)

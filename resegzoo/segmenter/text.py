@@ -214,17 +214,90 @@ def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) 
     return TextEmbeddings(F.normalize(emb, dim=-1), torch.tensor(class_of, device=emb.device), len(vocab))
 
 
-class TextCache:
-    """Text embeddings computed once per (vocabulary, templates), not once per window."""
+#: bumped when what a stored embedding means changes (the averaging over templates, the dtype)
+TEXT_CACHE_VERSION = 1
 
-    def __init__(self, encoder: Any) -> None:
+
+class TextCache:
+    """Text embeddings computed once per (vocabulary, templates), not once per window; and, when
+    ``key`` identifies the text tower, once per machine: stored in resegzoo's cache folder.
+
+    ``key`` is what decides the text tower's output besides the prompts: the weights' content
+    fingerprint (:func:`resegzoo.weights.fingerprint.weights_fingerprint`), the device type and
+    the weights' dtype. The prompts enter the file name as the token ids the encoder's tokenizer
+    gives them, so a different tokenizer, template or name is another file. Without a key (or an
+    encoder without a ``tokenizer``, e.g. a plugin's own) embeddings live in memory only.
+    """
+
+    def __init__(self, encoder: Any, key: dict[str, Any] | None = None) -> None:
         self.encoder = encoder
+        self.key = key
         self._cache: dict[tuple, TextEmbeddings] = {}
         self.computed = 0  # how many times the text tower ran (tests check it stays at 1)
+        self.loaded = 0  # how many vocabularies came from the disk cache
 
     def get(self, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
         key = (vocab.classes, tuple(templates))
         if key not in self._cache:
-            self._cache[key] = embed_vocabulary(self.encoder, vocab, templates)
-            self.computed += 1
+            path = self.stored_path(vocab, templates)
+            found = _load_stored(path, vocab) if path is not None else None
+            if found is None:
+                found = embed_vocabulary(self.encoder, vocab, templates)
+                self.computed += 1
+                if path is not None:
+                    _store(path, found)
+            else:
+                self.loaded += 1
+                device = torch.device(getattr(self.encoder, "device", "cpu"))
+                found = TextEmbeddings(found.names.to(device), found.class_of_name.to(device), found.num_classes)
+            self._cache[key] = found
         return self._cache[key]
+
+    def stored_path(self, vocab: Vocabulary, templates: Sequence[str]) -> Path | None:
+        """The cache file of this vocabulary's embeddings, or None when they are not stored."""
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        if self.key is None or not callable(tokenizer):
+            return None
+        import hashlib
+        import json
+
+        from resegzoo.weights.hub import cache_dir
+
+        names = [n for cls in vocab.classes for n in cls]
+        tokens = torch.as_tensor(tokenizer([t.replace("{}", n) for n in names for t in templates]))
+        digest = hashlib.sha256(json.dumps({
+            "version": TEXT_CACHE_VERSION, "text_tower": self.key, "names": names, "templates": list(templates),
+            "tokens": [list(tokens.shape), hashlib.sha256(tokens.cpu().numpy().tobytes()).hexdigest()],
+        }, sort_keys=True).encode("utf-8")).hexdigest()
+        return cache_dir() / "text-embeddings" / f"{digest}.safetensors"
+
+
+def _load_stored(path: Path, vocab: Vocabulary) -> TextEmbeddings | None:
+    """The stored embeddings (safetensors: no pickle), or None when there are none or the file is
+    unreadable or does not fit the vocabulary (a damaged cache entry is recomputed and replaced)."""
+    import warnings
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        names = load_file(path)["names"]
+    except (OSError, SafetensorError, KeyError) as exc:
+        warnings.warn(f"cached text embeddings {path} are unreadable ({exc}); computing them again", stacklevel=3)
+        return None
+    class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
+    if names.ndim != 2 or names.shape[0] != len(class_of) or names.dtype != torch.float32:
+        warnings.warn(f"cached text embeddings {path} do not fit the vocabulary; computing them again", stacklevel=3)
+        return None
+    return TextEmbeddings(names, torch.tensor(class_of), len(vocab))
+
+
+def _store(path: Path, emb: TextEmbeddings) -> None:
+    from safetensors.torch import save_file
+
+    from resegzoo.outputs.atomic import atomic_path
+
+    with atomic_path(path, durable=True) as tmp:
+        save_file({"names": emb.names.detach().float().cpu().contiguous()}, str(tmp))

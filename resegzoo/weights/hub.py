@@ -12,6 +12,9 @@
   100x its stored size or the free space, and its CRC is checked.
 * Offline (``HF_HUB_OFFLINE=1`` or ``RESEGZOO_OFFLINE=1``) and missing: :class:`FetchError`
   saying what to download, from where, and where to put it.
+
+These are the internals of :mod:`resegzoo.weights.fetch` (step 2 of the model route); ``resegzoo
+fetch`` calls :func:`fetch_record` directly.
 """
 from __future__ import annotations
 
@@ -29,27 +32,14 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from resegzoo.errors import ResegzooError
 from resegzoo.outputs.atomic import atomic_path, write_text
-from resegzoo.weights.zoo import ClipVariant, Sam3Record, SamCheckpoint
+from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, Sam3Record, SamCheckpoint
 
 Record = ClipVariant | SamCheckpoint | Sam3Record
 
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
 _CHUNK = 1 << 20
-
-
-class FetchError(ResegzooError, RuntimeError):
-    """Weights could not be found or downloaded; the message says what to do."""
-
-
-class NoNetworkError(FetchError):
-    """Weights are not cached and their host cannot be reached (no network, firewall, proxy)."""
-
-    def __init__(self, message: str, *, name: str, host: str, reason: str):
-        super().__init__(message)
-        self.name, self.host, self.reason = name, host, reason
 
 
 def cache_dir() -> Path:
@@ -142,10 +132,10 @@ def cached_sha256(path: Path) -> str:
     return value
 
 
-def fetch(record: Record, *, progress: bool = True) -> Path:
+def fetch_record(record: Record, *, progress: bool = True) -> Path:
     """The local checkpoint file of a zoo record (a SAM 3 model: its folder), downloaded first if needed."""
     if isinstance(record, Sam3Record):
-        return fetch_hf_repo(record.hf_repo, record.name, gated=record.gated)
+        return fetch_hf_snapshot(record.hf_repo, record.name, HF_MODEL_FILES)
     if isinstance(record, SamCheckpoint):
         path = _fetch_url(record.url, record.file, record.name, progress)
         return _verified(path, record.sha256, record.name)
@@ -173,7 +163,7 @@ def _url_file_name(url: str) -> str:
 
 
 def is_cached(record: Record) -> bool:
-    """Whether :func:`fetch` would succeed offline (no network call)."""
+    """Whether :func:`fetch_record` would succeed offline (no network call)."""
     if isinstance(record, Sam3Record):
         from huggingface_hub import try_to_load_from_cache
 
@@ -239,48 +229,45 @@ HF_MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "t
                   "processor_config.json", "preprocessor_config.json")
 
 
-def fetch_hf_repo(repo: str, name: str, *, gated: bool = False) -> Path:
-    """The folder of Hugging Face model repository ``repo`` (transformers' files only) from the HF
-    cache, downloaded if online. A gated repository that refuses says so, in one line."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    offline = is_offline()
-    down = None if offline else unreachable(hub_endpoint())
-    if down is not None or offline:
-        try:
-            return Path(snapshot_download(repo_id=repo, allow_patterns=list(HF_MODEL_FILES), local_files_only=True))
-        except LocalEntryNotFoundError:
-            hint = (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo}`) and copy "
-                    "the Hugging Face cache folder (~/.cache/huggingface/hub, or $HF_HUB_CACHE) here, or pass "
-                    "--model local-dir:DIR with a folder written by save_pretrained")
-            if down is not None:
-                raise NoNetworkError(f"{name}: no network ({down}), and Hugging Face repo {repo} is not in the "
-                                     f"Hugging Face cache. {hint}", name=name, host=hub_endpoint(), reason=down) from None
-            raise FetchError(f"{name}: Hugging Face repo {repo} is not in the Hugging Face cache and offline mode "
-                             f"is on (HF_HUB_OFFLINE). {hint}") from None
-    try:
-        return Path(snapshot_download(repo_id=repo, allow_patterns=list(HF_MODEL_FILES)))
-    except GatedRepoError:
-        raise FetchError(f"{name}: Hugging Face repo {repo} is gated and refused this download: accept its license "
-                         f"at {hub_endpoint()}/{repo} with your account, then log in (`hf auth login`) or set "
-                         "HF_TOKEN to a token of that account") from None
-    except RepositoryNotFoundError:
-        extra = " (it is gated: a token of an account that accepted its license is needed)" if gated else ""
-        raise FetchError(f"{name}: Hugging Face repo {repo} was not found or refused this download{extra}") from None
-    except hub_errors() as exc:
-        raise FetchError(f"{name}: could not download Hugging Face repo {repo}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
     return (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
             f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
             f"$HF_HUB_CACHE) here; or download https://huggingface.co/{repo}/resolve/main/{filename} "
             f"and pass the file path instead of the name")
+
+
+def fetch_hf_snapshot(repo: str, name: str, allow_patterns: tuple[str, ...] | None = None) -> Path:
+    """The local folder holding every file of Hugging Face model repo ``repo`` (a transformers
+    ``save_pretrained`` layout; ``allow_patterns``: only the files matching these), from the HF
+    cache, downloaded if online. A gated repository that refuses says so, in one line."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
+
+    offline = is_offline()
+    down = None if offline else unreachable(hub_endpoint())
+    patterns = list(allow_patterns) if allow_patterns else None
+    try:
+        return Path(snapshot_download(repo_id=repo, allow_patterns=patterns,
+                                      local_files_only=offline or down is not None))
+    except GatedRepoError:
+        raise FetchError(f"{name}: Hugging Face repo {repo} is gated and refused this download: accept its license "
+                         f"at {hub_endpoint()}/{repo} with your account, then log in (`hf auth login`) or set "
+                         "HF_TOKEN to a token of that account") from None
+    except LocalEntryNotFoundError as exc:
+        if down is not None:
+            raise NoNetworkError(
+                f"{name}: no network ({down}), and Hugging Face repo {repo} is not in the Hugging Face cache. "
+                f"On a machine with internet run `hf download {repo}` and copy the Hugging Face cache here",
+                name=name, host=hub_endpoint(), reason=down,
+            ) from exc
+        where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "the Hub could not be reached"
+        raise FetchError(
+            f"{name}: Hugging Face repo {repo} is not in the Hugging Face cache and {where}. On a machine "
+            f"with internet run `hf download {repo}` and copy the Hugging Face cache folder "
+            f"(~/.cache/huggingface/hub, or $HF_HUB_CACHE) here, or pass a local folder (local-dir:DIR) ({exc})"
+        ) from exc
+    except HfHubHTTPError as exc:
+        raise FetchError(f"{name}: could not download Hugging Face repo {repo}: {exc}") from exc
 
 
 def _fetch_openclip_pretrained(record: ClipVariant) -> Path:
@@ -495,6 +482,22 @@ def _copy_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst)
                          f"{info.file_size}; the archive is truncated or forged")
     if crc != info.CRC:
         raise FetchError(f"{archive}: member {info.filename!r} fails its CRC check; the archive is corrupt")
+
+
+def only_checkpoint_member(archive: Path, suffixes: tuple[str, ...]) -> str:
+    """The one member of a zip archive whose name ends in one of ``suffixes`` (SkyCLIP's zips hold one)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [n for n in zf.namelist() if n.endswith(suffixes)]
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{archive}: not a readable zip archive ({exc}); truncated?") from exc
+    if len(members) != 1:
+        found = ", ".join(members) or "none"
+        raise CheckpointError(
+            f"{archive}: expected exactly one checkpoint inside the zip, found {found}; "
+            f"extract the one you want and pass its path"
+        )
+    return members[0]
 
 
 def extract_member(archive: Path, member: str) -> Path:

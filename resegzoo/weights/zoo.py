@@ -1,4 +1,9 @@
-"""The zoo: typed records of CLIP variants, SAM checkpoints and SAM 3 models, read from registry/*.yaml.
+"""The zoo: typed records of CLIP variants, SAM checkpoints and SAM 3 models, read from registry/*.yaml, and the
+records the model route passes down (:class:`Source`, :class:`Files`) with the errors its steps raise.
+
+The route (``resegzoo.weights.loading`` calls each step in turn; no step calls another)::
+
+    spec --resolve.py--> Source --fetch.py--> Files --read.py--> state dict (+ config) --build.py--> model
 
 The YAML files live in the repository's top-level ``registry/`` folder. A regular (wheel) install
 ships them as data files under ``<prefix>/share/resegzoo/registry``; :func:`registry_dir` finds
@@ -14,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from resegzoo.errors import ResegzooError
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
 
 CheckpointFormat = Literal["openclip-pickle", "skyclip-zip", "safetensors", "openclip-pretrained", "custom"]
@@ -110,6 +116,68 @@ class Sam3Record:
     #: approximate, human-readable; shown before a download
     size: str | None = None
     description: str = ""
+
+
+class FetchError(ResegzooError, RuntimeError):
+    """Weights could not be found or downloaded; the message says what to do."""
+
+
+class NoNetworkError(FetchError):
+    """Weights are not cached and their host cannot be reached (no network, firewall, proxy)."""
+
+    def __init__(self, message: str, *, name: str, host: str, reason: str):
+        super().__init__(message)
+        self.name, self.host, self.reason = name, host, reason
+
+
+class CheckpointError(ResegzooError, ValueError):
+    """A checkpoint that cannot be read or does not fit its architecture; the message says why."""
+
+
+class LoadError(CheckpointError):
+    """A spec that cannot be loaded; the message says what is wrong and what to do."""
+
+
+#: where a model's files come from:
+#: ``record``: a zoo record (:class:`ClipVariant` / :class:`SamCheckpoint`), fetched by the hub;
+#: ``file``: a local weights file (an archive's one checkpoint member is extracted by fetch);
+#: ``folder``: a local model folder; ``hf-hub``: a Hugging Face model repo
+SourceKind = Literal["record", "file", "folder", "hf-hub"]
+#: which files of a folder or Hub repo a model needs: ``open_clip`` (open_clip_config.json and one
+#: weights file, open_clip's layout), ``snapshot`` (the whole folder, e.g. transformers' save_pretrained)
+FolderLayout = Literal["open_clip", "snapshot"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a spec names (resolve's answer, fetch's question); nothing has been downloaded yet."""
+
+    #: what the user asked for; error messages say it
+    name: str
+    kind: SourceKind
+    record: ClipVariant | SamCheckpoint | None = None
+    #: ``file``: the weights file; ``folder``: the folder
+    path: Path | None = None
+    #: ``hf-hub``: ``ORG/REPO``
+    repo: str | None = None
+    layout: FolderLayout = "open_clip"
+    #: an open_clip architecture the user named (``--arch``): it wins over any config
+    architecture: str | None = None
+
+
+@dataclass(frozen=True)
+class Files:
+    """What fetch put on disk for a :class:`Source` (read's question)."""
+
+    source: Source
+    #: the file read reads (an archive's member once extracted); None for a ``snapshot``
+    weights: Path | None = None
+    #: the file as the user or the zoo gave it (the archive itself): what identifies the weights
+    origin: Path | None = None
+    #: open_clip_config.json of a folder, a Hub repo, or beside a file (when no architecture is named)
+    config: Path | None = None
+    #: a ``snapshot``: the local folder holding every file of the model
+    folder: Path | None = None
 
 
 def _is_hex(text: str) -> bool:

@@ -27,7 +27,8 @@ from hostile_helpers import (
     symlink_entry,
     zip_entries,
 )
-from resegzoo.weights.hub import FetchError, extract_member
+from resegzoo.weights.hub import extract_member
+from resegzoo.weights.zoo import FetchError
 
 SITE_PACKAGES_PAYLOAD = b"import os; os.makedirs('code-ran')\n"  # what an attacker's .pth would hold
 
@@ -165,7 +166,7 @@ def test_a_clean_archive_still_loads(workspace, tiny_clip, tiny_clip_config):
 def test_registry_member_climbing_out_is_refused_before_any_lookup(workspace, http_server):
     """A variant (from a plugin or a registry file) whose archive member climbs out of the cache:
     neither is_cached nor fetch may look at, download or return a file outside the cache."""
-    from resegzoo.weights.hub import fetch, is_cached
+    from resegzoo.weights.hub import fetch_record, is_cached
     from resegzoo.weights.zoo import ClipVariant
 
     outside = workspace / "outside" / "evil.pt"
@@ -176,7 +177,7 @@ def test_registry_member_climbing_out_is_refused_before_any_lookup(workspace, ht
     variant = ClipVariant(name="sky-evil", architecture="ViT-B-32", format="skyclip-zip", license="x", citation="x",
                           url=http_server.base + "/sky.zip", member=member)
     before = snapshot(workspace)
-    for call in (is_cached, lambda v: fetch(v, progress=False)):
+    for call in (is_cached, lambda v: fetch_record(v, progress=False)):
         with pytest.raises(FetchError, match=r"climbs out of its folder with '\.\.'"):
             call(variant)
     assert http_server.requests == []

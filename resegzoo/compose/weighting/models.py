@@ -2,7 +2,7 @@
 
 Models are built one at a time from the same safetensors file the composer averages, so scoring
 never holds more than one model, and by the builder segment and eval use
-(:func:`resegzoo.weights.loading.build_clip`), so a scored model is exactly the model that would segment.
+(:func:`resegzoo.weights.build.build_clip`), so a scored model is exactly the model that would segment.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ class ScoringModel:
 
 def load_scoring_model(item: ResolvedInput, device: str = "cpu") -> ScoringModel:
     """Build ``item`` as an open_clip model with its averaged-from weights."""
-    from resegzoo.weights.checkpoint_files import read_state_dict
-    from resegzoo.weights.loading import build_clip
+    from resegzoo.weights.build import build_clip
+    from resegzoo.weights.read import read_state_dict
 
     assert item.model_config is not None  # resolve_inputs fills it in or refuses the input
     loaded = build_clip(read_state_dict(item.weights), item.model_config, name=item.label,

@@ -186,13 +186,13 @@ def _read_array(path: Path, palette_as_rgb: bool = False) -> np.ndarray:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
-        from resegzoo.raster.reader import check_sources, gdal_env
+        from resegzoo.raster.reader import check_sources, gdal_env, gdal_name
 
         check_sources(path)  # a ".tif" holding a VRT is a VRT to GDAL: the reader's rules apply
         with warnings.catch_warnings():
             # Plain (non-geo) TIFFs are normal here: the ISPRS tiles carry no georeference.
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with gdal_env(str(path)), rasterio.open(path) as src:
+            with gdal_env(str(path)), gdal_name(path) as name, rasterio.open(name) as src:
                 data = src.read()
         return data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
     from PIL import Image

@@ -80,8 +80,8 @@ def check_model(spec: str) -> None:
 
 def model_folder(spec: str) -> Path:
     """The local folder of a SAM 3 model spec, downloaded into the Hugging Face cache if needed."""
-    from resegzoo.weights.hub import FetchError, fetch, fetch_hf_repo
-    from resegzoo.weights.zoo import get_sam3_model, sam3_models
+    from resegzoo.weights.hub import HF_MODEL_FILES, fetch_hf_snapshot, fetch_record
+    from resegzoo.weights.zoo import FetchError, get_sam3_model, sam3_models
 
     try:
         check_model(spec)
@@ -89,9 +89,9 @@ def model_folder(spec: str) -> Path:
         raise Sam3LoadError(str(exc)) from None
     try:
         if spec.startswith(HF_HUB):
-            return fetch_hf_repo(spec[len(HF_HUB):], spec)
+            return fetch_hf_snapshot(spec[len(HF_HUB):], spec, HF_MODEL_FILES)
         if spec in sam3_models():
-            return fetch(get_sam3_model(spec))
+            return fetch_record(get_sam3_model(spec))
     except FetchError as exc:
         raise Sam3LoadError(str(exc)) from None
     return Path(spec[len(LOCAL_DIR):] if spec.startswith(LOCAL_DIR) else spec).expanduser()

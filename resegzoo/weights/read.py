@@ -1,27 +1,39 @@
-"""Reading CLIP checkpoint files safely, and guessing their open_clip architecture.
+"""Step 3 of the model route: :class:`~resegzoo.weights.zoo.Files` on disk become a state dict (and,
+for CLIP, the open_clip config and architecture that go with it).
 
 Layouts handled: pickled state dicts (``.pt``/``.pth``/``.bin``, RemoteCLIP/GeoRSCLIP style,
-optionally wrapped in ``{"state_dict": ...}`` with ``module.`` prefixes as SkyCLIP's), safetensors,
-and SkyCLIP-style ``.zip`` archives holding one such pickle. Pickles are only ever read with
-``torch.load(..., weights_only=True)``: a checkpoint cannot run code on the user's machine.
+optionally wrapped in ``{"state_dict": ...}`` with ``module.`` prefixes as SkyCLIP's; SAM's under
+``model``), and safetensors (an archive's member was extracted by fetch). Pickles are only ever read
+with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code on the user's machine.
 """
 from __future__ import annotations
 
+import copy
+import json
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from resegzoo.errors import ResegzooError
-
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-WEIGHT_SUFFIXES = PICKLE_SUFFIXES + (".safetensors", ".zip")
+from resegzoo.weights.zoo import CheckpointError, ClipVariant, Files, LoadError
 
 
-class CheckpointError(ResegzooError, ValueError):
-    """A checkpoint that cannot be read or does not fit its architecture; the message says why."""
+@dataclass
+class ClipCheckpoint:
+    """What read found for a CLIP: the weights and the open_clip config they are built with."""
+
+    name: str
+    state_dict: dict[str, torch.Tensor]
+    #: open_clip model name, or a label for a config dict
+    architecture: str
+    #: open_clip model cfg (``model_cfg`` of open_clip_config.json)
+    model_config: dict
+    #: ``mean``/``std`` (OpenAI's when absent)
+    preprocess: dict = field(default_factory=dict)
+    variant: ClipVariant | None = None
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -29,15 +41,85 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.suffix == ".zip":
-        from resegzoo.weights.hub import extract_member
-
-        path = extract_member(path, _only_checkpoint_member(path))
     if path.suffix == ".safetensors":
         obj: Any = _read_safetensors(path)
     else:
         obj = _read_pickle(path)
     return unwrap_state_dict(obj, str(path))
+
+
+def read_clip(files: Files) -> ClipCheckpoint:
+    """The state dict of a CLIP's files with its config: the zoo record's, the folder's (or the one
+    beside the file), else open_clip's for the named or inferred architecture."""
+    source = files.source
+    assert files.weights is not None  # fetch gives a weights file for every CLIP source
+    preprocess: dict = {}
+    config: dict | None = None
+    variant = source.record if isinstance(source.record, ClipVariant) else None
+    if variant is not None:
+        name, architecture, config = variant.name, source.architecture or variant.architecture, variant.model_config
+        if variant.format == "openclip-pretrained":
+            from open_clip.pretrained import get_pretrained_cfg
+
+            cfg = get_pretrained_cfg(variant.architecture, variant.pretrained_tag or "")
+            preprocess = {k: cfg[k] for k in ("mean", "std") if k in cfg}
+    elif files.config is not None:
+        found = json.loads(files.config.read_text(encoding="utf-8"))
+        if not isinstance(found, dict) or "model_cfg" not in found:
+            raise LoadError(f"{source.name}: {files.config.name} has no 'model_cfg' entry (not an open_clip model folder)")
+        name, preprocess = source.name, found.get("preprocess_cfg", {})
+        architecture = source.architecture  # a named architecture wins over the folder's config
+        if architecture is None:
+            label = Path(source.repo) if source.repo is not None else Path(source.path or source.name)
+            architecture, config = found.get("architecture") or label.name, found["model_cfg"]
+    else:
+        name, architecture = (source.path or Path(source.name)).name, source.architecture
+    state_dict = read_state_dict(files.weights)
+    if architecture is None:
+        architecture = _infer_single_architecture(state_dict, source.name)
+    return ClipCheckpoint(name, state_dict, architecture, _model_config(name, architecture, config),
+                          preprocess, variant)
+
+
+def _model_config(name: str, architecture: str, config: dict | None) -> dict:
+    import open_clip
+
+    if config is not None:
+        return copy.deepcopy(config)
+    cfg = open_clip.get_model_config(architecture)
+    if cfg is None:
+        raise LoadError(f"{name}: open_clip has no architecture {architecture!r}")
+    return cfg
+
+
+def read_sam_state_dict(path: Path, what: str = "SAM", hint: str = "") -> dict[str, torch.Tensor]:
+    """A SAM (or SAM 2) state dict, read with ``weights_only=True`` and unwrapped from ``model``.
+
+    ``what`` names the model in messages; ``hint`` follows the unreadable-file message."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types; all mean "not a usable file"
+        raise ValueError(f"{path} could not be read as a {what} checkpoint ({type(exc).__name__}: {exc}){hint}") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a {what} state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def _infer_single_architecture(sd: dict, spec: str) -> str:
+    candidates = infer_architectures(sd)
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise LoadError(
+            f"{spec}: the tensor shapes fit several open_clip architectures ({', '.join(candidates)}); "
+            f"pass one with --arch / architecture= (OpenAI-derived weights need the -quickgelu one)"
+        )
+    raise LoadError(
+        f"{spec}: cannot tell its architecture: pass an open_clip model name with --arch / "
+        f"architecture=, or put an open_clip_config.json beside the weights"
+    )
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -67,21 +149,6 @@ def _read_pickle(path: Path) -> Any:
             f"{path}: could not be read as a PyTorch checkpoint ({exc}); the file is probably "
             f"truncated or corrupt: delete it and download it again"
         ) from exc
-
-
-def _only_checkpoint_member(archive: Path) -> str:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [n for n in zf.namelist() if n.endswith(PICKLE_SUFFIXES + (".safetensors",))]
-    except zipfile.BadZipFile as exc:
-        raise CheckpointError(f"{archive}: not a readable zip archive ({exc}); truncated?") from exc
-    if len(members) != 1:
-        found = ", ".join(members) or "none"
-        raise CheckpointError(
-            f"{archive}: expected exactly one checkpoint inside the zip, found {found}; "
-            f"extract the one you want and pass its path"
-        )
-    return members[0]
 
 
 def unwrap_state_dict(obj: Any, origin: str) -> dict[str, torch.Tensor]:

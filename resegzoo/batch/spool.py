@@ -1,0 +1,65 @@
+"""Finished blocks kept on disk until their raster is assembled, so an interrupted run resumes.
+
+A raster of several blocks spools each block's result to ``OUT/.resegzoo-blocks/<key>/<index>.npz``
+as soon as it is computed (by any engine); the spool is deleted once the raster's labels are
+written. ``<key>`` hashes the raster's plan (path, blocks, stretch, grid) and the segmenter's
+settings, so a rerun with other settings never mixes in these blocks. Spooled files are plain
+``.npz`` arrays read with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resegzoo.batch.job import BlockResult, RasterPlan
+from resegzoo.outputs import atomic
+
+#: the spool folder under the output folder
+SPOOL_DIR = ".resegzoo-blocks"
+
+
+def raster_key(plan: RasterPlan, settings: dict[str, Any]) -> str:
+    """Names a raster's spool: its plan and the segmenter settings, so blocks of other settings are
+    never mixed in."""
+    text = json.dumps({"plan": dataclasses.asdict(plan), "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def save_block(path: Path, result: BlockResult) -> None:
+    arrays = {"core": np.asarray(result.core, dtype=np.int64), "labels": result.labels,
+              "counts": result.counts, "nodata_pixels": np.int64(result.nodata_pixels),
+              "windows_skipped": np.int64(result.windows_skipped)}
+    if result.probs is not None:
+        arrays["probs"] = result.probs
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def load_block(path: Path, index: int) -> BlockResult:
+    with np.load(path, allow_pickle=False) as data:
+        return BlockResult(index=index, core=tuple(int(v) for v in data["core"]), labels=data["labels"],  # type: ignore[arg-type]
+                           counts=data["counts"], nodata_pixels=int(data["nodata_pixels"]),
+                           probs=data["probs"] if "probs" in data.files else None,
+                           windows_skipped=int(data["windows_skipped"]))
+
+
+def spooled_blocks(spool: Path, plan: RasterPlan) -> dict[int, Path]:
+    """Finished blocks of an earlier, interrupted run (unreadable leftovers are recomputed)."""
+    found = {}
+    for block in plan.blocks:
+        path = spool / f"{block.index}.npz"
+        if path.is_file():
+            try:
+                load_block(path, block.index)
+            except (OSError, ValueError, KeyError):
+                path.unlink()
+                continue
+            found[block.index] = path
+    return found

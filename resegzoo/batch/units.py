@@ -1,0 +1,459 @@
+"""The batch: one input = one unit of outputs, whichever engine computes its blocks.
+
+For each input raster a batch claims an output *stem* in the output folder
+(:mod:`resegzoo.outputs.claims`; a taken stem gets ``-2``, ``-3`` ...), plans the raster
+(:func:`resegzoo.batch.job.plan_raster`) and hands the blocks still to compute to an *engine*
+(``blocks(segmenter, vocab, plans, todo, skip)``: :class:`resegzoo.batch.local.LocalBlocks` in this
+process, or Ray's, reached through :mod:`resegzoo.engines`). This module is the one writer of
+both: blocks are written into their raster's :class:`~resegzoo.batch.job.RasterWriter` as they
+arrive (any order) and kept in the spool (:mod:`resegzoo.batch.spool`) until their raster is
+whole; then the unit is finished: the labels appear atomically, the overlay and the GIS products
+are made from them, and the sidecar ``STEM.json`` is written LAST, as the unit's commit marker.
+
+An input that fails or is interrupted leaves none of its files (its finished blocks stay in the
+spool, so a rerun computes only the rest). ``skip_existing`` skips inputs whose sidecar holds a
+result of the same settings; ``continue_on_error`` reports failed inputs at the end instead of
+stopping.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from resegzoo.batch.job import BlockOutcome, RasterPlan, RasterRun
+from resegzoo.batch.progress import BatchProgress
+from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
+from resegzoo.outputs.gis.products import GIS_SUFFIXES, GisOutputs
+from resegzoo.raster.names import output_stem, path_of_record, path_record
+from resegzoo.raster.reader import NODATA_LABEL
+
+#: the files written per input, after its stem
+OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".probs.tif", ".overlay.png", ".json") + GIS_SUFFIXES
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Where and how a batch writes (the options of ``resegzoo segment`` past the model)."""
+
+    out: Path
+    #: also write STEM.probs.tif: "uint8" or "float16"
+    probs: str | None = None
+    #: the nodata value given for every input (recorded in the sidecars, compared by skip_existing)
+    nodata: float | None = None
+    overwrite: bool = False
+    skip_existing: bool = False
+    continue_on_error: bool = False
+    gis: GisOutputs = field(default_factory=GisOutputs)
+
+
+@dataclass
+class RasterJob:
+    """One input to segment: its plan and where its outputs go."""
+
+    plan: RasterPlan
+    destination: Path
+    probs_destination: Path | None = None
+    overlay: Path | None = None
+    sidecar: Path | None = None
+
+    @property
+    def stem(self) -> str:
+        assert self.sidecar is not None
+        return self.sidecar.name.removesuffix(".json")
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: the sidecar records of the units written, the inputs skipped (their
+    result was there), and the inputs that failed with why."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    #: how many inputs were asked for (files found)
+    inputs: int = 0
+
+    def summary(self) -> str:
+        return summary(self.records)
+
+
+# -- names: one stem per input, claimed ---------------------------------------------------------
+def sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
+    """Whether ``sidecar`` is a finished result of this input with these settings."""
+    import json
+
+    try:
+        record = json.loads(sidecar.read_text())
+        same_input = path_of_record(record).resolve() == Path(info.path).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable or not ours: not a result to keep
+    same_raster = record.get("size") == [info.height, info.width] and record.get("bands") == list(info.bands)
+    return same_input and same_raster and all(record.get(key) == value for key, value in expected.items())
+
+
+def output_stems(infos: Sequence[Any], out: Path, claims: Any, overwrite: bool,
+                 skip_expected: dict[str, Any] | None) -> list[str | None]:
+    """Claim a distinct output stem per input; taken stems get -2, -3, ... (never overwrite).
+
+    A stem is taken when this run or another live run claims it, or (without ``overwrite``) when
+    any of its files exists. A stale claim (its run was killed) frees the stem: its files are
+    unfinished. With ``skip_expected`` (skip_existing), an input whose finished result with
+    these settings is found under one of its stems gets None: nothing to do.
+    """
+    from resegzoo.outputs.claims import folder_lock
+
+    used: set[str] = set()
+    stems: list[str | None] = []
+    with folder_lock(out):
+        for info in infos:
+            base = output_stem(Path(info.path).stem)
+            chosen, done = None, False
+            for n in itertools.count(1):
+                stem = base if n == 1 else f"{base}-{n}"
+                state = claims.state(stem)
+                if state == "stale" and (out / f"{stem}.json").is_file():
+                    claims.clear(stem)  # killed after its sidecar: the unit is finished, only the claim is left
+                    state = "none"
+                if stem.lower() in used or state in ("mine", "live"):
+                    continue
+                exists = any((out / f"{stem}{suffix}").exists() for suffix in OUTPUT_SUFFIXES)
+                if state == "none" and skip_expected is not None and sidecar_matches(
+                        out / f"{stem}.json", info, skip_expected):
+                    done = True
+                    break
+                if chosen is None and (state == "stale" or overwrite or not exists):
+                    chosen = stem
+                # with skip_existing, look on to the first unused stem for a finished result
+                if not exists or (chosen is not None and skip_expected is None):
+                    break
+            if done:
+                stems.append(None)
+                continue
+            assert chosen is not None  # the walk ends at a stem with no files, which is usable
+            claims.take(chosen)
+            used.add(chosen.lower())
+            stems.append(chosen)
+    return stems
+
+
+def remove_outputs(out: Path, stem: str) -> None:
+    """Delete whatever exists of one stem's outputs (an unfinished or replaced unit)."""
+    for suffix in OUTPUT_SUFFIXES:
+        (out / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
+# -- what a sidecar records ---------------------------------------------------------------------
+def raster_options(probs: str | None, nodata: float | None) -> dict[str, Any]:
+    """The raster options a result depends on, as its sidecar stores them (strict JSON)."""
+    import math
+
+    return {"probs": probs, "nodata_option": None if nodata is None else ("nan" if math.isnan(nodata) else nodata)}
+
+
+def settings_record(seg: Any, vocab: Any, gis: GisOutputs) -> dict[str, Any]:
+    """The part of a sidecar that skip_existing compares: classes, every model/recipe setting and
+    the GIS outputs asked for (in JSON form, as a sidecar read back gives it)."""
+    import json
+
+    background = seg.recipe.inference.background_threshold is not None
+    record = {"classes": [list(c) for c in vocab.classes] + ([["background"]] if background else []),
+              **seg.describe(), "gis": dataclasses.asdict(gis)}
+    return json.loads(json.dumps(record, default=str))
+
+
+def overlay_note(seg: Any) -> str | None:
+    """The warning drawn under an overlay's legend: labels of a random model are no result."""
+    return "RANDOM WEIGHTS: not a result" if getattr(seg, "random_weights", False) else None
+
+
+def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None,
+             progress: BatchProgress) -> RasterJob:
+    """Plan one input (blocks, stretch, grid) and name its outputs."""
+    from resegzoo.batch.job import RasterOptions, plan_raster
+
+    plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
+    if raster.stretch is not None:
+        progress.say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
+    label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
+    probs_path = None if probs is None else out / f"{stem}.probs.tif"
+    return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
+
+
+def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str | None) -> dict[str, Any]:
+    """Draw the overlay of a segmented input; returns its sidecar record."""
+    plan, raster = job.plan, job.plan.raster
+    label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
+    assert overlay_path is not None
+    draw_overlay(plan, label_path, overlay_path, note=overlay_note(seg))
+    georef = raster.georef
+    return {
+        **path_record(raster.path),
+        "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
+                    **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
+        "size": [raster.height, raster.width],
+        "classes": [list(c) for c in vocab.classes] + ([["background"]] if len(plan.class_names) > len(vocab) else []),
+        "class_names": list(plan.class_names),
+        "palette": [list(c) for c in plan.palette],
+        "pixel_fraction": run.pixel_fraction(),
+        "nodata": {"label": NODATA_LABEL, "pixels": run.nodata_pixels,
+                   "fraction": round(run.nodata_pixels / (raster.height * raster.width), 6),
+                   "source": raster.describe()["nodata"], "from": raster.describe()["nodata_from"],
+                   "windows_skipped": run.windows_skipped},
+        "bands": list(raster.bands),
+        "source_dtype": raster.dtype,
+        "driver": raster.driver,
+        "palette_expanded": raster.palette is not None,
+        "stretch": None if raster.stretch is None else raster.stretch.to_dict(),
+        "crs": georef.crs_string,
+        "transform": None if georef.transform is None else list(georef.transform),
+        "gcps": len(georef.gcps),
+        "rpcs": bool(georef.rpcs),
+        "raster_options": raster_options(probs, raster.nodata),
+        "tiled": plan.tiled,
+        "blocks": len(plan.blocks),
+        "scale": plan.scale,
+        "seconds": round(run.seconds, 3),
+        **seg.describe(),
+    }
+
+
+def draw_overlay(plan: RasterPlan, label_path: Path, overlay_path: Path, note: str | None = None) -> None:
+    """The overlay drawn from decimated reads of the image and the labels (bounded memory)."""
+    import rasterio
+
+    from resegzoo.outputs import imageio
+    from resegzoo.raster.reader import quiet_georef
+
+    shape = plan.raster.overview_shape()
+    image, _ = plan.raster.read_rgb(out_shape=shape)
+    with quiet_georef(), rasterio.open(label_path) as src:
+        labels = src.read(1, out_shape=shape)
+    imageio.write_overlay(overlay_path, image, labels, plan.palette, list(plan.class_names), note=note)
+
+
+def summary(rows: Sequence[dict[str, Any]]) -> str:
+    """The table printed after a batch: one row per image and the total."""
+    lines = [f"{'image':<32} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}"]
+    for r in rows:
+        lines.append(f"{Path(r['input']).name[:32]:<32} {r['size'][0] * r['size'][1]:>12,} "
+                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
+                     f"{r['seconds']:>8.2f}")
+    total_px = sum(r["size"][0] * r["size"][1] for r in rows)
+    classes = {n for r in rows for n, v in r["pixel_fraction"].items() if v > 0}
+    lines.append(f"{f'total: {len(rows)} images':<32} {total_px:>12,} {'':>7} {len(classes):>7} "
+                 f"{sum(r['seconds'] for r in rows):>8.2f}")
+    return "\n".join(lines)
+
+
+# -- the writer both engines use ------------------------------------------------------------------
+@dataclass
+class _BlockFailure:
+    index: int
+    window: tuple[int, int, int, int]  # the block's read box (y0, x0, y1, x1) in source pixels
+    message: str
+
+    def describe(self) -> str:
+        y0, x0, y1, x1 = self.window
+        return f"block {self.index} (rows {y0}:{y1}, cols {x0}:{x1}): {self.message}"
+
+
+class _Assembly:
+    """One input while its blocks arrive: its label writer, its spool, what is still missing."""
+
+    def __init__(self, job: RasterJob, spool: Path | None) -> None:
+        self.job, self.spool = job, spool
+        self.writer: Any = None
+        self.remaining = {block.index for block in job.plan.blocks}
+        self.spooled: dict[int, Path] = {}  # blocks of an earlier run, written with the first new one
+        self.block_failures: list[_BlockFailure] = []
+        self.error: str | None = None  # a failure in this process: the input stops there
+        self.seconds = 0.0  # time spent on this input's blocks in this run
+        self.finished = False
+
+    def add(self, block: Any, result: Any) -> None:
+        from resegzoo.batch.job import RasterWriter
+
+        if self.writer is None:
+            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
+            blocks = {b.index: b for b in self.job.plan.blocks}
+            for index, path in sorted(self.spooled.items()):
+                self.writer.write(blocks[index], load_block(path, index))
+                self.remaining.discard(index)
+        self.writer.write(block, result)
+        self.remaining.discard(block.index)
+
+    def close(self, error: BaseException | None = None) -> Any:
+        """Finish (``error`` None: the labels appear) or discard the label writer; returns it."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            if error is None:
+                writer.__exit__(None, None, None)
+            else:
+                writer.__exit__(type(error), error, error.__traceback__)
+        return writer
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or bool(self.block_failures)
+
+
+def _remove_spool(assembly: _Assembly, spool_root: Path) -> None:
+    if assembly.spool is not None:
+        shutil.rmtree(assembly.spool, ignore_errors=True)
+    if spool_root.is_dir() and not any(spool_root.iterdir()):
+        spool_root.rmdir()
+
+
+def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any, claims: Any,
+                progress: BatchProgress, result: BatchResult) -> None:
+    """Compute every job's missing blocks on ``engine`` and write each job as a unit."""
+    out = options.out
+    spool_root = out / SPOOL_DIR
+    settings = {"segmenter": seg.describe(), "classes": [list(c) for c in vocab.classes]}
+    assemblies: list[_Assembly] = []
+    todo: list[tuple[int, Any]] = []
+    for number, job in enumerate(jobs):
+        # a raster of one block has nothing to resume: it is not spooled
+        spool = spool_root / raster_key(job.plan, settings) if len(job.plan.blocks) > 1 else None
+        assembly = _Assembly(job, spool)
+        assemblies.append(assembly)
+        if spool is not None:
+            assembly.spooled = spooled_blocks(spool, job.plan)
+        if assembly.spooled:
+            progress.say(f"{job.plan.path}: resuming, {len(assembly.spooled)} of {len(job.plan.blocks)} block(s) "
+                         "done by an earlier run")
+        todo.extend((number, block) for block in job.plan.blocks if block.index not in assembly.spooled)
+
+    def finish(assembly: _Assembly) -> None:
+        assembly.finished = True
+        job = assembly.job
+        try:
+            if assembly.failed:
+                assembly.close(RuntimeError("a block failed"))
+                if assembly.error is not None:
+                    message = assembly.error
+                    progress.say(f"{job.plan.path}: FAILED ({message}); going on with the rest")
+                else:
+                    blocks = "; ".join(f.describe() for f in assembly.block_failures)
+                    message = f"{blocks} (its finished blocks are kept: a rerun redoes only these)"
+                result.failures.append((Path(job.plan.path), message))
+                claims.release(job.stem)
+                return
+            if assembly.writer is None and assembly.spooled:  # every block came from the spool
+                first = min(assembly.spooled)
+                assembly.add(next(b for b in job.plan.blocks if b.index == first),
+                             load_block(assembly.spooled.pop(first), first))
+            writer = assembly.close()
+            _remove_spool(assembly, spool_root)
+            run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
+                            counts=writer.counts, nodata_pixels=writer.nodata_pixels,
+                            windows_skipped=writer.windows_skipped, seconds=assembly.seconds,
+                            extra={"engine": engine.name})
+            record = write_unit(seg, vocab, job, run, options)
+        except BaseException as exc:
+            assembly.close(exc)
+            remove_outputs(out, job.stem)  # never leave half a unit behind
+            claims.release(job.stem)
+            if not options.continue_on_error or not isinstance(exc, Exception):  # Ctrl-C always stops
+                raise
+            result.failures.append((Path(job.plan.path), f"{type(exc).__name__}: {exc}"))
+            progress.say(f"{job.plan.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
+            return
+        claims.release(job.stem)
+        result.records.append(record)
+        progress.say(f"{job.plan.path} -> {job.destination}")
+
+    total = sum(len(job.plan.blocks) for job in jobs)
+    progress.start(total, total - len(todo))
+    try:
+        for assembly in assemblies:  # inputs whose every block came from the spool
+            if not assembly.remaining - set(assembly.spooled):
+                finish(assembly)
+        plans = [job.plan for job in jobs]
+        for outcome in engine.blocks(seg, vocab, plans, todo, lambda number: assemblies[number].failed):
+            _take(assemblies[outcome.job], outcome, options)
+            progress.block(outcome)
+            assembly = assemblies[outcome.job]
+            if not assembly.finished and (assembly.error is not None or not assembly.remaining):
+                finish(assembly)
+    finally:
+        progress.close()
+        for assembly in assemblies:  # interrupted: no partial outputs; the spool stays for the rerun
+            if not assembly.finished:
+                assembly.close(KeyboardInterrupt())
+        if spool_root.is_dir() and not any(spool_root.iterdir()):
+            spool_root.rmdir()
+    for line in engine.report():
+        progress.say(line)
+
+
+def _take(assembly: _Assembly, outcome: BlockOutcome, options: BatchOptions) -> None:
+    """One block's outcome into its input's assembly (spooled first, so a rerun has it)."""
+    assembly.seconds += outcome.seconds
+    block = outcome.block
+    if outcome.error is None:
+        if assembly.spool is not None:
+            save_block(assembly.spool / f"{block.index}.npz", outcome.result)  # type: ignore[arg-type]
+        assembly.add(block, outcome.result)
+    elif isinstance(outcome.error, BaseException):  # raised here: the input stops at this block
+        if not options.continue_on_error:
+            raise outcome.error
+        assembly.error = f"{type(outcome.error).__name__}: {outcome.error}"
+    else:  # a remote worker's message: the other blocks go on and are kept for a rerun
+        assembly.block_failures.append(_BlockFailure(block.index, block.read, outcome.error))
+        assembly.remaining.discard(block.index)
+
+
+def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: BatchOptions) -> dict[str, Any]:
+    """An input's labels are written: draw its overlay, make its GIS products, then write its
+    sidecar (last: the commit marker of the unit); returns the sidecar record."""
+    from resegzoo.outputs import imageio
+
+    record = unit_record(seg, vocab, job, run, options.probs)
+    record["outputs"].update(options.gis.write(options.out, job.stem, record))
+    record["gis"] = dataclasses.asdict(options.gis)
+    assert job.sidecar is not None
+    imageio.write_json(job.sidecar, record)
+    return record
+
+
+def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOptions, engine: Any = None,
+              progress: BatchProgress | None = None) -> BatchResult:
+    """Segment opened rasters (:func:`resegzoo.raster.reader.open_raster`) into ``options.out``, one
+    unit of outputs each, on ``engine`` (default: this process)."""
+    from resegzoo.batch.local import LocalBlocks
+    from resegzoo.outputs.claims import Claims
+
+    engine = engine or LocalBlocks()
+    progress = progress or BatchProgress()
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    expected = {**settings_record(seg, vocab, options.gis), "raster_options": raster_options(options.probs, options.nodata)} \
+        if options.skip_existing else None
+    result = BatchResult()
+    claims = Claims(out)
+    try:
+        stems = output_stems(rasters, out, claims, options.overwrite, expected)
+        jobs = []
+        for info, stem in zip(rasters, stems):
+            if stem is None:
+                result.skipped.append(Path(info.path))
+                progress.say(f"{info.path}: skipped, its result with these settings is already in {out}")
+                continue
+            remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
+            try:
+                jobs.append(plan_job(seg, vocab, info, stem, out, options.probs, progress))
+            except Exception as exc:
+                claims.release(stem)
+                if not options.continue_on_error:
+                    raise
+                result.failures.append((Path(info.path), f"{type(exc).__name__}: {exc}"))
+        write_units(seg, vocab, jobs, options, engine, claims, progress, result)
+    finally:
+        progress.close()
+        claims.release_all()
+    return result

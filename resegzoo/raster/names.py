@@ -1,0 +1,52 @@
+"""File names that are not UTF-8.
+
+On Linux a file name is bytes; Python shows the bytes that are not UTF-8 as lone surrogates
+(``os.fsdecode``'s surrogateescape), which GDAL's bindings, JSON and the terminal refuse to encode.
+Inputs keep their real name (Python's own file functions take it as is); what resegzoo shows,
+records or derives from it goes through here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` (a name as Python decoded it from the file system) is valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(text: str) -> str:
+    """``text`` for a terminal, a log line or JSON: each byte that is not UTF-8 as ``\\xNN``."""
+    if is_utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def output_stem(stem: str) -> str:
+    """The stem of an input as the stem of its outputs: valid UTF-8, each byte that is not as
+    ``%NN`` (GDAL writes the outputs, and a name it cannot encode would stop the batch)."""
+    # os.fsdecode turns each byte that is not UTF-8 into the lone surrogate U+DC80 + byte
+    return "".join(f"%{ord(c) - 0xDC00:02X}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in stem)
+
+
+def path_record(path: str | Path) -> dict[str, Any]:
+    """How a sidecar records an input path: ``input`` as shown; for a name that is not UTF-8 also
+    its exact bytes (``input_bytes_hex``), so a later run can tell it is the same file."""
+    text = str(path)
+    record: dict[str, Any] = {"input": shown(text)}
+    if not is_utf8(text):
+        record["input_bytes_hex"] = os.fsencode(text).hex()
+    return record
+
+
+def path_of_record(record: dict[str, Any]) -> Path:
+    """The input path a sidecar recorded (see :func:`path_record`)."""
+    if "input_bytes_hex" in record:
+        return Path(os.fsdecode(bytes.fromhex(record["input_bytes_hex"])))
+    return Path(record["input"])

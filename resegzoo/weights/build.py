@@ -1,0 +1,188 @@
+"""Step 4 of the model route: a state dict (and, for CLIP, its open_clip config) becomes a model.
+
+CLIP: :func:`build_clip` is THE builder of open_clip models (segment, eval and compose's scoring);
+the weights must fit the model exactly (a strict load that names missing, unexpected and reshaped
+keys). SAM and SAM 2.1: built from their own model code, never with their own loaders (those are
+not ``weights_only``), and loaded strictly the same way.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resegzoo.weights.zoo import ClipVariant, LoadError
+
+#: The width of SAM's image encoder, which tells the three checkpoints apart.
+SAM_WIDTH_TO_TYPE = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+#: sam2's own model configs (inside the sam2 package) for each SAM 2.1 model type
+SAM2_CONFIGS: dict[str, str] = {
+    "hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "hiera_s": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "hiera_b+": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "hiera_l": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+#: Hiera blocks per model type (1+2+7+2, 1+2+11+2, 2+3+16+3, 2+6+36+4): tells checkpoints apart
+SAM2_BLOCKS_TO_TYPE = {12: "hiera_t", 16: "hiera_s", 24: "hiera_b+", 48: "hiera_l"}
+
+
+@dataclass
+class LoadedClip:
+    """An open_clip model ready for inference, with what is needed to feed it."""
+
+    model: Any  # open_clip.CLIP (or CustomTextCLIP), eval mode
+    tokenizer: Callable[[list[str]], Any]  # list of strings -> LongTensor (N, context_length)
+    name: str
+    architecture: str
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    variant: ClipVariant | None = None
+
+
+def build_clip(state_dict: dict[str, Any], model_config: dict, *, name: str, architecture: str | None = None,
+               preprocess: dict | None = None, device: str = "cpu") -> LoadedClip:
+    """THE builder of open_clip models from a config and weights: segment, eval and compose's
+    scoring all come through here, so every model is built, loaded and tokenised the same way.
+
+    ``architecture``: the open_clip name (or a label) behind ``model_config``; ``preprocess``: its
+    ``mean``/``std`` (OpenAI's when absent).
+    """
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    preprocess = preprocess or {}
+    model = _build_model(model_config)
+    _load_strict(model, state_dict, name, architecture)
+    model = model.to(device).eval()
+    image_size = model.visual.image_size
+    image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
+    return LoadedClip(
+        model=model,
+        tokenizer=_tokenizer(architecture, model_config),
+        name=name,
+        architecture=architecture or "custom open_clip config",
+        image_size=int(image_size),
+        mean=tuple(preprocess.get("mean", OPENAI_DATASET_MEAN)),
+        std=tuple(preprocess.get("std", OPENAI_DATASET_STD)),
+    )
+
+
+def _build_model(model_cfg: dict) -> Any:
+    from open_clip.coca_model import CoCa
+    from open_clip.model import CLIP, CustomTextCLIP
+
+    cfg = copy.deepcopy(model_cfg)
+    # Never let a tower fetch its own pretrained weights: the checkpoint provides all of them.
+    if "timm_model_name" in cfg.get("vision_cfg", {}):
+        cfg["vision_cfg"]["timm_model_pretrained"] = False
+    if "hf_model_name" in cfg.get("text_cfg", {}):
+        cfg["text_cfg"]["hf_model_pretrained"] = False
+    custom_text = cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {})
+    model_class = (CoCa if "multimodal_cfg" in cfg else CustomTextCLIP) if custom_text else CLIP
+    return model_class(**cfg)
+
+
+def _load_strict(model: Any, sd: dict, name: str, architecture: str | None) -> None:
+    from open_clip.model import convert_to_custom_text_state_dict
+
+    sd = dict(sd)
+    if "positional_embedding" in sd and not hasattr(model, "positional_embedding"):
+        sd = convert_to_custom_text_state_dict(sd)  # older layout of CustomTextCLIP checkpoints
+    sd.pop("text.transformer.embeddings.position_ids", None)
+    own = model.state_dict()
+    if "logit_scale" in sd and sd["logit_scale"].ndim != own["logit_scale"].ndim:
+        sd["logit_scale"] = sd["logit_scale"].reshape(own["logit_scale"].shape)
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    mismatched = [f"{k} (checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)})"
+                  for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        def show(items: list[str]) -> str:
+            return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "") or "none"
+
+        raise LoadError(
+            f"{name}: the checkpoint does not fit architecture {architecture!r}. "
+            f"Missing keys: {show(missing)}. Unexpected keys: {show(unexpected)}. "
+            f"Shape mismatches: {show(mismatched)}. Is it a checkpoint of another architecture? "
+            f"Pass the right one with --arch / architecture="
+        )
+    model.load_state_dict(sd, strict=True)
+
+
+def _tokenizer(architecture: str | None, model_cfg: dict) -> Callable[[list[str]], Any]:
+    import open_clip
+    from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
+
+    # open_clip's own tokenizer for a named architecture, unless the config was changed from it
+    if architecture and open_clip.get_model_config(architecture) == model_cfg:
+        return open_clip.get_tokenizer(architecture)
+    text_cfg = model_cfg.get("text_cfg", {})
+    context_length = text_cfg.get("context_length", 77)
+    if text_cfg.get("hf_tokenizer_name"):
+        return HFTokenizer(text_cfg["hf_tokenizer_name"], context_length=context_length)
+    return SimpleTokenizer(context_length=context_length)
+
+
+# -- SAM and SAM 2.1 ----------------------------------------------------------------------------
+
+
+def build_sam(state: dict[str, Any], model: str | None, device: str, origin: Path | str) -> tuple[Any, str]:
+    """SAM (segment-anything) with ``state`` loaded strictly; ``model`` None: the type is read from
+    the image encoder's width. Returns (sam, model type). ``origin`` names the file in messages."""
+    from segment_anything import sam_model_registry
+
+    patch = state.get("image_encoder.patch_embed.proj.weight")
+    found = SAM_WIDTH_TO_TYPE.get(int(patch.shape[0])) if patch is not None else None
+    if model is None:
+        if found is None:
+            raise ValueError(f"{origin} does not look like a segment-anything checkpoint (no image encoder "
+                             "of a known width); give model: vit_b, vit_l or vit_h if it is one")
+        model = found
+    elif found is not None and found != model:
+        raise ValueError(f"{origin} holds a SAM {found} checkpoint, but model: {model} was asked for")
+    sam = sam_model_registry[model]()  # no checkpoint: segment-anything's own loader is not weights_only
+    problems = state_differences(sam.state_dict(), state)
+    if problems:
+        raise ValueError(f"{origin} does not fit SAM {model}: {'; '.join(problems)}")
+    sam.load_state_dict(state, strict=True)
+    return sam.to(device).eval(), model
+
+
+def build_sam2(state: dict[str, Any], model: str | None, device: str, origin: Path | str) -> tuple[Any, str]:
+    """SAM 2.1 from sam2's own config with ``state`` loaded strictly; ``model`` None: the type is read
+    from the number of Hiera blocks. Returns (model, model type)."""
+    from sam2.build_sam import build_sam2 as sam2_builder
+
+    blocks = {k.split(".")[3] for k in state if k.startswith("image_encoder.trunk.blocks.")}
+    found = SAM2_BLOCKS_TO_TYPE.get(len(blocks))
+    if model is None:
+        if found is None:
+            raise ValueError(f"{origin} does not look like a SAM 2.1 checkpoint (no Hiera trunk of a known depth); "
+                             "give model: hiera_t, hiera_s, hiera_b+ or hiera_l if it is one")
+        model = found
+    elif found is not None and found != model:
+        raise ValueError(f"{origin} holds a SAM 2.1 {found} checkpoint, but model: {model} was asked for")
+    net = sam2_builder(SAM2_CONFIGS[model], None, device="cpu")  # no checkpoint: loaded here, weights_only
+    problems = state_differences(net.state_dict(), state)
+    if problems:
+        raise ValueError(f"{origin} does not fit SAM 2.1 {model}: {'; '.join(problems)}")
+    net.load_state_dict(state, strict=True)
+    return net.to(device).eval(), model
+
+
+def state_differences(expected: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """Missing keys, unexpected keys and shape mismatches, each list cut to a readable length."""
+    def shown(keys: list[str]) -> str:
+        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
+    missing = sorted(k for k in expected if k not in given)
+    unexpected = sorted(k for k in given if k not in expected)
+    reshaped = sorted(f"{k} {tuple(given[k].shape)} (expected {tuple(v.shape)})"
+                      for k, v in expected.items() if k in given and given[k].shape != v.shape)
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", reshaped)):
+        if keys:
+            problems.append(f"{label}: {shown(keys)}")
+    return problems
