@@ -172,9 +172,10 @@ def test_tiny_sam3_is_small_and_quick(tiny_sam3_dir):
     size = sum(f.stat().st_size for f in tiny_sam3_dir.iterdir())
     assert size < 10 * 2**20
     make_tiny_sam3(seed=1)  # imports warm
-    t = time.perf_counter()
+    # CPU time of this process: the wall clock on a shared machine measures the neighbours too
+    t = time.process_time()
     make_tiny_sam3(seed=2)
-    assert time.perf_counter() - t < 1.0
+    assert time.process_time() - t < 1.0
 
 
 def test_bf16_runs_on_the_cpu_close_to_fp32(tiny_sam3_dir, pixels):
