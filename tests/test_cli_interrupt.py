@@ -10,12 +10,21 @@ from resegzoo.cli import build_cli
 
 
 def _commands():
-    return sorted(build_cli().commands)
+    """Every command a user runs: "segment", and a group's subcommands as "qgis install"."""
+    import click
+
+    names = []
+    for name, command in sorted(build_cli().commands.items()):
+        subcommands = command.commands if isinstance(command, click.Group) else {}
+        names += [f"{name} {sub}" for sub in sorted(subcommands)] or [name]
+    return names
 
 
 @pytest.mark.parametrize("name", _commands())
 def test_ctrl_c_in_any_command_exits_130(name, monkeypatch):
-    command = build_cli().commands[name]
+    command = build_cli()
+    for part in name.split():
+        command = command.commands[part]
 
     def interrupted(**kwargs):
         raise KeyboardInterrupt
@@ -23,7 +32,7 @@ def test_ctrl_c_in_any_command_exits_130(name, monkeypatch):
     # no arguments to parse: the command body is entered at once and "gets" Ctrl-C
     monkeypatch.setattr(command, "params", [])
     monkeypatch.setattr(command, "callback", interrupted)
-    result = CliRunner().invoke(build_cli(), [name])
+    result = CliRunner().invoke(build_cli(), name.split())
     assert result.exit_code == 130, result.output
     assert "Traceback" not in result.output
 
@@ -42,3 +51,17 @@ def test_ctrl_c_while_segmenting_exits_130_and_leaves_no_half_written_outputs(tm
                                               "--classes", "red; blue", "--out", str(out)])
     assert result.exit_code == 130, result.output
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_ctrl_c_while_plugins_load_exits_130_without_a_traceback(monkeypatch, capsys):
+    # QGIS's Cancel can come while resegzoo is still importing its plugins (torch)
+    import resegzoo.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("resegzoo.plugins.manager.get_plugin_manager", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        resegzoo.cli.main()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "\ninterrupted\n"

@@ -84,7 +84,7 @@ def test_opencv_bilinear_hand_computed_and_unlike_antialias():
     (500, [0, 112, 224, 276]),  # 4 windows, the last moved back from 336 to 276
     (225, [0, 1]),  # one pixel over: a second window at 1
     (224, [0]),
-    (100, [0]),  # shorter than a window: one window, the image padded
+    (100, [0]),  # shorter than a window: one window (as long as the axis, see the plan below)
 ])
 def test_shifted_window_origins(length, expected):
     assert window_starts(length, 224, 112, "shift") == expected
@@ -97,8 +97,10 @@ def test_shift_plan_needs_no_padding_and_pad_plan_does():
     assert all(y1 <= 289 and x1 <= 448 for _, _, y1, x1 in shift.windows)
     pad = WindowPlan.make(289, 448, 224, 112, "pad")
     assert pad.padded == (336, 448) and [w[0] for w in pad.windows][::3] == [0, 112]
+    # an axis shorter than the window: one crop of its own length, no padding (mmseg's slide)
     small = WindowPlan.make(100, 300, 224, 112, "shift")
-    assert small.padded == (224, 300) and [w[1] for w in small.windows] == [0, 76]
+    assert small.padded == (100, 300) and small.windows == ((0, 0, 100, 224), (0, 76, 100, 300))
+    assert WindowPlan.make(100, 300, 224, 112, "pad").padded == (224, 336)
 
 
 def test_zero_and_edge_padding():
@@ -180,7 +182,7 @@ def test_probabilities_averaged_over_windows_are_the_mean_of_each_windows_softma
     total, count = torch.zeros(len(vocab), 24, 24), torch.zeros(1, 24, 24)
     for win in plan.windows:
         y0, x0, y1, x1 = win
-        lg = by_logits._window_logits(image, [win], None, text, 0.0)[0]
+        lg = by_logits.method.window_logits(image[None, y0:y1, x0:x1], None, text, 0.0, per_name=False)[0]
         total[:, y0:y1, x0:x1] += torch.softmax(3.0 * lg, dim=0)
         count[:, y0:y1, x0:x1] += 1
     res = by_probs.segment(image, vocab)
@@ -248,7 +250,7 @@ def test_dataset_prompts_and_thresholds_are_segearth_ovs():
 # -- the official ReSeg-CLIP code's readout and recipe --------------------------------------------
 
 def test_feature_readout_upsamples_normalises_then_takes_cosines():
-    from resegzoo.segmenter.core import readout_features
+    from resegzoo.segmenter.clip_method import readout_features
     from resegzoo.segmenter.text import TextEmbeddings
 
     gen = torch.Generator().manual_seed(0)

@@ -11,6 +11,8 @@ def resegzoo_register_commands(cli):
 
     from resegzoo.cli import eval as eval_cli
     from resegzoo.cli import compose as compose_cli, publish as publish_cli
+    from resegzoo.cli import qgis as qgis_cli
     from resegzoo.cli import segment as segment_cli
-    for command in segment_cli.COMMANDS + info.COMMANDS + fetch_cli.COMMANDS + eval_cli.COMMANDS + compose_cli.COMMANDS + publish_cli.COMMANDS:
+    for command in (segment_cli.COMMANDS + info.COMMANDS + fetch_cli.COMMANDS + eval_cli.COMMANDS + compose_cli.COMMANDS + publish_cli.COMMANDS
+                    + qgis_cli.COMMANDS):
         cli.add_command(command)

@@ -48,4 +48,9 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    build_cli()(prog_name="resegzoo")
+    try:
+        command = build_cli()
+    except KeyboardInterrupt:  # Ctrl-C (or QGIS's Cancel) while plugins load: as during a command, no traceback
+        click.echo("\ninterrupted", err=True)
+        raise SystemExit(INTERRUPTED_EXIT) from None
+    command(prog_name="resegzoo")

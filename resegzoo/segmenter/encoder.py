@@ -44,15 +44,30 @@ def check_supported(model: Any) -> None:
             raise UnsupportedModelError(f"block {i} has separate q/k/v projections; not supported")
 
 
-def _interpolate_pos(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int]) -> torch.Tensor:
-    """Resize the patch part of a (1+G, D) positional embedding to another grid (bicubic)."""
+#: how positional embeddings are resized to another grid (recipe ``inference.position_interpolation``)
+POSITION_RULES = ("size", "scale-factor")
+
+
+def _interpolate_pos(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int], rule: str = "size") -> torch.Tensor:
+    """Resize the patch part of a (1+G, D) positional embedding to another grid, bicubic:
+    ``size`` resizes to the grid's size; ``scale-factor`` scales by (new + 0.1) / old per axis
+    (DINO's rule, used by SegEarth-OV's open_clip), which also maps source coordinates by that
+    factor, so it differs slightly from ``size``."""
     if old == new:
         return pos
     cls, grid = pos[:1], pos[1:]
     d = grid.shape[-1]
-    grid = grid.reshape(1, old[0], old[1], d).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=new, mode="bicubic", align_corners=False).to(pos.dtype)
-    return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(new[0] * new[1], d)], dim=0)
+    grid = grid.reshape(1, old[0], old[1], d).permute(0, 3, 1, 2).float()
+    if rule == "scale-factor":
+        factor = ((new[0] + 0.1) / old[0], (new[1] + 0.1) / old[1])
+        grid = F.interpolate(grid, scale_factor=factor, mode="bicubic", align_corners=False)
+        if tuple(grid.shape[-2:]) != tuple(new):  # the + 0.1 makes the floor land on the grid
+            raise ValueError(f"positional embeddings scaled to {tuple(grid.shape[-2:])}, expected {new}")
+    elif rule == "size":
+        grid = F.interpolate(grid, size=new, mode="bicubic", align_corners=False)
+    else:
+        raise ValueError(f"unknown position interpolation {rule!r}; use one of {', '.join(POSITION_RULES)}")
+    return torch.cat([cls, grid.to(pos.dtype).permute(0, 2, 3, 1).reshape(new[0] * new[1], d)], dim=0)
 
 
 class ScheduleConflictError(ResegzooError, ValueError):
@@ -85,7 +100,8 @@ class MaskedClipEncoder:
                  rules: Sequence[str] | None = None, uncovered: UncoveredPolicy = "group",
                  segearth_last_block: bool = False, mean: Sequence[float] = OPENAI_MEAN,
                  std: Sequence[float] = OPENAI_STD, name: str = "", last_block: str | None = None,
-                 last_block_residual: bool | None = None, naclip_std: float = 5.0) -> None:
+                 last_block_residual: bool | None = None, naclip_std: float = 5.0,
+                 position_interpolation: str = "size") -> None:
         check_supported(model)
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -99,6 +115,10 @@ class MaskedClipEncoder:
         self.last_block = None if last_block is None else get_method(last_block).name
         self.last_block_residual = last_block_residual
         self.naclip_std = float(naclip_std)
+        if position_interpolation not in POSITION_RULES:
+            raise ValueError(f"unknown position interpolation {position_interpolation!r}; "
+                             f"use one of {', '.join(POSITION_RULES)}")
+        self.position_interpolation = position_interpolation
         self.schedule: list[Rule] = method_schedule(resolve_schedule(rules, self.depth), rules, self.last_block)
         self.uncovered: UncoveredPolicy = uncovered
         self.segearth_last_block = self.last_block == "segearth-ov"
@@ -133,7 +153,7 @@ class MaskedClipEncoder:
         x = x.flatten(2).transpose(1, 2)  # (B, G, D), row-major patches
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1)
-        pos = _interpolate_pos(v.positional_embedding, tuple(v.grid_size), grid)
+        pos = _interpolate_pos(v.positional_embedding, tuple(v.grid_size), grid, self.position_interpolation)
         x = x + pos.to(x.dtype)
         return v.ln_pre(x), grid  # patch dropout is identity in eval mode
 

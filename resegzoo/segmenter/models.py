@@ -35,7 +35,7 @@ def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", archite
         return MaskedClipEncoder.from_loaded(
             loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
             last_block=recipe.extras.last_block, last_block_residual=recipe.extras.last_block_residual,
-            naclip_std=recipe.extras.naclip_std)
+            naclip_std=recipe.extras.naclip_std, position_interpolation=recipe.inference.position_interpolation)
     except (UnsupportedModelError, ScheduleConflictError) as exc:
         raise ModelLoadError(f"model {spec!r}: {exc}") from exc
 

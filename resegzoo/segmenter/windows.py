@@ -73,7 +73,8 @@ def window_starts(length: int, window: int, stride: int, placement: str = "pad")
     ``pad``: 0, stride, 2 x stride ... until the windows cover the axis (the last may overhang:
     the image is padded). ``shift``: as mmseg's slide inference, ceil((length - window) / stride)
     + 1 windows at multiples of the stride, each moved back to min(start, length - window), so
-    none overhangs; an axis shorter than the window gets one window at 0 (and padding)."""
+    none overhangs; an axis shorter than the window gets one window at 0, as long as the axis
+    (:meth:`WindowPlan.make`: no padding)."""
     if placement not in WINDOW_PLACEMENTS:
         raise ValueError(f"unknown window placement {placement!r}; use one of {', '.join(WINDOW_PLACEMENTS)}")
     if placement == "shift" and length > window:
@@ -103,8 +104,11 @@ class WindowPlan:
             raise ValueError(f"stride must be in [1, window={window}], got {stride}")
         ys = window_starts(height, window, stride, placement)
         xs = window_starts(width, window, stride, placement)
-        ph, pw = max(height, ys[-1] + window), max(width, xs[-1] + window)
-        wins = tuple((y, x, y + window, x + window) for y in ys for x in xs)
+        # shift (mmseg's slide inference): an axis shorter than the window gets one crop of its
+        # own length, never padding; the segmenter pads that crop to a patch multiple itself
+        wh, ww = (min(window, height), min(window, width)) if placement == "shift" else (window, window)
+        ph, pw = max(height, ys[-1] + wh), max(width, xs[-1] + ww)
+        wins = tuple((y, x, y + wh, x + ww) for y in ys for x in xs)
         return cls(height, width, window, stride, (ph, pw), wins)
 
     def pad(self, image: np.ndarray, mode: str = "edge") -> np.ndarray:
@@ -121,7 +125,7 @@ class WindowPlan:
 
 
 class Stitcher:
-    """Averages (K, window, window) logits of overlapping windows into one (K, H, W) map."""
+    """Averages (K, h, w) logits of overlapping windows (each its box's size) into one (K, H, W) map."""
 
     def __init__(self, plan: WindowPlan, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.plan = plan
@@ -140,6 +144,17 @@ class Stitcher:
             raise RuntimeError("some pixels were covered by no window (a bug in the window plan)")
         avg = self.sum / self.count
         return avg[:, : self.plan.height, : self.plan.width]
+
+
+def patch_padding(height: int, width: int, patch: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding that makes a crop a multiple of ``patch``, centred
+    (the left/top half rounded down), as SegEarth-OV pads a crop smaller than its window."""
+    def split(n: int) -> tuple[int, int]:
+        extra = (-n) % patch
+        return extra // 2, extra - extra // 2
+
+    (left, right), (top, bottom) = split(width), split(height)
+    return left, right, top, bottom
 
 
 def upsample_patch_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

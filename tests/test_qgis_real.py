@@ -1,0 +1,242 @@
+"""resegzoo:segment in real QGIS, headless: `resegzoo qgis install` into a fresh profile, then
+qgis_process lists and runs the algorithm; its errors, QGIS's Cancel and Ctrl-C leave nothing behind.
+
+Needs QGIS (Debian: apt-get install qgis python3-qgis). `.ci/run` installs it wherever apt-get
+exists and sets RESEGZOO_REQUIRE_QGIS=1, so there a missing QGIS fails these tests; elsewhere
+(no QGIS, not required) they are skipped with the reason, listed by pytest -ra.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image
+
+from gdal_helpers import category_names_and_rat
+
+DATA = Path(__file__).parent / "data"
+CLASSES = "roof; grass, lawn; water"
+TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5800000.0)
+#: Debian's qgis_process wrapper adds --noversioncheck, which qgis_process 3.22 refuses: call the binary
+QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+
+
+def _qgis_python() -> str | None:
+    """A Python that imports QGIS's bindings (the system one on Debian, not resegzoo's venv)."""
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if candidate and subprocess.run([candidate, "-c", "import qgis.core"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def _require_qgis() -> tuple[str, str]:
+    python = _qgis_python() if QGIS_PROCESS else None
+    if QGIS_PROCESS and python:
+        return QGIS_PROCESS, python
+    missing = "qgis_process" if not QGIS_PROCESS else "a Python with QGIS's bindings (python3-qgis)"
+    if os.environ.get("RESEGZOO_REQUIRE_QGIS") == "1":
+        pytest.fail(f"RESEGZOO_REQUIRE_QGIS=1 but {missing} is not installed (apt-get install qgis python3-qgis)")
+    pytest.skip(f"{missing} not installed (apt-get install qgis python3-qgis; .ci/run does it)")
+
+
+def _resegzoo_executable() -> str:
+    exe = Path(sys.executable).parent / "resegzoo"
+    assert exe.is_file(), f"no resegzoo script beside {sys.executable}"
+    return str(exe)
+
+
+@pytest.fixture(scope="module")
+def qgis(tmp_path_factory):
+    """A home folder whose default QGIS profile has the plugin installed by the real CLI, the
+    environment QGIS runs in, and a small georeferenced scene."""
+    qgis_process, python = _require_qgis()
+    root = tmp_path_factory.mktemp("qgis")
+    home = root / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("QGIS_CUSTOM_CONFIG_PATH", "XDG_DATA_HOME", "XDG_CONFIG_HOME")}
+    env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(root / "run"), HF_HUB_OFFLINE="1")
+    (root / "run").mkdir(mode=0o700)
+    done = subprocess.run([_resegzoo_executable(), "qgis", "install"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "installed and enabled" in done.stdout
+    tile = np.asarray(Image.open(DATA / "demo_tile.png").convert("RGB"))
+    scene = _geotiff(root / "scene.tif", tile[:96, :80])
+    big = _geotiff(root / "big.tif", np.tile(tile, (3, 3, 1)))  # a minute of work: time to cancel it
+    return {"process": qgis_process, "python": python, "env": env, "root": root, "scene": scene, "big": big}
+
+
+def _geotiff(path: Path, image: np.ndarray) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", height=image.shape[0], width=image.shape[1], count=3,
+                       dtype="uint8", crs="EPSG:32632", transform=TRANSFORM) as dst:
+        dst.write(np.moveaxis(image, -1, 0))
+    return path
+
+
+def _run(qgis, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([qgis["process"], *args], env=qgis["env"], cwd=qgis["root"], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _segment_args(out: Path, model: str = "example-tiny", *extra: str, scene: str = "scene.tif") -> list[str]:
+    return ["run", "resegzoo:segment", "--", f"INPUT={scene}", f"CLASSES={CLASSES}", f"MODEL={model}",
+            "MASKS=slic", f"OUTPUT={out / 'scene.labels.tif'}", *extra]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) if folder.is_dir() else []
+
+
+def _resegzoo_processes(out: Path) -> list[int]:
+    """Live resegzoo processes writing into the algorithm's work folder under ``out``."""
+    marker = f"{out}{os.sep}.resegzoo-qgis-"
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_qgis_process_lists_and_runs_segment(qgis):
+    listed = _run(qgis, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "resegzoo:segment" in listed.stdout
+
+    out = qgis["root"] / "out"
+    done = _run(qgis, *_segment_args(out, "example-tiny", f"VECTOR={out / 'regions.gpkg'}",
+                                     f"PROBS={out / 'probs.tif'}"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resegzoo segment" in done.stdout  # the command line is logged
+    assert "RANDOM weights" in done.stdout  # resegzoo's own lines reach QGIS's log
+    assert f"wrote {out / 'scene.labels.tif'}" in done.stdout
+    labels = out / "scene.labels.tif"
+    with rasterio.open(qgis["scene"]) as src, rasterio.open(labels) as got:
+        assert got.crs == src.crs and got.transform == src.transform and got.shape == src.shape
+        assert got.count == 1 and got.nodata == 255
+        assert set(np.unique(got.read(1))) <= {0, 1, 2}
+    names, _, _, _ = category_names_and_rat(labels)
+    assert names[:3] == ["roof", "grass", "water"]  # class names in the .aux.xml GDAL (and QGIS) reads
+    assert "roof" in (out / "scene.labels.qml").read_text()  # QGIS's default style for the layer
+    with rasterio.open(out / "probs.tif") as probs:
+        assert probs.count == 3 and probs.crs.to_epsg() == 32632
+    import pyogrio
+
+    info = pyogrio.read_info(out / "regions.gpkg")
+    assert info["crs"] == "EPSG:32632" and info["features"] > 0 and "class" in list(info["fields"])
+    assert sorted(p.name for p in out.iterdir()) == ["probs.tif", "regions.gpkg", "scene.labels.qml",
+                                                     "scene.labels.tif", "scene.labels.tif.aux.xml"]
+
+
+def test_a_resegzoo_error_is_its_one_line_message_and_writes_nothing(qgis):
+    out = qgis["root"] / "out-error"
+    done = _run(qgis, *_segment_args(out, "no-such-model"))
+    assert done.returncode != 0
+    # QGIS repeats an algorithm's error (log, "ERROR:" line); each time it is resegzoo's one line
+    errors = {line.removeprefix("ERROR:").strip() for line in (done.stdout + done.stderr).splitlines()
+              if "resegzoo: " in line}
+    assert len(errors) == 1, done.stdout + done.stderr
+    assert errors.pop().startswith("resegzoo: cannot load model 'no-such-model': unknown CLIP variant")
+    assert "Traceback" not in done.stdout + done.stderr
+    assert list(out.iterdir()) == []  # not even the work folder
+
+
+CANCEL_SCRIPT = """
+import json, sys, time
+from qgis.core import QgsApplication, QgsProcessingFeedback
+QgsApplication.setOrganizationName("QGIS")  # QGIS's own names: its profiles folder, QGIS/QGIS3/profiles
+QgsApplication.setApplicationName("QGIS3")
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.append(QgsApplication.pkgDataPath() + "/python/plugins")
+sys.path.append(QgsApplication.qgisSettingsDirPath() + "python/plugins")
+from processing.core.Processing import Processing
+Processing.initialize()
+import processing
+import resegzoo_qgis
+plugin = resegzoo_qgis.classFactory(None)  # kept, as QGIS keeps its plugins: the provider lives with it
+plugin.initProcessing()
+
+class CancelMidway(QgsProcessingFeedback):
+    # what QGIS's Cancel button does (feedback.cancel()), once resegzoo's progress reached QGIS
+    lines, progress, cancelled_at = [], [], None
+
+    def pushConsoleInfo(self, info):
+        super().pushConsoleInfo(info)
+        self.lines.append(info)
+
+    def record(self, value):
+        self.progress.append(value)
+        if 0 < value < 100 and not self.isCanceled():
+            self.cancelled_at = time.monotonic()
+            self.cancel()
+
+feedback = CancelMidway()
+feedback.progressChanged.connect(feedback.record)
+params = json.loads(sys.argv[1])
+try:
+    processing.run("resegzoo:segment", params, feedback=feedback)
+    error = None
+except Exception as exc:
+    error = str(exc)
+print(json.dumps({"error": error, "lines": feedback.lines, "progress": feedback.progress,
+                  "stopped_after_s": feedback.cancelled_at and time.monotonic() - feedback.cancelled_at}))
+"""
+
+
+def test_cancel_in_qgis_stops_resegzoo_and_leaves_nothing(qgis):
+    out = qgis["root"] / "out-cancel"
+    script = qgis["root"] / "cancel.py"
+    script.write_text(textwrap.dedent(CANCEL_SCRIPT))
+    params = {"INPUT": str(qgis["big"]), "CLASSES": CLASSES, "MODEL": "example-tiny", "MASKS": "slic",
+              "OUTPUT": str(out / "scene.labels.tif"), "VECTOR": str(out / "regions.gpkg"),
+              "TILE_SIZE": 256}  # 9 blocks: progress after each
+    done = subprocess.run([qgis["python"], str(script), json.dumps(params)], env=qgis["env"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["error"] and "cancelled" in result["error"], result  # not finished: cancelled midway
+    assert 0 < result["progress"][0] < 100  # resegzoo's blocks bar reached QGIS's feedback
+    assert result["stopped_after_s"] < 30
+    assert result["lines"][-1] == "interrupted"  # SIGINT, not a kill: resegzoo stopped itself
+    assert list(out.iterdir()) == []
+    assert _resegzoo_processes(out) == []
+
+
+def test_ctrl_c_of_qgis_process_stops_resegzoo_and_leaves_nothing(qgis):
+    out = qgis["root"] / "out-ctrl-c"
+    # a terminal's Ctrl-C: SIGINT to the foreground process group (qgis_process and resegzoo)
+    proc = subprocess.Popen([qgis["process"], *_segment_args(out, scene="big.tif")], env=qgis["env"], cwd=qgis["root"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _resegzoo_processes(out) and time.monotonic() < deadline:  # resegzoo has started
+            time.sleep(0.2)
+        assert _resegzoo_processes(out) and proc.poll() is None
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGINT)
+        start = time.monotonic()
+        output = proc.communicate(timeout=60)[0]  # (qgis_process's stdout is a pipe: buffered till the end)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    assert "cancelled: resegzoo was stopped and nothing was written" in output, output
+    assert time.monotonic() - start < 30
+    assert list(out.iterdir()) == []
+    assert _resegzoo_processes(out) == []
