@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.server
+import ssl
 import os
 import sys
 import threading
@@ -91,6 +92,7 @@ class _Server(http.server.ThreadingHTTPServer):
     requests: list[tuple[str, str | None]]  # (path, Range header)
     honour_range: bool
     drop_after: int | None  # send only this many bytes once, then close (a dropped connection)
+    redirects: dict[str, str]  # path -> Location of a 302 answer
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -98,6 +100,12 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.requests.append((self.path, self.headers.get("Range")))
+        if self.path in self.server.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.server.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = self.server.files.get(self.path)
         if data is None:
             self.send_error(404)
@@ -125,10 +133,16 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+#: a self-signed certificate for 127.0.0.1 (valid until 2126): resegzoo downloads over https only
+TLS_CERT = Path(__file__).parent / "data" / "tls" / "cert.pem"
+
+
 @pytest.fixture
 def http_server(monkeypatch):
-    """A local HTTP server (127.0.0.1, a thread) serving ``http_server.files[path] = bytes``, with
-    HTTP Range support; ``.requests`` records (path, Range header); ``.base`` is its URL.
+    """A local HTTPS server (127.0.0.1, a thread) serving ``http_server.files[path] = bytes``, with
+    HTTP Range support; ``.requests`` records (path, Range header); ``.redirects[path] = url``
+    answers 302; ``.base`` is its ``https://`` URL. Its certificate is the one trusted
+    (SSL_CERT_FILE, also for subprocesses) while the test runs.
 
     Tests that use it download from loopback, so offline mode (CI sets HF_HUB_OFFLINE=1) is
     switched off for them; a test may switch it back on with monkeypatch.setenv."""
@@ -137,11 +151,15 @@ def http_server(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("RESEGZOO_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS_CERT))
     srv = _Server(("127.0.0.1", 0), _RangeHandler)
-    srv.files, srv.requests, srv.honour_range, srv.drop_after = {}, [], True, None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS_CERT, TLS_CERT.with_name("key.pem"))
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    srv.files, srv.requests, srv.honour_range, srv.drop_after, srv.redirects = {}, [], True, None, {}
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"  # type: ignore[attr-defined]
+    srv.base = f"https://127.0.0.1:{srv.server_address[1]}"  # type: ignore[attr-defined]
     yield srv
     srv.shutdown()
     srv.server_close()

@@ -28,9 +28,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("methods",),                        # the method seam and its methods
     ("segmenter",),                      # the pipeline
     ("batch",),                          # one input = one unit of outputs
-    ("api",),                            # the public API
     ("compose", "eval", "qgis"),         # composition, evaluation, the QGIS plugin
     ("engines",),                        # where segment/eval work runs (local, Ray)
+    ("api",),                            # the public API (segment_files picks an engine)
     ("cli",),                            # click commands
     ("builtin", "testing"),              # resegzoo's own plugins (loaded by name); tiny test models
 ]

@@ -72,7 +72,7 @@ def qgis(tmp_path_factory):
     assert "installed and enabled" in done.stdout
     tile = np.asarray(Image.open(DATA / "demo_tile.png").convert("RGB"))
     scene = _geotiff(root / "scene.tif", tile[:96, :80])
-    big = _geotiff(root / "big.tif", np.tile(tile, (3, 3, 1)))  # a minute of work: time to cancel it
+    big = _geotiff(root / "big.tif", np.tile(tile, (2, 2, 1)))  # tens of seconds of work: time to cancel it
     return {"process": qgis_process, "python": python, "env": env, "root": root, "scene": scene, "big": big}
 
 
@@ -155,9 +155,10 @@ def test_a_resegzoo_error_is_its_one_line_message_and_writes_nothing(qgis):
     assert list(out.iterdir()) == []  # not even the work folder
 
 
-CANCEL_SCRIPT = """
+#: a standalone PyQGIS script's start: QGIS with the default profile, Processing, the installed plugin
+PYQGIS_START = """
 import json, sys, time
-from qgis.core import QgsApplication, QgsProcessingFeedback
+from qgis.core import QgsApplication, QgsProcessingFeedback, QgsSettings
 QgsApplication.setOrganizationName("QGIS")  # QGIS's own names: its profiles folder, QGIS/QGIS3/profiles
 QgsApplication.setApplicationName("QGIS3")
 app = QgsApplication([], False)
@@ -168,6 +169,9 @@ from processing.core.Processing import Processing
 Processing.initialize()
 import processing
 import resegzoo_qgis
+"""
+
+CANCEL_SCRIPT = PYQGIS_START + """
 plugin = resegzoo_qgis.classFactory(None)  # kept, as QGIS keeps its plugins: the provider lives with it
 plugin.initProcessing()
 
@@ -204,7 +208,7 @@ def test_cancel_in_qgis_stops_resegzoo_and_leaves_nothing(qgis):
     script.write_text(textwrap.dedent(CANCEL_SCRIPT))
     params = {"INPUT": str(qgis["big"]), "CLASSES": CLASSES, "MODEL": "example-tiny", "MASKS": "slic",
               "OUTPUT": str(out / "scene.labels.tif"), "VECTOR": str(out / "regions.gpkg"),
-              "TILE_SIZE": 256}  # 9 blocks: progress after each
+              "TILE_SIZE": 128}  # 16 blocks: progress after each, the first one soon
     done = subprocess.run([qgis["python"], str(script), json.dumps(params)], env=qgis["env"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -215,6 +219,47 @@ def test_cancel_in_qgis_stops_resegzoo_and_leaves_nothing(qgis):
     assert result["lines"][-1] == "interrupted"  # SIGINT, not a kill: resegzoo stopped itself
     assert list(out.iterdir()) == []
     assert _resegzoo_processes(out) == []
+
+
+SETTING_SCRIPT = PYQGIS_START + """
+from processing.core.ProcessingConfig import ProcessingConfig
+from resegzoo_qgis.settings import EXECUTABLE_SETTING
+plugin = resegzoo_qgis.classFactory(None)
+plugin.initProcessing()
+recorded = ProcessingConfig.getSetting(EXECUTABLE_SETTING)
+ProcessingConfig.setSettingValue(EXECUTABLE_SETTING, sys.argv[1])  # as the provider's settings page saves it
+try:
+    processing.run("resegzoo:segment", json.loads(sys.argv[2]))
+    error = None
+except Exception as exc:
+    error = str(exc)
+print(json.dumps({"recorded": recorded, "error": error,
+                  "saved": QgsSettings().value("Processing/Configuration/" + EXECUTABLE_SETTING)}))
+"""
+
+
+def test_the_executable_is_a_setting_of_the_provider(qgis):
+    out = qgis["root"] / "out-setting"
+    script = qgis["root"] / "setting.py"
+    script.write_text(textwrap.dedent(SETTING_SCRIPT))
+    other = qgis["root"] / "elsewhere" / "resegzoo"  # a file (the setting's own check), but not a program
+    other.parent.mkdir()
+    other.write_text("not a program\n")
+    other = str(other)
+    params = {"INPUT": str(qgis["scene"]), "CLASSES": CLASSES, "OUTPUT": str(out / "scene.labels.tif")}
+    done = subprocess.run([qgis["python"], str(script), other, json.dumps(params)], env=qgis["env"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["recorded"] == _resegzoo_executable()  # the default: what `resegzoo qgis install` recorded
+    assert result["saved"] == other
+    assert result["error"].startswith(f"the resegzoo executable {other} does not exist or cannot be run"), result
+    assert not out.exists() or list(out.iterdir()) == []
+    # installing again puts the environment's executable back (the saved value would hide it)
+    done = subprocess.run([_resegzoo_executable(), "qgis", "install"], env=qgis["env"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ini = Path(qgis["env"]["HOME"]) / ".local/share/QGIS/QGIS3/profiles/default/QGIS/QGIS3.ini"
+    assert "RESEGZOO_EXECUTABLE" not in ini.read_text()
 
 
 def test_ctrl_c_of_qgis_process_stops_resegzoo_and_leaves_nothing(qgis):

@@ -25,7 +25,7 @@ class EvalWork(ActorWork):
     """One actor: the segmenter of one run, built once; ``work(sample)`` -> confusion matrix."""
 
     def setup(self, context: dict[str, Any]) -> None:
-        from resegzoo.api import Segmenter
+        from resegzoo.segmenter.core import Segmenter
 
         self.run = context["run"]
         self.overlay_ids = context["overlay_ids"]

@@ -28,7 +28,7 @@ class BlockWork(ActorWork):
     """One actor: a segmenter built once; ``work((raster number, block))`` -> BlockResult."""
 
     def setup(self, context: dict[str, Any]) -> None:
-        from resegzoo.api import Segmenter
+        from resegzoo.segmenter.core import Segmenter
 
         spec: SegmenterSpec = context["segmenter"]
         self.plans = context["plans"]

@@ -46,7 +46,7 @@ def load_eval_recipe(path: Path, dataset_settings: Mapping[str, Any]) -> Any:
 
     A setting the recipe file states (even as null) wins over the dataset's.
     """
-    from resegzoo.api import load_recipe
+    from resegzoo.segmenter.recipe import load_recipe
     from resegzoo.segmenter.recipe import read_recipe_data
 
     recipe = load_recipe(path)  # validates the file on its own, so errors name it

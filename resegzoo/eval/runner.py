@@ -37,7 +37,7 @@ class RunSpec:
     without one) and a mask generator, with a row label."""
 
     label: str
-    recipe: Any  # resegzoo.api.SegmentRecipe
+    recipe: Any  # resegzoo.segmenter.recipe.SegmentRecipe
     model: str
     masks: str
     #: where the recipe came from (a path or a shipped recipe name), for the report
@@ -192,7 +192,7 @@ class EvalRun:
         return cm
 
     def vocabulary(self) -> Any:
-        from resegzoo.api import Vocabulary
+        from resegzoo.segmenter.text import Vocabulary
 
         return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 

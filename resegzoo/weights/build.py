@@ -53,8 +53,13 @@ def build_clip(state_dict: dict[str, Any], model_config: dict, *, name: str, arc
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     preprocess = preprocess or {}
+    # The config is checked against the weights before anything is allocated: a 1 MB folder must
+    # not make resegzoo build (and allocate) whatever model its config describes.
+    check_model_config(model_config, name)
+    _check_block_count(model_config, state_dict, name)
+    state_dict = _fitted_state_dict(_expected_tensors(model_config, name), state_dict, name, architecture)
     model = _build_model(model_config)
-    _load_strict(model, state_dict, name, architecture)
+    model.load_state_dict(state_dict, strict=True)
     model = model.to(device).eval()
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
@@ -69,7 +74,69 @@ def build_clip(state_dict: dict[str, Any], model_config: dict, *, name: str, arc
     )
 
 
+#: open_clip config sizes that must be positive whole numbers (or lists of them: a ResNet's layers,
+#: an image_size pair); mlp_ratio: a positive number
+_POSITIVE_SIZES = ("width", "layers", "heads", "head_width", "patch_size", "image_size", "context_length",
+                   "vocab_size", "attn_pooler_queries", "attn_pooler_heads")
+
+
+def check_model_config(model_cfg: Any, name: str) -> None:
+    """Refuse an open_clip ``model_cfg`` of the wrong shape: not a mapping, towers that are not
+    mappings, sizes that are not positive whole numbers (nothing is built yet)."""
+    label = f"{name}: open_clip_config model_cfg"
+    if not isinstance(model_cfg, dict):
+        raise LoadError(f"{label} must be a mapping, not {type(model_cfg).__name__}")
+    if not _is_positive_int(model_cfg.get("embed_dim")):
+        raise LoadError(f"{label} embed_dim = {model_cfg.get('embed_dim')!r}: must be a positive whole number")
+    for tower in ("vision_cfg", "text_cfg"):
+        cfg = model_cfg.get(tower, {})
+        if not isinstance(cfg, dict):
+            raise LoadError(f"{label} {tower} must be a mapping, not {type(cfg).__name__}")
+        for key in _POSITIVE_SIZES:
+            value = cfg.get(key)
+            items = value if isinstance(value, (list, tuple)) and key in ("layers", "image_size") else [value]
+            if value is not None and not (items and all(_is_positive_int(v) for v in items)):
+                raise LoadError(f"{label} {tower}.{key} = {value!r}: must be a positive whole number")
+        ratio = cfg.get("mlp_ratio")
+        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0):
+            raise LoadError(f"{label} {tower}.mlp_ratio = {ratio!r}: must be a positive number")
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_block_count(model_cfg: dict, state_dict: dict, name: str) -> None:
+    """Every block holds at least one tensor: a config with more blocks than the checkpoint has
+    tensors cannot fit it, and building even its shapes would take as long as the blocks are many."""
+    for tower in ("vision_cfg", "text_cfg"):
+        layers = model_cfg.get(tower, {}).get("layers")
+        total = sum(layers) if isinstance(layers, (list, tuple)) else layers
+        if isinstance(total, int) and total > len(state_dict):
+            raise LoadError(f"{name}: open_clip_config model_cfg {tower}.layers = {layers!r} blocks, but the "
+                            f"checkpoint holds only {len(state_dict)} tensors: the config does not fit these weights")
+
+
+def _expected_tensors(model_cfg: dict, name: str) -> dict[str, Any]:
+    """The state dict the config's model would have, as shapes only (built on the meta device:
+    nothing is allocated)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return _construct(model_cfg).state_dict()
+    except (TypeError, ValueError, RuntimeError, AssertionError, KeyError, AttributeError, ZeroDivisionError) as exc:
+        # open_clip's constructors check nothing themselves: these are what a bad config raises
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise LoadError(f"{name}: cannot build a model from its open_clip config ({type(exc).__name__}: "
+                        f"{detail}); is model_cfg an open_clip model config?") from exc
+
+
 def _build_model(model_cfg: dict) -> Any:
+    return _construct(model_cfg)
+
+
+def _construct(model_cfg: dict) -> Any:
     from open_clip.coca_model import CoCa
     from open_clip.model import CLIP, CustomTextCLIP
 
@@ -84,15 +151,16 @@ def _build_model(model_cfg: dict) -> Any:
     return model_class(**cfg)
 
 
-def _load_strict(model: Any, sd: dict, name: str, architecture: str | None) -> None:
+def _fitted_state_dict(own: dict[str, Any], sd: dict, name: str, architecture: str | None) -> dict:
+    """``sd`` in the layout of the model whose state dict is ``own`` (older CustomTextCLIP keys, a
+    one-element logit_scale); every key and shape must match, else a LoadError naming them."""
     from open_clip.model import convert_to_custom_text_state_dict
 
     sd = dict(sd)
-    if "positional_embedding" in sd and not hasattr(model, "positional_embedding"):
+    if "positional_embedding" in sd and "positional_embedding" not in own:
         sd = convert_to_custom_text_state_dict(sd)  # older layout of CustomTextCLIP checkpoints
     sd.pop("text.transformer.embeddings.position_ids", None)
-    own = model.state_dict()
-    if "logit_scale" in sd and sd["logit_scale"].ndim != own["logit_scale"].ndim:
+    if "logit_scale" in sd and "logit_scale" in own and sd["logit_scale"].ndim != own["logit_scale"].ndim:
         sd["logit_scale"] = sd["logit_scale"].reshape(own["logit_scale"].shape)
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
@@ -108,7 +176,7 @@ def _load_strict(model: Any, sd: dict, name: str, architecture: str | None) -> N
             f"Shape mismatches: {show(mismatched)}. Is it a checkpoint of another architecture? "
             f"Pass the right one with --arch / architecture="
         )
-    model.load_state_dict(sd, strict=True)
+    return sd
 
 
 def _tokenizer(architecture: str | None, model_cfg: dict) -> Callable[[list[str]], Any]:

@@ -319,6 +319,7 @@ def _openclip_pretrained_cached(record: ClipVariant) -> Path | None:
 
 
 def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
+    require_https(url, name)
     target = cache_dir() / "downloads" / file_name
     if target.is_file():
         return target
@@ -348,17 +349,34 @@ def _fetch_url(url: str, file_name: str, name: str, progress: bool) -> Path:
     return target
 
 
+def require_https(url: str, name: str) -> None:
+    """Refuse any URL but ``https://``: a registry record (or a redirect) must not make resegzoo
+    read local files (``file://``), talk plain http or use any other scheme urllib knows."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme.lower() != "https":
+        raise FetchError(f"{name}: refusing to download {url!r}: resegzoo downloads https:// URLs only "
+                         f"(and Hugging Face Hub files); download the file yourself and pass its path")
+
+
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+        require_https(newurl, f"redirect from {req.full_url}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def download_url(url: str, target: Path, *, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``target`` via ``target.part``, resuming a previous partial download."""
+    """Download https ``url`` to ``target`` via ``target.part``, resuming a previous partial download."""
     from tqdm.auto import tqdm
 
+    require_https(url, url)
     part = target.with_name(target.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "resegzoo"})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.build_opener(_HttpsOnlyRedirects).open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code != 416 or not have:  # 416: the .part file already holds the whole file
             raise

@@ -75,6 +75,7 @@ class ClipVariant:
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
             raise ValueError(f"variant {self.name!r} of format {self.format!r} needs {', '.join(missing)}")
+        _check_url(self.url, f"variant {self.name!r}")
         if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
             raise ValueError(f"variant {self.name!r}: sha256 must be 64 hex digits or null")
 
@@ -100,6 +101,7 @@ class SamCheckpoint:
     def __post_init__(self) -> None:
         if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
             raise ValueError(f"SAM checkpoint {self.name!r}: sha256 must be 64 hex digits or null")
+        _check_url(self.url, f"SAM checkpoint {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,13 @@ class Files:
     config: Path | None = None
     #: a ``snapshot``: the local folder holding every file of the model
     folder: Path | None = None
+
+
+def _check_url(url: str | None, what: str) -> None:
+    # A record is data anyone can write (a plugin, a fork's registry): only https is downloaded,
+    # never file:// (a local file read into the cache) or another scheme urllib would follow.
+    if url is not None and not url.lower().startswith("https://"):
+        raise ValueError(f"{what}: url must be an https:// URL, not {url!r}")
 
 
 def _is_hex(text: str) -> bool:
