@@ -231,7 +231,7 @@ def test_a_plugin_method_is_evaluated_and_its_plugin_is_in_the_run_key(colour_pl
     settings = json.loads(next((tmp_path / "e").glob("runs/*/settings.json")).read_text())
     assert settings["fingerprints"]["method"] == {"name": "colour", "plugin": "colour", "plugin_version": "0.1"}
     assert settings["fingerprints"]["model"] is None
-    assert "| colour | - | none |" in (tmp_path / "e" / "results.md").read_text()
+    assert "| - | none | colour |" in (tmp_path / "e" / "results.md").read_text()
 
 
 def test_a_plugin_method_runs_on_ray_actors_like_here(plugin_paths, tmp_path):

@@ -7,7 +7,30 @@ many blocks as well as many small files.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class BatchWork:
+    """What a batch is about to do, known before any block is computed."""
+
+    inputs: int  # inputs to segment (skipped ones not counted)
+    pixels: int  # their source pixels
+    blocks: int  # their blocks
+    windows: int  # sliding windows over the blocks still to compute
+    done_blocks: int = 0  # blocks taken from an earlier run's spool
+    skipped: int = 0  # inputs whose result is already there
+    engine: str = "local"
+
+    def describe(self) -> str:
+        if not self.inputs:
+            return f"nothing to segment: {self.skipped} input(s) skipped"
+        line = (f"segmenting {self.inputs} input(s): {self.pixels:,} px in {self.blocks} block(s), "
+                f"{self.windows:,} window(s) to encode on the {self.engine} engine")
+        extra = [f"{self.done_blocks} block(s) from an earlier run"] if self.done_blocks else []
+        extra += [f"{self.skipped} input(s) skipped"] if self.skipped else []
+        return line + (f" ({'; '.join(extra)})" if extra else "")
 
 
 class BatchProgress:
@@ -35,13 +58,20 @@ class BatchProgress:
         self.close()
         click.secho(f"note: {message}", fg="yellow", err=True)
 
-    def start(self, total_blocks: int, done_blocks: int = 0) -> None:
-        """The batch's blocks are known: ``total_blocks``, of which ``done_blocks`` come from a spool."""
-        if self.quiet or total_blocks < 2:
+    def start(self, work: BatchWork) -> None:
+        """The batch's work is known: one line saying it, then the blocks bar (with an ETA)."""
+        if self.quiet:
+            return
+        self.say(work.describe())
+        if work.blocks < 2:
             return
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total_blocks, initial=done_blocks, desc="blocks", unit="block", dynamic_ncols=True)
+        from resegzoo.runtime.console import LiveStderr
+
+        # LiveStderr: a Ray session started after the bar sends descriptor 2 to its log file
+        self._bar = tqdm(total=work.blocks, initial=work.done_blocks, desc="blocks", unit="block", dynamic_ncols=True,
+                         file=LiveStderr())
 
     def block(self, outcome: Any) -> None:
         """One block computed (or failed): a :class:`~resegzoo.batch.job.BlockOutcome`."""
