@@ -78,7 +78,7 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     """
     from resegzoo.methods.base import MethodError, check_method
 
-    from resegzoo.api import load_recipe
+    from resegzoo.segmenter.recipe import load_recipe
 
     recipe_names = list(recipes) or [info.recipe]
     paths = [(name, resolve_recipe(name)) for name in recipe_names]
