@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,9 @@ def save_block(path: Path, result: BlockResult) -> None:
               "windows_skipped": np.int64(result.windows_skipped)}
     if result.probs is not None:
         arrays["probs"] = result.probs
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic.write_bytes(path, buf.getvalue())
+    # not compressed: the files are temporary, and deflating probabilities costs seconds a block
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def load_block(path: Path, index: int) -> BlockResult:
