@@ -74,6 +74,14 @@ class BatchProgress:
         if self._bar is not None:
             self._bar.update(1)
 
+    def finished(self, path: str, outputs: str, record: dict[str, Any]) -> None:
+        """One input's unit is written: ``outputs`` names its files, ``record`` is its sidecar."""
+        self.say(f"{path} -> {outputs}")
+
+    def failed(self, path: str, message: str) -> None:
+        """One input could not be written and the batch goes on (``continue_on_error``)."""
+        self.say(f"{path}: FAILED ({message}); going on with the rest")
+
     def close(self) -> None:
         """End the bar (also before an error is printed, so that it gets a line of its own)."""
         bar, self._bar = self._bar, None
