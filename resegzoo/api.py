@@ -65,8 +65,8 @@ __all__ = [
 
 def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out: str | Path = "segment-out", *,
                   recipe: "SegmentRecipe | str | Path | None" = None, model: str | None = None,
-                  masks: str | None = None, device: str = "cpu", architecture: str | None = None,
-                  bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
+                  masks: str | None = None, method: str | None = None, device: str = "cpu",
+                  architecture: str | None = None, bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
                   probs: str | None = None, recursive: bool = False, overwrite: bool = False,
                   skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
                   stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
@@ -82,11 +82,15 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     :class:`resegzoo.raster.reader.Stretch`. ``engine``:
     ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
 
-    Everything is checked before the model loads (classes, recipe, inputs, bands, nodata, GIS
-    options: a :class:`BatchInputError`; the device and a writable ``out``)."""
+    ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
+    (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
+
+    Everything is checked before the model loads (classes, recipe, method, inputs, bands, nodata,
+    GIS options: a :class:`BatchInputError`; the device and a writable ``out``)."""
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
+    from resegzoo.methods.base import MethodError, check_method
     from resegzoo.outputs.gis.products import GisOptionError
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.raster import reader
@@ -110,6 +114,11 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
             load_templates(recipe.text.templates)
         except SchemaError as exc:
             raise BatchInputError(f"bad recipe: {exc}") from None
+    try:
+        choice = check_method(recipe, method=method, model=model, masks=masks)
+    except MethodError as exc:
+        raise BatchInputError(str(exc)) from None
+    recipe, model, masks = choice.recipe, choice.model, choice.masks
     files = expand_inputs(inputs, recursive)
     try:
         band_list = reader.parse_bands(bands) if bands is None or isinstance(bands, str) else tuple(bands)

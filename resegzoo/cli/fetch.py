@@ -17,6 +17,8 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     archives) into RESEGZOO_CACHE (default ~/.cache/resegzoo), resumable and verified where a
     sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
     With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
+    Without network each host is tried once: cached names are reported, and one line lists every
+    name that could not be fetched (no retries).
     """
     from resegzoo.weights.hub import cache_dir, fetch_record
     from resegzoo.weights.zoo import FetchError, NoNetworkError

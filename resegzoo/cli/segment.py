@@ -54,6 +54,8 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "a folder written by `resegzoo compose`, local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
 @click.option("--masks", help="Mask generator giving the segments that restrict attention: slic, "
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
+@click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "
+              "and the peer CLIP methods) or a plugin's. Default: the recipe's `method:` (clip).")
 @click.option("--recipe", "recipe_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Segmentation recipe YAML (see registry/recipes/segment-default.yaml for every key).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("segment-out"),
@@ -99,7 +101,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @THREADS_OPTION
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
-            masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
+            masks: str | None, method: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
@@ -133,7 +135,8 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
     try:
-        result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, device=device,
+        result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, method=method,
+                               device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
                                trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine,

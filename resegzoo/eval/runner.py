@@ -3,11 +3,12 @@
 Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
 atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
 The run folder's name is made of the settings alone: the model's and the masks' names and a hash
-of everything that decides the numbers (dataset, split, root, classes, label encoding, recipe,
-model, masks, and the fingerprints of :mod:`resegzoo.eval.fingerprints`: the weights' contents,
-SAM's, resegzoo's version, the dataset's file list). A rerun with other settings or other weights
-lands in another folder and never mixes its images with these; the same settings under another
-row label (one recipe or several, any --recipe spelling) find their stored results.
+of everything that decides the numbers (dataset, split, root, classes, label encoding, recipe (its
+method included), model, masks, and the fingerprints of :mod:`resegzoo.eval.fingerprints`: the
+weights' contents, SAM's, the method's plugin, resegzoo's version, the dataset's file list). A rerun
+with other settings or other weights lands in another folder and never mixes its images with these;
+the same settings under another row label (one recipe or several, any --recipe spelling) find their
+stored results.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ RESULTS_FORMAT = 1
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One setting to evaluate: a recipe, a model and a mask generator, with a row label."""
+    """One setting to evaluate: a recipe (its method in ``recipe.method``), a model ("" for a method
+    without one) and a mask generator, with a row label."""
 
     label: str
     recipe: Any  # resegzoo.segmenter.recipe.SegmentRecipe
@@ -77,8 +79,9 @@ def _slug(text: str) -> str:
 def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
     """Everything the numbers depend on; its hash names the run folder."""
     from resegzoo import __version__
-    from resegzoo.eval.fingerprints import dataset_fingerprint, model_fingerprint, sam_fingerprint
+    from resegzoo.eval.fingerprints import dataset_fingerprint, method_fingerprints, sam_fingerprint
 
+    method, model = method_fingerprints(spec.recipe, spec.model)
     return {
         "format": RESULTS_FORMAT,
         "dataset": dataset.info.name,
@@ -93,7 +96,8 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "recipe": spec.recipe.to_dict(),
         "fingerprints": {
             "resegzoo": __version__,
-            "model": model_fingerprint(spec.model),
+            "model": model,
+            "method": method,
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
@@ -122,7 +126,9 @@ class EvalRun:
         self.settings = canonical_settings(run_settings(dataset, spec))
         self.key = settings_key(self.settings)
         # named by settings only (never the row label), so any label finds the same folder
-        self.run_dir = Path(out_dir) / "runs" / f"{_slug(spec.model)}-{_slug(spec.masks)}-{self.key[:12]}"
+        # (a method without a model is named by the method)
+        first = spec.model or spec.recipe.method.name
+        self.run_dir = Path(out_dir) / "runs" / f"{_slug(first)}-{_slug(spec.masks)}-{self.key[:12]}"
         self.confusion_dir = self.run_dir / "confusion"
         self.overlay_dir = self.run_dir / "overlays"
         self._adopt_labelled_folder()

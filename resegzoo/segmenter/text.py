@@ -198,10 +198,9 @@ class TextEmbeddings:
     def names_to_classes(self, values: torch.Tensor, dim: int = 0) -> torch.Tensor:
         """Per-name values (N along ``dim``) -> per-class values (K): the max over each class's
         names (SegEarth-OV's name-level probabilities, reduced to classes)."""
-        moved = values.movedim(dim, -1)
-        index = self.class_of_name.to(moved.device).expand_as(moved)
-        out = moved.new_full((*moved.shape[:-1], self.num_classes), float("-inf"))
-        return out.scatter_reduce(-1, index, moved, reduce="amax", include_self=True).movedim(-1, dim)
+        from resegzoo.methods.base import names_to_classes
+
+        return names_to_classes(values, self.class_of_name, self.num_classes, dim)
 
 
 def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:

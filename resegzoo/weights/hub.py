@@ -111,6 +111,21 @@ def hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def hub_failure(exc: BaseException) -> str:
+    """One line saying why a huggingface_hub call raising ``exc`` failed: "no network (...)" when
+    the Hub could not be reached at all (connection refused, DNS, timeout; the host is then probed
+    once for the precise reason), else the error's first line (auth, quota, a refused request)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    transport = {"TransportError", "ConnectionError", "Timeout", "TimeoutException", "OfflineModeIsEnabled"}
+    unreached = not isinstance(exc, HfHubHTTPError) and (
+        isinstance(exc, (ConnectionError, TimeoutError)) or bool(transport & {c.__name__ for c in type(exc).__mro__}))
+    if unreached:
+        return f"no network ({unreachable(hub_endpoint()) or str(exc).splitlines()[0]})"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
