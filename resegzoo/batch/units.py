@@ -95,8 +95,10 @@ def sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
     """Whether ``sidecar`` is a finished result of this input with these settings."""
     import json
 
+    from resegzoo.outputs.reading import read_text
+
     try:
-        record = json.loads(sidecar.read_text())
+        record = json.loads(read_text(sidecar))  # a FIFO or a link there is no result: not read
         same_input = path_of_record(record).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep
@@ -308,7 +310,7 @@ class _Assembly:
             self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
             blocks = {b.index: b for b in self.job.plan.blocks}
             for index, path in sorted(self.spooled.items()):
-                self.writer.write(blocks[index], load_block(path, index))
+                self.writer.write(blocks[index], load_block(path, self.job.plan, blocks[index]))
                 self.remaining.discard(index)
         self.writer.write(block, result)
         self.remaining.discard(block.index)
@@ -375,9 +377,8 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
                 claims[job.folder].release(job.stem)
                 return
             if assembly.writer is None and assembly.spooled:  # every block came from the spool
-                first = min(assembly.spooled)
-                assembly.add(next(b for b in job.plan.blocks if b.index == first),
-                             load_block(assembly.spooled.pop(first), first))
+                first = next(b for b in job.plan.blocks if b.index == min(assembly.spooled))
+                assembly.add(first, load_block(assembly.spooled.pop(first.index), job.plan, first))
             writer = assembly.close()
             _remove_spool(assembly, spool_root)
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,

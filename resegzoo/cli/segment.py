@@ -139,7 +139,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                                device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine,
+                               trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine.logging_into(out),
                                progress=BatchProgress(quiet=quiet))
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None

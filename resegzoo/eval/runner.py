@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from resegzoo.outputs import atomic
+from resegzoo.outputs.reading import load_npy, read_text
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
@@ -153,7 +154,7 @@ class EvalRun:
         settings_file = self.run_dir / "settings.json"
         if settings_file.is_file():
             try:
-                stored = json.loads(settings_file.read_text())
+                stored = json.loads(read_text(settings_file))
             except ValueError as exc:
                 raise DatasetError(f"{settings_file}: unreadable ({exc}); remove {self.run_dir} or choose "
                                    "another --out") from exc
@@ -175,7 +176,7 @@ class EvalRun:
         path = self.result_file(sample)
         n = self.dataset.info.num_classes
         try:
-            cm = np.load(path, allow_pickle=False)
+            cm = load_npy(path, n * n * 8 + 4096)  # an int64 n x n matrix and its header
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: unreadable per-image result ({exc}); "
                                "delete it to recompute that image") from exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import re
 import shutil
@@ -33,7 +34,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from resegzoo.outputs.atomic import atomic_path, write_text
+from resegzoo.outputs.reading import UnsafeFileError, read_text
 from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, SamCheckpoint
+
+_log = logging.getLogger(__name__)
 
 Record = ClipVariant | SamCheckpoint
 
@@ -134,14 +138,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_memo(memo: Path) -> str | None:
+    """A small file this cache wrote (a hash, a stamp), or None if there is none or what is there
+    is something else (a FIFO, a link, a folder, too large): the value is then computed anew and
+    the memo rewritten."""
+    try:
+        return read_text(memo, 4096)
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError as exc:
+        _log.warning("cache: ignoring %s (%s)", memo, exc)
+        return None
+
+
 def cached_sha256(path: Path) -> str:
     """sha256 of a file, remembered per (path, size, mtime) so repeated runs do not re-read gigabytes."""
     path = path.resolve()
     st = path.stat()
     key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
     memo = cache_dir() / "compose" / "sha256" / key
-    if memo.is_file():
-        return memo.read_text().strip()
+    remembered = _read_memo(memo)
+    if remembered is not None and re.fullmatch(r"[0-9a-f]{64}", remembered.strip()):
+        return remembered.strip()
     value = sha256_file(path)
     write_text(memo, value, durable=True)
     return value
@@ -551,7 +569,7 @@ def _verified(path: Path, sha256: str | None, name: str, hasher: Callable[[Path]
     stat = path.stat()
     marker = cache_dir() / "verified" / sha256
     stamp = f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
-    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+    if _read_memo(marker) == stamp:
         return path
     actual = hasher(path)
     if actual != sha256.lower():
