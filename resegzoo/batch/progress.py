@@ -45,11 +45,19 @@ class BatchProgress:
         """A line of information, printed without breaking the bar."""
         if self.quiet:
             return
-        from tqdm.auto import tqdm
+        import sys
 
         from resegzoo.raster.names import shown
 
-        tqdm.write(shown(message))
+        # what tqdm.write does, for a bar on any stream (it draws on LiveStderr, which tqdm.write
+        # does not take for the terminal): clear the bar, write the line, draw the bar again
+        bar = self._bar
+        if bar is not None:
+            bar.clear()
+        sys.stdout.write(shown(message) + "\n")
+        sys.stdout.flush()
+        if bar is not None:
+            bar.refresh()
 
     def note(self, message: str) -> None:
         """A warning about the whole run (e.g. a model random by design); shown even when quiet."""
