@@ -188,21 +188,31 @@ def nearly_full(folder: str | Path) -> bool:
     return st.f_bavail * st.f_frsize < (1 << 20)
 
 
+#: libraries whose write failures may be a full disk in other words
+_WRITERS = ("rasterio", "PIL", "pyogrio", "safetensors")
+
+
+def _from_a_writer(exc: BaseException) -> bool:
+    """An I/O error, or an error of a library that writes files itself (not a bug or a user error
+    that happened while an output was open)."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _WRITERS
+
+
 @contextlib.contextmanager
 def reporting_full_disk(folder: str | Path, what: str | None = None) -> Iterator[None]:
     """Turn a full disk while writing into ``folder`` into one :class:`OutputWriteError` naming the
     folder (the writers inside remove their temporaries as the error passes through them).
 
     Libraries that write files themselves (libpng, libtiff through GDAL) often report a full disk
-    only as "write error": a failure while the folder's disk is (nearly) full is reported as a full
-    disk too, with the library's own words."""
+    only as "write error": their failure while the folder's disk is (nearly) full is reported as a
+    full disk too, with the library's own words."""
     try:
         yield
     except OutputWriteError:
         raise
     except Exception as exc:
         said = is_no_space(exc)
-        if not said and not nearly_full(folder):
+        if not said and not (_from_a_writer(exc) and nearly_full(folder)):
             raise
         thing = f"{what} into {folder}" if what else f"into {folder}"
         detail = "" if said else f" ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"

@@ -79,6 +79,15 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
         os.close(fd)
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """Whether ``path`` itself (not a link's target) is a regular file: for cache entries read by
+    a library that opens them by name (they are written anew when this says no)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def read_text(path: str | Path, limit: int = TEXT_LIMIT) -> str:
     """:func:`read_bytes` decoded as UTF-8."""
     data = read_bytes(path, limit)

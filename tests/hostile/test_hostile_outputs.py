@@ -242,3 +242,34 @@ def test_text_embeddings_entry_that_is_no_file(tmp_path, resegzoo_cache, kind):
             with pytest.warns(UserWarning, match="unreadable"):
                 assert np.allclose(again.text_embeddings(vocab).names, expected)
             assert entry.is_file() and not entry.is_symlink()
+
+
+def test_a_link_in_place_of_a_converted_input_is_not_used(tmp_path, resegzoo_cache):
+    """compose converts a pickled input once into the cache, named by the input's sha256; a link
+    there to other weights must not be averaged in its place."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from resegzoo.compose import compose, recipe_from_mapping
+    from resegzoo.testing import make_tiny_clip, tiny_model_config
+
+    models = [make_tiny_clip(seed) for seed in (1, 2)]
+    paths = []
+    for i, model in enumerate(models):
+        paths.append(tmp_path / f"m{i}.pt")
+        torch.save(model.state_dict(), paths[-1])
+    folder = resegzoo_cache / "compose" / "safetensors"
+    folder.mkdir(parents=True)
+    # a cache entry for m0 that is a link to m1's conversion: m1 would be averaged with itself
+    other = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in models[1].state_dict().items()}, str(other))
+    (folder / f"{hashlib.sha256(paths[0].read_bytes()).hexdigest()}.safetensors").symlink_to(other)
+    data = {"inputs": [str(p) for p in paths], "model_config": tiny_model_config(),
+            "weighting": {"strategy": "manual", "params": {"weights": [1.0, 0.0]}}}
+    compose(recipe_from_mapping(data), tmp_path / "out", progress=False)
+    out = load_file(str(tmp_path / "out" / "open_clip_model.safetensors"))
+    key = "visual.proj" if "visual.proj" in out else next(k for k in out if out[k].is_floating_point())
+    torch.testing.assert_close(out[key], models[0].state_dict()[key])  # m0's own weights
+    assert not any(p.is_symlink() for p in folder.iterdir())
