@@ -26,7 +26,7 @@ import numpy as np
 
 from resegzoo.raster.blocks import Block, Box, plan_blocks
 from resegzoo.outputs.atomic import nearly_full
-from resegzoo.raster.gdal_failures import raising_gdal_failures
+from resegzoo.outputs.gdal_failures import raising_gdal_failures
 from resegzoo.raster.reader import NODATA_LABEL, ImageError, Raster, open_raster, quiet_georef
 
 ProbsFormat = Literal["uint8", "float16"]

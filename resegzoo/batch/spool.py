@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -40,9 +39,9 @@ def save_block(path: Path, result: BlockResult) -> None:
               "windows_skipped": np.int64(result.windows_skipped)}
     if result.probs is not None:
         arrays["probs"] = result.probs
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic.write_bytes(path, buf.getvalue())
+    # not compressed: the files are temporary, and deflating probabilities costs seconds a block
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def block_limit(plan: RasterPlan, block: Any) -> int:

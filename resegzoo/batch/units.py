@@ -369,7 +369,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
                 assembly.close(RuntimeError("a block failed"))
                 if assembly.error is not None:
                     message = assembly.error
-                    progress.say(f"{job.plan.path}: FAILED ({message}); going on with the rest")
+                    progress.failed(str(job.plan.path), message)
                 else:
                     blocks = "; ".join(f.describe() for f in assembly.block_failures)
                     message = f"{blocks} (its finished blocks are kept: a rerun redoes only these)"
@@ -393,13 +393,13 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             if not options.continue_on_error or not isinstance(exc, Exception):  # Ctrl-C always stops
                 raise
             result.failures.append((Path(job.plan.path), f"{type(exc).__name__}: {exc}"))
-            progress.say(f"{job.plan.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
+            progress.failed(str(job.plan.path), f"{type(exc).__name__}: {exc}")
             return
         claims[job.folder].release(job.stem)
         result.records.append(record)
         image = str(job.folder.relative_to(out) / Path(record["input"]).name)
         result.units.append((image, record, written(job, record, out)))
-        progress.say(f"{job.plan.path} -> {written(job, record)}")
+        progress.finished(str(job.plan.path), written(job, record), record)
 
     placement = seg.recipe.inference.window_placement
     progress.start(BatchWork(

@@ -43,6 +43,13 @@ class RunSpec:
     masks: str
     #: where the recipe came from (a path or a shipped recipe name), for the report
     recipe_source: str = ""
+    #: prompt names per class when the method has its own on this dataset (its
+    #: ``method_settings``); None: the dataset's ``classes``
+    classes: Optional[list[list[str]]] = None
+
+    def prompts(self, info: Any) -> list[list[str]]:
+        """The names each class is prompted with in this run."""
+        return [list(names) for names in (self.classes or info.classes)]
 
     @property
     def recipe_name(self) -> str:
@@ -89,7 +96,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "root": str(dataset.root.resolve()),
         "split": dataset.split,
         "layout": dataset.layout,
-        "classes": dataset.info.classes,
+        "classes": spec.prompts(dataset.info),
         "background": dataset.info.background,
         "encoding": asdict(dataset.encoding),
         "model": spec.model,
@@ -188,7 +195,7 @@ class EvalRun:
     def vocabulary(self) -> Any:
         from resegzoo.segmenter.text import Vocabulary
 
-        return Vocabulary(classes=[list(names) for names in self.dataset.info.classes])
+        return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
     def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
                         loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:

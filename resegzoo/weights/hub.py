@@ -35,11 +35,11 @@ from pathlib import Path
 
 from resegzoo.outputs.atomic import atomic_path, write_text
 from resegzoo.outputs.reading import UnsafeFileError, read_text
-from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, SamCheckpoint
+from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, Sam3Record, SamCheckpoint
 
 _log = logging.getLogger(__name__)
 
-Record = ClipVariant | SamCheckpoint
+Record = ClipVariant | SamCheckpoint | Sam3Record
 
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
@@ -166,7 +166,9 @@ def cached_sha256(path: Path) -> str:
 
 
 def fetch_record(record: Record, *, progress: bool = True) -> Path:
-    """The local checkpoint file of a zoo record, downloaded first if needed."""
+    """The local checkpoint file of a zoo record (a SAM 3 model: its folder), downloaded first if needed."""
+    if isinstance(record, Sam3Record):
+        return fetch_hf_snapshot(record.hf_repo, record.name, HF_MODEL_FILES)
     if isinstance(record, SamCheckpoint):
         path = _fetch_url(record.url, record.file, record.name, progress)
         return _verified(path, record.sha256, record.name)
@@ -195,6 +197,10 @@ def _url_file_name(url: str) -> str:
 
 def is_cached(record: Record) -> bool:
     """Whether :func:`fetch_record` would succeed offline (no network call)."""
+    if isinstance(record, Sam3Record):
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(record.hf_repo, "config.json"), str)
     if isinstance(record, SamCheckpoint):
         return (cache_dir() / "downloads" / record.file).is_file()
     if record.format == "custom" or record.fetcher is not None:
@@ -250,6 +256,12 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
         raise FetchError(f"{name}: could not download {filename} from Hugging Face repo {repo}: {exc}") from exc
 
 
+#: what a transformers model folder needs (the rest of a repository: other formats, docs, media)
+HF_MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer.json",
+                  "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                  "processor_config.json", "preprocessor_config.json")
+
+
 def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
     return (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
             f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
@@ -257,16 +269,23 @@ def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
             f"and pass the file path instead of the name")
 
 
-def fetch_hf_snapshot(repo: str, name: str) -> Path:
+def fetch_hf_snapshot(repo: str, name: str, allow_patterns: tuple[str, ...] | None = None) -> Path:
     """The local folder holding every file of Hugging Face model repo ``repo`` (a transformers
-    ``save_pretrained`` layout), from the HF cache, downloaded if online."""
+    ``save_pretrained`` layout; ``allow_patterns``: only the files matching these), from the HF
+    cache, downloaded if online. A gated repository that refuses says so, in one line."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
 
     offline = is_offline()
     down = None if offline else unreachable(hub_endpoint())
+    patterns = list(allow_patterns) if allow_patterns else None
     try:
-        return Path(snapshot_download(repo_id=repo, local_files_only=offline or down is not None))
+        return Path(snapshot_download(repo_id=repo, allow_patterns=patterns,
+                                      local_files_only=offline or down is not None))
+    except GatedRepoError:
+        raise FetchError(f"{name}: Hugging Face repo {repo} is gated and refused this download: accept its license "
+                         f"at {hub_endpoint()}/{repo} with your account, then log in (`hf auth login`) or set "
+                         "HF_TOKEN to a token of that account") from None
     except LocalEntryNotFoundError as exc:
         if down is not None:
             raise NoNetworkError(
