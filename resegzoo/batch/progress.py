@@ -45,11 +45,19 @@ class BatchProgress:
         """A line of information, printed without breaking the bar."""
         if self.quiet:
             return
-        from tqdm.auto import tqdm
+        import sys
 
         from resegzoo.raster.names import shown
 
-        tqdm.write(shown(message))
+        # what tqdm.write does, for a bar on any stream (it draws on LiveStderr, which tqdm.write
+        # does not take for the terminal): clear the bar, write the line, draw the bar again
+        bar = self._bar
+        if bar is not None:
+            bar.clear()
+        sys.stdout.write(shown(message) + "\n")
+        sys.stdout.flush()
+        if bar is not None:
+            bar.refresh()
 
     def note(self, message: str) -> None:
         """A warning about the whole run (e.g. a model random by design); shown even when quiet."""
@@ -73,6 +81,14 @@ class BatchProgress:
         """One block computed (or failed): a :class:`~resegzoo.batch.job.BlockOutcome`."""
         if self._bar is not None:
             self._bar.update(1)
+
+    def finished(self, path: str, outputs: str, record: dict[str, Any]) -> None:
+        """One input's unit is written: ``outputs`` names its files, ``record`` is its sidecar."""
+        self.say(f"{path} -> {outputs}")
+
+    def failed(self, path: str, message: str) -> None:
+        """One input could not be written and the batch goes on (``continue_on_error``)."""
+        self.say(f"{path}: FAILED ({message}); going on with the rest")
 
     def close(self) -> None:
         """End the bar (also before an error is printed, so that it gets a line of its own)."""

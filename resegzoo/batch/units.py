@@ -95,8 +95,10 @@ def sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
     """Whether ``sidecar`` is a finished result of this input with these settings."""
     import json
 
+    from resegzoo.outputs.reading import read_text
+
     try:
-        record = json.loads(sidecar.read_text())
+        record = json.loads(read_text(sidecar))  # a FIFO or a link there is no result: not read
         same_input = path_of_record(record).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep
@@ -308,7 +310,7 @@ class _Assembly:
             self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
             blocks = {b.index: b for b in self.job.plan.blocks}
             for index, path in sorted(self.spooled.items()):
-                self.writer.write(blocks[index], load_block(path, index))
+                self.writer.write(blocks[index], load_block(path, self.job.plan, blocks[index]))
                 self.remaining.discard(index)
         self.writer.write(block, result)
         self.remaining.discard(block.index)
@@ -367,7 +369,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
                 assembly.close(RuntimeError("a block failed"))
                 if assembly.error is not None:
                     message = assembly.error
-                    progress.say(f"{job.plan.path}: FAILED ({message}); going on with the rest")
+                    progress.failed(str(job.plan.path), message)
                 else:
                     blocks = "; ".join(f.describe() for f in assembly.block_failures)
                     message = f"{blocks} (its finished blocks are kept: a rerun redoes only these)"
@@ -375,9 +377,8 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
                 claims[job.folder].release(job.stem)
                 return
             if assembly.writer is None and assembly.spooled:  # every block came from the spool
-                first = min(assembly.spooled)
-                assembly.add(next(b for b in job.plan.blocks if b.index == first),
-                             load_block(assembly.spooled.pop(first), first))
+                first = next(b for b in job.plan.blocks if b.index == min(assembly.spooled))
+                assembly.add(first, load_block(assembly.spooled.pop(first.index), job.plan, first))
             writer = assembly.close()
             _remove_spool(assembly, spool_root)
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
@@ -392,13 +393,13 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             if not options.continue_on_error or not isinstance(exc, Exception):  # Ctrl-C always stops
                 raise
             result.failures.append((Path(job.plan.path), f"{type(exc).__name__}: {exc}"))
-            progress.say(f"{job.plan.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
+            progress.failed(str(job.plan.path), f"{type(exc).__name__}: {exc}")
             return
         claims[job.folder].release(job.stem)
         result.records.append(record)
         image = str(job.folder.relative_to(out) / Path(record["input"]).name)
         result.units.append((image, record, written(job, record, out)))
-        progress.say(f"{job.plan.path} -> {written(job, record)}")
+        progress.finished(str(job.plan.path), written(job, record), record)
 
     placement = seg.recipe.inference.window_placement
     progress.start(BatchWork(

@@ -28,6 +28,15 @@ class ResegzooGroup(click.Group):
         except click.ClickException:
             end_progress_bars()
             raise
+        except OSError as exc:
+            from resegzoo.outputs.atomic import is_no_space
+
+            if not is_no_space(exc):
+                raise
+            end_progress_bars()
+            # the writers name their folder (OutputWriteError above); this catches any other write
+            where = f" writing {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"no space left on the device{where}; free some space and run again") from None
         except KeyboardInterrupt:
             end_progress_bars()
             click.echo("\ninterrupted", err=True)

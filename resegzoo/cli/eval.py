@@ -105,7 +105,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     results = []
     current = None
     try:
-        with eval_engine(engine, device, say=lambda line: click.echo(line, err=True)) as evaluate:
+        with eval_engine(engine.logging_into(out), device, say=lambda line: click.echo(line, err=True)) as evaluate:
             for run in runs:
                 current = EvalRun(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,

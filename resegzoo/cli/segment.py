@@ -56,8 +56,9 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
 @click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "
               "and the peer CLIP methods) or a plugin's. Default: the recipe's `method:` (clip).")
-@click.option("--recipe", "recipe_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Segmentation recipe YAML (see registry/recipes/segment-default.yaml for every key).")
+@click.option("--recipe", "recipe_file", metavar="FILE|NAME",
+              help="Segmentation recipe YAML, or the name of a shipped one (`resegzoo list recipes`, e.g. "
+                   "method-segearth-ov3); see registry/recipes/segment-default.yaml for every key.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("segment-out"),
               show_default=True, help="Output folder (created if missing).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda:0.")
@@ -101,7 +102,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @THREADS_OPTION
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
-            masks: str | None, method: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
+            masks: str | None, method: str | None, recipe_file: str | Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
@@ -128,6 +129,10 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
                                f"(with background; {NODATA_LABEL} is nodata)")
     try:
+        if recipe_file is not None:
+            from resegzoo.eval.ablation import resolve_recipe
+
+            recipe_file = resolve_recipe(recipe_file)
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, background_threshold=background_threshold, precision=precision)
         load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
@@ -139,7 +144,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                                device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine,
+                               trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine.logging_into(out),
                                progress=BatchProgress(quiet=quiet))
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None

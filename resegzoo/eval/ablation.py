@@ -71,21 +71,28 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
 
     ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
     ``recipe_settings`` (e.g. its background threshold) fill in what a recipe does not set,
-    unless ``dataset_settings`` is False. A model, masks or method of None means the recipe's
+    unless ``dataset_settings`` is False; a method with its own ``method_settings`` on the
+    dataset gets those settings and its prompt names instead. A model, masks or method of None means the recipe's
     own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
     model loads: a method given a mask generator it does not read is an error here.
     """
     from resegzoo.methods.base import MethodError, check_method
 
+    from resegzoo.segmenter.recipe import load_recipe
+
     recipe_names = list(recipes) or [info.recipe]
-    settings = info.recipe_settings if dataset_settings else {}
-    loaded = [(name, load_eval_recipe(resolve_recipe(name), settings)) for name in recipe_names]
+    paths = [(name, resolve_recipe(name)) for name in recipe_names]
+    own_methods = {name: load_recipe(path).method.name for name, path in paths}  # validates each file
     model_list = list(models) or [None]
     masks_list = list(masks) or [None]
     method_list = list(methods) or [None]
     varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1, len(method_list) > 1]
     specs, labels = [], set()
-    for (source, recipe), model, mask, method in itertools.product(loaded, model_list, masks_list, method_list):
+    for (source, path), model, mask, method in itertools.product(paths, model_list, masks_list, method_list):
+        # a method with its own protocol on this dataset (method_settings) gets its own prompt
+        # names and settings; the others the dataset's
+        classes, settings = info.for_method(method or own_methods[source])
+        recipe = load_eval_recipe(path, settings if dataset_settings else {})
         try:
             choice = check_method(recipe, method=method, model=model, masks=mask)
         except MethodError as exc:
@@ -96,5 +103,5 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
                               "once")
         labels.add(label)
         specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
-                             recipe_source=source))
+                             recipe_source=source, classes=None if classes == info.classes else classes))
     return specs

@@ -60,6 +60,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
             "recipe_source": r.spec.recipe_source,
             "recipe_name": r.spec.recipe_name, "random_weights": random_weights(r),
             "protocol": protocol_name(r.spec.recipe), "recipe": r.spec.recipe.to_dict(), "images": r.images,
+            "prompts": r.spec.prompts(info),
             "miou": _json_number(s.miou), "mean_accuracy": _json_number(s.mean_accuracy),
             "overall_accuracy": _json_number(s.overall_accuracy), "mean_f1": _json_number(s.mean_f1),
             "pixels": s.pixels,
@@ -71,7 +72,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
         "resegzoo": __version__,
         "units": "percent",
         "dataset": {**dataset.describe(), "title": info.title, "classes": info.class_names,
-                    "prompts": info.classes, "images_in_split": len(dataset)},
+                    "prompts": info.classes, "images_in_split": len(dataset)},  # each run: its own "prompts"
         "runs": runs,
     }
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from resegzoo.outputs import atomic
+from resegzoo.outputs.reading import load_npy, read_text
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
@@ -42,6 +43,13 @@ class RunSpec:
     masks: str
     #: where the recipe came from (a path or a shipped recipe name), for the report
     recipe_source: str = ""
+    #: prompt names per class when the method has its own on this dataset (its
+    #: ``method_settings``); None: the dataset's ``classes``
+    classes: Optional[list[list[str]]] = None
+
+    def prompts(self, info: Any) -> list[list[str]]:
+        """The names each class is prompted with in this run."""
+        return [list(names) for names in (self.classes or info.classes)]
 
     @property
     def recipe_name(self) -> str:
@@ -88,7 +96,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "root": str(dataset.root.resolve()),
         "split": dataset.split,
         "layout": dataset.layout,
-        "classes": dataset.info.classes,
+        "classes": spec.prompts(dataset.info),
         "background": dataset.info.background,
         "encoding": asdict(dataset.encoding),
         "model": spec.model,
@@ -153,7 +161,7 @@ class EvalRun:
         settings_file = self.run_dir / "settings.json"
         if settings_file.is_file():
             try:
-                stored = json.loads(settings_file.read_text())
+                stored = json.loads(read_text(settings_file))
             except ValueError as exc:
                 raise DatasetError(f"{settings_file}: unreadable ({exc}); remove {self.run_dir} or choose "
                                    "another --out") from exc
@@ -175,7 +183,7 @@ class EvalRun:
         path = self.result_file(sample)
         n = self.dataset.info.num_classes
         try:
-            cm = np.load(path, allow_pickle=False)
+            cm = load_npy(path, n * n * 8 + 4096)  # an int64 n x n matrix and its header
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: unreadable per-image result ({exc}); "
                                "delete it to recompute that image") from exc
@@ -187,7 +195,7 @@ class EvalRun:
     def vocabulary(self) -> Any:
         from resegzoo.segmenter.text import Vocabulary
 
-        return Vocabulary(classes=[list(names) for names in self.dataset.info.classes])
+        return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
     def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
                         loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:

@@ -59,7 +59,9 @@ class InferenceSettings:
     stride: Optional[int] = None
     #: ``pad`` (pad the image at the bottom/right so windows at multiples of the stride cover
     #: it) or ``shift`` (mmseg's slide inference: the last window moved back to end at the border).
-    window_placement: Literal["pad", "shift"] = "pad"
+    #: ``image``: one window, the whole image whatever its shape (for methods that resize each
+    #: window to their own square input: SegEarth-OV3 without sliding).
+    window_placement: Literal["pad", "shift", "image"] = "pad"
     #: padding fill: ``edge`` (repeat border pixels) or ``zero`` (black, the reference code).
     pad_mode: Literal["edge", "zero"] = "edge"
     #: how the positional embeddings are resized for a grid other than the model's own (a window

@@ -277,16 +277,20 @@ def _load_stored(path: Path, vocab: Vocabulary) -> TextEmbeddings | None:
     import warnings
 
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
-    if not path.is_file():
-        return None
+    from resegzoo.outputs.reading import read_bytes
+
+    class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
     try:
-        names = load_file(path)["names"]
+        # through the safe reader: a FIFO, a link or a huge file there is not read (8192 floats a
+        # name is more than any text tower gives)
+        names = load(read_bytes(path, len(class_of) * 8192 * 4 + (1 << 20)))["names"]
+    except FileNotFoundError:
+        return None
     except (OSError, SafetensorError, KeyError) as exc:
         warnings.warn(f"cached text embeddings {path} are unreadable ({exc}); computing them again", stacklevel=3)
         return None
-    class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
     if names.ndim != 2 or names.shape[0] != len(class_of) or names.dtype != torch.float32:
         warnings.warn(f"cached text embeddings {path} do not fit the vocabulary; computing them again", stacklevel=3)
         return None
