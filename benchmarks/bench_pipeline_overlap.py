@@ -85,7 +85,8 @@ def main() -> None:
     def encoder_only() -> None:
         for band, maps in zip(prep.bands, band_maps):
             for s in range(0, len(band), batch):
-                seg._window_logits(prep.padded, band[s:s + batch], maps[s:s + batch], text, 0.0)
+                crops = np.stack([prep.padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in band[s:s + batch]])
+                seg.method.window_logits(crops, maps[s:s + batch], text, 0.0, per_name=False)
 
     variants = {
         "masks only": masks_only,

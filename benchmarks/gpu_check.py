@@ -8,7 +8,9 @@
   (c) speed per megapixel: plain CLIP (all-global schedule, no masks), ReSeg-CLIP (resegzoo's
       masked schedule, SAM vit_b masks once per region) and the reference schedule (a fresh
       SamAutomaticMaskGenerator per level per window, as the reference code), for ViT-B-16 and
-      ViT-L-14; plus ReSeg-CLIP with SAM 2.1 Hiera-T masks (needs resegzoo[sam2]);
+      ViT-L-14; plus ReSeg-CLIP with SAM 2.1 Hiera-T masks (needs resegzoo[sam2]); plus SAM 3
+      (SegEarth-OV3, full-size random Sam3Config, 8 names, 512 px windows each resized to 1008 px
+      as its OpenEarthMap protocol; needs resegzoo[sam3]);
   (d) peak GPU memory of every row of (c).
 
 All models have random weights at their real sizes (timing does not depend on the weights), so
@@ -308,6 +310,46 @@ def check_speed(setup: Setup) -> None:
             f"{seconds / megapixels:.2f} s/MP, peak {peak_mib(device)}")
 
 
+SAM3_NAMES = ["building", "road", "tree", "water", "low vegetation", "car", "bare soil", "background"]
+
+
+def check_sam3_speed(setup: Setup) -> None:
+    """SegEarth-OV3 seconds per megapixel: a random SAM 3 at its real size (the dry run: the test
+    model), every window scored for 8 names, fp32 and bf16 autocast."""
+    try:
+        from resegzoo.methods.segearth_ov3.fusion import FusionSwitches
+        from resegzoo.methods.segearth_ov3.model import Sam3Scorer
+        from resegzoo.methods.segearth_ov3.tokenizer import open_clip_tokenize
+        from resegzoo.testing import make_tiny_sam3
+    except ImportError:
+        row("(c, d) speed", "SegEarth-OV3 (SAM 3)", 'skipped: pip install "resegzoo[sam3]"')
+        return
+    from resegzoo.segmenter.windows import WindowPlan
+
+    device = setup.device
+    model = make_tiny_sam3(seed=0, config=None if setup.dry_run else {}).to(device)
+    side = setup.image_side
+    window = min(512, side)
+    image = torch.from_numpy(scene(side)).permute(2, 0, 1)
+    windows = WindowPlan.make(side, side, window, window, "shift").windows
+    megapixels = side ** 2 / 1e6
+    switches = FusionSwitches(confidence_threshold=0.5)
+    for precision in (["fp32"] if device == "cpu" else ["fp32", "bf16"]):
+        scorer = Sam3Scorer(model, open_clip_tokenize, device=device, precision=precision, name_batch=8)
+
+        def run() -> None:
+            scorer._text.clear()  # text is encoded once per image (vocabulary), included in the time
+            for y0, x0, y1, x1 in windows:
+                scorer.score_window(image[:, y0:y1, x0:x1], SAM3_NAMES, switches)
+
+        run()  # warm-up
+        reset_peak(device)
+        seconds, _ = timed(run, device)
+        row("(c, d) speed", f"SegEarth-OV3, SAM 3 {'tiny' if setup.dry_run else 'full size'}, {precision}",
+            f"{seconds / megapixels:.2f} s/MP ({len(windows)} windows of {window} px, {len(SAM3_NAMES)} names), "
+            f"peak {peak_mib(device)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu-dry-run", action="store_true",
@@ -334,6 +376,7 @@ def main() -> None:
         check_kernels(setup)
     if "c" in sections:
         check_speed(setup)
+        check_sam3_speed(setup)
     print(f"\n### resegzoo GPU check: {card}, torch {torch.__version__} ({time.perf_counter() - start:.0f} s)\n")
     print("| check | setting | result |\n|---|---|---|")
     for check, setting, result in ROWS:

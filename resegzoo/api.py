@@ -33,6 +33,7 @@ from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
 from resegzoo.outputs.gis.products import GisOutputs
+from resegzoo.raster.reader import Stretch
 from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
 from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
@@ -49,6 +50,7 @@ __all__ = [
     "RasterRun",
     "SegmentRecipe",
     "SegmentResult",
+    "Stretch",
     "Segmenter",
     "Vocabulary",
     "VocabularyError",
@@ -63,25 +65,32 @@ __all__ = [
 
 def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out: str | Path = "segment-out", *,
                   recipe: "SegmentRecipe | str | Path | None" = None, model: str | None = None,
-                  masks: str | None = None, device: str = "cpu", architecture: str | None = None,
-                  bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
+                  masks: str | None = None, method: str | None = None, device: str = "cpu",
+                  architecture: str | None = None, bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
                   probs: str | None = None, recursive: bool = False, overwrite: bool = False,
                   skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
-                  gis: GisOutputs | None = None,
+                  stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
                   engine: Any = "local", progress: BatchProgress | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
     as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
     ``-2``, ``-3`` ...; ``overwrite`` replaces); ``skip_existing`` skips inputs whose result with
     these settings is there; ``continue_on_error`` records failing inputs in the result instead of
-    raising; ``trust_vrt`` lets VRTs read raw bands, network and archive sources. ``engine``:
+    raising; ``trust_vrt`` lets VRTs read raw bands, network and archive sources. ``stretch`` (for
+    data that is not 8-bit): ``"batch"`` (one 2-98 percentile stretch over every input), ``"file"``
+    (one per input), given values (``"0:3000"``, ``"0:3000,0:2800,0:2500"``) or a
+    :class:`resegzoo.raster.reader.Stretch`. ``engine``:
     ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
 
-    Everything is checked before the model loads (classes, recipe, inputs, bands, nodata, GIS
-    options: a :class:`BatchInputError`; the device and a writable ``out``)."""
+    ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
+    (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
+
+    Everything is checked before the model loads (classes, recipe, method, inputs, bands, nodata,
+    GIS options: a :class:`BatchInputError`; the device and a writable ``out``)."""
     from resegzoo.batch.inputs import expand_inputs
-    from resegzoo.batch.units import run_batch
+    from resegzoo.batch.units import run_batch, stretch_record
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
+    from resegzoo.methods.base import MethodError, check_method
     from resegzoo.outputs.gis.products import GisOptionError
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.raster import reader
@@ -105,21 +114,30 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
             load_templates(recipe.text.templates)
         except SchemaError as exc:
             raise BatchInputError(f"bad recipe: {exc}") from None
+    try:
+        choice = check_method(recipe, method=method, model=model, masks=masks)
+    except MethodError as exc:
+        raise BatchInputError(str(exc)) from None
+    recipe, model, masks = choice.recipe, choice.model, choice.masks
     files = expand_inputs(inputs, recursive)
     try:
         band_list = reader.parse_bands(bands) if bands is None or isinstance(bands, str) else tuple(bands)
         nodata_value = reader.parse_nodata(nodata) if nodata is None or isinstance(nodata, str) else float(nodata)
+        stretch_choice = reader.parse_stretch(stretch) if isinstance(stretch, str) else stretch
     except reader.ImageError as exc:
         raise BatchInputError(str(exc)) from None
     failures: list[tuple[Path, str]] = []
     rasters = []
+    folders = []
     for f in files:
         try:
-            rasters.append(reader.open_raster(f, band_list, nodata_value, trust_vrt=trust_vrt))
+            rasters.append(reader.open_raster(f.path, band_list, nodata_value, trust_vrt=trust_vrt, stretch=False))
+            folders.append(f.folder)
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise BatchInputError(str(exc)) from None
-            failures.append((f, str(exc)))
+            failures.append((f.path, str(exc)))
+    rasters = reader.with_stretch(rasters, stretch_choice)  # a batch stretch reads every input (decimated)
     try:
         gis.check(rasters)
     except GisOptionError as exc:
@@ -134,8 +152,8 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         progress.note(note)
     spec = SegmenterSpec(recipe, model, masks, device, architecture)
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
-                         continue_on_error=continue_on_error, gis=gis)
-    result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress)
+                         continue_on_error=continue_on_error, gis=gis, stretch=stretch_record(stretch_choice))
+    result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress, folders)
     result.failures[:0] = failures
     result.inputs = len(files)
     return result

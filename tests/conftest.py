@@ -165,6 +165,15 @@ def http_server(monkeypatch):
     srv.server_close()
 
 
+@pytest.fixture(scope="session")
+def tiny_sam3_dir(tmp_path_factory) -> Path:
+    """A tiny random SAM 3 (resegzoo.testing.TINY_SAM3_CONFIG, seed 0) written by transformers'
+    save_pretrained, without tokenizer files. Do not modify it."""
+    from resegzoo.testing import save_tiny_sam3
+
+    return save_tiny_sam3(tmp_path_factory.mktemp("tiny-sam3") / "sam3")
+
+
 @pytest.fixture
 def refusing_hub(tmp_path) -> Iterator[dict[str, str]]:
     """Environment for a subprocess on a machine without network: HF_ENDPOINT points at a loopback

@@ -102,3 +102,31 @@ def test_the_segment_command_is_option_parsing_and_reaches_engines_only_through_
     assert not any(name.startswith("resegzoo.engines.") for name in imported), imported
     assert not any(name.startswith(("resegzoo.batch", "resegzoo.outputs.claims")) for name in imported), imported
     assert len(source.splitlines()) < 250
+
+
+def test_a_front_end_receives_the_batch_s_progress_through_one_object(tmp_path, scenes):
+    from resegzoo.api import load_recipe
+
+    events = []
+
+    class Recorder(BatchProgress):
+        def say(self, message):
+            events.append(("say", message))
+
+        def start(self, work):
+            events.append(("start", work.inputs, work.blocks, work.windows))
+
+        def block(self, outcome):
+            events.append(("block", outcome.job, outcome.block.index, outcome.error))
+
+        def finished(self, path, outputs, record):
+            events.append(("finished", Path(path).name, outputs.split(", ")[-1], record["blocks"]))
+
+    result = segment_files([scenes], CLASSES, tmp_path / "out", recipe=load_recipe(None, window=16, stride=8,
+                           tile_size=64), model="oracle", masks="none", progress=Recorder())
+    blocks = sum(r["blocks"] for r in result.records)
+    assert events[0][0] == "start" and events[0][1:3] == (2, blocks) and events[0][3] > 0
+    assert [e for e in events if e[0] == "block"] and all(e[3] is None for e in events if e[0] == "block")
+    assert len([e for e in events if e[0] == "block"]) == blocks
+    assert sorted(e[1:] for e in events if e[0] == "finished") == [("big.tif", "big.json", blocks - 1),
+                                                                   ("small.tif", "small.json", 1)]

@@ -73,6 +73,28 @@ def test_engine_ray_without_ray_says_how_to_install(tmp_path, monkeypatch):
     assert result.output.strip().endswith('--engine ray needs Ray with Ray Data: pip install "resegzoo[ray]"')
 
 
+# -- placing the actors (issue 17 item 12) -------------------------------------------------------------
+@pytest.mark.parametrize("args,missing", [
+    (["--actors", "2", "--gpus-per-actor", "1"], "missing 2 GPU(s)"),
+    (["--actors", "3", "--cpus-per-actor", "2"], "missing 4 CPU(s)"),
+])
+def test_actors_the_cluster_cannot_place_are_refused_before_any_work(ray_here, tmp_path, args, missing):
+    # the module's Ray has 2 CPUs and no GPU: Ray would wait forever for these actors at 0 %
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "classes.yaml").write_text("classes: [red, green, blue]\n")
+    write_dataset(load_classes_file(root / "classes.yaml"), "folders", root, color_of, images=3, height=32, width=32)
+    result = CliRunner().invoke(build_cli(), ["eval", "--dataset", "generic", "--root", str(root), "--model", "oracle",
+                                              "--masks", "none", "--quiet", "--out", str(tmp_path / "out"),
+                                              "--engine", "ray", *args])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert "cannot be placed on the Ray cluster" in errors[0] and missing in errors[0]
+    assert "2 CPU, 0 GPU" in errors[0]  # what the node has
+    assert not list(tmp_path.glob("out/runs/*/confusion/*.npy"))
+
+
 # -- eval ------------------------------------------------------------------------------------------
 def test_eval_on_ray_with_a_dying_worker_matches_local_and_resumes(ray_here, tiny_model_dir, tmp_path, monkeypatch):
     root = tmp_path / "data"

@@ -18,7 +18,7 @@ def test_help_names_every_check():
     out = run("--help").stdout
     for words in ("fp32 on CUDA against fp32 on the CPU", "bf16 / fp16", "SDPA", "math", "plain CLIP",
                   "ReSeg-CLIP", "reference schedule", "ViT-L-14", "SAM 2.1 Hiera-T", "peak GPU memory",
-                  "8 minutes", "--cpu-dry-run"):
+                  "8 minutes", "--cpu-dry-run", "SAM 3"):
         assert words in out, words
 
 
@@ -31,5 +31,6 @@ def test_cpu_dry_run_prints_the_whole_table():
     assert any("fp16 cpu | refused" in r for r in rows)
     assert any(r.startswith("| (b) SDPA | boolean mask forces the math kernel | ") for r in rows)
     speed = [r for r in rows if r.startswith("| (c, d) speed |")]
-    for name in ("plain CLIP", "ReSeg-CLIP + SAM vit_b", "reference schedule", "ReSeg-CLIP + SAM 2.1 Hiera-T"):
+    for name in ("plain CLIP", "ReSeg-CLIP + SAM vit_b", "reference schedule", "ReSeg-CLIP + SAM 2.1 Hiera-T",
+                 "SegEarth-OV3, SAM 3 tiny"):
         assert any(name in r and " s/MP" in r for r in speed), name

@@ -141,7 +141,8 @@ def test_no_tensor_is_made_on_the_cpu_when_the_model_is_on_another_device():
     maps = seg._window_masks(padded, wins)
     recorder = DeviceRecorder()
     with recorder:
-        logits = seg._window_logits(padded, wins, maps, text, lam=-0.3)
+        crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
+        logits = seg.method.window_logits(crops, maps, text, lam=-0.3, per_name=False)
     assert logits.device.type == "meta" and logits.shape == (2, 4, 64, 64)
     # torch.from_numpy (no tensor argument) is not seen; its CPU result's first use would be
     assert recorder.calls > 100 and recorder.on_cpu == [], recorder.on_cpu

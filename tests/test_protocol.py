@@ -182,7 +182,7 @@ def test_probabilities_averaged_over_windows_are_the_mean_of_each_windows_softma
     total, count = torch.zeros(len(vocab), 24, 24), torch.zeros(1, 24, 24)
     for win in plan.windows:
         y0, x0, y1, x1 = win
-        lg = by_logits._window_logits(image, [win], None, text, 0.0)[0]
+        lg = by_logits.method.window_logits(image[None, y0:y1, x0:x1], None, text, 0.0, per_name=False)[0]
         total[:, y0:y1, x0:x1] += torch.softmax(3.0 * lg, dim=0)
         count[:, y0:y1, x0:x1] += 1
     res = by_probs.segment(image, vocab)
@@ -250,7 +250,7 @@ def test_dataset_prompts_and_thresholds_are_segearth_ovs():
 # -- the official ReSeg-CLIP code's readout and recipe --------------------------------------------
 
 def test_feature_readout_upsamples_normalises_then_takes_cosines():
-    from resegzoo.segmenter.core import readout_features
+    from resegzoo.segmenter.clip_method import readout_features
     from resegzoo.segmenter.text import TextEmbeddings
 
     gen = torch.Generator().manual_seed(0)

@@ -114,9 +114,7 @@ def test_every_flag_the_plugin_passes_is_a_segment_option():
     options = {opt for param in segment.params for opt in param.opts}
     flags = [part for part in cmd if part.startswith("--")]
     assert len(flags) == 14
-    # --method comes with issue 16's method seam (branch methods); until it is on main, METHOD is the
-    # one parameter resegzoo refuses ("No such option"); then this allowance goes
-    assert [f for f in flags if f not in options] in ([], ["--method"])
+    assert [f for f in flags if f not in options] == []
 
 
 def test_outputs_are_renamed_onto_the_chosen_paths(tmp_path):

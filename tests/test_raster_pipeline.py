@@ -128,14 +128,17 @@ def test_batches_recursive_globs_and_the_summary_table(tmp_path):
     deep = runner.invoke(build_cli(), ["segment", str(tmp_path / "d"), "--recursive", *args, "--out",
                                        str(tmp_path / "deep")])
     assert deep.exit_code == 0, deep.output
-    assert sorted(p.name for p in (tmp_path / "deep").glob("*.labels.tif")) == ["one.labels.tif", "two.labels.tif"]
+    # the input folders are mirrored under --out (issue 18 item 10)
+    assert sorted(str(p.relative_to(tmp_path / "deep")) for p in (tmp_path / "deep").rglob("*.labels.tif")) == \
+        ["one.labels.tif", "sub/two.labels.tif"]
     table = deep.output[deep.output.index("image "):].splitlines()
-    assert table[0].split() == ["image", "pixels", "nodata", "classes", "seconds"]
-    assert table[1].split()[:2] == ["one.tif", "480"] and table[2].split()[:2] == ["two.tif", "480"]
+    assert table[0].split() == ["image", "pixels", "nodata", "classes", "seconds", "outputs"]
+    assert table[1].split()[:2] == ["one.tif", "480"] and table[2].split()[:2] == ["sub/two.tif", "480"]
     assert table[3].startswith("total: 2 images") and "960" in table[3]
     pattern = str(tmp_path / "d" / "**" / "t*.tif")
     glob = runner.invoke(build_cli(), ["segment", pattern, "--recursive", *args, "--out", str(tmp_path / "glob")])
     assert glob.exit_code == 0, glob.output
-    assert sorted(p.name for p in (tmp_path / "glob").glob("*.labels.tif")) == ["two.labels.tif"]
+    assert [str(p.relative_to(tmp_path / "glob")) for p in (tmp_path / "glob").rglob("*.labels.tif")] == \
+        ["sub/two.labels.tif"]
     none = runner.invoke(build_cli(), ["segment", str(tmp_path / "d" / "*.jp2"), *args, "--out", str(tmp_path / "x")])
     assert none.exit_code != 0 and "no rasters match" in none.output

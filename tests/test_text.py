@@ -136,7 +136,7 @@ def test_text_embeddings_are_stored_and_a_second_run_makes_no_text_pass(tmp_path
     assert torch.equal(reused.names, embedded.names) and torch.equal(reused.class_of_name, embedded.class_of_name)
     # other names, other templates or other weights are other entries
     again.text_embeddings(Vocabulary.parse("building; road; water"))
-    again.templates = ("a satellite photo of {}.",)
+    again.method.templates = ("a satellite photo of {}.",)
     again.text_embeddings(vocab)
     other = str(save_folder(make_tiny_clip(4), tmp_path / "other"))
     Segmenter.from_recipe(model=other, masks="none").text_embeddings(vocab)

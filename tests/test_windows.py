@@ -106,3 +106,10 @@ def test_mask_bands_hold_whole_window_rows():
         rows = {w[0] for w in band}
         assert all(sum(w[0] == r for w in plan.windows) == sum(w[0] == r for w in band) for r in rows)
     assert len(bands) == 4
+
+
+def test_image_placement_is_one_window_of_the_whole_image():
+    from resegzoo.segmenter.windows import WindowPlan
+
+    plan = WindowPlan.make(40, 52, 16, 8, "image")
+    assert plan.windows == ((0, 0, 40, 52),) and plan.padded == (40, 52)

@@ -15,6 +15,7 @@ The three pieces are separate so that an engine can distribute them (issue 11's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from resegzoo.raster.blocks import Block, Box, plan_blocks
+from resegzoo.outputs.atomic import nearly_full
+from resegzoo.outputs.gdal_failures import raising_gdal_failures
 from resegzoo.raster.reader import NODATA_LABEL, ImageError, Raster, open_raster, quiet_georef
 
 ProbsFormat = Literal["uint8", "float16"]
@@ -138,6 +141,17 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
                       blocks=tuple(blocks), class_names=tuple(names),
                       num_classes=0 if vocab is None else len(vocab), palette=tuple(tuple(c) for c in palette),
                       probs=options.probs, label_driver="GTiff" if tiff else "PNG")
+
+
+def block_windows(plan: RasterPlan, block: Block, placement: str = "pad") -> int:
+    """How many sliding windows the encoder runs over ``block`` (its read box, halo included,
+    resized by the raster's one factor), for telling the user up front what will be done."""
+    from resegzoo.segmenter.windows import window_starts
+
+    y0, x0, y1, x1 = block.read
+    h, w = max(2, round((y1 - y0) * plan.scale)), max(2, round((x1 - x0) * plan.scale))
+    return len(window_starts(h, plan.window, plan.stride, placement)) * \
+        len(window_starts(w, plan.window, plan.stride, placement))
 
 
 def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.ndarray]:
@@ -256,13 +270,16 @@ class RasterWriter:
             raise ValueError(f"result of block {result.index} written as block {block.index}")
         y0, x0, y1, x1 = block.core
         window = Window(x0, y0, x1 - x0, y1 - y0)
-        self._labels.write(result.labels[None], window=window)
-        if self._probs is not None:
-            if result.probs is None:
-                raise ValueError(f"block {block.index} has no probabilities, but the plan asks for them")
-            self._probs.write(result.probs.astype(self._probs.dtypes[0]), window=window)
-            if self.plan.probs == "uint8":
-                self._probs.write_mask(np.where(result.labels != NODATA_LABEL, 255, 0).astype(np.uint8), window=window)
+        if self._probs is not None and result.probs is None:
+            raise ValueError(f"block {block.index} has no probabilities, but the plan asks for them")
+        # a write may flush other cached blocks to disk; a failure there is only reported by GDAL
+        with raising_gdal_failures(str(self.destination)):
+            self._labels.write(result.labels[None], window=window)
+            if self._probs is not None:
+                self._probs.write(result.probs.astype(self._probs.dtypes[0]), window=window)
+                if self.plan.probs == "uint8":
+                    self._probs.write_mask(np.where(result.labels != NODATA_LABEL, 255, 0).astype(np.uint8),
+                                           window=window)
         self.written.add(block.index)
         self.counts += result.counts
         self.nodata_pixels += result.nodata_pixels
@@ -278,13 +295,20 @@ class RasterWriter:
                 stack.__exit__(RuntimeError, err, None)
                 raise err
             try:
-                self._labels.close()
-                if self._probs is not None:
-                    self._probs.close()
+                # the cached blocks reach the disk here: a failure (a full disk) must stop the commit
+                with raising_gdal_failures(str(self.destination)):
+                    self._labels.close()
+                    if self._probs is not None:
+                        self._probs.close()
+                if nearly_full(self.destination.parent):
+                    # libtiff may fail a write without GDAL reporting it: on a full disk the
+                    # file may be incomplete, so it is not committed
+                    raise OSError(errno.ENOSPC, f"{self.destination}: the disk filled up while writing it")
                 if self.plan.label_driver != "GTiff":
                     from rasterio.shutil import copy as gdal_copy
 
-                    gdal_copy(self._label_tmp, self._final, driver=self.plan.label_driver)
+                    with raising_gdal_failures(str(self.destination)):
+                        gdal_copy(self._label_tmp, self._final, driver=self.plan.label_driver)
                     Path(f"{self._final}.aux.xml").unlink(missing_ok=True)  # nothing a PNG reader needs
             except BaseException as err:
                 if not stack.__exit__(type(err), err, err.__traceback__):

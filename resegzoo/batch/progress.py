@@ -7,7 +7,30 @@ many blocks as well as many small files.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class BatchWork:
+    """What a batch is about to do, known before any block is computed."""
+
+    inputs: int  # inputs to segment (skipped ones not counted)
+    pixels: int  # their source pixels
+    blocks: int  # their blocks
+    windows: int  # sliding windows over the blocks still to compute
+    done_blocks: int = 0  # blocks taken from an earlier run's spool
+    skipped: int = 0  # inputs whose result is already there
+    engine: str = "local"
+
+    def describe(self) -> str:
+        if not self.inputs:
+            return f"nothing to segment: {self.skipped} input(s) skipped"
+        line = (f"segmenting {self.inputs} input(s): {self.pixels:,} px in {self.blocks} block(s), "
+                f"{self.windows:,} window(s) to encode on the {self.engine} engine")
+        extra = [f"{self.done_blocks} block(s) from an earlier run"] if self.done_blocks else []
+        extra += [f"{self.skipped} input(s) skipped"] if self.skipped else []
+        return line + (f" ({'; '.join(extra)})" if extra else "")
 
 
 class BatchProgress:
@@ -22,11 +45,19 @@ class BatchProgress:
         """A line of information, printed without breaking the bar."""
         if self.quiet:
             return
-        from tqdm.auto import tqdm
+        import sys
 
         from resegzoo.raster.names import shown
 
-        tqdm.write(shown(message))
+        # what tqdm.write does, for a bar on any stream (it draws on LiveStderr, which tqdm.write
+        # does not take for the terminal): clear the bar, write the line, draw the bar again
+        bar = self._bar
+        if bar is not None:
+            bar.clear()
+        sys.stdout.write(shown(message) + "\n")
+        sys.stdout.flush()
+        if bar is not None:
+            bar.refresh()
 
     def note(self, message: str) -> None:
         """A warning about the whole run (e.g. a model random by design); shown even when quiet."""
@@ -35,18 +66,29 @@ class BatchProgress:
         self.close()
         click.secho(f"note: {message}", fg="yellow", err=True)
 
-    def start(self, total_blocks: int, done_blocks: int = 0) -> None:
-        """The batch's blocks are known: ``total_blocks``, of which ``done_blocks`` come from a spool."""
-        if self.quiet or total_blocks < 2:
+    def start(self, work: BatchWork) -> None:
+        """The batch's work is known: one line saying it, then the blocks bar (with an ETA)."""
+        if self.quiet:
+            return
+        self.say(work.describe())
+        if work.blocks < 2:
             return
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total_blocks, initial=done_blocks, desc="blocks", unit="block", dynamic_ncols=True)
+        self._bar = tqdm(total=work.blocks, initial=work.done_blocks, desc="blocks", unit="block", dynamic_ncols=True)
 
     def block(self, outcome: Any) -> None:
         """One block computed (or failed): a :class:`~resegzoo.batch.job.BlockOutcome`."""
         if self._bar is not None:
             self._bar.update(1)
+
+    def finished(self, path: str, outputs: str, record: dict[str, Any]) -> None:
+        """One input's unit is written: ``outputs`` names its files, ``record`` is its sidecar."""
+        self.say(f"{path} -> {outputs}")
+
+    def failed(self, path: str, message: str) -> None:
+        """One input could not be written and the batch goes on (``continue_on_error``)."""
+        self.say(f"{path}: FAILED ({message}); going on with the rest")
 
     def close(self) -> None:
         """End the bar (also before an error is printed, so that it gets a line of its own)."""

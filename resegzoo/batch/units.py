@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.batch.job import BlockOutcome, RasterPlan, RasterRun
-from resegzoo.batch.progress import BatchProgress
+from resegzoo.batch.job import BlockOutcome, RasterPlan, RasterRun, block_windows
+from resegzoo.batch.progress import BatchProgress, BatchWork
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
 from resegzoo.outputs.gis.products import GIS_SUFFIXES, GisOutputs
 from resegzoo.raster.names import output_stem, path_of_record, path_record
@@ -48,6 +48,8 @@ class BatchOptions:
     skip_existing: bool = False
     continue_on_error: bool = False
     gis: GisOutputs = field(default_factory=GisOutputs)
+    #: the stretch chosen for data that is not 8-bit, as sidecars record it (see stretch_record)
+    stretch: Any = "file"
 
 
 @dataclass
@@ -65,6 +67,11 @@ class RasterJob:
         assert self.sidecar is not None
         return self.sidecar.name.removesuffix(".json")
 
+    @property
+    def folder(self) -> Path:
+        """Where its outputs go (the output folder, or a mirrored input folder below it)."""
+        return self.destination.parent
+
 
 @dataclass
 class BatchResult:
@@ -76,9 +83,11 @@ class BatchResult:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     #: how many inputs were asked for (files found)
     inputs: int = 0
+    #: per written input: its path mirrored under the output folder, its record, its outputs
+    units: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return summary(self.records)
+        return summary(self.units)
 
 
 # -- names: one stem per input, claimed ---------------------------------------------------------
@@ -86,8 +95,10 @@ def sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
     """Whether ``sidecar`` is a finished result of this input with these settings."""
     import json
 
+    from resegzoo.outputs.reading import read_text
+
     try:
-        record = json.loads(sidecar.read_text())
+        record = json.loads(read_text(sidecar))  # a FIFO or a link there is no result: not read
         same_input = path_of_record(record).resolve() == Path(info.path).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or not ours: not a result to keep
@@ -147,11 +158,17 @@ def remove_outputs(out: Path, stem: str) -> None:
 
 
 # -- what a sidecar records ---------------------------------------------------------------------
-def raster_options(probs: str | None, nodata: float | None) -> dict[str, Any]:
+def raster_options(probs: str | None, nodata: float | None, stretch: Any = "file") -> dict[str, Any]:
     """The raster options a result depends on, as its sidecar stores them (strict JSON)."""
     import math
 
-    return {"probs": probs, "nodata_option": None if nodata is None else ("nan" if math.isnan(nodata) else nodata)}
+    return {"probs": probs, "nodata_option": None if nodata is None else ("nan" if math.isnan(nodata) else nodata),
+            "stretch": stretch}
+
+
+def stretch_record(choice: Any) -> Any:
+    """A stretch choice (``batch``, ``file`` or a given Stretch) as sidecars record it."""
+    return choice if isinstance(choice, str) else {"low": list(choice.low), "high": list(choice.high)}
 
 
 def settings_record(seg: Any, vocab: Any, gis: GisOutputs) -> dict[str, Any]:
@@ -176,14 +193,14 @@ def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str
     from resegzoo.batch.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
-    if raster.stretch is not None:
+    if raster.stretch is not None and raster.stretch.scope == "file":
         progress.say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
     probs_path = None if probs is None else out / f"{stem}.probs.tif"
     return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
 
 
-def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str | None) -> dict[str, Any]:
+def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: BatchOptions) -> dict[str, Any]:
     """Draw the overlay of a segmented input; returns its sidecar record."""
     plan, raster = job.plan, job.plan.raster
     label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
@@ -193,7 +210,7 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str
     return {
         **path_record(raster.path),
         "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
-                    **({"probs": probs_path.name, "probs_format": probs} if probs_path else {})},
+                    **({"probs": probs_path.name, "probs_format": options.probs} if probs_path else {})},
         "size": [raster.height, raster.width],
         "classes": [list(c) for c in vocab.classes] + ([["background"]] if len(plan.class_names) > len(vocab) else []),
         "class_names": list(plan.class_names),
@@ -212,7 +229,7 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, probs: str
         "transform": None if georef.transform is None else list(georef.transform),
         "gcps": len(georef.gcps),
         "rpcs": bool(georef.rpcs),
-        "raster_options": raster_options(probs, raster.nodata),
+        "raster_options": raster_options(options.probs, raster.nodata, options.stretch),
         "tiled": plan.tiled,
         "blocks": len(plan.blocks),
         "scale": plan.scale,
@@ -235,17 +252,29 @@ def draw_overlay(plan: RasterPlan, label_path: Path, overlay_path: Path, note: s
     imageio.write_overlay(overlay_path, image, labels, plan.palette, list(plan.class_names), note=note)
 
 
-def summary(rows: Sequence[dict[str, Any]]) -> str:
-    """The table printed after a batch: one row per image and the total."""
-    lines = [f"{'image':<32} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}"]
-    for r in rows:
-        lines.append(f"{Path(r['input']).name[:32]:<32} {r['size'][0] * r['size'][1]:>12,} "
+def written(job: RasterJob, record: dict[str, Any], out: Path | None = None) -> str:
+    """Every file of a finished unit: ``FOLDER/x.labels.tif, x.overlay.png, ..., x.json`` (the
+    folder relative to ``out`` when given)."""
+    assert job.sidecar is not None
+    names = list(dict.fromkeys([name for kind, name in record["outputs"].items() if kind != "probs_format"]
+                               + [job.sidecar.name]))
+    folder = job.folder if out is None else job.folder.relative_to(out)
+    return ", ".join([str(folder / names[0])] + names[1:])
+
+
+def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
+    """The table printed after a batch: per input (its path as mirrored under the output folder,
+    its sidecar record, the outputs written) one row, and the total."""
+    width = max([32] + [len(image) for image, _, _ in units])
+    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}  outputs"]
+    for image, r, outputs in units:
+        lines.append(f"{image:<{width}} {r['size'][0] * r['size'][1]:>12,} "
                      f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
-                     f"{r['seconds']:>8.2f}")
-    total_px = sum(r["size"][0] * r["size"][1] for r in rows)
-    classes = {n for r in rows for n, v in r["pixel_fraction"].items() if v > 0}
-    lines.append(f"{f'total: {len(rows)} images':<32} {total_px:>12,} {'':>7} {len(classes):>7} "
-                 f"{sum(r['seconds'] for r in rows):>8.2f}")
+                     f"{r['seconds']:>8.2f}  {outputs}")
+    total_px = sum(r["size"][0] * r["size"][1] for _, r, _ in units)
+    classes = {n for _, r, _ in units for n, v in r["pixel_fraction"].items() if v > 0}
+    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7} "
+                 f"{sum(r['seconds'] for _, r, _ in units):>8.2f}")
     return "\n".join(lines)
 
 
@@ -281,7 +310,7 @@ class _Assembly:
             self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
             blocks = {b.index: b for b in self.job.plan.blocks}
             for index, path in sorted(self.spooled.items()):
-                self.writer.write(blocks[index], load_block(path, index))
+                self.writer.write(blocks[index], load_block(path, self.job.plan, blocks[index]))
                 self.remaining.discard(index)
         self.writer.write(block, result)
         self.remaining.discard(block.index)
@@ -308,9 +337,10 @@ def _remove_spool(assembly: _Assembly, spool_root: Path) -> None:
         spool_root.rmdir()
 
 
-def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any, claims: Any,
-                progress: BatchProgress, result: BatchResult) -> None:
-    """Compute every job's missing blocks on ``engine`` and write each job as a unit."""
+def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any,
+                claims: dict[Path, Any], progress: BatchProgress, result: BatchResult) -> None:
+    """Compute every job's missing blocks on ``engine`` and write each job as a unit (``claims``:
+    the names held, by output folder)."""
     out = options.out
     spool_root = out / SPOOL_DIR
     settings = {"segmenter": seg.describe(), "classes": [list(c) for c in vocab.classes]}
@@ -318,7 +348,10 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
     todo: list[tuple[int, Any]] = []
     for number, job in enumerate(jobs):
         # a raster of one block has nothing to resume: it is not spooled
-        spool = spool_root / raster_key(job.plan, settings) if len(job.plan.blocks) > 1 else None
+        # the stem is part of the key: two runs writing the same input into one folder at once
+        # (x and x-2) never share blocks; a rerun takes the interrupted input's stem back
+        name = str(job.sidecar.relative_to(out)) if job.sidecar is not None else job.stem
+        spool = spool_root / raster_key(job.plan, {**settings, "stem": name}) if len(job.plan.blocks) > 1 else None
         assembly = _Assembly(job, spool)
         assemblies.append(assembly)
         if spool is not None:
@@ -336,17 +369,16 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
                 assembly.close(RuntimeError("a block failed"))
                 if assembly.error is not None:
                     message = assembly.error
-                    progress.say(f"{job.plan.path}: FAILED ({message}); going on with the rest")
+                    progress.failed(str(job.plan.path), message)
                 else:
                     blocks = "; ".join(f.describe() for f in assembly.block_failures)
                     message = f"{blocks} (its finished blocks are kept: a rerun redoes only these)"
                 result.failures.append((Path(job.plan.path), message))
-                claims.release(job.stem)
+                claims[job.folder].release(job.stem)
                 return
             if assembly.writer is None and assembly.spooled:  # every block came from the spool
-                first = min(assembly.spooled)
-                assembly.add(next(b for b in job.plan.blocks if b.index == first),
-                             load_block(assembly.spooled.pop(first), first))
+                first = next(b for b in job.plan.blocks if b.index == min(assembly.spooled))
+                assembly.add(first, load_block(assembly.spooled.pop(first.index), job.plan, first))
             writer = assembly.close()
             _remove_spool(assembly, spool_root)
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
@@ -356,19 +388,26 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             record = write_unit(seg, vocab, job, run, options)
         except BaseException as exc:
             assembly.close(exc)
-            remove_outputs(out, job.stem)  # never leave half a unit behind
-            claims.release(job.stem)
+            remove_outputs(job.folder, job.stem)  # never leave half a unit behind
+            claims[job.folder].release(job.stem)
             if not options.continue_on_error or not isinstance(exc, Exception):  # Ctrl-C always stops
                 raise
             result.failures.append((Path(job.plan.path), f"{type(exc).__name__}: {exc}"))
-            progress.say(f"{job.plan.path}: FAILED ({type(exc).__name__}: {exc}); going on with the rest")
+            progress.failed(str(job.plan.path), f"{type(exc).__name__}: {exc}")
             return
-        claims.release(job.stem)
+        claims[job.folder].release(job.stem)
         result.records.append(record)
-        progress.say(f"{job.plan.path} -> {job.destination}")
+        image = str(job.folder.relative_to(out) / Path(record["input"]).name)
+        result.units.append((image, record, written(job, record, out)))
+        progress.finished(str(job.plan.path), written(job, record), record)
 
-    total = sum(len(job.plan.blocks) for job in jobs)
-    progress.start(total, total - len(todo))
+    placement = seg.recipe.inference.window_placement
+    progress.start(BatchWork(
+        inputs=len(jobs), pixels=sum(job.plan.raster.height * job.plan.raster.width for job in jobs),
+        blocks=sum(len(job.plan.blocks) for job in jobs),
+        windows=sum(block_windows(jobs[number].plan, block, placement) for number, block in todo),
+        done_blocks=sum(len(job.plan.blocks) for job in jobs) - len(todo), skipped=len(result.skipped),
+        engine=engine.name))
     try:
         for assembly in assemblies:  # inputs whose every block came from the spool
             if not assembly.remaining - set(assembly.spooled):
@@ -413,8 +452,8 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
     sidecar (last: the commit marker of the unit); returns the sidecar record."""
     from resegzoo.outputs import imageio
 
-    record = unit_record(seg, vocab, job, run, options.probs)
-    record["outputs"].update(options.gis.write(options.out, job.stem, record))
+    record = unit_record(seg, vocab, job, run, options)
+    record["outputs"].update(options.gis.write(job.folder, job.stem, record))
     record["gis"] = dataclasses.asdict(options.gis)
     assert job.sidecar is not None
     imageio.write_json(job.sidecar, record)
@@ -422,38 +461,61 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
 
 
 def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOptions, engine: Any = None,
-              progress: BatchProgress | None = None) -> BatchResult:
+              progress: BatchProgress | None = None, folders: Sequence[Path] | None = None) -> BatchResult:
     """Segment opened rasters (:func:`resegzoo.raster.reader.open_raster`) into ``options.out``, one
-    unit of outputs each, on ``engine`` (default: this process)."""
+    unit of outputs each, on ``engine`` (default: this process). ``folders``: per raster, the
+    folder of its outputs relative to ``options.out`` (mirrored input folders; default: none)."""
     from resegzoo.batch.local import LocalBlocks
     from resegzoo.outputs.claims import Claims
 
     engine = engine or LocalBlocks()
     progress = progress or BatchProgress()
     out = options.out
-    out.mkdir(parents=True, exist_ok=True)
-    expected = {**settings_record(seg, vocab, options.gis), "raster_options": raster_options(options.probs, options.nodata)} \
-        if options.skip_existing else None
+    relative = [Path(f) for f in folders] if folders is not None else [Path(".")] * len(rasters)
+    expected = {**settings_record(seg, vocab, options.gis),
+                "raster_options": raster_options(options.probs, options.nodata, options.stretch)}
     result = BatchResult()
-    claims = Claims(out)
+    claims: dict[Path, Any] = {}  # per output folder: names are claimed where they are written
     try:
-        stems = output_stems(rasters, out, claims, options.overwrite, expected)
+        stems: list[str | None] = [None] * len(rasters)
+        for rel in dict.fromkeys(relative):
+            folder = out / rel
+            folder.mkdir(parents=True, exist_ok=True)
+            claims[folder] = Claims(folder)
+            here = [i for i, r in enumerate(relative) if r == rel]
+            chosen = output_stems([rasters[i] for i in here], folder, claims[folder], options.overwrite,
+                                  expected if options.skip_existing else None)
+            for i, stem in zip(here, chosen):
+                stems[i] = stem
+        shared = {r.stretch for r, stem in zip(rasters, stems) if stem is not None and r.stretch is not None
+                  and r.stretch.scope != "file"}
+        for stretch in shared:  # one line for the inputs that share it
+            users = [r for r in rasters if r.stretch == stretch]
+            progress.say(f"{len(users)} input(s) ({', '.join(sorted({r.dtype for r in users}))}) scaled to 8 bits "
+                         f"by a {stretch.describe()}")
         jobs = []
-        for info, stem in zip(rasters, stems):
+        for info, stem, rel in zip(rasters, stems, relative):
+            folder = out / rel
             if stem is None:
                 result.skipped.append(Path(info.path))
-                progress.say(f"{info.path}: skipped, its result with these settings is already in {out}")
+                progress.say(f"{info.path}: skipped, its result with these settings is already in {folder}")
                 continue
-            remove_outputs(out, stem)  # a stale run's leftovers, or what --overwrite replaces
+            base = output_stem(Path(info.path).stem)
+            if stem != base and not options.overwrite and sidecar_matches(folder / f"{base}.json", info, expected):
+                # the resume rule is explicit: say it before the work is done again
+                progress.say(f"{info.path}: its result with these settings is already in {folder / base}.json; "
+                             f"writing {stem}.* (--skip-existing skips finished inputs: a rerun resumes)")
+            remove_outputs(folder, stem)  # a stale run's leftovers, or what --overwrite replaces
             try:
-                jobs.append(plan_job(seg, vocab, info, stem, out, options.probs, progress))
+                jobs.append(plan_job(seg, vocab, info, stem, folder, options.probs, progress))
             except Exception as exc:
-                claims.release(stem)
+                claims[folder].release(stem)
                 if not options.continue_on_error:
                     raise
                 result.failures.append((Path(info.path), f"{type(exc).__name__}: {exc}"))
         write_units(seg, vocab, jobs, options, engine, claims, progress, result)
     finally:
         progress.close()
-        claims.release_all()
+        for held in claims.values():
+            held.release_all()
     return result

@@ -23,10 +23,36 @@ class ResegzooGroup(click.Group):
         except ResegzooError as exc:
             from resegzoo.raster.names import shown
 
+            end_progress_bars()
             raise click.ClickException(shown(str(exc))) from None  # a file name may not be UTF-8
+        except click.ClickException:
+            end_progress_bars()
+            raise
+        except OSError as exc:
+            from resegzoo.outputs.atomic import is_no_space
+
+            if not is_no_space(exc):
+                raise
+            end_progress_bars()
+            # the writers name their folder (OutputWriteError above); this catches any other write
+            where = f" writing {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"no space left on the device{where}; free some space and run again") from None
         except KeyboardInterrupt:
+            end_progress_bars()
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
+
+
+def end_progress_bars() -> None:
+    """End the progress bars an error left open, so that its message gets a line of its own
+    (not ``preparing inputs:   0%|...|Error: ...``)."""
+    import sys
+
+    std = sys.modules.get("tqdm.std")  # no bar was ever made if tqdm was never imported
+    if std is None:
+        return
+    for bar in list(std.tqdm._instances):
+        bar.close()
 
 
 @click.group(cls=ResegzooGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -26,6 +26,9 @@ from resegzoo.engines import engine_options
                    "models. Default: the recipe's `model:`.")
 @click.option("--masks", "masks", multiple=True, metavar="NAME",
               help="Mask generator (see `resegzoo list masks`). Repeat to compare. Default: the recipe's.")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help="Segmentation method (see `resegzoo list methods`): clip (the CLIP pipeline) or a plugin's. "
+                   "Repeat to compare. Default: the recipe's `method:` (clip).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Evaluate only the first N images (in sorted order) of the split.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=str),
@@ -41,14 +44,14 @@ from resegzoo.engines import engine_options
 @PRECISION_OPTION
 @THREADS_OPTION
 @engine_options
-def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, limit, out_dir, device, overlays,
-                 dataset_settings, quiet, precision, threads, engine):
+def eval_command(dataset_name, root, split, classes_file, recipes, models, masks, methods, limit, out_dir, device,
+                 overlays, dataset_settings, quiet, precision, threads, engine):
     """Evaluate segmentation settings on DATASET at ROOT and write a table of mIoU, accuracy and F1.
 
     Every finished image is stored at once, so an interrupted run (crash, Ctrl-C) continues where
     it stopped when the same command is run again. Results of different settings go to different
-    run folders and are never mixed. With several --recipe/--model/--masks, every combination is
-    evaluated and the table has one row per combination (an ablation).
+    run folders and are never mixed. With several --recipe/--model/--masks/--method, every
+    combination is evaluated and the table has one row per combination (an ablation).
 
     \b
     Example:
@@ -81,7 +84,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         options["classes"] = classes_file
     try:
         dataset = spec.factory(root, split=split, **options)
-        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings)
+        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings, methods=methods)
         if precision is not None:  # part of each run's settings: another precision, another run folder
             runs = [with_precision(run, precision) for run in runs]
     except user_errors as exc:
@@ -102,7 +105,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     results = []
     current = None
     try:
-        with eval_engine(engine, device, say=lambda line: click.echo(line, err=True)) as evaluate:
+        with eval_engine(engine.logging_into(out), device, say=lambda line: click.echo(line, err=True)) as evaluate:
             for run in runs:
                 current = EvalRun(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,

@@ -11,17 +11,19 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {name: local path} at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
-    """Download the weights of CLIP variants and SAM checkpoints NAMES into the caches.
+    """Download the weights of CLIP variants, SAM checkpoints and SAM 3 models NAMES into the caches.
 
     Hugging Face files go into the Hugging Face cache (HF_HUB_CACHE); URL downloads (SAM, SkyCLIP
     archives) into RESEGZOO_CACHE (default ~/.cache/resegzoo), resumable and verified where a
     sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
     With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
+    Without network each host is tried once: cached names are reported, and one line lists every
+    name that could not be fetched (no retries).
     """
     from resegzoo.weights.hub import cache_dir, fetch_record
     from resegzoo.weights.zoo import FetchError, NoNetworkError
     from resegzoo.plugins.registry import RegistryError, UnknownNameError, get_registry
-    from resegzoo.weights.zoo import get_sam_checkpoint, sam_checkpoints
+    from resegzoo.weights.zoo import get_sam3_model, get_sam_checkpoint, sam3_models, sam_checkpoints
 
     try:
         variants = get_registry().variants
@@ -32,12 +34,15 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
         if name in variants:
             records.append(variants.get(name))
             continue
+        if name in sam3_models():
+            records.append(get_sam3_model(name))
+            continue
         try:
             records.append(get_sam_checkpoint(name))
         except UnknownNameError:
             import difflib
 
-            known = list(variants) + list(sam_checkpoints())
+            known = list(variants) + list(sam_checkpoints()) + list(sam3_models())
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise click.UsageError(
@@ -57,7 +62,10 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
             continue
         except FetchError as exc:
             failed.append(record.name)
-            click.echo(f"{record.name}: {exc}", err=True)
+            reason = str(exc) if str(exc).startswith(f"{record.name}:") else f"{record.name}: {exc}"
+            if len(records) == 1:  # the one name asked for: its reason is the whole message
+                raise click.ClickException(reason) from None
+            click.echo(reason, err=True)
             continue
         paths[record.name] = str(path)
         if not as_json:

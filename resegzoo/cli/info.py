@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-KINDS = ("variants", "masks", "weightings", "datasets", "sam", "recipes")
+KINDS = ("variants", "masks", "methods", "weightings", "datasets", "sam", "recipes")
 
 
 def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
@@ -136,13 +136,31 @@ def _entries(kind: str) -> list[dict[str, Any]]:
         raw = ({f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)} if dataclasses.is_dataclass(entry)
                else dict(vars(entry)))
         fields = {key: _jsonable(value) for key, value in raw.items()}
+        if kind == "methods":
+            fields.update(needs=entry.needs, settings=_settings_defaults(entry.settings))
         rows.append(dict(fields, plugin=table.owners[name]))
     return rows
+
+
+def _settings_defaults(settings: Any) -> dict[str, Any] | None:
+    """A method's settings dataclass as {key: default} (None: it takes no settings)."""
+    if settings is None:
+        return None
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = _jsonable(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = _jsonable(f.default_factory())
+        else:
+            out[f.name] = None  # required
+    return out
 
 
 _COLUMNS = {
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
+    "methods": ("name", "model", "masks", "scores", "description", "plugin"),
     "recipes": ("name", "kind", "base", "summary"),
 }
 
@@ -167,9 +185,10 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list with every field instead of a table.")
 def list_(kind: str, as_json: bool) -> None:
-    """List what is registered: CLIP variants, mask generators (masks), weighting strategies,
-    datasets, or SAM checkpoints (sam), with the plugin that registered each; or the shipped
-    recipes (recipes) that --recipe NAME accepts.
+    """List what is registered: CLIP variants, mask generators (masks), segmentation methods
+    (methods: what each needs, a model kind and masks or not), weighting strategies, datasets,
+    or SAM checkpoints (sam), with the plugin that registered each; or the shipped recipes
+    (recipes) that --recipe NAME accepts.
     """
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError

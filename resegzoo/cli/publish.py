@@ -21,16 +21,14 @@ def publish_command(folder: Path, repo_id: str, private: bool, revision: str | N
     with resegzoo metadata, recipe.yaml, README.md model card); anything else is refused.
     """
     from resegzoo.compose.publish import PublishError, publish
-    from resegzoo.weights.hub import hub_endpoint, hub_errors, unreachable
+    from resegzoo.weights.hub import hub_errors, hub_failure
 
     try:
         result = publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run, token=token)
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     except hub_errors() as exc:  # network, auth (no token is an OSError), quota
-        down = unreachable(hub_endpoint())
-        reason = f"no network ({down})" if down else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise click.ClickException(f"upload to {repo_id} failed: {reason}") from exc
+        raise click.ClickException(f"upload to {repo_id} failed: {hub_failure(exc)}") from exc
     target = f"{repo_id}" + (f"@{revision}" if revision else "")
     if dry_run:
         click.echo(f"dry run: would upload to {target}:")

@@ -54,8 +54,11 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "a folder written by `resegzoo compose`, local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
 @click.option("--masks", help="Mask generator giving the segments that restrict attention: slic, "
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
-@click.option("--recipe", "recipe_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Segmentation recipe YAML (see registry/recipes/segment-default.yaml for every key).")
+@click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "
+              "and the peer CLIP methods) or a plugin's. Default: the recipe's `method:` (clip).")
+@click.option("--recipe", "recipe_file", metavar="FILE|NAME",
+              help="Segmentation recipe YAML, or the name of a shipped one (`resegzoo list recipes`, e.g. "
+                   "method-segearth-ov3); see registry/recipes/segment-default.yaml for every key.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("segment-out"),
               show_default=True, help="Output folder (created if missing).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda:0.")
@@ -81,22 +84,30 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "sam-vit-l, sam-vit-h; `resegzoo fetch NAME` downloads them). Implies --masks sam.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out instead of adding -2, -3 suffixes.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose sidecar in --out already holds their result "
-              "with the same settings (rerun a killed batch to resume it).")
+              "with the same settings; an interrupted raster continues from its finished blocks (rerun an "
+              "interrupted batch with it to resume; either engine).")
 @click.option("--continue-on-error", is_flag=True, help="On an input that cannot be read or segmented, go on with "
               "the rest; the failures are listed at the end and the exit status is 1.")
 @click.option("--trust-vrt", is_flag=True, help="Let VRTs (and other files that point at other files) read what "
               "they reference: raw bands over any file, network (/vsicurl/, http, WMS) and archive (/vsizip/, ...) "
               "sources. Without it a VRT may only reference local raster files.")
+@click.option("--stretch", default="batch", show_default=True, metavar="HOW",
+              help="How data that is not 8-bit becomes 0..255: batch (one 2-98 percentile stretch over the valid "
+                   "pixels of every input: tiles of one scene match), file (one per input), or given values: "
+                   "LOW:HIGH for every band or L1:H1,L2:H2,L3:H3 per band (e.g. 0:3000).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings: no progress, no per-input "
+              "lines, no summary table.")
 @gis_options
 @PRECISION_OPTION
 @THREADS_OPTION
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
-            masks: str | None, recipe_file: Path | None, out: Path, device: str, bands: str | None,
+            masks: str | None, method: str | None, recipe_file: str | Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            trust_vrt: bool, gis: GisOutputs, precision: str | None, threads: int | None, engine: Any) -> None:
+            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, precision: str | None, threads: int | None,
+            engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
     ...) into the given classes.
 
@@ -104,7 +115,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     plain picture), a colour overlay with a legend and a JSON sidecar per input into --out.
     Nodata pixels (nodata value, mask, alpha, NaN) get label 255 and are not counted.
     16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
-    pixels (reported). Large rasters are segmented block by block in bounded memory.
+    pixels of all inputs (--stretch; reported). Large rasters are segmented block by block in bounded memory.
     """
     from resegzoo.api import BatchInputError, BatchProgress, load_recipe, load_templates, segment_files
     from resegzoo.raster.names import shown
@@ -118,6 +129,10 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
                                f"(with background; {NODATA_LABEL} is nodata)")
     try:
+        if recipe_file is not None:
+            from resegzoo.eval.ablation import resolve_recipe
+
+            recipe_file = resolve_recipe(recipe_file)
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, background_threshold=background_threshold, precision=precision)
         load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
@@ -125,13 +140,15 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
     try:
-        result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, device=device,
+        result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, method=method,
+                               device=device,
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               trust_vrt=trust_vrt, gis=gis, engine=engine, progress=BatchProgress())
+                               trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine.logging_into(out),
+                               progress=BatchProgress(quiet=quiet))
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None
-    if result.records:
+    if result.records and not quiet:
         click.echo(result.summary())
     if result.failures:
         for path, message in result.failures:

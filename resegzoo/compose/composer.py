@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,16 @@ from resegzoo.compose.output import (
 from resegzoo.compose.recipe import Recipe, without_local_paths
 from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
 from resegzoo.compose.weighting import WeightingContext, WeightingResult, check_weights
+from resegzoo.outputs.claims import claimed_output
 from resegzoo.compose.weighting.models import (
     OPENAI_MEAN,
     OPENAI_STD,
     load_scoring_model,
 )
+
+
+#: the claim file of a composed folder ``.NAME.compose-claim``, apart from segment's stem claims
+COMPOSE_CLAIM_SUFFIX = ".compose-claim"
 
 
 class DistanceWarning(UserWarning):
@@ -80,14 +85,25 @@ def compose(
 
     ``dry_run``: resolve, check and score the inputs and measure their distances; write nothing.
     """
-    from resegzoo import __version__
-
     chosen = out if out is not None else recipe.output
     target = Path(chosen) if chosen is not None else None
     if not dry_run:
         if target is None:
             raise CompositionError("no output folder: give --out DIR (or `output:` in the recipe)")
         check_writable(target, force)  # before minutes of work, not after
+    # held until the folder is in place: a second run into the same --out fails now instead of
+    # replacing this one's result when it finishes
+    with nullcontext() if target is None or dry_run else claimed_output(target, "compose", COMPOSE_CLAIM_SUFFIX):
+        if target is not None and not dry_run:
+            check_writable(target, force)  # again, now that no other run can be writing it
+        result = _compose(recipe, target, force, dry_run, device, progress, registry)
+    return result
+
+
+def _compose(recipe: Recipe, target: Path | None, force: bool, dry_run: bool, device: str, progress: bool,
+             registry: Any) -> ComposeResult:
+    from resegzoo import __version__
+
     strategy = make_strategy(recipe, registry)
     inputs = resolve_inputs(recipe, progress)
     labels = [i.label for i in inputs]

@@ -54,13 +54,15 @@ class ResolvedInput:
 def _safetensors_copy(path: Path, sha: str) -> Path:
     """``path`` itself if it is safetensors, else its state dict converted once into the cache."""
     from resegzoo.compose.st_io import write_state_dict
+    from resegzoo.outputs.reading import is_regular_file
     from resegzoo.weights.hub import cache_dir
     from resegzoo.weights.read import read_state_dict
 
     if path.suffix == ".safetensors":
         return path
     target = cache_dir() / "compose" / "safetensors" / f"{sha}.safetensors"
-    if not target.is_file():
+    # a link there (to other weights) or a FIFO is not the conversion this cache wrote: convert anew
+    if not is_regular_file(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         state_dict = read_state_dict(path)  # weights_only=True, unwraps state_dict / module.
         write_state_dict(target, state_dict, {"converted_from": str(path), "sha256": sha})

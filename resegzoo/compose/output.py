@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from resegzoo.outputs.atomic import fsync_dir, is_stale, temporaries, temporary_dir
+from resegzoo.outputs.atomic import fsync_dir, is_stale, reporting_full_disk, temporaries, temporary_dir
 from resegzoo.compose.inputs import CompositionError
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -104,6 +104,12 @@ def write_output_folder(
 ) -> None:
     """Build the folder in a temporary sibling, then move it into place."""
     check_writable(out, force)
+    with reporting_full_disk(out.parent, out.name):
+        _write_folder(out, force, write_weights, config, recipe, make_card)
+
+
+def _write_folder(out: Path, force: bool, write_weights: Callable[[Path], None], config: dict[str, Any],
+                  recipe: dict[str, Any], make_card: Callable[[], Any]) -> None:
     tmp = temporary_dir(out, "partial")  # named so that a later run removes it if this one is killed
     try:
         write_weights(tmp / WEIGHTS_FILE)
@@ -114,6 +120,11 @@ def write_output_folder(
         for name in (CONFIG_FILE, RECIPE_FILE, CARD_FILE):  # the weights file fsyncs itself
             _fsync_file(tmp / name)
         fsync_dir(tmp)
+        if out.exists() and not force:
+            # another writer that does not take resegzoo's claim (another host on a shared folder,
+            # another program) made it while this run composed: never replace it without --force
+            raise CompositionError(f"{out} appeared while composing; choose another --out or pass --force "
+                                   "to replace it")
         if out.exists():
             old = temporary_dir(out, "old")
             os.replace(out, old / out.name)

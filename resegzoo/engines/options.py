@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -9,6 +10,10 @@ import click
 from resegzoo.errors import ResegzooError
 
 ENGINES = ("local", "ray")
+#: Ray's log in the output folder of segment and eval
+RAY_LOG_NAME = ".resegzoo-ray.log"
+#: how long --address waits for the cluster to answer, by default (seconds)
+DEFAULT_CONNECT_TIMEOUT = 60.0
 
 
 class EngineError(ResegzooError):
@@ -26,11 +31,18 @@ class EngineOptions:
     actors: int | None = None
     gpus_per_actor: float = 0.0
     cpus_per_actor: float = 1.0
+    #: seconds to wait for the cluster at ``address`` to answer before giving up
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    #: where Ray's own messages go (its C++ log lines, its Python loggers) instead of the terminal;
+    #: commands with an output folder set it there (:data:`RAY_LOG_NAME`); None: left where Ray puts them
+    log_file: Path | None = None
 
     def check(self) -> "EngineOptions":
         if self.name == "local":
             given = [flag for flag, value in (("--address", self.address), ("--actors", self.actors))
                      if value is not None]
+            if self.connect_timeout != DEFAULT_CONNECT_TIMEOUT:
+                given.append("--connect-timeout")
             if self.gpus_per_actor or self.cpus_per_actor != 1.0:
                 given.append("--gpus-per-actor/--cpus-per-actor")
             if given:
@@ -39,11 +51,19 @@ class EngineOptions:
             raise EngineError(f"--actors {self.actors}: give at least 1")
         if self.gpus_per_actor < 0 or self.cpus_per_actor <= 0:
             raise EngineError("--gpus-per-actor must be >= 0 and --cpus-per-actor > 0")
+        if not self.connect_timeout > 0:
+            raise EngineError(f"--connect-timeout {self.connect_timeout:g}: give a number of seconds > 0")
         return self
 
     @property
     def is_local(self) -> bool:
         return self.name == "local"
+
+    def logging_into(self, folder: str | Path) -> "EngineOptions":
+        """These options with Ray's own messages sent to ``folder``/:data:`RAY_LOG_NAME`."""
+        import dataclasses
+
+        return self if self.is_local else dataclasses.replace(self, log_file=Path(folder) / RAY_LOG_NAME)
 
 
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,8 +73,8 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, engine: str, address: str | None, actors: int | None, gpus_per_actor: float,
-                cpus_per_actor: float, **kwargs: Any) -> Any:
-        options = EngineOptions(engine, address, actors, gpus_per_actor, cpus_per_actor).check()
+                cpus_per_actor: float, connect_timeout: float, **kwargs: Any) -> Any:
+        options = EngineOptions(engine, address, actors, gpus_per_actor, cpus_per_actor, connect_timeout).check()
         return command(*args, engine=options, **kwargs)
 
     decorators = [
@@ -71,6 +91,9 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="--engine ray: GPUs per actor (fractions share a GPU); actors then run on cuda."),
         click.option("--cpus-per-actor", type=float, default=1.0, show_default=True, metavar="C",
                      help="--engine ray: CPUs per actor (also its torch thread count)."),
+        click.option("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, show_default=True,
+                     metavar="S", help="--engine ray --address: seconds to wait for the cluster to answer "
+                                       "before giving up."),
     ]
     for decorate in reversed(decorators):
         wrapper = decorate(wrapper)

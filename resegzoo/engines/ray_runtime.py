@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from resegzoo.engines.options import EngineError, EngineOptions
+from resegzoo.engines.ray_cluster import actor_count
 from resegzoo.errors import ResegzooError
 
 INSTALL_HINT = 'pip install "resegzoo[ray]"'
@@ -41,19 +42,36 @@ def import_ray() -> Any:
 
 @contextlib.contextmanager
 def ray_session(options: EngineOptions) -> Iterator[Any]:
-    """Ray, started inside this process (no --address) or joined to a cluster; a Ray that is already
-    initialised in this process (a notebook, a test) is used as it is and left running."""
+    """Ray, started inside this process (no --address) or joined to a cluster within
+    ``options.connect_timeout``; a Ray that is already initialised in this process (a notebook, a
+    test) is used as it is and left running. With ``options.log_file``, Ray's own messages go
+    there (:mod:`resegzoo.engines.ray_logs`) once this process starts or joins Ray."""
+    from resegzoo.engines.ray_cluster import bounded_ray_retries, connect_error, probe
+
     ray = import_ray()
     started = False
     if not ray.is_initialized():
+        if options.address:
+            probe(options.address, options.connect_timeout)  # before Ray's minutes of retries
+        if options.log_file is not None:
+            from resegzoo.engines.ray_logs import ray_noise_to
+
+            ray_noise_to(options.log_file)
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.WARNING, "configure_logging": True}
         try:
-            ray.init(address=options.address, **kwargs)
+            with bounded_ray_retries(options.connect_timeout):
+                ray.init(address=options.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {options.address}" if options.address else "a Ray instance in this process"
-            raise EngineError(f"could not start or join {where}: {exc}") from None
+            raise connect_error(options.address, exc) from None
         started = True
+    try:
+        # every actor asked for must fit on a node before any work: Ray would wait for it forever
+        actor_count(ray, options, options.actors or 1)
+    except EngineError:
+        if started:
+            ray.shutdown()
+        raise
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # resegzoo draws one bar over all work items
     context.print_on_execution_start = False
@@ -66,20 +84,6 @@ def ray_session(options: EngineOptions) -> Iterator[Any]:
         data_logger.setLevel(level)
         if started:
             ray.shutdown()
-
-
-def actor_count(ray: Any, options: EngineOptions, items: int) -> int:
-    """--actors, or as many actors as the cluster's CPUs (GPUs, with --gpus-per-actor) hold."""
-    if options.actors is not None:
-        return max(1, min(options.actors, items))
-    resources = ray.cluster_resources()
-    fits = int(resources.get("CPU", 1) // options.cpus_per_actor)
-    if options.gpus_per_actor:
-        fits = min(fits, int(resources.get("GPU", 0) // options.gpus_per_actor))
-        if fits < 1:
-            raise EngineError(f"--gpus-per-actor {options.gpus_per_actor:g}: the Ray cluster has "
-                              f"{resources.get('GPU', 0):g} GPU(s)")
-    return max(1, min(fits, items))
 
 
 def forwarded_env() -> dict[str, str]:

@@ -1,7 +1,7 @@
-"""Ablations: several recipes, models and mask generators over one dataset, one table.
+"""Ablations: several recipes, models, mask generators and methods over one dataset, one table.
 
 ``resegzoo eval --recipe a.yml --recipe b.yml --model m1 --model m2`` evaluates every combination
-(recipes x models x masks); each combination is one run (its own resumable folder) and one row.
+(recipes x models x masks x methods); each combination is one run (its own resumable folder) and one row.
 Rows are labelled by what varies between them, so the table reads like the paper's ablation.
 """
 from __future__ import annotations
@@ -65,29 +65,43 @@ def _label(parts: list[str], varying: list[bool]) -> str:
 
 
 def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Optional[str]],
-              masks: Sequence[Optional[str]], dataset_settings: bool = True) -> list[RunSpec]:
-    """One RunSpec per combination of recipe x model x masks.
+              masks: Sequence[Optional[str]], dataset_settings: bool = True,
+              methods: Sequence[Optional[str]] = ()) -> list[RunSpec]:
+    """One RunSpec per combination of recipe x model x masks x method.
 
     ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
     ``recipe_settings`` (e.g. its background threshold) fill in what a recipe does not set,
-    unless ``dataset_settings`` is False. A model or masks of None means the recipe's own.
+    unless ``dataset_settings`` is False; a method with its own ``method_settings`` on the
+    dataset gets those settings and its prompt names instead. A model, masks or method of None means the recipe's
+    own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
+    model loads: a method given a mask generator it does not read is an error here.
     """
+    from resegzoo.methods.base import MethodError, check_method
+
+    from resegzoo.segmenter.recipe import load_recipe
+
     recipe_names = list(recipes) or [info.recipe]
-    settings = info.recipe_settings if dataset_settings else {}
-    loaded = [(name, load_eval_recipe(resolve_recipe(name), settings)) for name in recipe_names]
+    paths = [(name, resolve_recipe(name)) for name in recipe_names]
+    own_methods = {name: load_recipe(path).method.name for name, path in paths}  # validates each file
     model_list = list(models) or [None]
     masks_list = list(masks) or [None]
-    varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1]
+    method_list = list(methods) or [None]
+    varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1, len(method_list) > 1]
     specs, labels = [], set()
-    for (source, recipe), model, mask in itertools.product(loaded, model_list, masks_list):
-        model_name = model or recipe.model
-        if not model_name:
-            raise SchemaError("no model given: pass --model NAME (see `resegzoo list variants`) or set "
-                              f"`model:` in recipe {source}")
-        mask_name = mask or recipe.masks.generator
-        label = _label([Path(source).stem, model_name, mask_name], varying)
+    for (source, path), model, mask, method in itertools.product(paths, model_list, masks_list, method_list):
+        # a method with its own protocol on this dataset (method_settings) gets its own prompt
+        # names and settings; the others the dataset's
+        classes, settings = info.for_method(method or own_methods[source])
+        recipe = load_eval_recipe(path, settings if dataset_settings else {})
+        try:
+            choice = check_method(recipe, method=method, model=model, masks=mask)
+        except MethodError as exc:
+            raise SchemaError(f"recipe {source}: {exc}") from None
+        label = _label([Path(source).stem, choice.model or "-", choice.masks, choice.recipe.method.name], varying)
         if label in labels:
-            raise SchemaError(f"two runs would both be called {label!r}; give each --recipe/--model/--masks once")
+            raise SchemaError(f"two runs would both be called {label!r}; give each --recipe/--model/--masks/--method "
+                              "once")
         labels.add(label)
-        specs.append(RunSpec(label=label, recipe=recipe, model=model_name, masks=mask_name, recipe_source=source))
+        specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
+                             recipe_source=source, classes=None if classes == info.classes else classes))
     return specs

@@ -1,5 +1,6 @@
 """Fingerprints of what decides an evaluation's numbers besides its settings: the model's and SAM's
-weights (by content), resegzoo's version and the dataset's file list.
+weights (by content), the method (and the plugin behind it), resegzoo's version and the dataset's
+file list.
 
 They go into the run key (:func:`resegzoo.eval.runner.run_settings`), so re-composing ``soup/``
 with other weights, replacing a checkpoint file in place or adding images to the dataset gives a
@@ -28,6 +29,34 @@ def model_fingerprint(spec: str) -> dict[str, Any]:
         return weights_fingerprint(spec)
     except (LookupError, OSError, ValueError, FetchError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+
+
+def method_fingerprints(recipe: Any, model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the method's, the model's) fingerprints: which method ran and, for a plugin's method, the
+    plugin and its version; the model's weights as the method identifies them (its spec's
+    ``fingerprint``, else :func:`model_fingerprint`; None for a method without a model)."""
+    from resegzoo.methods.base import MethodError, method_spec
+    from resegzoo.plugins.manager import BUILTIN_PLUGINS
+    from resegzoo.plugins.registry import get_registry
+
+    name = recipe.method.name
+    try:
+        spec = method_spec(name)
+    except MethodError as exc:
+        raise ModelLoadError(str(exc)) from None
+    method: dict[str, Any] = {"name": name}
+    registry = get_registry()
+    owner = registry.methods.owners.get(name, "")
+    if owner not in BUILTIN_PLUGINS:  # a plugin's method: another version may score differently
+        method.update(plugin=owner, plugin_version=registry.pm.report.distributions.get(owner, ("", ""))[1])
+    if spec.model is None:
+        return method, None
+    if spec.fingerprint is None:
+        return method, model_fingerprint(model)
+    try:
+        return method, spec.fingerprint(model)
+    except (LookupError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load model {model!r}: {exc}") from exc
 
 
 def sam_fingerprint(recipe: Any, masks: str) -> str | None:

@@ -56,9 +56,11 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
         s = r.scores
         runs.append({
             "label": r.spec.label, "key": r.key, "run_dir": str(r.run_dir),
-            "model": r.spec.model, "masks": r.spec.masks, "recipe_source": r.spec.recipe_source,
+            "method": r.spec.recipe.method.name, "model": r.spec.model, "masks": r.spec.masks,
+            "recipe_source": r.spec.recipe_source,
             "recipe_name": r.spec.recipe_name, "random_weights": random_weights(r),
             "protocol": protocol_name(r.spec.recipe), "recipe": r.spec.recipe.to_dict(), "images": r.images,
+            "prompts": r.spec.prompts(info),
             "miou": _json_number(s.miou), "mean_accuracy": _json_number(s.mean_accuracy),
             "overall_accuracy": _json_number(s.overall_accuracy), "mean_f1": _json_number(s.mean_f1),
             "pixels": s.pixels,
@@ -70,7 +72,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
         "resegzoo": __version__,
         "units": "percent",
         "dataset": {**dataset.describe(), "title": info.title, "classes": info.class_names,
-                    "prompts": info.classes, "images_in_split": len(dataset)},
+                    "prompts": info.classes, "images_in_split": len(dataset)},  # each run: its own "prompts"
         "runs": runs,
     }
 
@@ -79,15 +81,15 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
     info = dataset.info
     d = dataset.describe()
     lines = [f"# {info.title} ({d['split'] or 'all'} split, {d['layout']} layout)", ""]
-    header = "| run | recipe | model | masks | protocol | images | mIoU | mAcc | aAcc | mF1 |"
+    header = "| run | recipe | model | masks | method | protocol | images | mIoU | mAcc | aAcc | mF1 |"
     if len(results) > 1:
         header += " Δ mIoU |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     base = results[0].scores.miou if results else float("nan")
     for r in results:
         s = r.scores
-        row = (f"| {_row_name(r)} | {r.spec.recipe_name} | {r.spec.model} | {r.spec.masks} | "
-               f"{protocol_name(r.spec.recipe)} | "
+        row = (f"| {_row_name(r)} | {r.spec.recipe_name} | {r.spec.model or '-'} | {r.spec.masks} | "
+               f"{r.spec.recipe.method.name} | {protocol_name(r.spec.recipe)} | "
                f"{r.images} | {_pct(s.miou)} | "
                f"{_pct(s.mean_accuracy)} | {_pct(s.overall_accuracy)} | {_pct(s.mean_f1)} |")
         if len(results) > 1:
@@ -109,11 +111,12 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
 def per_class_csv(results: Sequence[RunResult]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "recipe", "model", "masks", "random_weights", "class", "iou", "accuracy", "f1",
+    writer.writerow(["run", "recipe", "model", "masks", "method", "random_weights", "class", "iou", "accuracy", "f1",
                      "gt_pixels", "predicted_pixels"])
     for r in results:
         gt, predicted = r.confusion.sum(axis=1), r.confusion.sum(axis=0)
-        ident = [r.spec.label, r.spec.recipe_name, r.spec.model, r.spec.masks, str(random_weights(r)).lower()]
+        ident = [r.spec.label, r.spec.recipe_name, r.spec.model, r.spec.masks, r.spec.recipe.method.name,
+                 str(random_weights(r)).lower()]
         for k, name in enumerate(r.class_names):
             writer.writerow([*ident, name, _pct(r.scores.iou[k]), _pct(r.scores.accuracy[k]),
                              _pct(r.scores.f1[k]), int(gt[k]), int(predicted[k])])

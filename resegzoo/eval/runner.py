@@ -3,11 +3,12 @@
 Each finished image leaves its confusion matrix in ``<run dir>/confusion/<id>.npy`` (written
 atomically), so a crash or Ctrl-C loses no finished image and a rerun continues where it stopped.
 The run folder's name is made of the settings alone: the model's and the masks' names and a hash
-of everything that decides the numbers (dataset, split, root, classes, label encoding, recipe,
-model, masks, and the fingerprints of :mod:`resegzoo.eval.fingerprints`: the weights' contents,
-SAM's, resegzoo's version, the dataset's file list). A rerun with other settings or other weights
-lands in another folder and never mixes its images with these; the same settings under another
-row label (one recipe or several, any --recipe spelling) find their stored results.
+of everything that decides the numbers (dataset, split, root, classes, label encoding, recipe (its
+method included), model, masks, and the fingerprints of :mod:`resegzoo.eval.fingerprints`: the
+weights' contents, SAM's, the method's plugin, resegzoo's version, the dataset's file list). A rerun
+with other settings or other weights lands in another folder and never mixes its images with these;
+the same settings under another row label (one recipe or several, any --recipe spelling) find their
+stored results.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from resegzoo.outputs import atomic
+from resegzoo.outputs.reading import load_npy, read_text
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
@@ -32,7 +34,8 @@ RESULTS_FORMAT = 1
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One setting to evaluate: a recipe, a model and a mask generator, with a row label."""
+    """One setting to evaluate: a recipe (its method in ``recipe.method``), a model ("" for a method
+    without one) and a mask generator, with a row label."""
 
     label: str
     recipe: Any  # resegzoo.segmenter.recipe.SegmentRecipe
@@ -40,6 +43,13 @@ class RunSpec:
     masks: str
     #: where the recipe came from (a path or a shipped recipe name), for the report
     recipe_source: str = ""
+    #: prompt names per class when the method has its own on this dataset (its
+    #: ``method_settings``); None: the dataset's ``classes``
+    classes: Optional[list[list[str]]] = None
+
+    def prompts(self, info: Any) -> list[list[str]]:
+        """The names each class is prompted with in this run."""
+        return [list(names) for names in (self.classes or info.classes)]
 
     @property
     def recipe_name(self) -> str:
@@ -77,15 +87,16 @@ def _slug(text: str) -> str:
 def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
     """Everything the numbers depend on; its hash names the run folder."""
     from resegzoo import __version__
-    from resegzoo.eval.fingerprints import dataset_fingerprint, model_fingerprint, sam_fingerprint
+    from resegzoo.eval.fingerprints import dataset_fingerprint, method_fingerprints, sam_fingerprint
 
+    method, model = method_fingerprints(spec.recipe, spec.model)
     return {
         "format": RESULTS_FORMAT,
         "dataset": dataset.info.name,
         "root": str(dataset.root.resolve()),
         "split": dataset.split,
         "layout": dataset.layout,
-        "classes": dataset.info.classes,
+        "classes": spec.prompts(dataset.info),
         "background": dataset.info.background,
         "encoding": asdict(dataset.encoding),
         "model": spec.model,
@@ -93,7 +104,8 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
         "recipe": spec.recipe.to_dict(),
         "fingerprints": {
             "resegzoo": __version__,
-            "model": model_fingerprint(spec.model),
+            "model": model,
+            "method": method,
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
@@ -122,7 +134,9 @@ class EvalRun:
         self.settings = canonical_settings(run_settings(dataset, spec))
         self.key = settings_key(self.settings)
         # named by settings only (never the row label), so any label finds the same folder
-        self.run_dir = Path(out_dir) / "runs" / f"{_slug(spec.model)}-{_slug(spec.masks)}-{self.key[:12]}"
+        # (a method without a model is named by the method)
+        first = spec.model or spec.recipe.method.name
+        self.run_dir = Path(out_dir) / "runs" / f"{_slug(first)}-{_slug(spec.masks)}-{self.key[:12]}"
         self.confusion_dir = self.run_dir / "confusion"
         self.overlay_dir = self.run_dir / "overlays"
         self._adopt_labelled_folder()
@@ -147,7 +161,7 @@ class EvalRun:
         settings_file = self.run_dir / "settings.json"
         if settings_file.is_file():
             try:
-                stored = json.loads(settings_file.read_text())
+                stored = json.loads(read_text(settings_file))
             except ValueError as exc:
                 raise DatasetError(f"{settings_file}: unreadable ({exc}); remove {self.run_dir} or choose "
                                    "another --out") from exc
@@ -169,7 +183,7 @@ class EvalRun:
         path = self.result_file(sample)
         n = self.dataset.info.num_classes
         try:
-            cm = np.load(path, allow_pickle=False)
+            cm = load_npy(path, n * n * 8 + 4096)  # an int64 n x n matrix and its header
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: unreadable per-image result ({exc}); "
                                "delete it to recompute that image") from exc
@@ -181,7 +195,7 @@ class EvalRun:
     def vocabulary(self) -> Any:
         from resegzoo.segmenter.text import Vocabulary
 
-        return Vocabulary(classes=[list(names) for names in self.dataset.info.classes])
+        return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
     def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
                         loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from resegzoo.outputs.atomic import atomic_path
+from resegzoo.outputs.reading import UnsafeFileError, load_npz
 from resegzoo.masks.painting import Box, check_image, check_windows
+
+_log = logging.getLogger(__name__)
 
 #: Bump when the meaning of cached maps changes, so old entries are not reused.
 CACHE_FORMAT = 1
@@ -34,6 +38,12 @@ def settings_digest(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def entry_limit(image: np.ndarray) -> int:
+    """The most bytes a cache entry of ``image`` may hold: int32 maps of many levels over
+    overlapping windows stay far below 64 times the image's own bytes."""
+    return 64 * int(image.nbytes) + (1 << 20)
+
+
 class MapCache:
     """A folder of cached id maps."""
 
@@ -43,12 +53,18 @@ class MapCache:
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.npz"
 
-    def load(self, key: str) -> list[np.ndarray] | None:
+    def load(self, key: str, limit: int) -> list[np.ndarray] | None:
+        """The maps stored under ``key``; None if there are none, or if what is there is not an
+        entry this cache wrote of at most ``limit`` bytes (it is then computed and written anew)."""
         path = self.path(key)
-        if not path.is_file():
+        try:
+            data = load_npz(path, limit)
+            return [data[f"m{i}"] for i in range(len(data))]
+        except FileNotFoundError:
             return None
-        with np.load(path, allow_pickle=False) as data:
-            return [data[f"m{i}"] for i in range(len(data.files))]
+        except (UnsafeFileError, KeyError) as exc:
+            _log.warning("mask cache: ignoring %s (%s); it is recomputed", path, exc)
+            return None
 
     def save(self, key: str, maps: Sequence[np.ndarray]) -> None:
         with atomic_path(self.path(key), durable=True) as tmp, open(tmp, "wb") as fh:
@@ -81,17 +97,17 @@ class CachedMaskGenerator:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         image = check_image(image)
-        return self._cached(self.key(image), lambda: [self.inner(image)])[0]
+        return self._cached(self.key(image), lambda: [self.inner(image)], image)[0]
 
     def generate_windows(self, image: np.ndarray, windows: Sequence[Box]) -> list[np.ndarray]:
         from resegzoo.masks.windows import generate_for_windows
 
         image = check_image(image)
         boxes = check_windows(windows, image.shape[0], image.shape[1])
-        return self._cached(self.key(image, boxes), lambda: generate_for_windows(self.inner, image, boxes))
+        return self._cached(self.key(image, boxes), lambda: generate_for_windows(self.inner, image, boxes), image)
 
-    def _cached(self, key: str, compute: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
-        maps = self.cache.load(key)
+    def _cached(self, key: str, compute: Callable[[], list[np.ndarray]], image: np.ndarray) -> list[np.ndarray]:
+        maps = self.cache.load(key, entry_limit(image))
         if maps is not None:
             self.hits += 1
             return maps

@@ -23,6 +23,7 @@ the folder after the rename, so the new name itself survives a power cut (checkp
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -36,7 +37,13 @@ from typing import Iterator
 
 import numpy as np
 
+from resegzoo.errors import ResegzooError
+
 _log = logging.getLogger(__name__)
+
+
+class OutputWriteError(ResegzooError, OSError):
+    """An output that cannot be written (a folder in the way, a full disk); nothing half-written is left."""
 
 #: what marks a temporary: ``.NAME.KIND-HOST-PID-START-RANDOM[SUFFIX]``
 TEMPORARY_NAME = re.compile(
@@ -152,6 +159,67 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+#: errno values of a full disk (or a full quota)
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: how GDAL (rasterio) and other libraries that do not raise OSError word a full disk
+_NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded", "Free disk space available")
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in NO_SPACE:
+            return True
+        if any(words in str(current) for words in _NO_SPACE_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def nearly_full(folder: str | Path) -> bool:
+    """Less than a MiB left for this user on ``folder``'s filesystem."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # gone, or not POSIX
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
+
+
+#: libraries whose write failures may be a full disk in other words
+_WRITERS = ("rasterio", "PIL", "pyogrio", "safetensors")
+
+
+def _from_a_writer(exc: BaseException) -> bool:
+    """An I/O error, or an error of a library that writes files itself (not a bug or a user error
+    that happened while an output was open)."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _WRITERS
+
+
+@contextlib.contextmanager
+def reporting_full_disk(folder: str | Path, what: str | None = None) -> Iterator[None]:
+    """Turn a full disk while writing into ``folder`` into one :class:`OutputWriteError` naming the
+    folder (the writers inside remove their temporaries as the error passes through them).
+
+    Libraries that write files themselves (libpng, libtiff through GDAL) often report a full disk
+    only as "write error": their failure while the folder's disk is (nearly) full is reported as a
+    full disk too, with the library's own words."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except Exception as exc:
+        said = is_no_space(exc)
+        if not said and not (_from_a_writer(exc) and nearly_full(folder)):
+            raise
+        thing = f"{what} into {folder}" if what else f"into {folder}"
+        detail = "" if said else f" ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+        raise OutputWriteError(f"cannot write {thing}: no space left on the device{detail}; free some space "
+                               "and run again (nothing half-written was left)") from exc
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path``; fsynced and moved onto ``path`` only if the block succeeds.
@@ -159,21 +227,24 @@ def atomic_path(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
     ``durable``: also fsync the folder after the rename (for checkpoints and caches).
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():  # os.replace would fail only after all the work
+        raise OutputWriteError(f"cannot write {path}: a folder is in the way; remove it or choose another output")
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_once(path.parent)
     tmp = path.with_name(temporary_name(path.name, "part", path.suffix))
-    # O_EXCL: never reuse an existing file; 0o666: the umask applies, as for any plain write
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        if durable:
-            fsync_dir(path.parent)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    with reporting_full_disk(path.parent, path.name):
+        # O_EXCL: never reuse an existing file; 0o666: the umask applies, as for any plain write
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+        try:
+            yield tmp
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            if durable:
+                fsync_dir(path.parent)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
 
 
 def temporary_dir(beside: str | Path, kind: str = "partial") -> Path:

@@ -11,6 +11,9 @@ The claim is removed once the stem's outputs are complete. A claim left by a kil
 process is gone, or its pid now belongs to a process that started later) is *stale*: its stem
 holds no finished result and may be taken over by the next run. Claims of another host (a shared
 filesystem) are never judged stale.
+
+:func:`claimed_output` claims one output as a whole (a composed model folder): a second run that
+wants the same output while the first works gets a one-line error instead of replacing it.
 """
 from __future__ import annotations
 
@@ -20,9 +23,15 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from resegzoo.errors import ResegzooError
 from resegzoo.outputs import atomic
+from resegzoo.outputs.reading import CLAIM_LIMIT, read_text
 
 CLAIM_SUFFIX = ".claim"
+
+
+class OutputBusyError(ResegzooError):
+    """Another live run is writing the output this run was asked to write."""
 
 
 #: what a claim file holds: :func:`resegzoo.outputs.atomic.owner_tag` of the claiming process
@@ -54,12 +63,24 @@ def folder_lock(folder: Path) -> Iterator[None]:
 class Claims:
     """The stems this run holds in ``folder``; :meth:`release_all` at exit frees what is left."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, suffix: str = CLAIM_SUFFIX) -> None:
         self.folder = folder
+        #: distinct suffixes keep different kinds of output (segment's stems, a composed folder of
+        #: the same name) from blocking each other
+        self.suffix = suffix
         self.held: set[str] = set()
 
     def path(self, stem: str) -> Path:
-        return self.folder / f".{stem}{CLAIM_SUFFIX}"
+        return self.folder / f".{stem}{self.suffix}"
+
+    def holder(self, stem: str) -> str:
+        """The pid of the process a claim names ("?" if unreadable): for messages."""
+        try:
+            token = read_text(self.path(stem), CLAIM_LIMIT)
+        except OSError:  # gone meanwhile, or not a claim file: the message does without the pid
+            return "?"
+        parts = token.strip().split("-")
+        return parts[1] if _OWNER.match(token.strip()) else "?"
 
     def state(self, stem: str) -> str:
         """``mine``, ``live`` (another running process holds it), ``stale`` (its holder died) or
@@ -67,7 +88,8 @@ class Claims:
         if stem in self.held:
             return "mine"
         try:
-            token = self.path(stem).read_text()
+            # never a plain read: a FIFO here would hang this run, and every other, under the lock
+            token = read_text(self.path(stem), CLAIM_LIMIT)
         except FileNotFoundError:
             return "none"
         return "live" if _owner_alive(token) else "stale"
@@ -95,3 +117,23 @@ class Claims:
     def release_all(self) -> None:
         for stem in list(self.held):
             self.release(stem)
+
+
+@contextlib.contextmanager
+def claimed_output(target: Path, what: str, suffix: str = CLAIM_SUFFIX) -> Iterator[None]:
+    """Hold a claim on the single output ``target`` (its folder must exist) for the ``with`` block.
+
+    A live claim of another run raises :class:`OutputBusyError` naming ``what`` and the holder's
+    pid; a stale one (its run was killed) is taken over.
+    """
+    claims = Claims(target.parent, suffix)
+    with folder_lock(target.parent):
+        if claims.state(target.name) == "live":
+            raise OutputBusyError(
+                f"{target}: another resegzoo {what} (pid {claims.holder(target.name)}) is writing it right now; "
+                "wait for it to finish or choose another output")
+        claims.take(target.name)
+    try:
+        yield
+    finally:
+        claims.release_all()

@@ -21,6 +21,11 @@ def resegzoo_register_mask_generators(register):
 
 
 @hookspec
+def resegzoo_register_methods(register):
+    """Add segmentation methods: call ``register(resegzoo.methods.base.MethodSpec(...))`` for each."""
+
+
+@hookspec
 def resegzoo_register_weightings(register):
     """Add weighting strategies: call ``register(resegzoo.plugins.interfaces.WeightingSpec(...))`` for each."""
 

@@ -20,6 +20,7 @@ BUILTIN_PLUGINS = (
     "resegzoo.builtin.commands",
     "resegzoo.builtin.variants",
     "resegzoo.builtin.mask_generators",
+    "resegzoo.builtin.methods",
     "resegzoo.builtin.weightings",
     "resegzoo.builtin.datasets",
 )

@@ -1,4 +1,4 @@
-"""Collects what plugins register into typed tables: variants, mask generators, weightings, datasets."""
+"""Collects what plugins register into typed tables: variants, mask generators, methods, weightings, datasets."""
 from __future__ import annotations
 
 import difflib
@@ -61,6 +61,7 @@ class Registry:
     pm: PluginManager
     variants: Table[Any]
     mask_generators: Table[Any]
+    methods: Table[Any]
     weightings: Table[Any]
     datasets: Table[Any]
 
@@ -68,6 +69,7 @@ class Registry:
         return {
             "variants": self.variants,
             "masks": self.mask_generators,
+            "methods": self.methods,
             "weightings": self.weightings,
             "datasets": self.datasets,
         }[kind]
@@ -76,6 +78,7 @@ class Registry:
 _HOOKS = {
     "variants": ("resegzoo_register_variants", "CLIP variant"),
     "mask_generators": ("resegzoo_register_mask_generators", "mask generator"),
+    "methods": ("resegzoo_register_methods", "method"),
     "weightings": ("resegzoo_register_weightings", "weighting strategy"),
     "datasets": ("resegzoo_register_datasets", "dataset"),
 }

@@ -10,7 +10,8 @@ Valid pixels: GDAL's mask (nodata value, internal mask, alpha band), finite valu
 never valid), or, with an explicit ``nodata``, every pixel whose chosen bands are not all that
 value. Non-8-bit data is stretched per band between the 2nd and 98th percentile of the VALID
 pixels of a decimated read (GDAL serves it from overviews when the file has them), so a huge
-raster is never read whole for it.
+raster is never read whole for it: of the file, or of every input of a batch (one stretch for the
+tiles of one scene, :func:`shared_stretch`), or between values the user gives.
 """
 from __future__ import annotations
 
@@ -249,11 +250,16 @@ def parse_nodata(text: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class Stretch:
-    """How non-8-bit data is mapped to 0..255: per band, low -> 0 and high -> 255."""
+    """How non-8-bit data is mapped to 0..255: per band, low -> 0 and high -> 255.
+
+    ``scope``: where low and high come from: ``file`` (percentiles of this file's valid pixels),
+    ``batch`` (percentiles of every input's valid pixels: tiles of one scene share one stretch) or
+    ``given`` (values the user gave; ``percentiles`` is then None)."""
 
     low: tuple[float, ...]
     high: tuple[float, ...]
-    percentiles: tuple[float, float] = (2.0, 98.0)
+    percentiles: tuple[float, float] | None = (2.0, 98.0)
+    scope: str = "file"
 
     def apply(self, data: np.ndarray) -> np.ndarray:
         lo = np.asarray(self.low, dtype=np.float64)[:, None, None]
@@ -262,12 +268,47 @@ class Stretch:
         return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
     def describe(self) -> str:
+        values = f"low {_rounded(self.low)}, high {_rounded(self.high)}"
+        if self.percentiles is None:
+            return f"stretch per band between given values ({values})"
         p0, p1 = self.percentiles
-        return f"{p0:g}-{p1:g} percentile stretch per band of the valid pixels (low {list(self.low)}, high {list(self.high)})"
+        pixels = "every input's valid pixels" if self.scope == "batch" else "the valid pixels"
+        return f"{p0:g}-{p1:g} percentile stretch per band of {pixels} ({values})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "percentile", "percentiles": list(self.percentiles),
+        return {"method": "given" if self.percentiles is None else "percentile", "scope": self.scope,
+                "percentiles": None if self.percentiles is None else list(self.percentiles),
                 "low": list(self.low), "high": list(self.high)}
+
+
+def _rounded(values: Sequence[float]) -> str:
+    """Stretch values for people: 6 significant digits, not 3263.0599999999395."""
+    return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
+
+
+#: the stretch choices besides given values (see :func:`parse_stretch`)
+STRETCH_SCOPES = ("batch", "file")
+
+
+def parse_stretch(text: str | None) -> str | Stretch:
+    """``--stretch``: ``batch`` (the default: one percentile stretch over every input), ``file``
+    (one per file), or given values ``LOW:HIGH`` for every band or ``L1:H1,L2:H2,L3:H3`` per band."""
+    if text is None or text.strip().lower() in ("", "batch"):
+        return "batch"
+    if text.strip().lower() == "file":
+        return "file"
+    usage = (f"--stretch {text!r}: give batch, file, LOW:HIGH for every band or L1:H1,L2:H2,L3:H3 per band "
+             "(e.g. 0:3000)")
+    try:
+        pairs = [tuple(float(v) for v in part.split(":")) for part in text.split(",")]
+    except ValueError:
+        raise ImageError(usage) from None
+    if len(pairs) not in (1, 3) or any(len(p) != 2 for p in pairs):
+        raise ImageError(usage)
+    if any(not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo for lo, hi in pairs):
+        raise ImageError(f"--stretch {text!r}: each HIGH must be above its LOW, both finite numbers")
+    pairs = pairs * 3 if len(pairs) == 1 else pairs
+    return Stretch(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), percentiles=None, scope="given")
 
 
 @dataclass(frozen=True)
@@ -461,23 +502,65 @@ def _palette_of(src: Any, bands: tuple[int, int, int]) -> tuple[tuple[int, int, 
     return tuple(tuple(int(v) for v in cmap.get(i, (0, 0, 0, 0))) for i in range(size))  # type: ignore[misc]
 
 
+def needs_stretch(raster: Raster) -> bool:
+    """Whether the raster's data is not 8-bit colour already (palette bands are colours)."""
+    return raster.dtype != "uint8" and raster.palette is None
+
+
 def estimate_stretch(raster: Raster, side: int = OVERVIEW_SIDE) -> Stretch | None:
     """2-98 % per band of the VALID pixels of a decimated read; None for 8-bit or palette data."""
-    if raster.dtype == "uint8" or raster.palette is not None:
+    return shared_stretch([raster], side, scope="file")
+
+
+#: at most this many decimated pixels are read (per band) for a stretch shared by a batch
+STRETCH_SAMPLE = 8_000_000
+
+
+def shared_stretch(rasters: Sequence[Raster], side: int = OVERVIEW_SIDE, scope: str = "batch",
+                   sample: int = STRETCH_SAMPLE) -> Stretch | None:
+    """2-98 % per band of the VALID pixels of all ``rasters`` that need a stretch, each read
+    decimated by ONE factor (the largest to ``side`` px, as for one file), so every input weighs
+    by its area; beyond ``sample`` pixels every k-th is kept. None when none needs a stretch."""
+    chosen = [r for r in rasters if needs_stretch(r)]
+    if not chosen:
         return None
-    data, valid = raster.read_raw(out_shape=raster.overview_shape(side))
-    values = data.reshape(3, -1)[:, valid.ravel()].astype(np.float64)
+    factor = min(1.0, side / max(max(r.height, r.width) for r in chosen))
+    shapes = [(max(1, round(r.height * factor)), max(1, round(r.width * factor))) for r in chosen]
+    step = max(1, math.ceil(sum(h * w for h, w in shapes) / sample))
+    parts = []
+    for raster, shape in zip(chosen, shapes):
+        data, valid = raster.read_raw(out_shape=shape)
+        parts.append(data.reshape(3, -1)[:, valid.ravel()][:, ::step].astype(np.float64))
+    values = np.concatenate(parts, axis=1)
     if values.shape[1] == 0:  # nothing valid: nothing will be segmented; any finite stretch will do
-        return Stretch((0.0,) * 3, (1.0,) * 3)
+        return Stretch((0.0,) * 3, (1.0,) * 3, scope=scope)
     low, high = np.percentile(values, [2.0, 98.0], axis=1)
-    return Stretch(tuple(float(v) for v in low), tuple(float(v) for v in high))
+    return Stretch(tuple(float(v) for v in low), tuple(float(v) for v in high), scope=scope)
+
+
+def with_stretch(rasters: Sequence[Raster], choice: str | Stretch) -> list[Raster]:
+    """``rasters`` (opened with ``stretch="batch"`` or any) with the stretch ``choice`` of
+    :func:`parse_stretch`: ``file`` each its own, ``batch`` one over all, or given values (for
+    every raster but palette ones: the user asked for them)."""
+    from dataclasses import replace
+
+    if choice == "file":
+        return [r if r.stretch is not None and r.stretch.scope == "file" else replace(r, stretch=estimate_stretch(r))
+                for r in rasters]
+    if choice == "batch":
+        shared = shared_stretch(rasters)
+        return [replace(r, stretch=shared if needs_stretch(r) else None) for r in rasters]
+    if not isinstance(choice, Stretch):
+        raise ValueError(f"unknown stretch {choice!r}; use {', '.join(STRETCH_SCOPES)} or a Stretch")
+    return [replace(r, stretch=None if r.palette is not None else choice) for r in rasters]
 
 
 def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: float | None = None,
-                alpha_mask: bool = True, trust_vrt: bool = False) -> Raster:
+                alpha_mask: bool = True, trust_vrt: bool = False, stretch: bool = True) -> Raster:
     """Read ``path``'s header, check it, and decide bands, palette, nodata and stretch
     (``alpha_mask=False``: an alpha band is data, not a validity mask; ``trust_vrt``: a VRT may
-    read raw bands, the network and archives, see :func:`check_sources`)."""
+    read raw bands, the network and archives, see :func:`check_sources`; ``stretch=False``: no
+    stretch yet, a batch gives one with :func:`with_stretch`)."""
     import rasterio
 
     path = str(path)
@@ -506,7 +589,7 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
         _check_png_stream(path)
     from dataclasses import replace
 
-    return replace(raster, stretch=estimate_stretch(raster))
+    return replace(raster, stretch=estimate_stretch(raster)) if stretch else raster
 
 
 def _check_georeference(path: str, georef: Georeference) -> None:

@@ -8,16 +8,17 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from resegzoo.runtime.prefetch import prefetched
+from resegzoo.methods.base import SCORE_KINDS, check_scores, class_of_names, names_to_classes, vocabulary_names
 from resegzoo.raster.reader import NODATA_LABEL
-from resegzoo.runtime.precision import autocast, autocast_dtype
-from resegzoo.segmenter.extras import add_cls_bias, majority_vote
-from resegzoo.segmenter.models import ModelLoadError
+from resegzoo.runtime.precision import autocast_dtype
+from resegzoo.runtime.prefetch import prefetched
+from resegzoo.segmenter.clip_method import NAME as CLIP, ClipMethod
+from resegzoo.segmenter.extras import majority_vote
+from resegzoo.segmenter.models import ModelLoadError  # noqa: F401  (public here since the API began)
 from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
-from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
-from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
+from resegzoo.segmenter.text import TextEmbeddings, Vocabulary
 from resegzoo.segmenter.windows import (
-    Stitcher, Window, WindowPlan, fit_size, patch_padding, resize_image, short_side_size, upsample_patch_logits)
+    Stitcher, Window, WindowPlan, fit_size, resize_image, short_side_size, upsample_patch_logits)
 
 BACKGROUND = "background"
 #: segment maps are made for a band of window rows this tall at a time (SAM's native size):
@@ -71,80 +72,103 @@ class PreparedImage:
     dead: list[Window] = field(default_factory=list)  # windows without a valid pixel: never encoded
 
 
-def encoder_device(encoder: Any) -> Any:
-    """The torch device an encoder runs on (encoders that do not say: the CPU)."""
-    return torch.device(getattr(encoder, "device", "cpu"))
-
-
-def _schedule_levels(encoder: Any) -> int | None:
-    """How many mask levels the encoder reads; None when it does not say (then masks are made)."""
-    schedule = getattr(encoder, "schedule", None)
-    return None if schedule is None else levels_needed(schedule)
-
-
 class Segmenter:
-    """A DenseEncoder + a mask generator + a recipe; :meth:`segment` runs it on an image."""
+    """A method (:mod:`resegzoo.methods.base`) + a mask generator + a recipe; :meth:`segment` runs
+    it on an image. Everything but the window scores is the method's business: resize, windows,
+    segments, stitching, names to classes, background, nodata are the same for every method.
+
+    ``Segmenter(encoder, mask_generator, recipe)`` runs the ``clip`` method on a DenseEncoder;
+    ``Segmenter(None, mask_generator, recipe, method=built_method)`` runs any built method."""
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
-                 recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "") -> None:
-        self.encoder = encoder
-        self.mask_generator = mask_generator
+                 recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "",
+                 method: Any = None, scores: str | None = None) -> None:
         self.recipe = recipe or SegmentRecipe()
+        #: the method's registered name (the recipe's ``method.name`` when a built method is given)
+        self.method_name = CLIP if method is None else self.recipe.method.name
+        if method is None:
+            if encoder is None:
+                raise ValueError("give a DenseEncoder (for the clip method) or a built method=")
+            method = ClipMethod(encoder, self.recipe)
+        self.method = method
+        #: the CLIP method's encoder (None for other methods)
+        self.encoder = getattr(method, "encoder", encoder)
+        self.mask_generator = mask_generator
         self.model_name = model_name
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
-        self.notes: list[str] = []
+        self.notes: list[str] = list(getattr(method, "notes", []))
         #: the model's weights are random by design (``ClipVariant.random_weights``)
-        self.random_weights = False
-        pinned = getattr(encoder, "prompt_templates", None)
-        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(self.recipe.text.templates)
-        self.text = TextCache(encoder)
+        self.random_weights = bool(getattr(method, "random_weights", False))
+        #: cosines (softmax with logit_scale) or probabilities already (no softmax): the spec's
+        #: ``scores``, or the built method's own ``scores`` attribute
+        self.score_kind: str = scores or getattr(method, "scores", None) or "cosine"
+        if self.score_kind not in SCORE_KINDS:
+            raise ValueError(f"method {self.method_name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
+                             f"got {self.score_kind!r}")
         inf = self.recipe.inference
-        self.window = inf.window or int(encoder.image_size)
+        self.window = inf.window or int(method.window)
         self.stride = inf.stride or max(1, self.window // 2)
-        p = int(encoder.patch_size)
+        p = int(getattr(method, "window_multiple", 1))
         if self.window % p:
             raise ValueError(f"inference.window ({self.window}) must be a multiple of the model's patch size ({p})")
         if self.stride > self.window:
             raise ValueError(f"inference.stride ({self.stride}) is larger than the window ({self.window})")
-        self.device = encoder_device(encoder)
+        self.device = torch.device(method.device)
         autocast_dtype(inf.precision, self.device)  # fp16 on a CPU: refused now, not at the first image
         # the generator may be stateful (SAM's predictor) and is called from prefetch threads
         self._mask_lock = threading.Lock()
 
     @classmethod
     def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
-                    masks: str | None = None, device: str = "cpu", architecture: str | None = None) -> "Segmenter":
-        """Build the encoder named by ``model`` (or the recipe's) and the mask generator ``masks``
-        (or the recipe's). See :func:`resegzoo.segmenter.models.build_encoder`."""
+                    masks: str | None = None, device: str = "cpu", architecture: str | None = None,
+                    method: str | None = None) -> "Segmenter":
+        """Build the method named by ``method`` (or the recipe's ``method:``) with the model
+        ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
+        :func:`resegzoo.methods.base.check_method` found the combination sound."""
+        from resegzoo.methods.base import MethodContext, MethodError, check_method
         from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import (build_encoder, build_mask_generator, fit_schedule,
-                                               random_weights_note, text_tower_key)
+        from resegzoo.segmenter.models import build_mask_generator
 
-        recipe = recipe or SegmentRecipe()
-        spec = model or recipe.model
-        if not spec:
-            raise ModelLoadError("no model given: pass --model NAME (see `resegzoo list variants`), a "
-                                 "checkpoint path, local-dir:DIR or hf-hub:ORG/REPO, or set `model:` in the recipe")
+        try:
+            choice = check_method(recipe or SegmentRecipe(), method=method, model=model, masks=masks)
+        except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
+            raise ModelLoadError(str(exc)) from None
+        recipe = choice.recipe
         check_device(device)
-        encoder = build_encoder(spec, recipe, device=device, architecture=architecture)
-        masks_name = masks or recipe.masks.generator
-        settings = recipe.masks.settings if masks_name == recipe.masks.generator else {}
-        generator = build_mask_generator(masks_name, settings, precision=recipe.inference.precision)
-        notes = fit_schedule(encoder, generator, masks_name, recipe)  # before any image is read
-        seg = cls(encoder, generator, recipe, model_name=spec, masks_name=masks_name)
-        seg.text.key = text_tower_key(spec, encoder, architecture)  # text embeddings stored on disk
-        random_note = random_weights_note(spec)
-        seg.random_weights = random_note is not None
-        seg.notes = ([random_note] if random_note else []) + notes
-        return seg
+        generator = None
+        if choice.spec.masks:
+            settings = recipe.masks.settings if choice.masks == recipe.masks.generator else {}
+            generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
+        context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
+                                precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
+                                mask_generator=generator, masks_name=choice.masks, architecture=architecture)
+        built = choice.spec.factory(context)
+        return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
+                   masks_name=choice.masks, method=built, scores=choice.spec.scores)
+
+    # -- the CLIP method's parts, for callers that read them ---------------------------------
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return self.method.templates
+
+    @property
+    def text(self) -> Any:
+        return self.method.text
 
     def text_embeddings(self, vocab: Vocabulary) -> TextEmbeddings:
-        return self.text.get(vocab, self.templates)
+        return self.method.text_embeddings(vocab)
+
+    @property
+    def per_name(self) -> bool:
+        """Whether rows are names (``inference.probabilities: name``, or a method that scores
+        names only) rather than classes."""
+        return self.recipe.inference.probabilities == "name" or bool(getattr(self.method, "names_only", False))
 
     # -- masks -------------------------------------------------------------------------------
     def _window_masks(self, padded: np.ndarray, windows: list[Window]) -> list[np.ndarray] | None:
-        need = _schedule_levels(self.encoder)
+        levels = getattr(self.method, "mask_levels", None)
+        need = None if levels is None else levels()
         if self.mask_generator is None or need == 0:
             return None
         from resegzoo.masks.windows import generate_for_windows
@@ -159,56 +183,15 @@ class Segmenter:
         return maps
 
     # -- the pipeline ------------------------------------------------------------------------
-    def _normalise(self, windows: np.ndarray) -> torch.Tensor:
-        # uint8 goes to the device (a quarter of the bytes of float32), the arithmetic happens there
-        x = torch.from_numpy(windows).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.encoder.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.encoder.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std
-
-    def _window_logits(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       text: TextEmbeddings, lam: float) -> torch.Tensor:
-        """(B, R, window, window) scores of a batch of windows: R rows are the classes, or the
-        names with ``inference.probabilities: name``; cosines, or each window's softmax with
-        ``inference.average: probabilities``."""
+    def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
+                       vocab: Vocabulary) -> torch.Tensor:
+        """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
+        the names (:attr:`per_name`); h x w is the window, or less where the image is (shift
+        placement: an axis shorter than the window gets one smaller crop)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
-        # a crop smaller than the window (shift placement, an axis shorter than the window) that is
-        # no patch multiple is padded with zeros in the NORMALISED image, centred, and its scores
-        # cut back after the readout: SegEarth-OV's forward_slide
-        h, w = crops.shape[1:3]
-        patch = int(self.encoder.patch_size)
-        left, right, top, bottom = patch_padding(h, w, patch)
-        images = self._normalise(crops)
-        if left or right or top or bottom:
-            images = torch.nn.functional.pad(images, (left, right, top, bottom))
-        size = (top + h + bottom, left + w + right)
-        token_ids = None
-        if maps is not None:
-            ids = torch.from_numpy(np.stack(maps)).to(self.device).long()
-            ids = torch.nn.functional.pad(ids, (left, right, top, bottom))  # 0: covered by no segment
-            token_ids = token_ids_from_pixels(ids, patch)
-        inf = self.recipe.inference
-        per_name = inf.probabilities == "name"
-        # the feature readout upsamples the tokens BEFORE L2 normalisation (the reference code's
-        # order); an encoder that only gives normalised ones is upsampled as it is
-        raw = inf.readout == "features" and bool(getattr(self.encoder, "raw_features", False))
-        with torch.inference_mode():
-            with autocast(self.recipe.inference.precision, self.device):  # the image tower only
-                extra = {"normalize": False} if raw else {}
-                out = self.encoder.encode_dense(images, token_ids, return_cls=lam != 0, **extra)
-            feats, cls_feat = out if lam != 0 else (out, None)
-            feats = torch.as_tensor(feats).float()
-            if raw and cls_feat is not None:
-                cls_feat = torch.nn.functional.normalize(torch.as_tensor(cls_feat).float(), dim=-1)
-            if inf.readout == "features":
-                scores = readout_features(feats, text, per_name, size)
-            else:
-                scores = upsample_patch_logits(text.rows(feats, per_name).permute(0, 3, 1, 2), size)
-            if cls_feat is not None:
-                scores = add_cls_bias(scores, text.rows(torch.as_tensor(cls_feat).float(), per_name), lam)
-            if inf.average == "probabilities":
-                scores = torch.softmax(inf.logit_scale * scores, dim=1)
-            return scores[:, :, top:top + h, left:left + w]
+        rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
+        out = self.method.window_scores(crops, vocab, self.per_name, maps)
+        return check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
 
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
                 valid: np.ndarray | None = None) -> PreparedImage:
@@ -257,8 +240,8 @@ class Segmenter:
         the encoder runs on this band (``inference.prefetch``). ``valid``: see :meth:`prepare`.
         Each class's best name; probabilities instead with ``inference.average: probabilities``."""
         rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
-        if self.recipe.inference.probabilities == "name":
-            rows = self.text_embeddings(vocab).names_to_classes(rows, dim=0)
+        if self.per_name:
+            rows = _names_to_classes(rows, vocab)
         return rows, info
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
@@ -269,10 +252,8 @@ class Segmenter:
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
-        text = self.text_embeddings(vocab)
-        rows = len(text.names) if self.recipe.inference.probabilities == "name" else len(vocab)
+        rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
         stitcher = Stitcher(plan, rows, device=self.device)
-        lam = self.recipe.extras.cls_token_lambda
         batch = self.recipe.inference.batch_size
         bar = None
         if progress:
@@ -290,7 +271,7 @@ class Segmenter:
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_logits(padded, wins, batch_maps, text, lam)):
+                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab)):
                     stitcher.add(win, lg)
                 if bar is not None:
                     bar.update(len(wins))
@@ -300,8 +281,7 @@ class Segmenter:
         if size != (h, w):
             result = upsample_patch_logits(result[None], (h, w))[0]
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
-                "windows": len(plan.windows), "templates": len(self.templates),
-                "protocol": protocol_name(self.recipe)}
+                "windows": len(plan.windows), **_facts(self.method), "protocol": protocol_name(self.recipe)}
         if prep.valid is not None:
             info["windows_skipped_nodata"] = len(prep.dead)
         return result, info
@@ -321,9 +301,12 @@ class Segmenter:
         if isinstance(image, PreparedImage):
             image = image.image
         inf = self.recipe.inference
-        probs = torch.softmax(inf.logit_scale * rows.float(), dim=0) if inf.average == "logits" else rows.float()
-        if inf.probabilities == "name":  # softmax over every name, then each class's best name
-            probs = self.text_embeddings(vocab).names_to_classes(probs, dim=0)
+        if self.score_kind == "cosine" and inf.average == "logits":
+            probs = torch.softmax(inf.logit_scale * rows.float(), dim=0)
+        else:  # each window's softmax already, or a method that gives probabilities
+            probs = rows.float()
+        if self.per_name:  # softmax over every name, then each class's best name
+            probs = _names_to_classes(probs, vocab)
         probs = probs.cpu()
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
@@ -353,11 +336,21 @@ class Segmenter:
         return majority_vote(labels, levels[0])
 
     def describe(self) -> dict[str, Any]:
-        from resegzoo.segmenter.encoder import describe
+        """What a sidecar records about this setup; ``--skip-existing`` compares it."""
+        described = getattr(self.method, "describe", None)
+        return {"method": self.method_name, "model": self.model_name, "random_weights": self.random_weights,
+                "masks": self.masks_name, **(described() if described is not None else {}),
+                "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 
-        return {"model": self.model_name, "random_weights": self.random_weights, "masks": self.masks_name,
-                "encoder": describe(self.encoder), "recipe": self.recipe.to_dict(), "templates": list(self.templates),
-                "notes": list(self.notes)}
+
+def _facts(method: Any) -> dict[str, Any]:
+    facts = getattr(method, "facts", None)
+    return facts() if facts is not None else {}
+
+
+def _names_to_classes(values: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
+    """(N, H, W) per-name values -> (K, H, W): each class's best name."""
+    return names_to_classes(values, class_of_names(vocab), len(vocab), dim=0)
 
 
 def _check_valid(valid: Any, image: np.ndarray) -> np.ndarray:
@@ -401,22 +394,6 @@ def work_scale(height: int, width: int, inference: Any) -> float | None:
             return None
         return min(max(inference.fit_scale) / max(height, width), min(inference.fit_scale) / min(height, width))
     return None if inference.short_side is None else inference.short_side / min(height, width)
-
-
-def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
-                     size: tuple[int, int]) -> torch.Tensor:
-    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features (as the encoder gives them
-    before L2 normalisation) upsampled bilinearly to ``size``, L2-normalised per pixel, then
-    cosines with the text: (B, R, h, w). One window at a time, since the upsampled features are
-    C planes per window."""
-    import torch.nn.functional as F
-
-    out = []
-    for f in feats:
-        up = upsample_patch_logits(f.permute(2, 0, 1)[None], size)[0]
-        up = F.normalize(up, dim=0).permute(1, 2, 0)
-        out.append(text.rows(up, per_name).permute(2, 0, 1))
-    return torch.stack(out)
 
 
 def check_image(image: Any) -> np.ndarray:

@@ -59,7 +59,9 @@ class InferenceSettings:
     stride: Optional[int] = None
     #: ``pad`` (pad the image at the bottom/right so windows at multiples of the stride cover
     #: it) or ``shift`` (mmseg's slide inference: the last window moved back to end at the border).
-    window_placement: Literal["pad", "shift"] = "pad"
+    #: ``image``: one window, the whole image whatever its shape (for methods that resize each
+    #: window to their own square input: SegEarth-OV3 without sliding).
+    window_placement: Literal["pad", "shift", "image"] = "pad"
     #: padding fill: ``edge`` (repeat border pixels) or ``zero`` (black, the reference code).
     pad_mode: Literal["edge", "zero"] = "edge"
     #: how the positional embeddings are resized for a grid other than the model's own (a window
@@ -113,10 +115,23 @@ class ExtrasSettings:
 
 
 @dataclass
+class MethodSettings:
+    """Which method scores the windows (``resegzoo list methods``); ``method: NAME`` in YAML is
+    short for ``method: {name: NAME}``."""
+
+    #: ``clip``: the CLIP pipeline (ReSeg-CLIP's segment-masked attention and the peer CLIP
+    #: methods, chosen by the schedule and extras sections); or another registered method.
+    name: str = "clip"
+    #: the method's own settings, checked by the method (``resegzoo list methods --json``).
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class SegmentRecipe:
     #: model spec (registry name, checkpoint path, ``local-dir:``, ``hf-hub:``); None: give
     #: ``--model`` / ``model=``.
     model: Optional[str] = None
+    method: MethodSettings = field(default_factory=MethodSettings)
     masks: MaskSettings = field(default_factory=MaskSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     text: TextSettings = field(default_factory=TextSettings)
@@ -223,7 +238,7 @@ def read_recipe_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         loaded = {}
     if not isinstance(loaded, Mapping):
         raise SchemaError(f"{path}: a recipe is a mapping of sections, got {type(loaded).__name__}")
-    data = dict(loaded)
+    data = _method_mapping(dict(loaded))
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
@@ -238,10 +253,20 @@ def read_recipe_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
     return _merge(read_recipe_data(base_path, _seen + (path.resolve(),)), data)
 
 
+def _method_mapping(data: dict[str, Any]) -> dict[str, Any]:
+    """``method: NAME`` as ``method: {name: NAME}``, so recipes merge the same either way."""
+    if isinstance(data.get("method"), str):
+        data["method"] = {"name": data["method"]}
+    return data
+
+
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if key == "method" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping) \
+                and value.get("name", out[key].get("name")) != out[key].get("name"):
+            out[key] = value  # another method: the base's settings belong to the base's method
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _merge(dict(out[key]), value)
         else:
             out[key] = value
@@ -257,7 +282,7 @@ def _section_of(key: str) -> str:
             hits.append(section)
     if len(hits) != 1:
         raise SchemaError(f"unknown recipe setting {key!r}; give it as SECTION={{{key!r}: ...}} with "
-                          f"SECTION one of model, {', '.join(_SECTIONS)}")
+                          f"SECTION one of model, method, {', '.join(_SECTIONS)}")
     return hits[0]
 
 
@@ -265,7 +290,8 @@ def load_recipe(path: str | Path | None = None, **overrides: Any) -> SegmentReci
     """Read a recipe YAML (None: the defaults) and apply ``overrides``.
 
     Overrides are either whole sections merged key by key (``inference={"window": 32}``), the
-    model (``model="oracle"``), or a setting's bare name when only one section has it
+    model (``model="oracle"``), the method (``method="clip"`` or ``method={"name": ..., "settings":
+    {...}}``), or a setting's bare name when only one section has it
     (``window=32``, ``generator="none"``). A None override leaves the setting as it is.
     """
     data: dict[str, Any] = {}
@@ -278,6 +304,8 @@ def load_recipe(path: str | Path | None = None, **overrides: Any) -> SegmentReci
             continue
         if key == "model" or (key in _SECTIONS and isinstance(value, Mapping)):
             data = _merge(data, {key: value})
+        elif key == "method":
+            data = _merge(data, _method_mapping({key: value}))
         else:
             data = _merge(data, {_section_of(key): {key: value}})
     return from_mapping(SegmentRecipe, data, where)

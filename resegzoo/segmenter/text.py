@@ -198,10 +198,9 @@ class TextEmbeddings:
     def names_to_classes(self, values: torch.Tensor, dim: int = 0) -> torch.Tensor:
         """Per-name values (N along ``dim``) -> per-class values (K): the max over each class's
         names (SegEarth-OV's name-level probabilities, reduced to classes)."""
-        moved = values.movedim(dim, -1)
-        index = self.class_of_name.to(moved.device).expand_as(moved)
-        out = moved.new_full((*moved.shape[:-1], self.num_classes), float("-inf"))
-        return out.scatter_reduce(-1, index, moved, reduce="amax", include_self=True).movedim(-1, dim)
+        from resegzoo.methods.base import names_to_classes
+
+        return names_to_classes(values, self.class_of_name, self.num_classes, dim)
 
 
 def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
@@ -278,16 +277,20 @@ def _load_stored(path: Path, vocab: Vocabulary) -> TextEmbeddings | None:
     import warnings
 
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
-    if not path.is_file():
-        return None
+    from resegzoo.outputs.reading import read_bytes
+
+    class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
     try:
-        names = load_file(path)["names"]
+        # through the safe reader: a FIFO, a link or a huge file there is not read (8192 floats a
+        # name is more than any text tower gives)
+        names = load(read_bytes(path, len(class_of) * 8192 * 4 + (1 << 20)))["names"]
+    except FileNotFoundError:
+        return None
     except (OSError, SafetensorError, KeyError) as exc:
         warnings.warn(f"cached text embeddings {path} are unreadable ({exc}); computing them again", stacklevel=3)
         return None
-    class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
     if names.ndim != 2 or names.shape[0] != len(class_of) or names.dtype != torch.float32:
         warnings.warn(f"cached text embeddings {path} do not fit the vocabulary; computing them again", stacklevel=3)
         return None

@@ -58,8 +58,10 @@ def _padded_length(length: int, window: int, stride: int) -> int:
 
 
 #: ``pad``: windows at multiples of the stride, the image padded at the bottom/right to fit them;
-#: ``shift``: mmseg's slide inference, the last window moved back to end at the image border
-WINDOW_PLACEMENTS = ("pad", "shift")
+#: ``shift``: mmseg's slide inference, the last window moved back to end at the image border;
+#: ``image``: one window, the whole image whatever its shape (for methods that resize every
+#: window to their own input, e.g. SegEarth-OV3 without sliding)
+WINDOW_PLACEMENTS = ("pad", "shift", "image")
 #: how the padding is filled: ``edge`` repeats the border pixels, ``zero`` is black (the
 #: reference code's ImageOps.expand)
 PAD_MODES = ("edge", "zero")
@@ -94,7 +96,10 @@ class WindowPlan:
 
     @classmethod
     def make(cls, height: int, width: int, window: int, stride: int, placement: str = "pad") -> "WindowPlan":
-        """Windows in row-major order; ``placement`` as in :func:`window_starts`."""
+        """Windows in row-major order; ``placement`` as in :func:`window_starts`, or ``image``:
+        one window covering the whole image (``window`` and ``stride`` then unused)."""
+        if placement == "image":
+            return cls(height, width, window, stride, (height, width), ((0, 0, height, width),))
         if not 0 < stride <= window:
             raise ValueError(f"stride must be in [1, window={window}], got {stride}")
         ys = window_starts(height, window, stride, placement)

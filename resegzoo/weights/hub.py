@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import re
 import shutil
@@ -33,9 +34,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from resegzoo.outputs.atomic import atomic_path, write_text
-from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, SamCheckpoint
+from resegzoo.outputs.reading import UnsafeFileError, read_text
+from resegzoo.weights.zoo import CheckpointError, ClipVariant, FetchError, NoNetworkError, Sam3Record, SamCheckpoint
 
-Record = ClipVariant | SamCheckpoint
+_log = logging.getLogger(__name__)
+
+Record = ClipVariant | SamCheckpoint | Sam3Record
 
 CACHE_ENV = "RESEGZOO_CACHE"
 OFFLINE_ENV = "RESEGZOO_OFFLINE"
@@ -111,6 +115,21 @@ def hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def hub_failure(exc: BaseException) -> str:
+    """One line saying why a huggingface_hub call raising ``exc`` failed: "no network (...)" when
+    the Hub could not be reached at all (connection refused, DNS, timeout; the host is then probed
+    once for the precise reason), else the error's first line (auth, quota, a refused request)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    transport = {"TransportError", "ConnectionError", "Timeout", "TimeoutException", "OfflineModeIsEnabled"}
+    unreached = not isinstance(exc, HfHubHTTPError) and (
+        isinstance(exc, (ConnectionError, TimeoutError)) or bool(transport & {c.__name__ for c in type(exc).__mro__}))
+    if unreached:
+        return f"no network ({unreachable(hub_endpoint()) or str(exc).splitlines()[0]})"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -119,21 +138,37 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_memo(memo: Path) -> str | None:
+    """A small file this cache wrote (a hash, a stamp), or None if there is none or what is there
+    is something else (a FIFO, a link, a folder, too large): the value is then computed anew and
+    the memo rewritten."""
+    try:
+        return read_text(memo, 4096)
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError as exc:
+        _log.warning("cache: ignoring %s (%s)", memo, exc)
+        return None
+
+
 def cached_sha256(path: Path) -> str:
     """sha256 of a file, remembered per (path, size, mtime) so repeated runs do not re-read gigabytes."""
     path = path.resolve()
     st = path.stat()
     key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
     memo = cache_dir() / "compose" / "sha256" / key
-    if memo.is_file():
-        return memo.read_text().strip()
+    remembered = _read_memo(memo)
+    if remembered is not None and re.fullmatch(r"[0-9a-f]{64}", remembered.strip()):
+        return remembered.strip()
     value = sha256_file(path)
     write_text(memo, value, durable=True)
     return value
 
 
 def fetch_record(record: Record, *, progress: bool = True) -> Path:
-    """The local checkpoint file of a zoo record, downloaded first if needed."""
+    """The local checkpoint file of a zoo record (a SAM 3 model: its folder), downloaded first if needed."""
+    if isinstance(record, Sam3Record):
+        return fetch_hf_snapshot(record.hf_repo, record.name, HF_MODEL_FILES)
     if isinstance(record, SamCheckpoint):
         path = _fetch_url(record.url, record.file, record.name, progress)
         return _verified(path, record.sha256, record.name)
@@ -162,6 +197,10 @@ def _url_file_name(url: str) -> str:
 
 def is_cached(record: Record) -> bool:
     """Whether :func:`fetch_record` would succeed offline (no network call)."""
+    if isinstance(record, Sam3Record):
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(record.hf_repo, "config.json"), str)
     if isinstance(record, SamCheckpoint):
         return (cache_dir() / "downloads" / record.file).is_file()
     if record.format == "custom" or record.fetcher is not None:
@@ -217,6 +256,12 @@ def fetch_hf_file(repo: str, filename: str, name: str) -> Path:
         raise FetchError(f"{name}: could not download {filename} from Hugging Face repo {repo}: {exc}") from exc
 
 
+#: what a transformers model folder needs (the rest of a repository: other formats, docs, media)
+HF_MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer.json",
+                  "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                  "processor_config.json", "preprocessor_config.json")
+
+
 def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
     return (f"On a machine with internet run `resegzoo fetch {name}` (or `hf download {repo} "
             f"{filename}`) and copy the Hugging Face cache folder (~/.cache/huggingface/hub, or "
@@ -224,16 +269,23 @@ def _hf_copy_hint(name: str, repo: str, filename: str) -> str:
             f"and pass the file path instead of the name")
 
 
-def fetch_hf_snapshot(repo: str, name: str) -> Path:
+def fetch_hf_snapshot(repo: str, name: str, allow_patterns: tuple[str, ...] | None = None) -> Path:
     """The local folder holding every file of Hugging Face model repo ``repo`` (a transformers
-    ``save_pretrained`` layout), from the HF cache, downloaded if online."""
+    ``save_pretrained`` layout; ``allow_patterns``: only the files matching these), from the HF
+    cache, downloaded if online. A gated repository that refuses says so, in one line."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
 
     offline = is_offline()
     down = None if offline else unreachable(hub_endpoint())
+    patterns = list(allow_patterns) if allow_patterns else None
     try:
-        return Path(snapshot_download(repo_id=repo, local_files_only=offline or down is not None))
+        return Path(snapshot_download(repo_id=repo, allow_patterns=patterns,
+                                      local_files_only=offline or down is not None))
+    except GatedRepoError:
+        raise FetchError(f"{name}: Hugging Face repo {repo} is gated and refused this download: accept its license "
+                         f"at {hub_endpoint()}/{repo} with your account, then log in (`hf auth login`) or set "
+                         "HF_TOKEN to a token of that account") from None
     except LocalEntryNotFoundError as exc:
         if down is not None:
             raise NoNetworkError(
@@ -536,7 +588,7 @@ def _verified(path: Path, sha256: str | None, name: str, hasher: Callable[[Path]
     stat = path.stat()
     marker = cache_dir() / "verified" / sha256
     stamp = f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
-    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+    if _read_memo(marker) == stamp:
         return path
     actual = hasher(path)
     if actual != sha256.lower():

@@ -1,4 +1,4 @@
-"""The zoo: typed records of CLIP variants and SAM checkpoints, read from registry/*.yaml, and the
+"""The zoo: typed records of CLIP variants, SAM checkpoints and SAM 3 models, read from registry/*.yaml, and the
 records the model route passes down (:class:`Source`, :class:`Files`) with the errors its steps raise.
 
 The route (``resegzoo.weights.loading`` calls each step in turn; no step calls another)::
@@ -102,6 +102,22 @@ class SamCheckpoint:
         if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
             raise ValueError(f"SAM checkpoint {self.name!r}: sha256 must be 64 hex digits or null")
         _check_url(self.url, f"SAM checkpoint {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Sam3Record:
+    """A SAM 3 model in transformers' format: a whole Hugging Face repository (config, weights,
+    tokenizer), read by ``Sam3Model.from_pretrained`` (the ``segearth-ov3`` method)."""
+
+    name: str
+    hf_repo: str
+    license: str
+    citation: str
+    #: the repository asks each user to accept its license (and a token) before downloading
+    gated: bool = False
+    #: approximate, human-readable; shown before a download
+    size: str | None = None
+    description: str = ""
 
 
 class FetchError(ResegzooError, RuntimeError):
@@ -241,6 +257,11 @@ def load_sam_file(path: str | Path) -> list[SamCheckpoint]:
     return [from_mapping(SamCheckpoint, item, where) for item, where in _records(Path(path), "sam_checkpoints")]
 
 
+def load_sam3_file(path: str | Path) -> list[Sam3Record]:
+    """Read a ``sam3_models:`` YAML file."""
+    return [from_mapping(Sam3Record, item, where) for item, where in _records(Path(path), "sam3_models")]
+
+
 def load_builtin_variants() -> list[ClipVariant]:
     """Every record in ``registry/variants/*.yaml``, in file order."""
     folder = registry_dir() / "variants"
@@ -276,4 +297,30 @@ def get_sam_checkpoint(name: str) -> SamCheckpoint:
     by_type = {r.model_type: r for r in table.entries.values()}
     if name in by_type and name not in table:
         return by_type[name]
+    return table.get(name)
+
+
+@cache
+def _sam3_table(folder: str) -> dict[str, Sam3Record]:
+    table: dict[str, Sam3Record] = {}
+    path = Path(folder) / "sam3.yaml"
+    for record in load_sam3_file(path):
+        if record.name in table:
+            raise SchemaError(f"{path}: SAM 3 model {record.name!r} is listed twice")
+        table[record.name] = record
+    return table
+
+
+def sam3_models() -> dict[str, Sam3Record]:
+    """All SAM 3 models of ``registry/sam3.yaml`` by name."""
+    return dict(_sam3_table(str(registry_dir())))
+
+
+def get_sam3_model(name: str) -> Sam3Record:
+    """The SAM 3 model called ``name`` (UnknownNameError listing the known ones otherwise)."""
+    from resegzoo.plugins.registry import Table
+
+    table: Table[Sam3Record] = Table("SAM 3 model")
+    for record in sam3_models().values():
+        table.add(record.name, record, "resegzoo.builtin")
     return table.get(name)

@@ -47,6 +47,18 @@ def _parse_color(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class MethodDatasetSettings:
+    """A method's own protocol on one dataset (e.g. SegEarth-OV3's ``configs/cfg_*.py``): its
+    prompt names and recipe settings, used instead of the dataset's CLIP ones for that method."""
+
+    #: prompt names per class (same classes, same order); None: the dataset's ``classes``
+    classes: Optional[list[list[str]]] = None
+    #: recipe sections that fill in what a recipe does not set (as ``recipe_settings``); they
+    #: replace the dataset's ``recipe_settings`` for this method
+    recipe_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """One evaluation dataset: its classes, label conventions and default evaluation recipe."""
 
@@ -67,6 +79,9 @@ class DatasetInfo:
     #: dataset), as recipe sections: {inference: {background_threshold: 0.3}}
     recipe: str = "eval-default"
     recipe_settings: dict[str, Any] = field(default_factory=dict)
+    #: method name -> its own prompt names and recipe settings on this dataset (the method's
+    #: published protocol); methods not listed use ``classes`` and ``recipe_settings``
+    method_settings: dict[str, MethodDatasetSettings] = field(default_factory=dict)
     homepage: str = ""
     citation: str = ""
     notes: str = ""
@@ -84,12 +99,24 @@ class DatasetInfo:
                                  f" (use {IGNORE_INDEX} to ignore a value)")
         if self.display_names is not None and len(self.display_names) != len(self.classes):
             raise ValueError(f"display_names has {len(self.display_names)} entries for {len(self.classes)} classes")
+        for method, own in self.method_settings.items():
+            if own.classes is not None and (len(own.classes) != len(self.classes)
+                                            or any(not names or any(not n.strip() for n in names) for names in own.classes)):
+                raise ValueError(f"method_settings.{method}.classes must give non-empty names for each of the "
+                                 f"{len(self.classes)} classes")
         if self.background is not None and not 0 <= self.background < len(self.classes):
             raise ValueError(f"background {self.background} is not a class index")
 
     @property
     def class_names(self) -> list[str]:
         return list(self.display_names) if self.display_names else [names[0] for names in self.classes]
+
+    def for_method(self, method: str) -> tuple[list[list[str]], dict[str, Any]]:
+        """The prompt names and the recipe settings a method uses on this dataset."""
+        own = self.method_settings.get(method)
+        if own is None:
+            return [list(n) for n in self.classes], dict(self.recipe_settings)
+        return [list(n) for n in (own.classes or self.classes)], dict(own.recipe_settings)
 
     @property
     def num_classes(self) -> int:

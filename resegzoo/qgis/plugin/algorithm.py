@@ -87,7 +87,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         advanced = [
             QgsProcessingParameterFile(self.RECIPE, "Recipe (YAML)", optional=True,
                                        fileFilter="YAML files (*.yaml *.yml)"),
-            QgsProcessingParameterString(self.METHOD, "Method (a registered segmentation method)", optional=True),
+            QgsProcessingParameterString(self.METHOD, "Method (clip, or a plugin's: resegzoo list methods)",
+                                         optional=True),
             QgsProcessingParameterString(self.NODATA, "Nodata value of the input (overrides the file's; e.g. 0, nan)",
                                          optional=True),
             QgsProcessingParameterNumber(self.TILE_SIZE, "Block size in pixels (memory)",

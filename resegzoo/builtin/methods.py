@@ -1,0 +1,45 @@
+"""Built-in segmentation methods (registered like any plugin's): the CLIP pipeline and SegEarth-OV3."""
+from __future__ import annotations
+
+from typing import Any
+
+from resegzoo.plugins.hookspecs import hookimpl
+
+
+def _clip(context: Any) -> Any:
+    from resegzoo.segmenter.clip_method import build_clip_method
+
+    return build_clip_method(context)
+
+
+def _segearth_ov3(context: Any) -> Any:
+    from resegzoo.methods.segearth_ov3.method import build
+
+    return build(context)
+
+
+def _check_sam3(spec: str) -> None:
+    from resegzoo.methods.segearth_ov3.method import check_model
+
+    check_model(spec)
+
+
+@hookimpl
+def resegzoo_register_methods(register):
+    from resegzoo.methods.base import MethodSpec
+
+    register(MethodSpec(
+        "clip", _clip,
+        "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
+        "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by the "
+        "recipe's schedule and extras; needs a CLIP model (`resegzoo list variants`) and reads --masks",
+        model="clip", masks=True, scores="cosine"))
+
+    from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
+
+    register(MethodSpec(
+        NAME, _segearth_ov3,
+        "SegEarth-OV3 (arXiv 2512.08730): SAM 3's instance and semantic heads and presence score per name, "
+        "no training; needs a SAM 3 model (sam3, local-dir:DIR from save_pretrained, hf-hub:ORG/REPO) and "
+        "pip install \"resegzoo[sam3]\"; recipes method-segearth-ov3*",
+        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings, check_model=_check_sam3))

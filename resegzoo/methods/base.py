@@ -1,0 +1,258 @@
+"""The method seam: what a segmentation method is, what it declares, and the checks made before work.
+
+A method turns a batch of windows and a vocabulary's names into one score map per name (or per
+class). Everything around it is shared and method-agnostic (``resegzoo.segmenter.core``): the
+resize and window protocol, stitching, names to classes, the background threshold, nodata,
+raster blocks, GIS outputs, eval and ablations, ``--engine ray``, ``--precision``, prefetch and
+sidecars. Methods are registered through the ``resegzoo_register_methods`` hook as
+:class:`MethodSpec` records and chosen by the recipe key ``method:`` or ``--method NAME``.
+
+This module sits below the segmenter: it imports nothing of it (the recipe and the vocabulary
+are read by attribute), so methods and the pipeline depend on it, never the other way round.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+from resegzoo.errors import ResegzooError
+
+#: what a method's window scores are: cosine similarities the pipeline turns into probabilities
+#: with softmax(logit_scale x score) (CLIP), or probabilities already (each in 0..1, no softmax;
+#: the background threshold is applied to them directly, e.g. SegEarth-OV3's ``prob_thd``)
+ScoreKind = Literal["cosine", "probabilities"]
+SCORE_KINDS: tuple[str, ...] = ("cosine", "probabilities")
+
+#: the method the recipe's ``method:`` defaults to: today's CLIP pipeline (ReSeg-CLIP and the peer
+#: CLIP methods, chosen by the recipe's schedule and extras)
+DEFAULT_METHOD = "clip"
+
+#: the mask generator name meaning "no segments"
+NO_MASKS = "none"
+#: ``masks.generator`` when a recipe does not set it (MaskSettings' default)
+DEFAULT_MASKS = "slic"
+
+
+class MethodError(ResegzooError, ValueError):
+    """A method that cannot run as asked: unknown, a wrong combination (a mask generator, a model
+    or settings the method does not take), or a method plugin that broke its contract."""
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Everything a method's factory is given to build the method once (per process, per actor)."""
+
+    #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): inference settings, and
+    #: for the CLIP method its schedule, text and extras
+    recipe: Any
+    #: the model spec (``--model`` or the recipe's ``model:``); None for a method that needs none
+    model: Optional[str]
+    #: ``method.settings`` parsed into the spec's ``settings`` dataclass (a dict when it has none)
+    settings: Any
+    device: str = "cpu"
+    #: the recipe's ``inference.precision`` (fp32, bf16, fp16): autocast for the method's image model
+    precision: str = "fp32"
+    #: the recipe's ``inference.batch_size``: how many windows one ``window_scores`` call gets at most
+    batch_size: int = 8
+    #: the mask generator built for a method with ``masks=True`` (None otherwise) and its name
+    mask_generator: Any = None
+    masks_name: str = NO_MASKS
+    #: open_clip architecture of a bare checkpoint (``--arch``), for CLIP models
+    architecture: Optional[str] = None
+
+
+@runtime_checkable
+class Method(Protocol):
+    """A built method: made once by its spec's factory, then asked for window scores.
+
+    Optional attributes, read with ``getattr``:
+
+    * ``names_only`` (bool): the method always scores names, never classes: the pipeline asks it
+      for per-name rows and takes each class's best name after stitching.
+    * ``notes`` (list of str): what the user must know about this setup, printed and kept in the
+      sidecar; ``random_weights`` (bool): the model's weights are random by design.
+    * ``mask_levels()`` -> int or None: how many segment levels it reads (0: the mask generator is
+      not called; None: unknown, always called). Only for methods whose spec has ``masks=True``.
+    * ``facts()`` -> dict: per-image facts for the sidecar's ``info`` (e.g. the template count).
+    * ``describe()`` -> dict: JSON-able facts about the built method (its model, its settings)
+      for the sidecar; ``--skip-existing`` compares them.
+    """
+
+    #: the window side the method works at when the recipe sets no ``inference.window``
+    window: int
+    #: ``inference.window`` must be a multiple of this (a ViT's patch size; 1: any side)
+    window_multiple: int
+    #: the torch device its scores are on
+    device: Any
+
+    def window_scores(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
+        """Scores of a batch of windows.
+
+        ``windows``: (B, S, S, 3) uint8 numpy array, RGB, S = the window side. ``vocab``: a
+        :class:`resegzoo.segmenter.text.Vocabulary` (``vocab.classes``: each class's names, in
+        order; the flat name list is :func:`vocabulary_names`). ``per_name``: rows are the names
+        (synonyms separate, in vocabulary order), else the classes (see :func:`names_to_classes`).
+        ``maps``: each window's (L, S, S) int32 segment ids, for methods that read masks.
+
+        Returns a float torch tensor (B, R, S, S) on ``device``: the spec's score kind
+        (cosines, or probabilities in 0..1)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A named method; ``factory(context: MethodContext)`` builds a :class:`Method`.
+
+    What it declares is checked before any model loads (:func:`check_method`), so a wrong
+    combination is a one-line error, not a failure after minutes of work."""
+
+    name: str
+    factory: Callable[[MethodContext], Method]
+    description: str = ""
+    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model, `resegzoo list
+    #: variants`), ``sam3``, a plugin's own kind, or None: it takes no model
+    model: Optional[str] = "clip"
+    #: whether it reads a mask generator's segments (``--masks``); False: giving one is an error
+    masks: bool = False
+    #: what its scores are (see :data:`ScoreKind`)
+    scores: ScoreKind = "probabilities"
+    #: a dataclass for the recipe's ``method.settings`` (strict: unknown keys are errors naming
+    #: the key); None: the method takes no settings
+    settings: Optional[type] = None
+    #: ``check_model(spec)``: raise ValueError or LookupError when ``spec`` is not a model of this
+    #: method's kind (checked before anything loads); None: not checked early
+    check_model: Optional[Callable[[str], None]] = None
+    #: ``fingerprint(spec)`` -> JSON-able dict identifying the model's weights by content, for
+    #: eval's run key; None: resegzoo's own (files and sha256 of the spec's checkpoint or folder)
+    fingerprint: Optional[Callable[[str], dict[str, Any]]] = None
+
+    def __post_init__(self) -> None:
+        if self.scores not in SCORE_KINDS:
+            raise ValueError(f"method {self.name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
+                             f"got {self.scores!r}")
+        if self.settings is not None and not dataclasses.is_dataclass(self.settings):
+            raise ValueError(f"method {self.name!r}: settings must be a dataclass (or None)")
+
+    @property
+    def needs(self) -> dict[str, Any]:
+        """What the method needs, in words a listing shows."""
+        return {"model": self.model, "masks": self.masks}
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """The outcome of :func:`check_method`: the recipe to run (its ``method`` set, its masks set
+    to ``none`` for a method that reads none), the spec and the parsed settings."""
+
+    recipe: Any
+    spec: MethodSpec
+    settings: Any
+    #: the model spec the method gets (None for a method without a model)
+    model: Optional[str]
+    #: the mask generator to build (``none`` for a method without masks)
+    masks: str
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method ``name`` (MethodError naming the known ones otherwise)."""
+    from resegzoo.plugins.registry import RegistryError, get_registry
+
+    try:
+        return get_registry().methods.get(name)
+    except RegistryError as exc:
+        raise MethodError(f"{exc}; see `resegzoo list methods`") from None
+
+
+def parse_settings(spec: MethodSpec, settings: Mapping[str, Any]) -> Any:
+    """``method.settings`` checked against the spec's settings dataclass (SchemaError names the key)."""
+    from resegzoo.schema import from_mapping
+
+    if spec.settings is None:
+        if settings:
+            raise MethodError(f"method {spec.name!r} takes no settings, but method.settings gives "
+                              f"{', '.join(map(str, settings))}")
+        return {}
+    return from_mapping(spec.settings, dict(settings), where="method.settings")
+
+
+def check_method(recipe: Any, method: str | None = None, model: str | None = None,
+                 masks: str | None = None) -> MethodChoice:
+    """Check, before any model loads, that the method (``method`` or the recipe's) can run with the
+    model and mask generator asked for (``model``/``masks`` or the recipe's).
+
+    A method with ``masks=False`` and a mask generator asked for (``--masks``, ``--sam-checkpoint``
+    or a recipe's ``masks:``), a method without a model and a ``--model``, a method with a model
+    and none given, settings it does not take: each is a :class:`MethodError` with one line that
+    says what to change. ``method`` other than the recipe's replaces it and drops the recipe's
+    ``method.settings`` (they belong to the recipe's method), as ``--masks`` does for masks."""
+    chosen = recipe.method
+    if method is not None and method != chosen.name:
+        chosen = dataclasses.replace(chosen, name=method, settings={})
+    spec = method_spec(chosen.name)
+    settings = parse_settings(spec, chosen.settings)
+    recipe = dataclasses.replace(recipe, method=chosen)
+    model = model or recipe.model
+    if spec.model is None:
+        if model:
+            raise MethodError(f"method {spec.name!r} takes no model, but {model!r} was given; "
+                              "remove --model (or the recipe's model:)")
+        model = None
+    elif not model:
+        raise MethodError(f"no model given: method {spec.name!r} needs a {spec.model} model; pass --model "
+                          f"(see `resegzoo list variants`), local-dir:DIR or hf-hub:ORG/REPO, or set `model:` "
+                          "in the recipe")
+    elif spec.check_model is not None:
+        try:
+            spec.check_model(model)
+        except (ValueError, LookupError) as exc:
+            raise MethodError(f"method {spec.name!r} needs a {spec.model} model: {exc}") from None
+    masks_name = masks or recipe.masks.generator
+    if not spec.masks:
+        asked = masks not in (None, NO_MASKS) or recipe.masks.generator not in (DEFAULT_MASKS, NO_MASKS) \
+            or (recipe.masks.generator == DEFAULT_MASKS and recipe.masks.settings)
+        if asked:
+            raise MethodError(f"method {spec.name!r} reads no segments, so mask generator {masks_name!r} cannot "
+                              "be used with it; remove --masks/--sam-checkpoint (or the recipe's masks:)")
+        if recipe.extras.majority_vote:
+            raise MethodError(f"extras.majority_vote needs segments, but method {spec.name!r} uses no mask "
+                              "generator; turn majority_vote off in the recipe")
+        masks_name = NO_MASKS
+        recipe = dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=NO_MASKS, settings={}))
+    return MethodChoice(recipe=recipe, spec=spec, settings=settings, model=model, masks=masks_name)
+
+
+def vocabulary_names(vocab: Any) -> list[str]:
+    """Every name of a vocabulary, class by class (the rows of per-name scores)."""
+    return [name for names in vocab.classes for name in names]
+
+
+def class_of_names(vocab: Any) -> list[int]:
+    """The class index of each of :func:`vocabulary_names`."""
+    return [i for i, names in enumerate(vocab.classes) for _ in names]
+
+
+def names_to_classes(values: Any, class_of_name: Any, num_classes: int, dim: int = 0) -> Any:
+    """Per-name values (N along ``dim``) -> per-class values (K): the max over each class's names.
+
+    ``class_of_name``: (N,) class index per name (a tensor or a list, e.g. :func:`class_of_names`)."""
+    import torch
+
+    moved = values.movedim(dim, -1)
+    index = torch.as_tensor(class_of_name, device=moved.device).expand_as(moved)
+    out = moved.new_full((*moved.shape[:-1], num_classes), float("-inf"))
+    return out.scatter_reduce(-1, index, moved, reduce="amax", include_self=True).movedim(-1, dim)
+
+
+def check_scores(name: str, scores: Any, shape: Sequence[int]) -> Any:
+    """A method's window scores, checked: a plugin that breaks the contract is named, not a
+    shape error deep in the stitcher."""
+    import torch
+
+    if not isinstance(scores, torch.Tensor):
+        raise MethodError(f"method {name!r} returned {type(scores).__name__} window scores; a method returns a "
+                          "torch tensor (B, R, S, S)")
+    if tuple(scores.shape) != tuple(shape):
+        raise MethodError(f"method {name!r} returned window scores of shape {tuple(scores.shape)}, expected "
+                          f"{tuple(shape)} (windows, rows, window side, window side)")
+    return scores

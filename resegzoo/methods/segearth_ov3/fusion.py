@@ -1,0 +1,71 @@
+"""SegEarth-OV3's fusion of SAM 3's heads into one score map per name.
+
+From ``segearthov3_segmentor.py`` and ``sam3/model/sam3_image_processor.py`` (SegEarth-OV-3):
+instance scores are sigmoid(class logit) x sigmoid(presence logit); instances scoring above
+``confidence_threshold`` are kept; each kept instance's mask probability (logits upsampled to
+the window, then the sigmoid) times its score, the max over instances (0 without any); the max
+with the semantic head's probability (upsampled, then the sigmoid); times the presence score.
+Each part is a switch, so the paper's ablation is a set of recipes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: kept instances are upsampled this many at a time (bounds memory on big windows)
+INSTANCE_CHUNK = 32
+
+
+@dataclass(frozen=True)
+class FusionSwitches:
+    """Which parts of SAM 3's output enter the score (SegEarth-OV3's ``use_transformer_decoder``,
+    ``use_sem_seg``, ``use_presence_score``) and the instance threshold."""
+
+    confidence_threshold: float = 0.5
+    instances: bool = True
+    semantic: bool = True
+    presence: bool = True
+
+
+def upsample(logits: Any, size: tuple[int, int]) -> Any:
+    """(K, h, w) -> (K, H, W) bilinear, align_corners=False (the processor's interpolate)."""
+    import torch.nn.functional as F
+
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def instance_scores(pred_logits: Any, presence_logits: Any) -> Any:
+    """(N, Q) sigmoid(class logit) x sigmoid(presence logit): what the threshold is applied to."""
+    return pred_logits.sigmoid() * presence_logits.sigmoid()[:, None]
+
+
+def fuse(raw: Any, size: tuple[int, int], switches: FusionSwitches,
+         masks: Callable[[int, Any], Any] | None = None) -> Any:
+    """(N, H, W) float32 scores from :class:`~resegzoo.methods.segearth_ov3.model.RawOutputs`.
+
+    ``masks(i, keep)`` gives name i's instance mask logits (K, h, w) for the kept queries (so a
+    model can skip the masks nobody keeps); by default they are read from ``raw.pred_masks``."""
+    import torch
+
+    n = raw.pred_logits.shape[0]
+    out = torch.zeros((n,) + tuple(size), dtype=torch.float32, device=raw.pred_logits.device)
+    presence = raw.presence_logits.float().sigmoid()
+    if switches.instances:
+        scores = instance_scores(raw.pred_logits.float(), raw.presence_logits.float())
+        for i in range(n):
+            keep = scores[i] > switches.confidence_threshold
+            if not bool(keep.any()):
+                continue
+            logits = masks(i, keep) if masks is not None else raw.pred_masks[i][keep]
+            kept = scores[i][keep]
+            for s in range(0, len(kept), INSTANCE_CHUNK):
+                probs = upsample(logits[s:s + INSTANCE_CHUNK].float(), size).sigmoid()
+                best = (probs * kept[s:s + INSTANCE_CHUNK, None, None]).amax(dim=0)
+                out[i] = torch.maximum(out[i], best)
+    if switches.semantic:
+        out = torch.maximum(out, upsample(raw.semantic_seg.float()[:, 0], size).sigmoid())
+    if switches.presence:
+        out = out * presence[:, None, None]
+    return out
