@@ -139,10 +139,13 @@ def test_a_cluster_that_requires_a_token_says_so(image, tmp_path, token_cluster)
 
 def test_ray_messages_go_to_the_log_file_not_the_terminal(image, tmp_path):
     out = tmp_path / "out"
-    result = _process(*_segment(image, out, "--actors", "1"))
+    second = tmp_path / "second.png"
+    second.write_bytes(image.read_bytes())
+    result = _process(*_segment(image, out, "--actors", "1"), str(second))
     assert result.returncode == 0, result.stderr
-    assert (out / "scene.labels.png").is_file()
+    assert (out / "scene.labels.png").is_file() and (out / "second.labels.png").is_file()
     assert "scene.png -> " in result.stdout + result.stderr  # resegzoo's own lines still reach the user
+    assert "blocks: 100%" in result.stderr  # the bar, made before Ray started, still draws on the terminal
     noise = [line for line in result.stderr.splitlines() if any(n in line for n in RAY_NOISE)]
     assert not noise, result.stderr
     assert (out / RAY_LOG_NAME).is_file()

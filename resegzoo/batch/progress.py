@@ -75,11 +75,7 @@ class BatchProgress:
             return
         from tqdm.auto import tqdm
 
-        from resegzoo.runtime.console import LiveStderr
-
-        # LiveStderr: a Ray session started after the bar sends descriptor 2 to its log file
-        self._bar = tqdm(total=work.blocks, initial=work.done_blocks, desc="blocks", unit="block", dynamic_ncols=True,
-                         file=LiveStderr())
+        self._bar = tqdm(total=work.blocks, initial=work.done_blocks, desc="blocks", unit="block", dynamic_ncols=True)
 
     def block(self, outcome: Any) -> None:
         """One block computed (or failed): a :class:`~resegzoo.batch.job.BlockOutcome`."""

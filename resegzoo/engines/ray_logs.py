@@ -5,8 +5,8 @@ straight to file descriptor 2, also from its background threads and at exit) and
 loggers (``ray``, ``ray.data``: the metrics poller's "--- Logging error ---" tracebacks, a stats
 actor's KeyErrors). Once a command hands work to Ray, :func:`ray_noise_to` points descriptor 2 at
 the log file for the rest of the process and gives Python's ``sys.stderr`` (resegzoo's progress
-bar, its messages, warnings, click's errors) a copy of the terminal's descriptor (a bar made
-before draws through :class:`resegzoo.runtime.console.LiveStderr`); Ray's Python
+bar, its messages, warnings, click's errors) a copy of the terminal's descriptor (progress bars
+already drawn are moved onto it); Ray's Python
 loggers write into the same file and no longer propagate. It stays so until the process ends,
 because Ray's threads log until then.
 """
@@ -36,6 +36,7 @@ def ray_noise_to(log_file: Path) -> Path:
     os.close(fd)
     stream: TextIO = open(terminal, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
                           errors="backslashreplace", closefd=False)
+    _move_bars(sys.stderr, stream)
     sys.stderr = stream
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -50,6 +51,19 @@ def ray_noise_to(log_file: Path) -> Path:
         logging.getLogger(name).propagate = True  # into "ray"'s file handler
     _active = log_file
     return log_file
+
+
+def _move_bars(old: Any, new: TextIO) -> None:
+    """Progress bars drawn on ``old`` (made before Ray started) go on drawing on ``new``."""
+    std = sys.modules.get("tqdm.std")  # no bar was ever made if tqdm was never imported
+    if std is None:
+        return
+    from tqdm.utils import DisableOnWriteError
+
+    for bar in list(std.tqdm._instances):
+        if getattr(bar.fp, "_wrapped", bar.fp) is old:
+            bar.fp = DisableOnWriteError(new, tqdm_instance=bar)
+            bar.sp = bar.status_printer(bar.fp)
 
 
 def active_log() -> Any:
