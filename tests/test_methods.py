@@ -3,6 +3,7 @@ through `resegzoo segment`, `resegzoo eval` and `--engine ray` like the built-in
 combinations are one-line errors before any model loads; probability methods get no softmax."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -112,6 +113,21 @@ def test_probability_methods_get_no_softmax_and_the_background_threshold_applies
     assert seg.notes == ["colour: a test method, not a segmentation model"]
 
 
+def test_a_method_that_scores_names_only_is_asked_for_names(colour_plugin):
+    from resegzoo.api import Segmenter, Vocabulary, load_recipe
+
+    image = _labels_and_image()[1]
+    vocab = Vocabulary.parse("red, white; green; blue; yellow")
+    seg = Segmenter.from_recipe(load_recipe(None, method="colour", window=16, stride=8))
+    seen = []
+    plain = seg.method.window_scores
+    seg.method.window_scores = lambda w, v, per_name, maps=None: seen.append(per_name) or plain(w, v, per_name, maps)
+    seg.method.names_only = True
+    rows, _ = seg.scores(image, vocab)
+    assert set(seen) == {True} and rows.shape[0] == 5  # every name, reduced to classes after stitching
+    assert seg.segment(image, vocab).probs.shape[0] == 4
+
+
 def test_a_method_that_breaks_the_contract_is_named():
     from resegzoo.api import Segmenter, Vocabulary, load_recipe
     from resegzoo.methods.base import MethodError
@@ -182,6 +198,24 @@ def test_wrong_combinations_are_one_line_errors_before_any_model_loads(colour_pl
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
+def test_a_method_with_its_own_model_kind_checks_the_model_before_building(colour_plugin, tmp_path):
+    table = tmp_path / "colours.yaml"
+    colours = {"red": [90, 0, 0], "green": [0, 90, 0], "blue": [0, 0, 90], "yellow": [90, 90, 0]}  # not the plain ones
+    table.write_text(json.dumps(colours))
+    root = _dataset(tmp_path / "data", paint=lambda name: tuple(colours[name]))  # right only if the table is read
+    base = ["eval", "--dataset", "generic", "--root", root, "--method", "colour-table", "--quiet"]
+    result = cli(*base, "--out", tmp_path / "none")
+    assert result.exit_code == 1 and "no model given: method 'colour-table' needs a colour-table model" in result.output
+    result = cli(*base, "--model", "oracle", "--out", tmp_path / "wrong")
+    assert result.exit_code == 1 and ("method 'colour-table' needs a colour-table model: 'oracle' is no colour table"
+                                      in result.output)
+    result = cli(*base, "--model", f"table:{table}", "--out", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    settings = json.loads(next((tmp_path / "e").glob("runs/*/settings.json")).read_text())
+    assert settings["fingerprints"]["model"] == {"sha256": hashlib.sha256(table.read_bytes()).hexdigest()}
+    assert json.loads((tmp_path / "e" / "results.json").read_text())["runs"][0]["miou"] == 100.0
+
+
 def test_eval_refuses_wrong_combinations_and_unknown_settings(colour_plugin, tmp_path):
     root = _dataset(tmp_path / "data")
     base = ["eval", "--dataset", "generic", "--root", root, "--quiet", "--out", tmp_path / "out"]
@@ -195,13 +229,13 @@ def test_eval_refuses_wrong_combinations_and_unknown_settings(colour_plugin, tmp
 
 
 # -- segment, eval, ray ---------------------------------------------------------------------------
-def _dataset(root: Path) -> Path:
+def _dataset(root: Path, paint=colour_of) -> Path:
     from resegzoo.eval.datasets.generic import load_classes_file
     from resegzoo.eval.synthetic import write_dataset
 
     root.mkdir(parents=True)
     (root / "classes.yaml").write_text("classes: [red, green, blue, yellow]\n")
-    write_dataset(load_classes_file(root / "classes.yaml"), "folders", root, colour_of, images=3, height=40, width=56)
+    write_dataset(load_classes_file(root / "classes.yaml"), "folders", root, paint, images=3, height=40, width=56)
     return root
 
 

@@ -43,10 +43,11 @@ class ColourMethod:
     window = 32
     window_multiple = 1
 
-    def __init__(self, settings: ColourSettings, device: str) -> None:
+    def __init__(self, settings: ColourSettings, device: str, colours=colour_of) -> None:
         import torch
 
         self.settings = settings
+        self.colours = colours
         self.device = torch.device(device)
         self.calls = 0  # windows batches scored (tests read it)
         self.notes = ["colour: a test method, not a segmentation model"]
@@ -60,7 +61,7 @@ class ColourMethod:
         self.calls += 1
         names = vocabulary_names(vocab)
         x = torch.from_numpy(np.asarray(windows)).to(self.device).float()  # (B, S, S, 3)
-        colours = torch.tensor([colour_of(n) for n in names], dtype=torch.float32, device=self.device)
+        colours = torch.tensor([self.colours(n) for n in names], dtype=torch.float32, device=self.device)
         dist = (x[:, None] - colours[None, :, None, None]).norm(dim=-1) / (255.0 * 3 ** 0.5)  # (B, N, S, S)
         scores = torch.exp(-(dist / self.settings.width) ** 2)
         return scores if per_name else names_to_classes(scores, class_of_names(vocab), len(vocab), dim=1)
@@ -73,9 +74,35 @@ def build(context) -> ColourMethod:
     return ColourMethod(context.settings, context.device)
 
 
+# -- the same method with a "model": a YAML file of name colours (a method whose model is not CLIP) --
+def _table_path(spec: str):
+    from pathlib import Path
+
+    return Path(spec.removeprefix("table:"))
+
+
+def check_table(spec: str) -> None:
+    if not spec.startswith("table:") or not _table_path(spec).is_file():
+        raise ValueError(f"{spec!r} is no colour table; give table:FILE.yaml")
+
+
+def table_fingerprint(spec: str) -> dict:
+    return {"sha256": hashlib.sha256(_table_path(spec).read_bytes()).hexdigest()}
+
+
+def build_table(context) -> ColourMethod:
+    import yaml
+
+    table = yaml.safe_load(_table_path(context.model).read_text())
+    return ColourMethod(context.settings, context.device, lambda name: tuple(table.get(name, colour_of(name))))
+
+
 @hookimpl
 def resegzoo_register_methods(register):
     from resegzoo.methods.base import MethodSpec
 
     register(MethodSpec(NAME, build, "colour distance to each name's colour (a test method)", model=None,
                         masks=False, scores="probabilities", settings=ColourSettings))
+    register(MethodSpec("colour-table", build_table, "colour distance to the colours of a table (a test method)",
+                        model="colour-table", masks=False, scores="probabilities", settings=ColourSettings,
+                        check_model=check_table, fingerprint=table_fingerprint))
