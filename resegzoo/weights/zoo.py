@@ -272,19 +272,22 @@ def load_builtin_variants() -> list[ClipVariant]:
 
 
 @cache
-def _sam_table(folder: str) -> dict[str, SamCheckpoint]:
-    table: dict[str, SamCheckpoint] = {}
-    path = Path(folder) / "sam.yaml"
-    for record in load_sam_file(path):
+def _record_table(folder: str, file_name: str, what: str) -> dict[str, Any]:
+    """The records of one registry file (``sam.yaml``, ``sam3.yaml``) by name; a name listed twice
+    is an error."""
+    path = Path(folder) / file_name
+    loader = {"sam.yaml": load_sam_file, "sam3.yaml": load_sam3_file}[file_name]
+    table: dict[str, Any] = {}
+    for record in loader(path):
         if record.name in table:
-            raise SchemaError(f"{path}: SAM checkpoint {record.name!r} is listed twice")
+            raise SchemaError(f"{path}: {what} {record.name!r} is listed twice")
         table[record.name] = record
     return table
 
 
 def sam_checkpoints() -> dict[str, SamCheckpoint]:
     """All SAM checkpoints of ``registry/sam.yaml`` by name."""
-    return dict(_sam_table(str(registry_dir())))
+    return dict(_record_table(str(registry_dir()), "sam.yaml", "SAM checkpoint"))
 
 
 def get_sam_checkpoint(name: str) -> SamCheckpoint:
@@ -300,20 +303,9 @@ def get_sam_checkpoint(name: str) -> SamCheckpoint:
     return table.get(name)
 
 
-@cache
-def _sam3_table(folder: str) -> dict[str, Sam3Record]:
-    table: dict[str, Sam3Record] = {}
-    path = Path(folder) / "sam3.yaml"
-    for record in load_sam3_file(path):
-        if record.name in table:
-            raise SchemaError(f"{path}: SAM 3 model {record.name!r} is listed twice")
-        table[record.name] = record
-    return table
-
-
 def sam3_models() -> dict[str, Sam3Record]:
     """All SAM 3 models of ``registry/sam3.yaml`` by name."""
-    return dict(_sam3_table(str(registry_dir())))
+    return dict(_record_table(str(registry_dir()), "sam3.yaml", "SAM 3 model"))
 
 
 def get_sam3_model(name: str) -> Sam3Record:
