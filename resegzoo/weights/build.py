@@ -196,6 +196,18 @@ def _tokenizer(architecture: str | None, model_cfg: dict) -> Callable[[list[str]
 # -- SAM and SAM 2.1 ----------------------------------------------------------------------------
 
 
+def _model_type(asked: str | None, found: str | None, origin: Path | str, family: str, looks_like: str) -> str:
+    """The model type to build: the one asked for (which must agree with what the weights show), or
+    the one the weights show."""
+    if asked is None:
+        if found is None:
+            raise ValueError(f"{origin} does not look like {looks_like}")
+        return found
+    if found is not None and found != asked:
+        raise ValueError(f"{origin} holds a {family} {found} checkpoint, but model: {asked} was asked for")
+    return asked
+
+
 def build_sam(state: dict[str, Any], model: str | None, device: str, origin: Path | str) -> tuple[Any, str]:
     """SAM (segment-anything) with ``state`` loaded strictly; ``model`` None: the type is read from
     the image encoder's width. Returns (sam, model type). ``origin`` names the file in messages."""
@@ -203,13 +215,8 @@ def build_sam(state: dict[str, Any], model: str | None, device: str, origin: Pat
 
     patch = state.get("image_encoder.patch_embed.proj.weight")
     found = SAM_WIDTH_TO_TYPE.get(int(patch.shape[0])) if patch is not None else None
-    if model is None:
-        if found is None:
-            raise ValueError(f"{origin} does not look like a segment-anything checkpoint (no image encoder "
-                             "of a known width); give model: vit_b, vit_l or vit_h if it is one")
-        model = found
-    elif found is not None and found != model:
-        raise ValueError(f"{origin} holds a SAM {found} checkpoint, but model: {model} was asked for")
+    model = _model_type(model, found, origin, "SAM", "a segment-anything checkpoint (no image encoder of a "
+                        "known width); give model: vit_b, vit_l or vit_h if it is one")
     sam = sam_model_registry[model]()  # no checkpoint: segment-anything's own loader is not weights_only
     problems = state_differences(sam.state_dict(), state)
     if problems:
@@ -225,13 +232,8 @@ def build_sam2(state: dict[str, Any], model: str | None, device: str, origin: Pa
 
     blocks = {k.split(".")[3] for k in state if k.startswith("image_encoder.trunk.blocks.")}
     found = SAM2_BLOCKS_TO_TYPE.get(len(blocks))
-    if model is None:
-        if found is None:
-            raise ValueError(f"{origin} does not look like a SAM 2.1 checkpoint (no Hiera trunk of a known depth); "
-                             "give model: hiera_t, hiera_s, hiera_b+ or hiera_l if it is one")
-        model = found
-    elif found is not None and found != model:
-        raise ValueError(f"{origin} holds a SAM 2.1 {found} checkpoint, but model: {model} was asked for")
+    model = _model_type(model, found, origin, "SAM 2.1", "a SAM 2.1 checkpoint (no Hiera trunk of a known "
+                        "depth); give model: hiera_t, hiera_s, hiera_b+ or hiera_l if it is one")
     net = sam2_builder(SAM2_CONFIGS[model], None, device="cpu")  # no checkpoint: loaded here, weights_only
     problems = state_differences(net.state_dict(), state)
     if problems:

@@ -285,6 +285,16 @@ def _record_table(folder: str, file_name: str, what: str) -> dict[str, Any]:
     return table
 
 
+def _lookup_table(what: str, records: dict[str, Any]) -> Any:
+    """A registry ``Table`` of built-in records: lookups give UnknownNameError listing the known names."""
+    from resegzoo.plugins.registry import Table
+
+    table: Table[Any] = Table(what)
+    for record in records.values():
+        table.add(record.name, record, "resegzoo.builtin")
+    return table
+
+
 def sam_checkpoints() -> dict[str, SamCheckpoint]:
     """All SAM checkpoints of ``registry/sam.yaml`` by name."""
     return dict(_record_table(str(registry_dir()), "sam.yaml", "SAM checkpoint"))
@@ -292,11 +302,7 @@ def sam_checkpoints() -> dict[str, SamCheckpoint]:
 
 def get_sam_checkpoint(name: str) -> SamCheckpoint:
     """The SAM checkpoint called ``name`` (``sam-vit-b``; the model type ``vit_b`` works too)."""
-    from resegzoo.plugins.registry import Table
-
-    table: Table[SamCheckpoint] = Table("SAM checkpoint")
-    for record in sam_checkpoints().values():
-        table.add(record.name, record, "resegzoo.builtin")
+    table = _lookup_table("SAM checkpoint", sam_checkpoints())
     by_type = {r.model_type: r for r in table.entries.values()}
     if name in by_type and name not in table:
         return by_type[name]
@@ -310,9 +316,4 @@ def sam3_models() -> dict[str, Sam3Record]:
 
 def get_sam3_model(name: str) -> Sam3Record:
     """The SAM 3 model called ``name`` (UnknownNameError listing the known ones otherwise)."""
-    from resegzoo.plugins.registry import Table
-
-    table: Table[Sam3Record] = Table("SAM 3 model")
-    for record in sam3_models().values():
-        table.add(record.name, record, "resegzoo.builtin")
-    return table.get(name)
+    return _lookup_table("SAM 3 model", sam3_models()).get(name)
