@@ -77,10 +77,10 @@ def resegzoo_register_mask_generators(register):
 def test_plugin_clashing_with_a_builtin_loses_and_the_builtin_stays(install_plugin):
     install_plugin("copycat", VARIANT_PLUGIN.format(variant="remoteclip-vit-b-32").replace(
         '@hookimpl\n', '@hookimpl(tryfirst=True)\n'))  # even a plugin that asks to run first
-    with pytest.warns(UserWarning, match="copycat.*resegzoo.builtin.variants"):
+    with pytest.warns(UserWarning, match="copycat.*resegzoo.builtin.models"):
         registry = build_registry(get_plugin_manager())
-    assert registry.variants.owners["remoteclip-vit-b-32"] == "resegzoo.builtin.variants"
-    assert registry.variants.get("remoteclip-vit-b-32").hf_repo != "org/x"
+    assert registry.variants.owners["remoteclip-vit-b-32"] == "resegzoo.builtin.models"
+    assert registry.variants.get("remoteclip-vit-b-32").source.hf_repo != "org/x"
 
 
 def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin):
@@ -97,7 +97,7 @@ def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin)
     rows = {row["name"]: row for row in json.loads(result.output)["plugins"]}
     assert rows["bad"]["broken"] is True and "RuntimeError: missing licence key file" in rows["bad"]["error"]
     assert rows["good"]["broken"] is False and rows["good"]["hooks"] == ["resegzoo_register_variants"]
-    assert rows["resegzoo.builtin.variants"]["distribution"] == "resegzoo"
+    assert rows["resegzoo.builtin.models"]["distribution"] == "resegzoo"
 
     result = runner.invoke(build_cli(), ["list", "variants", "--json"])
     assert result.exit_code == 0

@@ -5,8 +5,8 @@ file list.
 They go into the run key (:func:`resegzoo.eval.runner.run_settings`), so re-composing ``soup/``
 with other weights, replacing a checkpoint file in place or adding images to the dataset gives a
 new run folder instead of reusing stale results. File contents are hashed once per (path, size,
-mtime) by :func:`resegzoo.weights.hub.cached_sha256`; a rerun does not re-read gigabytes. The
-model's fingerprint is :func:`resegzoo.weights.fingerprint.weights_fingerprint`, which also keys
+mtime) by :func:`resegzoo.weights.cache.cached_sha256`; a rerun does not re-read gigabytes. The
+model's fingerprint is :func:`resegzoo.weights.loading.weights_fingerprint`, which also keys
 the cached text embeddings (:mod:`resegzoo.segmenter.text`).
 """
 from __future__ import annotations
@@ -16,17 +16,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from resegzoo.weights.hub import cached_sha256
+from resegzoo.weights.cache import cached_sha256
 from resegzoo.segmenter.models import ModelLoadError
 
 
-def model_fingerprint(spec: str) -> dict[str, Any]:
-    """What identifies the weights behind a model spec (:func:`resegzoo.weights.fingerprint.weights_fingerprint`)."""
-    from resegzoo.weights.fingerprint import weights_fingerprint
+def model_fingerprint(spec: str, kind: str = "clip") -> dict[str, Any]:
+    """What identifies the weights behind a model spec of ``kind`` (:func:`resegzoo.weights.loading.weights_fingerprint`)."""
+    from resegzoo.weights.loading import weights_fingerprint
     from resegzoo.weights.zoo import FetchError
 
     try:
-        return weights_fingerprint(spec)
+        return weights_fingerprint(spec, kind)
     except (LookupError, OSError, ValueError, FetchError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
 
@@ -52,7 +52,7 @@ def method_fingerprints(recipe: Any, model: str) -> tuple[dict[str, Any], dict[s
     if spec.model is None:
         return method, None
     if spec.fingerprint is None:
-        return method, model_fingerprint(model)
+        return method, model_fingerprint(model, spec.model)
     try:
         return method, spec.fingerprint(model)
     except (LookupError, OSError, ValueError) as exc:

@@ -60,6 +60,9 @@ class MethodContext:
     masks_name: str = NO_MASKS
     #: open_clip architecture of a bare checkpoint (``--arch``), for CLIP models
     architecture: Optional[str] = None
+    #: the model spec resolved once by the API (``resegzoo.weights.zoo.ResolvedModel``: kind, source,
+    #: files on disk, content fingerprint, the record); None for a method without a model
+    resolved: Any = None
 
 
 @runtime_checkable

@@ -107,7 +107,7 @@ def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> 
     the prompts: the weights' content fingerprint, the architecture asked for, the device type and
     the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
     the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
-    from resegzoo.weights.fingerprint import weights_fingerprint
+    from resegzoo.weights.loading import weights_fingerprint
     from resegzoo.weights.zoo import FetchError
 
     model = getattr(encoder, "model", None)

@@ -260,7 +260,7 @@ class TextCache:
         import hashlib
         import json
 
-        from resegzoo.weights.hub import cache_dir
+        from resegzoo.weights.cache import cache_dir
 
         names = [n for cls in vocab.classes for n in cls]
         tokens = torch.as_tensor(tokenizer([t.replace("{}", n) for n in names for t in templates]))

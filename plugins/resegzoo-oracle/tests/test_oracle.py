@@ -17,7 +17,7 @@ def test_registered_through_the_entry_point():
     reg = build_registry()
     assert reg.variants.owners["oracle"] == "oracle"  # the entry-point name, not an import path
     variant = reg.variants.get("oracle-p4")
-    assert variant.format == "custom" and variant.build(device="cpu").patch_size == 4
+    assert variant.kind == "clip" and variant.build(device="cpu").patch_size == 4
 
 
 def test_color_of_words_hex_and_hash():

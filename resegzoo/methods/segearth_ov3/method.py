@@ -8,22 +8,10 @@ probabilities (:mod:`.model`, :mod:`.fusion`). ``method.settings`` is :class:`Se
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
-from resegzoo.errors import ResegzooError
-
 NAME = "segearth-ov3"
-LOCAL_DIR = "local-dir:"
-HF_HUB = "hf-hub:"
-#: transformers model types whose config Sam3Model reads (a SAM 3 video checkpoint holds the image model)
-SAM3_MODEL_TYPES = ("sam3", "sam3_video")
-
-
-class Sam3LoadError(ResegzooError, RuntimeError):
-    """The SAM 3 model could not be found or read; the message says which and why."""
 
 
 @dataclass
@@ -52,49 +40,12 @@ class SegEarthOV3Settings:
 
 
 def check_model(spec: str) -> None:
-    """A SAM 3 model spec, checked without loading anything or using the network: a zoo name
-    (``sam3``), ``local-dir:DIR`` (a folder written by ``save_pretrained``), ``hf-hub:ORG/REPO`` or
-    a folder path. ValueError saying what is wrong otherwise."""
-    from resegzoo.weights.zoo import sam3_models
+    """A SAM 3 model spec, checked without loading anything or using the network (the model
+    route's resolve step: a zoo name of kind sam3, ``hf-hub:ORG/REPO``, a SAM 3 folder)."""
+    from resegzoo.weights.records import SAM3
+    from resegzoo.weights.resolve import resolve
 
-    if spec.startswith(HF_HUB):
-        if spec[len(HF_HUB):].count("/") != 1:
-            raise ValueError(f"{spec!r}: write hf-hub:ORG/REPO")
-        return
-    if spec in sam3_models():
-        return
-    folder = Path(spec[len(LOCAL_DIR):] if spec.startswith(LOCAL_DIR) else spec).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"{spec!r} is neither a SAM 3 model of the zoo ({', '.join(sam3_models())}), nor a folder; "
-                         "give sam3, local-dir:DIR (a folder written by Sam3Model.save_pretrained) or hf-hub:ORG/REPO")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise ValueError(f"{folder} has no config.json; a SAM 3 folder is written by Sam3Model.save_pretrained")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{config} is not a readable JSON config ({exc})") from None
-    if model_type not in SAM3_MODEL_TYPES:
-        raise ValueError(f"{config} is a {model_type!r} model, not SAM 3 (model_type sam3)")
-
-
-def model_folder(spec: str) -> Path:
-    """The local folder of a SAM 3 model spec, downloaded into the Hugging Face cache if needed."""
-    from resegzoo.weights.hub import HF_MODEL_FILES, fetch_hf_snapshot, fetch_record
-    from resegzoo.weights.zoo import FetchError, get_sam3_model, sam3_models
-
-    try:
-        check_model(spec)
-    except ValueError as exc:
-        raise Sam3LoadError(str(exc)) from None
-    try:
-        if spec.startswith(HF_HUB):
-            return fetch_hf_snapshot(spec[len(HF_HUB):], spec, HF_MODEL_FILES)
-        if spec in sam3_models():
-            return fetch_record(get_sam3_model(spec))
-    except FetchError as exc:
-        raise Sam3LoadError(str(exc)) from None
-    return Path(spec[len(LOCAL_DIR):] if spec.startswith(LOCAL_DIR) else spec).expanduser()
+    resolve(spec, SAM3)
 
 
 def _switches(settings: SegEarthOV3Settings) -> Any:
@@ -143,23 +94,17 @@ class SegEarthOV3Method:
 
 
 def build(context: Any) -> SegEarthOV3Method:
-    """The method seam's factory: load the SAM 3 named by ``context.model``."""
+    """The method seam's factory: SAM 3 (the model the API resolved, ``context.resolved``) loaded
+    through the model route, and its tokenizer."""
     from resegzoo.methods.segearth_ov3.model import Sam3Scorer
     from resegzoo.methods.segearth_ov3.tokenizer import tokenizer_for
+    from resegzoo.weights.loading import load_sam3, resolve_model
+    from resegzoo.weights.records import SAM3
 
     settings = context.settings
-    folder = model_folder(context.model)
-    try:
-        from transformers import Sam3Model
-    except ImportError:
-        raise Sam3LoadError("method segearth-ov3 needs transformers with Sam3Model: "
-                            "pip install \"resegzoo[sam3]\"") from None
-    try:
-        model = Sam3Model.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise Sam3LoadError(f"cannot read SAM 3 from {folder}: {' '.join(str(exc).split())}") from None
-    model = model.to(context.device).eval()
-    tokenize, source = tokenizer_for(folder)
+    resolved = getattr(context, "resolved", None) or resolve_model(context.model, SAM3)
+    model = load_sam3(resolved, context.device)
+    tokenize, source = tokenizer_for(resolved.files.folder)
     scorer = Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
                         name_batch=settings.name_batch, geometry_token=settings.geometry_token,
                         tokenizer_source=source)
