@@ -46,7 +46,8 @@ class MethodContext:
     #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): inference settings, and
     #: for the CLIP method its schedule, text and extras
     recipe: Any
-    #: the model spec (``--model`` or the recipe's ``model:``); None for a method that needs none
+    #: the model spec as given (``--model`` or the recipe's ``model:``; for messages and sidecars); None
+    #: for a method that needs none. Build from :attr:`resolved`, never by reading this string again
     model: Optional[str]
     #: ``method.settings`` parsed into the spec's ``settings`` dataclass (a dict when it has none)
     settings: Any
@@ -113,8 +114,10 @@ class MethodSpec:
     name: str
     factory: Callable[[MethodContext], Method]
     description: str = ""
-    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model, `resegzoo list
-    #: variants`), ``sam3``, a plugin's own kind, or None: it takes no model
+    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model), ``sam3``, a plugin's
+    #: own kind (`resegzoo list models --kind K`), or None: it takes no model. The API resolves the
+    #: spec as this kind once, before any model loads (a model of another kind is a one-line error),
+    #: and hands the method ``MethodContext.resolved``
     model: Optional[str] = "clip"
     #: whether it reads a mask generator's segments (``--masks``); False: giving one is an error
     masks: bool = False
@@ -124,10 +127,11 @@ class MethodSpec:
     #: the key); None: the method takes no settings
     settings: Optional[type] = None
     #: ``check_model(spec)``: raise ValueError or LookupError when ``spec`` is not a model of this
-    #: method's kind (checked before anything loads); None: not checked early
+    #: method's kind (checked before anything loads); for a plugin's kind resegzoo does not fetch
+    #: (no record of it): resegzoo's own kinds are checked by the model route
     check_model: Optional[Callable[[str], None]] = None
     #: ``fingerprint(spec)`` -> JSON-able dict identifying the model's weights by content, for
-    #: eval's run key; None: resegzoo's own (files and sha256 of the spec's checkpoint or folder)
+    #: eval's run key; None: the model route's (files and sha256 of the spec's checkpoint or folder)
     fingerprint: Optional[Callable[[str], dict[str, Any]]] = None
 
     def __post_init__(self) -> None:
@@ -203,8 +207,8 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         model = None
     elif not model:
         raise MethodError(f"no model given: method {spec.name!r} needs a {spec.model} model; pass --model "
-                          f"(see `resegzoo list variants`), local-dir:DIR or hf-hub:ORG/REPO, or set `model:` "
-                          "in the recipe")
+                          f"(see `resegzoo list models --kind {spec.model}`), local-dir:DIR or hf-hub:ORG/REPO, or "
+                          "set `model:` in the recipe")
     elif spec.check_model is not None:
         try:
             spec.check_model(model)
@@ -223,6 +227,38 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         masks_name = NO_MASKS
         recipe = dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=NO_MASKS, settings={}))
     return MethodChoice(recipe=recipe, spec=spec, settings=settings, model=model, masks=masks_name)
+
+
+def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: Optional[str] = None,
+                         progress: bool = True) -> Any:
+    """The method's model spec resolved ONCE into a ``resegzoo.weights.zoo.ResolvedModel`` (kind,
+    source, files on disk, content fingerprint, the record), before any model loads: what
+    ``MethodContext.resolved``, eval run keys, the text cache, sidecars and Ray actors receive.
+    None for a method without a model. A spec of another kind than the method's (a CLIP model for
+    segearth-ov3, SAM 3 for clip), unknown or missing is a :class:`MethodError` in one line.
+
+    A plugin's kind that resegzoo cannot fetch (no record of it registered, the method checks its
+    specs itself with ``check_model``) is passed on as it is, fingerprinted by the spec's
+    ``fingerprint``."""
+    if spec.model is None or not model:
+        return None
+    from resegzoo.errors import ResegzooError
+    from resegzoo.weights.loading import resolve_model
+    from resegzoo.weights.zoo import ResolvedModel, routes_kind
+
+    if spec.check_model is not None and not routes_kind(spec.model):
+        try:
+            fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
+        except (LookupError, OSError, ValueError) as exc:
+            raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        return ResolvedModel(model, spec.model, None, None, fingerprint)
+    try:
+        resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
+        if spec.fingerprint is not None:
+            resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
+    except (LookupError, OSError, ValueError, ResegzooError) as exc:
+        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+    return resolved
 
 
 def vocabulary_names(vocab: Any) -> list[str]:

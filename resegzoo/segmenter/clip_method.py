@@ -123,11 +123,12 @@ def build_clip_method(context: Any) -> ClipMethod:
     from resegzoo.segmenter.models import build_encoder, fit_schedule, random_weights_note, text_tower_key
 
     recipe = context.recipe
-    encoder = build_encoder(context.model, recipe, device=context.device, architecture=context.architecture)
+    model = context.resolved or context.model  # resolved once by the API (a context made by hand: a spec)
+    encoder = build_encoder(model, recipe, device=context.device, architecture=context.architecture)
     notes = fit_schedule(encoder, context.mask_generator, context.masks_name, recipe)  # before any image is read
     method = ClipMethod(encoder, recipe)
-    method.text.key = text_tower_key(context.model, encoder, context.architecture)  # text embeddings stored on disk
-    random_note = random_weights_note(context.model)
+    method.text.key = text_tower_key(model, encoder, context.architecture)  # text embeddings stored on disk
+    random_note = random_weights_note(model)
     method.random_weights = random_note is not None
     method.notes = ([random_note] if random_note else []) + notes
     return method

@@ -12,23 +12,32 @@ class ModelLoadError(ResegzooError, RuntimeError):
     download that failed offline, bad generator settings); the message says which and why."""
 
 
-def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", architecture: str | None = None) -> Any:
-    """A DenseEncoder for ``spec``.
+def _resolved_clip(model: Any, architecture: str | None = None) -> Any:
+    """``model`` as a resolved CLIP (a ``ResolvedModel`` as it is; a spec string resolved now, for
+    callers outside the API)."""
+    from resegzoo.weights.loading import resolve_model
+    from resegzoo.weights.zoo import ResolvedModel
 
-    A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
-    its own encoder; anything else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in
-    the masked-attention encoder configured by the recipe's schedule and extras.
+    return model if isinstance(model, ResolvedModel) else resolve_model(model, "clip", architecture=architecture)
+
+
+def build_encoder(model: Any, recipe: SegmentRecipe, device: str = "cpu", architecture: str | None = None) -> Any:
+    """A DenseEncoder for ``model`` (a ``ResolvedModel`` of kind clip, or a spec).
+
+    A record with a ``build`` callable (e.g. the oracle plugin) builds its own encoder; anything
+    else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in the
+    masked-attention encoder configured by the recipe's schedule and extras.
     """
     from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
     from resegzoo.weights.loading import load_clip
-    from resegzoo.weights.resolve import resolve_variant
     from resegzoo.weights.zoo import FetchError
 
+    spec = getattr(model, "spec", model)
     try:
-        variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
-        if variant is not None and variant.build is not None:
-            return variant.build(device=device)
-        loaded = load_clip(spec, device=device, architecture=architecture)
+        resolved = _resolved_clip(model, architecture)
+        if resolved.record is not None and resolved.record.build is not None:
+            return resolved.record.build(device=device)
+        loaded = load_clip(resolved, device=device)
     except (LookupError, OSError, ValueError, FetchError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
     try:
@@ -102,38 +111,43 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentR
                          f"{masks_name!r} gives {have} level(s); {fix}")
 
 
-def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
-    """What the cached text embeddings of ``encoder`` (built from ``spec``) are keyed by besides
-    the prompts: the weights' content fingerprint, the architecture asked for, the device type and
-    the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
-    the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
-    from resegzoo.weights.loading import weights_fingerprint
+def text_tower_key(model: Any, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
+    """What the cached text embeddings of ``encoder`` (built from ``model``, a ``ResolvedModel`` or
+    a spec) are keyed by besides the prompts: the weights' content fingerprint, the architecture
+    asked for, the device type and the weights' dtype (text runs in fp32 outside autocast, but fp32
+    on CPU and on CUDA differ in the last bits). None for encoders without a tokenizer (a plugin's
+    own): nothing is stored."""
     from resegzoo.weights.zoo import FetchError
 
-    model = getattr(encoder, "model", None)
-    if not callable(getattr(encoder, "tokenizer", None)) or model is None:
+    net = getattr(encoder, "model", None)
+    if not callable(getattr(encoder, "tokenizer", None)) or net is None:
         return None
     try:
-        weights = weights_fingerprint(spec)  # file hashes are remembered: free after the first run
+        weights = _resolved_clip(model, architecture).fingerprint
     except (LookupError, OSError, ValueError, FetchError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
-    parameter = next(model.parameters())
+        raise ModelLoadError(f"cannot load model {getattr(model, 'spec', model)!r}: {exc}") from exc
+    parameter = next(net.parameters())
     return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
             "dtype": str(parameter.dtype)}
 
 
-def random_weights_note(spec: str) -> str | None:
-    """A warning for a registry variant whose weights are random by design (``random_weights``)."""
-    from resegzoo.weights.resolve import resolve_variant
+def random_weights_note(model: Any) -> str | None:
+    """A warning for a model whose record says its weights are random by design (``random_weights``);
+    ``model``: a ``ResolvedModel`` (or, for callers outside the API, a spec looked up in the registry)."""
+    from resegzoo.weights.zoo import ResolvedModel
 
-    try:
-        variant = resolve_variant(spec)
-    except LookupError:
-        return None
-    if variant is None or not variant.random_weights:
+    if isinstance(model, ResolvedModel):
+        random, spec = model.random_weights, model.spec
+    else:
+        from resegzoo.weights.resolve import is_path_like
+        from resegzoo.weights.zoo import model_records
+
+        record = None if not model or is_path_like(model) else model_records().get(model)
+        random, spec = bool(record is not None and record.random_weights), model
+    if not random:
         return None
     return (f"model {spec!r} has RANDOM weights by design (a demo/test model): its labels are not a "
-            "segmentation result; use a real model (`resegzoo list variants`)")
+            "segmentation result; use a real model (`resegzoo list models`)")
 
 
 def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str | None = None) -> Any:

@@ -27,7 +27,7 @@ from resegzoo.weights.records import ClipVariant, ModelRecord, kind_name
 
 __all__ = ["CheckpointError", "ClipVariant", "FetchError", "Files", "LoadError", "ModelRecord", "NoNetworkError",
            "REGISTRY_ENV", "ResolvedModel", "Source", "WrongKindError", "get_model", "get_sam_checkpoint",
-           "model_records", "registry_dir"]
+           "model_records", "registry_dir", "routes_kind"]
 
 #: Environment variable naming a registry folder to use instead of the installed one.
 REGISTRY_ENV = "RESEGZOO_REGISTRY"
@@ -208,6 +208,14 @@ def get_model(name: str, kind: str | None = None) -> ModelRecord:
     for other, record in model_records(kind).items():
         of_kind.add(other, record, models.owners[other])
     return of_kind.get(name)
+
+
+def routes_kind(kind: str) -> bool:
+    """Whether the model route resolves and fetches specs of ``kind``: resegzoo's own kinds, and any
+    kind a registered record has (a plugin's kind otherwise is its method's business)."""
+    from resegzoo.weights.records import BUILTIN_KINDS
+
+    return kind in BUILTIN_KINDS or any(r.kind == kind for r in model_records().values())
 
 
 def get_sam_checkpoint(name: str) -> ModelRecord:

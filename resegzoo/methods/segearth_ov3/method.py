@@ -39,15 +39,6 @@ class SegEarthOV3Settings:
             raise ValueError(f"name_batch must be at least 1, got {self.name_batch}")
 
 
-def check_model(spec: str) -> None:
-    """A SAM 3 model spec, checked without loading anything or using the network (the model
-    route's resolve step: a zoo name of kind sam3, ``hf-hub:ORG/REPO``, a SAM 3 folder)."""
-    from resegzoo.weights.records import SAM3
-    from resegzoo.weights.resolve import resolve
-
-    resolve(spec, SAM3)
-
-
 def _switches(settings: SegEarthOV3Settings) -> Any:
     from resegzoo.methods.segearth_ov3.fusion import FusionSwitches
 
@@ -102,7 +93,7 @@ def build(context: Any) -> SegEarthOV3Method:
     from resegzoo.weights.records import SAM3
 
     settings = context.settings
-    resolved = getattr(context, "resolved", None) or resolve_model(context.model, SAM3)
+    resolved = context.resolved or resolve_model(context.model, SAM3)  # a context made by hand: resolved here
     model = load_sam3(resolved, context.device)
     tokenize, source = tokenizer_for(resolved.files.folder)
     scorer = Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
