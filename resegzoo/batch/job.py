@@ -27,7 +27,9 @@ import numpy as np
 from resegzoo.raster.blocks import Block, Box, plan_blocks
 from resegzoo.outputs.atomic import nearly_full
 from resegzoo.outputs.gdal_failures import raising_gdal_failures
-from resegzoo.raster.reader import NODATA_LABEL, ImageError, Raster, open_raster, quiet_georef
+from resegzoo.raster.errors import ImageError
+from resegzoo.raster.georef import quiet_georef
+from resegzoo.raster.opening import NODATA_LABEL, Raster, open_raster
 
 ProbsFormat = Literal["uint8", "float16"]
 

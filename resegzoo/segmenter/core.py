@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import SCORE_KINDS, check_scores, class_of_names, names_to_classes, vocabulary_names
-from resegzoo.raster.reader import NODATA_LABEL
+from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.clip_method import NAME as CLIP, ClipMethod
@@ -208,7 +208,7 @@ class Segmenter:
         image = check_image(image)
         h, w = image.shape[:2]
         if valid is not None:
-            from resegzoo.raster.reader import fill_invalid
+            from resegzoo.raster.opening import fill_invalid
 
             valid = _check_valid(valid, image)
             image = fill_invalid(image, valid) if valid.any() else image
