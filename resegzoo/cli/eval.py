@@ -10,7 +10,7 @@ from resegzoo.engines import engine_options
 @click.command("eval")
 @click.option("--dataset", "dataset_name", required=True, metavar="NAME",
               help="Dataset name (see `resegzoo list datasets`): openearthmap, loveda, isaid, potsdam, vaihingen, "
-                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml.")
+                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml (docs/datasets.md).")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
               help="The dataset's folder, in its authors' release layout or mmsegmentation's converted layout.")
 @click.option("--split", default=None, metavar="SPLIT",
