@@ -109,7 +109,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             for run in runs:
                 current = EvalRun(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
-                                           engine=evaluate))
+                                           engine=evaluate, say=lambda line: click.echo(line, err=True)))
     except KeyboardInterrupt:
         if current is not None:
             done = len(list(current.confusion_dir.glob("*.npy")))
