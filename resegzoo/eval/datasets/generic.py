@@ -29,7 +29,7 @@ from typing import Literal, Optional, Union
 from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample
 from resegzoo.eval.datasets.layout import Dataset, Layout, open_with_layouts, pair
 from resegzoo.eval.metrics import IGNORE_INDEX
-from resegzoo.raster.reader import find_rasters
+from resegzoo.raster.discovery import find_rasters
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
 
 LABEL_SUFFIXES = (".png", ".tif", ".tiff")
