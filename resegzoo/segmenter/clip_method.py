@@ -43,6 +43,7 @@ class ClipMethod:
         self.window_multiple = int(encoder.patch_size)
         self.device = encoder_device(encoder)
         self.notes: list[str] = []
+        self.cache_notes: list[str] = []  # not recorded in sidecars (see Segmenter.cache_notes)
         self.random_weights = False
 
     def mask_levels(self) -> int | None:
@@ -130,7 +131,8 @@ def build_clip_method(context: Any) -> ClipMethod:
     cache_note = method.text.store_on_disk(text_tower_key(context.model, encoder, context.architecture))
     random_note = random_weights_note(context.model)
     method.random_weights = random_note is not None
-    method.notes = [n for n in (random_note, cache_note) if n] + notes
+    method.notes = ([random_note] if random_note else []) + notes
+    method.cache_notes = [cache_note] if cache_note else []
     return method
 
 
