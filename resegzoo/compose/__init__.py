@@ -12,14 +12,23 @@ from resegzoo.compose.inputs import CompositionError
 from resegzoo.compose.output import read_metadata
 from resegzoo.compose.recipe import (
     InputModel,
+    PromptSet,
     Recipe,
-    Vocabulary,
     WeightingConfig,
     load_recipe,
     recipe_from_mapping,
 )
 
 __all__ = [
-    "ComposeResult", "CompositionError", "DistanceWarning", "InputModel", "Recipe", "Vocabulary",
+    "ComposeResult", "CompositionError", "DistanceWarning", "InputModel", "PromptSet", "Recipe",
     "WeightingConfig", "compose", "load_recipe", "read_metadata", "recipe_from_mapping",
 ]
+
+
+def __getattr__(name: str):
+    """``resegzoo.compose.Vocabulary`` (the prompt set, now :class:`PromptSet`) still works, with a warning."""
+    if name == "Vocabulary":
+        from resegzoo.compose import recipe
+
+        return recipe.Vocabulary  # warns
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,160 @@
+"""The ``clip`` method: dense CLIP scores, ReSeg-CLIP's and the peer CLIP methods'.
+
+A DenseEncoder (open_clip's ViT re-run with segment-masked attention, ``encoder.py``) gives patch
+embeddings of each window; the vocabulary's names under the recipe's templates give text
+embeddings (``text.py``, once per vocabulary); their cosines, upsampled to the window, are the
+window's scores. The schedule, the last block and the extras of the recipe choose between
+ReSeg-CLIP and the peers (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV). The rest of the
+pipeline (``resegzoo.segmenter.core``) sees only the method seam (:mod:`resegzoo.methods.base`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from resegzoo.methods.base import upsample_patch_logits
+from resegzoo.methods.clip.extras import add_cls_bias
+from resegzoo.methods.clip.schedule import levels_needed, token_ids_from_pixels
+from resegzoo.methods.clip.text import TextCache, TextEmbeddings, load_templates
+from resegzoo.runtime.precision import autocast
+from resegzoo.vocabulary import Vocabulary
+
+NAME = "clip"
+
+
+def encoder_device(encoder: Any) -> Any:
+    """The torch device an encoder runs on (encoders that do not say: the CPU)."""
+    return torch.device(getattr(encoder, "device", "cpu"))
+
+
+class ClipMethod:
+    """A DenseEncoder and the recipe's text, readout and extras settings (see the module)."""
+
+    def __init__(self, encoder: Any, recipe: Any) -> None:
+        self.encoder = encoder
+        self.recipe = recipe
+        pinned = getattr(encoder, "prompt_templates", None)
+        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(recipe.text.templates)
+        self.text = TextCache(encoder)
+        self.window = int(encoder.image_size)
+        self.window_multiple = int(encoder.patch_size)
+        self.device = encoder_device(encoder)
+        self.notes: list[str] = []
+        self.random_weights = False
+
+    def mask_levels(self) -> int | None:
+        """How many segment levels the encoder reads; None when it does not say (then masks are made)."""
+        schedule = getattr(self.encoder, "schedule", None)
+        return None if schedule is None else levels_needed(schedule)
+
+    def text_embeddings(self, vocab: Vocabulary) -> TextEmbeddings:
+        return self.text.get(vocab, self.templates)
+
+    def _normalise(self, windows: np.ndarray) -> torch.Tensor:
+        # uint8 goes to the device (a quarter of the bytes of float32), the arithmetic happens there
+        x = torch.from_numpy(windows).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.encoder.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.encoder.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def window_scores(self, windows: np.ndarray, vocab: Vocabulary, per_name: bool,
+                      maps: list[np.ndarray] | None = None) -> torch.Tensor:
+        """(B, R, h, w) scores of a batch of (B, h, w, 3) uint8 windows (the method seam)."""
+        return self.window_logits(windows, maps, self.text_embeddings(vocab), self.recipe.extras.cls_token_lambda,
+                                  per_name)
+
+    def window_logits(self, windows: np.ndarray, maps: list[np.ndarray] | None, text: TextEmbeddings,
+                      lam: float, per_name: bool) -> torch.Tensor:
+        """(B, R, h, w) scores of a batch of (B, h, w, 3) windows: R rows are the classes, or the
+        names with ``per_name``; cosines, or each window's softmax with ``inference.average:
+        probabilities``."""
+        # a crop smaller than the window (shift placement, an axis shorter than the window) that is
+        # no patch multiple is padded with zeros in the NORMALISED image, centred, and its scores
+        # cut back after the readout: SegEarth-OV's forward_slide
+        h, w = windows.shape[1:3]
+        patch = int(self.encoder.patch_size)
+        left, right, top, bottom = patch_padding(h, w, patch)
+        images = self._normalise(windows)
+        if left or right or top or bottom:
+            images = torch.nn.functional.pad(images, (left, right, top, bottom))
+        size = (top + h + bottom, left + w + right)
+        token_ids = None
+        if maps is not None:
+            ids = torch.from_numpy(np.stack(maps)).to(self.device).long()
+            ids = torch.nn.functional.pad(ids, (left, right, top, bottom))  # 0: covered by no segment
+            token_ids = token_ids_from_pixels(ids, patch)
+        inf = self.recipe.inference
+        # the feature readout upsamples the tokens BEFORE L2 normalisation (the reference code's
+        # order); an encoder that only gives normalised ones is upsampled as it is
+        raw = inf.readout == "features" and bool(getattr(self.encoder, "raw_features", False))
+        with torch.inference_mode():
+            with autocast(inf.precision, self.device):  # the image tower only
+                extra = {"normalize": False} if raw else {}
+                out = self.encoder.encode_dense(images, token_ids, return_cls=lam != 0, **extra)
+            feats, cls_feat = out if lam != 0 else (out, None)
+            feats = torch.as_tensor(feats).float()
+            if raw and cls_feat is not None:
+                cls_feat = torch.nn.functional.normalize(torch.as_tensor(cls_feat).float(), dim=-1)
+            if inf.readout == "features":
+                scores = readout_features(feats, text, per_name, size)
+            else:
+                scores = upsample_patch_logits(text.rows(feats, per_name).permute(0, 3, 1, 2), size)
+            if cls_feat is not None:
+                scores = add_cls_bias(scores, text.rows(torch.as_tensor(cls_feat).float(), per_name), lam)
+            if inf.average == "probabilities":
+                scores = torch.softmax(inf.logit_scale * scores, dim=1)
+            return scores[:, :, top:top + h, left:left + w]
+
+    def facts(self) -> dict[str, Any]:
+        return {"templates": len(self.templates)}
+
+    def describe(self) -> dict[str, Any]:
+        from resegzoo.methods.clip.encoder import describe
+
+        return {"encoder": describe(self.encoder), "templates": list(self.templates)}
+
+
+def build_clip_method(context: Any) -> ClipMethod:
+    """The ``clip`` method's factory: the model named by ``context.model`` as a masked-attention
+    encoder configured by the recipe, checked against the mask generator before any image."""
+    from resegzoo.methods.clip.build import build_encoder, fit_schedule, text_tower_key
+    from resegzoo.weights.resolve import random_weights_note
+
+    recipe = context.recipe
+    encoder = build_encoder(context.model, recipe, device=context.device, architecture=context.architecture)
+    notes = fit_schedule(encoder, context.mask_generator, context.masks_name, recipe)  # before any image is read
+    method = ClipMethod(encoder, recipe)
+    method.text.key = text_tower_key(context.model, encoder, context.architecture)  # text embeddings stored on disk
+    random_note = random_weights_note(context.model)
+    method.random_weights = random_note is not None
+    method.notes = ([random_note] if random_note else []) + notes
+    return method
+
+
+def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
+                     size: tuple[int, int]) -> torch.Tensor:
+    """The official ReSeg-CLIP readout: (B, gh, gw, C) patch features (as the encoder gives them
+    before L2 normalisation) upsampled bilinearly to ``size``, L2-normalised per pixel, then
+    cosines with the text: (B, R, h, w). One window at a time, since the upsampled features are
+    C planes per window."""
+    import torch.nn.functional as F
+
+    out = []
+    for f in feats:
+        up = upsample_patch_logits(f.permute(2, 0, 1)[None], size)[0]
+        up = F.normalize(up, dim=0).permute(1, 2, 0)
+        out.append(text.rows(up, per_name).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+def patch_padding(height: int, width: int, patch: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding that makes a crop a multiple of ``patch``, centred
+    (the left/top half rounded down), as SegEarth-OV pads a crop smaller than its window."""
+    def split(n: int) -> tuple[int, int]:
+        extra = (-n) % patch
+        return extra // 2, extra - extra // 2
+
+    (left, right), (top, bottom) = split(width), split(height)
+    return left, right, top, bottom
