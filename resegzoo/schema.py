@@ -100,6 +100,47 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
         raise SchemaError(f"{where}: {exc}") from exc
 
 
+# -- sizes that size an allocation ------------------------------------------------------------
+#
+# A setting that decides how much memory is allocated (a window side, a resize target, a block
+# side, a batch, a number of levels) carries its limit in its field's metadata: ``limit(N)`` for
+# a number (each item, for a list), ``limit(N, items=M)`` also bounds a list's length. The record's
+# ``__post_init__`` calls :func:`check_limits`, so a recipe file, an override and a record built in
+# Python are refused alike, in one line naming the key and the limit, before any work.
+
+#: the metadata key of a field's limit, and of its list length's limit
+LIMIT, ITEMS_LIMIT = "resegzoo_at_most", "resegzoo_at_most_items"
+
+
+def limit(at_most: int | None = None, items: int | None = None) -> dict[str, int]:
+    """Field metadata bounding a size: the value (each item of a list) and the list's length."""
+    out = {}
+    if at_most is not None:
+        out[LIMIT] = at_most
+    if items is not None:
+        out[ITEMS_LIMIT] = items
+    return out
+
+
+def check_limits(record: Any, prefix: str = "") -> None:
+    """ValueError naming ``prefix + key`` and its limit for the first field of the dataclass
+    ``record`` above the limit its metadata gives (see :func:`limit`)."""
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if value is None:
+            continue
+        most_items = f.metadata.get(ITEMS_LIMIT)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if most_items is not None and isinstance(value, (list, tuple)) and len(value) > most_items:
+            raise ValueError(f"{prefix}{f.name} has {len(value):,} items; the limit is {most_items:,}")
+        most = f.metadata.get(LIMIT)
+        if most is None:
+            continue
+        for v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > most:
+                raise ValueError(f"{prefix}{f.name} is {v:,}, above the limit of {most:,} (it sizes memory)")
+
+
 #: the most a YAML file may hold: its size, its nesting, and its nodes once every alias is expanded
 #: (aliases share objects when loaded, but anything that walks the data -- a vocabulary's names,
 #: a recipe's settings -- pays for every expansion: a few hundred bytes of nested aliases are billions)

@@ -51,7 +51,7 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list
     each with its output folder (see :class:`BatchInput`)."""
     import glob
 
-    from resegzoo.raster.reader import find_rasters, is_raster
+    from resegzoo.raster.discovery import find_rasters, is_raster
 
     files: list[BatchInput] = []
     for item in map(str, inputs):

@@ -25,10 +25,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """``resegzoo.compose.Vocabulary`` (the prompt set, now :class:`PromptSet`) still works, with a warning."""
-    if name == "Vocabulary":
-        from resegzoo.compose import recipe
+def __getattr__(name: str) -> object:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
 
-        return recipe.Vocabulary  # warns
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return left_module_attribute(__name__, name)

@@ -190,13 +190,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def __getattr__(name: str) -> Any:
-    """``Vocabulary`` here was the composition's prompt set: now :class:`PromptSet` (one
-    ``Vocabulary`` class, :mod:`resegzoo.vocabulary`); the old name warns and gives PromptSet."""
-    if name == "Vocabulary":
-        import warnings
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
 
-        warnings.warn("resegzoo.compose.recipe.Vocabulary is now resegzoo.compose.recipe.PromptSet (the name "
-                      "Vocabulary belongs to resegzoo.vocabulary.Vocabulary); import PromptSet",
-                      DeprecationWarning, stacklevel=2)
-        return PromptSet
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return left_module_attribute(__name__, name)

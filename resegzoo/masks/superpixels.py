@@ -10,9 +10,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from resegzoo.masks.painting import Box, check_image
+from resegzoo.masks.painting import MAX_MASK_LEVELS, Box, check_image
 from resegzoo.masks.windows import windows_one_by_one
-from resegzoo.schema import from_mapping
+from resegzoo.schema import check_limits, from_mapping, limit
+
+#: the most SLIC segments per level (SLIC allocates per segment; a 4096 px window has 16 M pixels)
+MAX_SEGMENTS = 1 << 16
 
 
 def _positive(name: str, values: Sequence[float]) -> None:
@@ -25,26 +28,30 @@ def _positive(name: str, values: Sequence[float]) -> None:
 @dataclass(frozen=True)
 class SlicSettings:
     #: target number of segments per level, finest first (one level per value).
-    n_segments: list[int] = field(default_factory=lambda: [64, 32, 16, 8])
+    n_segments: list[int] = field(default_factory=lambda: [64, 32, 16, 8],
+                                  metadata=limit(MAX_SEGMENTS, items=MAX_MASK_LEVELS))
     #: colour vs space balance; higher gives squarer segments.
     compactness: float = 10.0
     #: Gaussian smoothing before segmenting (pixels).
     sigma: float = 1.0
 
     def __post_init__(self) -> None:
+        check_limits(self)
         _positive("n_segments", self.n_segments)
 
 
 @dataclass(frozen=True)
 class FelzenszwalbSettings:
     #: Felzenszwalb's scale per level, finest first; a higher scale gives larger segments.
-    scales: list[float] = field(default_factory=lambda: [32.0, 64.0, 128.0, 256.0])
+    scales: list[float] = field(default_factory=lambda: [32.0, 64.0, 128.0, 256.0],
+                                metadata=limit(items=MAX_MASK_LEVELS))
     #: Gaussian smoothing before segmenting (pixels).
     sigma: float = 0.8
     #: smallest segment, in pixels (at every level).
     min_size: int = 20
 
     def __post_init__(self) -> None:
+        check_limits(self)
         _positive("scales", self.scales)
         if self.min_size < 1:
             raise ValueError(f"min_size must be at least 1, got {self.min_size}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from resegzoo.deprecation import moved_names
 from resegzoo.methods.base import ModelLoadError
 
 
@@ -32,7 +31,8 @@ def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str 
         raise ModelLoadError(f"cannot build mask generator {name!r}: {exc}") from exc
 
 
-__getattr__ = moved_names(__name__, {
-    "build_encoder": "resegzoo.methods.clip.build", "fit_schedule": "resegzoo.methods.clip.build",
-    "text_tower_key": "resegzoo.methods.clip.build", "mask_level_count": "resegzoo.methods.base",
-    "PROBE_SIDE": "resegzoo.methods.base", "random_weights_note": "resegzoo.weights.resolve"})
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

@@ -3,14 +3,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from resegzoo.deprecation import moved_names
 
 Window = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
+
+#: the most pixels one image (or one block of a raster) may have once resized and padded: the
+#: resized copy, the stitcher's per-class sums and the probabilities all scale with it (16384^2:
+#: a few GB per class already). Rasters larger than this are segmented block by block.
+MAX_WORK_PIXELS = 1 << 28
+
+
+def check_work_size(height: int, width: int, window: int, why: str, fix: str) -> None:
+    """ValueError when an image resized to ``height`` x ``width`` and padded to whole windows
+    would hold more than :data:`MAX_WORK_PIXELS` (``why``: what sized it; ``fix``: what to do)."""
+    padded = (height + window) * (width + window)  # padding adds less than a window per side
+    if padded > MAX_WORK_PIXELS:
+        raise ValueError(f"{why} gives {height:,} x {width:,} px to work on at once, above the limit of "
+                         f"{MAX_WORK_PIXELS:,} px; {fix}")
 
 
 def short_side_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
@@ -148,5 +162,8 @@ class Stitcher:
         return avg[:, : self.plan.height, : self.plan.width]
 
 
-__getattr__ = moved_names(__name__, {"patch_padding": "resegzoo.methods.clip.method",
-                                     "upsample_patch_logits": "resegzoo.methods.base"})
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

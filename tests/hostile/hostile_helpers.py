@@ -1,6 +1,7 @@
 """Building hostile inputs, and checking that resegzoo refused them without touching anything else."""
 from __future__ import annotations
 
+import contextlib
 import stat
 import struct
 import zipfile
@@ -104,3 +105,22 @@ def forge_member(path: Path, *, file_size: int | None = None, crc: int | None = 
             raw[offset + fields["crc"]:offset + fields["crc"] + 4] = struct.pack("<I", crc)
     path.write_bytes(bytes(raw))
     return path
+
+
+@contextlib.contextmanager
+def memory_cap(extra: int = 4 << 30):
+    """Cap this process's address space at what it uses now plus ``extra`` bytes, for a test whose
+    unfixed code would allocate the machine: the allocation then fails at once (MemoryError, a
+    traceback: the test fails) instead of swapping or waking the OOM killer. The soft limit is
+    restored afterwards (the hard limit is never touched)."""
+    import resource
+
+    used = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = used + extra if hard == resource.RLIM_INFINITY else min(hard, used + extra)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
