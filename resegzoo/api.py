@@ -120,7 +120,10 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     except MethodError as exc:
         raise BatchInputError(str(exc)) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks
-    files = expand_inputs(inputs, recursive)
+    notes: list[str] = []
+    files = expand_inputs(inputs, recursive, out=out, notes=notes)
+    for note in notes:
+        progress.note(note)
     try:
         band_list = reader.parse_bands(bands) if bands is None or isinstance(bands, str) else tuple(bands)
         nodata_value = reader.parse_nodata(nodata) if nodata is None or isinstance(nodata, str) else float(nodata)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from resegzoo.errors import ResegzooError
-from resegzoo.schema import MAX_YAML_BYTES, SchemaError, decode_utf8, load_yaml
+from resegzoo.schema import MAX_YAML_BYTES, SchemaError, decode_utf8, load_yaml, read_user_file
 
 
 class VocabularyError(ResegzooError, ValueError):
@@ -124,13 +124,9 @@ class Vocabulary:
                 return cls([[names] if isinstance(names, str) else names for _, names in pairs],
                            labels=[label for label, _ in pairs])
             return cls(data)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise VocabularyError(f"{path}: no such vocabulary file") from None
-        if len(raw) > MAX_YAML_BYTES:
-            raise VocabularyError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a vocabulary")
-        lines = decode_utf8(raw, path).splitlines()
+        if not path.exists():
+            raise VocabularyError(f"{path}: no such vocabulary file")
+        lines = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a vocabulary file"), path).splitlines()
         rows = [row for row in (line.split("#", 1)[0].strip() for line in lines) if row]
         if rows and all(":" in row for row in rows):
             pairs = [row.split(":", 1) for row in rows]

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from resegzoo.schema import SchemaError, decode_utf8
+from resegzoo.schema import MAX_YAML_BYTES, SchemaError, decode_utf8, read_user_file
 from resegzoo.vocabulary import Vocabulary
 
 
@@ -28,10 +28,10 @@ def load_templates(spec: str) -> tuple[str, ...]:
         where = f"template set {spec!r}"
     else:
         path = Path(spec)
-        if not path.is_file():
+        if not path.exists():
             raise SchemaError(f"text.templates: {spec!r} is neither a template set "
                               f"({', '.join(TEMPLATE_SETS)}) nor a file")
-        text, where = decode_utf8(path.read_bytes(), path), str(path)
+        text, where = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a template file"), path), str(path)
     templates = tuple(t.strip() for t in text.splitlines() if t.strip() and not t.lstrip().startswith("#"))
     bad = [t for t in templates if t.count("{}") != 1]
     if not templates or bad:
