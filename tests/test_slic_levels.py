@@ -122,10 +122,8 @@ def test_the_default_recipe_gives_the_same_labels_as_skimages_slic_per_window(sl
     that calls skimage's slic once per window and level (as resegzoo did before)."""
     import open_clip
 
-    from resegzoo.segmenter.core import Segmenter
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
-    from resegzoo.segmenter.recipe import load_recipe
-    from resegzoo.segmenter.text import Vocabulary
+    from resegzoo.api import Segmenter, Vocabulary, load_recipe
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
     from resegzoo.testing import make_tiny_clip
 
     def per_window_reference(pixels):

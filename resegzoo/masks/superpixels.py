@@ -10,9 +10,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from resegzoo.masks.painting import Box, check_image
+from resegzoo.masks.painting import MAX_MASK_LEVELS, MAX_REGION_SIZE, Box, check_image
 from resegzoo.masks.windows import windows_from_regions, windows_one_by_one
-from resegzoo.schema import from_mapping
+from resegzoo.schema import check_limits, from_mapping, limit
+
+#: the most SLIC segments per level (SLIC allocates per segment; a 4096 px window has 16 M pixels)
+MAX_SEGMENTS = 1 << 16
 
 
 def _positive(name: str, values: Sequence[float]) -> None:
@@ -25,7 +28,8 @@ def _positive(name: str, values: Sequence[float]) -> None:
 @dataclass(frozen=True)
 class SlicSettings:
     #: target number of segments per level, finest first (one level per value).
-    n_segments: list[int] = field(default_factory=lambda: [64, 32, 16, 8])
+    n_segments: list[int] = field(default_factory=lambda: [64, 32, 16, 8],
+                                  metadata=limit(MAX_SEGMENTS, items=MAX_MASK_LEVELS))
     #: colour vs space balance; higher gives squarer segments.
     compactness: float = 10.0
     #: Gaussian smoothing before segmenting (pixels).
@@ -34,9 +38,10 @@ class SlicSettings:
     #: are grouped into regions of up to this many px per side, each segmented once with
     #: ``n_segments`` scaled by its area over a window's, and cut per window (as SAM's regions):
     #: fewer SLIC runs over overlapping windows, but other segments (benchmarks/README.md).
-    region_size: int | None = None
+    region_size: int | None = field(default=None, metadata=limit(MAX_REGION_SIZE))
 
     def __post_init__(self) -> None:
+        check_limits(self)
         _positive("n_segments", self.n_segments)
         if self.region_size is not None and self.region_size < 1:
             raise ValueError(f"region_size must be positive or null, got {self.region_size}")
@@ -45,13 +50,15 @@ class SlicSettings:
 @dataclass(frozen=True)
 class FelzenszwalbSettings:
     #: Felzenszwalb's scale per level, finest first; a higher scale gives larger segments.
-    scales: list[float] = field(default_factory=lambda: [32.0, 64.0, 128.0, 256.0])
+    scales: list[float] = field(default_factory=lambda: [32.0, 64.0, 128.0, 256.0],
+                                metadata=limit(items=MAX_MASK_LEVELS))
     #: Gaussian smoothing before segmenting (pixels).
     sigma: float = 0.8
     #: smallest segment, in pixels (at every level).
     min_size: int = 20
 
     def __post_init__(self) -> None:
+        check_limits(self)
         _positive("scales", self.scales)
         if self.min_size < 1:
             raise ValueError(f"min_size must be at least 1, got {self.min_size}")
@@ -120,7 +127,8 @@ def build_slic(**settings: Any) -> SuperpixelGenerator:
         return slic_levels(image, s.n_segments, s.compactness, s.sigma)
 
     def region_levels(image: np.ndarray, ratio: float) -> list[np.ndarray]:
-        return slic_levels(image, [max(1, round(n * ratio)) for n in s.n_segments], s.compactness, s.sigma)
+        scaled = [min(MAX_SEGMENTS, max(1, round(n * ratio))) for n in s.n_segments]
+        return slic_levels(image, scaled, s.compactness, s.sigma)
 
     region = "" if s.region_size is None else f" region_size={s.region_size}"
     return SuperpixelGenerator([level(n) for n in s.n_segments], f"slic n_segments={s.n_segments}{region}",
