@@ -196,16 +196,7 @@ def load_yaml(path: str | Path) -> Any:
     Every YAML resegzoo reads comes through here: UTF-8 only, at most :data:`MAX_YAML_BYTES`,
     nesting and alias expansion bounded (:class:`_BoundedLoader`); no Python tags (safe loader)."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_YAML_BYTES + 1)
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path}: is a folder, not a YAML file") from None
-    if len(raw) > MAX_YAML_BYTES:
-        raise SchemaError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a resegzoo YAML file")
-    text = decode_utf8(raw, path)
+    text = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a YAML file"), path)
     loader = _BoundedLoader(text)
     loader.name = str(path)  # PyYAML's marks name the stream: the file, not "<unicode string>"
     try:
@@ -217,6 +208,37 @@ def load_yaml(path: str | Path) -> Any:
         raise SchemaError(f"{path}: not valid YAML: {detail}") from None
     finally:
         loader.dispose()
+
+
+def read_user_file(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of a file the user names (a recipe, a vocabulary, templates): a regular file (a
+    link to one is fine) of at most ``limit`` bytes, opened without blocking, so a FIFO, a device or
+    a folder is a one-line SchemaError instead of a read that never ends (``what``: ``a YAML file``)."""
+    import os
+    import stat
+
+    from resegzoo.errors import file_kind
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SchemaError(f"{path}: is a folder, not {what}") from None
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SchemaError(f"{path}: is {file_kind(mode)}, not {what}; give a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise SchemaError(f"{path}: larger than {limit // (1024 * 1024)} MB; not {what} resegzoo reads")
+    return raw
 
 
 def decode_utf8(raw: bytes, path: str | Path) -> str:

@@ -22,7 +22,7 @@ def test_every_public_name_resolves_and_dir_lists_it():
 def test_names_are_the_objects_resegzoo_itself_uses():
     from resegzoo.methods.base import MethodSpec
     from resegzoo.plugins.hookspecs import hookimpl
-    from resegzoo.segmenter.text import Vocabulary
+    from resegzoo.vocabulary import Vocabulary
     from resegzoo.weights.zoo import ClipVariant
 
     assert resegzoo.plugin.hookimpl is hookimpl

@@ -90,7 +90,7 @@ def test_geotiff_with_nodata_to_cog_and_vectors(tmp_path, tiny_sam3_dir, whole_i
 
 def test_names_to_classes_and_the_background_threshold(tiny_sam3_dir, whole_image):
     from resegzoo.api import Segmenter, load_recipe
-    from resegzoo.segmenter.text import Vocabulary
+    from resegzoo.vocabulary import Vocabulary
 
     image = _image(seed=1)
     _, classes = _direct_labels(tiny_sam3_dir, image)

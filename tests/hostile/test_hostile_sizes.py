@@ -2,7 +2,7 @@
 refused in one line naming the key and the limit, before any work.
 
 A 100,000 px window (or short side, or SAM 3 image size) padded a 64 x 64 image to 28 GiB: a
-traceback, or the OOM killer. The tests run under :func:`memory_cap`, so code that still tries to
+traceback, or the OOM killer. The tests run under :func:`hostile_helpers.bounded`, so code that still tries to
 allocate fails at once with a MemoryError (a traceback: the test fails) instead of taking the
 machine down.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hostile_helpers import memory_cap, refused
+from hostile_helpers import bounded, refused
 from resegzoo.segmenter.recipe import InferenceSettings, SegmentRecipe, load_recipe
 from resegzoo.schema import SchemaError
 
@@ -38,7 +38,7 @@ def workspace(tmp_path, resegzoo_cache):
 
 
 def _segment(workspace: Path, *args: str, image: Path | None = None, fragments: tuple[str, ...]) -> str:
-    with memory_cap():
+    with bounded():
         return refused(workspace, "segment", str(image or workspace / "in" / "scene.png"), "--model", "oracle",
                        "--classes", "red; blue", "--out", str(workspace / "out"), *args, fragments=fragments,
                        out=workspace / "out", allowed=[workspace / "resegzoo-cache"])
@@ -121,7 +121,7 @@ def test_a_models_own_huge_window_is_refused_before_any_image(tiny_clip):
         device = "cpu"
         scores = "probabilities"
 
-    with memory_cap(), pytest.raises(ValueError, match="native window is 100,000 px, above the limit of 4,096"):
+    with bounded(), pytest.raises(ValueError, match="native window is 100,000 px, above the limit of 4,096"):
         Segmenter(None, None, None, method=HugeMethod())
 
 
@@ -143,5 +143,5 @@ def test_a_huge_image_given_whole_to_the_api_is_refused_with_advice():
         scores = "probabilities"
 
     seg = Segmenter(None, None, load_recipe(None, short_side=MAX_RESIZE), method=Method())
-    with memory_cap(), pytest.raises(ValueError, match="inference.short_side = 8192 gives 8,192 x 4,096,000"):
+    with bounded(), pytest.raises(ValueError, match="inference.short_side = 8192 gives 8,192 x 4,096,000"):
         seg.prepare(np.zeros((2, 1000, 3), np.uint8), masks=False)
