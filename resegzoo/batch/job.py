@@ -27,6 +27,7 @@ import numpy as np
 from resegzoo.raster.blocks import Block, Box, plan_blocks
 from resegzoo.outputs.atomic import nearly_full
 from resegzoo.outputs.gdal_failures import raising_gdal_failures
+from resegzoo.outputs.gis.cog import write_label_names
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.georef import quiet_georef
 from resegzoo.raster.opening import NODATA_LABEL, Raster, open_raster
@@ -275,6 +276,8 @@ class RasterWriter:
             self.plan.raster.georef.apply(self._labels)
             if self.plan.palette:
                 self._labels.write_colormap(1, {k: (*rgb, 255) for k, rgb in enumerate(self.plan.palette)})
+            if self.plan.class_names and self.plan.label_driver == "GTiff":  # a .tif copied alone keeps them
+                write_label_names(self._labels, self.plan.class_names)
             if self.plan.probs is not None:
                 probs_tmp = stack.enter_context(atomic_path(self.probs_destination))  # type: ignore[arg-type]
                 self._probs = stack.enter_context(rasterio.open(probs_tmp, "w", **_probs_profile(self.plan)))

@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hostile_helpers import cli
-from resegzoo.segmenter.text import Vocabulary, embed_vocabulary
+from resegzoo.methods.clip.text import embed_vocabulary
+from resegzoo.vocabulary import Vocabulary
 from resegzoo.testing import TINY_MODEL_CONFIG, make_tiny_clip
 
 VOCAB = Vocabulary.parse("building, roof; road; tree")
