@@ -24,6 +24,16 @@ def resegzoo_register_variants(register):
                          license="MIT", citation="test", hf_repo="org/x", hf_file="x.pt"))
 """
 
+#: the same plugin as written now: one hook for models of every kind, everything from resegzoo.plugin
+MODEL_PLUGIN = """
+from resegzoo.plugin import ClipDetails, ModelRecord, RecordSource, hookimpl
+
+@hookimpl
+def resegzoo_register_models(register):
+    register(ModelRecord(name={variant!r}, kind="clip", license="MIT", citation="test",
+                         source=RecordSource(hf_repo="org/x", hf_file="x.pt"), details=ClipDetails("ViT-B-32")))
+"""
+
 
 @pytest.fixture
 def install_plugin(tmp_path, monkeypatch):
@@ -80,7 +90,7 @@ def test_plugin_clashing_with_a_builtin_loses_and_the_builtin_stays(install_plug
     with pytest.warns(UserWarning, match="copycat.*resegzoo.builtin.models"):
         registry = build_registry(get_plugin_manager())
     assert registry.variants.owners["remoteclip-vit-b-32"] == "resegzoo.builtin.models"
-    assert registry.variants.get("remoteclip-vit-b-32").source.hf_repo != "org/x"
+    assert registry.variants.get("remoteclip-vit-b-32").hf_repo != "org/x"
 
 
 def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin):
@@ -245,3 +255,62 @@ def test_two_distributions_with_one_plugin_name_report_the_second(install_plugin
     assert pm.get_plugin("samename").__name__ == earlier_on_path
     (broken,) = pm.report.broken
     assert broken.name.startswith("samename (") and f"already used by {earlier_on_path}" in broken.error
+
+
+def _plugins_rows() -> dict[str, dict]:
+    result = CliRunner().invoke(build_cli(), ["plugins"])
+    assert result.exit_code == 0, result.output
+    return {row["name"]: row for row in json.loads(result.output)["plugins"]}
+
+
+def test_plugins_shows_why_and_where_a_plugin_failed_to_load(install_plugin, tmp_path):
+    missing = install_plugin("needs-dep", "import json\n\nimport resegzoo_no_such_dependency\n", version="2.0")
+    install_plugin("multiline", "raise ValueError('config file is broken\\n  line 2 of the details')\n")
+    syntax = install_plugin("typo", "def f(:\n    pass\n")
+    install_plugin("hook-fails", """
+        from resegzoo.plugin import hookimpl
+
+        def read_settings():
+            return {}["url"]
+
+        @hookimpl
+        def resegzoo_register_variants(register):
+            read_settings()
+    """)
+    rows = _plugins_rows()
+    row = rows["needs-dep"]
+    assert row["broken"] is True
+    assert row["error"] == "ModuleNotFoundError: No module named 'resegzoo_no_such_dependency'"
+    assert row["where"] == f"{tmp_path / f'site-{missing}' / f'{missing}.py'}, line 3"
+    assert (row["distribution"], row["version"]) == (missing, "2.0")
+    assert rows["multiline"]["error"] == "ValueError: config file is broken ..."  # one line
+    assert rows["typo"]["error"].startswith("SyntaxError: ") and rows["typo"]["where"].endswith(f"{syntax}.py, line 1")
+    assert rows["hook-fails"]["error"] == "KeyError: 'url'"
+    assert rows["hook-fails"]["where"].endswith(", line 5")  # in the plugin's helper, not in resegzoo
+    assert rows["hook-fails"]["hooks"] == ["resegzoo_register_variants"]
+
+
+def test_plugins_lists_the_old_module_paths_a_plugin_still_uses(install_plugin):
+    module = install_plugin("old-paths", """
+        from resegzoo.hookspecs import hookimpl
+
+        @hookimpl
+        def resegzoo_register_mask_generators(register):
+            from resegzoo.interfaces import MaskGeneratorSpec
+            register(MaskGeneratorSpec("old-paths-grid", lambda **kw: None, "registered through old paths"))
+    """)
+    install_plugin("new-paths", MODEL_PLUGIN.format(variant="new-clip"))
+    install_plugin("old-hook", VARIANT_PLUGIN.format(variant="old-hook-clip"))
+    rows = _plugins_rows()
+    row = rows["old-paths"]
+    assert row["broken"] is False and row["hooks"] == ["resegzoo_register_mask_generators"]
+    hookimpl_note, spec_note = row["deprecated"]
+    assert hookimpl_note.startswith("resegzoo.hookspecs.hookimpl is deprecated") and "import hookimpl from " \
+        "resegzoo.plugin" in hookimpl_note and hookimpl_note.endswith(f"{module}.py, line 2)")
+    assert "import MaskGeneratorSpec from resegzoo.plugin" in spec_note and spec_note.endswith("line 6)")
+    assert "deprecated" not in rows["new-paths"]
+    (note,) = rows["old-hook"]["deprecated"]  # the earlier releases' hook still registers, with a note
+    assert note.startswith("resegzoo.plugins.hookspecs.resegzoo_register_variants is deprecated: implement "
+                           "resegzoo_register_models")
+    # a second manager in the same process (the module is imported already) still knows
+    assert get_plugin_manager().report.deprecated["old-paths"][0] == hookimpl_note

@@ -18,7 +18,7 @@ from resegzoo.schema import SchemaError
 def resolve_recipe(text: str) -> Path:
     """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default)."""
     path = Path(text).expanduser()
-    if path.is_file():
+    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
         return path
     from resegzoo.weights.zoo import registry_dir
 

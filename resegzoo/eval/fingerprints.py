@@ -8,7 +8,7 @@ new run folder instead of reusing stale results. File contents are hashed once p
 mtime) by :func:`resegzoo.weights.cache.cached_sha256`; a rerun does not re-read gigabytes. The
 model's fingerprint is the one its spec was resolved with once
 (:attr:`resegzoo.weights.zoo.ResolvedModel.fingerprint`), which also keys the cached text embeddings
-(:mod:`resegzoo.segmenter.text`) and goes into sidecars.
+(:mod:`resegzoo.methods.clip.text`) and goes into sidecars.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resegzoo.weights.cache import cached_sha256
-from resegzoo.segmenter.models import ModelLoadError
+from resegzoo.methods.base import ModelLoadError
 
 
 def method_fingerprints(recipe: Any, model: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -39,6 +39,11 @@ class MethodError(ResegzooError, ValueError):
     or settings the method does not take), or a method plugin that broke its contract."""
 
 
+class ModelLoadError(ResegzooError, RuntimeError):
+    """The model or the mask generator could not be set up (unknown name, missing file, a
+    download that failed offline, bad generator settings); the message says which and why."""
+
+
 @dataclass(frozen=True)
 class MethodContext:
     """Everything a method's factory is given to build the method once (per process, per actor)."""
@@ -94,7 +99,7 @@ class Method(Protocol):
         """Scores of a batch of windows.
 
         ``windows``: (B, S, S, 3) uint8 numpy array, RGB, S = the window side. ``vocab``: a
-        :class:`resegzoo.segmenter.text.Vocabulary` (``vocab.classes``: each class's names, in
+        :class:`resegzoo.vocabulary.Vocabulary` (``vocab.classes``: each class's names, in
         order; the flat name list is :func:`vocabulary_names`). ``per_name``: rows are the names
         (synonyms separate, in vocabulary order), else the classes (see :func:`names_to_classes`).
         ``maps``: each window's (L, S, S) int32 segment ids, for methods that read masks.
@@ -209,7 +214,7 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         raise MethodError(f"no model given: method {spec.name!r} needs a {spec.model} model; pass --model "
                           f"(see `resegzoo list models --kind {spec.model}`), local-dir:DIR or hf-hub:ORG/REPO, or "
                           "set `model:` in the recipe")
-    elif spec.check_model is not None:
+    elif spec.check_model is not None and not is_model_name(model):  # a record's name: the route checks it
         try:
             spec.check_model(model)
         except (ValueError, LookupError) as exc:
@@ -229,6 +234,13 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
     return MethodChoice(recipe=recipe, spec=spec, settings=settings, model=model, masks=masks_name)
 
 
+def is_model_name(spec: str) -> bool:
+    """Whether ``spec`` is the name of a registered model record (of any kind)."""
+    from resegzoo.plugins.registry import get_registry
+
+    return spec in get_registry().models
+
+
 def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: Optional[str] = None,
                          progress: bool = True) -> Any:
     """The method's model spec resolved ONCE into a ``resegzoo.weights.zoo.ResolvedModel`` (kind,
@@ -237,16 +249,17 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
     None for a method without a model. A spec of another kind than the method's (a CLIP model for
     segearth-ov3, SAM 3 for clip), unknown or missing is a :class:`MethodError` in one line.
 
-    A plugin's kind that resegzoo cannot fetch (no record of it registered, the method checks its
-    specs itself with ``check_model``) is passed on as it is, fingerprinted by the spec's
-    ``fingerprint``."""
+    A method that checks its specs itself (``check_model``, a plugin's kind) gets any spec that is no
+    registered model's name as it is, fingerprinted by the spec's ``fingerprint``; the names of
+    records (of its kind) take the model route like every other."""
     if spec.model is None or not model:
         return None
     from resegzoo.errors import ResegzooError
     from resegzoo.weights.loading import resolve_model
-    from resegzoo.weights.zoo import ResolvedModel, routes_kind
+    from resegzoo.weights.zoo import ResolvedModel
 
-    if spec.check_model is not None and not routes_kind(spec.model):
+    if spec.check_model is not None and not is_model_name(model):
+        # a plugin's kind with specs of its own (check_model): the method reads them itself
         try:
             fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
         except (LookupError, OSError, ValueError) as exc:
@@ -295,3 +308,38 @@ def check_scores(name: str, scores: Any, shape: Sequence[int]) -> Any:
         raise MethodError(f"method {name!r} returned window scores of shape {tuple(scores.shape)}, expected "
                           f"{tuple(shape)} (windows, rows, window side, window side)")
     return scores
+
+
+#: side of the test image a generator that does not declare ``level_count`` is probed with
+PROBE_SIDE = 32
+
+
+def mask_level_count(generator: Any, name: str) -> int:
+    """How many segment levels ``generator`` returns: its ``level_count`` attribute, else the
+    number of maps it gives for a small test image (asked once, at setup, never per image)."""
+    import numpy as np
+
+    declared = getattr(generator, "level_count", None)
+    if declared is not None:
+        return int(declared)
+    ramp = np.linspace(0, 255, PROBE_SIDE, dtype=np.float32)
+    probe = np.stack([ramp[None, :].repeat(PROBE_SIDE, 0), ramp[:, None].repeat(PROBE_SIDE, 1),
+                      np.full((PROBE_SIDE, PROBE_SIDE), 128, np.float32)], axis=-1).astype(np.uint8)
+    try:
+        maps = np.asarray(generator(probe))
+    except Exception as exc:  # a plugin's generator: any failure here is a setup error to report
+        raise ModelLoadError(f"mask generator {name!r} failed on a {PROBE_SIDE}x{PROBE_SIDE} test image "
+                             f"({type(exc).__name__}: {exc}); it cannot be used") from exc
+    if maps.ndim != 3:
+        raise ModelLoadError(f"mask generator {name!r} returned shape {maps.shape} for a {PROBE_SIDE}x{PROBE_SIDE} "
+                             "image; a generator returns (levels, H, W) segment ids")
+    return int(maps.shape[0])
+
+
+def upsample_patch_logits(logits: Any, size: tuple[int, int]) -> Any:
+    """(B, K, gh, gw) patch logits -> (B, K, h, w), bilinear as in the reference code."""
+    import torch.nn.functional as F
+
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
 from resegzoo.errors import ResegzooError
-from resegzoo.plugins.manager import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
+from resegzoo.plugins.manager import BUILTIN_PLUGINS, PluginManager, caught_warnings, get_plugin_manager
 
 T = TypeVar("T")
 
@@ -70,11 +70,13 @@ class Registry:
 
     @property
     def variants(self) -> Table[Any]:
-        """The clip records of :attr:`models` (their owners kept): earlier releases' table of CLIP variants."""
+        """Earlier releases' table of CLIP variants: the clip records of :attr:`models` as
+        ``ClipVariant`` views (``record.clip_variant()``), their owners kept. New code reads :attr:`models`."""
         table: Table[Any] = Table("CLIP variant")
         for name in self.models:
-            if self.models.entries[name].kind == "clip":
-                table.add(name, self.models.entries[name], self.models.owners[name])
+            record = self.models.entries[name]
+            if record.kind == "clip":
+                table.add(name, record.clip_variant(), self.models.owners[name])
         return table
 
     def table(self, kind: str) -> Table[Any]:
@@ -123,19 +125,22 @@ def _collect(pm: PluginManager, hook_names: tuple[str, ...], kind: str, adapt: A
     impls = [(hook_name, impl) for hook_name in hook_names for impl in getattr(pm.hook, hook_name).get_hookimpls()]
     impls.sort(key=lambda pair: pair[1].plugin_name not in BUILTIN_PLUGINS)
     for hook_name, impl in impls:
-        if hook_name in _OLD_HOOKS:
-            warnings.warn(f"resegzoo plugin {impl.plugin_name!r} implements {hook_name}, which earlier releases "
-                          f"used; it still works, but implement {_OLD_HOOKS[hook_name]} instead", DeprecationWarning,
-                          stacklevel=2)
         staged: list[Any] = []
         try:
-            impl.function(register=staged.append)
-            staged = [adapt(entry) for entry in staged] if adapt is not None else staged
+            with caught_warnings() as caught:
+                if hook_name in _OLD_HOOKS:  # recorded for `resegzoo plugins` like the old module paths
+                    warnings.warn(f"resegzoo.plugins.hookspecs.{hook_name} is deprecated: implement "
+                                  f"{_OLD_HOOKS[hook_name]} (it takes the same ClipVariant records, and "
+                                  "resegzoo.plugin.ModelRecord of any kind)", DeprecationWarning, stacklevel=2)
+                impl.function(register=staged.append)
+                staged = [adapt(entry) for entry in staged] if adapt is not None else staged
         except Exception as exc:
             if impl.plugin_name in BUILTIN_PLUGINS:
                 raise  # a bug or a typo in resegzoo's own registry/: never hide it
-            pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc)
+            pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc, getattr(impl.plugin, "__name__", ""))
             continue
+        finally:
+            pm.note_deprecations(impl.plugin_name, caught)
         for entry in staged:
             owner = table.owners.get(entry.name)
             if owner is not None and not (owner in BUILTIN_PLUGINS and impl.plugin_name in BUILTIN_PLUGINS):

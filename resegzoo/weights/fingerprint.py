@@ -52,3 +52,10 @@ def files_fingerprint(files: Files) -> dict[str, Any]:
     if record is None and files.config is not None:
         found["config_sha256"] = cached_sha256(files.config)
     return found
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

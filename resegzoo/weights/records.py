@@ -176,6 +176,10 @@ class ModelRecord:
     def kind_name(self) -> str:
         return kind_name(self.kind)
 
+    def clip_variant(self) -> "ClipVariant":
+        """This clip record as earlier releases' :class:`ClipVariant` (``Registry.variants`` gives these)."""
+        return ClipVariant.from_record(self)
+
     def gated_note(self) -> str:
         """What a user of a gated record must do first, in one sentence ("" when it is not gated)."""
         if not self.gated:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from resegzoo.weights.kinds import check_file_kind, check_folder_kind, check_no_folder, folder_layout
 from resegzoo.weights.records import CLIP, SAM, SAM2, ModelRecord, kind_name
@@ -132,3 +133,20 @@ def resolve_sam(checkpoint: str | None, model: str | None, default: str = "vit_b
         raise ValueError(f"SAM checkpoint {record.name!r} is a {model_type} model, but model: {model} "
                          "was asked for; drop one of the two settings")
     return Source(record.name, "record", kind, record=record)
+
+
+def random_weights_note(model: Any) -> str | None:
+    """A warning for a model whose record says its weights are random by design (``random_weights``);
+    ``model``: a ``ResolvedModel``, or (a caller outside the API) a spec looked up in the registry."""
+    if isinstance(model, str):
+        try:
+            record = None if not model or is_path_like(model) else get_model(model)
+        except LookupError:
+            return None
+        random, spec = bool(record is not None and record.random_weights), model
+    else:
+        random, spec = model.random_weights, model.spec
+    if not random:
+        return None
+    return (f"model {spec!r} has RANDOM weights by design (a demo/test model): its labels are not a "
+            "segmentation result; use a real model (`resegzoo list models`)")

@@ -27,7 +27,7 @@ from resegzoo.weights.records import ClipVariant, ModelRecord, kind_name
 
 __all__ = ["CheckpointError", "ClipVariant", "FetchError", "Files", "LoadError", "ModelRecord", "NoNetworkError",
            "REGISTRY_ENV", "ResolvedModel", "Source", "WrongKindError", "get_model", "get_sam_checkpoint",
-           "model_records", "registry_dir", "routes_kind"]
+           "model_records", "registry_dir"]
 
 #: Environment variable naming a registry folder to use instead of the installed one.
 REGISTRY_ENV = "RESEGZOO_REGISTRY"
@@ -210,14 +210,6 @@ def get_model(name: str, kind: str | None = None) -> ModelRecord:
     return of_kind.get(name)
 
 
-def routes_kind(kind: str) -> bool:
-    """Whether the model route resolves and fetches specs of ``kind``: resegzoo's own kinds, and any
-    kind a registered record has (a plugin's kind otherwise is its method's business)."""
-    from resegzoo.weights.records import BUILTIN_KINDS
-
-    return kind in BUILTIN_KINDS or any(r.kind == kind for r in model_records().values())
-
-
 def get_sam_checkpoint(name: str) -> ModelRecord:
     """The SAM or SAM 2.1 record called ``name`` (``sam-vit-b``; the model type ``vit_b`` works too)."""
     from resegzoo.plugins.registry import Table
@@ -230,3 +222,10 @@ def get_sam_checkpoint(name: str) -> ModelRecord:
     if name in by_type and name not in table:
         return by_type[name]
     return table.get(name)
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

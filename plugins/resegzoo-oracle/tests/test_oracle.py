@@ -10,14 +10,14 @@ from resegzoo_oracle import OracleEncoder, color_of, embed_color
 
 
 def test_registered_through_the_entry_point():
-    from resegzoo.plugins.registry import build_registry
+    from resegzoo.plugin import build_registry
 
     eps = [ep for ep in metadata.entry_points(group="resegzoo") if ep.name == "oracle"]
     assert eps and eps[0].value == "resegzoo_oracle.plugin"
     reg = build_registry()
     assert reg.variants.owners["oracle"] == "oracle"  # the entry-point name, not an import path
     variant = reg.variants.get("oracle-p4")
-    assert variant.kind == "clip" and variant.build(device="cpu").patch_size == 4
+    assert variant.format == "custom" and variant.build(device="cpu").patch_size == 4
 
 
 def test_color_of_words_hex_and_hash():

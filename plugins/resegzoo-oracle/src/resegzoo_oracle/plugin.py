@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import functools
 
-from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.plugin import hookimpl
 
 
 @hookimpl
 def resegzoo_register_models(register):
-    from resegzoo.weights.records import ClipDetails, ModelRecord
+    from resegzoo.plugin import ClipDetails, ModelRecord
 
     for name, patch in (("oracle", 1), ("oracle-p4", 4)):
         register(ModelRecord(
