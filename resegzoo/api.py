@@ -39,13 +39,14 @@ from resegzoo.batch.inputs import BatchInputError
 from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
+from resegzoo.methods.base import ModelLoadError
+from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.reader import Stretch
 from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
-from resegzoo.segmenter.models import ModelLoadError
-from resegzoo.segmenter.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
+from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
-from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
+from resegzoo.vocabulary import Vocabulary, VocabularyError
 
 __all__ = [
     "BatchInputError",
@@ -140,7 +141,10 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     except MethodError as exc:
         raise BatchInputError(str(exc)) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks
-    files = expand_inputs(inputs, recursive)
+    notes: list[str] = []
+    files = expand_inputs(inputs, recursive, out=out, notes=notes)
+    for note in notes:
+        progress.note(note)
     try:
         band_list = reader.parse_bands(bands) if bands is None or isinstance(bands, str) else tuple(bands)
         nodata_value = reader.parse_nodata(nodata) if nodata is None or isinstance(nodata, str) else float(nodata)
@@ -184,7 +188,7 @@ def _with_prompt_pool(recipe: SegmentRecipe, vocab: Vocabulary, prompt_pool: str
     """The recipe with ``prompt_pool`` (when given) and the vocabulary expanded by the recipe's pool."""
     import dataclasses
 
-    from resegzoo.segmenter.prompt_pools import pool_for
+    from resegzoo.prompt_pools import pool_for
 
     if prompt_pool is not None:
         recipe = dataclasses.replace(recipe, text=dataclasses.replace(recipe.text, prompt_pool=prompt_pool))

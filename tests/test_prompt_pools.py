@@ -12,7 +12,7 @@ from PIL import Image
 
 from resegzoo.cli import build_cli
 from resegzoo.eval.datasets import builtin_info
-from resegzoo.segmenter.prompt_pools import (
+from resegzoo.prompt_pools import (
     PromptPool, PromptPoolError, dataset_pool, expand_classes, expand_for, expand_vocabulary, load_pool, match_class,
     union_of)
 from resegzoo.segmenter.text import Vocabulary

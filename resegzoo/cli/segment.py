@@ -123,7 +123,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     """
     from resegzoo.api import BatchInputError, BatchProgress, load_recipe, load_templates, segment_files
     from resegzoo.raster.names import shown
-    from resegzoo.raster.reader import NODATA_LABEL
+    from resegzoo.raster.opening import NODATA_LABEL
     from resegzoo.runtime.precision import set_threads
     from resegzoo.schema import SchemaError
 

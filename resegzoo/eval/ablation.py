@@ -18,7 +18,7 @@ from resegzoo.schema import SchemaError
 def resolve_recipe(text: str) -> Path:
     """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default)."""
     path = Path(text).expanduser()
-    if path.is_file():
+    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
         return path
     from resegzoo.weights.zoo import registry_dir
 
@@ -61,7 +61,7 @@ def load_eval_recipe(path: Path, dataset_settings: Mapping[str, Any]) -> Any:
 
 def _with_prompt_pool(info: DatasetInfo, classes: list[list[str]], recipe: Any, source: str) -> list[list[str]]:
     """The classes with the recipe's ``text.prompt_pool`` merged in (``dataset``: the dataset's own)."""
-    from resegzoo.segmenter.prompt_pools import PromptPoolError, expand_for
+    from resegzoo.prompt_pools import PromptPoolError, expand_for
 
     try:
         return expand_for(classes, recipe.text.prompt_pool, info.prompt_pool, info.name)

@@ -193,7 +193,7 @@ class EvalRun:
         return cm
 
     def vocabulary(self) -> Any:
-        from resegzoo.segmenter.text import Vocabulary
+        from resegzoo.vocabulary import Vocabulary
 
         return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
@@ -217,12 +217,14 @@ class EvalRun:
         atomic.save_npy(self.result_file(sample), cm)
 
     def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
-            overlays: int = 4, progress: bool = True, engine: Optional[Callable[..., Any]] = None) -> RunResult:
+            overlays: int = 4, progress: bool = True, engine: Optional[Callable[..., Any]] = None,
+            say: Optional[Callable[[str], None]] = None) -> RunResult:
         """Evaluate the images that have no stored result yet, then score all requested images.
 
         ``make_segmenter(spec)`` is called only when some image still needs segmenting. ``engine``,
         if given, segments the pending images elsewhere: ``engine(run, pending, overlay_ids)`` yields
-        ``(sample, confusion)`` pairs in any order (see resegzoo.engines.ray_eval).
+        ``(sample, confusion)`` pairs in any order (see resegzoo.engines.ray_eval). ``say(line)``
+        is told, on a rerun, how many images earlier runs already finished.
         """
         info = self.dataset.info
         samples = list(self.dataset)[:limit]
@@ -232,6 +234,10 @@ class EvalRun:
                                "rename the images so their ids differ in letters or digits")
         self._check_stored_settings()
         pending = [s for s in samples if not self.result_file(s).is_file()]
+        if say is not None and len(pending) < len(samples):
+            done = len(samples) - len(pending)
+            rest = f"segmenting the other {len(pending)}" if pending else "nothing left to segment"
+            say(f"run {self.spec.label!r}: {done} of {len(samples)} image(s) already done in {self.run_dir}; {rest}")
         if pending and self.spec.recipe.inference.background_threshold is not None and info.background is None:
             raise DatasetError(f"{info.title} has no background class, but the recipe sets "
                                "inference.background_threshold; remove it from the recipe")

@@ -3,13 +3,15 @@
 On Linux a file name is bytes; Python shows the bytes that are not UTF-8 as lone surrogates
 (``os.fsdecode``'s surrogateescape), which GDAL's bindings, JSON and the terminal refuse to encode.
 Inputs keep their real name (Python's own file functions take it as is); what resegzoo shows,
-records or derives from it goes through here.
+records or derives from it goes through here: and GDAL is given such a file through
+:func:`gdal_name`. :func:`is_remote` tells a path of a network or virtual file system.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def is_utf8(text: str) -> bool:
@@ -50,3 +52,30 @@ def path_of_record(record: dict[str, Any]) -> Path:
     if "input_bytes_hex" in record:
         return Path(os.fsdecode(bytes.fromhex(record["input_bytes_hex"])))
     return Path(record["input"])
+
+
+def is_remote(path: str) -> bool:
+    """A path the USER gave that names a network or virtual file system (their explicit choice)."""
+    return "://" in path or path.startswith("/vsi")
+
+
+@contextlib.contextmanager
+def gdal_name(path: str | Path) -> Iterator[str]:
+    """A name GDAL can be given for the local file ``path``. rasterio encodes names as strict
+    UTF-8, so a name that is not (bytes a Linux file name may hold) is reached through a
+    temporary folder of links with UTF-8 names (see :func:`resegzoo.raster.names.output_stem`):
+    the file and its siblings of the same stem, so world files, .aux.xml, .ovr and .msk are found."""
+    import tempfile
+
+    path = str(path)
+    if is_utf8(path) or is_remote(path):
+        yield path
+        return
+    target = Path(path).absolute()
+    folder, name = os.fsencode(target.parent), os.fsencode(target.name)
+    stem = name.split(b".", 1)[0]
+    with tempfile.TemporaryDirectory(prefix="resegzoo-names-") as links:
+        for sibling in os.listdir(folder):
+            if sibling == name or (stem and sibling.startswith(stem + b".")):
+                os.symlink(os.path.join(folder, sibling), os.path.join(links, output_stem(os.fsdecode(sibling))))
+        yield os.path.join(links, output_stem(target.name))

@@ -28,7 +28,7 @@ from resegzoo.compose.weighting import (
 
 
 def find_images(paths: list[str], limit: int) -> list[Path]:
-    from resegzoo.raster.reader import find_rasters
+    from resegzoo.raster.discovery import find_rasters
 
     found: list[Path] = []
     for p in map(Path, paths):
@@ -48,7 +48,8 @@ def load_image(path: Path, size: int, mean, std) -> torch.Tensor:
     nodata filled from the nearest valid pixels), resized and normalised."""
     from PIL import Image
 
-    from resegzoo.raster.reader import ImageError, fill_invalid, read_image
+    from resegzoo.raster.errors import ImageError
+    from resegzoo.raster.opening import fill_invalid, read_image
 
     try:
         rgb, valid, _ = read_image(path)

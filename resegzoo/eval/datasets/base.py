@@ -84,7 +84,7 @@ class DatasetInfo:
     method_settings: dict[str, MethodDatasetSettings] = field(default_factory=dict)
     #: a prompt pool (ProC-SAM3's ``cls_<dataset>_exp.txt``): one line per class, its name first,
     #: then its prompts; a recipe's ``text.prompt_pool: dataset`` merges it into the classes
-    #: (:mod:`resegzoo.segmenter.prompt_pools`)
+    #: (:mod:`resegzoo.prompt_pools`)
     prompt_pool: Optional[list[list[str]]] = None
     homepage: str = ""
     citation: str = ""
@@ -193,7 +193,8 @@ def _read_array(path: Path, palette_as_rgb: bool = False) -> np.ndarray:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
-        from resegzoo.raster.reader import check_sources, gdal_env, gdal_name
+        from resegzoo.raster.names import gdal_name
+        from resegzoo.raster.sandbox import check_sources, gdal_env
 
         check_sources(path)  # a ".tif" holding a VRT is a VRT to GDAL: the reader's rules apply
         with warnings.catch_warnings():
@@ -227,8 +228,8 @@ def read_label(path: Path, encoding: LabelEncoding) -> np.ndarray:
 def read_image(path: Path, alpha_is_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 through the one raster reader (bands 1-3, palette colours, 16-bit/float
     stretch) and the (H, W) valid mask (nodata, mask, alpha unless ``alpha_is_band``, NaN)."""
-    from resegzoo.raster.reader import ImageError
-    from resegzoo.raster.reader import read_image as read_raster_image
+    from resegzoo.raster.errors import ImageError
+    from resegzoo.raster.opening import read_image as read_raster_image
 
     try:
         rgb, valid, _ = read_raster_image(path, alpha_mask=not alpha_is_band)

@@ -95,7 +95,7 @@ class Dataset:
 
         The image's nodata pixels are ignored in the label (left out of the metrics) and filled
         from their nearest valid pixels in the image (no flat patch the model takes for a segment)."""
-        from resegzoo.raster.reader import fill_invalid
+        from resegzoo.raster.opening import fill_invalid
 
         image, valid = read_image(sample.image, sample.alpha_is_band)
         label = read_label(sample.label, self.encoding)

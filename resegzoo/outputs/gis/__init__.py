@@ -11,8 +11,8 @@ from __future__ import annotations
 from resegzoo.errors import ResegzooError
 #: NODATA_LABEL: the label value of pixels that are not classified; never a class, never a feature.
 #: without_georeference_warnings: label rasters of PNG inputs have no CRS, expected here.
-from resegzoo.raster.reader import NODATA_LABEL
-from resegzoo.raster.reader import quiet_georef as without_georeference_warnings
+from resegzoo.raster.georef import quiet_georef as without_georeference_warnings
+from resegzoo.raster.opening import NODATA_LABEL
 
 
 class GisError(ResegzooError):

@@ -234,7 +234,7 @@ def expand_classes(classes: Sequence[Sequence[str]], pool: PromptPool, fuzzy: bo
 def expand_vocabulary(vocab: Any, pool: PromptPool, fuzzy: bool = False) -> Any:
     """``vocab`` with each class's pool prompts as extra names; the class labels stay the
     vocabulary's (its labels, or each class's first name)."""
-    from resegzoo.segmenter.text import Vocabulary
+    from resegzoo.vocabulary import Vocabulary
 
     classes = expand_classes([list(c) for c in vocab.classes], pool, fuzzy=fuzzy)
     return Vocabulary(classes, labels=list(vocab.class_names))

@@ -1,0 +1,83 @@
+"""One unit of outputs and the batch around it, as data: :class:`RasterJob` (an input's plan and the
+files it becomes), :class:`BatchOptions` (where and how a batch writes), :class:`BatchResult` (what
+it did, and the table printed after it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from resegzoo.batch.job import RasterPlan
+from resegzoo.outputs.gis.products import GisOutputs
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Where and how a batch writes (the options of ``resegzoo segment`` past the model)."""
+
+    out: Path
+    #: also write STEM.probs.tif: "uint8" or "float16"
+    probs: str | None = None
+    #: the nodata value given for every input (recorded in the sidecars, compared by skip_existing)
+    nodata: float | None = None
+    overwrite: bool = False
+    skip_existing: bool = False
+    continue_on_error: bool = False
+    gis: GisOutputs = field(default_factory=GisOutputs)
+    #: the stretch chosen for data that is not 8-bit, as sidecars record it (see stretch_record)
+    stretch: Any = "file"
+
+
+@dataclass
+class RasterJob:
+    """One input to segment: its plan and where its outputs go."""
+
+    plan: RasterPlan
+    destination: Path
+    probs_destination: Path | None = None
+    overlay: Path | None = None
+    sidecar: Path | None = None
+
+    @property
+    def stem(self) -> str:
+        assert self.sidecar is not None
+        return self.sidecar.name.removesuffix(".json")
+
+    @property
+    def folder(self) -> Path:
+        """Where its outputs go (the output folder, or a mirrored input folder below it)."""
+        return self.destination.parent
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: the sidecar records of the units written, the inputs skipped (their
+    result was there), and the inputs that failed with why."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    #: how many inputs were asked for (files found)
+    inputs: int = 0
+    #: per written input: its path mirrored under the output folder, its record, its outputs
+    units: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return summary(self.units)
+
+
+def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
+    """The table printed after a batch: per input (its path as mirrored under the output folder,
+    its sidecar record, the outputs written) one row, and the total."""
+    width = max([32] + [len(image) for image, _, _ in units])
+    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}  outputs"]
+    for image, r, outputs in units:
+        lines.append(f"{image:<{width}} {r['size'][0] * r['size'][1]:>12,} "
+                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
+                     f"{r['seconds']:>8.2f}  {outputs}")
+    total_px = sum(r["size"][0] * r["size"][1] for _, r, _ in units)
+    classes = {n for _, r, _ in units for n, v in r["pixel_fraction"].items() if v > 0}
+    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7} "
+                 f"{sum(r['seconds'] for _, r, _ in units):>8.2f}")
+    return "\n".join(lines)
+
