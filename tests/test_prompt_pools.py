@@ -15,7 +15,7 @@ from resegzoo.eval.datasets import builtin_info
 from resegzoo.prompt_pools import (
     PromptPool, PromptPoolError, dataset_pool, expand_classes, expand_for, expand_vocabulary, load_pool, match_class,
     union_of)
-from resegzoo.segmenter.text import Vocabulary
+from resegzoo.vocabulary import Vocabulary
 
 #: ProC-SAM3's own class lists (configs/cls_<dataset>.txt, commit 234c87e), and the prompt counts its
 #: PromptBank gives with its cls_<dataset>_exp.txt (issue 23; checked against its code)
