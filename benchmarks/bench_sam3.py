@@ -228,7 +228,9 @@ def resegzoo_segmenter(folder: Path, method: str, threshold: float, prob_thd: fl
     inference: dict[str, Any] = {"background_threshold": prob_thd}
     inference.update({"window": 512, "stride": 512, "window_placement": "shift"} if slide
                      else {"window_placement": "image"})
-    recipe = load_recipe(f"method-{method}", inference=inference,
+    from resegzoo.segmenter.recipe import shipped_recipe
+
+    recipe = load_recipe(shipped_recipe(f"method-{method}"), inference=inference,
                          method={"name": method, "settings": {"confidence_threshold": threshold}},
                          text={"prompt_pool": "none"})
     return Segmenter.from_recipe(recipe, model=f"local-dir:{folder}")
