@@ -32,12 +32,13 @@ from resegzoo.batch.inputs import BatchInputError
 from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
+from resegzoo.methods.base import ModelLoadError
+from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.reader import Stretch
 from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
-from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
-from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
+from resegzoo.vocabulary import Vocabulary, VocabularyError
 
 __all__ = [
     "BatchInputError",
@@ -151,7 +152,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
-    for note in seg.notes:
+    for note in seg.notes + seg.cache_notes:
         progress.note(note)
     spec = SegmenterSpec(recipe, model, masks, device, architecture)
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,

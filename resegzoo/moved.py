@@ -39,7 +39,7 @@ class Moved:
     package: bool = False
 
 
-#: old module path -> where it moved (the layout before issue 15, commit 34e7376)
+#: old module path -> where it moved (the layout before issue 15, commit 34e7376; then issue 22's moves)
 MOVED: dict[str, Moved] = {
     "resegzoo.hookspecs": Moved("resegzoo.plugins.hookspecs"),
     "resegzoo.interfaces": Moved("resegzoo.plugins.interfaces"),
@@ -71,6 +71,37 @@ MOVED: dict[str, Moved] = {
     "resegzoo.gis.style": Moved("resegzoo.outputs.gis.style"),
     "resegzoo.gis.vector": Moved("resegzoo.outputs.gis.vector"),
     "resegzoo.raster.job": Moved("resegzoo.batch.job"),
+    # issue 22: the CLIP method became a package like every method (resegzoo/methods/clip/), and the one
+    # Vocabulary class its own module (resegzoo/vocabulary.py)
+    "resegzoo.segmenter.clip_method": Moved("resegzoo.methods.clip.method"),
+    "resegzoo.segmenter.encoder": Moved("resegzoo.methods.clip.encoder"),
+    "resegzoo.segmenter.schedule": Moved("resegzoo.methods.clip.schedule"),
+    "resegzoo.segmenter.last_block": Moved("resegzoo.methods.clip.last_block"),
+    "resegzoo.segmenter.extras": Moved("resegzoo.methods.clip.extras"),
+    "resegzoo.segmenter.text": Moved("resegzoo.methods.clip.text", {
+        **{name: ("resegzoo.vocabulary", name) for name in ("Vocabulary", "VocabularyError", "MAX_NAME_CHARS",
+                                                            "MAX_NAMES", "_check_name")},
+        "MAX_YAML_BYTES": ("resegzoo.schema", "MAX_YAML_BYTES")}),
+}
+
+#: names that left a module which stays (issue 22): module -> {name: (the module holding it now, its name
+#: there)}; the module's ``__getattr__`` answers them through :func:`left_module_attribute`
+LEFT: dict[str, dict[str, tuple[str, str]]] = {
+    "resegzoo.segmenter.models": {
+        "build_encoder": ("resegzoo.methods.clip.build", "build_encoder"),
+        "fit_schedule": ("resegzoo.methods.clip.build", "fit_schedule"),
+        "text_tower_key": ("resegzoo.methods.clip.build", "text_tower_key"),
+        "mask_level_count": ("resegzoo.methods.base", "mask_level_count"),
+        "PROBE_SIDE": ("resegzoo.methods.base", "PROBE_SIDE"),
+        "random_weights_note": ("resegzoo.weights.resolve", "random_weights_note"),
+    },
+    "resegzoo.segmenter.windows": {
+        "patch_padding": ("resegzoo.methods.clip.method", "patch_padding"),
+        "upsample_patch_logits": ("resegzoo.methods.base", "upsample_patch_logits"),
+    },
+    # compose's ``vocabulary:`` section was a second class called Vocabulary
+    "resegzoo.compose.recipe": {"Vocabulary": ("resegzoo.compose.recipe", "PromptSet")},
+    "resegzoo.compose": {"Vocabulary": ("resegzoo.compose.recipe", "PromptSet")},
 }
 
 #: old modules that are packages of the same name now: package -> (the module holding the old names,
@@ -138,6 +169,19 @@ def old_module_attribute(package: str, name: str) -> Any:
     return _resolve(package, name, module, {}, stacklevel=4)
 
 
+def left_module_attribute(module: str, name: str) -> Any:
+    """A name that left ``module`` (which stays; :data:`LEFT`), from where it lives now, with a
+    DeprecationWarning naming that place. Called from the module's ``__getattr__``; any other name is
+    an AttributeError as usual."""
+    where, attr = LEFT.get(module, {}).get(name, (None, None))
+    if where is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), attr)
+    warnings.warn(f"{module}.{name} is deprecated: it moved to {where}; {_advice(name, where, attr, value)}",
+                  DeprecationWarning, stacklevel=3)
+    return value
+
+
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports each old path of :data:`MOVED` as an alias module; answers for nothing else."""
 
@@ -155,7 +199,7 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         old = module.__name__
         moved = MOVED[old]
         importlib.import_module(moved.target)  # a broken target fails here, at the import, not at a use
-        module.__doc__ = (f"Deprecated alias of {moved.target} (moved in issue 15); plugins import from "
+        module.__doc__ = (f"Deprecated alias of {moved.target} (a module that moved); plugins import from "
                           f"{PLUGIN_API}. Each name used through it warns.")
 
         def __getattr__(name: str) -> Any:

@@ -35,13 +35,13 @@ if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type ch
     from resegzoo.compose.weighting.models import ScoringModel
     from resegzoo.eval.datasets import Dataset, DatasetError, DatasetInfo, LabelEncoding, Layout, Sample
     from resegzoo.eval.datasets.layout import mmseg_layout, open_with_layouts
-    from resegzoo.segmenter.text import Vocabulary
+    from resegzoo.vocabulary import Vocabulary
     from resegzoo.weights.hub import cache_dir
 
 #: name -> the module it is imported from when first used (those modules import torch or numpy)
 _LAZY: dict[str, str] = {
     # what a method's window_scores is given
-    "Vocabulary": "resegzoo.segmenter.text",
+    "Vocabulary": "resegzoo.vocabulary",
     # a weighting strategy: called with a WeightingContext, returns a WeightingResult
     "WeightingContext": "resegzoo.compose.weighting",
     "WeightingResult": "resegzoo.compose.weighting",

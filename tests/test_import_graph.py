@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[1] / "resegzoo"
 #: The layers of ARCHITECTURE.md, lowest first: a package may import packages of its own layer or
 #: below, never above. Keep in step with ARCHITECTURE.md's "Layers" section.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "schema", "moved"),       # base; moved: old module paths as warning aliases
+    ("errors", "schema", "moved", "vocabulary"),  # base; old module paths as warning aliases; the class list
     ("plugins",),                        # the plugin system (hooks, manager, registry, interfaces)
     ("raster", "runtime"),               # reading images; run-time settings
     ("outputs",),                        # atomic writes, claims, images, GIS products
     ("weights",),                        # the model route: zoo, resolve, fetch, read, build
     ("masks",),                          # mask generators
-    ("methods",),                        # the method seam and its methods
+    ("methods",),                        # the method seam and the methods (clip, segearth_ov3, ...)
     ("segmenter",),                      # the pipeline
     ("batch",),                          # one input = one unit of outputs
     ("compose", "eval", "qgis"),         # composition, evaluation, the QGIS plugin

@@ -1,7 +1,9 @@
-"""Issue 22 item 1: every module path from before issue 15's reorganisation still imports, as an alias
-whose names warn (DeprecationWarning naming the new place) and are the new modules' own objects.
+"""Issue 22 item 1: every module path from before issue 15's reorganisation (and the CLIP method's modules
+that issue 22 moved into resegzoo/methods/clip/) still imports, as an alias whose names warn
+(DeprecationWarning naming the new place) and are the new modules' own objects.
 
-tests/data/moved_modules.json holds, frozen, the public names each old module defined then."""
+tests/data/moved_modules.json and moved_modules_issue22.json hold, frozen, the public names each old
+module defined then."""
 from __future__ import annotations
 
 import importlib
@@ -15,9 +17,10 @@ import pytest
 
 from resegzoo.moved import BECAME_PACKAGES, MOVED
 
+#: issue 15's moves (moved_modules.json) and issue 22's (the CLIP method's modules: moved_modules_issue22.json)
 OLD_NAMES: dict[str, list[str]] = {
-    module: names for module, names in json.loads(
-        (Path(__file__).parent / "data" / "moved_modules.json").read_text(encoding="utf-8")).items()
+    module: names for frozen in ("moved_modules.json", "moved_modules_issue22.json") for module, names in json.loads(
+        (Path(__file__).parent / "data" / frozen).read_text(encoding="utf-8")).items()
     if not module.startswith("_")
 }
 

@@ -22,7 +22,7 @@ def test_every_public_name_resolves_and_dir_lists_it():
 def test_names_are_the_objects_resegzoo_itself_uses():
     from resegzoo.methods.base import MethodSpec
     from resegzoo.plugins.hookspecs import hookimpl
-    from resegzoo.segmenter.text import Vocabulary
+    from resegzoo.vocabulary import Vocabulary
     from resegzoo.weights.zoo import ClipVariant
 
     assert resegzoo.plugin.hookimpl is hookimpl
@@ -218,7 +218,8 @@ def dump(value: Any, indent: str = "") -> str:
     inner = indent + " "
     if isinstance(value, list):
         return "[\n" + ",\n".join(inner + dump(v, inner) for v in value) + "\n" + indent + "]"
-    return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {dump(v, inner)}" for k, v in value.items()) + "\n" + indent + "}"
+    items = ",\n".join(f"{inner}{json.dumps(k)}: {dump(v, inner)}" for k, v in value.items())
+    return "{\n" + items + "\n" + indent + "}"
 
 
 def test_nothing_plugins_use_was_removed_or_changed_incompatibly():

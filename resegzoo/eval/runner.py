@@ -193,7 +193,7 @@ class EvalRun:
         return cm
 
     def vocabulary(self) -> Any:
-        from resegzoo.segmenter.text import Vocabulary
+        from resegzoo.vocabulary import Vocabulary
 
         return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 

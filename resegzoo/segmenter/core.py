@@ -8,17 +8,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from resegzoo.methods.base import SCORE_KINDS, check_scores, class_of_names, names_to_classes, vocabulary_names
+from resegzoo.methods.base import (
+    SCORE_KINDS, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
+    vocabulary_names)
+from resegzoo.methods.clip.extras import majority_vote
+from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
+from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime.prefetch import prefetched
-from resegzoo.segmenter.clip_method import NAME as CLIP, ClipMethod
-from resegzoo.segmenter.extras import majority_vote
-from resegzoo.segmenter.models import ModelLoadError  # noqa: F401  (public here since the API began)
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
-from resegzoo.segmenter.text import TextEmbeddings, Vocabulary
 from resegzoo.segmenter.windows import (
-    Stitcher, Window, WindowPlan, check_work_size, fit_size, resize_image, short_side_size, upsample_patch_logits)
+    Stitcher, Window, WindowPlan, check_work_size, fit_size, resize_image, short_side_size)
+from resegzoo.vocabulary import Vocabulary
 
 BACKGROUND = "background"
 #: segment maps are made for a band of window rows this tall at a time (SAM's native size):
@@ -98,6 +100,9 @@ class Segmenter:
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
+        #: what the user must know about the caches (a folder others can write is not used); not
+        #: recorded in sidecars: a cache never changes a result
+        self.cache_notes: list[str] = [*getattr(method, "cache_notes", []), *getattr(mask_generator, "notes", [])]
         #: the model's weights are random by design (``ClipVariant.random_weights``)
         self.random_weights = bool(getattr(method, "random_weights", False))
         #: cosines (softmax with logit_scale) or probabilities already (no softmax): the spec's

@@ -175,7 +175,7 @@ class SegmentRecipe:
         if inf.tile_size < 64 or inf.tile_overlap < 0:
             raise ValueError("inference.tile_size must be at least 64 and tile_overlap at least 0")
         if self.schedule.rules is not None:
-            from resegzoo.segmenter.schedule import check_rules
+            from resegzoo.methods.clip.schedule import check_rules
 
             check_rules(self.schedule.rules)
         rules = self.schedule.rules

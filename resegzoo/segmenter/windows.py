@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 
 Window = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
 
@@ -160,19 +162,8 @@ class Stitcher:
         return avg[:, : self.plan.height, : self.plan.width]
 
 
-def patch_padding(height: int, width: int, patch: int) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) zero padding that makes a crop a multiple of ``patch``, centred
-    (the left/top half rounded down), as SegEarth-OV pads a crop smaller than its window."""
-    def split(n: int) -> tuple[int, int]:
-        extra = (-n) % patch
-        return extra // 2, extra - extra // 2
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
 
-    (left, right), (top, bottom) = split(width), split(height)
-    return left, right, top, bottom
-
-
-def upsample_patch_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, K, gh, gw) patch logits -> (B, K, h, w), bilinear as in the reference code."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return left_module_attribute(__name__, name)
