@@ -161,7 +161,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise BatchInputError(str(exc)) from None
-            failures.append((f.path, str(exc)))
+            failures.append((f.public, str(exc)))
     rasters = reader.with_stretch(rasters, stretch_choice)  # a batch stretch reads every input (decimated)
     try:
         gis.check(rasters)
