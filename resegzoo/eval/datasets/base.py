@@ -82,6 +82,10 @@ class DatasetInfo:
     #: method name -> its own prompt names and recipe settings on this dataset (the method's
     #: published protocol); methods not listed use ``classes`` and ``recipe_settings``
     method_settings: dict[str, MethodDatasetSettings] = field(default_factory=dict)
+    #: a prompt pool (ProC-SAM3's ``cls_<dataset>_exp.txt``): one line per class, its name first,
+    #: then its prompts; a recipe's ``text.prompt_pool: dataset`` merges it into the classes
+    #: (:mod:`resegzoo.prompt_pools`)
+    prompt_pool: Optional[list[list[str]]] = None
     homepage: str = ""
     citation: str = ""
     notes: str = ""
@@ -104,6 +108,9 @@ class DatasetInfo:
                                             or any(not names or any(not n.strip() for n in names) for names in own.classes)):
                 raise ValueError(f"method_settings.{method}.classes must give non-empty names for each of the "
                                  f"{len(self.classes)} classes")
+        if self.prompt_pool is not None and any(not line or any(not isinstance(p, str) or not p.strip() for p in line)
+                                                for line in self.prompt_pool):
+            raise ValueError("prompt_pool lines must be non-empty lists of names (a class name, then its prompts)")
         if self.background is not None and not 0 <= self.background < len(self.classes):
             raise ValueError(f"background {self.background} is not a class index")
 
