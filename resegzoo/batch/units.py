@@ -38,6 +38,8 @@ def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str
     from resegzoo.batch.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
+    if raster.bands_note:
+        progress.say(f"note: {raster.path}: {raster.bands_note}")
     if raster.stretch is not None and raster.stretch.scope == "file":
         progress.say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
