@@ -50,6 +50,11 @@ class TextSettings:
     #: a template set shipped in resegzoo/data/templates (``reference``, ``remote-sensing``,
     #: ``imagenet``) or a path to a text file with one template per line, ``{}`` for the name.
     templates: str = "reference"
+    #: several prompts per class, for every method (resegzoo/prompt_pools.py): ``none``
+    #: (off), ``dataset`` (eval: the dataset's own pool, e.g. ProC-SAM3's; elsewhere, and for
+    #: datasets without one, the shipped union), ``remote-sensing`` (the shipped union of the
+    #: benchmark datasets' pools) or a pool file (one class a line: its name, then its prompts)
+    prompt_pool: str = "none"
 
 
 @dataclass

@@ -61,6 +61,7 @@ class SegEarthOV3Method:
     def __init__(self, scorer: Any, settings: SegEarthOV3Settings, model: str = "") -> None:
         self.scorer = scorer
         self.settings = settings
+        #: the fusion rule and its switches (another SAM 3 method gives its own: ``switches.fuse``)
         self.switches = _switches(settings)
         self.model = model
         #: the window side when the recipe sets none: SAM 3's own input side
@@ -87,9 +88,11 @@ class SegEarthOV3Method:
                 "settings": dataclasses.asdict(self.settings)}
 
 
-def build(context: Any) -> SegEarthOV3Method:
-    """The method seam's factory: SAM 3 (the model the API resolved, ``context.resolved``) loaded
-    through the model route, and its tokenizer."""
+def load_sam3_scorer(context: Any, method: str = NAME, decoder_precision: str | None = None) -> Any:
+    """The SAM 3 the API resolved (``context.resolved``), loaded through the model route once for a
+    method (every SAM 3 method loads through here): a
+    :class:`~resegzoo.methods.segearth_ov3.model.Sam3Scorer` with the settings' ``name_batch`` and
+    ``geometry_token``."""
     from resegzoo.methods.segearth_ov3.model import Sam3Scorer
     from resegzoo.methods.segearth_ov3.tokenizer import tokenizer_for
     from resegzoo.weights.loading import load_sam3, resolve_model
@@ -99,7 +102,11 @@ def build(context: Any) -> SegEarthOV3Method:
     resolved = context.resolved or resolve_model(context.model, SAM3)  # a context made by hand: resolved here
     model = load_sam3(resolved, context.device)
     tokenize, source = tokenizer_for(resolved.files.folder)
-    scorer = Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
-                        name_batch=settings.name_batch, geometry_token=settings.geometry_token,
-                        tokenizer_source=source)
-    return SegEarthOV3Method(scorer, settings, model=context.model)
+    return Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
+                      name_batch=settings.name_batch, geometry_token=settings.geometry_token,
+                      tokenizer_source=source, decoder_precision=decoder_precision)
+
+
+def build(context: Any) -> SegEarthOV3Method:
+    """The method seam's factory: SAM 3 as the API resolved it (``context.resolved``)."""
+    return SegEarthOV3Method(load_sam3_scorer(context), context.settings, model=context.model)
