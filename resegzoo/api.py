@@ -151,7 +151,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
-    for note in seg.notes:
+    for note in seg.notes + seg.cache_notes:
         progress.note(note)
     spec = SegmenterSpec(recipe, model, masks, device, architecture)
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,

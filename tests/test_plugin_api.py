@@ -218,7 +218,8 @@ def dump(value: Any, indent: str = "") -> str:
     inner = indent + " "
     if isinstance(value, list):
         return "[\n" + ",\n".join(inner + dump(v, inner) for v in value) + "\n" + indent + "]"
-    return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {dump(v, inner)}" for k, v in value.items()) + "\n" + indent + "}"
+    items = ",\n".join(f"{inner}{json.dumps(k)}: {dump(v, inner)}" for k, v in value.items())
+    return "{\n" + items + "\n" + indent + "}"
 
 
 def test_nothing_plugins_use_was_removed_or_changed_incompatibly():

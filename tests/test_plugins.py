@@ -269,7 +269,8 @@ def test_plugins_shows_why_and_where_a_plugin_failed_to_load(install_plugin, tmp
     """)
     rows = _plugins_rows()
     row = rows["needs-dep"]
-    assert row["broken"] is True and row["error"] == "ModuleNotFoundError: No module named 'resegzoo_no_such_dependency'"
+    assert row["broken"] is True
+    assert row["error"] == "ModuleNotFoundError: No module named 'resegzoo_no_such_dependency'"
     assert row["where"] == f"{tmp_path / f'site-{missing}' / f'{missing}.py'}, line 3"
     assert (row["distribution"], row["version"]) == (missing, "2.0")
     assert rows["multiline"]["error"] == "ValueError: config file is broken ..."  # one line

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from resegzoo.masks.painting import MAX_MASK_LEVELS, PaintOrder
+from resegzoo.masks.painting import MAX_MASK_LEVELS, MAX_REGION_SIZE, PaintOrder
 from resegzoo.runtime.precision import Precision
 from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
 from resegzoo.schema import SchemaError, check_limits, from_mapping, limit
 
-#: limits of the settings that size memory: points per decoder batch, crops per encoder batch,
-#: region side (px)
-MAX_POINTS_PER_BATCH, MAX_IMAGE_BATCH, MAX_REGION_SIZE = 4096, 64, 8192
+#: limits of the settings that size memory: points per decoder batch, crops per encoder batch
+#: (the region side's: painting.MAX_REGION_SIZE)
+MAX_POINTS_PER_BATCH, MAX_IMAGE_BATCH = 4096, 64
 
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 

@@ -100,6 +100,9 @@ class Segmenter:
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
+        #: what the user must know about the caches (a folder others can write is not used); not
+        #: recorded in sidecars: a cache never changes a result
+        self.cache_notes: list[str] = [*getattr(method, "cache_notes", []), *getattr(mask_generator, "notes", [])]
         #: the model's weights are random by design (``ClipVariant.random_weights``)
         self.random_weights = bool(getattr(method, "random_weights", False))
         #: cosines (softmax with logit_scale) or probabilities already (no softmax): the spec's

@@ -71,6 +71,7 @@ def test_a_huge_size_in_a_recipe_is_refused_naming_the_key_and_the_limit(workspa
 
 @pytest.mark.parametrize(("masks", "fragments"), [
     ("{generator: slic, settings: {n_segments: [100000000]}}", ("n_segments", "65,536")),
+    ("{generator: slic, settings: {region_size: 100000000}}", ("region_size", "8,192")),
     ("{generator: slic, settings: {n_segments: [" + ", ".join(["8"] * 100) + "]}}", ("n_segments", "100 items", "16")),
     ("{generator: felzenszwalb, settings: {scales: [" + ", ".join(["8"] * 100) + "]}}", ("scales", "100 items")),
 ])

@@ -48,6 +48,7 @@ class ClipMethod:
         self.window_multiple = int(encoder.patch_size)
         self.device = encoder_device(encoder)
         self.notes: list[str] = []
+        self.cache_notes: list[str] = []  # not recorded in sidecars (see Segmenter.cache_notes)
         self.random_weights = False
         #: the mask generator's name, for messages (the factory sets it)
         self.masks_name = ""
@@ -149,10 +150,12 @@ def build_clip_method(context: Any) -> ClipMethod:
     notes = fit_schedule(encoder, context.mask_generator, context.masks_name, settings)  # before any image is read
     method = ClipMethod(encoder, context.recipe, settings)
     method.masks_name = context.masks_name
-    method.text.key = text_tower_key(context.model, encoder, context.architecture)  # text embeddings stored on disk
+    # text embeddings stored on disk (unless other users can write the cache folder: a note)
+    cache_note = method.text.store_on_disk(text_tower_key(context.model, encoder, context.architecture))
     random_note = random_weights_note(context.model)
     method.random_weights = random_note is not None
     method.notes = ([random_note] if random_note else []) + notes
+    method.cache_notes = [cache_note] if cache_note else []
     return method
 
 
