@@ -22,7 +22,7 @@ def test_recipe_defaults_follow_method():
     clip = settings_of(r)
     assert r.inference.logit_scale == 50.0 and r.inference.stride is None and r.inference.window is None
     assert clip.schedule.rules is None and clip.schedule.uncovered == "group"
-    assert clip.text.templates == "reference" and r.masks.generator == "slic"
+    assert clip.templates == "reference" and r.masks.generator == "slic"
     assert not (clip.extras.last_block or clip.extras.majority_vote or clip.extras.cls_token_lambda)
     assert r.inference.background_threshold is None
     # the commented default recipe in the registry is exactly the defaults

@@ -1,5 +1,5 @@
 """Issue 22 item 4: the clip method's settings live under ``method.settings``; recipes written in the old
-form (top-level ``schedule:``, ``text:``, ``extras:``, ``inference.readout`` and
+form (top-level ``schedule:`` and ``extras:``, ``text.templates``, ``inference.readout`` and
 ``inference.position_interpolation``) keep loading, with identical outputs.
 
 ``tests/data/recipes_before_issue22/`` holds every shipped clip recipe as it was before the move
@@ -80,7 +80,8 @@ def test_every_shipped_clip_recipe_is_written_in_the_new_form():
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if "inputs" in data:  # a composition recipe
             continue
-        assert not {"schedule", "text", "extras"} & set(data), path
+        assert not {"schedule", "extras"} & set(data), path
+        assert "templates" not in (data.get("text") or {}), path
         assert not {"readout", "position_interpolation"} & set(data.get("inference") or {}), path
 
 
@@ -130,10 +131,10 @@ def test_outputs_equal_those_of_the_commit_before_the_move(name):
 
 def test_overrides_in_the_old_form_equal_the_new_form():
     settings = {"schedule": {"rules": ["global*", "neighbor:1"], "uncovered": "self"},
-                "text": {"templates": "imagenet"}, "readout": "features", "position_interpolation": "scale-factor",
+                "templates": "imagenet", "readout": "features", "position_interpolation": "scale-factor",
                 "extras": {"cls_token_lambda": -0.2, "majority_vote": True}}
     new = load_recipe(None, method={"name": "clip", "settings": settings})
-    assert load_recipe(None, schedule=settings["schedule"], text=settings["text"], extras=settings["extras"],
+    assert load_recipe(None, schedule=settings["schedule"], text={"templates": "imagenet"}, extras=settings["extras"],
                        inference={"readout": "features", "position_interpolation": "scale-factor"}) == new
     assert load_recipe(None, rules=["global*", "neighbor:1"], uncovered="self", templates="imagenet",
                        readout="features", position_interpolation="scale-factor", cls_token_lambda=-0.2,
@@ -145,7 +146,7 @@ def test_overrides_in_the_old_form_equal_the_new_form():
 def test_a_file_overrides_its_base_key_by_key_whichever_form_each_uses(tmp_path, base_form, child_form):
     forms = {
         "old": "text: {{templates: {t}}}\nextras: {{cls_token_lambda: {c}}}\ninference: {{readout: {r}, window: 32}}\n",
-        "new": "method: {{name: clip, settings: {{text: {{templates: {t}}}, extras: {{cls_token_lambda: {c}}}, "
+        "new": "method: {{name: clip, settings: {{templates: {t}, extras: {{cls_token_lambda: {c}}}, "
                "readout: {r}}}}}\ninference: {{window: 32}}\n",
     }
     (tmp_path / "base.yaml").write_text(forms[base_form].format(t="imagenet", c=-0.3, r="features")
@@ -153,7 +154,7 @@ def test_a_file_overrides_its_base_key_by_key_whichever_form_each_uses(tmp_path,
     child = tmp_path / "child.yaml"
     child.write_text("base: base.yaml\n" + forms[child_form].format(t="remote-sensing", c=0.5, r="logits"))
     clip = settings_of(load_recipe(child))
-    assert (clip.text.templates, clip.extras.cls_token_lambda, clip.readout) == ("remote-sensing", 0.5, "logits")
+    assert (clip.templates, clip.extras.cls_token_lambda, clip.readout) == ("remote-sensing", 0.5, "logits")
     assert clip.schedule.uncovered == ("self" if base_form == "old" else "group")  # the base's, kept
     assert load_recipe(child).inference.window == 32
 
@@ -177,6 +178,8 @@ def test_old_form_keys_under_another_method_are_not_its_settings(tmp_path):
     path.write_text("base: eval-default\nmethod: {name: segearth-ov3}\ntext: {templates: reference}\n")
     recipe = load_recipe(path)
     assert recipe.method.name == "segearth-ov3" and recipe.method.settings == {}
+    path.write_text("method: {name: segearth-ov3}\ntext: {templates: reference, prompt_pool: remote-sensing}\n")
+    assert load_recipe(path).text.prompt_pool == "remote-sensing"  # the shared text setting stays
     path.write_text("method: segearth-ov3\nextras: {majority_vote: true}\n")
     with pytest.raises(SchemaError, match="extras.majority_vote needs segments, but method 'segearth-ov3'"):
         load_recipe(path)
@@ -196,13 +199,11 @@ def test_the_recipe_writes_every_clip_setting_out():
     """The sidecar's recipe holds every clip setting, defaults included, as the old sections did."""
     settings = load_recipe(None, templates="imagenet").to_dict()["method"]["settings"]
     assert set(settings) == set(OLD_FORM.values())
-    assert settings["text"] == {"templates": "imagenet"} and settings["extras"]["naclip_std"] == 5.0
+    assert settings["templates"] == "imagenet" and settings["extras"]["naclip_std"] == 5.0
 
 
 def test_the_old_attributes_still_read_with_a_warning():
     recipe = load_recipe(None, templates="imagenet", majority_vote=True, rules=["global*"])
-    with pytest.warns(DeprecationWarning, match="SegmentRecipe.text is deprecated"):
-        assert recipe.text.templates == "imagenet"
     with pytest.warns(DeprecationWarning, match="SegmentRecipe.extras is deprecated"):
         assert recipe.extras.majority_vote is True
     with pytest.warns(DeprecationWarning, match="SegmentRecipe.schedule is deprecated"):
@@ -216,7 +217,7 @@ def test_the_clip_checks_run_before_any_model_loads_through_the_spec_hook(tmp_pa
     with pytest.raises(MethodError, match="method 'clip': extras.majority_vote needs segments, but mask generator "
                                           "'none' gives none"):
         check_method(load_recipe(None, majority_vote=True), model=MODEL, masks="none")
-    with pytest.raises(MethodError, match="method 'clip': text.templates: 'nope' is neither a template set"):
+    with pytest.raises(MethodError, match="method 'clip': templates: 'nope' is neither a template set"):
         check_method(load_recipe(None, templates="nope"), model=MODEL)
     assert check_method(load_recipe(None, majority_vote=True), model=MODEL, masks="slic").masks == "slic"
 

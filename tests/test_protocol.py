@@ -198,7 +198,7 @@ def test_eval_default_is_the_peers_protocol_and_eval_resegzoo_the_old_one():
     inf = peers.inference
     assert (inf.resize, inf.fit_scale, inf.resize_filter, inf.window, inf.stride, inf.window_placement,
             inf.probabilities, inf.logit_scale) == ("fit", [448, 448], "opencv-bilinear", 224, 112, "shift", "name", 50.0)
-    assert settings_of(peers).text.templates == "imagenet"
+    assert settings_of(peers).templates == "imagenet"
     assert protocol_name(peers) == "peers"
     old = load_recipe(RECIPES / "eval-resegzoo.yaml")
     assert (old.inference.short_side, old.inference.window_placement) == (448, "pad")
@@ -279,7 +279,7 @@ def test_reference_recipe_and_vocabulary():
     clip = settings_of(recipe)
     assert (inf.window, inf.stride, inf.pad_mode, clip.readout, inf.logit_scale, inf.average, inf.probabilities) == (
         224, 224, "zero", "features", 1.0, "probabilities", "name")
-    assert inf.short_side is None and clip.text.templates == "sentence" and clip.schedule.rules is None
+    assert inf.short_side is None and clip.templates == "sentence" and clip.schedule.rules is None
     assert recipe.masks.settings == {"checkpoint": "sam-vit-h", "painting": "sam-order", "region_size": "window"}
     vocab = Vocabulary.from_file(registry_dir() / "vocabularies" / "reseg-clip-reference.yaml")
     assert vocab.class_names == ["Artificial Surface", "Building", "Natural Surface", "Vegetation", "Vehicle", "Water"]

@@ -22,13 +22,24 @@ class BatchInput:
     folder below the folder or glob pattern it was found through (mirrored, so ``a/x.tif`` and
     ``b/x.tif`` write ``a/x.*`` and ``b/x.*``); ``.`` for a file named directly."""
 
-    path: Path
+    #: a local file, or a URL as the user gave it (a str: s3://, https://, /vsis3/ ...)
+    path: Path | str
     folder: Path = Path(".")
 
     @property
     def shown(self) -> str:
         """The input as the batch's lines and summary name it: its mirrored relative path."""
-        return str(self.folder / self.path.name)
+        from resegzoo.raster.remote import url_name
+
+        name = url_name(self.path) if isinstance(self.path, str) else self.path.name
+        return str(self.folder / name)
+
+    @property
+    def public(self) -> Path | str:
+        """The input as errors may name it: a URL without its query string (a signature)."""
+        from resegzoo.raster.remote import public_url
+
+        return public_url(self.path) if isinstance(self.path, str) else self.path
 
 
 def _glob_root(pattern: str) -> Path:
@@ -57,6 +68,7 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
     inside the inputs does not segment the last run's outputs. A file named directly is taken as is."""
     import glob
 
+    from resegzoo.raster import remote
     from resegzoo.raster.discovery import find_rasters, is_raster
     from resegzoo.raster.sandbox import not_regular
 
@@ -71,7 +83,9 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
 
     files: list[BatchInput] = []
     for item in map(str, inputs):
-        if any(c in item for c in GLOB_CHARS) and not Path(item).exists():
+        if remote.is_url(item):
+            files.extend(_remote_inputs(item, recursive))
+        elif any(c in item for c in GLOB_CHARS) and not Path(item).exists():
             root = _glob_root(item)
             matches = [Path(m) for m in sorted(glob.glob(item, recursive=recursive))]
             skipped.extend((m, kind) for m in matches if (kind := not_regular(m)) is not None)
@@ -97,10 +111,28 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
         if left_out:
             notes.append(f"left out {len(left_out)} file(s) resegzoo wrote (its outputs, listed by their sidecars), "
                          f"e.g. {shown_path(left_out[0])}")
-    unique: dict[Path, BatchInput] = {}
+    unique: dict[Path | str, BatchInput] = {}
     for f in files:
         unique.setdefault(f.path, f)
     return list(unique.values())
+
+
+def _remote_inputs(url: str, recursive: bool) -> list[BatchInput]:
+    """A URL as it is, or the rasters below a prefix (``s3://bucket/tiles/``, ``.../*.tif``),
+    their keys' folders mirrored like a local folder's."""
+    from resegzoo.raster import remote
+
+    if not (remote.is_prefix(url) or remote.has_glob(url)):
+        return [BatchInput(url)]
+    try:
+        base, keys = remote.list_prefix(url, recursive)
+    except remote.ListingError as exc:
+        raise BatchInputError(str(exc)) from None
+    if not keys:
+        hint = "" if recursive else " (add --recursive to look below it)"
+        raise BatchInputError(f"{remote.public_url(url)}: no rasters ({', '.join(remote.RASTER_SUFFIXES)}) "
+                              f"below this prefix{hint}")
+    return [BatchInput(remote.join(base, key), Path(key).parent) for key in keys]
 
 
 def shown_path(path: Path) -> str:

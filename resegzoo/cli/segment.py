@@ -78,6 +78,10 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "with a margin of context so the seams vanish (overrides the recipe; default 2048).")
 @click.option("--templates", help="Prompt templates: reference, remote-sensing, imagenet, or a file with one "
               "template per line ({} = class name). Overrides the recipe; default: reference.")
+@click.option("--prompt-pool", metavar="NAME|FILE", help="Several prompts per class: remote-sensing (the shipped "
+              "union of the benchmark datasets' pools) or a file with one class a line, its name then its prompts "
+              "(\"road, street, asphalt road\"). Each class whose name is a key gets that key's prompts as synonyms; "
+              "the sidecar lists them. Any method. Default: the recipe's text.prompt_pool (none).")
 @click.option("--background-threshold", type=float, help="Pixels whose top class probability is below this "
               "(0..1) get an extra last class 'background'. Default: off.")
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
@@ -104,7 +108,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, method: str | None, recipe_file: str | Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
-            tile_size: int | None, templates: str | None, background_threshold: float | None,
+            tile_size: int | None, templates: str | None, prompt_pool: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
             trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, precision: str | None, threads: int | None,
             engine: Any) -> None:
@@ -134,7 +138,8 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
 
             recipe_file = resolve_recipe(recipe_file)
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
-                             templates=templates, background_threshold=background_threshold, precision=precision)
+                             templates=templates, prompt_pool=prompt_pool, background_threshold=background_threshold,
+                             precision=precision)
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)

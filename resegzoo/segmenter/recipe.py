@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping, Optional
 from resegzoo.methods.base import DEFAULT_METHOD
 from resegzoo.methods.clip import NAME as CLIP
 from resegzoo.methods.clip.settings import (
-    OLD_FORM, ExtrasSettings, ScheduleSettings, TextSettings, parse_settings as parse_clip_settings,
+    OLD_FORM, ExtrasSettings, ScheduleSettings, parse_settings as parse_clip_settings,
     settings_of as clip_settings_of)
 from resegzoo.schema import SchemaError, check_limits, from_mapping, limit, load_yaml
 
@@ -37,6 +37,18 @@ class MaskSettings:
     generator: str = "slic"
     #: passed as keyword arguments to the generator's factory (each generator validates its own).
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TextSettings:
+    """Text settings every method shares (the clip method's prompt templates are its own:
+    ``method.settings.templates``; ``text.templates`` in the recipe's old form)."""
+
+    #: several prompts per class, for every method (resegzoo/prompt_pools.py): ``none``
+    #: (off), ``dataset`` (eval: the dataset's own pool, e.g. ProC-SAM3's; elsewhere, and for
+    #: datasets without one, the shipped union), ``remote-sensing`` (the shipped union of the
+    #: benchmark datasets' pools) or a pool file (one class a line: its name, then its prompts)
+    prompt_pool: str = "none"
 
 
 @dataclass
@@ -109,6 +121,7 @@ class SegmentRecipe:
     model: Optional[str] = None
     method: MethodSettings = field(default_factory=MethodSettings)
     masks: MaskSettings = field(default_factory=MaskSettings)
+    text: TextSettings = field(default_factory=TextSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def __post_init__(self) -> None:
@@ -145,11 +158,6 @@ class SegmentRecipe:
         return self._clip_section("schedule")
 
     @property
-    def text(self) -> Any:
-        """Deprecated: the clip method's ``text`` settings (now in ``method.settings``)."""
-        return self._clip_section("text")
-
-    @property
     def extras(self) -> Any:
         """Deprecated: the clip method's ``extras`` settings (now in ``method.settings``)."""
         return self._clip_section("extras")
@@ -170,8 +178,10 @@ _SECTIONS = ("masks", "schedule", "text", "inference", "extras")
 #: what each section holds, for settings given by their bare name (``window=224``, ``rules=[...]``)
 _SECTION_FIELDS: dict[str, type] = {"masks": MaskSettings, "schedule": ScheduleSettings, "text": TextSettings,
                                     "inference": InferenceSettings, "extras": ExtrasSettings}
-#: the clip method's settings that were keys of ``inference:`` in the old form
-_OLD_INFERENCE_KEYS = tuple(old.split(".", 1)[1] for old in OLD_FORM if old.startswith("inference."))
+#: the clip method's settings that were keys of a shared section in the old form: section -> keys
+_OLD_KEYS: dict[str, tuple[str, ...]] = {
+    section: tuple(old.split(".", 1)[1] for old in OLD_FORM if old.startswith(f"{section}."))
+    for section in ("text", "inference")}
 
 #: the key naming a recipe this one starts from (a path relative to the file, or a shipped name)
 BASE_KEY = "base"
@@ -183,7 +193,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
               "inference.window_placement": "shift", "clip.position_interpolation": "scale-factor",
               "inference.probabilities": "name",
               "clip.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0,
-              "clip.text.templates": "imagenet"},
+              "clip.templates": "imagenet"},
     "resegzoo": {"inference.resize": "short-side", "inference.short_side": 448, "inference.fit_scale": None,
                  "inference.resize_filter": "antialias", "inference.window": 224, "inference.stride": 112,
                  "inference.window_placement": "pad", "inference.probabilities": "class",
@@ -352,7 +362,7 @@ def _section_of(key: str) -> str:
     """The section holding field ``key`` (so ``window=224`` means ``inference.window``, and the clip
     method's ``rules=[...]`` ``schedule.rules``, ``readout="features"`` its readout)."""
     hits = [section for section, cls in _SECTION_FIELDS.items()
-            if key in {f.name for f in dataclasses.fields(cls)} or (section == "inference" and key in _OLD_INFERENCE_KEYS)]
+            if key in {f.name for f in dataclasses.fields(cls)} or key in _OLD_KEYS.get(section, ())]
     if len(hits) != 1:
         raise SchemaError(f"unknown recipe setting {key!r}; give it as SECTION={{{key!r}: ...}} with "
                           f"SECTION one of model, method, {', '.join(_SECTIONS)}")

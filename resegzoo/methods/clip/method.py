@@ -42,7 +42,7 @@ class ClipMethod:
         self.recipe = recipe
         self.settings = settings if settings is not None else settings_of(recipe)
         pinned = getattr(encoder, "prompt_templates", None)
-        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(self.settings.text.templates)
+        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(self.settings.templates)
         self.text = TextCache(encoder)
         self.window = int(encoder.image_size)
         self.window_multiple = int(encoder.patch_size)

@@ -6,15 +6,15 @@
       name: clip
       settings:
         schedule: {rules: null, uncovered: group}   # segment-masked attention, block by block
-        text: {templates: reference}                # prompt templates
+        templates: reference                        # prompt templates
         readout: logits                             # or features (the official ReSeg-CLIP code)
         position_interpolation: size                # or scale-factor (SegEarth-OV's open_clip)
         extras: {last_block: null, last_block_residual: null, naclip_std: 5.0,
                  cls_token_lambda: 0.0, majority_vote: false}
 
-Before issue 22 these were top-level recipe sections (``schedule:``, ``text:``, ``extras:``) and
-keys of ``inference:`` (``readout``, ``position_interpolation``); :data:`OLD_FORM` says where each
-lived, and recipes written that way still load (``resegzoo.segmenter.recipe`` moves them here).
+Before issue 22 these were top-level recipe sections (``schedule:``, ``extras:``) and keys of shared
+sections (``text.templates``, ``inference.readout``, ``inference.position_interpolation``);
+:data:`OLD_FORM` says where each lived, and recipes written that way still load (``resegzoo.segmenter.recipe`` moves them here).
 This module is light (no torch): the recipe loader imports it.
 """
 from __future__ import annotations
@@ -35,13 +35,6 @@ class ScheduleSettings:
     #: what patches no segment covers (id 0) may attend to: ``group`` (each other, as the
     #: reference code), ``self`` (only themselves) or ``global`` (every patch).
     uncovered: Literal["group", "self", "global"] = "group"
-
-
-@dataclass
-class TextSettings:
-    #: a template set shipped in resegzoo/data/templates (``reference``, ``remote-sensing``,
-    #: ``imagenet``, ``sentence``) or a path to a text file with one template per line, ``{}`` for the name.
-    templates: str = "reference"
 
 
 @dataclass
@@ -66,7 +59,10 @@ class ClipSettings:
     """Everything the ``clip`` method reads from the recipe besides the shared ``inference:``."""
 
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
-    text: TextSettings = field(default_factory=TextSettings)
+    #: prompt templates: a set shipped in resegzoo/data/templates (``reference``, ``remote-sensing``,
+    #: ``imagenet``, ``sentence``: the name alone) or a text file with one template per line, ``{}``
+    #: for the name.
+    templates: str = "reference"
     #: ``logits`` (patch cosines upsampled bilinearly to the window) or ``features`` (patch
     #: features upsampled, L2-normalised, then cosines: the official ReSeg-CLIP code).
     readout: Literal["logits", "features"] = "logits"
@@ -94,10 +90,10 @@ class ClipSettings:
 
 
 #: where each setting lived in the recipe before issue 22: the old recipe path (a top-level section,
-#: or a key of ``inference:``) -> the key of ``method.settings`` it is now
+#: or a key of a shared section) -> the key of ``method.settings`` it is now
 OLD_FORM: dict[str, str] = {
     "schedule": "schedule",
-    "text": "text",
+    "text.templates": "templates",
     "extras": "extras",
     "inference.readout": "readout",
     "inference.position_interpolation": "position_interpolation",
@@ -130,7 +126,7 @@ def check(settings: ClipSettings, masks: str) -> None:
     the template set or file can be read, and majority vote has segments to vote in."""
     from resegzoo.methods.clip.text import load_templates
 
-    load_templates(settings.text.templates)
+    load_templates(settings.templates)
     if settings.extras.majority_vote and masks == "none":
         raise ValueError("extras.majority_vote needs segments, but mask generator 'none' gives none; "
                          "use e.g. --masks slic or turn majority_vote off in the recipe")
