@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 
 GLOB_CHARS = "*?["
 
@@ -14,6 +14,8 @@ GLOB_CHARS = "*?["
 class BatchInputError(ResegzooError):
     """An input argument that names no raster (no such file, an empty folder, a pattern that
     matches nothing): a usage error, before any work."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

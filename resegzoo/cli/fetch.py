@@ -28,7 +28,9 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     try:
         variants = get_registry().variants
     except RegistryError as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     records = []
     for name in names:  # resolve every name before downloading anything
         if name in variants:

@@ -210,7 +210,9 @@ def list_(kind: str, as_json: bool) -> None:
     try:
         rows = _entries(kind)
     except (RegistryError, SchemaError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
