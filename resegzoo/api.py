@@ -84,7 +84,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
                   skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
                   stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
                   engine: Any = "local", progress: BatchProgress | None = None,
-                  prompt_pool: str | None = None) -> BatchResult:
+                  prompt_pool: str | None = None, stac: Any = None, asset: str | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
     as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
@@ -100,11 +100,17 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     a pool file gives each class whose name is a key of the pool that key's prompts as synonyms;
     each sidecar's ``classes`` lists the names every class was prompted with.
 
+    Inputs may be URLs (``s3://``, ``https://`` ...: read where they are) and STAC items or item
+    collections (``.json``); ``stac`` (a :class:`resegzoo.batch.stac.StacSearch`) adds the items a
+    STAC API search finds; ``asset`` names the STAC asset to read (default: the visual/RGB one).
+
     ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
     (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
 
     Everything is checked before the model loads (classes, recipe, method, inputs, bands, nodata,
     GIS options: a :class:`BatchInputError`; the device and a writable ``out``)."""
+    import dataclasses
+
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
@@ -142,7 +148,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         raise BatchInputError(str(exc)) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks
     notes: list[str] = []
-    files = expand_inputs(inputs, recursive, out=out, notes=notes)
+    files = expand_inputs(inputs, recursive, out=out, notes=notes, stac_search=stac, asset=asset, trust_vrt=trust_vrt)
     for note in notes:
         progress.note(note)
     try:
@@ -156,7 +162,9 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     folders = []
     for f in files:
         try:
-            rasters.append(reader.open_raster(f.path, band_list, nodata_value, trust_vrt=trust_vrt, stretch=False))
+            raster = reader.open_raster(f.path, band_list if band_list is not None else f.bands, nodata_value,
+                                        trust_vrt=trust_vrt, stretch=False)
+            rasters.append(dataclasses.replace(raster, origin=f.origin) if f.origin else raster)
             folders.append(f.folder)
         except reader.ImageError as exc:
             if not continue_on_error:

@@ -131,6 +131,7 @@ def https_process_server(tmp_path, monkeypatch):
     127.0.0.1 and stops itself after SERVER_LIFETIME_S."""
     monkeypatch.setenv("SSL_CERT_FILE", str(TLS_CERT))
     monkeypatch.setenv("GDAL_CURL_CA_BUNDLE", str(TLS_CERT))  # GDAL's own setting (its curl ignores SSL_CERT_FILE)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS_CERT))  # requests' (pystac-client searches through it)
     with ServerProcess.https(tmp_path / "https-server", TLS_CERT) as server:
         yield server
 

@@ -59,6 +59,19 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
 
+    def do_POST(self) -> None:  # noqa: N802: a STAC API's search; the answer is the file at the path
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests.append((self.path, body.decode("utf-8", "replace")))
+        data = self.server.files.get(self.file_path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/geo+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.requests.append((self.path, self.headers.get("Range")))
         if self.file_path in self.server.status:

@@ -179,3 +179,94 @@ def test_a_vrt_on_a_server_is_not_followed_unless_trusted(tmp_path, https_proces
                                               "--masks", "none", "--classes", CLASSES, "--out", str(tmp_path / "o")])
     one_line_error(result, f"{server.base}/evil.vrt", "not followed unless --trust-vrt")
     assert str(secret) not in result.output
+
+
+# -- STAC ----------------------------------------------------------------------------------------------
+def stac_item(item_id: str, assets: dict, base: str | None = None) -> dict:
+    links = [{"rel": "self", "href": f"{base}/items/{item_id}.json"}] if base else []
+    return {"type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "orthos",
+            "geometry": {"type": "Polygon", "coordinates": [[[9, 52], [9.01, 52], [9.01, 52.01], [9, 52.01], [9, 52]]]},
+            "bbox": [9, 52, 9.01, 52.01], "properties": {"datetime": "2024-06-01T10:00:00Z"}, "links": links,
+            "assets": assets}
+
+
+def test_stac_item_url_segments_its_visual_asset_and_records_it(tmp_path, https_process_server, fast):
+    server = https_process_server
+    data = cog_bytes(300, 420, seed=2)
+    server.put("/items/data/scene.tif", data)
+    item = stac_item("ortho-2024-001", {
+        "B08": {"href": "data/nir.tif", "type": "image/tiff; application=geotiff"},
+        "visual": {"href": f"data/scene.tif?{SIGNATURE}", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                   "roles": ["visual"]}}, base=server.base)
+    server.put("/items/ortho-2024-001.json", json.dumps(item).encode())
+    local = tmp_path / "scene.tif"
+    local.write_bytes(data)
+    out, local_out = tmp_path / "out", tmp_path / "local-out"
+    result = segment(f"{server.base}/items/ortho-2024-001.json", *fast, "--out", str(out))
+    segment(str(local), *fast, "--out", str(local_out))
+    assert (out / "ortho-2024-001.labels.tif").read_bytes() == (local_out / "scene.labels.tif").read_bytes()
+    side = json.loads((out / "ortho-2024-001.json").read_text())
+    assert side["origin"] == {"stac_item": "ortho-2024-001", "stac_asset": "visual", "stac_collection": "orthos",
+                              "stac_href": f"{server.base}/items/data/scene.tif"}
+    assert side["input"] == f"{server.base}/items/data/scene.tif"
+    no_secret_in(out, result.output, secret="secret0123456789")
+
+
+def test_stac_asset_bands_by_common_name_and_asset_choice(tmp_path, fast):
+    """An item file whose asset lists its bands (blue, green, red, nir): read as 3,2,1; --asset picks
+    another asset; a missing one is one line listing the item's assets."""
+    bands = np.moveaxis(paint(block_labels(64, 80, cell=16)), -1, 0)
+    scene = tmp_path / "bgrn.tif"
+    with rasterio.open(scene, "w", driver="GTiff", height=64, width=80, count=4, dtype="uint8",
+                       photometric="MINISBLACK") as dst:
+        dst.write(np.concatenate([bands[::-1], bands[:1]]))  # B, G, R, NIR
+    eo = [{"name": n, "eo:common_name": n} for n in ("blue", "green", "red", "nir")]
+    item = stac_item("bgrn", {"analytic": {"href": "bgrn.tif", "eo:bands": eo},
+                              "thumb": {"href": "thumb.png", "roles": ["thumbnail"]}})
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    out = tmp_path / "out"
+    segment(str(tmp_path / "item.json"), *fast, "--out", str(out))
+    side = json.loads((out / "bgrn.json").read_text())
+    assert side["bands"] == [3, 2, 1] and side["origin"]["stac_asset"] == "analytic"
+    explicit = tmp_path / "explicit"
+    segment(str(tmp_path / "item.json"), *fast, "--bands", "1,2,3", "--out", str(explicit))
+    assert json.loads((explicit / "bgrn.json").read_text())["bands"] == [1, 2, 3]  # --bands wins
+    result = CliRunner().invoke(build_cli(), ["segment", str(tmp_path / "item.json"), *fast, "--asset", "visual",
+                                              "--out", str(tmp_path / "o2")])
+    one_line_error(result, "STAC item 'bgrn' has no asset 'visual'", "analytic, thumb")
+
+
+def test_stac_search_finds_items_and_a_remote_item_is_not_followed_to_local_files(tmp_path, https_process_server,
+                                                                                  fast):
+    server = https_process_server
+    data = cog_bytes(300, 420, seed=3)
+    server.put("/cogs/a.tif", data)
+    landing = {"type": "Catalog", "id": "test-api", "stac_version": "1.0.0", "description": "local",
+               "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
+               "links": [{"rel": "self", "href": f"{server.base}/index.json"},
+                         {"rel": "root", "href": f"{server.base}/index.json"},
+                         {"rel": "search", "href": f"{server.base}/search", "type": "application/geo+json",
+                          "method": "POST"}]}
+    server.put("/index.json", json.dumps(landing).encode())
+    found = {"type": "FeatureCollection", "features": [
+        stac_item("tile-a", {"visual": {"href": f"{server.base}/cogs/a.tif", "roles": ["visual"]}}),
+        stac_item("tile-b", {"visual": {"href": f"{server.base}/cogs/a.tif", "roles": ["visual"]}})], "links": []}
+    server.put("/search", json.dumps(found).encode())
+    out = tmp_path / "out"
+    segment("--stac", f"{server.base}/index.json", "--collection", "orthos", "--bbox", "9,52,9.1,52.1",
+            "--datetime", "2024-06-01/2024-06-30", *fast, "--out", str(out))
+    assert sorted(p.name for p in out.glob("*.json")) == ["tile-a.json", "tile-b.json"]
+    posted = [r for r in server.requests() if r["path"] == "/search"]
+    body = json.loads(posted[0]["range"])  # the POST body is logged in the range column
+    assert body["collections"] == ["orthos"] and body["bbox"] == [9, 52, 9.1, 52.1]
+    assert body["datetime"].startswith("2024-06-01")
+    # a remote item pointing at a file of this machine is refused
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes(data)
+    server.put("/items/evil.json", json.dumps(stac_item("evil", {"visual": {"href": str(secret)}},
+                                                        base=server.base)).encode())
+    result = CliRunner().invoke(build_cli(), ["segment", f"{server.base}/items/evil.json", *fast,
+                                              "--out", str(tmp_path / "o3")])
+    one_line_error(result, "names the local file", "unless --trust-vrt")
+    bad = CliRunner().invoke(build_cli(), ["segment", "--bbox", "1,2,3", *fast, "x.tif"])
+    assert bad.exit_code == 2 and "go with --stac URL" in bad.output

@@ -4,18 +4,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from resegzoo.errors import EXIT_USAGE, ResegzooError
+from resegzoo.batch.errors import BatchInputError
+
+__all__ = ["BatchInput", "BatchInputError", "expand_inputs", "shown_path"]
 
 GLOB_CHARS = "*?["
-
-
-class BatchInputError(ResegzooError):
-    """An input argument that names no raster (no such file, an empty folder, a pattern that
-    matches nothing): a usage error, before any work."""
-
-    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -27,6 +22,10 @@ class BatchInput:
     #: a local file, or a URL as the user gave it (a str: s3://, https://, /vsis3/ ...)
     path: Path | str
     folder: Path = Path(".")
+    #: bands to read as R, G, B when the input says (a STAC asset's by common name); --bands wins
+    bands: tuple[int, int, int] | None = None
+    #: what the sidecar records of where the input came from (a STAC item's id, asset, href)
+    origin: tuple[tuple[str, str], ...] = ()
 
     @property
     def shown(self) -> str:
@@ -59,7 +58,8 @@ def _below(path: Path, root: Path) -> Path:
 
 
 def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out: str | Path | None = None,
-                  notes: list[str] | None = None) -> list[BatchInput]:
+                  notes: list[str] | None = None, stac_search: Any = None, asset: str | None = None,
+                  trust_vrt: bool = False) -> list[BatchInput]:
     """Files, folders (every raster GDAL opens in them; below them with ``recursive``) and glob
     patterns (``**`` reaches into subfolders with ``recursive``), in the order given, each once,
     each with its output folder (see :class:`BatchInput`).
@@ -67,7 +67,12 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
     What a folder or a pattern finds leaves out entries that are not regular files (a FIFO would
     never end: each gets a line in ``notes``), the output folder ``out`` and everything below it,
     and resegzoo's own outputs (the files a sidecar beside them lists): a rerun into a folder
-    inside the inputs does not segment the last run's outputs. A file named directly is taken as is."""
+    inside the inputs does not segment the last run's outputs. A file named directly is taken as is.
+
+    URLs are read where they are (:mod:`resegzoo.raster.remote`; a prefix or pattern is listed);
+    a STAC item or item collection (``.json``, a file or a URL) and ``stac_search``
+    (:class:`resegzoo.batch.stac.StacSearch`) give one input per item (its ``asset``, else its
+    visual/RGB asset; :mod:`resegzoo.batch.stac`)."""
     import glob
 
     from resegzoo.raster import remote
@@ -84,8 +89,14 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
         return [p for p in found if p not in out_of_inputs]
 
     files: list[BatchInput] = []
+    from resegzoo.batch import stac
+
+    if stac_search is not None:
+        files.extend(_stac_inputs(stac.from_search(stac_search, asset, trust_vrt)))
     for item in map(str, inputs):
-        if remote.is_url(item):
+        if stac.looks_like_stac(item):
+            files.extend(_stac_inputs(stac.from_argument(item, asset, trust_vrt)))
+        elif remote.is_url(item):
             files.extend(_remote_inputs(item, recursive))
         elif any(c in item for c in GLOB_CHARS) and not Path(item).exists():
             root = _glob_root(item)
@@ -113,10 +124,15 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
         if left_out:
             notes.append(f"left out {len(left_out)} file(s) resegzoo wrote (its outputs, listed by their sidecars), "
                          f"e.g. {shown_path(left_out[0])}")
-    unique: dict[Path | str, BatchInput] = {}
-    for f in files:
-        unique.setdefault(f.path, f)
+    unique: dict[tuple[Path | str, tuple[tuple[str, str], ...]], BatchInput] = {}
+    for f in files:  # two STAC items may share an asset: each is an input of its own
+        unique.setdefault((f.path, f.origin), f)
     return list(unique.values())
+
+
+def _stac_inputs(found: Sequence[Any]) -> list[BatchInput]:
+    return [BatchInput(f.href if "://" in f.href or f.href.startswith("/vsi") else Path(f.href),
+                       bands=f.bands, origin=tuple(f.origin.items())) for f in found]
 
 
 def _remote_inputs(url: str, recursive: bool) -> list[BatchInput]:

@@ -12,6 +12,7 @@ import click
 
 from resegzoo.cli.gis_options import GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.cli.stac_options import stac_options, stac_search
 from resegzoo.engines import engine_options
 
 
@@ -44,7 +45,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 
 
 @click.command("segment")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
               '"building; road, street; tree; water". The first name of a class is its label.')
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -102,6 +103,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings: no progress, no per-input "
               "lines, no summary table.")
 @gis_options
+@stac_options
 @PRECISION_OPTION
 @THREADS_OPTION
 @engine_options
@@ -110,10 +112,12 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, prompt_pool: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, precision: str | None, threads: int | None,
-            engine: Any) -> None:
+            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, stac_url: str | None,
+            collections: tuple[str, ...], bbox: str | None, stac_datetime: str | None, max_items: int | None,
+            asset: str | None, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
-    ...) into the given classes.
+    ...) into the given classes. Inputs may be URLs (https://, s3://, gs://, az://, /vsis3/...; a
+    prefix ending in / is listed like a folder) and STAC items (.json); --stac searches a STAC API.
 
     Writes a label map (GeoTIFF on the input's grid with its georeferencing; a palette PNG for a
     plain picture), a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -128,6 +132,9 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     from resegzoo.schema import SchemaError
 
     set_threads(threads)
+    search = stac_search(stac_url, collections, bbox, stac_datetime, max_items)
+    if not inputs and search is None:
+        raise click.UsageError("give the inputs: files, folders, glob patterns, URLs or STAC items (or --stac URL)")
     vocab = _vocabulary(classes, vocab_file)
     if len(vocab) + 1 > NODATA_LABEL:
         raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
@@ -150,7 +157,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
                                trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine.logging_into(out),
-                               progress=BatchProgress(quiet=quiet))
+                               progress=BatchProgress(quiet=quiet), stac=search, asset=asset)
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None
     if result.records and not quiet:

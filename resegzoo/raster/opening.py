@@ -75,6 +75,8 @@ class Raster:
     source: str = ""
     #: where the raster came from beyond its path (e.g. a STAC item's id and asset), for the sidecar
     origin: tuple[tuple[str, str], ...] = ()
+    #: how the bands were chosen without --bands, when the file does not say (a note for the user)
+    bands_note: str = ""
 
     @property
     def gdal_source(self) -> str:
@@ -159,7 +161,10 @@ class Raster:
         return max(1, round(self.height * scale)), max(1, round(self.width * scale))
 
 
-def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[int, int, int]:
+def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[tuple[int, int, int], str]:
+    """The three bands read as R, G, B, and a note when the file did not say which they are:
+    --bands as given; else the bands whose colour interpretation is red, green and blue; else the
+    first three that are not alpha (named in the note when the file has more)."""
     from rasterio.enums import ColorInterp
 
     count = src.count
@@ -167,12 +172,21 @@ def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[int
         bad = [b for b in bands if b > count]
         if bad:
             raise ImageError(f"{path}: --bands asks for band {bad[0]} but the image has {count} band(s) (1..{count})")
-        return tuple(bands) * 3 if len(bands) == 1 else tuple(bands)  # type: ignore[return-value]
-    image_bands = [b for b in range(1, count + 1) if src.colorinterp[b - 1] != ColorInterp.alpha]
+        return (tuple(bands) * 3 if len(bands) == 1 else tuple(bands)), ""  # type: ignore[return-value]
+    interp = list(src.colorinterp)
+    rgb = [interp.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) if c in interp]
+    if len(rgb) == 3:
+        return tuple(rgb), ""  # type: ignore[return-value]
+    image_bands = [b for b in range(1, count + 1) if interp[b - 1] != ColorInterp.alpha]
     if len(image_bands) >= 3:
-        return tuple(image_bands[:3])  # type: ignore[return-value]
+        chosen = tuple(image_bands[:3])
+        note = ""
+        if len(image_bands) > 3:
+            note = (f"{len(image_bands)} bands and no red/green/blue colour interpretation: read bands "
+                    f"{','.join(map(str, chosen))} as R,G,B; choose others with --bands (e.g. --bands 3,2,1)")
+        return chosen, note  # type: ignore[return-value]
     if len(image_bands) == 1:
-        return (image_bands[0],) * 3  # type: ignore[return-value]
+        return (image_bands[0],) * 3, ""  # type: ignore[return-value]
     raise ImageError(f"{path}: {count} bands; choose three (or one, grey) with --bands, e.g. --bands 1,1,2")
 
 
@@ -215,7 +229,7 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
             raise ImageError(f"{path}: the file holds no raster bands")
         if h < 2 or w < 2:
             raise ImageError(f"{path}: the image is {h}x{w} px; at least 2x2 is needed")
-        chosen = _choose_bands(path, src, bands)
+        chosen, bands_note = _choose_bands(path, src, bands)
         palette = _palette_of(src, chosen)
         file_nodata = src.nodatavals[chosen[0] - 1]
         georef = Georeference.of(src)
@@ -224,7 +238,7 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
                         dtype=src.dtypes[chosen[0] - 1], bands=chosen, georef=georef,
                         palette=palette, nodata=nodata,
                         file_nodata=None if file_nodata is None else float(file_nodata), alpha_mask=alpha_mask,
-                        trust_vrt=trust_vrt, source=source if url else "")
+                        trust_vrt=trust_vrt, source=source if url else "", bands_note=bands_note)
     if raster.driver == "PNG" and not url:
         _check_png_stream(path)
     from dataclasses import replace
