@@ -135,7 +135,6 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     if not isinstance(recipe, SegmentRecipe):
         try:
             recipe = load_recipe(recipe)
-            load_templates(recipe.text.templates)
         except SchemaError as exc:
             raise BatchInputError(f"bad recipe: {exc}") from None
     try:

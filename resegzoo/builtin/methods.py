@@ -35,12 +35,15 @@ def _check_sam3(spec: str) -> None:
 def resegzoo_register_methods(register):
     from resegzoo.methods.base import MethodSpec
 
+    from resegzoo.methods.clip import NAME as CLIP
+    from resegzoo.methods.clip.settings import ClipSettings, check
+
     register(MethodSpec(
-        "clip", _clip,
+        CLIP, _clip,
         "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
-        "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by the "
-        "recipe's schedule and extras; needs a CLIP model (`resegzoo list variants`) and reads --masks",
-        model="clip", masks=True, scores="cosine"))
+        "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by its settings "
+        "(schedule, text, readout, extras); needs a CLIP model (`resegzoo list variants`) and reads --masks",
+        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check))
 
     from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
 

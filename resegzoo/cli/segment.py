@@ -125,7 +125,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
     pixels of all inputs (--stretch; reported). Large rasters are segmented block by block in bounded memory.
     """
-    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, load_templates, segment_files
+    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, segment_files
     from resegzoo.raster.names import shown
     from resegzoo.raster.opening import NODATA_LABEL
     from resegzoo.runtime.precision import set_threads
@@ -147,7 +147,6 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, prompt_pool=prompt_pool, background_threshold=background_threshold,
                              precision=precision)
-        load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)

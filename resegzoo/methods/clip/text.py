@@ -29,7 +29,7 @@ def load_templates(spec: str) -> tuple[str, ...]:
     else:
         path = Path(spec)
         if not path.exists():
-            raise SchemaError(f"text.templates: {spec!r} is neither a template set "
+            raise SchemaError(f"templates: {spec!r} is neither a template set "
                               f"({', '.join(TEMPLATE_SETS)}) nor a file")
         text, where = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a template file"), path), str(path)
     templates = tuple(t.strip() for t in text.splitlines() if t.strip() and not t.lstrip().startswith("#"))
