@@ -71,12 +71,11 @@ def _with_prompt_pool(info: DatasetInfo, classes: list[list[str]], recipe: Any, 
 
 
 def _check_parts(choice: Any) -> None:
-    """What a run needs besides its method, checked with every other run before any model loads
-    (so the one bad recipe of several is named at once): its template file, its mask generator's name."""
-    from resegzoo.methods.clip.text import load_templates
+    """What a run needs besides its method (whose own checks, templates included, ran in
+    check_method), checked with every other run before any model loads, so the one bad recipe of
+    several is named at once: its mask generator's name."""
     from resegzoo.plugins.registry import get_registry
 
-    load_templates(choice.recipe.text.templates)
     get_registry().mask_generators.get(choice.masks)
 
 
