@@ -51,8 +51,9 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A class file instead of --classes: .txt (one class per line, synonyms separated by "
                    "commas) or .yaml (a list of names or lists of synonyms).")
-@click.option("--model", help="CLIP model: a registry name (`resegzoo list variants`), a checkpoint file, "
-              "a folder written by `resegzoo compose`, local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
+@click.option("--model", help="Model of the method's kind (clip: a CLIP; segearth-ov3: SAM 3): a zoo name "
+              "(`resegzoo list models`; sam3 is gated: `resegzoo fetch sam3`), a checkpoint file, a folder "
+              "(`resegzoo compose`'s, save_pretrained's), local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
 @click.option("--masks", help="Mask generator giving the segments that restrict attention: slic, "
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
 @click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "
@@ -125,7 +126,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
     pixels of all inputs (--stretch; reported). Large rasters are segmented block by block in bounded memory.
     """
-    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, load_templates, segment_files
+    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, segment_files
     from resegzoo.raster.names import shown
     from resegzoo.raster.opening import NODATA_LABEL
     from resegzoo.runtime.precision import set_threads
@@ -147,7 +148,6 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, prompt_pool=prompt_pool, background_threshold=background_threshold,
                              precision=precision)
-        load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    SCORE_KINDS, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
+    SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
     vocabulary_names)
-from resegzoo.methods.clip.extras import majority_vote
 from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
 from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
@@ -85,7 +84,7 @@ class Segmenter:
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
                  recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "",
-                 method: Any = None, scores: str | None = None) -> None:
+                 method: Any = None, scores: str | None = None, resolved: Any = None) -> None:
         self.recipe = recipe or SegmentRecipe()
         #: the method's registered name (the recipe's ``method.name`` when a built method is given)
         self.method_name = CLIP if method is None else self.recipe.method.name
@@ -93,11 +92,14 @@ class Segmenter:
             if encoder is None:
                 raise ValueError("give a DenseEncoder (for the clip method) or a built method=")
             method = ClipMethod(encoder, self.recipe)
+            method.masks_name = masks_name
         self.method = method
         #: the CLIP method's encoder (None for other methods)
         self.encoder = getattr(method, "encoder", encoder)
         self.mask_generator = mask_generator
         self.model_name = model_name
+        #: the model spec resolved once (``resegzoo.weights.zoo.ResolvedModel``): what Ray actors get
+        self.resolved = resolved
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
@@ -129,18 +131,33 @@ class Segmenter:
         self._mask_lock = threading.Lock()
 
     @classmethod
-    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
+    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: Any = None,
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None,
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method
+        :func:`resegzoo.methods.base.check_method` found the combination sound.
+
+        ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
+        before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
+        Ray actor gets the driver's)."""
+        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
         from resegzoo.runtime.preflight import check_device
         from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+        from resegzoo.weights.zoo import ResolvedModel
 
+        resolved = model if isinstance(model, ResolvedModel) else None
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, model=model, masks=masks)
+            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
+                                  model=resolved.spec if resolved is not None else model)
+            if resolved is None:
+                resolved = resolve_method_model(choice.spec, choice.model, architecture)
+            elif resolved.kind != choice.spec.model:
+                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
+                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
+            else:
+                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from None
         recipe = choice.recipe
@@ -151,10 +168,11 @@ class Segmenter:
             generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
         context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture)
+                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                resolved=resolved)
         built = choice.spec.factory(context)
         return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores)
+                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
 
     # -- the CLIP method's parts, for callers that read them ---------------------------------
     @property
@@ -328,8 +346,9 @@ class Segmenter:
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
         names = vocab.class_names
-        if self.recipe.extras.majority_vote:
-            labels = self._vote(np.asarray(image), labels)
+        refine = getattr(self.method, "refine_labels", None)
+        if refine is not None:
+            labels = self._refined(refine, np.asarray(image), labels)
         background = None
         threshold = self.recipe.inference.background_threshold
         if threshold is not None:
@@ -342,20 +361,28 @@ class Segmenter:
             probs_np[:, ~valid] = 0.0
         return SegmentResult(labels, probs_np, names, background, info)
 
-    def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        if self.mask_generator is None:
-            raise ValueError("extras.majority_vote needs a mask generator with at least one level")
-        with self._mask_lock:
-            levels = self.mask_generator(image)
-        if levels.shape[0] == 0:
-            raise ValueError(f"extras.majority_vote needs segments, but mask generator "
-                             f"{self.masks_name!r} gives none; pick e.g. --masks slic")
-        return majority_vote(labels, levels[0])
+    def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The method's ``refine_labels(image, labels, segments)`` (e.g. CLIP's majority vote), checked;
+        ``segments()`` gives the whole image's (L, H, W) segment ids from the mask generator, made only
+        when asked for (None: there is no mask generator)."""
+        def segments() -> np.ndarray | None:
+            if self.mask_generator is None:
+                return None
+            with self._mask_lock:  # shared with the prefetch threads preparing the next image
+                return np.asarray(self.mask_generator(image))
+
+        out = np.asarray(refine(image, labels, segments))
+        if out.shape != labels.shape or not np.issubdtype(out.dtype, np.integer):
+            raise MethodError(f"method {self.method_name!r} refined the labels into {out.dtype} {out.shape}, expected "
+                              f"integers of shape {labels.shape}")
+        return out.astype(np.int32, copy=False)
 
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""
         described = getattr(self.method, "describe", None)
-        return {"method": self.method_name, "model": self.model_name, "random_weights": self.random_weights,
+        weights = self.resolved.fingerprint if self.resolved is not None else None
+        return {"method": self.method_name, "model": self.model_name, "weights": weights,
+                "random_weights": self.random_weights,
                 "masks": self.masks_name, **(described() if described is not None else {}),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 

@@ -44,7 +44,7 @@ def check_supported(model: Any) -> None:
             raise UnsupportedModelError(f"block {i} has separate q/k/v projections; not supported")
 
 
-#: how positional embeddings are resized to another grid (recipe ``inference.position_interpolation``)
+#: how positional embeddings are resized to another grid (the clip method's ``position_interpolation``)
 POSITION_RULES = ("size", "scale-factor")
 
 

@@ -29,7 +29,7 @@ def load_templates(spec: str) -> tuple[str, ...]:
     else:
         path = Path(spec)
         if not path.exists():
-            raise SchemaError(f"text.templates: {spec!r} is neither a template set "
+            raise SchemaError(f"templates: {spec!r} is neither a template set "
                               f"({', '.join(TEMPLATE_SETS)}) nor a file")
         text, where = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a template file"), path), str(path)
     templates = tuple(t.strip() for t in text.splitlines() if t.strip() and not t.lstrip().startswith("#"))
@@ -118,7 +118,7 @@ class TextCache:
     @staticmethod
     def folder() -> Path:
         """Where embeddings are stored: ``text-embeddings`` in resegzoo's cache folder."""
-        from resegzoo.weights.hub import cache_dir
+        from resegzoo.weights.cache import cache_dir
 
         return cache_dir() / "text-embeddings"
 
@@ -126,7 +126,7 @@ class TextCache:
         """Store embeddings under ``key`` from now on; returns a note (and keeps them in memory
         only) when the cache folder can be written by other users: what they put there is not read."""
         from resegzoo.outputs.reading import unsafe_folder
-        from resegzoo.weights.hub import cache_dir
+        from resegzoo.weights.cache import cache_dir
 
         problem = None if key is None else unsafe_folder(self.folder(), up_to=cache_dir())
         self.key = None if problem else key
