@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type ch
     from resegzoo.compose.weighting.models import ScoringModel
     from resegzoo.eval.datasets import Dataset, DatasetError, DatasetInfo, LabelEncoding, Layout, Sample
     from resegzoo.eval.datasets.layout import mmseg_layout, open_with_layouts
+    from resegzoo.objects.instances import Instance
     from resegzoo.vocabulary import Vocabulary
     from resegzoo.weights.cache import cache_dir
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type ch
 _LAZY: dict[str, str] = {
     # what a method's window_scores is given
     "Vocabulary": "resegzoo.vocabulary",
+    # what a method's window_instances gives per window (MethodSpec.instances: segment --objects)
+    "Instance": "resegzoo.objects.instances",
     # a weighting strategy: called with a WeightingContext, returns a WeightingResult
     "WeightingContext": "resegzoo.compose.weighting",
     "WeightingResult": "resegzoo.compose.weighting",
@@ -83,6 +86,7 @@ __all__ = [
     "ResolvedModel",
     "ScoreKind",
     "Vocabulary",
+    "Instance",
     # helpers for methods
     "class_of_names",
     "names_to_classes",

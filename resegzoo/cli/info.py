@@ -218,7 +218,7 @@ _COLUMNS = {
     "models": ("name", "kind", "size", "gated", "where", "plugin"),
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
-    "methods": ("name", "model", "masks", "scores", "description", "plugin"),
+    "methods": ("name", "model", "masks", "scores", "instances", "description", "plugin"),
     "recipes": ("name", "kind", "base", "summary"),
 }
 

@@ -88,6 +88,11 @@ class Method(Protocol):
     * ``facts()`` -> dict: per-image facts for the sidecar's ``info`` (e.g. the template count).
     * ``describe()`` -> dict: JSON-able facts about the built method (its model, its settings)
       for the sidecar; ``--skip-existing`` compares them.
+    * ``window_instances(windows, vocab, per_name, maps)`` -> (scores, instances): the window
+      scores as :meth:`window_scores` gives them and, per window, the list of
+      :class:`~resegzoo.objects.instances.Instance` (name, score, presence, mask) it found; only
+      for methods whose spec has ``instances=True`` (``resegzoo segment --objects``). The pipeline
+      makes the objects whole across windows and blocks (:mod:`resegzoo.objects.merge`).
     """
 
     #: the window side the method works at when the recipe sets no ``inference.window``
@@ -144,6 +149,10 @@ class MethodSpec:
     #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
     #: any model loads; raise ValueError (or LookupError, OSError) saying what to change. None: none
     check: Optional[Callable[[Any, str], None]] = None
+    #: whether the built method gives instances (objects) besides its scores: its
+    #: ``window_instances`` (``resegzoo segment --objects``; asking a method without them is a
+    #: one-line error before any work)
+    instances: bool = False
 
     def __post_init__(self) -> None:
         if self.scores not in SCORE_KINDS:
@@ -156,6 +165,17 @@ class MethodSpec:
     def needs(self) -> dict[str, Any]:
         """What the method needs, in words a listing shows."""
         return {"model": self.model, "masks": self.masks}
+
+    def check_objects(self) -> None:
+        """MethodError in one line when objects are asked of a method that gives none."""
+        if not self.instances:
+            from resegzoo.plugins.registry import get_registry
+
+            methods = get_registry().methods
+            giving = [name for name in methods if getattr(methods.get(name), "instances", False)]
+            raise MethodError(f"--objects: method {self.name!r} gives no objects (instances), only class scores; "
+                              f"use a method that does ({', '.join(giving) or 'none installed'}; "
+                              "`resegzoo list methods`)")
 
 
 @dataclass(frozen=True)

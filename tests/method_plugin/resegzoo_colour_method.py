@@ -66,6 +66,32 @@ class ColourMethod:
         scores = torch.exp(-(dist / self.settings.width) ** 2)
         return scores if per_name else names_to_classes(scores, class_of_names(vocab), len(vocab), dim=1)
 
+    def window_instances(self, windows, vocab, per_name, maps=None):
+        """The scores, and per window one instance per 4-connected patch of pixels whose score for a
+        name is above 0.5 (what a window sees of it: an object cut by the window's edge is cut here
+        too); score: the patch's mean score; presence: the name's best score in the window."""
+        from scipy import ndimage
+
+        from resegzoo.methods.base import vocabulary_names
+        from resegzoo.objects.instances import Instance
+
+        names = vocabulary_names(vocab)
+        per_name_scores = self.window_scores(windows, vocab, True, maps)
+        found = []
+        for window in per_name_scores.cpu().numpy():
+            instances = []
+            for name, score in zip(names, window):
+                patches, count = ndimage.label(score > 0.5)
+                for k in range(1, count + 1):
+                    mask = patches == k
+                    instances.append(Instance(name, round(float(score[mask].mean()), 4), float(score.max()), mask))
+            found.append(instances)
+        if per_name:
+            return per_name_scores, found
+        from resegzoo.methods.base import class_of_names, names_to_classes
+
+        return names_to_classes(per_name_scores, class_of_names(vocab), len(vocab), dim=1), found
+
     def describe(self):
         return {"colour_width": self.settings.width}
 
@@ -102,7 +128,7 @@ def resegzoo_register_methods(register):
     from resegzoo.methods.base import MethodSpec
 
     register(MethodSpec(NAME, build, "colour distance to each name's colour (a test method)", model=None,
-                        masks=False, scores="probabilities", settings=ColourSettings))
+                        masks=False, scores="probabilities", settings=ColourSettings, instances=True))
     register(MethodSpec("colour-table", build_table, "colour distance to the colours of a table (a test method)",
                         model="colour-table", masks=False, scores="probabilities", settings=ColourSettings,
                         check_model=check_table, fingerprint=table_fingerprint))

@@ -86,6 +86,21 @@ class SegEarthOV3Method:
             return scores
         return names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
 
+    def window_instances(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
+        """:meth:`window_scores` and, per window, SAM 3's kept instances (score above
+        ``confidence_threshold``; the seam's optional output: ``segment --objects``)."""
+        import torch
+
+        from resegzoo.methods.base import class_of_names, names_to_classes, vocabulary_names
+
+        names = vocabulary_names(vocab)
+        pixels = torch.from_numpy(windows).permute(0, 3, 1, 2)
+        found: list[Any] = []
+        scores = self.scorer.score_windows(pixels, names, self.switches, instances=found)
+        if not per_name:
+            scores = names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
+        return scores, found
+
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "resolution": self.scorer.resolution, "tokenizer": self.scorer.tokenizer_source,
                 "settings": dataclasses.asdict(self.settings)}
