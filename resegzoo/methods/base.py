@@ -276,7 +276,9 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
         if spec.fingerprint is not None:
             resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
     except (LookupError, OSError, ValueError, ResegzooError) as exc:
-        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        detail = str(exc)
+        detail = detail[len(model) + 2:] if detail.startswith(f"{model}: ") else detail  # named once
+        raise MethodError(f"cannot load model {model!r}: {detail}") from None
     return resolved
 
 
