@@ -22,6 +22,13 @@ Files, folders and glob patterns, one unit of outputs per input (what ``resegzoo
     result = segment_files(["tiles/"], "building; road, street; tree", "labels/", model="oracle")
     result.records         # each written input's sidecar record; result.failures, result.skipped
     print(result.summary())
+
+Several prompts per class (a prompt pool: the shipped ``remote-sensing`` union or a file, one
+class a line: its name, then its prompts), for ``segment_files`` and for ``Segmenter`` alike:
+
+    result = segment_files(["tiles/"], "building; road; tree", "labels/", model="oracle",
+                           prompt_pool="remote-sensing")
+    vocab = expand_vocabulary(Vocabulary.parse("building; road"), load_pool("remote-sensing"))
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.reader import Stretch
 from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
+from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
 
@@ -46,6 +54,8 @@ __all__ = [
     "BatchResult",
     "GisOutputs",
     "ModelLoadError",
+    "PromptPool",
+    "PromptPoolError",
     "RasterOptions",
     "RasterPlan",
     "RasterRun",
@@ -56,6 +66,8 @@ __all__ = [
     "Vocabulary",
     "VocabularyError",
     "check_image",
+    "expand_vocabulary",
+    "load_pool",
     "load_recipe",
     "load_templates",
     "plan_raster",
@@ -71,7 +83,8 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
                   probs: str | None = None, recursive: bool = False, overwrite: bool = False,
                   skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
                   stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
-                  engine: Any = "local", progress: BatchProgress | None = None) -> BatchResult:
+                  engine: Any = "local", progress: BatchProgress | None = None,
+                  prompt_pool: str | None = None, stac: Any = None, asset: str | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
     as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
@@ -83,11 +96,21 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     :class:`resegzoo.raster.reader.Stretch`. ``engine``:
     ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
 
+    ``prompt_pool`` (default: the recipe's ``text.prompt_pool``): ``remote-sensing`` (shipped) or
+    a pool file gives each class whose name is a key of the pool that key's prompts as synonyms;
+    each sidecar's ``classes`` lists the names every class was prompted with.
+
+    Inputs may be URLs (``s3://``, ``https://`` ...: read where they are) and STAC items or item
+    collections (``.json``); ``stac`` (a :class:`resegzoo.batch.stac.StacSearch`) adds the items a
+    STAC API search finds; ``asset`` names the STAC asset to read (default: the visual/RGB one).
+
     ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
     (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
 
     Everything is checked before the model loads (classes, recipe, method, inputs, bands, nodata,
     GIS options: a :class:`BatchInputError`; the device and a writable ``out``)."""
+    import dataclasses
+
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
@@ -112,16 +135,19 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     if not isinstance(recipe, SegmentRecipe):
         try:
             recipe = load_recipe(recipe)
-            load_templates(recipe.text.templates)
         except SchemaError as exc:
             raise BatchInputError(f"bad recipe: {exc}") from None
+    try:
+        recipe, vocab = _with_prompt_pool(recipe, vocab, prompt_pool)
+    except (PromptPoolError, VocabularyError) as exc:
+        raise BatchInputError(str(exc)) from None
     try:
         choice = check_method(recipe, method=method, model=model, masks=masks)
     except MethodError as exc:
         raise BatchInputError(str(exc)) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks
     notes: list[str] = []
-    files = expand_inputs(inputs, recursive, out=out, notes=notes)
+    files = expand_inputs(inputs, recursive, out=out, notes=notes, stac_search=stac, asset=asset, trust_vrt=trust_vrt)
     for note in notes:
         progress.note(note)
     try:
@@ -135,12 +161,14 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     folders = []
     for f in files:
         try:
-            rasters.append(reader.open_raster(f.path, band_list, nodata_value, trust_vrt=trust_vrt, stretch=False))
+            raster = reader.open_raster(f.path, band_list if band_list is not None else f.bands, nodata_value,
+                                        trust_vrt=trust_vrt, stretch=False)
+            rasters.append(dataclasses.replace(raster, origin=f.origin) if f.origin else raster)
             folders.append(f.folder)
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise BatchInputError(str(exc)) from None
-            failures.append((f.path, str(exc)))
+            failures.append((f.public, str(exc)))
     rasters = reader.with_stretch(rasters, stretch_choice)  # a batch stretch reads every input (decimated)
     try:
         gis.check(rasters)
@@ -152,7 +180,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
-    for note in seg.notes:
+    for note in seg.notes + seg.cache_notes:
         progress.note(note)
     spec = SegmenterSpec(recipe, model, masks, device, architecture)
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
@@ -161,3 +189,15 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     result.failures[:0] = failures
     result.inputs = len(files)
     return result
+
+
+def _with_prompt_pool(recipe: SegmentRecipe, vocab: Vocabulary, prompt_pool: str | None) -> tuple[SegmentRecipe, Vocabulary]:
+    """The recipe with ``prompt_pool`` (when given) and the vocabulary expanded by the recipe's pool."""
+    import dataclasses
+
+    from resegzoo.prompt_pools import pool_for
+
+    if prompt_pool is not None:
+        recipe = dataclasses.replace(recipe, text=dataclasses.replace(recipe.text, prompt_pool=prompt_pool))
+    pool, _ = pool_for(recipe.text.prompt_pool)
+    return recipe, vocab if pool is None else expand_vocabulary(vocab, pool)
