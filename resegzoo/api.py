@@ -182,7 +182,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         raise ModelLoadError(str(exc)) from None
     for note in seg.notes + seg.cache_notes:
         progress.note(note)
-    spec = SegmenterSpec(recipe, model, masks, device, architecture)
+    spec = SegmenterSpec(recipe, seg.resolved or model, masks, device, architecture)  # actors get the resolved model
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
                          continue_on_error=continue_on_error, gis=gis, stretch=stretch_record(stretch_choice))
     result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress, folders)

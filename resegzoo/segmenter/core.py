@@ -83,7 +83,7 @@ class Segmenter:
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
                  recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "",
-                 method: Any = None, scores: str | None = None) -> None:
+                 method: Any = None, scores: str | None = None, resolved: Any = None) -> None:
         self.recipe = recipe or SegmentRecipe()
         #: the method's registered name (the recipe's ``method.name`` when a built method is given)
         self.method_name = CLIP if method is None else self.recipe.method.name
@@ -97,6 +97,8 @@ class Segmenter:
         self.encoder = getattr(method, "encoder", encoder)
         self.mask_generator = mask_generator
         self.model_name = model_name
+        #: the model spec resolved once (``resegzoo.weights.zoo.ResolvedModel``): what Ray actors get
+        self.resolved = resolved
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
@@ -128,18 +130,33 @@ class Segmenter:
         self._mask_lock = threading.Lock()
 
     @classmethod
-    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
+    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: Any = None,
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None,
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method
+        :func:`resegzoo.methods.base.check_method` found the combination sound.
+
+        ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
+        before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
+        Ray actor gets the driver's)."""
+        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
         from resegzoo.runtime.preflight import check_device
         from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+        from resegzoo.weights.zoo import ResolvedModel
 
+        resolved = model if isinstance(model, ResolvedModel) else None
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, model=model, masks=masks)
+            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
+                                  model=resolved.spec if resolved is not None else model)
+            if resolved is None:
+                resolved = resolve_method_model(choice.spec, choice.model, architecture)
+            elif resolved.kind != choice.spec.model:
+                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
+                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
+            else:
+                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from None
         recipe = choice.recipe
@@ -150,10 +167,11 @@ class Segmenter:
             generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
         context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture)
+                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                resolved=resolved)
         built = choice.spec.factory(context)
         return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores)
+                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
 
     # -- the CLIP method's parts, for callers that read them ---------------------------------
     @property
@@ -358,7 +376,9 @@ class Segmenter:
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""
         described = getattr(self.method, "describe", None)
-        return {"method": self.method_name, "model": self.model_name, "random_weights": self.random_weights,
+        weights = self.resolved.fingerprint if self.resolved is not None else None
+        return {"method": self.method_name, "model": self.model_name, "weights": weights,
+                "random_weights": self.random_weights,
                 "masks": self.masks_name, **(described() if described is not None else {}),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 
