@@ -265,7 +265,9 @@ def list_(kind: str, model_kind: str | None, as_json: bool) -> None:
     try:
         rows = _entries(kind, model_kind)
     except (RegistryError, SchemaError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:

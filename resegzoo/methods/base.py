@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 
 #: what a method's window scores are: cosine similarities the pipeline turns into probabilities
 #: with softmax(logit_scale x score) (CLIP), or probabilities already (each in 0..1, no softmax;
@@ -37,6 +37,8 @@ DEFAULT_MASKS = "slic"
 class MethodError(ResegzooError, ValueError):
     """A method that cannot run as asked: unknown, a wrong combination (a mask generator, a model
     or settings the method does not take), or a method plugin that broke its contract."""
+
+    exit_code = EXIT_USAGE
 
 
 class ModelLoadError(ResegzooError, RuntimeError):
@@ -226,7 +228,7 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
     masks_name = masks or recipe.masks.generator
     if not spec.masks:
         asked = masks not in (None, NO_MASKS) or recipe.masks.generator not in (DEFAULT_MASKS, NO_MASKS) \
-            or (recipe.masks.generator == DEFAULT_MASKS and recipe.masks.settings)
+            or (recipe.masks.generator == DEFAULT_MASKS and (recipe.masks.settings or recipe.masks.stated))
         if asked:
             raise MethodError(f"method {spec.name!r} reads no segments, so mask generator {masks_name!r} cannot "
                               "be used with it; remove --masks/--sam-checkpoint (or the recipe's masks:)")

@@ -15,6 +15,7 @@ from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
 from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
+from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
 from resegzoo.segmenter.windows import (
@@ -200,7 +201,7 @@ class Segmenter:
         from resegzoo.masks.windows import generate_for_windows
 
         # SAM runs once per region larger than a window and cuts the maps; others run per window
-        with self._mask_lock:
+        with self._mask_lock, timing.stage("masks"):
             maps = generate_for_windows(self.mask_generator, padded, windows)
         for m, (y0, x0, y1, x1) in zip(maps, windows):
             if m.ndim != 3 or m.shape[1:] != (y1 - y0, x1 - x0):
@@ -216,7 +217,9 @@ class Segmenter:
         placement: an axis shorter than the window gets one smaller crop)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
-        out = self.method.window_scores(crops, vocab, self.per_name, maps)
+        with timing.stage("encode"):
+            out = self.method.window_scores(crops, vocab, self.per_name, maps)
+        timing.windows_done(len(wins))
         return check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
 
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
@@ -293,6 +296,7 @@ class Segmenter:
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for win in prep.dead:
             stitcher.add(win, torch.zeros((rows, win[2] - win[0], win[3] - win[1])))
+        timing.windows_done(len(prep.dead))  # never encoded, but done: the count up front has them
         if bar is not None:
             bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),

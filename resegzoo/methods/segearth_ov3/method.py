@@ -40,6 +40,9 @@ class SegEarthOV3Settings:
             raise ValueError(f"confidence_threshold must be in 0..1, got {self.confidence_threshold}")
         if self.name_batch < 1:
             raise ValueError(f"name_batch must be at least 1, got {self.name_batch}")
+        if not self.instances and not self.semantic:  # the score would be 0 everywhere: every pixel one class
+            raise ValueError("instances and semantic cannot both be off: the method needs one of SAM 3's heads "
+                             "(with neither, every score is 0)")
 
 
 def _switches(settings: SegEarthOV3Settings) -> Any:
