@@ -41,6 +41,13 @@ class MethodError(ResegzooError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class ModelSpecError(MethodError):
+    """A method's model that cannot be resolved: its exit status is its cause's (a name of the
+    wrong kind or no such file: usage, 2; a download that failed: 1)."""
+
+    exit_code = None
+
+
 class ModelLoadError(ResegzooError, RuntimeError):
     """The model or the mask generator could not be set up (unknown name, missing file, a
     download that failed offline, bad generator settings); the message says which and why."""
@@ -88,11 +95,10 @@ class Method(Protocol):
     * ``facts()`` -> dict: per-image facts for the sidecar's ``info`` (e.g. the template count).
     * ``describe()`` -> dict: JSON-able facts about the built method (its model, its settings)
       for the sidecar; ``--skip-existing`` compares them.
-    * ``window_instances(windows, vocab, per_name, maps)`` -> (scores, instances): the window
-      scores as :meth:`window_scores` gives them and, per window, the list of
-      :class:`~resegzoo.objects.instances.Instance` (name, score, presence, mask) it found; only
-      for methods whose spec has ``instances=True`` (``resegzoo segment --objects``). The pipeline
-      makes the objects whole across windows and blocks (:mod:`resegzoo.objects.merge`).
+    * ``outputs`` (a set of :data:`WINDOW_OUTPUTS` names) and ``window_outputs(windows, vocab,
+      per_name, maps, want)`` -> :class:`WindowOutputs`: what the method gives beside its scores
+      from the same pass over the windows (e.g. ``features`` for change detection), when a caller
+      asks (:func:`window_outputs`). A method without them gives scores only.
     """
 
     #: the window side the method works at when the recipe sets no ``inference.window``
@@ -114,6 +120,61 @@ class Method(Protocol):
         Returns a float torch tensor (B, R, S, S) on ``device``: the spec's score kind
         (cosines, or probabilities in 0..1)."""
         ...
+
+
+#: the outputs a method may give beside its window scores, from the same pass (``Method.outputs``):
+#: ``features``: the image features of each window, (B, C, h, w) at the model's own grid (SAM 3: its
+#: stride-14 FPN level), for comparing two dates (``resegzoo.change``); ``instances``: per window, the
+#: list of :class:`~resegzoo.objects.instances.Instance` (name, score, presence, mask) it found, which
+#: the pipeline makes whole across windows and blocks (``resegzoo segment --objects``)
+FEATURES = "features"
+INSTANCES = "instances"
+WINDOW_OUTPUTS: tuple[str, ...] = (FEATURES, INSTANCES)
+
+
+@dataclass
+class WindowOutputs:
+    """What :func:`window_outputs` gives for a batch of B windows: the scores (as
+    :meth:`Method.window_scores` returns them) and each optional output asked for (None when not
+    asked for)."""
+
+    scores: Any
+    #: (B, C, h, w) float tensor: the image features of each window at the model's grid; the caller
+    #: upsamples them to the window (bilinear) where it needs them per pixel
+    features: Any = None
+    #: per window, a list of :class:`~resegzoo.objects.instances.Instance` (B lists)
+    instances: Any = None
+
+
+def method_outputs(method: Any) -> frozenset[str]:
+    """The optional outputs ``method`` gives beside its scores (its ``outputs``; none by default)."""
+    declared = frozenset(getattr(method, "outputs", ()) or ())
+    unknown = sorted(declared - set(WINDOW_OUTPUTS))
+    if unknown:
+        raise MethodError(f"method {type(method).__name__} declares unknown outputs {unknown}; known: "
+                          f"{', '.join(WINDOW_OUTPUTS)}")
+    return declared
+
+
+def window_outputs(method: Any, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
+                   want: frozenset[str] = frozenset()) -> WindowOutputs:
+    """The window scores of ``method`` and the optional outputs in ``want``, from one pass over the
+    windows: ``window_outputs`` of a method that declares them, ``window_scores`` when nothing else
+    is wanted. A method that does not give what is wanted is a :class:`MethodError`."""
+    if not want:
+        return WindowOutputs(method.window_scores(windows, vocab, per_name, maps))
+    missing = sorted(set(want) - method_outputs(method))
+    if missing:
+        raise MethodError(f"method {type(method).__name__} gives no {', '.join(missing)} (its outputs: "
+                          f"{', '.join(sorted(method_outputs(method))) or 'scores only'})")
+    out = method.window_outputs(windows, vocab, per_name, maps, frozenset(want))
+    if not isinstance(out, WindowOutputs):
+        raise MethodError(f"method {type(method).__name__}'s window_outputs returned {type(out).__name__}, "
+                          "not WindowOutputs")
+    for name in want:
+        if getattr(out, name) is None:
+            raise MethodError(f"method {type(method).__name__} was asked for {name} and gave none")
+    return out
 
 
 @dataclass(frozen=True)
@@ -149,12 +210,16 @@ class MethodSpec:
     #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
     #: any model loads; raise ValueError (or LookupError, OSError) saying what to change. None: none
     check: Optional[Callable[[Any, str], None]] = None
-    #: whether the built method gives instances (objects) besides its scores: its
-    #: ``window_instances`` (``resegzoo segment --objects``; asking a method without them is a
-    #: one-line error before any work)
-    instances: bool = False
+    #: what the built method gives beside its scores (:data:`WINDOW_OUTPUTS`: ``features``), declared
+    #: so a command that needs one (``resegzoo change``) refuses other methods before a model loads;
+    #: the built method gives them through ``window_outputs`` (:func:`window_outputs`)
+    outputs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.outputs) - set(WINDOW_OUTPUTS))
+        if unknown:
+            raise ValueError(f"method {self.name!r}: unknown outputs {unknown}; known: {', '.join(WINDOW_OUTPUTS)}")
+        object.__setattr__(self, "outputs", frozenset(self.outputs))
         if self.scores not in SCORE_KINDS:
             raise ValueError(f"method {self.name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
                              f"got {self.scores!r}")
@@ -167,12 +232,12 @@ class MethodSpec:
         return {"model": self.model, "masks": self.masks}
 
     def check_objects(self) -> None:
-        """MethodError in one line when objects are asked of a method that gives none."""
-        if not self.instances:
+        """MethodError in one line when objects are asked of a method that gives no instances."""
+        if INSTANCES not in self.outputs:
             from resegzoo.plugins.registry import get_registry
 
             methods = get_registry().methods
-            giving = [name for name in methods if getattr(methods.get(name), "instances", False)]
+            giving = [name for name in methods if INSTANCES in methods.get(name).outputs]
             raise MethodError(f"--objects: method {self.name!r} gives no objects (instances), only class scores; "
                               f"use a method that does ({', '.join(giving) or 'none installed'}; "
                               "`resegzoo list methods`)")
@@ -291,14 +356,16 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
         try:
             fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
         except (LookupError, OSError, ValueError) as exc:
-            raise MethodError(f"cannot load model {model!r}: {exc}") from None
+            raise ModelSpecError(f"cannot load model {model!r}: {exc}") from exc
         return ResolvedModel(model, spec.model, None, None, fingerprint)
     try:
         resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
         if spec.fingerprint is not None:
             resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
     except (LookupError, OSError, ValueError, ResegzooError) as exc:
-        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        detail = str(exc)
+        detail = detail[len(model) + 2:] if detail.startswith(f"{model}: ") else detail  # named once
+        raise ModelSpecError(f"cannot load model {model!r}: {detail}") from exc
     return resolved
 
 

@@ -1,6 +1,6 @@
 """Objects, not only pixels: the instances a method finds, kept whole across windows and blocks.
 
-A method that gives instances (``MethodSpec.instances``; its ``window_instances``) returns, per
+A method with the ``instances`` output (``MethodSpec.outputs``; its ``window_outputs``) gives, per
 window, a list of :class:`~resegzoo.objects.instances.Instance` (name, score, presence, mask). The
 pipeline turns them into :class:`~resegzoo.objects.instances.Objects` (columnar: class, name,
 score, presence, box, the mask cropped to its box, and the *view* that saw it: its window or

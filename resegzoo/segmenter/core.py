@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
-    vocabulary_names)
+    FEATURES, INSTANCES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, method_outputs,
+    names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
 from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
 from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
@@ -215,19 +215,23 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       vocab: Vocabulary, objects: list[Any] | None = None) -> torch.Tensor:
+                       vocab: Vocabulary, features: list | None = None,
+                       objects: list[Any] | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
         the names (:attr:`per_name`); h x w is the window, or less where the image is (shift
-        placement: an axis shorter than the window gets one smaller crop). ``objects``: a list that
-        gets each window's instances (the method's ``window_instances``) as Objects, NMS done."""
+        placement: an axis shorter than the window gets one smaller crop). ``features``: a list
+        that gets each window's (window, image features) from the same pass (:meth:`scores`);
+        ``objects``: a list that gets each window's instances as Objects, NMS done."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
+        want = frozenset(name for name, wanted in ((FEATURES, features), (INSTANCES, objects)) if wanted is not None)
         with timing.stage("encode"):
-            if objects is None:
-                out = self.method.window_scores(crops, vocab, self.per_name, maps)
-            else:
-                out, found = self.method.window_instances(crops, vocab, self.per_name, maps)
-                objects.extend(window_objects(self.method_name, found, wins, vocab))
+            outputs = window_outputs(self.method, crops, vocab, self.per_name, maps, want)
+            out = outputs.scores
+        if features is not None:
+            features.extend(zip(wins, outputs.features))
+        if objects is not None:
+            objects.extend(window_objects(self.method_name, outputs.instances, wins, vocab))
         timing.windows_done(len(wins))
         return check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
 
@@ -289,11 +293,14 @@ class Segmenter:
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None, valid: np.ndarray | None = None,
-               objects: list[Any] | None = None) -> tuple[torch.Tensor, dict]:
+               features: list | None = None, objects: list[Any] | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
-        with ``inference.average: probabilities``. See :meth:`logits`. ``objects``: a list that
-        gets the method's instances, whole (:func:`image_objects`), as one Objects."""
+        with ``inference.average: probabilities``. See :meth:`logits`. ``features``: a list that
+        gets (window, (C, g, g) image features) of every encoded window, in the resized and padded
+        frame of the image's window plan, from the same pass (a method with the ``features``
+        output, :func:`resegzoo.methods.base.window_outputs`). ``objects``: a list that gets the
+        method's instances (its ``instances`` output), whole (:func:`image_objects`), as one Objects."""
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
@@ -318,7 +325,7 @@ class Segmenter:
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, found)):
+                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features, found)):
                     stitcher.add(win, lg)
                 if bar is not None:
                     bar.update(len(wins))
@@ -337,8 +344,8 @@ class Segmenter:
 
     @property
     def gives_objects(self) -> bool:
-        """Whether the method gives instances (its ``window_instances``: ``segment(objects=True)``)."""
-        return callable(getattr(self.method, "window_instances", None))
+        """Whether the method gives instances (its ``instances`` output: ``segment(objects=True)``)."""
+        return INSTANCES in method_outputs(self.method)
 
     def segment(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                 scale: float | None = None, valid: np.ndarray | None = None, objects: bool = False) -> SegmentResult:

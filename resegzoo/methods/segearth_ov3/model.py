@@ -198,13 +198,20 @@ class Sam3Scorer:
                 semantic = self.model.mask_decoder.semantic_projection(d["pixel_embed"])
         return RawOutputs(d["logits"].float(), d["presence"].float(), semantic.float(), masks.float())
 
-    def score_windows(self, pixels: Any, names: Sequence[str], switches: FusionSwitches,
-                      instances: list[Any] | None = None) -> Any:
+    def score_windows(self, pixels: Any, names: Sequence[str], switches: FusionSwitches) -> Any:
         """(B, N, H, W) float32 scores of B windows (B, 3, H, W) uint8 for N names, by the rule of
         ``switches`` (``switches.fuse``: SegEarth-OV3's, or another method's on the same raw
-        outputs, e.g. ProC-SAM3's). ``instances``: a list that gets, per window, the instances SAM 3
-        keeps (:func:`~resegzoo.methods.segearth_ov3.fusion.kept_instances`: score above
-        ``switches.confidence_threshold``), whether or not the fusion reads them."""
+        outputs, e.g. ProC-SAM3's)."""
+        return self.score_windows_and_features(pixels, names, switches, features=False)[0]
+
+    def score_windows_and_features(self, pixels: Any, names: Sequence[str], switches: FusionSwitches,
+                                   features: bool = True, instances: list[Any] | None = None) -> tuple[Any, Any]:
+        """:meth:`score_windows` and, from the same image pass, each window's backbone features:
+        (B, C, g, g) float32, the FPN level at SAM 3's patch stride (14 px of its input: 72 x 72
+        for 1008 px), the last level the decoders use (SegEarth-OV3's change detector reads
+        ``backbone_fpn[-1]``); None unless ``features``. ``instances``: a list that gets, per window,
+        the instances SAM 3 keeps (:func:`~resegzoo.methods.segearth_ov3.fusion.kept_instances`: score
+        above ``switches.confidence_threshold``), whether or not the fusion reads them."""
         import torch
 
         pixels = torch.as_tensor(pixels)
@@ -214,7 +221,9 @@ class Sam3Scorer:
         out = torch.zeros((len(pixels), len(names)) + size, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             with self._autocast():
-                encoded = self._decoder_inputs(self.encode_image(self.pixel_values(pixels)))
+                encoded = self.encode_image(self.pixel_values(pixels))
+            feats = torch.cat([e.fpn[-1] for e in encoded]).float() if features else None
+            encoded = self._decoder_inputs(encoded)
             for b, enc in enumerate(encoded):
                 found: list[Any] = []
                 for s in range(0, len(names), max(1, self.name_batch)):
@@ -239,7 +248,7 @@ class Sam3Scorer:
                         found.extend(kept_instances(raw, chunk, size, switches.confidence_threshold, masks))
                 if instances is not None:
                     instances.append(found)
-        return out
+        return out, feats
 
     def score_window(self, pixels: Any, names: Sequence[str], switches: FusionSwitches | None = None) -> Any:
         """(N, H, W) float32 scores of one (3, H, W) uint8 window."""
