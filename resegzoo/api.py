@@ -40,13 +40,26 @@ from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
 from resegzoo.methods.base import ModelLoadError
-from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.reader import Stretch
-from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
 from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
+
+#: names of the facade that live in modules importing torch: loaded when first asked for, so a
+#: command that fails its option checks (or never segments) does not pay for torch
+_LAZY = {"Segmenter": "resegzoo.segmenter.core", "SegmentResult": "resegzoo.segmenter.core",
+         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BatchInputError",
@@ -113,6 +126,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
 
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
+    from resegzoo.methods.clip.text import load_templates
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
     from resegzoo.methods.base import MethodError, check_method
     from resegzoo.outputs.gis.products import GisOptionError
@@ -177,12 +191,14 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     check_device(device)
     check_output_folder(out)  # before the model loads: a bad out must not cost the computing
     try:
+        from resegzoo.segmenter.core import Segmenter  # torch: only once every check has passed
+
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
     for note in seg.notes + seg.cache_notes:
         progress.note(note)
-    spec = SegmenterSpec(recipe, model, masks, device, architecture)
+    spec = SegmenterSpec(recipe, seg.resolved or model, masks, device, architecture)  # actors get the resolved model
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
                          continue_on_error=continue_on_error, gis=gis, stretch=stretch_record(stretch_choice))
     result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress, folders)

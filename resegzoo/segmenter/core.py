@@ -13,6 +13,7 @@ from resegzoo.methods.base import (
     names_to_classes, upsample_patch_logits, vocabulary_names)
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
+from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
 from resegzoo.segmenter.windows import (
@@ -83,7 +84,7 @@ class Segmenter:
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
                  recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "",
-                 method: Any = None, scores: str | None = None) -> None:
+                 method: Any = None, scores: str | None = None, resolved: Any = None) -> None:
         self.recipe = recipe or SegmentRecipe()
         #: the method's registered name (the recipe's ``method.name`` when a built method is given)
         self.method_name = DEFAULT_METHOD if method is None else self.recipe.method.name
@@ -96,6 +97,8 @@ class Segmenter:
         self.encoder = getattr(method, "encoder", encoder)
         self.mask_generator = mask_generator
         self.model_name = model_name
+        #: the model spec resolved once (``resegzoo.weights.zoo.ResolvedModel``): what Ray actors get
+        self.resolved = resolved
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(method_attribute(method, "notes"))
@@ -131,18 +134,33 @@ class Segmenter:
         self._mask_lock = threading.Lock()
 
     @classmethod
-    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
+    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: Any = None,
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None,
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method
+        :func:`resegzoo.methods.base.check_method` found the combination sound.
+
+        ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
+        before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
+        Ray actor gets the driver's)."""
+        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
         from resegzoo.runtime.preflight import check_device
         from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+        from resegzoo.weights.zoo import ResolvedModel
 
+        resolved = model if isinstance(model, ResolvedModel) else None
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, model=model, masks=masks)
+            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
+                                  model=resolved.spec if resolved is not None else model)
+            if resolved is None:
+                resolved = resolve_method_model(choice.spec, choice.model, architecture)
+            elif resolved.kind != choice.spec.model:
+                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
+                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
+            else:
+                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from None
         recipe = choice.recipe
@@ -153,10 +171,11 @@ class Segmenter:
             generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
         context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture)
+                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                resolved=resolved)
         built = choice.spec.factory(context)
         return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores)
+                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
 
     # -- the clip method's parts, where callers read them before the method seam -------------
     @property
@@ -206,7 +225,7 @@ class Segmenter:
         from resegzoo.masks.windows import generate_for_windows
 
         # SAM runs once per region larger than a window and cuts the maps; others run per window
-        with self._mask_lock:
+        with self._mask_lock, timing.stage("masks"):
             maps = generate_for_windows(self.mask_generator, padded, windows)
         for m, (y0, x0, y1, x1) in zip(maps, windows):
             if m.ndim != 3 or m.shape[1:] != (y1 - y0, x1 - x0):
@@ -224,7 +243,9 @@ class Segmenter:
         reduced to each class's best name first when the recipe wants class probabilities)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
-        out = self.method.window_scores(crops, vocab, self.per_name, maps)
+        with timing.stage("encode"):
+            out = self.method.window_scores(crops, vocab, self.per_name, maps)
+        timing.windows_done(len(wins))
         out = check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
         if self._softmax_each_window:
             if self._reduce_each_window:
@@ -306,6 +327,7 @@ class Segmenter:
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for win in prep.dead:
             stitcher.add(win, torch.zeros((rows, win[2] - win[0], win[3] - win[1])))
+        timing.windows_done(len(prep.dead))  # never encoded, but done: the count up front has them
         if bar is not None:
             bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
@@ -389,7 +411,9 @@ class Segmenter:
 
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""
-        return {"method": self.method_name, "model": self.model_name, "random_weights": self.random_weights,
+        weights = self.resolved.fingerprint if self.resolved is not None else None
+        return {"method": self.method_name, "model": self.model_name, "weights": weights,
+                "random_weights": self.random_weights,
                 "masks": self.masks_name, **method_attribute(self.method, "describe")(),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 
