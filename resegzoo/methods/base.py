@@ -94,6 +94,10 @@ class Method(Protocol):
       for the sidecar; ``--skip-existing`` compares them.
     * ``refine_labels(image, labels, segments)`` -> labels: the whole image's labels refined
       (the clip method's majority vote); ``segments()`` gives the image's segment ids.
+    * ``outputs`` (a set of :data:`WINDOW_OUTPUTS` names) and ``window_outputs(windows, vocab,
+      per_name, maps, want)`` -> :class:`WindowOutputs`: what the method gives beside its scores
+      from the same pass over the windows (e.g. ``features`` for change detection), when a caller
+      asks (:func:`window_outputs`). A method without them gives scores only.
     """
 
     #: the window side the method works at when the recipe sets no ``inference.window``
@@ -115,6 +119,56 @@ class Method(Protocol):
         Returns a float torch tensor (B, R, S, S) on ``device``: the spec's score kind
         (cosines, or probabilities in 0..1)."""
         ...
+
+
+#: the outputs a method may give beside its window scores, from the same pass (``Method.outputs``):
+#: ``features``: the image features of each window, (B, C, h, w) at the model's own grid (SAM 3: its
+#: stride-14 FPN level), for comparing two dates (``resegzoo.change``)
+FEATURES = "features"
+WINDOW_OUTPUTS: tuple[str, ...] = (FEATURES,)
+
+
+@dataclass
+class WindowOutputs:
+    """What :func:`window_outputs` gives for a batch of B windows: the scores (as
+    :meth:`Method.window_scores` returns them) and each optional output asked for (None when not
+    asked for)."""
+
+    scores: Any
+    #: (B, C, h, w) float tensor: the image features of each window at the model's grid; the caller
+    #: upsamples them to the window (bilinear) where it needs them per pixel
+    features: Any = None
+
+
+def method_outputs(method: Any) -> frozenset[str]:
+    """The optional outputs ``method`` gives beside its scores (its ``outputs``; none by default)."""
+    declared = frozenset(getattr(method, "outputs", ()) or ())
+    unknown = sorted(declared - set(WINDOW_OUTPUTS))
+    if unknown:
+        raise MethodError(f"method {type(method).__name__} declares unknown outputs {unknown}; known: "
+                          f"{', '.join(WINDOW_OUTPUTS)}")
+    return declared
+
+
+def window_outputs(method: Any, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
+                   want: frozenset[str] = frozenset()) -> WindowOutputs:
+    """The window scores of ``method`` and the optional outputs in ``want``, from one pass over the
+    windows: ``window_outputs`` of a method that declares them, ``window_scores`` when nothing else
+    is wanted. A method that does not give what is wanted is a :class:`MethodError`."""
+    if not want:
+        return WindowOutputs(method.window_scores(windows, vocab, per_name, maps))
+    missing = sorted(set(want) - method_outputs(method))
+    if missing:
+        raise MethodError(f"method {type(method).__name__} gives no {', '.join(missing)} (its outputs: "
+                          f"{', '.join(sorted(method_outputs(method))) or 'scores only'})")
+    out = method.window_outputs(windows, vocab, per_name, maps, frozenset(want))
+    if not isinstance(out, WindowOutputs):
+        raise MethodError(f"method {type(method).__name__}'s window_outputs returned {type(out).__name__}, "
+                          "not WindowOutputs")
+    for name in want:
+        if getattr(out, name) is None:
+            raise MethodError(f"method {type(method).__name__} was asked for {name} and gave none")
+    return out
 
 
 class MethodBase:
@@ -150,6 +204,8 @@ class MethodBase:
     cache_notes: Sequence[str] = ()
     #: the model's weights are random by design (a demo or test model)
     random_weights: bool = False
+    #: what it gives beside its scores through ``window_outputs`` (:data:`WINDOW_OUTPUTS`); none
+    outputs: frozenset[str] = frozenset()
 
     def window_scores(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
         """(B, R, S, S) scores of (B, S, S, 3) uint8 windows (see :meth:`Method.window_scores`)."""
@@ -227,12 +283,20 @@ class MethodSpec:
     #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
     #: any model loads; raise ValueError (or LookupError, OSError) saying what to change. None: none
     check: Optional[Callable[[Any, str], None]] = None
+    #: what the built method gives beside its scores (:data:`WINDOW_OUTPUTS`: ``features``), declared
+    #: so a command that needs one (``resegzoo change``) refuses other methods before a model loads;
+    #: the built method gives them through ``window_outputs`` (:func:`window_outputs`)
+    outputs: frozenset[str] = frozenset()
     #: ``from_model(model, context)``: the method around a model the caller built, for the Python
     #: API's ``Segmenter(model, mask_generator, recipe)`` (the default method's: a DenseEncoder);
     #: ``context.model`` is None. None: the method is built by its factory only
     from_model: Optional[Callable[[Any, MethodContext], Method]] = None
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.outputs) - set(WINDOW_OUTPUTS))
+        if unknown:
+            raise ValueError(f"method {self.name!r}: unknown outputs {unknown}; known: {', '.join(WINDOW_OUTPUTS)}")
+        object.__setattr__(self, "outputs", frozenset(self.outputs))
         if self.scores not in SCORE_KINDS:
             raise ValueError(f"method {self.name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
                              f"got {self.scores!r}")

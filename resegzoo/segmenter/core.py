@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    DEFAULT_METHOD, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, method_attribute,
-    names_to_classes, upsample_patch_logits, vocabulary_names)
+    DEFAULT_METHOD, FEATURES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names,
+    method_attribute, names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime import timing
@@ -235,16 +235,22 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       vocab: Vocabulary) -> torch.Tensor:
+                       vocab: Vocabulary, features: list | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
         the names (:attr:`stitched_names`); h x w is the window, or less where the image is (shift
         placement: an axis shorter than the window gets one smaller crop). With ``inference.average:
         probabilities`` a cosine method's rows are each window's softmax (a names-only method's
-        reduced to each class's best name first when the recipe wants class probabilities)."""
+        reduced to each class's best name first when the recipe wants class probabilities).
+        ``features``: a list that gets each window's (window, image features) from the same pass
+        (:meth:`scores`)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
+        want = frozenset() if features is None else frozenset({FEATURES})
         with timing.stage("encode"):
-            out = self.method.window_scores(crops, vocab, self.per_name, maps)
+            outputs = window_outputs(self.method, crops, vocab, self.per_name, maps, want)
+            out = outputs.scores
+        if features is not None:
+            features.extend(zip(wins, outputs.features))
         timing.windows_done(len(wins))
         out = check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
         if self._softmax_each_window:
@@ -310,10 +316,14 @@ class Segmenter:
         return rows, info
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+               scale: float | None = None, valid: np.ndarray | None = None,
+               features: list | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
-        with ``inference.average: probabilities``. See :meth:`logits`."""
+        with ``inference.average: probabilities``. See :meth:`logits`. ``features``: a list that
+        gets (window, (C, g, g) image features) of every encoded window, in the resized and padded
+        frame of the image's window plan, from the same pass (a method with the ``features``
+        output, :func:`resegzoo.methods.base.window_outputs`)."""
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
@@ -337,7 +347,7 @@ class Segmenter:
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab)):
+                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features)):
                     stitcher.add(win, lg)
                 if bar is not None:
                     bar.update(len(wins))
