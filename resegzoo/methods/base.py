@@ -41,6 +41,13 @@ class MethodError(ResegzooError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class ModelSpecError(MethodError):
+    """A method's model that cannot be resolved: its exit status is its cause's (a name of the
+    wrong kind or no such file: usage, 2; a download that failed: 1)."""
+
+    exit_code = None
+
+
 class ModelLoadError(ResegzooError, RuntimeError):
     """The model or the mask generator could not be set up (unknown name, missing file, a
     download that failed offline, bad generator settings); the message says which and why."""
@@ -422,14 +429,16 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
         try:
             fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
         except (LookupError, OSError, ValueError) as exc:
-            raise MethodError(f"cannot load model {model!r}: {exc}") from None
+            raise ModelSpecError(f"cannot load model {model!r}: {exc}") from exc
         return ResolvedModel(model, spec.model, None, None, fingerprint)
     try:
         resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
         if spec.fingerprint is not None:
             resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
     except (LookupError, OSError, ValueError, ResegzooError) as exc:
-        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        detail = str(exc)
+        detail = detail[len(model) + 2:] if detail.startswith(f"{model}: ") else detail  # named once
+        raise ModelSpecError(f"cannot load model {model!r}: {detail}") from exc
     return resolved
 
 
