@@ -22,7 +22,7 @@ def actor_device(options: EngineOptions, device: str) -> str:
 
 
 class EvalWork(ActorWork):
-    """One actor: the segmenter of one run, built once; ``work(sample)`` -> confusion matrix."""
+    """One actor: the segmenter of one run, built once; ``work(sample)`` -> its ImageOutcome."""
 
     def setup(self, context: dict[str, Any]) -> None:
         from resegzoo.segmenter.core import Segmenter
@@ -39,7 +39,7 @@ class EvalWork(ActorWork):
 
 
 class RayEval:
-    """The ``engine`` callable EvalRun.run takes: streams (sample, confusion) from Ray actors."""
+    """The ``engine`` callable EvalRun.run takes: streams (sample, ImageOutcome) from Ray actors."""
 
     def __init__(self, ray: Any, options: EngineOptions, device: str) -> None:
         self.ray, self.options, self.device = ray, options, device

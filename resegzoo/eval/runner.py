@@ -9,10 +9,16 @@ weights' contents, SAM's, the method's plugin, resegzoo's version, the dataset's
 with other settings or other weights lands in another folder and never mixes its images with these;
 the same settings under another row label (one recipe or several, any --recipe spelling) find their
 stored results.
+
+Where the dataset has instance labels for every image and the method gives objects (its
+``instances`` output), each image also leaves its objects and true instances in
+``<run dir>/objects/<id>.npz`` and the run's objects are counted per class and scored by mask AP
+(:mod:`resegzoo.eval.objects`).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -30,6 +36,8 @@ from resegzoo.runtime.prefetch import prefetched
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
+#: the most bytes an image's stored objects may take (a file larger than that is not resegzoo's)
+OBJECTS_FILE_LIMIT = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,18 @@ class RunResult:
     #: images segmented in this call (the rest came from an earlier, interrupted call)
     newly_done: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with instance labels and a method that gives objects: their counts and mask AP
+    #: (:class:`resegzoo.eval.objects.ObjectScores`); None otherwise
+    objects: Any = None
+
+
+@dataclass
+class ImageOutcome:
+    """What segmenting one image gives, whichever engine ran it: its confusion matrix and, when the
+    run counts objects, its objects and true instances as plain arrays (:func:`resegzoo.eval.objects.image_arrays`)."""
+
+    confusion: np.ndarray
+    objects: Optional[dict[str, np.ndarray]] = None
 
 
 def resolved_run(spec: RunSpec) -> RunSpec:
@@ -159,6 +179,9 @@ class EvalRun:
         self.run_dir = Path(out_dir) / "runs" / f"{_slug(first)}-{_slug(spec.masks)}-{self.key[:12]}"
         self.confusion_dir = self.run_dir / "confusion"
         self.overlay_dir = self.run_dir / "overlays"
+        self.objects_dir = self.run_dir / "objects"
+        #: whether images' objects are counted (set by :meth:`run` for its samples)
+        self.count_objects = False
         self._adopt_labelled_folder()
 
     def _adopt_labelled_folder(self) -> None:
@@ -199,6 +222,28 @@ class EvalRun:
     def result_file(self, sample: Sample) -> Path:
         return self.confusion_dir / f"{safe_id(sample.id)}.npy"
 
+    def objects_file(self, sample: Sample) -> Path:
+        return self.objects_dir / f"{safe_id(sample.id)}.npz"
+
+    def counts_objects(self, samples: list[Sample]) -> bool:
+        """Whether these samples' objects are counted: every one has instance labels and the method
+        gives objects."""
+        from resegzoo.methods.base import INSTANCES, method_spec
+
+        return bool(samples) and all(s.instances is not None for s in samples) \
+            and INSTANCES in method_spec(self.spec.recipe.method.name).outputs
+
+    def load_objects(self, sample: Sample) -> tuple[Any, Any, tuple[int, int]]:
+        """(found, true, (height, width)) of one image, as stored."""
+        from resegzoo.eval.objects import from_image_arrays
+        from resegzoo.outputs.reading import load_npz
+
+        path = self.objects_file(sample)
+        try:
+            return from_image_arrays(load_npz(path, OBJECTS_FILE_LIMIT))
+        except (OSError, ValueError, KeyError) as exc:
+            raise DatasetError(f"{path}: unreadable per-image objects ({exc}); delete it to recompute that image") from exc
+
     def load_confusion(self, sample: Sample) -> np.ndarray:
         path = self.result_file(sample)
         n = self.dataset.info.num_classes
@@ -218,23 +263,40 @@ class EvalRun:
         return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
     def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
-                        loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:
-        """Segment one image and return its confusion matrix (saving its overlay if asked): the one
-        per-image step, whichever engine runs it. ``loaded``: (image, label, image or prepared
-        image) already read, e.g. by the local engine's prefetch thread."""
+                        loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> ImageOutcome:
+        """Segment one image and return its confusion matrix and, when the run counts objects, its
+        objects and true instances (saving its overlay if asked): the one per-image step, whichever
+        engine runs it. ``loaded``: (image, label, image or prepared image) already read, e.g. by the
+        local engine's prefetch thread."""
         info = self.dataset.info
         image, label, ready = loaded if loaded is not None else (*self.dataset.load(sample), None)
-        result = segmenter.segment(image if ready is None else ready, vocab)
+        objects = self.count_objects and sample.instances is not None
+        result = segmenter.segment(image if ready is None else ready, vocab, **({"objects": True} if objects else {}))
         pred = result.labels
         if result.background_index is not None:
             pred = np.where(pred == result.background_index, info.background, pred)
         cm = confusion_matrix(pred, label, info.num_classes)
         if overlay:
             save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
-        return cm
+        if not objects:
+            return ImageOutcome(cm)
+        from resegzoo.eval.objects import image_arrays, read_instances, without_background
+
+        truth = read_instances(sample.instances, label, info.class_names, info.background)
+        found = without_background(result.objects, info.background, info.num_classes)
+        return ImageOutcome(cm, image_arrays(found, truth, label.shape))
 
     def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
         atomic.save_npy(self.result_file(sample), cm)
+
+    def store(self, sample: Sample, outcome: ImageOutcome) -> None:
+        """One image's results: its objects first, then its confusion matrix (which marks it done)."""
+        if outcome.objects is not None:
+            self.objects_dir.mkdir(parents=True, exist_ok=True)
+            buf = io.BytesIO()
+            np.savez(buf, **outcome.objects)
+            atomic.write_bytes(self.objects_file(sample), buf.getvalue())
+        self.store_confusion(sample, outcome.confusion)
 
     def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
             overlays: int = 4, progress: bool = True, engine: Optional[Callable[..., Any]] = None,
@@ -243,7 +305,8 @@ class EvalRun:
 
         ``make_segmenter(spec)`` is called only when some image still needs segmenting. ``engine``,
         if given, segments the pending images elsewhere: ``engine(run, pending, overlay_ids)`` yields
-        ``(sample, confusion)`` pairs in any order (see resegzoo.engines.ray_eval). ``say(line)``
+        ``(sample, ImageOutcome)`` pairs in any order (see resegzoo.engines.ray_eval). When the
+        run counts objects (:meth:`counts_objects`), an image without its stored objects is pending too. ``say(line)``
         is told, on a rerun, how many images earlier runs already finished.
         """
         info = self.dataset.info
@@ -253,7 +316,9 @@ class EvalRun:
             raise DatasetError(f"{self.dataset.root}: two sample ids map to the same result file name; "
                                "rename the images so their ids differ in letters or digits")
         self._check_stored_settings()
-        pending = [s for s in samples if not self.result_file(s).is_file()]
+        self.count_objects = self.counts_objects(samples)
+        pending = [s for s in samples if not self.result_file(s).is_file()
+                   or (self.count_objects and not self.objects_file(s).is_file())]
         if say is not None and len(pending) < len(samples):
             done = len(samples) - len(pending)
             rest = f"segmenting the other {len(pending)}" if pending else "nothing left to segment"
@@ -286,8 +351,8 @@ class EvalRun:
 
                 bar = tqdm(desc=f"eval {self.spec.label}", unit="image",
                            initial=len(samples) - len(pending), total=len(samples))
-            for sample, cm in outcomes:
-                self.store_confusion(sample, cm)
+            for sample, outcome in outcomes:
+                self.store(sample, outcome)
                 newly_done += 1
                 if bar is not None:
                     bar.update(1)
@@ -296,6 +361,11 @@ class EvalRun:
         total = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
         for sample in samples:
             total += self.load_confusion(sample)
+        objects = None
+        if self.count_objects:
+            from resegzoo.eval.objects import score_objects
+
+            objects = score_objects((self.load_objects(s) for s in samples), info.class_names, info.background)
         return RunResult(spec=self.spec, run_dir=self.run_dir, key=self.key, class_names=info.class_names,
                          confusion=total, scores=scores(total), images=len(samples),
-                         newly_done=newly_done)
+                         newly_done=newly_done, objects=objects)
