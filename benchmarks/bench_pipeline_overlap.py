@@ -126,7 +126,7 @@ def main() -> None:
     seg = make(0)
     seg.logits(image[:window, :window], vocab)  # warm-up: text embeddings, allocations
     prep = seg.prepare(image, masks=False)
-    text = seg.text_embeddings(vocab)
+    text = seg.method.text_embeddings(vocab)
     batch = seg.recipe.inference.batch_size
     batches = BatchMasks(seg, prep.padded, prep.bands, batch)
 
