@@ -40,13 +40,26 @@ from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
 from resegzoo.methods.base import ModelLoadError
-from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.reader import Stretch
-from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
 from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
+
+#: names of the facade that live in modules importing torch: loaded when first asked for, so a
+#: command that fails its option checks (or never segments) does not pay for torch
+_LAZY = {"Segmenter": "resegzoo.segmenter.core", "SegmentResult": "resegzoo.segmenter.core",
+         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BatchInputError",
@@ -84,7 +97,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
                   skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
                   stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
                   engine: Any = "local", progress: BatchProgress | None = None,
-                  prompt_pool: str | None = None) -> BatchResult:
+                  prompt_pool: str | None = None, stac: Any = None, asset: str | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
     as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
@@ -100,13 +113,20 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     a pool file gives each class whose name is a key of the pool that key's prompts as synonyms;
     each sidecar's ``classes`` lists the names every class was prompted with.
 
+    Inputs may be URLs (``s3://``, ``https://`` ...: read where they are) and STAC items or item
+    collections (``.json``); ``stac`` (a :class:`resegzoo.batch.stac.StacSearch`) adds the items a
+    STAC API search finds; ``asset`` names the STAC asset to read (default: the visual/RGB one).
+
     ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
     (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
 
     Everything is checked before the model loads (classes, recipe, method, inputs, bands, nodata,
     GIS options: a :class:`BatchInputError`; the device and a writable ``out``)."""
+    import dataclasses
+
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
+    from resegzoo.methods.clip.text import load_templates
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
     from resegzoo.methods.base import MethodError, check_method
     from resegzoo.outputs.gis.products import GisOptionError
@@ -129,7 +149,6 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     if not isinstance(recipe, SegmentRecipe):
         try:
             recipe = load_recipe(recipe)
-            load_templates(recipe.text.templates)
         except SchemaError as exc:
             raise BatchInputError(f"bad recipe: {exc}") from None
     try:
@@ -142,7 +161,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         raise BatchInputError(str(exc)) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks
     notes: list[str] = []
-    files = expand_inputs(inputs, recursive, out=out, notes=notes)
+    files = expand_inputs(inputs, recursive, out=out, notes=notes, stac_search=stac, asset=asset, trust_vrt=trust_vrt)
     for note in notes:
         progress.note(note)
     try:
@@ -156,12 +175,14 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     folders = []
     for f in files:
         try:
-            rasters.append(reader.open_raster(f.path, band_list, nodata_value, trust_vrt=trust_vrt, stretch=False))
+            raster = reader.open_raster(f.path, band_list if band_list is not None else f.bands, nodata_value,
+                                        trust_vrt=trust_vrt, stretch=False)
+            rasters.append(dataclasses.replace(raster, origin=f.origin) if f.origin else raster)
             folders.append(f.folder)
         except reader.ImageError as exc:
             if not continue_on_error:
                 raise BatchInputError(str(exc)) from None
-            failures.append((f.path, str(exc)))
+            failures.append((f.public, str(exc)))
     rasters = reader.with_stretch(rasters, stretch_choice)  # a batch stretch reads every input (decimated)
     try:
         gis.check(rasters)
@@ -170,12 +191,14 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     check_device(device)
     check_output_folder(out)  # before the model loads: a bad out must not cost the computing
     try:
+        from resegzoo.segmenter.core import Segmenter  # torch: only once every check has passed
+
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
     for note in seg.notes + seg.cache_notes:
         progress.note(note)
-    spec = SegmenterSpec(recipe, model, masks, device, architecture)
+    spec = SegmenterSpec(recipe, seg.resolved or model, masks, device, architecture)  # actors get the resolved model
     batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
                          continue_on_error=continue_on_error, gis=gis, stretch=stretch_record(stretch_choice))
     result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress, folders)

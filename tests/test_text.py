@@ -106,15 +106,18 @@ def test_text_cache_runs_once_per_vocabulary_and_templates():
 
 @pytest.fixture
 def text_tower_calls(monkeypatch):
-    """Counts the text tower's forward passes (open_clip's CLIP.encode_text), one per batch of prompts."""
+    """Counts the text tower's passes (resegzoo's encode_tokens over open_clip's text tower), one
+    per batch of prompts."""
+    from resegzoo.methods.clip import text_tower
+
     calls = []
-    original = open_clip.model.CLIP.encode_text
+    original = text_tower.encode_tokens
 
-    def counting(self, text, *args, **kwargs):
-        calls.append(len(text))
-        return original(self, text, *args, **kwargs)
+    def counting(model, tokens, *args, **kwargs):
+        calls.append(len(tokens))
+        return original(model, tokens, *args, **kwargs)
 
-    monkeypatch.setattr(open_clip.model.CLIP, "encode_text", counting)
+    monkeypatch.setattr(text_tower, "encode_tokens", counting)
     return calls
 
 

@@ -19,13 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.batch.naming import OUTPUT_SUFFIXES, output_stems, remove_outputs, sidecar_matches
+from resegzoo.batch.naming import OUTPUT_SUFFIXES, input_stem, output_stems, remove_outputs, sidecar_matches
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.records import (draw_overlay, overlay_note, raster_options, settings_record, stretch_record,
                                     unit_record, written)
 from resegzoo.batch.unit import BatchOptions, BatchResult, RasterJob, summary
 from resegzoo.batch.writer import write_unit, write_units
-from resegzoo.raster.names import output_stem
 
 __all__ = ["OUTPUT_SUFFIXES", "BatchOptions", "BatchResult", "RasterJob", "draw_overlay", "output_stems",
            "overlay_note", "plan_job", "raster_options", "remove_outputs", "run_batch", "settings_record",
@@ -38,6 +37,8 @@ def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str
     from resegzoo.batch.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
+    if raster.bands_note:
+        progress.say(f"note: {raster.path}: {raster.bands_note}")
     if raster.stretch is not None and raster.stretch.scope == "file":
         progress.say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
@@ -86,7 +87,7 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
                 result.skipped.append(Path(info.path))
                 progress.say(f"{info.path}: skipped, its result with these settings is already in {folder}")
                 continue
-            base = output_stem(Path(info.path).stem)
+            base = input_stem(info)
             if stem != base and not options.overwrite and sidecar_matches(folder / f"{base}.json", info, expected):
                 # the resume rule is explicit: say it before the work is done again
                 progress.say(f"{info.path}: its result with these settings is already in {folder / base}.json; "

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
+from resegzoo.cli import user_error
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.errors import EXIT_INTERRUPTED
 from resegzoo.engines import engine_options
 
 
@@ -22,8 +24,8 @@ from resegzoo.engines import engine_options
                    "several recipes in one table. Default: the dataset's evaluation recipe (eval-default: the peers' "
                    "protocol, fit into 448 x 448, 224 px windows, stride 112).")
 @click.option("--model", "models", multiple=True, metavar="SPEC",
-              help="Model: registry name, checkpoint path, local-dir:DIR or hf-hub:ORG/REPO. Repeat to compare "
-                   "models. Default: the recipe's `model:`.")
+              help="Model of the method's kind (CLIP, SAM 3, ...): zoo name (`resegzoo list models`), checkpoint "
+                   "path, local-dir:DIR or hf-hub:ORG/REPO. Repeat to compare models. Default: the recipe's `model:`.")
 @click.option("--masks", "masks", multiple=True, metavar="NAME",
               help="Mask generator (see `resegzoo list masks`). Repeat to compare. Default: the recipe's.")
 @click.option("--method", "methods", multiple=True, metavar="NAME",
@@ -72,7 +74,9 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.runtime.precision import set_threads
 
     set_threads(threads)
-    user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError)
+    from resegzoo.methods.base import MethodError
+
+    user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError, MethodError)
     try:
         spec = get_registry().datasets.get(dataset_name)
     except RegistryError as exc:
@@ -88,16 +92,17 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         if precision is not None:  # part of each run's settings: another precision, another run folder
             runs = [with_precision(run, precision) for run in runs]
     except user_errors as exc:
-        raise click.ClickException(str(exc)) from None
+        raise user_error(exc) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
     check_device(device)
     check_output_folder(out)  # before any model loads: a bad --out must not cost the computing
 
     def make_segmenter(run):
         try:
-            segmenter = Segmenter.from_recipe(run.recipe, model=run.model, masks=run.masks, device=device)
+            segmenter = Segmenter.from_recipe(run.recipe, model=run.resolved or run.model, masks=run.masks,
+                                              device=device)
         except (ValueError, *user_errors) as exc:
-            raise click.ClickException(f"run {run.label!r}: {exc}") from None
+            raise user_error(exc, f"run {run.label!r} (recipe {run.recipe_source}): ") from None
         for note in segmenter.notes + segmenter.cache_notes:
             click.secho(f"note: run {run.label!r}: {note}", fg="yellow", err=True)
         return segmenter
@@ -115,9 +120,9 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             done = len(list(current.confusion_dir.glob("*.npy")))
             click.echo(f"\ninterrupted: {done} finished image(s) of run {current.spec.label!r} are kept in "
                        f"{current.run_dir}; run the same command again to continue", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except user_errors as exc:
-        raise click.ClickException(str(exc)) from None
+        raise user_error(exc) from None
     paths = write_reports(out, dataset, results)
     click.echo(markdown(dataset, results))
     click.echo(f"wrote {paths['markdown']}, {paths['json']}, {paths['csv']}")

@@ -12,6 +12,7 @@ import click
 
 from resegzoo.cli.gis_options import GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.cli.stac_options import stac_options, stac_search
 from resegzoo.engines import engine_options
 
 
@@ -44,14 +45,15 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 
 
 @click.command("segment")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
               '"building; road, street; tree; water". The first name of a class is its label.')
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A class file instead of --classes: .txt (one class per line, synonyms separated by "
                    "commas) or .yaml (a list of names or lists of synonyms).")
-@click.option("--model", help="CLIP model: a registry name (`resegzoo list variants`), a checkpoint file, "
-              "a folder written by `resegzoo compose`, local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
+@click.option("--model", help="Model of the method's kind (clip: a CLIP; segearth-ov3: SAM 3): a zoo name "
+              "(`resegzoo list models`; sam3 is gated: `resegzoo fetch sam3`), a checkpoint file, a folder "
+              "(`resegzoo compose`'s, save_pretrained's), local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
 @click.option("--masks", help="Mask generator giving the segments that restrict attention: slic, "
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
 @click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "
@@ -102,6 +104,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings: no progress, no per-input "
               "lines, no summary table.")
 @gis_options
+@stac_options
 @PRECISION_OPTION
 @THREADS_OPTION
 @engine_options
@@ -110,10 +113,12 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
             tile_size: int | None, templates: str | None, prompt_pool: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, precision: str | None, threads: int | None,
-            engine: Any) -> None:
+            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, stac_url: str | None,
+            collections: tuple[str, ...], bbox: str | None, stac_datetime: str | None, max_items: int | None,
+            asset: str | None, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
-    ...) into the given classes.
+    ...) into the given classes. Inputs may be URLs (https://, s3://, gs://, az://, /vsis3/...; a
+    prefix ending in / is listed like a folder) and STAC items (.json); --stac searches a STAC API.
 
     Writes a label map (GeoTIFF on the input's grid with its georeferencing; a palette PNG for a
     plain picture), a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -121,13 +126,16 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
     pixels of all inputs (--stretch; reported). Large rasters are segmented block by block in bounded memory.
     """
-    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, load_templates, segment_files
+    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, segment_files
     from resegzoo.raster.names import shown
     from resegzoo.raster.opening import NODATA_LABEL
     from resegzoo.runtime.precision import set_threads
     from resegzoo.schema import SchemaError
 
     set_threads(threads)
+    search = stac_search(stac_url, collections, bbox, stac_datetime, max_items)
+    if not inputs and search is None:
+        raise click.UsageError("give the inputs: files, folders, glob patterns, URLs or STAC items (or --stac URL)")
     vocab = _vocabulary(classes, vocab_file)
     if len(vocab) + 1 > NODATA_LABEL:
         raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
@@ -140,7 +148,6 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
         recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
                              templates=templates, prompt_pool=prompt_pool, background_threshold=background_threshold,
                              precision=precision)
-        load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
@@ -150,7 +157,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                                architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
                                overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
                                trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine.logging_into(out),
-                               progress=BatchProgress(quiet=quiet))
+                               progress=BatchProgress(quiet=quiet), stac=search, asset=asset)
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None
     if result.records and not quiet:

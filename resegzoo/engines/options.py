@@ -105,7 +105,8 @@ class SegmenterSpec:
     """How a worker builds its own segmenter (the arguments of ``Segmenter.from_recipe``)."""
 
     recipe: Any
-    model: str | None
+    #: the model resolved once by the API (``resegzoo.weights.zoo.ResolvedModel``), or a spec
+    model: Any
     masks: str | None
     device: str
     architecture: str | None = None

@@ -30,7 +30,7 @@ class EvalWork(ActorWork):
         self.run = context["run"]
         self.overlay_ids = context["overlay_ids"]
         spec = self.run.spec
-        self.segmenter = Segmenter.from_recipe(spec.recipe, model=spec.model, masks=spec.masks,
+        self.segmenter = Segmenter.from_recipe(spec.recipe, model=spec.resolved or spec.model, masks=spec.masks,
                                                device=context["device"])
         self.vocab = self.run.vocabulary()
 

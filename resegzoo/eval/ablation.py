@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
+from resegzoo.plugins.registry import RegistryError
 from resegzoo.schema import SchemaError
 
 
@@ -69,6 +70,15 @@ def _with_prompt_pool(info: DatasetInfo, classes: list[list[str]], recipe: Any, 
         raise SchemaError(f"recipe {source}: text.prompt_pool: {exc}") from None
 
 
+def _check_parts(choice: Any) -> None:
+    """What a run needs besides its method (whose own checks, templates included, ran in
+    check_method), checked with every other run before any model loads, so the one bad recipe of
+    several is named at once: its mask generator's name."""
+    from resegzoo.plugins.registry import get_registry
+
+    get_registry().mask_generators.get(choice.masks)
+
+
 def _label(parts: list[str], varying: list[bool]) -> str:
     chosen = [p for p, v in zip(parts, varying) if v]
     return " / ".join(chosen) if chosen else parts[1]
@@ -84,9 +94,11 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     unless ``dataset_settings`` is False; a method with its own ``method_settings`` on the
     dataset gets those settings and its prompt names instead. A model, masks or method of None means the recipe's
     own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
-    model loads: a method given a mask generator it does not read is an error here.
+    model loads: a method given a mask generator it does not read is an error here. Each model is
+    resolved once (:func:`resegzoo.methods.base.resolve_method_model`: fetched, fingerprinted) for
+    every run that uses it; a model of another kind than its method's is a MethodError here.
     """
-    from resegzoo.methods.base import MethodError, check_method
+    from resegzoo.methods.base import MethodError, check_method, resolve_method_model
 
     from resegzoo.segmenter.recipe import load_recipe
 
@@ -98,6 +110,7 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     method_list = list(methods) or [None]
     varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1, len(method_list) > 1]
     specs, labels = [], set()
+    resolved: dict[tuple[str, str | None], Any] = {}  # each model spec resolved once, for every run
     for (source, path), model, mask, method in itertools.product(paths, model_list, masks_list, method_list):
         # a method with its own protocol on this dataset (method_settings) gets its own prompt
         # names and settings; the others the dataset's
@@ -106,13 +119,18 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
         classes = _with_prompt_pool(info, classes, recipe, source)
         try:
             choice = check_method(recipe, method=method, model=model, masks=mask)
-        except MethodError as exc:
+            _check_parts(choice)
+        except (MethodError, SchemaError, RegistryError) as exc:
             raise SchemaError(f"recipe {source}: {exc}") from None
         label = _label([Path(source).stem, choice.model or "-", choice.masks, choice.recipe.method.name], varying)
         if label in labels:
             raise SchemaError(f"two runs would both be called {label!r}; give each --recipe/--model/--masks/--method "
                               "once")
         labels.add(label)
+        key = (choice.model or "", choice.spec.model)
+        if key not in resolved:  # before any model loads: a model of another kind is one line here
+            resolved[key] = resolve_method_model(choice.spec, choice.model)
         specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
-                             recipe_source=source, classes=None if classes == info.classes else classes))
+                             recipe_source=source, classes=None if classes == info.classes else classes,
+                             resolved=resolved[key]))
     return specs

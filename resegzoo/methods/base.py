@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 
 #: what a method's window scores are: cosine similarities the pipeline turns into probabilities
 #: with softmax(logit_scale x score) (CLIP), or probabilities already (each in 0..1, no softmax;
@@ -24,8 +24,8 @@ from resegzoo.errors import ResegzooError
 ScoreKind = Literal["cosine", "probabilities"]
 SCORE_KINDS: tuple[str, ...] = ("cosine", "probabilities")
 
-#: the method the recipe's ``method:`` defaults to: today's CLIP pipeline (ReSeg-CLIP and the peer
-#: CLIP methods, chosen by the recipe's schedule and extras)
+#: the method the recipe's ``method:`` defaults to: the CLIP pipeline (ReSeg-CLIP and the peer CLIP
+#: methods, chosen by its settings: resegzoo.methods.clip)
 DEFAULT_METHOD = "clip"
 
 #: the mask generator name meaning "no segments"
@@ -38,6 +38,15 @@ class MethodError(ResegzooError, ValueError):
     """A method that cannot run as asked: unknown, a wrong combination (a mask generator, a model
     or settings the method does not take), or a method plugin that broke its contract."""
 
+    exit_code = EXIT_USAGE
+
+
+class ModelSpecError(MethodError):
+    """A method's model that cannot be resolved: its exit status is its cause's (a name of the
+    wrong kind or no such file: usage, 2; a download that failed: 1)."""
+
+    exit_code = None
+
 
 class ModelLoadError(ResegzooError, RuntimeError):
     """The model or the mask generator could not be set up (unknown name, missing file, a
@@ -48,10 +57,11 @@ class ModelLoadError(ResegzooError, RuntimeError):
 class MethodContext:
     """Everything a method's factory is given to build the method once (per process, per actor)."""
 
-    #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): inference settings, and
-    #: for the CLIP method its schedule, text and extras
+    #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): the shared inference settings
+    #: (a method's own are :attr:`settings`)
     recipe: Any
-    #: the model spec (``--model`` or the recipe's ``model:``); None for a method that needs none
+    #: the model spec as given (``--model`` or the recipe's ``model:``; for messages and sidecars); None
+    #: for a method that needs none. Build from :attr:`resolved`, never by reading this string again
     model: Optional[str]
     #: ``method.settings`` parsed into the spec's ``settings`` dataclass (a dict when it has none)
     settings: Any
@@ -65,6 +75,9 @@ class MethodContext:
     masks_name: str = NO_MASKS
     #: open_clip architecture of a bare checkpoint (``--arch``), for CLIP models
     architecture: Optional[str] = None
+    #: the model spec resolved once by the API (``resegzoo.weights.zoo.ResolvedModel``: kind, source,
+    #: files on disk, content fingerprint, the record); None for a method without a model
+    resolved: Any = None
 
 
 @runtime_checkable
@@ -82,6 +95,10 @@ class Method(Protocol):
     * ``facts()`` -> dict: per-image facts for the sidecar's ``info`` (e.g. the template count).
     * ``describe()`` -> dict: JSON-able facts about the built method (its model, its settings)
       for the sidecar; ``--skip-existing`` compares them.
+    * ``outputs`` (a set of :data:`WINDOW_OUTPUTS` names) and ``window_outputs(windows, vocab,
+      per_name, maps, want)`` -> :class:`WindowOutputs`: what the method gives beside its scores
+      from the same pass over the windows (e.g. ``features`` for change detection), when a caller
+      asks (:func:`window_outputs`). A method without them gives scores only.
     """
 
     #: the window side the method works at when the recipe sets no ``inference.window``
@@ -105,6 +122,56 @@ class Method(Protocol):
         ...
 
 
+#: the outputs a method may give beside its window scores, from the same pass (``Method.outputs``):
+#: ``features``: the image features of each window, (B, C, h, w) at the model's own grid (SAM 3: its
+#: stride-14 FPN level), for comparing two dates (``resegzoo.change``)
+FEATURES = "features"
+WINDOW_OUTPUTS: tuple[str, ...] = (FEATURES,)
+
+
+@dataclass
+class WindowOutputs:
+    """What :func:`window_outputs` gives for a batch of B windows: the scores (as
+    :meth:`Method.window_scores` returns them) and each optional output asked for (None when not
+    asked for)."""
+
+    scores: Any
+    #: (B, C, h, w) float tensor: the image features of each window at the model's grid; the caller
+    #: upsamples them to the window (bilinear) where it needs them per pixel
+    features: Any = None
+
+
+def method_outputs(method: Any) -> frozenset[str]:
+    """The optional outputs ``method`` gives beside its scores (its ``outputs``; none by default)."""
+    declared = frozenset(getattr(method, "outputs", ()) or ())
+    unknown = sorted(declared - set(WINDOW_OUTPUTS))
+    if unknown:
+        raise MethodError(f"method {type(method).__name__} declares unknown outputs {unknown}; known: "
+                          f"{', '.join(WINDOW_OUTPUTS)}")
+    return declared
+
+
+def window_outputs(method: Any, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
+                   want: frozenset[str] = frozenset()) -> WindowOutputs:
+    """The window scores of ``method`` and the optional outputs in ``want``, from one pass over the
+    windows: ``window_outputs`` of a method that declares them, ``window_scores`` when nothing else
+    is wanted. A method that does not give what is wanted is a :class:`MethodError`."""
+    if not want:
+        return WindowOutputs(method.window_scores(windows, vocab, per_name, maps))
+    missing = sorted(set(want) - method_outputs(method))
+    if missing:
+        raise MethodError(f"method {type(method).__name__} gives no {', '.join(missing)} (its outputs: "
+                          f"{', '.join(sorted(method_outputs(method))) or 'scores only'})")
+    out = method.window_outputs(windows, vocab, per_name, maps, frozenset(want))
+    if not isinstance(out, WindowOutputs):
+        raise MethodError(f"method {type(method).__name__}'s window_outputs returned {type(out).__name__}, "
+                          "not WindowOutputs")
+    for name in want:
+        if getattr(out, name) is None:
+            raise MethodError(f"method {type(method).__name__} was asked for {name} and gave none")
+    return out
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A named method; ``factory(context: MethodContext)`` builds a :class:`Method`.
@@ -115,8 +182,10 @@ class MethodSpec:
     name: str
     factory: Callable[[MethodContext], Method]
     description: str = ""
-    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model, `resegzoo list
-    #: variants`), ``sam3``, a plugin's own kind, or None: it takes no model
+    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model), ``sam3``, a plugin's
+    #: own kind (`resegzoo list models --kind K`), or None: it takes no model. The API resolves the
+    #: spec as this kind once, before any model loads (a model of another kind is a one-line error),
+    #: and hands the method ``MethodContext.resolved``
     model: Optional[str] = "clip"
     #: whether it reads a mask generator's segments (``--masks``); False: giving one is an error
     masks: bool = False
@@ -126,13 +195,26 @@ class MethodSpec:
     #: the key); None: the method takes no settings
     settings: Optional[type] = None
     #: ``check_model(spec)``: raise ValueError or LookupError when ``spec`` is not a model of this
-    #: method's kind (checked before anything loads); None: not checked early
+    #: method's kind (checked before anything loads); for a plugin's kind resegzoo does not fetch
+    #: (no record of it): resegzoo's own kinds are checked by the model route
     check_model: Optional[Callable[[str], None]] = None
     #: ``fingerprint(spec)`` -> JSON-able dict identifying the model's weights by content, for
-    #: eval's run key; None: resegzoo's own (files and sha256 of the spec's checkpoint or folder)
+    #: eval's run key; None: the model route's (files and sha256 of the spec's checkpoint or folder)
     fingerprint: Optional[Callable[[str], dict[str, Any]]] = None
+    #: ``check(settings, masks)``: the method's own checks of its parsed settings against the mask
+    #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
+    #: any model loads; raise ValueError (or LookupError, OSError) saying what to change. None: none
+    check: Optional[Callable[[Any, str], None]] = None
+    #: what the built method gives beside its scores (:data:`WINDOW_OUTPUTS`: ``features``), declared
+    #: so a command that needs one (``resegzoo change``) refuses other methods before a model loads;
+    #: the built method gives them through ``window_outputs`` (:func:`window_outputs`)
+    outputs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.outputs) - set(WINDOW_OUTPUTS))
+        if unknown:
+            raise ValueError(f"method {self.name!r}: unknown outputs {unknown}; known: {', '.join(WINDOW_OUTPUTS)}")
+        object.__setattr__(self, "outputs", frozenset(self.outputs))
         if self.scores not in SCORE_KINDS:
             raise ValueError(f"method {self.name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
                              f"got {self.scores!r}")
@@ -205,9 +287,9 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         model = None
     elif not model:
         raise MethodError(f"no model given: method {spec.name!r} needs a {spec.model} model; pass --model "
-                          f"(see `resegzoo list variants`), local-dir:DIR or hf-hub:ORG/REPO, or set `model:` "
-                          "in the recipe")
-    elif spec.check_model is not None:
+                          f"(see `resegzoo list models --kind {spec.model}`), local-dir:DIR or hf-hub:ORG/REPO, or "
+                          "set `model:` in the recipe")
+    elif spec.check_model is not None and not is_model_name(model):  # a record's name: the route checks it
         try:
             spec.check_model(model)
         except (ValueError, LookupError) as exc:
@@ -215,16 +297,60 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
     masks_name = masks or recipe.masks.generator
     if not spec.masks:
         asked = masks not in (None, NO_MASKS) or recipe.masks.generator not in (DEFAULT_MASKS, NO_MASKS) \
-            or (recipe.masks.generator == DEFAULT_MASKS and recipe.masks.settings)
+            or (recipe.masks.generator == DEFAULT_MASKS and (recipe.masks.settings or recipe.masks.stated))
         if asked:
             raise MethodError(f"method {spec.name!r} reads no segments, so mask generator {masks_name!r} cannot "
                               "be used with it; remove --masks/--sam-checkpoint (or the recipe's masks:)")
-        if recipe.extras.majority_vote:
-            raise MethodError(f"extras.majority_vote needs segments, but method {spec.name!r} uses no mask "
-                              "generator; turn majority_vote off in the recipe")
         masks_name = NO_MASKS
         recipe = dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=NO_MASKS, settings={}))
+    if spec.check is not None:
+        try:
+            spec.check(settings, masks_name)
+        except (ValueError, LookupError, OSError) as exc:
+            raise MethodError(f"method {spec.name!r}: {exc}") from None
     return MethodChoice(recipe=recipe, spec=spec, settings=settings, model=model, masks=masks_name)
+
+
+def is_model_name(spec: str) -> bool:
+    """Whether ``spec`` is the name of a registered model record (of any kind)."""
+    from resegzoo.plugins.registry import get_registry
+
+    return spec in get_registry().models
+
+
+def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: Optional[str] = None,
+                         progress: bool = True) -> Any:
+    """The method's model spec resolved ONCE into a ``resegzoo.weights.zoo.ResolvedModel`` (kind,
+    source, files on disk, content fingerprint, the record), before any model loads: what
+    ``MethodContext.resolved``, eval run keys, the text cache, sidecars and Ray actors receive.
+    None for a method without a model. A spec of another kind than the method's (a CLIP model for
+    segearth-ov3, SAM 3 for clip), unknown or missing is a :class:`MethodError` in one line.
+
+    A method that checks its specs itself (``check_model``, a plugin's kind) gets any spec that is no
+    registered model's name as it is, fingerprinted by the spec's ``fingerprint``; the names of
+    records (of its kind) take the model route like every other."""
+    if spec.model is None or not model:
+        return None
+    from resegzoo.errors import ResegzooError
+    from resegzoo.weights.loading import resolve_model
+    from resegzoo.weights.zoo import ResolvedModel
+
+    if spec.check_model is not None and not is_model_name(model):
+        # a plugin's kind with specs of its own (check_model): the method reads them itself
+        try:
+            fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
+        except (LookupError, OSError, ValueError) as exc:
+            raise ModelSpecError(f"cannot load model {model!r}: {exc}") from exc
+        return ResolvedModel(model, spec.model, None, None, fingerprint)
+    try:
+        resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
+        if spec.fingerprint is not None:
+            resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
+    except (LookupError, OSError, ValueError, ResegzooError) as exc:
+        detail = str(exc)
+        detail = detail[len(model) + 2:] if detail.startswith(f"{model}: ") else detail  # named once
+        raise ModelSpecError(f"cannot load model {model!r}: {detail}") from exc
+    return resolved
 
 
 def vocabulary_names(vocab: Any) -> list[str]:

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    SCORE_KINDS, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
-    vocabulary_names)
-from resegzoo.methods.clip.extras import majority_vote
+    FEATURES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, names_to_classes,
+    upsample_patch_logits, vocabulary_names, window_outputs)
 from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
 from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
+from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
 from resegzoo.segmenter.windows import (
@@ -84,7 +84,7 @@ class Segmenter:
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
                  recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "",
-                 method: Any = None, scores: str | None = None) -> None:
+                 method: Any = None, scores: str | None = None, resolved: Any = None) -> None:
         self.recipe = recipe or SegmentRecipe()
         #: the method's registered name (the recipe's ``method.name`` when a built method is given)
         self.method_name = CLIP if method is None else self.recipe.method.name
@@ -92,11 +92,14 @@ class Segmenter:
             if encoder is None:
                 raise ValueError("give a DenseEncoder (for the clip method) or a built method=")
             method = ClipMethod(encoder, self.recipe)
+            method.masks_name = masks_name
         self.method = method
         #: the CLIP method's encoder (None for other methods)
         self.encoder = getattr(method, "encoder", encoder)
         self.mask_generator = mask_generator
         self.model_name = model_name
+        #: the model spec resolved once (``resegzoo.weights.zoo.ResolvedModel``): what Ray actors get
+        self.resolved = resolved
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
@@ -128,18 +131,33 @@ class Segmenter:
         self._mask_lock = threading.Lock()
 
     @classmethod
-    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
+    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: Any = None,
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None,
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method
+        :func:`resegzoo.methods.base.check_method` found the combination sound.
+
+        ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
+        before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
+        Ray actor gets the driver's)."""
+        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
         from resegzoo.runtime.preflight import check_device
         from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+        from resegzoo.weights.zoo import ResolvedModel
 
+        resolved = model if isinstance(model, ResolvedModel) else None
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, model=model, masks=masks)
+            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
+                                  model=resolved.spec if resolved is not None else model)
+            if resolved is None:
+                resolved = resolve_method_model(choice.spec, choice.model, architecture)
+            elif resolved.kind != choice.spec.model:
+                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
+                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
+            else:
+                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from None
         recipe = choice.recipe
@@ -150,10 +168,11 @@ class Segmenter:
             generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
         context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture)
+                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                resolved=resolved)
         built = choice.spec.factory(context)
         return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores)
+                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
 
     # -- the CLIP method's parts, for callers that read them ---------------------------------
     @property
@@ -182,7 +201,7 @@ class Segmenter:
         from resegzoo.masks.windows import generate_for_windows
 
         # SAM runs once per region larger than a window and cuts the maps; others run per window
-        with self._mask_lock:
+        with self._mask_lock, timing.stage("masks"):
             maps = generate_for_windows(self.mask_generator, padded, windows)
         for m, (y0, x0, y1, x1) in zip(maps, windows):
             if m.ndim != 3 or m.shape[1:] != (y1 - y0, x1 - x0):
@@ -192,13 +211,20 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       vocab: Vocabulary) -> torch.Tensor:
+                       vocab: Vocabulary, features: list | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
         the names (:attr:`per_name`); h x w is the window, or less where the image is (shift
-        placement: an axis shorter than the window gets one smaller crop)."""
+        placement: an axis shorter than the window gets one smaller crop). ``features``: a list
+        that gets each window's (window, image features) from the same pass (:meth:`scores`)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
-        out = self.method.window_scores(crops, vocab, self.per_name, maps)
+        want = frozenset() if features is None else frozenset({FEATURES})
+        with timing.stage("encode"):
+            outputs = window_outputs(self.method, crops, vocab, self.per_name, maps, want)
+            out = outputs.scores
+        if features is not None:
+            features.extend(zip(wins, outputs.features))
+        timing.windows_done(len(wins))
         return check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
 
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
@@ -258,10 +284,14 @@ class Segmenter:
         return rows, info
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+               scale: float | None = None, valid: np.ndarray | None = None,
+               features: list | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
-        with ``inference.average: probabilities``. See :meth:`logits`."""
+        with ``inference.average: probabilities``. See :meth:`logits`. ``features``: a list that
+        gets (window, (C, g, g) image features) of every encoded window, in the resized and padded
+        frame of the image's window plan, from the same pass (a method with the ``features``
+        output, :func:`resegzoo.methods.base.window_outputs`)."""
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
@@ -275,6 +305,7 @@ class Segmenter:
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for win in prep.dead:
             stitcher.add(win, torch.zeros((rows, win[2] - win[0], win[3] - win[1])))
+        timing.windows_done(len(prep.dead))  # never encoded, but done: the count up front has them
         if bar is not None:
             bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
@@ -284,7 +315,7 @@ class Segmenter:
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab)):
+                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features)):
                     stitcher.add(win, lg)
                 if bar is not None:
                     bar.update(len(wins))
@@ -324,8 +355,9 @@ class Segmenter:
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
         names = vocab.class_names
-        if self.recipe.extras.majority_vote:
-            labels = self._vote(np.asarray(image), labels)
+        refine = getattr(self.method, "refine_labels", None)
+        if refine is not None:
+            labels = self._refined(refine, np.asarray(image), labels)
         background = None
         threshold = self.recipe.inference.background_threshold
         if threshold is not None:
@@ -338,20 +370,28 @@ class Segmenter:
             probs_np = np.where(valid[None], probs_np, np.float32(0.0))
         return SegmentResult(labels, probs_np, names, background, info)
 
-    def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        if self.mask_generator is None:
-            raise ValueError("extras.majority_vote needs a mask generator with at least one level")
-        with self._mask_lock:
-            levels = self.mask_generator(image)
-        if levels.shape[0] == 0:
-            raise ValueError(f"extras.majority_vote needs segments, but mask generator "
-                             f"{self.masks_name!r} gives none; pick e.g. --masks slic")
-        return majority_vote(labels, levels[0])
+    def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The method's ``refine_labels(image, labels, segments)`` (e.g. CLIP's majority vote), checked;
+        ``segments()`` gives the whole image's (L, H, W) segment ids from the mask generator, made only
+        when asked for (None: there is no mask generator)."""
+        def segments() -> np.ndarray | None:
+            if self.mask_generator is None:
+                return None
+            with self._mask_lock:  # shared with the prefetch threads preparing the next image
+                return np.asarray(self.mask_generator(image))
+
+        out = np.asarray(refine(image, labels, segments))
+        if out.shape != labels.shape or not np.issubdtype(out.dtype, np.integer):
+            raise MethodError(f"method {self.method_name!r} refined the labels into {out.dtype} {out.shape}, expected "
+                              f"integers of shape {labels.shape}")
+        return out.astype(np.int32, copy=False)
 
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""
         described = getattr(self.method, "describe", None)
-        return {"method": self.method_name, "model": self.model_name, "random_weights": self.random_weights,
+        weights = self.resolved.fingerprint if self.resolved is not None else None
+        return {"method": self.method_name, "model": self.model_name, "weights": weights,
+                "random_weights": self.random_weights,
                 "masks": self.masks_name, **(described() if described is not None else {}),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 

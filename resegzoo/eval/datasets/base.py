@@ -8,13 +8,15 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 from resegzoo.eval.metrics import IGNORE_INDEX
 from resegzoo.schema import from_mapping, load_yaml
 
 
 class DatasetError(ResegzooError, ValueError):
     """A dataset is missing, incomplete or malformed; the message says what was expected where."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,14 @@ class DatasetInfo:
     #: method name -> its own prompt names and recipe settings on this dataset (the method's
     #: published protocol); methods not listed use ``classes`` and ``recipe_settings``
     method_settings: dict[str, MethodDatasetSettings] = field(default_factory=dict)
-    #: a prompt pool (ProC-SAM3's ``cls_<dataset>_exp.txt``): one line per class, its name first,
-    #: then its prompts; a recipe's ``text.prompt_pool: dataset`` merges it into the classes
-    #: (:mod:`resegzoo.prompt_pools`)
-    prompt_pool: Optional[list[list[str]]] = None
     homepage: str = ""
     citation: str = ""
     notes: str = ""
+    #: a prompt pool (ProC-SAM3's ``cls_<dataset>_exp.txt``): one line per class, its name first,
+    #: then its prompts; a recipe's ``text.prompt_pool: dataset`` merges it into the classes
+    #: (:mod:`resegzoo.prompt_pools`). Last: DatasetInfo is plugin API (resegzoo.plugin), and a field
+    #: added before others would shift plugins' positional arguments (tests/plugin_api.json)
+    prompt_pool: Optional[list[list[str]]] = None
 
     def __post_init__(self) -> None:
         if not self.classes or any(not names or any(not n.strip() for n in names) for names in self.classes):

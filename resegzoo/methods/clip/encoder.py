@@ -44,7 +44,7 @@ def check_supported(model: Any) -> None:
             raise UnsupportedModelError(f"block {i} has separate q/k/v projections; not supported")
 
 
-#: how positional embeddings are resized to another grid (recipe ``inference.position_interpolation``)
+#: how positional embeddings are resized to another grid (the clip method's ``position_interpolation``)
 POSITION_RULES = ("size", "scale-factor")
 
 
@@ -142,8 +142,10 @@ class MaskedClipEncoder:
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        from resegzoo.methods.clip.text_tower import encode_tokens
+
         tokens = self.tokenizer(list(texts)).to(self.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        return F.normalize(encode_tokens(self.model, tokens).float(), dim=-1)
 
     def _embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         v = self.visual

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
+from resegzoo.errors import EXIT_USAGE
 from resegzoo.outputs.gis import GisError
 
 #: files the GIS products add per input, after its stem (the COG itself is ``STEM.labels.tif``)
@@ -14,6 +15,8 @@ GIS_SUFFIXES = (".labels.tif.aux.xml", ".labels.qml", ".regions.gpkg", ".regions
 
 class GisOptionError(GisError):
     """GIS products asked for that cannot be made for these inputs (a usage error, before any work)."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclasses.dataclass(frozen=True)
