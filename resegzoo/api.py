@@ -157,6 +157,8 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         raise BatchInputError(str(exc)) from None
     try:
         choice = check_method(recipe, method=method, model=model, masks=masks)
+        if gis.objects:
+            choice.spec.check_objects()
     except MethodError as exc:
         raise BatchInputError(str(exc)) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks

@@ -90,73 +90,40 @@ def semantic_probability(raw: Any, index: int, size: tuple[int, int]) -> Any:
     """(H, W) float32: name ``index``'s semantic probability (logits upsampled, then the sigmoid)."""
     return probabilities(raw.semantic_seg[index, :1], size)[0]
 
-
-def fuse(self, raw: Any, size: tuple[int, int], masks: Callable[[int, Any], Any] | None = None,
-             out: Any = None) -> Any:
-        """The rule these switches belong to (:func:`fuse`; another method's switches bring theirs)."""
-        return fuse(raw, size, self, masks, out)
-
-
-def upsample(logits: Any, size: tuple[int, int]) -> Any:
-    """(K, h, w) -> (K, H, W) bilinear, align_corners=False (the processor's interpolate)."""
-    import torch.nn.functional as F
-
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-
-
-def probabilities(logits: Any, size: tuple[int, int]) -> Any:
-    """(K, h, w) logits -> (K, H, W) float32 sigmoid(upsample(logits)), a new tensor."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits.float().sigmoid()
-    return upsample(logits.float(), size).sigmoid_()
-
-
-def instance_scores(pred_logits: Any, presence_logits: Any) -> Any:
-    """(N, Q) sigmoid(class logit) x sigmoid(presence logit): what the threshold is applied to."""
-    return pred_logits.sigmoid() * presence_logits.sigmoid()[:, None]
-
-
-def _empty(raw: Any, size: tuple[int, int], out: Any) -> Any:
-    import torch
-
-    if out is not None:
-        return out
-    return torch.empty((raw.pred_logits.shape[0],) + tuple(size), dtype=torch.float32, device=raw.pred_logits.device)
-
-
-def instance_map_into(dest: Any, raw: Any, index: int, scores: Any, threshold: float,
-                      masks: Callable[[int, Any], Any] | None = None) -> Any:
-    """``dest`` (H, W) := max(0, max over name ``index``'s queries scoring above ``threshold`` of
-    the query's mask probability (logits upsampled, then the sigmoid) times its score).
-    ``scores``: :func:`instance_scores`; ``masks(i, keep)`` gives name i's mask logits (K, h, w)
-    of the kept queries (so a model can skip the masks nobody keeps); by default they are read
-    from ``raw.pred_masks``."""
-    import torch
-
-    dest.zero_()
-    keep = scores[index] > threshold
-    if not bool(keep.any()):
-        return dest
-    logits = masks(index, keep) if masks is not None else raw.pred_masks[index][keep]
-    kept = scores[index][keep]
-    chunk = max(1, CHUNK_BYTES // (4 * dest.numel()))
-    for s in range(0, len(kept), chunk):
-        probs = probabilities(logits[s:s + chunk], tuple(dest.shape))
-        for k in range(len(probs)):
-            torch.maximum(dest, probs[k].mul_(kept[s + k]), out=dest)
-    return dest
-
-
-def semantic_probability(raw: Any, index: int, size: tuple[int, int]) -> Any:
-    """(H, W) float32: name ``index``'s semantic probability (logits upsampled, then the sigmoid)."""
-    return probabilities(raw.semantic_seg[index, :1], size)[0]
-
-
 def semantic_map(raw: Any, size: tuple[int, int]) -> Any:
     """(N, H, W) float32: the semantic head's probability (logits upsampled, then the sigmoid)."""
     return probabilities(raw.semantic_seg[:, 0], size)
+
+
+def kept_instances(raw: Any, names: list[str], size: tuple[int, int], threshold: float,
+                   masks: Callable[[int, Any], Any] | None = None) -> list[Any]:
+    """SAM 3's kept instances of one window as the method seam gives them: per name, each query
+    scoring above ``threshold`` (:func:`instance_scores`, as :func:`instance_map_into` keeps them) with
+    its mask where sigmoid(up(mask logits)) > 0.5 (logits upsampled to the window, as the fusion
+    does), cropped to its box; the score, and the presence sigmoid(presence logit)."""
+    import numpy as np
+
+    from resegzoo.objects.instances import Instance
+
+    scores = instance_scores(raw.pred_logits.float(), raw.presence_logits.float())
+    presence = raw.presence_logits.float().sigmoid()
+    found = []
+    for i, name in enumerate(names):
+        keep = scores[i] > threshold
+        if not bool(keep.any()):
+            continue
+        logits = masks(i, keep) if masks is not None else raw.pred_masks[i][keep]
+        kept = scores[i][keep]
+        chunk = max(1, CHUNK_BYTES // (4 * size[0] * size[1]))  # float32 upsampled logits
+        for s in range(0, len(kept), chunk):
+            inside = (upsample(logits[s:s + chunk].float(), size) > 0).cpu().numpy()
+            for score, mask in zip(kept[s:s + chunk].tolist(), inside):
+                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                if not len(rows):
+                    continue
+                box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+                found.append(Instance(name, float(score), float(presence[i]), mask[box[0]:box[2], box[1]:box[3]], box))
+    return found
 
 
 def fuse(raw: Any, size: tuple[int, int], switches: FusionSwitches,
