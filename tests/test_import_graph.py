@@ -27,10 +27,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("masks",),                          # mask generators
     ("methods",),                        # the method seam and its methods
     ("segmenter",),                      # the pipeline
+    ("engines",),                        # where segment/eval work runs (local, Ray): one interface
     ("batch",),                          # one input = one unit of outputs
     ("compose", "eval", "qgis"),         # composition, evaluation, the QGIS plugin
-    ("engines",),                        # where segment/eval work runs (local, Ray)
-    ("api",),                            # the public API (segment_files picks an engine)
+    ("api",),                            # the public API (segment_files: options checked, then the batch)
     ("cli",),                            # click commands
     ("builtin", "testing"),              # resegzoo's own plugins (loaded by name); tiny test models
 ]

@@ -18,6 +18,18 @@ def _segearth_ov3(context: Any) -> Any:
     return build(context)
 
 
+def _check_clip(spec: str) -> None:
+    """A CLIP spec names a registry variant, a file, a folder or a hub repo (no I/O but the
+    registry): a mistyped name is refused before the mask generator or any model loads."""
+    from resegzoo.methods.base import MethodError
+    from resegzoo.weights.resolve import resolve_clip
+
+    try:
+        resolve_clip(spec)
+    except (ValueError, LookupError) as exc:
+        raise MethodError(f"cannot load model {spec!r}: {exc}") from None
+
+
 def _check_sam3(spec: str) -> None:
     from resegzoo.methods.segearth_ov3.method import check_model
 
@@ -33,7 +45,7 @@ def resegzoo_register_methods(register):
         "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
         "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by the "
         "recipe's schedule and extras; needs a CLIP model (`resegzoo list variants`) and reads --masks",
-        model="clip", masks=True, scores="cosine"))
+        model="clip", masks=True, scores="cosine", check_model=_check_clip))
 
     from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
 

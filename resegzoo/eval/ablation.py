@@ -13,21 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
 from resegzoo.schema import SchemaError
-
-
-def resolve_recipe(text: str) -> Path:
-    """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default)."""
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    from resegzoo.weights.zoo import registry_dir
-
-    shipped = registry_dir() / "recipes" / f"{text}.yaml"
-    if shipped.is_file():
-        return shipped
-    known = sorted(p.stem for p in (registry_dir() / "recipes").glob("*.yaml"))
-    raise SchemaError(f"recipe {text!r}: no such file, and no shipped recipe of that name "
-                      f"(shipped: {', '.join(known) or 'none'})")
+from resegzoo.segmenter.recipe import resolve_recipe
 
 
 def _fill_in(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +52,7 @@ def _label(parts: list[str], varying: list[bool]) -> str:
 
 def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Optional[str]],
               masks: Sequence[Optional[str]], dataset_settings: bool = True,
-              methods: Sequence[Optional[str]] = ()) -> list[RunSpec]:
+              methods: Sequence[Optional[str]] = (), device: str = "cpu") -> list[RunSpec]:
     """One RunSpec per combination of recipe x model x masks x method.
 
     ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
@@ -74,7 +60,8 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     unless ``dataset_settings`` is False; a method with its own ``method_settings`` on the
     dataset gets those settings and its prompt names instead. A model, masks or method of None means the recipe's
     own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
-    model loads: a method given a mask generator it does not read is an error here.
+    model loads: a method given a mask generator it does not read is an error here; each run's
+    segmenter is built on ``device`` (checked by the caller) without checking again.
     """
     from resegzoo.methods.base import MethodError, check_method
 
@@ -103,5 +90,6 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
                               "once")
         labels.add(label)
         specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
-                             recipe_source=source, classes=None if classes == info.classes else classes))
+                             recipe_source=source, classes=None if classes == info.classes else classes,
+                             device=device, method_settings=choice.settings))
     return specs

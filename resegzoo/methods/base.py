@@ -121,7 +121,8 @@ class MethodSpec:
     #: the key); None: the method takes no settings
     settings: Optional[type] = None
     #: ``check_model(spec)``: raise ValueError or LookupError when ``spec`` is not a model of this
-    #: method's kind (checked before anything loads); None: not checked early
+    #: method's kind (checked before anything loads; the message is prefixed with the kind the method
+    #: needs), or a MethodError with the whole message; None: not checked early
     check_model: Optional[Callable[[str], None]] = None
     #: ``fingerprint(spec)`` -> JSON-able dict identifying the model's weights by content, for
     #: eval's run key; None: resegzoo's own (files and sha256 of the spec's checkpoint or folder)
@@ -205,6 +206,8 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
     elif spec.check_model is not None:
         try:
             spec.check_model(model)
+        except MethodError:
+            raise  # the whole message already
         except (ValueError, LookupError) as exc:
             raise MethodError(f"method {spec.name!r} needs a {spec.model} model: {exc}") from None
     masks_name = masks or recipe.masks.generator

@@ -16,6 +16,7 @@ from resegzoo.segmenter.clip_method import NAME as CLIP, ClipMethod
 from resegzoo.segmenter.extras import majority_vote
 from resegzoo.segmenter.models import ModelLoadError  # noqa: F401  (public here since the API began)
 from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
+from resegzoo.segmenter.spec import SegmenterSpec
 from resegzoo.segmenter.text import TextEmbeddings, Vocabulary
 from resegzoo.segmenter.windows import (
     Stitcher, Window, WindowPlan, fit_size, resize_image, short_side_size, upsample_patch_logits)
@@ -125,27 +126,34 @@ class Segmenter:
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method
-        from resegzoo.runtime.preflight import check_device
+        :meth:`SegmenterSpec.check` found the combination sound."""
+        return cls.from_spec(SegmenterSpec(recipe, model, masks, device, architecture), method=method)
+
+    @classmethod
+    def from_spec(cls, spec: SegmenterSpec, method: str | None = None) -> "Segmenter":
+        """Build the segmenter ``spec`` describes; a spec :meth:`SegmenterSpec.check` made is not
+        checked again (a hand-made one, or another ``method``, is checked first)."""
+        from resegzoo.methods.base import MethodContext, MethodError, method_spec
         from resegzoo.segmenter.models import build_mask_generator
 
-        try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, model=model, masks=masks)
-        except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
-            raise ModelLoadError(str(exc)) from None
-        recipe = choice.recipe
-        check_device(device)
+        if not spec.checked or method is not None:
+            try:
+                spec = SegmenterSpec.check(spec.recipe, model=spec.model, masks=spec.masks, method=method,
+                                           device=spec.device, architecture=spec.architecture)
+            except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
+                raise ModelLoadError(str(exc)) from None
+        recipe = spec.recipe
+        method_record = method_spec(recipe.method.name)
         generator = None
-        if choice.spec.masks:
-            settings = recipe.masks.settings if choice.masks == recipe.masks.generator else {}
-            generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
-        context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
+        if method_record.masks:
+            settings = recipe.masks.settings if spec.masks == recipe.masks.generator else {}
+            generator = build_mask_generator(spec.masks, settings, precision=recipe.inference.precision)
+        context = MethodContext(recipe=recipe, model=spec.model, settings=spec.settings, device=spec.device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture)
-        built = choice.spec.factory(context)
-        return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores)
+                                mask_generator=generator, masks_name=spec.masks, architecture=spec.architecture)
+        built = method_record.factory(context)
+        return cls(getattr(built, "encoder", None), generator, recipe, model_name=spec.model or "",
+                   masks_name=spec.masks, method=built, scores=method_record.scores)
 
     # -- the CLIP method's parts, for callers that read them ---------------------------------
     @property
