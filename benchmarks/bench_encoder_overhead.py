@@ -42,8 +42,8 @@ def main() -> None:
 
     import open_clip
 
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
-    from resegzoo.segmenter.schedule import token_ids_from_pixels
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.schedule import token_ids_from_pixels
 
     torch.manual_seed(0)
     model = open_clip.create_model(args.arch, pretrained=None).eval().to(args.device)

@@ -92,7 +92,7 @@ def main() -> int:
     import torch
 
     from resegzoo.api import Segmenter, Vocabulary, load_recipe
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
     from resegzoo.segmenter.models import build_mask_generator
 
     torch.manual_seed(0)

@@ -50,7 +50,7 @@ def main() -> None:
     from resegzoo.api import Segmenter, Vocabulary, load_recipe
     from resegzoo.masks.superpixels import build_slic
     from resegzoo.segmenter import core
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
     from resegzoo.testing import make_tiny_clip
 
     if args.threads:

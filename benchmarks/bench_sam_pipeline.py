@@ -228,7 +228,7 @@ def build_pipeline(generator):
     import open_clip
 
     from resegzoo.api import Segmenter, SegmentRecipe, Vocabulary
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
 
     model = open_clip.create_model("ViT-B-16")
     encoder = MaskedClipEncoder(model, open_clip.get_tokenizer("ViT-B-16"))

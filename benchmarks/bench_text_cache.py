@@ -43,7 +43,7 @@ def main() -> None:
 
         from resegzoo.segmenter.core import Segmenter
         from resegzoo.segmenter.recipe import load_recipe
-        from resegzoo.segmenter.text import Vocabulary
+        from resegzoo.vocabulary import Vocabulary
         from resegzoo.weights.fingerprint import weights_fingerprint
 
         torch.manual_seed(0)

@@ -100,7 +100,7 @@ def clip_model(arch: str, setup: Setup, device: str) -> tuple[Any, Any, int]:
 def segmenter(model: Any, tokenizer: Any, window: int, generator: Any, precision: str = "fp32",
               rules: list[str] | None = None) -> Any:
     from resegzoo.api import Segmenter, load_recipe
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
 
     encoder = MaskedClipEncoder(model, tokenizer, rules=rules)
     return Segmenter(encoder, generator, load_recipe(None, window=window, stride=window // 2, precision=precision))
@@ -146,7 +146,7 @@ def check_kernels(setup: Setup) -> None:
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from resegzoo.segmenter.schedule import segment_mask
+    from resegzoo.methods.clip.schedule import segment_mask
 
     heads, tokens, dim = (4, 17, 16) if setup.dry_run else (12, 197, 64)  # ViT-B-16 at 224 px
     batch = 8

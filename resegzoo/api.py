@@ -33,12 +33,13 @@ from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.options import OptionTypeError, OptionValueError, SegmentOptions
 from resegzoo.batch.units import BatchResult
+from resegzoo.methods.base import ModelLoadError
+from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.stretch import Stretch
 from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
-from resegzoo.segmenter.models import ModelLoadError
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
-from resegzoo.segmenter.text import Vocabulary, VocabularyError, load_templates
+from resegzoo.vocabulary import Vocabulary, VocabularyError
 
 __all__ = [
     "BatchInputError",

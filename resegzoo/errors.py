@@ -10,3 +10,16 @@ from __future__ import annotations
 
 class ResegzooError(Exception):
     """A problem the user can fix; ``str(exc)`` is the one-line message shown to them."""
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for the messages that refuse it: ``a FIFO
+    (named pipe)``, ``a folder``, ... (``mode``: ``st_mode`` of ``os.stat`` or ``os.lstat``)."""
+    import stat
+
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"

@@ -100,6 +100,47 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
         raise SchemaError(f"{where}: {exc}") from exc
 
 
+# -- sizes that size an allocation ------------------------------------------------------------
+#
+# A setting that decides how much memory is allocated (a window side, a resize target, a block
+# side, a batch, a number of levels) carries its limit in its field's metadata: ``limit(N)`` for
+# a number (each item, for a list), ``limit(N, items=M)`` also bounds a list's length. The record's
+# ``__post_init__`` calls :func:`check_limits`, so a recipe file, an override and a record built in
+# Python are refused alike, in one line naming the key and the limit, before any work.
+
+#: the metadata key of a field's limit, and of its list length's limit
+LIMIT, ITEMS_LIMIT = "resegzoo_at_most", "resegzoo_at_most_items"
+
+
+def limit(at_most: int | None = None, items: int | None = None) -> dict[str, int]:
+    """Field metadata bounding a size: the value (each item of a list) and the list's length."""
+    out = {}
+    if at_most is not None:
+        out[LIMIT] = at_most
+    if items is not None:
+        out[ITEMS_LIMIT] = items
+    return out
+
+
+def check_limits(record: Any, prefix: str = "") -> None:
+    """ValueError naming ``prefix + key`` and its limit for the first field of the dataclass
+    ``record`` above the limit its metadata gives (see :func:`limit`)."""
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if value is None:
+            continue
+        most_items = f.metadata.get(ITEMS_LIMIT)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if most_items is not None and isinstance(value, (list, tuple)) and len(value) > most_items:
+            raise ValueError(f"{prefix}{f.name} has {len(value):,} items; the limit is {most_items:,}")
+        most = f.metadata.get(LIMIT)
+        if most is None:
+            continue
+        for v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > most:
+                raise ValueError(f"{prefix}{f.name} is {v:,}, above the limit of {most:,} (it sizes memory)")
+
+
 #: the most a YAML file may hold: its size, its nesting, and its nodes once every alias is expanded
 #: (aliases share objects when loaded, but anything that walks the data -- a vocabulary's names,
 #: a recipe's settings -- pays for every expansion: a few hundred bytes of nested aliases are billions)
@@ -155,16 +196,7 @@ def load_yaml(path: str | Path) -> Any:
     Every YAML resegzoo reads comes through here: UTF-8 only, at most :data:`MAX_YAML_BYTES`,
     nesting and alias expansion bounded (:class:`_BoundedLoader`); no Python tags (safe loader)."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_YAML_BYTES + 1)
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path}: is a folder, not a YAML file") from None
-    if len(raw) > MAX_YAML_BYTES:
-        raise SchemaError(f"{path}: larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a resegzoo YAML file")
-    text = decode_utf8(raw, path)
+    text = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a YAML file"), path)
     loader = _BoundedLoader(text)
     loader.name = str(path)  # PyYAML's marks name the stream: the file, not "<unicode string>"
     try:
@@ -176,6 +208,37 @@ def load_yaml(path: str | Path) -> Any:
         raise SchemaError(f"{path}: not valid YAML: {detail}") from None
     finally:
         loader.dispose()
+
+
+def read_user_file(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of a file the user names (a recipe, a vocabulary, templates): a regular file (a
+    link to one is fine) of at most ``limit`` bytes, opened without blocking, so a FIFO, a device or
+    a folder is a one-line SchemaError instead of a read that never ends (``what``: ``a YAML file``)."""
+    import os
+    import stat
+
+    from resegzoo.errors import file_kind
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SchemaError(f"{path}: is a folder, not {what}") from None
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SchemaError(f"{path}: is {file_kind(mode)}, not {what}; give a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise SchemaError(f"{path}: larger than {limit // (1024 * 1024)} MB; not {what} resegzoo reads")
+    return raw
 
 
 def decode_utf8(raw: bytes, path: str | Path) -> str:

@@ -9,7 +9,7 @@ import torch
 
 from resegzoo.api import ModelLoadError, SegmentRecipe, Segmenter, Vocabulary, check_image, load_recipe
 from resegzoo.schema import SchemaError
-from resegzoo.segmenter.extras import majority_vote
+from resegzoo.methods.clip.extras import majority_vote
 from resegzoo_oracle import build, color_of, embed_color
 from segment_helpers import COLOR_CLASSES, block_labels, paint
 
@@ -149,7 +149,7 @@ def test_model_errors():
 def test_masked_encoder_needs_levels_its_schedule_reads(tiny_clip):
     import open_clip
 
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
 
     enc = MaskedClipEncoder(tiny_clip, open_clip.tokenize)  # default schedule: levels 0..3
     seg = Segmenter(enc, lambda img: np.zeros((0, *img.shape[:2]), np.int32), load_recipe())
@@ -191,7 +191,7 @@ def test_sam_generator_runs_once_per_region_and_its_segments_reach_the_encoder(t
 
     from resegzoo.masks.sam import SamLevel, SamMaskGenerator
     from resegzoo.masks.testing import make_colour_sam
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
 
     sam = make_colour_sam()  # segment-anything's pipeline with masks that follow colour regions
     encoder_calls = []

@@ -145,3 +145,27 @@ def test_legend_is_wide_enough_for_long_names():
         canvas = draw_overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int64), [(0, 0, 255)], [name])
         ink = np.asarray(canvas.convert("L"))[:, 4 + 4 + 10:] < 128  # the legend's text column
         assert ink.any(axis=0)[-4:].sum() == 0 and ink.any(axis=0)[-30:].sum() > 0  # ends just before the edge
+
+
+def test_eval_overlays_have_captions_and_a_legend():
+    """image | prediction | ground truth under their captions, each class's colour and name on the right."""
+    from resegzoo.eval.datasets import builtin_info
+    from resegzoo.eval.overlay import CAPTION_HEIGHT, overlay_panel, palette_for
+
+    info = builtin_info("loveda")
+    image = np.full((60, 80, 3), 128, np.uint8)
+    pred = np.zeros((60, 80), np.int64)
+    panel = overlay_panel(image, pred, pred.copy(), info)
+    width = 3 * 80 + 2 * 4
+    assert panel.shape[0] == max(60 + CAPTION_HEIGHT, 16 * info.num_classes + 8) and panel.shape[1] > width
+    captions = panel[:CAPTION_HEIGHT, :width].min(axis=2)
+    for k in range(3):  # dark caption text above each of the three panels, and nowhere in the gaps
+        assert (captions[:, k * 84:k * 84 + 80] < 100).sum() > 20, k
+    assert (captions[:, 80:84] == 255).all() and (captions[:, 164:168] == 255).all()
+    np.testing.assert_array_equal(panel[CAPTION_HEIGHT:CAPTION_HEIGHT + 60, :80], image)
+    legend = panel[:, width:]
+    for k, colour in enumerate(palette_for(info)):  # a swatch of each class's colour, one row per class
+        swatch = legend[4 + 16 * k + 5, 4 + 5]
+        np.testing.assert_array_equal(swatch, colour)
+    ink = (legend[:, 20:].min(axis=2) < 100).sum(axis=1)
+    assert all(ink[4 + 16 * k:4 + 16 * (k + 1)].sum() > 10 for k in range(info.num_classes))  # a name per row

@@ -219,3 +219,13 @@ def test_dtype_mismatch_is_listed(tmp_path):
     paths = _raw_inputs(tmp_path, [{"w": w}, {"w": w.half()}])
     result = run("--model", paths[0], "--model", paths[1], "--architecture", "ViT-B-32", "--dry-run")
     assert_clean_error(result, "dtype mismatch", "w torch.float32 vs torch.float16")
+
+
+def test_offline_every_missing_input_is_named_at_once(pair, tmp_path, existing_out, hf_offline, resegzoo_cache):
+    """Offline, one run names every input that is missing (not the first only), with one fetch
+    command for the zoo's names; a present input among them does not hide the others."""
+    result = run("--model", "remoteclip-vit-l-14", "--model", pair[0], "--model", "georsclip-vit-l-14",
+                 "--model", str(tmp_path / "nowhere.safetensors"), "--out", str(existing_out), "--force")
+    assert_clean_error(result, "3 of 4 inputs cannot be used", "remoteclip-vit-l-14: ", "georsclip-vit-l-14: ",
+                       "nowhere.safetensors", "`resegzoo fetch remoteclip-vit-l-14 georsclip-vit-l-14`")
+    assert_untouched(existing_out)

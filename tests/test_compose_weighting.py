@@ -91,10 +91,10 @@ def test_builtin_strategies_are_registered_as_plugins():
 
 def test_manual_weights_are_normalised_and_reported():
     manual = get_registry().weightings.get("manual").factory(weights=[2, 1, 1])
-    from resegzoo.compose.recipe import Vocabulary
+    from resegzoo.compose.recipe import PromptSet
     from resegzoo.compose.weighting import WeightingContext
 
-    result = manual(WeightingContext(["a", "b", "c"], Vocabulary(), load_model=None))
+    result = manual(WeightingContext(["a", "b", "c"], PromptSet(), load_model=None))
     assert result.weights == [0.5, 0.25, 0.25]
     assert result.scores == {"given": [2.0, 1.0, 1.0]}
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resegzoo.segmenter.encoder import MaskedClipEncoder, UnsupportedModelError
+from resegzoo.methods.clip.encoder import MaskedClipEncoder, UnsupportedModelError
 from resegzoo.testing import make_tiny_clip, tiny_model_config
 
 DEPTH = 8  # tiny model: 64 px images, 16 px patches -> 4 x 4 grid
@@ -98,7 +98,7 @@ def test_float_zero_one_mask_trap_is_detected(model):
     leak = (buggy.encode_dense(x, ids)[:, :, 2:] - buggy.encode_dense(y, ids)[:, :, 2:]).abs().max()
     assert leak > 1e-3
     # and our masks are boolean, never float
-    from resegzoo.segmenter.schedule import block_masks, default_schedule
+    from resegzoo.methods.clip.schedule import block_masks, default_schedule
 
     for m in block_masks(default_schedule(DEPTH), torch.ones(1, 4, 4, 4, dtype=torch.int64), (4, 4)):
         assert m is None or m.dtype == torch.bool

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,35 @@ def test_generic_dataset_without_classes_file_says_where_it_looked(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DatasetError, match="classes.yaml"):
         open_generic(tmp_path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("- building\n- road\n", "got a list of 2 item\\(s\\) at the top; put it under `classes:`"),
+    ("clases: [building]\n", "did you mean 'classes'"),
+    ("classes: building\n", "expected a list"),
+])
+def test_malformed_classes_file_shows_the_expected_shape(tmp_path, text, expected):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "classes.yaml").write_text(text)
+    with pytest.raises(DatasetError, match=expected) as err:
+        open_generic(tmp_path)
+    message = str(err.value)
+    assert "classes: [building, [road, street], tree]" in message and "docs/datasets.md" in message
+    assert "\n" not in message
+
+
+def test_the_documented_classes_file_is_valid(tmp_path):
+    """docs/datasets.md's complete example loads as it is written."""
+    import re
+
+    from resegzoo.eval.datasets.generic import load_classes_file
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "datasets.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```yaml\n(.*?)```", docs, flags=re.S)
+    assert len(examples) == 2
+    for i, example in enumerate(examples):
+        (tmp_path / f"c{i}.yaml").write_text(example)
+        info = load_classes_file(tmp_path / f"c{i}.yaml")
+    full = load_classes_file(tmp_path / "c0.yaml")
+    assert full.title == "My orthophotos 2024" and full.background == 5 and len(full.classes) == 6
+    assert info.classes == [["building"], ["road", "street"], ["tree"], ["water"]]

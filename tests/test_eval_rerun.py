@@ -69,10 +69,13 @@ def test_every_layout_resumes_after_ctrl_c_and_reruns_without_segmenting(tmp_pat
     images = report["runs"][0]["images"]  # Potsdam's val split keeps 2 of the 3 tiles written
     assert images >= 2 and len(calls) == images - 1  # only the images without a stored result
     assert report["runs"][0]["miou"] == 100.0
+    assert f"1 of {images} image(s) already done in {out / 'runs'}" in resumed.output
+    assert f"segmenting the other {images - 1}" in resumed.output
     calls.clear()
     again = invoke(*args)
     assert again.exit_code == 0, again.output
     assert not calls  # a finished run is reported again from its stored results
+    assert f"{images} of {images} image(s) already done" in again.output and "nothing left to segment" in again.output
     assert len(list((out / "runs").iterdir())) == 1
 
 

@@ -4,7 +4,7 @@ the layer order ARCHITECTURE.md draws (imports go down, never up).
 Every module is parsed with ``ast``; every import counts wherever it is written (module level, inside
 a function, under ``TYPE_CHECKING``), in each form: ``import resegzoo.a.b``, ``from resegzoo.a import
 b`` (b a module or a name), ``from resegzoo import a``, relative imports. ``resegzoo/__init__.py``
-(only ``__version__``) is the root: importing it is no edge between packages.
+(``__version__`` and the moved-module aliases) is the root: importing it is no edge between packages.
 """
 from __future__ import annotations
 
@@ -19,18 +19,18 @@ ROOT = Path(__file__).resolve().parents[1] / "resegzoo"
 #: The layers of ARCHITECTURE.md, lowest first: a package may import packages of its own layer or
 #: below, never above. Keep in step with ARCHITECTURE.md's "Layers" section.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "schema"),                # base
+    ("errors", "schema", "moved", "vocabulary"),  # base; old module paths as warning aliases; the class list
     ("plugins",),                        # the plugin system (hooks, manager, registry, interfaces)
     ("raster", "runtime"),               # reading images; run-time settings
     ("outputs",),                        # atomic writes, claims, images, GIS products
     ("weights",),                        # the model route: zoo, resolve, fetch, read, build
     ("masks",),                          # mask generators
-    ("methods",),                        # the method seam and its methods
+    ("methods",),                        # the method seam and the methods (clip, segearth_ov3, ...)
     ("segmenter",),                      # the pipeline
     ("engines",),                        # where segment/eval work runs (local, Ray): one interface
     ("batch",),                          # one input = one unit of outputs
     ("compose", "eval", "qgis"),         # composition, evaluation, the QGIS plugin
-    ("api",),                            # the public API (segment_files: options checked, then the batch)
+    ("api", "plugin"),                   # the public APIs: Python (segment_files: options checked, then the batch), plugins
     ("cli",),                            # click commands
     ("builtin", "testing"),              # resegzoo's own plugins (loaded by name); tiny test models
 ]

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from resegzoo.api import Segmenter, Vocabulary, load_recipe
-from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError
-from resegzoo.segmenter.last_block import METHODS, attention_weights, gaussian_bias
-from resegzoo.segmenter.schedule import Rule
+from resegzoo.methods.clip.encoder import MaskedClipEncoder, ScheduleConflictError
+from resegzoo.methods.clip.last_block import METHODS, attention_weights, gaussian_bias
+from resegzoo.methods.clip.schedule import Rule
 from resegzoo.testing import make_tiny_clip
 from resegzoo.weights.zoo import registry_dir
 
@@ -147,7 +147,7 @@ def test_a_restricting_rule_on_the_method_block_is_an_error(model):
 
 
 def test_starred_rule_fills_any_depth(model):
-    from resegzoo.segmenter.schedule import resolve_schedule
+    from resegzoo.methods.clip.schedule import resolve_schedule
 
     assert resolve_schedule(["global*", "neighbor:0"], 12) == [Rule("global")] * 11 + [Rule("neighbor", 0)]
     assert resolve_schedule(["global*"], 24) == [Rule("global")] * 24

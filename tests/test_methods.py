@@ -182,13 +182,14 @@ def test_list_methods_shows_what_each_needs(colour_plugin):
 ])
 def test_wrong_combinations_are_one_line_errors_before_any_model_loads(colour_plugin, tmp_path, monkeypatch, args,
                                                                         message):
+    from resegzoo.methods.clip import build
     from resegzoo.segmenter import models
 
     def no_loading(*a, **k):
         raise AssertionError("a model or a mask generator was built before the combination was checked")
 
     monkeypatch.setattr(models, "build_mask_generator", no_loading)
-    monkeypatch.setattr(models, "build_encoder", no_loading)
+    monkeypatch.setattr(build, "build_encoder", no_loading)
     image = tmp_path / "in.tif"
     _geotiff(image, _labels_and_image()[1], (slice(0, 1), slice(0, 1)))
     result = cli("segment", image, "--classes", CLASSES, "--out", tmp_path / "out", *args)

@@ -25,9 +25,9 @@ def test_no_step_of_the_route_imports_another_or_its_callers():
     assert set(STEPS) <= graph["resegzoo.weights.loading"]
 
 
-def test_the_segmenter_and_the_sam_factories_take_the_route():
+def test_the_clip_method_and_the_sam_factories_take_the_route():
     graph = import_graph(ROOT)
-    for caller in ("resegzoo.segmenter.models", "resegzoo.masks.sam_factory", "resegzoo.masks.sam2_factory"):
+    for caller in ("resegzoo.methods.clip.build", "resegzoo.masks.sam_factory", "resegzoo.masks.sam2_factory"):
         assert "resegzoo.weights.loading" in graph[caller], caller
         assert not graph[caller] & {"resegzoo.weights.hub", "resegzoo.weights.read"}, caller
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from resegzoo.segmenter.core import Segmenter
-from resegzoo.segmenter.encoder import MaskedClipEncoder
+from resegzoo.methods.clip.encoder import MaskedClipEncoder
 from resegzoo.segmenter.recipe import load_recipe
-from resegzoo.segmenter.text import Vocabulary
+from resegzoo.vocabulary import Vocabulary
 from resegzoo.testing import make_tiny_clip
 
 RECIPES = Path(__file__).resolve().parents[1] / "registry" / "recipes"
@@ -163,7 +163,7 @@ def test_a_short_axis_gets_one_smaller_crop_as_segearth_ov_runs_it(model, h, w):
 
 
 def test_position_rules_differ_and_scale_factor_is_segearth_ovs():
-    from resegzoo.segmenter.encoder import _interpolate_pos
+    from resegzoo.methods.clip.encoder import _interpolate_pos
 
     pos = torch.randn(1 + 14 * 14, 8, generator=torch.Generator().manual_seed(2))
     ours = _interpolate_pos(pos, (14, 14), (9, 14), "scale-factor")
@@ -194,7 +194,7 @@ def _segearth_naclip_addition(n: int, std: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("recipe, std", [("method-naclip", 5.0), ("method-naclip-segearth", 1.0)])
 def test_both_naclip_rows_are_shipped_with_their_std(recipe, std):
-    from resegzoo.segmenter.last_block import gaussian_bias
+    from resegzoo.methods.clip.last_block import gaussian_bias
     from resegzoo.segmenter.recipe import protocol_name
 
     loaded = load_recipe(RECIPES / f"{recipe}.yaml")

@@ -245,3 +245,58 @@ def test_two_distributions_with_one_plugin_name_report_the_second(install_plugin
     assert pm.get_plugin("samename").__name__ == earlier_on_path
     (broken,) = pm.report.broken
     assert broken.name.startswith("samename (") and f"already used by {earlier_on_path}" in broken.error
+
+
+def _plugins_rows() -> dict[str, dict]:
+    result = CliRunner().invoke(build_cli(), ["plugins"])
+    assert result.exit_code == 0, result.output
+    return {row["name"]: row for row in json.loads(result.output)["plugins"]}
+
+
+def test_plugins_shows_why_and_where_a_plugin_failed_to_load(install_plugin, tmp_path):
+    missing = install_plugin("needs-dep", "import json\n\nimport resegzoo_no_such_dependency\n", version="2.0")
+    install_plugin("multiline", "raise ValueError('config file is broken\\n  line 2 of the details')\n")
+    syntax = install_plugin("typo", "def f(:\n    pass\n")
+    install_plugin("hook-fails", """
+        from resegzoo.plugin import hookimpl
+
+        def read_settings():
+            return {}["url"]
+
+        @hookimpl
+        def resegzoo_register_variants(register):
+            read_settings()
+    """)
+    rows = _plugins_rows()
+    row = rows["needs-dep"]
+    assert row["broken"] is True
+    assert row["error"] == "ModuleNotFoundError: No module named 'resegzoo_no_such_dependency'"
+    assert row["where"] == f"{tmp_path / f'site-{missing}' / f'{missing}.py'}, line 3"
+    assert (row["distribution"], row["version"]) == (missing, "2.0")
+    assert rows["multiline"]["error"] == "ValueError: config file is broken ..."  # one line
+    assert rows["typo"]["error"].startswith("SyntaxError: ") and rows["typo"]["where"].endswith(f"{syntax}.py, line 1")
+    assert rows["hook-fails"]["error"] == "KeyError: 'url'"
+    assert rows["hook-fails"]["where"].endswith(", line 5")  # in the plugin's helper, not in resegzoo
+    assert rows["hook-fails"]["hooks"] == ["resegzoo_register_variants"]
+
+
+def test_plugins_lists_the_old_module_paths_a_plugin_still_uses(install_plugin):
+    module = install_plugin("old-paths", """
+        from resegzoo.hookspecs import hookimpl
+
+        @hookimpl
+        def resegzoo_register_mask_generators(register):
+            from resegzoo.interfaces import MaskGeneratorSpec
+            register(MaskGeneratorSpec("old-paths-grid", lambda **kw: None, "registered through old paths"))
+    """)
+    install_plugin("new-paths", VARIANT_PLUGIN.format(variant="new-clip"))
+    rows = _plugins_rows()
+    row = rows["old-paths"]
+    assert row["broken"] is False and row["hooks"] == ["resegzoo_register_mask_generators"]
+    hookimpl_note, spec_note = row["deprecated"]
+    assert hookimpl_note.startswith("resegzoo.hookspecs.hookimpl is deprecated") and "import hookimpl from " \
+        "resegzoo.plugin" in hookimpl_note and hookimpl_note.endswith(f"{module}.py, line 2)")
+    assert "import MaskGeneratorSpec from resegzoo.plugin" in spec_note and spec_note.endswith("line 6)")
+    assert "deprecated" not in rows["new-paths"]
+    # a second manager in the same process (the module is imported already) still knows
+    assert get_plugin_manager().report.deprecated["old-paths"][0] == hookimpl_note

@@ -15,8 +15,8 @@ from resegzoo.api import Segmenter, Vocabulary, load_recipe
 from resegzoo.cli import build_cli
 from resegzoo.masks.superpixels import build_slic
 from resegzoo.runtime.precision import PrecisionError, autocast_dtype
-from resegzoo.segmenter.encoder import MaskedClipEncoder
-from resegzoo.segmenter.text import TextEmbeddings
+from resegzoo.methods.clip.encoder import MaskedClipEncoder
+from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.testing import make_tiny_clip
 
 VOCAB = Vocabulary.parse("building; road; tree; water")

@@ -16,7 +16,7 @@ from resegzoo.eval.synthetic import write_dataset
 from resegzoo.masks.superpixels import build_slic
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter import core
-from resegzoo.segmenter.encoder import MaskedClipEncoder
+from resegzoo.methods.clip.encoder import MaskedClipEncoder
 from resegzoo.testing import make_tiny_clip
 
 

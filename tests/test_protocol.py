@@ -250,8 +250,8 @@ def test_dataset_prompts_and_thresholds_are_segearth_ovs():
 # -- the official ReSeg-CLIP code's readout and recipe --------------------------------------------
 
 def test_feature_readout_upsamples_normalises_then_takes_cosines():
-    from resegzoo.segmenter.clip_method import readout_features
-    from resegzoo.segmenter.text import TextEmbeddings
+    from resegzoo.methods.clip.method import readout_features
+    from resegzoo.methods.clip.text import TextEmbeddings
 
     gen = torch.Generator().manual_seed(0)
     feats = torch.nn.functional.normalize(torch.randn(2, 3, 3, 5, generator=gen), dim=-1)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from compose_helpers import related_models, save_folder, save_folders
+
+from resegzoo.testing import make_tiny_clip
 from huggingface_hub import HfApi, ModelCard
 
 from resegzoo.cli import build_cli
@@ -69,7 +71,7 @@ def test_card_missing_a_section_is_invalid(composed, tmp_path):
 def test_dry_run_lists_the_files(composed):
     result = publish(str(composed), "--repo-id", "me/tiny-soup", "--dry-run")
     assert result.exit_code == 0, result.output
-    listed = [line.split()[0] for line in result.output.splitlines()[1:]]
+    listed = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
     assert listed == FILES
 
 
@@ -132,7 +134,7 @@ def test_upload_without_network_is_one_line(composed, refusing_hub, resegzoo_com
     result = subprocess.run(resegzoo_command + ["publish", str(composed), "--repo-id", "me/tiny-soup"],
                             env=refusing_hub, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    assert [line for line in result.stderr.strip().splitlines() if not line.startswith("warning: ")] == [
         f"Error: upload to me/tiny-soup failed: no network (cannot connect to "
         f"{refusing_hub['HF_ENDPOINT'].removeprefix('http://')} (Connection refused))"]
 
@@ -155,3 +157,26 @@ def test_recipe_card_and_metadata_state_the_same_parameters(tmp_path):
     card = (out / "README.md").read_text()
     assert f"with parameters `{json.dumps(written['params'])}`" in card
     assert card.endswith("\n") and not card.endswith("\n\n")
+
+
+def test_dry_run_repeats_the_warnings_that_matter(tmp_path, composed):
+    """Inputs far apart and unknown licences, as compose said them, again before an upload; a folder
+    of close inputs gets only the licence warning."""
+    import warnings
+
+    from resegzoo.compose import DistanceWarning
+
+    folders = [str(save_folder(make_tiny_clip(seed), tmp_path / f"m{seed}")) for seed in (0, 1)]
+    far = tmp_path / "far"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DistanceWarning)
+        compose(recipe_from_mapping({"inputs": folders, "name": "far-soup"}), far, progress=False)
+    result = publish(str(far), "--repo-id", "me/far", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    far_line = next(line for line in lines if "far apart" in line)
+    assert far_line.startswith("warning: inputs ") and "do not share an initialisation" in far_line
+    assert any(line.startswith("warning: the licence of ") and "is unknown" in line for line in lines)
+    assert lines.index(far_line) < lines.index("dry run: would upload to me/far:")
+    close = publish(str(composed), "--repo-id", "me/close", "--dry-run")
+    assert close.exit_code == 0 and "far apart" not in close.output and "licence of " in close.output

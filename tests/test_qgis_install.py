@@ -153,3 +153,36 @@ def test_plugin_metadata():
     assert fields["hasProcessingProvider"] == "yes"
     assert float(fields["qgisMinimumVersion"]) <= 3.22
     assert {"name", "description", "about", "author", "email", "repository"} <= set(fields)
+
+
+def _no_qgis_on_path(monkeypatch, tmp_path) -> None:
+    bare = tmp_path / "bare-bin"
+    bare.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", str(bare))
+
+
+def test_install_without_qgis_says_so_and_still_installs(profiles, exe, monkeypatch, tmp_path):
+    from resegzoo.qgis.detect import QGIS_PACKAGES
+
+    _no_qgis_on_path(monkeypatch, tmp_path)
+    result = cli("install", "--profiles-dir", str(profiles), "--executable", str(exe))
+    assert "note: no QGIS found on this machine" in result.output
+    assert f"apt-get install {QGIS_PACKAGES}" in result.output and str(profiles) in result.output
+    assert (profiles / "default" / "python" / "plugins" / "resegzoo_qgis" / "install.json").is_file()
+    # QGIS started once (its profiles folder exists) or on PATH: no note
+    again = cli("install", "--profiles-dir", str(profiles), "--executable", str(exe))
+    assert "no QGIS found" not in again.output
+    (tmp_path / "bare-bin" / "qgis_process").write_text("#!/bin/sh\n")
+    (tmp_path / "bare-bin" / "qgis_process").chmod(0o755)
+    other = tmp_path / "other-profiles"
+    assert "no QGIS found" not in cli("install", "--profiles-dir", str(other), "--executable", str(exe)).output
+
+
+def test_docs_and_the_real_qgis_tests_name_the_same_packages():
+    from resegzoo.qgis.detect import QGIS_PACKAGES
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "qgis.md").read_text(encoding="utf-8")
+    real = (Path(__file__).with_name("test_qgis_real.py")).read_text(encoding="utf-8")
+    assert f"apt-get install {QGIS_PACKAGES}" in docs and "{QGIS_PACKAGES}" in real
+    assert "apt-get install qgis`" not in docs  # no place names fewer packages
+    assert "Couldn't load SIP module" in docs and "virtualenv" in docs and "pyenv" in docs

@@ -25,6 +25,8 @@ from PIL import Image
 
 from gdal_helpers import category_names_and_rat
 
+from resegzoo.qgis.detect import QGIS_PACKAGES
+
 DATA = Path(__file__).parent / "data"
 CLASSES = "roof; grass, lawn; water"
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5800000.0)
@@ -46,8 +48,8 @@ def _require_qgis() -> tuple[str, str]:
         return QGIS_PROCESS, python
     missing = "qgis_process" if not QGIS_PROCESS else "a Python with QGIS's bindings (python3-qgis)"
     if os.environ.get("RESEGZOO_REQUIRE_QGIS") == "1":
-        pytest.fail(f"RESEGZOO_REQUIRE_QGIS=1 but {missing} is not installed (apt-get install qgis python3-qgis)")
-    pytest.skip(f"{missing} not installed (apt-get install qgis python3-qgis; .ci/run does it)")
+        pytest.fail(f"RESEGZOO_REQUIRE_QGIS=1 but {missing} is not installed (apt-get install {QGIS_PACKAGES})")
+    pytest.skip(f"{missing} not installed (apt-get install {QGIS_PACKAGES}; .ci/run does it)")
 
 
 def _resegzoo_executable() -> str:

@@ -40,7 +40,7 @@ def _textured(height, width, seed=0):
 def clip_segmenter(tiny_clip):
     import open_clip
 
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
 
     # global attention in every block: each patch's feature depends on the whole window (context)
     encoder = MaskedClipEncoder(tiny_clip, open_clip.tokenize, rules=["global"] * 8)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from resegzoo.segmenter.schedule import (
+from resegzoo.methods.clip.schedule import (
     Rule, block_masks, default_schedule, levels_needed, neighbor_mask, parse_rule, resolve_schedule,
     segment_mask, token_ids_from_pixels)
 

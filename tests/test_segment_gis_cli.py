@@ -132,3 +132,27 @@ def test_colours_follow_names_not_positions(tmp_path):
         side = json.loads((out / "photo.json").read_text())
         by_name.append({n: tuple(c) for n, c in zip(side["class_names"], side["palette"])})
     assert by_name[0] == by_name[1]
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_label_geotiff_copied_alone_keeps_its_class_names(tmp_path, cog):
+    """The class names live in the .tif itself (band description, GDAL metadata in the TIFF's own
+    GDAL_METADATA tag), not only in .aux.xml: a .tif copied without its sidecars still names them."""
+    import shutil
+
+    from resegzoo.outputs.gis.cog import read_label_names
+
+    src = _geotiff(tmp_path / "scene.tif", block_labels(60, 50, cell=5, seed=4))
+    out = tmp_path / "out"
+    run(str(src), "--model", "oracle", "--masks", "none", "--classes", CLASSES, "--out", str(out),
+        *(["--cog"] if cog else []))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "scene.labels.tif", alone / "copied.tif")  # no .aux.xml, no .qml
+    assert sorted(p.name for p in alone.iterdir()) == ["copied.tif"]
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(alone / "copied.tif") as dst:
+        assert read_label_names(dst) == COLOR_CLASSES
+        assert dst.tags(1) == {f"CLASS_{k}": name for k, name in enumerate(COLOR_CLASSES)}
+        expected = ", ".join(f"{k} {name}" for k, name in enumerate(COLOR_CLASSES))
+        assert dst.descriptions == (f"class labels: {expected}; 255 nodata",)
+    assert not list(alone.glob("*.aux.xml"))  # reading did not write a sidecar either

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from resegzoo.schema import SchemaError
-from resegzoo.segmenter.encoder import MaskedClipEncoder
-from resegzoo.segmenter.text import (
-    TextCache, Vocabulary, VocabularyError, embed_vocabulary, load_templates)
+from resegzoo.methods.clip.encoder import MaskedClipEncoder
+from resegzoo.methods.clip.text import TextCache, embed_vocabulary, load_templates
+from resegzoo.vocabulary import Vocabulary, VocabularyError
 from resegzoo.testing import make_tiny_clip
 
 

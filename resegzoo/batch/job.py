@@ -28,6 +28,7 @@ import numpy as np
 from resegzoo.raster.blocks import Block, Box, plan_blocks
 from resegzoo.outputs.atomic import nearly_full
 from resegzoo.outputs.gdal_failures import raising_gdal_failures
+from resegzoo.outputs.gis.cog import write_label_names
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.georef import quiet_georef
 from resegzoo.raster.opening import NODATA_LABEL, Raster, open_raster
@@ -128,6 +129,27 @@ def raster_scale(height: int, width: int, short_side: int | None) -> float:
     return 1.0 if short_side is None else short_side / min(height, width)
 
 
+def _check_block_sizes(path: str, blocks: Sequence[Block], scale: float, window: int, inference: Any,
+                       block: int) -> None:
+    """ImageError before any work when a block, read or resized, would be larger than
+    :data:`~resegzoo.segmenter.windows.MAX_WORK_PIXELS` (a resize that blows every block up, or one
+    so small that a window needs the whole raster), naming the settings that size it."""
+    from resegzoo.segmenter.core import resize_setting
+    from resegzoo.segmenter.windows import MAX_WORK_PIXELS, check_work_size
+
+    y0, x0, y1, x1 = max((b.read for b in blocks), key=lambda r: (r[2] - r[0]) * (r[3] - r[1]))
+    h, w = y1 - y0, x1 - x0
+    why = f"{path}: {resize_setting(inference)} with inference.tile_size = {block}"
+    fix = "change the resize or lower inference.tile_size"
+    if h * w > MAX_WORK_PIXELS:
+        raise ImageError(f"{why} makes blocks of {h:,} x {w:,} px to read at once, above the limit "
+                         f"of {MAX_WORK_PIXELS:,} px; {fix}")
+    try:
+        check_work_size(max(2, round(h * scale)), max(2, round(w * scale)), window, why, fix)
+    except ValueError as exc:
+        raise ImageError(str(exc)) from None
+
+
 def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: RasterOptions | None = None,
                 vocab: Any = None) -> RasterPlan:
     """Open ``path`` (or take an opened :class:`Raster`) and decide how it is segmented (see
@@ -144,6 +166,7 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
     block = options.block or recipe.inference.tile_size
     halo = options.halo if options.halo is not None else max(recipe.inference.tile_overlap, math.ceil(window / scale))
     blocks = plan_blocks(raster.height, raster.width, block=block, halo=halo, scale=scale, window=window, stride=stride)
+    _check_block_sizes(raster.path, blocks, scale, window, recipe.inference, block)
     background = recipe.inference.background_threshold is not None
     names: list[str] = [] if vocab is None else list(vocab.class_names) + (["background"] if background else [])
     if vocab is not None:
@@ -291,6 +314,8 @@ class RasterWriter:
             self.plan.raster.georef.apply(self._labels)
             if self.plan.palette:
                 self._labels.write_colormap(1, {k: (*rgb, 255) for k, rgb in enumerate(self.plan.palette)})
+            if self.plan.class_names and self.plan.label_driver == "GTiff":  # a .tif copied alone keeps them
+                write_label_names(self._labels, self.plan.class_names)
             if self.plan.probs is not None:
                 probs_tmp = stack.enter_context(atomic_path(self.probs_destination))  # type: ignore[arg-type]
                 self._probs = stack.enter_context(rasterio.open(probs_tmp, "w", **_probs_profile(self.plan)))

@@ -42,7 +42,7 @@ class SegmentOptions:
 
     #: files, folders and glob patterns, as given
     inputs: tuple[str, ...]
-    #: the classes (a :class:`resegzoo.segmenter.text.Vocabulary`)
+    #: the classes (a :class:`resegzoo.vocabulary.Vocabulary`)
     classes: Any
     out: Path
     #: the recipe, model, mask generator, device and architecture, checked (the model is the spec
@@ -146,7 +146,7 @@ def _inputs(inputs: Any) -> tuple[str, ...]:
 
 
 def _vocabulary(classes: Any) -> Any:
-    from resegzoo.segmenter.text import Vocabulary, VocabularyError
+    from resegzoo.vocabulary import Vocabulary, VocabularyError
 
     if isinstance(classes, Vocabulary):
         return classes
@@ -162,7 +162,7 @@ def _vocabulary(classes: Any) -> Any:
 def _recipe(recipe: Any) -> Any:
     from resegzoo.schema import SchemaError
     from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe, resolve_recipe
-    from resegzoo.segmenter.text import load_templates
+    from resegzoo.methods.clip.text import load_templates
 
     if recipe is not None and not isinstance(recipe, SegmentRecipe) and not _is_path(recipe):
         raise OptionTypeError(f"recipe={recipe!r}: give a SegmentRecipe, a recipe file or a shipped recipe's "

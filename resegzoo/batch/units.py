@@ -123,6 +123,8 @@ class OpenedInputs:
     failures: list[tuple[Path, str]]
     #: how many inputs were found
     count: int
+    #: what the user should know about the inputs (entries skipped, the last run's outputs left out)
+    notes: list[str]
 
 
 def open_inputs(options: SegmentOptions) -> OpenedInputs:
@@ -135,7 +137,8 @@ def open_inputs(options: SegmentOptions) -> OpenedInputs:
     from resegzoo.raster.opening import open_raster
     from resegzoo.raster.stretch import with_stretch
 
-    files = expand_inputs(options.inputs, options.recursive)
+    notes: list[str] = []
+    files = expand_inputs(options.inputs, options.recursive, out=options.out, notes=notes)
     rasters, folders, failures = [], [], []
     for f in files:
         try:
@@ -151,7 +154,7 @@ def open_inputs(options: SegmentOptions) -> OpenedInputs:
         options.gis.check(rasters)
     except GisOptionError as exc:
         raise BatchInputError(str(exc)) from None
-    return OpenedInputs(rasters, folders, failures, len(files))
+    return OpenedInputs(rasters, folders, failures, len(files), notes)
 
 
 def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> BatchResult:
@@ -162,10 +165,12 @@ def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> B
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
     from resegzoo.segmenter.core import Segmenter
-    from resegzoo.segmenter.models import ModelLoadError
+    from resegzoo.methods.base import ModelLoadError
 
     progress = progress or BatchProgress()
     opened = open_inputs(options)
+    for note in opened.notes:
+        progress.note(note)
     try:
         seg = Segmenter.from_spec(options.segmenter)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:

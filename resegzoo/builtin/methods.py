@@ -7,7 +7,7 @@ from resegzoo.plugins.hookspecs import hookimpl
 
 
 def _clip(context: Any) -> Any:
-    from resegzoo.segmenter.clip_method import build_clip_method
+    from resegzoo.methods.clip.method import build_clip_method
 
     return build_clip_method(context)
 

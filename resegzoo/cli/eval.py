@@ -10,7 +10,7 @@ from resegzoo.engines import engine_options
 @click.command("eval")
 @click.option("--dataset", "dataset_name", required=True, metavar="NAME",
               help="Dataset name (see `resegzoo list datasets`): openearthmap, loveda, isaid, potsdam, vaihingen, "
-                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml.")
+                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml (docs/datasets.md).")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
               help="The dataset's folder, in its authors' release layout or mmsegmentation's converted layout.")
 @click.option("--split", default=None, metavar="SPLIT",
@@ -110,7 +110,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             for run in runs:
                 current = EvalRun(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
-                                           engine=evaluate))
+                                           engine=evaluate, say=lambda line: click.echo(line, err=True)))
             for line in evaluate.report():
                 click.echo(line, err=True)
     except KeyboardInterrupt:

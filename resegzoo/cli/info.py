@@ -25,7 +25,8 @@ def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
     broken: dict[str, Any] = {}
     for b in pm.report.broken:  # one row per plugin, every problem of it in its error
         if b.name in broken:
-            broken[b.name] = dataclasses.replace(broken[b.name], error=f"{broken[b.name].error}; {b.error}")
+            broken[b.name] = dataclasses.replace(broken[b.name], error=f"{broken[b.name].error}; {b.error}",
+                                                 where=broken[b.name].where or b.where)
         else:
             broken[b.name] = b
     rows = []
@@ -41,17 +42,30 @@ def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
         row: dict[str, Any] = {"name": name, "builtin": name in BUILTIN_PLUGINS, "distribution": dist,
                                "version": version, "hooks": hooks, "broken": name in broken}
         if name in broken:
-            row["error"] = broken.pop(name).error
+            row.update(_why(broken.pop(name)))
+        if pm.report.deprecated.get(name):
+            row["deprecated"] = pm.report.deprecated[name]
         rows.append(row)
     for b in broken.values():  # failed before it could be registered
-        rows.append({"name": b.name, "builtin": False, "distribution": None, "version": None,
-                     "hooks": [], "broken": True, "origin": b.origin, "error": b.error})
+        dist, version = pm.report.distributions.get(b.name, (None, None))
+        row = {"name": b.name, "builtin": False, "distribution": dist, "version": version,
+               "hooks": [], "broken": True, "origin": b.origin, **_why(b)}
+        if pm.report.deprecated.get(b.name):
+            row["deprecated"] = pm.report.deprecated[b.name]
+        rows.append(row)
     return rows, registry_error
+
+
+def _why(broken: Any) -> dict[str, str]:
+    """A broken plugin's error (one line) and, when known, where in its code it failed."""
+    return {"error": broken.error, **({"where": broken.where} if broken.where else {})}
 
 
 @click.command("plugins")
 def plugins() -> None:
-    """Print the loaded plugins as JSON: distribution, version, hooks, and broken ones with their error.
+    """Print the loaded plugins as JSON: distribution, version, hooks; a broken one with why it failed
+    (`error`: the exception on one line, `where`: the file and line of the plugin's code), and a plugin
+    that imports resegzoo's old module paths with the `deprecated` paths and what to import instead.
 
     Third-party plugins are found through the `resegzoo` entry-point group; set
     RESEGZOO_DISABLE_PLUGIN_AUTOLOAD=1 to load only the built-ins.

@@ -12,7 +12,8 @@ import click
 @click.option("--private", is_flag=True, help="Create the repository as private (no effect if it exists).")
 @click.option("--revision", metavar="BRANCH", help="Upload to this branch (created if needed) instead of main.")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token; default: $HF_TOKEN or the token saved by `hf auth login`.")
-@click.option("--dry-run", is_flag=True, help="Validate the folder and list what would be uploaded; upload nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate the folder, repeat compose's warnings (inputs far apart, unknown "
+                                              "licences) and list what would be uploaded; upload nothing.")
 def publish_command(folder: Path, repo_id: str, private: bool, revision: str | None, token: str | None,
                     dry_run: bool) -> None:
     """Upload FOLDER, written by `resegzoo compose`, to the Hugging Face Hub.
@@ -24,7 +25,8 @@ def publish_command(folder: Path, repo_id: str, private: bool, revision: str | N
     from resegzoo.weights.hub import hub_errors, hub_failure
 
     try:
-        result = publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run, token=token)
+        result = publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run, token=token,
+                         warn=lambda message: click.secho(f"warning: {message}", fg="yellow", err=True))
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     except hub_errors() as exc:  # network, auth (no token is an OSError), quota

@@ -31,8 +31,13 @@ def install(profile: str | None, profiles_dir: Path | None, executable: Path | N
     environment. Restart QGIS afterwards; qgis_process sees it at once.
     """
     from resegzoo.qgis import install as installer
+    from resegzoo.qgis.detect import find_qgis, no_qgis_note
 
+    where = profiles_dir or installer.default_profiles_dir()
+    found = find_qgis(where)  # before installing: the install creates the profiles folder
     folder, exe = installer.install(profile, profiles_dir, executable)
+    if found is None:
+        click.secho(f"note: {no_qgis_note(where)}", fg="yellow", err=True)
     click.echo(f"installed and enabled the QGIS plugin in {folder}\nit runs {exe}\n"
                "restart QGIS: Processing Toolbox > resegzoo > Segment into named classes (resegzoo:segment)")
 

@@ -12,14 +12,21 @@ from resegzoo.compose.inputs import CompositionError
 from resegzoo.compose.output import read_metadata
 from resegzoo.compose.recipe import (
     InputModel,
+    PromptSet,
     Recipe,
-    Vocabulary,
     WeightingConfig,
     load_recipe,
     recipe_from_mapping,
 )
 
 __all__ = [
-    "ComposeResult", "CompositionError", "DistanceWarning", "InputModel", "Recipe", "Vocabulary",
+    "ComposeResult", "CompositionError", "DistanceWarning", "InputModel", "PromptSet", "Recipe",
     "WeightingConfig", "compose", "load_recipe", "read_metadata", "recipe_from_mapping",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

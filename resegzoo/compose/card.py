@@ -28,6 +28,17 @@ def hub_license(licenses: Sequence[str | None]) -> dict[str, str]:
     return {"license": "other", "license_name": "mixed-input-licences", "license_details": listed}
 
 
+#: the card header's machine-readable record of how far apart the inputs are (publish warns from it)
+DISTANCES_FIELD, THRESHOLD_FIELD = "resegzoo_input_distances", "resegzoo_distance_threshold"
+
+
+def distance_fields(distances: dict[str, Any]) -> dict[str, Any]:
+    """The card header's fields for the inputs' pairwise distances (none before they are measured)."""
+    if not distances.get("pairs"):
+        return {}
+    return {DISTANCES_FIELD: [dict(pair) for pair in distances["pairs"]], THRESHOLD_FIELD: distances["threshold"]}
+
+
 def build_card(summary: dict[str, Any], repo_id: str | None = None):
     """``summary``: the composed model's metadata (see :func:`resegzoo.compose.output.metadata_dict`)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -41,6 +52,7 @@ def build_card(summary: dict[str, Any], repo_id: str | None = None):
         base_model=[i["hf_repo"] for i in inputs if i.get("hf_repo")] or None,
         pipeline_tag="zero-shot-image-classification",
         **lic,
+        **distance_fields(summary.get("distances", {})),
     )
     scores = summary["scores"]
     score_names = list(scores)

@@ -101,14 +101,40 @@ def resolve_input(label: str, spec: str) -> ResolvedInput:
     return item
 
 
+def missing_inputs_message(failures: list[tuple[str, ResegzooError]], total: int) -> str:
+    """One error for several inputs that could not be resolved: each input's own message, and one
+    `resegzoo fetch` command for the zoo names among them."""
+    from resegzoo.plugins.registry import get_registry
+    from resegzoo.weights.zoo import FetchError
+
+    variants = get_registry().variants
+    lines = [f"{len(failures)} of {total} inputs cannot be used:"]
+    lines += [f"  - {exc}" for _, exc in failures]
+    names = [spec for spec, exc in failures if isinstance(exc, FetchError) and spec in variants]
+    if len(names) > 1:
+        lines.append(f"On a machine with internet, `resegzoo fetch {' '.join(names)}` downloads the zoo's "
+                     "inputs in one go.")
+    return "\n".join(lines)
+
+
 def resolve_inputs(recipe: Recipe, progress: bool = True) -> list[ResolvedInput]:
     """Resolve every input and fill in model configs from the recipe where the input lacks one."""
     import open_clip
     from tqdm.auto import tqdm
 
     pairs = list(zip(recipe.labels, recipe.models))
-    resolved = [resolve_input(label, item.model)
-                for label, item in tqdm(pairs, desc="preparing inputs", unit="model", disable=not progress)]
+    resolved, failures = [], []
+    # every input is tried before any error is raised: offline, the user learns every missing
+    # input from one run, not one per run
+    for label, item in tqdm(pairs, desc="preparing inputs", unit="model", disable=not progress):
+        try:
+            resolved.append(resolve_input(label, item.model))
+        except ResegzooError as exc:
+            failures.append((item.model, exc))
+    if len(failures) == 1:
+        raise failures[0][1]
+    if failures:
+        raise CompositionError(missing_inputs_message(failures, len(pairs)))
     for item in resolved:
         if item.model_config is None and item.architecture is None:
             item.architecture = recipe.architecture

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from resegzoo.errors import ResegzooError
 from resegzoo.compose.card import CardError, validate_card
@@ -25,6 +25,31 @@ class PublishResult:
     files: list[str]
     url: str | None = None
     dry_run: bool = False
+    #: what a user should know before the model is public (see :func:`publish_warnings`)
+    warnings: list[str] = field(default_factory=list)
+
+
+def publish_warnings(folder: Path) -> list[str]:
+    """The warnings `compose` gave that still matter before an upload, read back from the folder:
+    inputs far apart (their average is likely broken) and inputs whose licence is unknown."""
+    from huggingface_hub import ModelCard
+
+    from resegzoo.compose.card import DISTANCES_FIELD, THRESHOLD_FIELD
+
+    found = []
+    data = ModelCard.load(folder / "README.md").data.to_dict()
+    threshold = data.get(THRESHOLD_FIELD)
+    for pair in data.get(DISTANCES_FIELD) or []:
+        if threshold is not None and pair.get("relative_l2", 0) > threshold:
+            found.append(f"inputs {pair['a']!r} and {pair['b']!r} are far apart (relative L2 distance "
+                         f"{pair['relative_l2']:.3f} > {threshold}); they probably do not share an initialisation, "
+                         "and their average is likely a broken model")
+    unknown = [item.get("label") or item.get("spec") for item in read_metadata(folder)["inputs"]
+               if not (item.get("license") or "").strip() or item["license"].strip().lower() == "unknown"]
+    if unknown:
+        found.append(f"the licence of {', '.join(repr(u) for u in unknown)} is unknown (the card says "
+                     "'unknown'): check the terms of each input allow publishing a derivative")
+    return found
 
 
 def validate_folder(folder: Path) -> list[str]:
@@ -65,16 +90,21 @@ def publish(
     dry_run: bool = False,
     token: str | None = None,
     api: Any = None,
+    warn: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Validate ``folder`` and upload exactly its model files to ``repo_id`` (created if needed).
 
     The token comes from ``token``, else huggingface_hub's usual places (HF_TOKEN, ``hf auth login``).
+    ``warn(message)`` hears each of :func:`publish_warnings` before anything is uploaded.
     """
     folder = Path(folder)
     check_repo_id(repo_id)
     files = validate_folder(folder)
+    found = publish_warnings(folder)
+    for message in found if warn is not None else []:
+        warn(message)
     if dry_run:
-        return PublishResult(repo_id, files, dry_run=True)
+        return PublishResult(repo_id, files, dry_run=True, warnings=found)
     if api is None:
         from huggingface_hub import HfApi
 
@@ -91,4 +121,4 @@ def publish(
         commit_message=f"Upload composed CLIP model ({', '.join(files)})",
     )
     url = getattr(commit, "commit_url", None) or str(repo)
-    return PublishResult(repo_id, files, url=url)
+    return PublishResult(repo_id, files, url=url, warnings=found)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 from resegzoo.schema import SchemaError, from_mapping, load_yaml
+from resegzoo.vocabulary import Vocabulary as _Vocabulary, VocabularyError  # this module's old `Vocabulary`: below
 
 OutputDtype = Literal["same", "fp32", "fp16", "bf16"]
 
@@ -58,15 +59,19 @@ class WeightingConfig:
 
 
 @dataclass
-class Vocabulary:
-    """Classes and prompt templates that prompt-based weighting strategies score with."""
+class PromptSet:
+    """Classes and prompt templates that prompt-based weighting strategies score with (the recipe's
+    ``vocabulary:`` section). The class names are checked as every vocabulary's are
+    (:class:`resegzoo.vocabulary.Vocabulary`, the one vocabulary class); this only adds templates."""
 
     classes: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSES))
     templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
 
     def __post_init__(self) -> None:
-        if any(not c.strip() for c in self.classes):
-            raise ValueError("vocabulary.classes contains an empty class name")
+        try:
+            _Vocabulary(self.classes)
+        except VocabularyError as exc:
+            raise VocabularyError(f"vocabulary.classes: {exc}") from None
         bad = [t for t in self.templates if "{}" not in t]
         if bad:
             raise ValueError(f"vocabulary.templates must each contain '{{}}' for the class name: {bad[0]!r}")
@@ -82,7 +87,7 @@ class Recipe:
     #: full open_clip model config instead of a named architecture (custom or tiny models)
     model_config: dict | None = None
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
-    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    vocabulary: PromptSet = field(default_factory=PromptSet)
     dtype: OutputDtype = "same"
     #: output folder; the CLI's --out overrides it
     output: str | None = None
@@ -182,3 +187,10 @@ def load_recipe(path: str | Path) -> Recipe:
     if data is None:
         raise SchemaError(f"{path}: the file is empty")
     return recipe_from_mapping(data, where=str(path), base_dir=path.parent)
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

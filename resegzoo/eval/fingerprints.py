@@ -7,7 +7,7 @@ with other weights, replacing a checkpoint file in place or adding images to the
 new run folder instead of reusing stale results. File contents are hashed once per (path, size,
 mtime) by :func:`resegzoo.weights.hub.cached_sha256`; a rerun does not re-read gigabytes. The
 model's fingerprint is :func:`resegzoo.weights.fingerprint.weights_fingerprint`, which also keys
-the cached text embeddings (:mod:`resegzoo.segmenter.text`).
+the cached text embeddings (:mod:`resegzoo.methods.clip.text`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from resegzoo.weights.hub import cached_sha256
-from resegzoo.segmenter.models import ModelLoadError
+from resegzoo.methods.base import ModelLoadError
 
 
 def model_fingerprint(spec: str) -> dict[str, Any]:

@@ -32,13 +32,35 @@ def _blend(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: fl
     return np.where(valid[..., None], mixed, image)  # ignored pixels show the plain image
 
 
+#: the captions above the three panels of an eval overlay
+CAPTIONS = ("image", "prediction", "ground truth")
+CAPTION_HEIGHT = 18
+
+
 def overlay_panel(image: np.ndarray, pred: np.ndarray, label: np.ndarray, info: DatasetInfo) -> np.ndarray:
-    """image | prediction | ground truth, side by side, shrunk to at most OVERLAY_MAX_SIDE wide."""
+    """image | prediction | ground truth, side by side under their captions, shrunk to at most
+    OVERLAY_MAX_SIDE wide, with the classes' legend on the right."""
+    from PIL import Image, ImageDraw
+
+    from resegzoo.outputs.fonts import font_for
+    from resegzoo.outputs.imageio import draw_legend
+
     step = max(1, math.ceil(max(image.shape[0], 3 * image.shape[1]) / OVERLAY_MAX_SIDE))
     image, pred, label = image[::step, ::step], pred[::step, ::step], label[::step, ::step]
     palette = palette_for(info)
     gap = np.full((image.shape[0], 4, 3), 255, dtype=np.uint8)
-    return np.concatenate([image, gap, _blend(image, pred, palette), gap, _blend(image, label, palette)], axis=1)
+    panels = np.concatenate([image, gap, _blend(image, pred, palette), gap, _blend(image, label, palette)], axis=1)
+    legend = draw_legend(palette, [names[0] for names in info.classes], panels.shape[0] + CAPTION_HEIGHT)
+    canvas = Image.new("RGB", (panels.shape[1] + legend.width, legend.height), (255, 255, 255))
+    canvas.paste(Image.fromarray(panels), (0, CAPTION_HEIGHT))
+    canvas.paste(legend, (panels.shape[1], 0))
+    draw = ImageDraw.Draw(canvas)
+    width = image.shape[1]
+    for k, caption in enumerate(CAPTIONS):
+        font = font_for(caption)
+        x = k * (width + gap.shape[1]) + max(0, (width - int(font.getlength(caption))) // 2)
+        draw.text((x, 2), caption, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
 
 
 def save_overlay(path: Path, image: np.ndarray, pred: np.ndarray, label: np.ndarray, info: DatasetInfo) -> None:

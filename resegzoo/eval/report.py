@@ -32,7 +32,7 @@ RANDOM_NOTE = (f"Rows marked {RANDOM_MARK} use a model whose weights are random 
 
 def random_weights(result: RunResult) -> bool:
     """Whether the run's model is a registry variant with random weights by design."""
-    from resegzoo.segmenter.models import random_weights_note
+    from resegzoo.weights.resolve import random_weights_note
 
     return random_weights_note(result.spec.model) is not None
 

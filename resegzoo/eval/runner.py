@@ -205,7 +205,7 @@ class EvalRun:
         return cm
 
     def vocabulary(self) -> Any:
-        from resegzoo.segmenter.text import Vocabulary
+        from resegzoo.vocabulary import Vocabulary
 
         return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
@@ -229,13 +229,15 @@ class EvalRun:
         atomic.save_npy(self.result_file(sample), cm)
 
     def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
-            overlays: int = 4, progress: bool = True, engine: Any = None) -> RunResult:
+            overlays: int = 4, progress: bool = True, engine: Any = None,
+            say: Optional[Callable[[str], None]] = None) -> RunResult:
         """Evaluate the images that have no stored result yet, then score all requested images.
 
         ``engine`` (an open engine of :mod:`resegzoo.engines`; default: this process) segments the
         pending images (:class:`EvalWork`) and hands back each image's confusion matrix in any
         order; each is stored as it arrives. ``make_segmenter(spec)`` gives the segmenter when the
-        images are segmented in this process, and only when some image still needs it.
+        images are segmented in this process, and only when some image still needs it. ``say(line)``
+        is told, on a rerun, how many images earlier runs already finished.
         """
         from resegzoo.engines.local import LocalEngine
 
@@ -247,6 +249,10 @@ class EvalRun:
                                "rename the images so their ids differ in letters or digits")
         self._check_stored_settings()
         pending = [s for s in samples if not self.result_file(s).is_file()]
+        if say is not None and len(pending) < len(samples):
+            done = len(samples) - len(pending)
+            rest = f"segmenting the other {len(pending)}" if pending else "nothing left to segment"
+            say(f"run {self.spec.label!r}: {done} of {len(samples)} image(s) already done in {self.run_dir}; {rest}")
         if pending and self.spec.recipe.inference.background_threshold is not None and info.background is None:
             raise DatasetError(f"{info.title} has no background class, but the recipe sets "
                                "inference.background_threshold; remove it from the recipe")

@@ -14,6 +14,11 @@ import numpy as np
 PaintOrder = Literal["largest-first", "sam-order"]
 PAINT_ORDERS: tuple[str, ...] = ("largest-first", "sam-order")
 
+#: the most mask levels a generator may be asked for (each is an (H, W) int32 map per window;
+#: METHOD.md uses 4)
+MAX_MASK_LEVELS = 16
+#: the most px per side of a region a generator segments at once (SAM's and SLIC's region_size)
+MAX_REGION_SIZE = 8192
 #: A window or region of an image: (y0, x0, y1, x1), half-open, in pixels.
 Box = tuple[int, int, int, int]
 

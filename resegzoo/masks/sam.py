@@ -22,33 +22,38 @@ own rows. The model-specific steps (embedding, decoding) sit behind a small back
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
 from resegzoo.masks.painting import PAINT_ORDERS, Box, PaintOrder, check_image, paint_masks
 from resegzoo.masks.windows import windows_from_regions
+from resegzoo.schema import check_limits, limit
 
 #: SAM's native input size; a region of this many pixels per side is embedded without downscaling.
 SAM_NATIVE_SIZE = 1024
+#: limits of the settings that size memory: prompt points per side (SAM's own default: 32; scaled
+#: up with the region/window ratio), crop layers (4 layers: 85 crops per level)
+MAX_POINTS_PER_SIDE, MAX_CROP_LAYERS = 256, 4
 
 
 @dataclass(frozen=True)
 class SamLevel:
     """One mask level: ``SamAutomaticMaskGenerator``'s filtering settings (same names and meaning)."""
 
-    points_per_side: int = 4
+    points_per_side: int = field(default=4, metadata=limit(MAX_POINTS_PER_SIDE))
     pred_iou_thresh: float = 0.5
     stability_score_thresh: float = 0.5
     min_mask_region_area: int = 500
     stability_score_offset: float = 1.0
     box_nms_thresh: float = 0.7
-    crop_n_layers: int = 1
+    crop_n_layers: int = field(default=1, metadata=limit(MAX_CROP_LAYERS))
     crop_nms_thresh: float = 0.7
     crop_n_points_downscale_factor: int = 2
 
     def __post_init__(self) -> None:
+        check_limits(self)
         if self.points_per_side < 1:
             raise ValueError(f"points_per_side must be at least 1, got {self.points_per_side}")
         if self.crop_n_layers < 0:

@@ -3,14 +3,18 @@ model route, :mod:`resegzoo.weights.loading`)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from resegzoo.masks.painting import PaintOrder
+from resegzoo.masks.painting import MAX_MASK_LEVELS, MAX_REGION_SIZE, PaintOrder
 from resegzoo.runtime.precision import Precision
 from resegzoo.masks.sam import METHOD_LEVELS, SAM_NATIVE_SIZE, SamLevel, SamMaskGenerator
-from resegzoo.schema import SchemaError, from_mapping
+from resegzoo.schema import SchemaError, check_limits, from_mapping, limit
+
+#: limits of the settings that size memory: points per decoder batch, crops per encoder batch
+#: (the region side's: painting.MAX_REGION_SIZE)
+MAX_POINTS_PER_BATCH, MAX_IMAGE_BATCH = 4096, 64
 
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 
@@ -29,15 +33,15 @@ class SamSettings:
     #: stability_score_offset, box_nms_thresh, crop_n_layers, crop_nms_thresh,
     #: crop_n_points_downscale_factor). A key left out takes METHOD.md's value for that level
     #: (levels past the fourth: the fourth's). None: METHOD.md's four levels.
-    levels: Optional[list[dict[str, Any]]] = None
+    levels: Optional[list[dict[str, Any]]] = field(default=None, metadata=limit(items=MAX_MASK_LEVELS))
     #: as in SamAutomaticMaskGenerator; shared by all levels (they share the crops' embeddings).
     crop_overlap_ratio: float = 512 / 1500
-    points_per_batch: int = 64
+    points_per_batch: int = field(default=64, metadata=limit(MAX_POINTS_PER_BATCH))
     #: largest-first (finer masks win) or sam-order (the reference code's painting).
     painting: PaintOrder = "largest-first"
     #: windows are grouped into regions of up to this many pixels per side; SAM runs once per
     #: region. ``window``: SAM runs on each window alone, exactly as the reference code.
-    region_size: Union[int, Literal["window"]] = SAM_NATIVE_SIZE
+    region_size: Union[int, Literal["window"]] = field(default=SAM_NATIVE_SIZE, metadata=limit(MAX_REGION_SIZE))
     #: on a region larger than a window, scale each level's points_per_side (and crop layers) with
     #: the region/window ratio, so the prompt points per window are the reference's (METHOD.md
     #: section 2). False: the level settings apply to the whole region (fewer points per window).
@@ -48,9 +52,12 @@ class SamSettings:
     cache_dir: Optional[str] = None
     #: crops per image-encoder call (crops of several regions share a call); None: 4 on CUDA,
     #: 1 on a CPU. Does not change the masks.
-    image_batch: Optional[int] = None
+    image_batch: Optional[int] = field(default=None, metadata=limit(MAX_IMAGE_BATCH))
     #: fp32, or bf16 / fp16 (CUDA) autocast for SAM; None: the recipe's inference.precision.
     precision: Optional[Precision] = None
+
+    def __post_init__(self) -> None:
+        check_limits(self)
 
     def level_defaults(self) -> tuple[str, type, tuple[Any, ...]]:
         """(generator name, level class, the method's levels); SAM 2's settings override this."""

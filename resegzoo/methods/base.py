@@ -39,6 +39,11 @@ class MethodError(ResegzooError, ValueError):
     or settings the method does not take), or a method plugin that broke its contract."""
 
 
+class ModelLoadError(ResegzooError, RuntimeError):
+    """The model or the mask generator could not be set up (unknown name, missing file, a
+    download that failed offline, bad generator settings); the message says which and why."""
+
+
 @dataclass(frozen=True)
 class MethodContext:
     """Everything a method's factory is given to build the method once (per process, per actor)."""
@@ -90,7 +95,7 @@ class Method(Protocol):
         """Scores of a batch of windows.
 
         ``windows``: (B, S, S, 3) uint8 numpy array, RGB, S = the window side. ``vocab``: a
-        :class:`resegzoo.segmenter.text.Vocabulary` (``vocab.classes``: each class's names, in
+        :class:`resegzoo.vocabulary.Vocabulary` (``vocab.classes``: each class's names, in
         order; the flat name list is :func:`vocabulary_names`). ``per_name``: rows are the names
         (synonyms separate, in vocabulary order), else the classes (see :func:`names_to_classes`).
         ``maps``: each window's (L, S, S) int32 segment ids, for methods that read masks.
@@ -259,3 +264,38 @@ def check_scores(name: str, scores: Any, shape: Sequence[int]) -> Any:
         raise MethodError(f"method {name!r} returned window scores of shape {tuple(scores.shape)}, expected "
                           f"{tuple(shape)} (windows, rows, window side, window side)")
     return scores
+
+
+#: side of the test image a generator that does not declare ``level_count`` is probed with
+PROBE_SIDE = 32
+
+
+def mask_level_count(generator: Any, name: str) -> int:
+    """How many segment levels ``generator`` returns: its ``level_count`` attribute, else the
+    number of maps it gives for a small test image (asked once, at setup, never per image)."""
+    import numpy as np
+
+    declared = getattr(generator, "level_count", None)
+    if declared is not None:
+        return int(declared)
+    ramp = np.linspace(0, 255, PROBE_SIDE, dtype=np.float32)
+    probe = np.stack([ramp[None, :].repeat(PROBE_SIDE, 0), ramp[:, None].repeat(PROBE_SIDE, 1),
+                      np.full((PROBE_SIDE, PROBE_SIDE), 128, np.float32)], axis=-1).astype(np.uint8)
+    try:
+        maps = np.asarray(generator(probe))
+    except Exception as exc:  # a plugin's generator: any failure here is a setup error to report
+        raise ModelLoadError(f"mask generator {name!r} failed on a {PROBE_SIDE}x{PROBE_SIDE} test image "
+                             f"({type(exc).__name__}: {exc}); it cannot be used") from exc
+    if maps.ndim != 3:
+        raise ModelLoadError(f"mask generator {name!r} returned shape {maps.shape} for a {PROBE_SIDE}x{PROBE_SIDE} "
+                             "image; a generator returns (levels, H, W) segment ids")
+    return int(maps.shape[0])
+
+
+def upsample_patch_logits(logits: Any, size: tuple[int, int]) -> Any:
+    """(B, K, gh, gw) patch logits -> (B, K, h, w), bilinear as in the reference code."""
+    import torch.nn.functional as F
+
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import ResegzooError, file_kind
 
 #: bounds for what resegzoo itself writes, with room to spare
 CLAIM_LIMIT = 4096
@@ -37,15 +37,6 @@ TEXT_LIMIT = 16 * 1024 * 1024  # sidecars, settings, memos
 
 class UnsafeFileError(ResegzooError, OSError):
     """A file resegzoo would read back is not a regular file of bounded size (or not valid)."""
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def read_bytes(path: str | Path, limit: int) -> bytes:
@@ -61,7 +52,7 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(f"{path} is {_kind(st.st_mode)}, not a file resegzoo wrote; remove it")
+            raise UnsafeFileError(f"{path} is {file_kind(st.st_mode)}, not a file resegzoo wrote; remove it")
         if st.st_size > limit:
             raise UnsafeFileError(f"{path} is {st.st_size:,} bytes, more than resegzoo writes there "
                                   f"({limit:,} at most); remove it")

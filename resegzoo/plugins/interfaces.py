@@ -68,7 +68,7 @@ class DatasetSpec:
 class DenseEncoder(Protocol):
     """What the segmenter needs from a model: text embeddings and per-patch image embeddings.
 
-    open_clip models are wrapped into this by :mod:`resegzoo.segmenter` (``MaskedClipEncoder``);
+    open_clip models are wrapped into this by :mod:`resegzoo.methods.clip` (``MaskedClipEncoder``);
     a plugin may also return one directly from ``ClipVariant.build(device=...)`` (e.g. the
     synthetic ``oracle`` encoder of ``plugins/resegzoo-oracle``).
 
@@ -79,7 +79,7 @@ class DenseEncoder(Protocol):
     * ``raw_features``: True when ``encode_dense`` also takes ``normalize=False`` and then returns
       the embeddings before L2 normalisation; ``inference.readout: features`` upsamples those and
       normalises after, as the reference code does. Absent: the normalised ones are upsampled.
-    * ``schedule``: the attention rules (``resegzoo.segmenter.schedule.Rule``); when present,
+    * ``schedule``: the attention rules (``resegzoo.methods.clip.schedule.Rule``); when present,
       the mask generator only runs if a ``segment:K`` rule reads its levels. Absent: it always runs.
     """
 

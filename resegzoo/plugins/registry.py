@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
 from resegzoo.errors import ResegzooError
-from resegzoo.plugins.manager import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
+from resegzoo.plugins.manager import BUILTIN_PLUGINS, PluginManager, caught_warnings, get_plugin_manager
 
 T = TypeVar("T")
 
@@ -93,12 +93,15 @@ def _collect(pm: PluginManager, hook_name: str, kind: str) -> Table[Any]:
     for impl in impls:
         staged: list[Any] = []
         try:
-            impl.function(register=staged.append)
+            with caught_warnings() as caught:
+                impl.function(register=staged.append)
         except Exception as exc:
             if impl.plugin_name in BUILTIN_PLUGINS:
                 raise  # a bug or a typo in resegzoo's own registry/: never hide it
-            pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc)
+            pm.mark_broken(impl.plugin_name, f"hook {hook_name}", exc, getattr(impl.plugin, "__name__", ""))
             continue
+        finally:
+            pm.note_deprecations(impl.plugin_name, caught)
         for entry in staged:
             owner = table.owners.get(entry.name)
             if owner is not None and not (owner in BUILTIN_PLUGINS and impl.plugin_name in BUILTIN_PLUGINS):

@@ -94,6 +94,11 @@ def install(profile: str | None = None, profiles_dir: Path | None = None,
         raise QgisInstallError(f"{exe} is not an executable file; pass the path of the resegzoo command "
                                "(e.g. .venv/bin/resegzoo) with --executable")
     folder = profile_dir(profiles_dir, profile, create_default=True)
+    # the settings edit is checked first: an ini that cannot be edited leaves no plugin behind
+    ini = IniEdit(folder / "QGIS" / "QGIS3.ini", [
+        (ENABLED_KEY, "true"),
+        (EXECUTABLE_KEY, None),  # a path saved in the provider's settings would hide the new one
+    ]).check()
     plugins = folder / "python" / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
     target = plugins / PLUGIN_NAME
@@ -107,9 +112,7 @@ def install(profile: str | None = None, profiles_dir: Path | None = None,
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    ini = folder / "QGIS" / "QGIS3.ini"
-    ini_set(ini, *ENABLED_KEY, "true")
-    ini_set(ini, *EXECUTABLE_KEY, None)  # a path saved in the provider's settings would hide the new one
+    ini.write()
     return target, exe
 
 
@@ -119,9 +122,7 @@ def uninstall(profile: str | None = None, profiles_dir: Path | None = None) -> P
     profiles_dir = Path(profiles_dir) if profiles_dir else default_profiles_dir()
     folder = profile_dir(profiles_dir, profile, create_default=False)
     target = folder / "python" / "plugins" / PLUGIN_NAME
-    ini = folder / "QGIS" / "QGIS3.ini"
-    for key in (ENABLED_KEY, EXECUTABLE_KEY):
-        ini_set(ini, *key, None)
+    IniEdit(folder / "QGIS" / "QGIS3.ini", [(ENABLED_KEY, None), (EXECUTABLE_KEY, None)]).check().write()
     if not target.exists():
         return None
     old = atomic.temporary_dir(target, "old")
@@ -140,17 +141,53 @@ def _replace_folder(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
+#: the largest settings file read (QGIS3.ini holds every setting of a profile: a few hundred kB)
+MAX_INI_BYTES = 16 * 1024 * 1024
+
+
 def _section_header(line: str) -> str | None:
     stripped = line.strip()
     return stripped[1:-1] if stripped.startswith("[") and stripped.endswith("]") else None
 
 
+def read_ini(path: Path) -> list[str] | None:
+    """The lines of a Qt INI file (None when there is none), without their line endings (see
+    :func:`ini_text`)."""
+    text = ini_text(path)
+    return None if text is None else text.splitlines()
+
+
+def ini_text(path: Path) -> str | None:
+    """The text of a Qt INI file (None when there is none).
+
+    QGIS writes these files as UTF-8 text; one that is not (other bytes, NUL bytes, a FIFO, a
+    folder, a dangling link) is a QgisInstallError naming it, raised before anything is changed."""
+    from resegzoo.schema import SchemaError, read_user_file
+
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() and not path.exists():
+        raise QgisInstallError(f"{path} is a link to {os.readlink(path)}, which does not exist; fix or remove "
+                               "the link (nothing was changed)")
+    try:
+        raw = read_user_file(path, MAX_INI_BYTES, "a QGIS settings file")
+    except SchemaError as exc:
+        raise QgisInstallError(f"{exc} (nothing was changed)") from None
+    nul = raw.find(bytes(1))
+    if nul >= 0:
+        raise QgisInstallError(f"{path} holds NUL bytes (at offset {nul}): not a QGIS settings file "
+                               "QGIS wrote; repair or remove it (nothing was changed)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise QgisInstallError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): not "
+                               "a QGIS settings file QGIS wrote; repair or remove it (nothing was changed)") from None
+
+
 def ini_get(path: Path, section: str, key: str) -> str | None:
     """A plain value from a Qt INI file (None when absent); quotes are removed, escapes are not handled."""
-    if not path.is_file():
-        return None
     current = None
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_ini(path) or []:
         header = _section_header(line)
         if header is not None:
             current = header
@@ -162,10 +199,9 @@ def ini_get(path: Path, section: str, key: str) -> str | None:
     return None
 
 
-def ini_set(path: Path, section: str, key: str, value: str | None) -> None:
-    """Set (or with None remove) one key of a Qt INI file, keeping every other line as it is.
+def edited_ini(lines: list[str], section: str, key: str, value: str | None) -> list[str]:
+    """``lines`` with one key set (or with None removed), every other line kept as it is.
     ``value`` must need no escaping (true, false, plain names)."""
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     out: list[str] = []
     current, placed, seen_section = None, False, False
 
@@ -197,9 +233,69 @@ def ini_set(path: Path, section: str, key: str, value: str | None) -> None:
         if out and out[-1].strip():
             out.append("")
         out += [f"[{section}]", f"{key}={value}"]
-    if out == lines:
-        return
-    if not lines and value is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, "\n".join(out).rstrip("\n") + "\n")
+    return out
+
+
+class IniEdit:
+    """Edits of one settings file, checked before anything is written: the file is read (a
+    QgisInstallError for one that is not UTF-8 text, holds NUL bytes, is a FIFO or a dangling
+    link) and, when it must change, found writable (a read-only file is left alone, with an
+    error) by :meth:`check`; :meth:`write` then writes it whole and atomically, through a link
+    to the file it points at, with the file's own permissions (and owner, where allowed) and
+    line endings: QGIS3.ini may hold saved database passwords (0600)."""
+
+    def __init__(self, path: Path, edits: list[tuple[tuple[str, str], str | None]]) -> None:
+        self.path = Path(path)
+        text = ini_text(self.path)
+        self.before = None if text is None else text.splitlines()
+        #: the line ending the file uses (QGIS on Windows writes CRLF): kept
+        self.newline = "\r\n" if text is not None and "\r\n" in text else "\n"
+        after = list(self.before or [])
+        for (section, key), value in edits:
+            after = edited_ini(after, section, key, value)
+        self.after = after
+        self.target = Path(os.path.realpath(self.path))  # a link's target (a chain of links too)
+
+    @property
+    def changes(self) -> bool:
+        return self.after != (self.before or []) and not (self.before is None and not self.after)
+
+    def check(self) -> "IniEdit":
+        if not self.changes:
+            return self
+        # no write bit is read-only even for root (whom os.access lets write anything)
+        if self.before is not None and (not os.access(self.target, os.W_OK)
+                                        or not os.stat(self.target).st_mode & 0o222):
+            raise QgisInstallError(f"{self.target} is read-only, so the plugin cannot be enabled in it; make it "
+                                   "writable (e.g. chmod u+w) or enable resegzoo in QGIS (Plugins > Manage) "
+                                   "(nothing was changed)")
+        folder = self.target.parent
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise QgisInstallError(f"cannot write {self.target}: its folder {existing} is not writable "
+                                   "(nothing was changed)")
+        return self
+
+    def write(self) -> None:
+        if not self.changes:
+            return
+        import stat
+
+        text = self.newline.join(self.after).rstrip("\r\n") + self.newline
+        st = os.stat(self.target) if self.before is not None else None
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.atomic_path(self.target) as tmp:
+            tmp.write_bytes(text.encode("utf-8"))
+            if st is not None:  # before the rename: the new file never has wider permissions than the old
+                os.chmod(tmp, stat.S_IMODE(st.st_mode))
+                if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.stat(tmp).st_uid, os.stat(tmp).st_gid):
+                    try:
+                        os.chown(tmp, st.st_uid, st.st_gid)
+                    except PermissionError:  # only root may give a file away; the group may still fail
+                        pass
+
+
+def ini_set(path: Path, section: str, key: str, value: str | None) -> None:
+    """Set (or with None remove) one key of a Qt INI file, keeping every other line as it is
+    (see :class:`IniEdit`). ``value`` must need no escaping (true, false, plain names)."""
+    IniEdit(path, [((section, key), value)]).check().write()

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 from resegzoo.raster.names import gdal_name
-from resegzoo.raster.sandbox import gdal_env, reaches_other_files
+from resegzoo.raster.sandbox import gdal_env, not_regular, reaches_other_files
 
 #: files GDAL can open that are parts of another raster, never images of their own
 SIDECAR_SUFFIXES = (".aux.xml", ".ovr", ".msk", ".tfw", ".tifw", ".pgw", ".pngw", ".jgw", ".jpgw", ".wld",
@@ -32,8 +33,23 @@ def is_raster(path: str | Path) -> bool:
         return False
 
 
-def find_rasters(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """The rasters in ``folder`` (and below, if ``recursive``), by what GDAL opens, sorted."""
+def find_rasters(folder: str | Path, recursive: bool = False, skipped: list[tuple[Path, str]] | None = None,
+                 exclude: Sequence[Path] = ()) -> list[Path]:
+    """The rasters in ``folder`` (and below, if ``recursive``), by what GDAL opens, sorted.
+    Entries that are not regular files (FIFOs, devices, sockets) are never opened: with
+    ``skipped`` given, each is added to it with what it is, for a note. Folders in ``exclude``
+    (and what is below them) are not looked into."""
     folder = Path(folder)
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in candidates if p.is_file() and is_raster(p))
+    excluded = [e.resolve() for e in exclude]
+    found = []
+    for p in candidates:
+        if excluded and any(p.resolve().is_relative_to(e) for e in excluded):
+            continue
+        kind = not_regular(p)
+        if kind is not None:
+            if skipped is not None:
+                skipped.append((p, kind))
+        elif p.is_file() and is_raster(p):
+            found.append(p)
+    return sorted(found)

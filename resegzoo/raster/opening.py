@@ -20,7 +20,7 @@ import numpy as np
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.georef import Georeference, check_georeference, quiet_georef
 from resegzoo.raster.names import gdal_name, is_remote
-from resegzoo.raster.sandbox import check_sources, gdal_env
+from resegzoo.raster.sandbox import check_sources, gdal_env, not_regular
 from resegzoo.raster.stretch import OVERVIEW_SIDE, Stretch, estimate_stretch
 
 #: label of pixels without valid data in every label map resegzoo writes (the GeoTIFF's nodata)
@@ -192,6 +192,9 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
         raise ImageError(f"{path[:40]}...: an inline XML dataset, not a file name")
     if not Path(path).exists() and not is_remote(path):
         raise ImageError(f"{path}: no such file")
+    kind = not_regular(path)
+    if kind is not None:
+        raise ImageError(f"{path}: is {kind}, not a raster file; resegzoo reads regular files only")
     check_sources(path, trust_vrt)
     with _gdal_errors(path, "open"), gdal_env(path, trust_vrt), gdal_name(path) as name, rasterio.open(name) as src:
         h, w, count = src.height, src.width, src.count

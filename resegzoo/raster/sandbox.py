@@ -48,13 +48,39 @@ def gdal_env(path: str, trust_vrt: bool = False) -> Iterator[None]:
         yield
 
 
+def not_regular(path: str | Path) -> str | None:
+    """What the local ``path`` is when it exists and is not a regular file (a link is followed):
+    ``a FIFO (named pipe)``, ``a character device``, ...; None for a regular file, a folder, a
+    missing path or a remote one. Opening a FIFO waits for a writer forever, a device may never
+    end: GDAL must not be given one."""
+    import os
+    import stat
+
+    from resegzoo.errors import file_kind
+
+    if is_remote(str(path)):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else file_kind(mode)
+
 
 def _header(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(_HEADER_BYTES)
+    import os
+    import stat
+
+    try:  # without blocking: a FIFO put in place of a checked file yields nothing, not a hang
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError:
         return b""  # not a local readable file: GDAL's own open reports it
+    try:
+        return os.read(fd, _HEADER_BYTES) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def reaches_other_files(path: str | Path) -> bool:

@@ -8,18 +8,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from resegzoo.methods.base import SCORE_KINDS, check_scores, class_of_names, names_to_classes, vocabulary_names
+from resegzoo.methods.base import (
+    SCORE_KINDS, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
+    vocabulary_names)
+from resegzoo.methods.clip.extras import majority_vote
+from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
+from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime.prefetch import prefetched
-from resegzoo.segmenter.clip_method import NAME as CLIP, ClipMethod
-from resegzoo.segmenter.extras import majority_vote
-from resegzoo.segmenter.models import ModelLoadError  # noqa: F401  (public here since the API began)
-from resegzoo.segmenter.recipe import SegmentRecipe, protocol_name
+from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
 from resegzoo.segmenter.spec import SegmenterSpec
-from resegzoo.segmenter.text import TextEmbeddings, Vocabulary
 from resegzoo.segmenter.windows import (
-    Stitcher, Window, WindowPlan, fit_size, resize_image, short_side_size, upsample_patch_logits)
+    Stitcher, Window, WindowPlan, check_work_size, fit_size, resize_image, short_side_size)
+from resegzoo.vocabulary import Vocabulary
 
 BACKGROUND = "background"
 #: segment maps are made for a band of window rows this tall at a time (SAM's native size):
@@ -109,6 +111,9 @@ class Segmenter:
                              f"got {self.score_kind!r}")
         inf = self.recipe.inference
         self.window = inf.window or int(method.window)
+        if self.window > MAX_WINDOW:  # the model's own size (a recipe's window is checked with the recipe)
+            raise ValueError(f"the model's native window is {self.window:,} px, above the limit of {MAX_WINDOW:,} "
+                             "(inference.window); set inference.window")
         self.stride = inf.stride or max(1, self.window // 2)
         p = int(getattr(method, "window_multiple", 1))
         if self.window % p:
@@ -219,6 +224,11 @@ class Segmenter:
             image = fill_invalid(image, valid) if valid.any() else image
         inf = self.recipe.inference
         size = work_size(h, w, inf) if scale is None else (max(2, round(h * scale)), max(2, round(w * scale)))
+        if size != (h, w):
+            check_work_size(*size, self.window, f"an image of {h:,} x {w:,} px resized by {resize_setting(inf)}",
+                            "lower it")
+        else:
+            check_work_size(h, w, self.window, "the image", "segment it with segment_raster (block by block)")
         plan = WindowPlan.make(size[0], size[1], self.window, self.stride, inf.window_placement)
         padded = plan.pad(resize_image(image, size, inf.resize_filter), inf.pad_mode)
         bands, dead = _row_bands(plan.windows, MASK_BAND_PX), []
@@ -392,6 +402,12 @@ def work_size(height: int, width: int, inference: Any) -> tuple[int, int]:
     if inference.resize == "fit":
         return fit_size(height, width, inference.fit_scale)
     return short_side_size(height, width, inference.short_side)
+
+
+def resize_setting(inference: Any) -> str:
+    """The recipe setting that sizes the resize, as messages name it: ``inference.short_side = 448``."""
+    key, value = ("fit_scale", inference.fit_scale) if inference.resize == "fit" else ("short_side", inference.short_side)
+    return f"inference.{key} = {'null' if value is None else value}"
 
 
 def work_scale(height: int, width: int, inference: Any) -> float | None:

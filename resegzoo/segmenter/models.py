@@ -1,139 +1,15 @@
-"""Turning names into parts: a model spec into a DenseEncoder, a generator name into a generator."""
+"""Turning names into parts: a generator name into a mask generator.
+
+The CLIP method's model building (``build_encoder``, ``fit_schedule``, ``text_tower_key``) moved to
+:mod:`resegzoo.methods.clip.build`; ``ModelLoadError`` and ``mask_level_count`` to
+:mod:`resegzoo.methods.base`; ``random_weights_note`` to :mod:`resegzoo.weights.resolve`. The old
+names still work here, with a DeprecationWarning (``ModelLoadError`` without one: the API names it).
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from resegzoo.errors import ResegzooError
-from resegzoo.segmenter.recipe import SegmentRecipe
-
-
-class ModelLoadError(ResegzooError, RuntimeError):
-    """The model or the mask generator could not be set up (unknown name, missing file, a
-    download that failed offline, bad generator settings); the message says which and why."""
-
-
-def build_encoder(spec: str, recipe: SegmentRecipe, device: str = "cpu", architecture: str | None = None) -> Any:
-    """A DenseEncoder for ``spec``.
-
-    A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
-    its own encoder; anything else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in
-    the masked-attention encoder configured by the recipe's schedule and extras.
-    """
-    from resegzoo.segmenter.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
-    from resegzoo.weights.loading import load_clip
-    from resegzoo.weights.resolve import resolve_variant
-    from resegzoo.weights.zoo import FetchError
-
-    try:
-        variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
-        if variant is not None and variant.build is not None:
-            return variant.build(device=device)
-        loaded = load_clip(spec, device=device, architecture=architecture)
-    except (LookupError, OSError, ValueError, FetchError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
-    try:
-        return MaskedClipEncoder.from_loaded(
-            loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
-            last_block=recipe.extras.last_block, last_block_residual=recipe.extras.last_block_residual,
-            naclip_std=recipe.extras.naclip_std, position_interpolation=recipe.inference.position_interpolation)
-    except (UnsupportedModelError, ScheduleConflictError) as exc:
-        raise ModelLoadError(f"model {spec!r}: {exc}") from exc
-
-
-#: side of the test image a generator that does not declare ``level_count`` is probed with
-PROBE_SIDE = 32
-
-
-def mask_level_count(generator: Any, name: str) -> int:
-    """How many segment levels ``generator`` returns: its ``level_count`` attribute, else the
-    number of maps it gives for a small test image (asked once, at setup, never per image)."""
-    import numpy as np
-
-
-    declared = getattr(generator, "level_count", None)
-    if declared is not None:
-        return int(declared)
-    ramp = np.linspace(0, 255, PROBE_SIDE, dtype=np.float32)
-    probe = np.stack([ramp[None, :].repeat(PROBE_SIDE, 0), ramp[:, None].repeat(PROBE_SIDE, 1),
-                      np.full((PROBE_SIDE, PROBE_SIDE), 128, np.float32)], axis=-1).astype(np.uint8)
-    try:
-        maps = np.asarray(generator(probe))
-    except Exception as exc:  # a plugin's generator: any failure here is a setup error to report
-        raise ModelLoadError(f"mask generator {name!r} failed on a {PROBE_SIDE}x{PROBE_SIDE} test image "
-                             f"({type(exc).__name__}: {exc}); it cannot be used") from exc
-    if maps.ndim != 3:
-        raise ModelLoadError(f"mask generator {name!r} returned shape {maps.shape} for a {PROBE_SIDE}x{PROBE_SIDE} "
-                             "image; a generator returns (levels, H, W) segment ids")
-    return int(maps.shape[0])
-
-
-def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: SegmentRecipe) -> list[str]:
-    """Check, before any image is read, that ``generator`` gives every level the attention
-    schedule reads; returns notes for the user.
-
-    With no levels at all (``none``) and the recipe's default schedule, every block turns global
-    (plain CLIP) and a note says so. Any other shortfall raises ModelLoadError saying what to change.
-    """
-    from resegzoo.segmenter.encoder import MaskedClipEncoder
-    from resegzoo.segmenter.schedule import Rule, levels_needed
-
-    schedule = getattr(encoder, "schedule", None)
-    need = 0 if schedule is None else levels_needed(schedule)
-    vote = recipe.extras.majority_vote
-    if need == 0 and not vote:
-        return []
-    have = mask_level_count(generator, masks_name)
-    if vote and have == 0:
-        raise ModelLoadError(f"extras.majority_vote needs segments, but mask generator {masks_name!r} gives none; "
-                             "use e.g. --masks slic or turn majority_vote off in the recipe")
-    if have >= need:
-        return []
-    if have == 0 and recipe.schedule.rules is None and isinstance(encoder, MaskedClipEncoder):
-        encoder.schedule = [Rule("global")] * encoder.depth
-        return [f"mask generator {masks_name!r} gives no segment levels, so every attention block is global "
-                "(plain CLIP, no segment-masked attention); use --masks slic, felzenszwalb or sam for ReSeg-CLIP"]
-    if recipe.schedule.rules is None:
-        fix = (f"the default schedule reads levels 0..{need - 1}: use a generator with {need} levels "
-               f"(--masks slic, felzenszwalb or sam) or set schedule.rules in a --recipe that reads ")
-    else:
-        fix = "change schedule.rules in the recipe to read "
-    fix += (f"levels 0..{have - 1} only" if have else "no segment level (e.g. only 'global' and 'neighbor:R')")
-    raise ModelLoadError(f"the attention schedule reads segment levels 0..{need - 1}, but mask generator "
-                         f"{masks_name!r} gives {have} level(s); {fix}")
-
-
-def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
-    """What the cached text embeddings of ``encoder`` (built from ``spec``) are keyed by besides
-    the prompts: the weights' content fingerprint, the architecture asked for, the device type and
-    the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
-    the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
-    from resegzoo.weights.fingerprint import weights_fingerprint
-    from resegzoo.weights.zoo import FetchError
-
-    model = getattr(encoder, "model", None)
-    if not callable(getattr(encoder, "tokenizer", None)) or model is None:
-        return None
-    try:
-        weights = weights_fingerprint(spec)  # file hashes are remembered: free after the first run
-    except (LookupError, OSError, ValueError, FetchError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
-    parameter = next(model.parameters())
-    return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
-            "dtype": str(parameter.dtype)}
-
-
-def random_weights_note(spec: str) -> str | None:
-    """A warning for a registry variant whose weights are random by design (``random_weights``)."""
-    from resegzoo.weights.resolve import resolve_variant
-
-    try:
-        variant = resolve_variant(spec)
-    except LookupError:
-        return None
-    if variant is None or not variant.random_weights:
-        return None
-    return (f"model {spec!r} has RANDOM weights by design (a demo/test model): its labels are not a "
-            "segmentation result; use a real model (`resegzoo list variants`)")
+from resegzoo.methods.base import ModelLoadError
 
 
 def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str | None = None) -> Any:
@@ -153,3 +29,10 @@ def build_mask_generator(name: str, settings: Mapping[str, Any], precision: str 
         return spec.factory(**settings)
     except (LookupError, OSError, ValueError, TypeError, FetchError) as exc:
         raise ModelLoadError(f"cannot build mask generator {name!r}: {exc}") from exc
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

@@ -10,7 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from resegzoo.schema import SchemaError, from_mapping, load_yaml
+from resegzoo.schema import SchemaError, check_limits, from_mapping, limit, load_yaml
+
+# Limits of the settings that size memory (checked with the rest, before any work; see
+# resegzoo.schema.limit): far above what any model or machine uses today, far below what would
+# ask for the whole machine (a 100,000 px window pads a 64 x 64 image to 28 GiB).
+#: sliding-window side and stride, px (CLIP: 224-448, SAM 3: 1008)
+MAX_WINDOW = 4096
+#: resize targets (short_side, fit_scale), px
+MAX_RESIZE = 8192
+#: block side (tile_size) and the context read around it (tile_overlap), px
+MAX_TILE_SIZE, MAX_TILE_OVERLAP = 8192, 4096
+#: windows per forward pass, and bands of windows prepared ahead
+MAX_BATCH, MAX_PREFETCH = 1024, 16
 
 
 @dataclass
@@ -47,16 +59,16 @@ class InferenceSettings:
     #: rounded as int(x * f + 0.5); the peers' protocol).
     resize: Literal["short-side", "fit"] = "short-side"
     #: resize the image so its short side has this length first (None: keep the size).
-    short_side: Optional[int] = None
+    short_side: Optional[int] = field(default=None, metadata=limit(MAX_RESIZE))
     #: [long, short] for ``resize: fit`` (None: keep the size).
-    fit_scale: Optional[list[int]] = None
+    fit_scale: Optional[list[int]] = field(default=None, metadata=limit(MAX_RESIZE))
     #: ``antialias`` (torch bilinear, antialiased when shrinking) or ``opencv-bilinear``
     #: (cv2.resize INTER_LINEAR, what mmcv does: no antialiasing).
     resize_filter: Literal["antialias", "opencv-bilinear"] = "antialias"
     #: sliding-window side in pixels (None: the model's native image size).
-    window: Optional[int] = None
+    window: Optional[int] = field(default=None, metadata=limit(MAX_WINDOW))
     #: step between windows (None: half the window).
-    stride: Optional[int] = None
+    stride: Optional[int] = field(default=None, metadata=limit(MAX_WINDOW))
     #: ``pad`` (pad the image at the bottom/right so windows at multiples of the stride cover
     #: it) or ``shift`` (mmseg's slide inference: the last window moved back to end at the border).
     #: ``image``: one window, the whole image whatever its shape (for methods that resize each
@@ -79,22 +91,22 @@ class InferenceSettings:
     #: all names (synonyms are separate rows), then the max per class (SegEarth-OV).
     probabilities: Literal["class", "name"] = "class"
     #: windows encoded per forward pass.
-    batch_size: int = 8
+    batch_size: int = field(default=8, metadata=limit(MAX_BATCH))
     #: probabilities are softmax(logit_scale x cosine).
     logit_scale: float = 50.0
     #: pixels whose top probability is below this become the extra class ``background``
     #: (None: off).
     background_threshold: Optional[float] = None
     #: GeoTIFFs larger than this many pixels per side are read and written tile by tile.
-    tile_size: int = 2048
-    #: pixels of context read around each tile (at most a quarter of tile_size is used).
-    tile_overlap: int = 128
+    tile_size: int = field(default=2048, metadata=limit(MAX_TILE_SIZE))
+    #: pixels of context read around each tile (at least one window is used).
+    tile_overlap: int = field(default=128, metadata=limit(MAX_TILE_OVERLAP))
     #: image encoders (CLIP's image tower, SAM) in fp32, or under autocast in bf16 / fp16 (CUDA
     #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.precision.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     #: the next band of windows' segments (and eval's next image) are prepared in a background
     #: thread while the encoder runs; this many are made ahead (0: everything in turn).
-    prefetch: int = 1
+    prefetch: int = field(default=1, metadata=limit(MAX_PREFETCH))
 
 
 @dataclass
@@ -140,6 +152,7 @@ class SegmentRecipe:
 
     def __post_init__(self) -> None:
         inf = self.inference
+        check_limits(inf, "inference.")
         for name in ("short_side", "window", "stride"):
             value = getattr(inf, name)
             if value is not None and value < 2:
@@ -162,7 +175,7 @@ class SegmentRecipe:
         if inf.tile_size < 64 or inf.tile_overlap < 0:
             raise ValueError("inference.tile_size must be at least 64 and tile_overlap at least 0")
         if self.schedule.rules is not None:
-            from resegzoo.segmenter.schedule import check_rules
+            from resegzoo.methods.clip.schedule import check_rules
 
             check_rules(self.schedule.rules)
         rules = self.schedule.rules
@@ -240,7 +253,7 @@ def resolve_recipe(text: str | Path) -> Path:
     """A recipe file's path, or the shipped recipe of that name (e.g. ``eval-default``); a
     SchemaError naming the shipped ones otherwise."""
     path = Path(text).expanduser()
-    if path.is_file():
+    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
         return path
     shipped = shipped_recipe(str(text))
     if shipped is not None:

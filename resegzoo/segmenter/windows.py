@@ -3,12 +3,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+
 Window = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
+
+#: the most pixels one image (or one block of a raster) may have once resized and padded: the
+#: resized copy, the stitcher's per-class sums and the probabilities all scale with it (16384^2:
+#: a few GB per class already). Rasters larger than this are segmented block by block.
+MAX_WORK_PIXELS = 1 << 28
+
+
+def check_work_size(height: int, width: int, window: int, why: str, fix: str) -> None:
+    """ValueError when an image resized to ``height`` x ``width`` and padded to whole windows
+    would hold more than :data:`MAX_WORK_PIXELS` (``why``: what sized it; ``fix``: what to do)."""
+    padded = (height + window) * (width + window)  # padding adds less than a window per side
+    if padded > MAX_WORK_PIXELS:
+        raise ValueError(f"{why} gives {height:,} x {width:,} px to work on at once, above the limit of "
+                         f"{MAX_WORK_PIXELS:,} px; {fix}")
 
 
 def short_side_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
@@ -146,19 +162,8 @@ class Stitcher:
         return avg[:, : self.plan.height, : self.plan.width]
 
 
-def patch_padding(height: int, width: int, patch: int) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) zero padding that makes a crop a multiple of ``patch``, centred
-    (the left/top half rounded down), as SegEarth-OV pads a crop smaller than its window."""
-    def split(n: int) -> tuple[int, int]:
-        extra = (-n) % patch
-        return extra // 2, extra - extra // 2
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
 
-    (left, right), (top, bottom) = split(width), split(height)
-    return left, right, top, bottom
-
-
-def upsample_patch_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, K, gh, gw) patch logits -> (B, K, h, w), bilinear as in the reference code."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return left_module_attribute(__name__, name)

@@ -103,3 +103,15 @@ def resolve_sam(checkpoint: str | None, model: str | None, default: str = "vit_b
         raise ValueError(f"SAM checkpoint {record.name!r} is a {record.model_type} model, but model: {model} "
                          "was asked for; drop one of the two settings")
     return Source(record.name, "record", record=record)
+
+
+def random_weights_note(spec: str) -> str | None:
+    """A warning for a registry variant whose weights are random by design (``random_weights``)."""
+    try:
+        variant = resolve_variant(spec)
+    except LookupError:
+        return None
+    if variant is None or not variant.random_weights:
+        return None
+    return (f"model {spec!r} has RANDOM weights by design (a demo/test model): its labels are not a "
+            "segmentation result; use a real model (`resegzoo list variants`)")

@@ -1,6 +1,7 @@
 """Building hostile inputs, and checking that resegzoo refused them without touching anything else."""
 from __future__ import annotations
 
+import contextlib
 import stat
 import struct
 import zipfile
@@ -103,4 +104,56 @@ def forge_member(path: Path, *, file_size: int | None = None, crc: int | None = 
         if crc is not None:
             raw[offset + fields["crc"]:offset + fields["crc"] + 4] = struct.pack("<I", crc)
     path.write_bytes(bytes(raw))
+    return path
+
+
+
+#: a run that meets a hostile file must be done well within this (a FIFO would otherwise hang it)
+SECONDS = 60
+
+
+class StillRunning(BaseException):
+    """Not an OSError (as TimeoutError is): no ``except OSError`` in the code under test hides it."""
+
+
+@contextlib.contextmanager
+def bounded(seconds: int = SECONDS, memory: int = 3 << 30):
+    """Fail instead of hanging (a FIFO) or eating the machine's memory (/dev/zero, a 28 GiB
+    padding) on code that is not guarded: an alarm after ``seconds``, and at most ``memory``
+    bytes more heap than now (the data limit: libraries loaded meanwhile are file mappings and do
+    not count), so the allocation fails at once with a MemoryError, a traceback: the test fails."""
+    import resource
+    import signal
+
+    def timeout(signum, frame):
+        raise StillRunning(f"still running after {seconds} s: blocked on a file that is not a file?")
+
+    data = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmData:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (data + memory, hard))
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def plant(path: Path, kind: str) -> Path:
+    """Put a ``kind`` thing (fifo, link to /dev/zero, folder) at ``path``, where a file is expected."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "folder":
+        path.mkdir()
+        (path / "inside").write_text("not resegzoo's")
+    else:
+        raise AssertionError(kind)
     return path

@@ -8,62 +8,16 @@ either the thing is passed over and replaced by a fresh result, or a one-line er
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import resource
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hostile_helpers import assert_one_line_error, cli
+from hostile_helpers import assert_one_line_error, bounded, cli, plant
 
 KINDS = ("fifo", "link to /dev/zero", "folder")
-#: a run that meets one of these must be done well within this (a FIFO would otherwise hang it)
-SECONDS = 60
-
-
-def plant(path: Path, kind: str) -> Path:
-    """Put a ``kind`` thing at ``path`` where resegzoo expects a file it wrote."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "link to /dev/zero":
-        path.symlink_to("/dev/zero")
-    elif kind == "folder":
-        path.mkdir()
-        (path / "inside").write_text("not resegzoo's")
-    else:
-        raise AssertionError(kind)
-    return path
-
-
-class StillRunning(BaseException):
-    """Not an OSError (as TimeoutError is): no ``except OSError`` in the code under test hides it."""
-
-
-@contextlib.contextmanager
-def bounded():
-    """Fail instead of hanging (a FIFO) or eating the machine's memory (/dev/zero) on code that
-    reads such a file plainly: an alarm after SECONDS, and at most 3 GB more heap than now (the data
-    limit: libraries loaded meanwhile are file mappings and do not count)."""
-    def timeout(signum, frame):
-        raise StillRunning(f"still running after {SECONDS} s: blocked on a file that is not a file")
-
-    data = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmData:"))
-    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (data + (3 << 30), hard))
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(SECONDS)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 @pytest.fixture

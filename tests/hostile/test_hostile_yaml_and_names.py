@@ -19,7 +19,7 @@ from hostile_helpers import refused
 
 import resegzoo
 from resegzoo.schema import MAX_YAML_DEPTH, SchemaError, load_yaml
-from resegzoo.segmenter.text import MAX_NAME_CHARS, MAX_NAMES, Vocabulary, VocabularyError
+from resegzoo.vocabulary import MAX_NAME_CHARS, MAX_NAMES, Vocabulary, VocabularyError
 
 
 @pytest.fixture

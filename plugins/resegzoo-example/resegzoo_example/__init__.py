@@ -1,6 +1,7 @@
 """An example resegzoo plugin: copy this package to start your own.
 
-It registers, through resegzoo's hooks (see ``resegzoo.plugins.hookspecs``):
+It registers, through resegzoo's hooks (``resegzoo.plugin`` holds everything a plugin imports; see
+resegzoo's docs/plugins.md):
 
 * the CLIP variant ``example-tiny``: a tiny random open_clip model (a few MB) whose weights are
   generated from a fixed seed and saved into resegzoo's cache the first time they are needed, so it
@@ -11,7 +12,7 @@ Hook implementations only *register* things; nothing heavy happens at import tim
 """
 from __future__ import annotations
 
-from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.plugin import hookimpl
 from resegzoo_example.grid import GridMaskGenerator
 from resegzoo_example.tiny import TINY_VARIANT_NAME, tiny_variant
 
@@ -26,7 +27,7 @@ def resegzoo_register_variants(register):
 
 @hookimpl
 def resegzoo_register_mask_generators(register):
-    from resegzoo.plugins.interfaces import MaskGeneratorSpec
+    from resegzoo.plugin import MaskGeneratorSpec
 
     register(MaskGeneratorSpec(
         name="example-grid",

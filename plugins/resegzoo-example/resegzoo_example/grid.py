@@ -9,7 +9,7 @@ import numpy as np
 class GridMaskGenerator:
     """Split the image into ``cell x cell`` squares, one level per cell size, finest first.
 
-    Follows :class:`resegzoo.plugins.interfaces.MaskGenerator`: H x W x 3 uint8 in, L x H x W int32 out,
+    Follows :class:`resegzoo.plugin.MaskGenerator`: H x W x 3 uint8 in, L x H x W int32 out,
     segment ids start at 1 (0 would mean "not covered"; a grid covers every pixel).
     """
 

@@ -5,14 +5,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from resegzoo.weights.zoo import ClipVariant
+from resegzoo.plugin import ClipVariant
 
 TINY_VARIANT_NAME = "example-tiny"
 SEED = 0
 
 
 def weights_path() -> Path:
-    from resegzoo.weights.hub import cache_dir
+    from resegzoo.plugin import cache_dir
 
     return cache_dir() / "plugins" / "resegzoo-example" / f"{TINY_VARIANT_NAME}-seed{SEED}.safetensors"
 

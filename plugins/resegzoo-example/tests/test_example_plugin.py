@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from resegzoo.plugins.interfaces import MaskGenerator
-from resegzoo.plugins.manager import DISABLE_ENV, get_plugin_manager
-from resegzoo.plugins.registry import build_registry
+from resegzoo.plugin import DISABLE_ENV, MaskGenerator, build_registry, get_plugin_manager
 
 
 @pytest.fixture(autouse=True)
@@ -57,19 +55,19 @@ def test_grid_masks_follow_the_mask_generator_contract():
         spec.factory(cells=[0])
 
 
-def test_example_tiny_loads_offline_and_is_deterministic(monkeypatch):
+def test_example_tiny_weights_are_made_offline_once_and_are_deterministic(monkeypatch):
+    from safetensors.torch import load_file
+
+    from resegzoo.testing import make_tiny_clip
     from resegzoo_example.tiny import weights_path
 
-    from resegzoo.weights.loading import load_clip
-    from resegzoo.testing import make_tiny_clip
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    loaded = load_clip("example-tiny")
-    reference = make_tiny_clip(seed=0)
-    images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        assert torch.equal(loaded.model.encode_image(images), reference.encode_image(images))
-    assert (loaded.image_size, loaded.variant.name) == (64, "example-tiny")
-    made = weights_path().stat().st_mtime_ns
-    load_clip("example-tiny")
-    assert weights_path().stat().st_mtime_ns == made  # generated once, then reused
+    variant = build_registry(get_plugin_manager()).variants.get("example-tiny")
+    assert variant.random_weights and variant.model_config is not None
+    path = variant.fetcher()  # what resegzoo calls to get the checkpoint file
+    assert path == weights_path()
+    loaded, reference = load_file(str(path)), make_tiny_clip(seed=0).state_dict()
+    assert loaded.keys() == reference.keys()
+    assert all(torch.equal(loaded[k], reference[k]) for k in reference)
+    made = path.stat().st_mtime_ns
+    assert variant.fetcher() == path and path.stat().st_mtime_ns == made  # generated once, then reused

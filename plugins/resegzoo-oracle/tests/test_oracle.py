@@ -10,7 +10,7 @@ from resegzoo_oracle import OracleEncoder, color_of, embed_color
 
 
 def test_registered_through_the_entry_point():
-    from resegzoo.plugins.registry import build_registry
+    from resegzoo.plugin import build_registry
 
     eps = [ep for ep in metadata.entry_points(group="resegzoo") if ep.name == "oracle"]
     assert eps and eps[0].value == "resegzoo_oracle.plugin"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resegzoo.errors import ResegzooError
-from resegzoo.compose.recipe import Vocabulary
+from resegzoo.compose.recipe import PromptSet
 
 
 class WeightingError(ResegzooError, ValueError):
@@ -36,7 +36,7 @@ class WeightingContext:
     """What a strategy may look at. ``load_model(i)`` returns a :class:`ScoringModel` for input i."""
 
     labels: Sequence[str]
-    vocabulary: Vocabulary
+    vocabulary: PromptSet
     load_model: Callable[[int], Any]
     device: str = "cpu"
 

@@ -39,7 +39,7 @@ class ScoringModel:
         """(B, P, D) L2-normalised patch embeddings of the plain model: the last block's patch
         tokens through ln_post and proj (the segmenter's dense readout with an all-global
         schedule, i.e. no attention masking)."""
-        from resegzoo.segmenter.encoder import MaskedClipEncoder
+        from resegzoo.methods.clip.encoder import MaskedClipEncoder
 
         depth = len(self.model.visual.transformer.resblocks)
         encoder = MaskedClipEncoder(self.model, self.tokenizer, rules=["global"] * depth, mean=self.mean, std=self.std)

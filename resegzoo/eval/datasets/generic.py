@@ -7,7 +7,8 @@ Two layouts are read:
 - the ReSeg-CLIP reference code's: one folder per tile holding ``R_G_B_IR.png`` (the first three
   bands are used) and ``L.png`` (class indices), anywhere below the root.
 
-The classes file (``<root>/classes.yaml`` unless given) looks like::
+The classes file (``<root>/classes.yaml`` unless given; docs/datasets.md has a complete example)
+looks like::
 
     classes:                 # evaluation order; synonyms in a list
       - [road, street]
@@ -29,7 +30,7 @@ from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding
 from resegzoo.eval.datasets.layout import Dataset, Layout, open_with_layouts, pair
 from resegzoo.eval.metrics import IGNORE_INDEX
 from resegzoo.raster.discovery import find_rasters
-from resegzoo.schema import from_mapping, load_yaml
+from resegzoo.schema import SchemaError, from_mapping, load_yaml
 
 LABEL_SUFFIXES = (".png", ".tif", ".tiff")
 REFERENCE_IMAGE, REFERENCE_LABEL = "R_G_B_IR.png", "L.png"
@@ -80,8 +81,21 @@ LAYOUTS = [
 ]
 
 
+#: the shape of a classes file, in one line, for errors (docs/datasets.md has the full example)
+EXPECTED_SHAPE = ('expected a mapping with a `classes:` list in evaluation order, e.g. '
+                  '"classes: [building, [road, street], tree]" (optional keys: index, color, unlisted, '
+                  'background, title); see docs/datasets.md')
+
+
 def load_classes_file(path: Path) -> DatasetInfo:
-    record = from_mapping(ClassesFile, load_yaml(path), str(path))
+    data = load_yaml(path)
+    if isinstance(data, list):
+        raise DatasetError(f"{path}: got a list of {len(data)} item(s) at the top; put it under `classes:`. "
+                           + EXPECTED_SHAPE)
+    try:
+        record = from_mapping(ClassesFile, data, str(path))
+    except SchemaError as exc:
+        raise DatasetError(f"{exc}. A classes file is {EXPECTED_SHAPE.removeprefix('expected ')}") from None
     classes = [[c] if isinstance(c, str) else list(c) for c in record.classes]
     index = record.index
     if index is None and record.color is None:

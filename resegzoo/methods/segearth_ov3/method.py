@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from resegzoo.errors import ResegzooError
+from resegzoo.schema import check_limits, limit
 
 NAME = "segearth-ov3"
 LOCAL_DIR = "local-dir:"
@@ -42,9 +43,10 @@ class SegEarthOV3Settings:
     #: model does (transformers' Sam3Model omits it); off only to compare with transformers
     geometry_token: bool = True
     #: names that share one decoder pass (memory: about 0.2 GB per name on the full model)
-    name_batch: int = 16
+    name_batch: int = field(default=16, metadata=limit(256))
 
     def __post_init__(self) -> None:
+        check_limits(self)
         if not 0.0 <= self.confidence_threshold <= 1.0:
             raise ValueError(f"confidence_threshold must be in 0..1, got {self.confidence_threshold}")
         if self.name_batch < 1:

@@ -5,10 +5,13 @@ the class names (GDAL category names) and a thematic raster attribute table (val
 and GDAL's COG driver copies it into a tiled, deflate-compressed GeoTIFF whose overviews use MODE
 resampling (an overview pixel is the most frequent class below it, never an average). GeoTIFF
 keeps category names and the attribute table in GDAL's ``NAME.tif.aux.xml`` sidecar (QGIS, ArcGIS
-and GDAL read it); a QGIS style ``NAME.qml`` is written beside it too.
+and GDAL read it); a QGIS style ``NAME.qml`` is written beside it too. The class names are also kept
+in the file itself (:func:`label_names_metadata`: the band description and GDAL metadata, which
+GeoTIFF stores in its own GDAL_METADATA tag), so a ``.tif`` copied alone still says what its values are.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import xml.etree.ElementTree as ET
@@ -25,6 +28,45 @@ _RAT_INT, _RAT_STRING = 0, 2
 _USAGE_NAME, _USAGE_MINMAX, _USAGE_RED, _USAGE_GREEN, _USAGE_BLUE, _USAGE_ALPHA = 2, 5, 6, 7, 8, 9
 
 
+#: the label raster's own metadata: the dataset's ``CLASS_NAMES`` (a JSON list, value k = entry k)
+#: and band 1's ``CLASS_<k>`` (one name per value)
+CLASS_NAMES_KEY = "CLASS_NAMES"
+
+
+def label_names_metadata(class_names: Sequence[str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(band description, dataset metadata, band metadata) naming the classes of a label raster."""
+    values = ", ".join(f"{k} {name}" for k, name in enumerate(class_names))
+    description = f"class labels: {values}; {NODATA_LABEL} nodata" if values else "class labels"
+    dataset = {CLASS_NAMES_KEY: json.dumps(list(class_names), ensure_ascii=False)}
+    band = {f"CLASS_{k}": name for k, name in enumerate(class_names)}
+    return description, dataset, band
+
+
+def write_label_names(dataset: Any, class_names: Sequence[str]) -> None:
+    """Name the classes inside a label raster opened for writing with rasterio (see
+    :func:`label_names_metadata`)."""
+    description, dataset_tags, band_tags = label_names_metadata(class_names)
+    dataset.set_band_description(1, description)
+    dataset.update_tags(**dataset_tags)
+    dataset.update_tags(1, **band_tags)
+
+
+def read_label_names(dataset: Any) -> list[str] | None:
+    """The class names a label raster carries in its own metadata (rasterio dataset), or None."""
+    text = dataset.tags().get(CLASS_NAMES_KEY)
+    try:
+        names = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+
+def _metadata(parent: ET.Element, items: dict[str, str]) -> None:
+    metadata = ET.SubElement(parent, "Metadata")
+    for key, value in items.items():
+        ET.SubElement(metadata, "MDI", {"key": key}).text = value
+
+
 def _styled_vrt(src: Any, source_path: Path, class_names: Sequence[str],
                 palette: Sequence[tuple[int, int, int]]) -> str:
     """VRT XML: the source's band 1 as is, plus colour table, category names and attribute table."""
@@ -34,7 +76,11 @@ def _styled_vrt(src: Any, source_path: Path, class_names: Sequence[str],
     if not src.transform.is_identity:
         t = src.transform
         ET.SubElement(root, "GeoTransform").text = ",".join(repr(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+    description, dataset_tags, band_tags = label_names_metadata(class_names)
+    _metadata(root, dataset_tags)
     band = ET.SubElement(root, "VRTRasterBand", {"dataType": "Byte", "band": "1"})
+    ET.SubElement(band, "Description").text = description
+    _metadata(band, band_tags)
     nodata = NODATA_LABEL if src.nodata is None else int(src.nodata)
     ET.SubElement(band, "NoDataValue").text = str(nodata)
     ET.SubElement(band, "ColorInterp").text = "Palette"

@@ -22,7 +22,7 @@ def embed_color(rgb: torch.Tensor) -> torch.Tensor:
 
 
 class OracleEncoder:
-    """Follows ``resegzoo.plugins.interfaces.DenseEncoder``; images are given in [0, 1] (mean 0, std 1)."""
+    """Follows ``resegzoo.plugin.DenseEncoder``; images are given in [0, 1] (mean 0, std 1)."""
 
     mean = (0.0, 0.0, 0.0)
     std = (1.0, 1.0, 1.0)

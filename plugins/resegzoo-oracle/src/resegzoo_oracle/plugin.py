@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import functools
 
-from resegzoo.plugins.hookspecs import hookimpl
+from resegzoo.plugin import hookimpl
 
 
 @hookimpl
 def resegzoo_register_variants(register):
-    from resegzoo.weights.zoo import ClipVariant
+    from resegzoo.plugin import ClipVariant
 
     for name, patch in (("oracle", 1), ("oracle-p4", 4)):
         register(ClipVariant(

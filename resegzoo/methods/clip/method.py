@@ -4,9 +4,8 @@ A DenseEncoder (open_clip's ViT re-run with segment-masked attention, ``encoder.
 embeddings of each window; the vocabulary's names under the recipe's templates give text
 embeddings (``text.py``, once per vocabulary); their cosines, upsampled to the window, are the
 window's scores. The schedule, the last block and the extras of the recipe choose between
-ReSeg-CLIP and the peers (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV). It lives beside the
-encoder it drives; the rest of the pipeline (``core.py``) sees only the method seam
-(:mod:`resegzoo.methods.base`).
+ReSeg-CLIP and the peers (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV). The rest of the
+pipeline (``resegzoo.segmenter.core``) sees only the method seam (:mod:`resegzoo.methods.base`).
 """
 from __future__ import annotations
 
@@ -15,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from resegzoo.methods.base import upsample_patch_logits
+from resegzoo.methods.clip.extras import add_cls_bias
+from resegzoo.methods.clip.schedule import levels_needed, token_ids_from_pixels
+from resegzoo.methods.clip.text import TextCache, TextEmbeddings, load_templates
 from resegzoo.runtime.precision import autocast
-from resegzoo.segmenter.extras import add_cls_bias
-from resegzoo.segmenter.recipe import SegmentRecipe
-from resegzoo.segmenter.schedule import levels_needed, token_ids_from_pixels
-from resegzoo.segmenter.text import TextCache, TextEmbeddings, Vocabulary, load_templates
-from resegzoo.segmenter.windows import patch_padding, upsample_patch_logits
+from resegzoo.vocabulary import Vocabulary
 
 NAME = "clip"
 
@@ -33,7 +32,7 @@ def encoder_device(encoder: Any) -> Any:
 class ClipMethod:
     """A DenseEncoder and the recipe's text, readout and extras settings (see the module)."""
 
-    def __init__(self, encoder: Any, recipe: SegmentRecipe) -> None:
+    def __init__(self, encoder: Any, recipe: Any) -> None:
         self.encoder = encoder
         self.recipe = recipe
         pinned = getattr(encoder, "prompt_templates", None)
@@ -112,7 +111,7 @@ class ClipMethod:
         return {"templates": len(self.templates)}
 
     def describe(self) -> dict[str, Any]:
-        from resegzoo.segmenter.encoder import describe
+        from resegzoo.methods.clip.encoder import describe
 
         return {"encoder": describe(self.encoder), "templates": list(self.templates)}
 
@@ -120,7 +119,8 @@ class ClipMethod:
 def build_clip_method(context: Any) -> ClipMethod:
     """The ``clip`` method's factory: the model named by ``context.model`` as a masked-attention
     encoder configured by the recipe, checked against the mask generator before any image."""
-    from resegzoo.segmenter.models import build_encoder, fit_schedule, random_weights_note, text_tower_key
+    from resegzoo.methods.clip.build import build_encoder, fit_schedule, text_tower_key
+    from resegzoo.weights.resolve import random_weights_note
 
     recipe = context.recipe
     encoder = build_encoder(context.model, recipe, device=context.device, architecture=context.architecture)
@@ -147,3 +147,14 @@ def readout_features(feats: torch.Tensor, text: TextEmbeddings, per_name: bool,
         up = F.normalize(up, dim=0).permute(1, 2, 0)
         out.append(text.rows(up, per_name).permute(2, 0, 1))
     return torch.stack(out)
+
+
+def patch_padding(height: int, width: int, patch: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding that makes a crop a multiple of ``patch``, centred
+    (the left/top half rounded down), as SegEarth-OV pads a crop smaller than its window."""
+    def split(n: int) -> tuple[int, int]:
+        extra = (-n) % patch
+        return extra // 2, extra - extra // 2
+
+    (left, right), (top, bottom) = split(width), split(height)
+    return left, right, top, bottom

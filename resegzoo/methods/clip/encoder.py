@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from resegzoo.errors import ResegzooError
-from resegzoo.segmenter.schedule import Rule, UncoveredPolicy, block_masks, resolve_schedule
+from resegzoo.methods.clip.schedule import Rule, UncoveredPolicy, block_masks, resolve_schedule
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -108,7 +108,7 @@ class MaskedClipEncoder:
         visual = model.visual
         self.visual = visual
         self.depth = len(visual.transformer.resblocks)
-        from resegzoo.segmenter.last_block import get_method
+        from resegzoo.methods.clip.last_block import get_method
 
         if segearth_last_block:  # the earlier switch, kept for callers: the SegEarth-OV method
             last_block = last_block or "segearth-ov"
@@ -195,7 +195,7 @@ class MaskedClipEncoder:
         for i, (blk, blocked) in enumerate(zip(blocks, masks)):
             allowed = None if blocked is None else allowed_of[id(blocked)]
             if self.last_block is not None and i == len(blocks) - 1:
-                from resegzoo.segmenter.last_block import run_last_block
+                from resegzoo.methods.clip.last_block import run_last_block
 
                 # the schedule's rule for this block is `global` (method_schedule checks it)
                 x = run_last_block(blk, x, self.last_block, grid, self.last_block_residual, self.naclip_std)

@@ -1,0 +1,90 @@
+"""The CLIP method's model: a spec into a masked-attention DenseEncoder configured by the recipe,
+the schedule checked against the mask generator, and the key its text embeddings are stored under."""
+from __future__ import annotations
+
+from typing import Any
+
+from resegzoo.methods.base import ModelLoadError, mask_level_count
+
+
+def build_encoder(spec: str, recipe: Any, device: str = "cpu", architecture: str | None = None) -> Any:
+    """A DenseEncoder for ``spec``.
+
+    A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
+    its own encoder; anything else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in
+    the masked-attention encoder configured by the recipe's schedule and extras.
+    """
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
+    from resegzoo.weights.loading import load_clip
+    from resegzoo.weights.resolve import resolve_variant
+    from resegzoo.weights.zoo import FetchError
+
+    try:
+        variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
+        if variant is not None and variant.build is not None:
+            return variant.build(device=device)
+        loaded = load_clip(spec, device=device, architecture=architecture)
+    except (LookupError, OSError, ValueError, FetchError) as exc:
+        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+    try:
+        return MaskedClipEncoder.from_loaded(
+            loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
+            last_block=recipe.extras.last_block, last_block_residual=recipe.extras.last_block_residual,
+            naclip_std=recipe.extras.naclip_std, position_interpolation=recipe.inference.position_interpolation)
+    except (UnsupportedModelError, ScheduleConflictError) as exc:
+        raise ModelLoadError(f"model {spec!r}: {exc}") from exc
+
+
+def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: Any) -> list[str]:
+    """Check, before any image is read, that ``generator`` gives every level the attention
+    schedule reads; returns notes for the user.
+
+    With no levels at all (``none``) and the recipe's default schedule, every block turns global
+    (plain CLIP) and a note says so. Any other shortfall raises ModelLoadError saying what to change.
+    """
+    from resegzoo.methods.clip.encoder import MaskedClipEncoder
+    from resegzoo.methods.clip.schedule import Rule, levels_needed
+
+    schedule = getattr(encoder, "schedule", None)
+    need = 0 if schedule is None else levels_needed(schedule)
+    vote = recipe.extras.majority_vote
+    if need == 0 and not vote:
+        return []
+    have = mask_level_count(generator, masks_name)
+    if vote and have == 0:
+        raise ModelLoadError(f"extras.majority_vote needs segments, but mask generator {masks_name!r} gives none; "
+                             "use e.g. --masks slic or turn majority_vote off in the recipe")
+    if have >= need:
+        return []
+    if have == 0 and recipe.schedule.rules is None and isinstance(encoder, MaskedClipEncoder):
+        encoder.schedule = [Rule("global")] * encoder.depth
+        return [f"mask generator {masks_name!r} gives no segment levels, so every attention block is global "
+                "(plain CLIP, no segment-masked attention); use --masks slic, felzenszwalb or sam for ReSeg-CLIP"]
+    if recipe.schedule.rules is None:
+        fix = (f"the default schedule reads levels 0..{need - 1}: use a generator with {need} levels "
+               f"(--masks slic, felzenszwalb or sam) or set schedule.rules in a --recipe that reads ")
+    else:
+        fix = "change schedule.rules in the recipe to read "
+    fix += (f"levels 0..{have - 1} only" if have else "no segment level (e.g. only 'global' and 'neighbor:R')")
+    raise ModelLoadError(f"the attention schedule reads segment levels 0..{need - 1}, but mask generator "
+                         f"{masks_name!r} gives {have} level(s); {fix}")
+
+
+def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
+    """What the cached text embeddings of ``encoder`` (built from ``spec``) are keyed by besides
+    the prompts: the weights' content fingerprint, the architecture asked for, the device type and
+    the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
+    the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
+    from resegzoo.weights.fingerprint import weights_fingerprint
+    from resegzoo.weights.zoo import FetchError
+
+    model = getattr(encoder, "model", None)
+    if not callable(getattr(encoder, "tokenizer", None)) or model is None:
+        return None
+    try:
+        weights = weights_fingerprint(spec)  # file hashes are remembered: free after the first run
+    except (LookupError, OSError, ValueError, FetchError) as exc:
+        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+    parameter = next(model.parameters())
+    return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
+            "dtype": str(parameter.dtype)}
