@@ -6,10 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 from click.testing import CliRunner
 
 import resegzoo
@@ -19,17 +16,8 @@ CLASSES = "red; blue"
 
 
 @pytest.fixture
-def scene(tmp_path) -> Path:
-    from resegzoo_oracle import color_of
-
-    image = np.zeros((3, 40, 48), dtype=np.uint8)
-    image[:, :, :24] = np.array(color_of("red"), dtype=np.uint8)[:, None, None]
-    image[:, :, 24:] = np.array(color_of("blue"), dtype=np.uint8)[:, None, None]
-    path = tmp_path / "scene.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=40, width=48, count=3, dtype="uint8", crs="EPSG:32632",
-                       transform=Affine(1, 0, 500000, 0, -1, 5800000)) as dst:
-        dst.write(image)
-    return path
+def scene(red_blue_geotiff) -> Path:
+    return red_blue_geotiff
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 
 from hostile_helpers import cli
 
@@ -24,20 +22,8 @@ CLASSES = "red; blue"
 
 
 @pytest.fixture
-def scene(tmp_path) -> Path:
-    """A small 3-band GeoTIFF: left half red, right half blue (the oracle model's colours)."""
-    from resegzoo_oracle import color_of
-
-    image = np.zeros((3, 24, 32), dtype=np.uint8)
-    image[:, :, :16] = np.array(color_of("red"), dtype=np.uint8)[:, None, None]
-    image[:, :, 16:] = np.array(color_of("blue"), dtype=np.uint8)[:, None, None]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    path = folder / "scene.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=24, width=32, count=3, dtype="uint8", crs="EPSG:32632",
-                       transform=Affine(1, 0, 500000, 0, -1, 5800000)) as dst:
-        dst.write(image)
-    return path
+def scene(red_blue_geotiff) -> Path:
+    return red_blue_geotiff
 
 
 @pytest.fixture
