@@ -22,6 +22,13 @@ Files, folders and glob patterns, one unit of outputs per input (what ``resegzoo
     result = segment_files(["tiles/"], "building; road, street; tree", "labels/", model="oracle")
     result.records         # each written input's sidecar record; result.failures, result.skipped
     print(result.summary())
+
+Several prompts per class (a prompt pool: the shipped ``remote-sensing`` union or a file, one
+class a line: its name, then its prompts), for ``segment_files`` and for ``Segmenter`` alike:
+
+    result = segment_files(["tiles/"], "building; road; tree", "labels/", model="oracle",
+                           prompt_pool="remote-sensing")
+    vocab = expand_vocabulary(Vocabulary.parse("building; road"), load_pool("remote-sensing"))
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.stretch import Stretch
 from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
+from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
 
@@ -49,6 +57,8 @@ __all__ = [
     "ModelLoadError",
     "OptionTypeError",
     "OptionValueError",
+    "PromptPool",
+    "PromptPoolError",
     "RasterOptions",
     "RasterPlan",
     "RasterRun",
@@ -60,6 +70,8 @@ __all__ = [
     "Vocabulary",
     "VocabularyError",
     "check_image",
+    "expand_vocabulary",
+    "load_pool",
     "load_recipe",
     "load_templates",
     "plan_raster",
@@ -76,7 +88,8 @@ def segment_files(inputs: "str | Path | Sequence[str | Path]", classes: "str | V
                   nodata: float | str | None = None, probs: str | None = None, recursive: bool = False,
                   overwrite: bool = False, skip_existing: bool = False, continue_on_error: bool = False,
                   trust_vrt: bool = False, stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
-                  engine: Any = "local", progress: BatchProgress | None = None) -> BatchResult:
+                  engine: Any = "local", progress: BatchProgress | None = None, prompt_pool: str | None = None,
+                  stac: Any = None, asset: str | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
     as ``resegzoo segment`` does. ``inputs``: one path or pattern, or a list of them. Outputs are
@@ -91,6 +104,14 @@ def segment_files(inputs: "str | Path | Sequence[str | Path]", classes: "str | V
     :class:`Stretch`. ``engine``: ``"local"``, ``"ray"`` or a
     :class:`resegzoo.engines.EngineOptions`.
 
+    ``prompt_pool`` (default: the recipe's ``text.prompt_pool``): ``remote-sensing`` (shipped) or
+    a pool file gives each class whose name is a key of the pool that key's prompts as synonyms;
+    each sidecar's ``classes`` lists the names every class was prompted with.
+
+    Inputs may be URLs (``s3://``, ``https://`` ...: read where they are) and STAC items or item
+    collections (``.json``); ``stac`` (a :class:`resegzoo.batch.stac.StacSearch`) adds the items a
+    STAC API search finds; ``asset`` names the STAC asset to read (default: the visual/RGB one).
+
     ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
     (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
 
@@ -103,7 +124,8 @@ def segment_files(inputs: "str | Path | Sequence[str | Path]", classes: "str | V
                                    device=device, architecture=architecture, bands=bands, nodata=nodata,
                                    probs=probs, recursive=recursive, overwrite=overwrite,
                                    skip_existing=skip_existing, continue_on_error=continue_on_error,
-                                   trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine)
+                                   trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine,
+                                   prompt_pool=prompt_pool, stac=stac, asset=asset)
     return run_segment(options, progress)
 
 

@@ -1,7 +1,6 @@
 """Fixtures shared by the whole suite: an isolated cache, tiny CLIP models, an offline HF cache."""
 from __future__ import annotations
 
-import http.server
 import ssl
 import os
 import sys
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from servers import SERVER_LIFETIME_S, ServerProcess, _RangeHandler, _Server, stop_after as _stop_after
 
 
 @pytest.fixture(scope="session")
@@ -87,52 +87,6 @@ def put_in_hf_cache(hf_offline) -> Callable[[str, str, bytes], Path]:
     return put
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    files: dict[str, bytes]
-    requests: list[tuple[str, str | None]]  # (path, Range header)
-    honour_range: bool
-    drop_after: int | None  # send only this many bytes once, then close (a dropped connection)
-    redirects: dict[str, str]  # path -> Location of a 302 answer
-
-
-class _RangeHandler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.requests.append((self.path, self.headers.get("Range")))
-        if self.path in self.server.redirects:
-            self.send_response(302)
-            self.send_header("Location", self.server.redirects[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        rng = self.headers.get("Range")
-        if rng and self.server.honour_range:
-            start = int(rng.removeprefix("bytes=").split("-")[0])
-            if start >= len(data):
-                self.send_error(416)
-                return
-            body = data[start:]
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            body = data
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.server.drop_after is not None:
-            body, self.server.drop_after = body[: self.server.drop_after], None
-            self.close_connection = True
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 #: a self-signed certificate for 127.0.0.1 (valid until 2126): resegzoo downloads over https only
 TLS_CERT = Path(__file__).parent / "data" / "tls" / "cert.pem"
 
@@ -157,12 +111,53 @@ def http_server(monkeypatch):
     context.load_cert_chain(TLS_CERT, TLS_CERT.with_name("key.pem"))
     srv.socket = context.wrap_socket(srv.socket, server_side=True)
     srv.files, srv.requests, srv.honour_range, srv.drop_after, srv.redirects = {}, [], True, None, {}
+    srv.sent, srv.status = [], {}
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
+    stop = _stop_after(srv.shutdown, SERVER_LIFETIME_S)
     srv.base = f"https://127.0.0.1:{srv.server_address[1]}"  # type: ignore[attr-defined]
     yield srv
+    stop.cancel()
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def https_process_server(tmp_path, monkeypatch):
+    """The suite's TLS range server (the handler of ``http_server``) in a child process, serving
+    the files of a folder: GDAL reads from it while holding the GIL, so it cannot be a thread of
+    the test's process. ``.put(path, bytes)``, ``.status(path, code)``, ``.requests()`` (dicts:
+    path, range, sent), ``.base``. Its certificate is trusted (also by GDAL's curl); it binds
+    127.0.0.1 and stops itself after SERVER_LIFETIME_S."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS_CERT))
+    monkeypatch.setenv("GDAL_CURL_CA_BUNDLE", str(TLS_CERT))  # GDAL's own setting (its curl ignores SSL_CERT_FILE)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS_CERT))  # requests' (pystac-client searches through it)
+    with ServerProcess.https(tmp_path / "https-server", TLS_CERT) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A local S3-compatible server (moto's server mode, 127.0.0.1, a child process) with the
+    bucket ``test-bucket``; ``.put(key, bytes)`` stores an object. The environment points GDAL
+    (and subprocesses) at it with fake credentials, as a user of an S3-compatible store would
+    (AWS_S3_ENDPOINT, AWS_HTTPS=NO, AWS_VIRTUAL_HOSTING=FALSE). Stops itself after SERVER_LIFETIME_S."""
+    from types import SimpleNamespace
+
+    boto3 = pytest.importorskip("boto3", reason="moto[s3] is part of the test extra")
+    for key in [k for k in os.environ if k.startswith(("AWS_", "GS_", "AZURE_", "GOOGLE_"))]:
+        monkeypatch.delenv(key)
+    with ServerProcess.s3() as server:
+        env = {"AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "test-secret-do-not-log",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_S3_ENDPOINT": server.host_port,
+               "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE", "AWS_CONFIG_FILE": os.devnull,
+               "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        client = boto3.client("s3", endpoint_url=f"http://{server.host_port}", region_name="us-east-1")
+        client.create_bucket(Bucket="test-bucket")
+        yield SimpleNamespace(client=client, bucket="test-bucket", env=env,
+                              put=lambda key, data: client.put_object(Bucket="test-bucket", Key=key, Body=data))
 
 
 @pytest.fixture(scope="session")

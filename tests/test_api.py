@@ -10,6 +10,7 @@ import torch
 from resegzoo.api import ModelLoadError, SegmentRecipe, Segmenter, Vocabulary, check_image, load_recipe
 from resegzoo.schema import SchemaError
 from resegzoo.methods.clip.extras import majority_vote
+from resegzoo.methods.clip.settings import settings_of
 from resegzoo_oracle import build, color_of, embed_color
 from segment_helpers import COLOR_CLASSES, block_labels, paint
 
@@ -18,10 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_recipe_defaults_follow_method():
     r = load_recipe()
+    clip = settings_of(r)
     assert r.inference.logit_scale == 50.0 and r.inference.stride is None and r.inference.window is None
-    assert r.schedule.rules is None and r.schedule.uncovered == "group"
-    assert r.text.templates == "reference" and r.masks.generator == "slic"
-    assert not (r.extras.last_block or r.extras.majority_vote or r.extras.cls_token_lambda)
+    assert clip.schedule.rules is None and clip.schedule.uncovered == "group"
+    assert clip.templates == "reference" and r.masks.generator == "slic"
+    assert not (clip.extras.last_block or clip.extras.majority_vote or clip.extras.cls_token_lambda)
     assert r.inference.background_threshold is None
     # the commented default recipe in the registry is exactly the defaults
     assert load_recipe(REPO / "registry" / "recipes" / "segment-default.yaml") == SegmentRecipe()
@@ -32,8 +34,8 @@ def test_recipe_overrides(tmp_path):
     path.write_text("inference:\n  window: 64\n  stride: 32\nmasks:\n  generator: felzenszwalb\n")
     r = load_recipe(path, stride=16, model="oracle", extras={"majority_vote": True}, short_side=None)
     assert (r.inference.window, r.inference.stride, r.masks.generator) == (64, 16, "felzenszwalb")
-    assert r.model == "oracle" and r.extras.majority_vote and r.inference.short_side is None
-    assert load_recipe(None, generator="none", rules=["global"] * 8).schedule.rules == ["global"] * 8
+    assert r.model == "oracle" and settings_of(r).extras.majority_vote and r.inference.short_side is None
+    assert settings_of(load_recipe(None, generator="none", rules=["global"] * 8)).schedule.rules == ["global"] * 8
 
 
 @pytest.mark.parametrize("text, message", [

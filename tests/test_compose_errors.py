@@ -228,4 +228,6 @@ def test_offline_every_missing_input_is_named_at_once(pair, tmp_path, existing_o
                  "--model", str(tmp_path / "nowhere.safetensors"), "--out", str(existing_out), "--force")
     assert_clean_error(result, "3 of 4 inputs cannot be used", "remoteclip-vit-l-14: ", "georsclip-vit-l-14: ",
                        "nowhere.safetensors", "`resegzoo fetch remoteclip-vit-l-14 georsclip-vit-l-14`")
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(error_lines) == 1 and "nowhere.safetensors" in error_lines[0], result.output  # one line, all named
     assert_untouched(existing_out)

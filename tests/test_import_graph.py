@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "resegzoo"
 #: The layers of ARCHITECTURE.md, lowest first: a package may import packages of its own layer or
 #: below, never above. Keep in step with ARCHITECTURE.md's "Layers" section.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "schema", "moved", "vocabulary"),  # base; old module paths as warning aliases; the class list
+    ("errors", "schema", "moved", "vocabulary", "prompt_pools"),  # base; old module paths as warning aliases; the class list and its prompt pools
     ("plugins",),                        # the plugin system (hooks, manager, registry, interfaces)
     ("raster", "runtime"),               # reading images; run-time settings
     ("outputs",),                        # atomic writes, claims, images, GIS products

@@ -15,6 +15,7 @@ from resegzoo.api import Segmenter, Vocabulary, load_recipe
 from resegzoo.methods.clip.encoder import MaskedClipEncoder, ScheduleConflictError
 from resegzoo.methods.clip.last_block import METHODS, attention_weights, gaussian_bias
 from resegzoo.methods.clip.schedule import Rule
+from resegzoo.methods.clip.settings import settings_of
 from resegzoo.testing import make_tiny_clip
 from resegzoo.weights.zoo import registry_dir
 
@@ -158,9 +159,10 @@ def test_starred_rule_fills_any_depth(model):
 def test_method_recipes_load_and_name_their_method():
     for name in METHODS:
         recipe = load_recipe(registry_dir() / "recipes" / f"method-{name}.yaml")
-        assert recipe.extras.last_block == name and recipe.masks.generator == "none"
-        assert recipe.schedule.rules == ["global*"]
-        assert recipe.extras.cls_token_lambda == (-0.3 if name == "segearth-ov" else 0.0)
+        clip = settings_of(recipe)
+        assert clip.extras.last_block == name and recipe.masks.generator == "none"
+        assert clip.schedule.rules == ["global*"]
+        assert clip.extras.cls_token_lambda == (-0.3 if name == "segearth-ov" else 0.0)
 
 
 # -- method-vanilla end to end: open_clip's own dense logits --------------------------------------
@@ -168,8 +170,8 @@ def test_method_recipes_load_and_name_their_method():
 def test_method_vanilla_end_to_end_equals_open_clip_dense_logits(model):
     recipe = load_recipe(registry_dir() / "recipes" / "method-vanilla.yaml", fit_scale=[64, 64], window=64,
                          stride=32)
-    enc = MaskedClipEncoder(model, open_clip.tokenize, rules=recipe.schedule.rules,
-                            last_block=recipe.extras.last_block)
+    enc = MaskedClipEncoder(model, open_clip.tokenize, rules=settings_of(recipe).schedule.rules,
+                            last_block=settings_of(recipe).extras.last_block)
     seg = Segmenter(enc, None, recipe)
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)

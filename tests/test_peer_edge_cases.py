@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from resegzoo.segmenter.core import Segmenter
 from resegzoo.methods.clip.encoder import MaskedClipEncoder
+from resegzoo.methods.clip.settings import settings_of
 from resegzoo.segmenter.recipe import load_recipe
 from resegzoo.vocabulary import Vocabulary
 from resegzoo.testing import make_tiny_clip
@@ -173,8 +174,8 @@ def test_position_rules_differ_and_scale_factor_is_segearth_ovs():
 
 
 def test_the_peers_protocol_runs_short_crops_the_reference_way():
-    inf = load_recipe(RECIPES / "eval-default.yaml").inference
-    assert (inf.window_placement, inf.position_interpolation) == ("shift", "scale-factor")
+    recipe = load_recipe(RECIPES / "eval-default.yaml")
+    assert (recipe.inference.window_placement, settings_of(recipe).position_interpolation) == ("shift", "scale-factor")
 
 
 # -- (c) NACLIP's std: NACLIP's code and SegEarth-OV's --------------------------------------------
@@ -198,6 +199,7 @@ def test_both_naclip_rows_are_shipped_with_their_std(recipe, std):
     from resegzoo.segmenter.recipe import protocol_name
 
     loaded = load_recipe(RECIPES / f"{recipe}.yaml")
-    assert loaded.extras.last_block == "naclip" and loaded.extras.naclip_std == std
+    extras = settings_of(loaded).extras
+    assert extras.last_block == "naclip" and extras.naclip_std == std
     assert loaded.masks.generator == "none" and protocol_name(loaded) == "peers"
     torch.testing.assert_close(gaussian_bias((14, 14), std), _segearth_naclip_addition(14, std), atol=1e-6, rtol=0)

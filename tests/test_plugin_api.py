@@ -133,7 +133,8 @@ def _signature_breaks(where: str, old: list[dict[str, Any]], new: list[dict[str,
     old_pos = [p["name"] for p in old if p["kind"] in positional]
     new_pos = [p["name"] for p in new if p["kind"] in positional]
     if new_pos[:len(old_pos)] != old_pos:
-        problems.append(f"{where}: positional parameters were {old_pos}, now {new_pos} (calls by position break)")
+        problems.append(f"{where}: positional parameters were {old_pos}, now {new_pos} (calls by position break; "
+                        "add a new field or parameter after the existing ones, or keyword-only)")
     for p in old:
         q = by_name.get(p["name"])
         if q is None:

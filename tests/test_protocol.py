@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from resegzoo.api import Segmenter, Vocabulary, load_recipe
+from resegzoo.methods.clip.settings import settings_of
 from resegzoo.schema import SchemaError
 from resegzoo.segmenter.recipe import protocol_name
 from resegzoo.segmenter.windows import WindowPlan, fit_size, resize_image, window_starts
@@ -197,7 +198,7 @@ def test_eval_default_is_the_peers_protocol_and_eval_resegzoo_the_old_one():
     inf = peers.inference
     assert (inf.resize, inf.fit_scale, inf.resize_filter, inf.window, inf.stride, inf.window_placement,
             inf.probabilities, inf.logit_scale) == ("fit", [448, 448], "opencv-bilinear", 224, 112, "shift", "name", 50.0)
-    assert peers.text.templates == "imagenet"
+    assert settings_of(peers).templates == "imagenet"
     assert protocol_name(peers) == "peers"
     old = load_recipe(RECIPES / "eval-resegzoo.yaml")
     assert (old.inference.short_side, old.inference.window_placement) == (448, "pad")
@@ -275,9 +276,10 @@ def test_feature_readout_upsamples_normalises_then_takes_cosines():
 def test_reference_recipe_and_vocabulary():
     recipe = load_recipe(RECIPES / "reseg-clip-reference.yaml")
     inf = recipe.inference
-    assert (inf.window, inf.stride, inf.pad_mode, inf.readout, inf.logit_scale, inf.average, inf.probabilities) == (
+    clip = settings_of(recipe)
+    assert (inf.window, inf.stride, inf.pad_mode, clip.readout, inf.logit_scale, inf.average, inf.probabilities) == (
         224, 224, "zero", "features", 1.0, "probabilities", "name")
-    assert inf.short_side is None and recipe.text.templates == "sentence" and recipe.schedule.rules is None
+    assert inf.short_side is None and clip.templates == "sentence" and clip.schedule.rules is None
     assert recipe.masks.settings == {"checkpoint": "sam-vit-h", "painting": "sam-order", "region_size": "window"}
     vocab = Vocabulary.from_file(registry_dir() / "vocabularies" / "reseg-clip-reference.yaml")
     assert vocab.class_names == ["Artificial Surface", "Building", "Natural Surface", "Vegetation", "Vehicle", "Water"]

@@ -331,3 +331,29 @@ def test_nodata_reaches_the_cog_and_never_becomes_a_polygon(tmp_path, scene):
     assert meta["crs"] == "EPSG:32632" and set(ids) <= set(range(len(COLOR_CLASSES)))
     covered = rasterize([(g, 1) for g in geoms], out_shape=truth.shape, transform=TRANSFORM) == 1
     np.testing.assert_array_equal(covered, valid)  # polygons cover the valid pixels, none of the nodata
+
+
+@pytest.mark.parametrize("interp, expected, note", [
+    (("blue", "green", "red", "undefined"), [3, 2, 1], False),   # the file says which bands are R, G, B
+    (("undefined",) * 4, [1, 2, 3], True),                      # it does not: 1,2,3, and a note naming them
+    (("gray", "undefined", "undefined"), [1, 2, 3], False),     # three bands: nothing to choose
+])
+def test_band_order_follows_colour_interpretation_or_is_named(tmp_path, interp, expected, note):
+    from click.testing import CliRunner
+    from rasterio.enums import ColorInterp
+
+    from resegzoo.cli import build_cli
+
+    path = tmp_path / "multi.tif"
+    bands = np.stack([np.full((40, 48), 40 * (k + 1), np.uint8) for k in range(len(interp))])
+    with rasterio.open(path, "w", driver="GTiff", height=40, width=48, count=len(interp), dtype="uint8",
+                       photometric="MINISBLACK") as dst:
+        dst.write(bands)
+        dst.colorinterp = [ColorInterp[name] for name in interp]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(build_cli(), ["segment", str(path), "--model", "oracle", "--masks", "none",
+                                              "--classes", "red; blue", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "multi.json").read_text())["bands"] == expected
+    line = "4 bands and no red/green/blue colour interpretation: read bands 1,2,3 as R,G,B"
+    assert (line in result.output) == note and ("--bands" in result.output) == note

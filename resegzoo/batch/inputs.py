@@ -4,16 +4,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from resegzoo.errors import ResegzooError
+from resegzoo.batch.errors import BatchInputError
+
+__all__ = ["BatchInput", "BatchInputError", "expand_inputs", "shown_path"]
 
 GLOB_CHARS = "*?["
-
-
-class BatchInputError(ResegzooError):
-    """An input argument that names no raster (no such file, an empty folder, a pattern that
-    matches nothing): a usage error, before any work."""
 
 
 @dataclass(frozen=True)
@@ -22,13 +19,28 @@ class BatchInput:
     folder below the folder or glob pattern it was found through (mirrored, so ``a/x.tif`` and
     ``b/x.tif`` write ``a/x.*`` and ``b/x.*``); ``.`` for a file named directly."""
 
-    path: Path
+    #: a local file, or a URL as the user gave it (a str: s3://, https://, /vsis3/ ...)
+    path: Path | str
     folder: Path = Path(".")
+    #: bands to read as R, G, B when the input says (a STAC asset's by common name); --bands wins
+    bands: tuple[int, int, int] | None = None
+    #: what the sidecar records of where the input came from (a STAC item's id, asset, href)
+    origin: tuple[tuple[str, str], ...] = ()
 
     @property
     def shown(self) -> str:
         """The input as the batch's lines and summary name it: its mirrored relative path."""
-        return str(self.folder / self.path.name)
+        from resegzoo.raster.remote import url_name
+
+        name = url_name(self.path) if isinstance(self.path, str) else self.path.name
+        return str(self.folder / name)
+
+    @property
+    def public(self) -> Path | str:
+        """The input as errors may name it: a URL without its query string (a signature)."""
+        from resegzoo.raster.remote import public_url
+
+        return public_url(self.path) if isinstance(self.path, str) else self.path
 
 
 def _glob_root(pattern: str) -> Path:
@@ -46,7 +58,8 @@ def _below(path: Path, root: Path) -> Path:
 
 
 def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out: str | Path | None = None,
-                  notes: list[str] | None = None) -> list[BatchInput]:
+                  notes: list[str] | None = None, stac_search: Any = None, asset: str | None = None,
+                  trust_vrt: bool = False) -> list[BatchInput]:
     """Files, folders (every raster GDAL opens in them; below them with ``recursive``) and glob
     patterns (``**`` reaches into subfolders with ``recursive``), in the order given, each once,
     each with its output folder (see :class:`BatchInput`).
@@ -54,9 +67,15 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
     What a folder or a pattern finds leaves out entries that are not regular files (a FIFO would
     never end: each gets a line in ``notes``), the output folder ``out`` and everything below it,
     and resegzoo's own outputs (the files a sidecar beside them lists): a rerun into a folder
-    inside the inputs does not segment the last run's outputs. A file named directly is taken as is."""
+    inside the inputs does not segment the last run's outputs. A file named directly is taken as is.
+
+    URLs are read where they are (:mod:`resegzoo.raster.remote`; a prefix or pattern is listed);
+    a STAC item or item collection (``.json``, a file or a URL) and ``stac_search``
+    (:class:`resegzoo.batch.stac.StacSearch`) give one input per item (its ``asset``, else its
+    visual/RGB asset; :mod:`resegzoo.batch.stac`)."""
     import glob
 
+    from resegzoo.raster import remote
     from resegzoo.raster.discovery import find_rasters, is_raster
     from resegzoo.raster.sandbox import not_regular
 
@@ -70,8 +89,16 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
         return [p for p in found if p not in out_of_inputs]
 
     files: list[BatchInput] = []
+    from resegzoo.batch import stac
+
+    if stac_search is not None:
+        files.extend(_stac_inputs(stac.from_search(stac_search, asset, trust_vrt)))
     for item in map(str, inputs):
-        if any(c in item for c in GLOB_CHARS) and not Path(item).exists():
+        if stac.looks_like_stac(item):
+            files.extend(_stac_inputs(stac.from_argument(item, asset, trust_vrt)))
+        elif remote.is_url(item):
+            files.extend(_remote_inputs(item, recursive))
+        elif any(c in item for c in GLOB_CHARS) and not Path(item).exists():
             root = _glob_root(item)
             matches = [Path(m) for m in sorted(glob.glob(item, recursive=recursive))]
             skipped.extend((m, kind) for m in matches if (kind := not_regular(m)) is not None)
@@ -97,10 +124,33 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False, *, out:
         if left_out:
             notes.append(f"left out {len(left_out)} file(s) resegzoo wrote (its outputs, listed by their sidecars), "
                          f"e.g. {shown_path(left_out[0])}")
-    unique: dict[Path, BatchInput] = {}
-    for f in files:
-        unique.setdefault(f.path, f)
+    unique: dict[tuple[Path | str, tuple[tuple[str, str], ...]], BatchInput] = {}
+    for f in files:  # two STAC items may share an asset: each is an input of its own
+        unique.setdefault((f.path, f.origin), f)
     return list(unique.values())
+
+
+def _stac_inputs(found: Sequence[Any]) -> list[BatchInput]:
+    return [BatchInput(f.href if "://" in f.href or f.href.startswith("/vsi") else Path(f.href),
+                       bands=f.bands, origin=tuple(f.origin.items())) for f in found]
+
+
+def _remote_inputs(url: str, recursive: bool) -> list[BatchInput]:
+    """A URL as it is, or the rasters below a prefix (``s3://bucket/tiles/``, ``.../*.tif``),
+    their keys' folders mirrored like a local folder's."""
+    from resegzoo.raster import remote
+
+    if not (remote.is_prefix(url) or remote.has_glob(url)):
+        return [BatchInput(url)]
+    try:
+        base, keys = remote.list_prefix(url, recursive)
+    except remote.ListingError as exc:
+        raise BatchInputError(str(exc)) from None
+    if not keys:
+        hint = "" if recursive else " (add --recursive to look below it)"
+        raise BatchInputError(f"{remote.public_url(url)}: no rasters ({', '.join(remote.RASTER_SUFFIXES)}) "
+                              f"below this prefix{hint}")
+    return [BatchInput(remote.join(base, key), Path(key).parent) for key in keys]
 
 
 def shown_path(path: Path) -> str:

@@ -13,6 +13,12 @@ from resegzoo.raster.names import output_stem, path_of_record
 OUTPUT_SUFFIXES = (".labels.png", ".labels.tif", ".probs.tif", ".overlay.png", ".json") + GIS_SUFFIXES
 
 
+def input_stem(info: Any) -> str:
+    """The stem of an input's outputs: a STAC item's id, else the file's (or URL's) name."""
+    item = dict(getattr(info, "origin", ()) or ()).get("stac_item")
+    return output_stem(item.replace("/", "_") if item else Path(info.path).stem)
+
+
 def sidecar_matches(sidecar: Path, info: Any, expected: dict[str, Any]) -> bool:
     """Whether ``sidecar`` is a finished result of this input with these settings."""
     import json
@@ -43,7 +49,7 @@ def output_stems(infos: Sequence[Any], out: Path, claims: Any, overwrite: bool,
     stems: list[str | None] = []
     with folder_lock(out):
         for info in infos:
-            base = output_stem(Path(info.path).stem)
+            base = input_stem(info)
             chosen, done = None, False
             for n in itertools.count(1):
                 stem = base if n == 1 else f"{base}-{n}"

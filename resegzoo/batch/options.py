@@ -10,12 +10,13 @@ checks again.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resegzoo.batch.inputs import BatchInputError
+from resegzoo.batch.errors import BatchInputError
 from resegzoo.engines.options import EngineError, EngineOptions
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.stretch import STRETCH_SCOPES, Stretch
@@ -63,6 +64,10 @@ class SegmentOptions:
     trust_vrt: bool = False
     gis: GisOutputs = field(default_factory=GisOutputs)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    #: a STAC API search whose items are inputs too (a :class:`resegzoo.batch.stac.StacSearch`)
+    stac: Any = None
+    #: the STAC asset to read (None: the visual/RGB one)
+    asset: str | None = None
 
     @property
     def vocab(self) -> Any:
@@ -77,14 +82,17 @@ class SegmentOptions:
               masks: Any = None, method: Any = None, device: Any = "cpu", architecture: Any = None, bands: Any = None,
               nodata: Any = None, probs: Any = None, recursive: Any = False, overwrite: Any = False,
               skip_existing: Any = False, continue_on_error: Any = False, trust_vrt: Any = False,
-              stretch: Any = "batch", gis: Any = None, engine: Any = "local") -> "SegmentOptions":
+              stretch: Any = "batch", gis: Any = None, engine: Any = "local", prompt_pool: Any = None,
+              stac: Any = None, asset: Any = None) -> "SegmentOptions":
         """Check every argument (the keywords of :func:`resegzoo.api.segment_files`) and return the
         options; :class:`OptionTypeError` / :class:`OptionValueError` (both BatchInputError) name the
         argument. ``inputs``: one path or pattern, or a list of them. ``classes``: text
         (``"building; road, street"``) or a Vocabulary. ``recipe``: a SegmentRecipe, a recipe file or
         a shipped recipe's name, or None (the default). ``bands``: ``"4,3,2"`` or a sequence of band
         numbers. ``stretch``: ``batch``, ``file``, ``"LOW:HIGH"`` text or a Stretch. ``engine``:
-        ``"local"``, ``"ray"`` or an EngineOptions."""
+        ``"local"``, ``"ray"`` or an EngineOptions. ``prompt_pool`` (the recipe's ``text.prompt_pool``
+        when None) expands the classes here, once. ``stac``: a StacSearch; ``asset``: a STAC asset's
+        name."""
         for name, value in (("recursive", recursive), ("overwrite", overwrite), ("skip_existing", skip_existing),
                             ("continue_on_error", continue_on_error), ("trust_vrt", trust_vrt)):
             if not isinstance(value, bool):
@@ -92,14 +100,18 @@ class SegmentOptions:
         if overwrite and skip_existing:
             raise OptionValueError("overwrite and skip_existing contradict each other (--overwrite replaces "
                                    "finished results, --skip-existing keeps them): give one")
-        vocab = _vocabulary(classes)
         engine_options = _engine(engine)
+        stac = _stac(stac)
+        asset = _optional_text("asset", asset, "a STAC asset's name")
+        recipe, vocab = _with_prompt_pool(_recipe(recipe), _vocabulary(classes),
+                                          _optional_text("prompt_pool", prompt_pool, "a prompt pool's name or file"))
         spec = _segmenter(recipe, model, masks, method, device, architecture)
         _label_count(vocab, spec.recipe)
-        options = cls(inputs=_inputs(inputs), classes=vocab, out=_path("out", out), segmenter=spec,
+        options = cls(inputs=_inputs(inputs, stac is not None), classes=vocab, out=_path("out", out), segmenter=spec,
                       bands=_bands(bands), nodata=_nodata(nodata), stretch=_stretch(stretch), probs=_probs(probs),
                       recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
-                      continue_on_error=continue_on_error, trust_vrt=trust_vrt, gis=_gis(gis), engine=engine_options)
+                      continue_on_error=continue_on_error, trust_vrt=trust_vrt, gis=_gis(gis), engine=engine_options,
+                      stac=stac, asset=asset)
         check_output_folder(options.out)  # a bad out must not cost the computing
         return options
 
@@ -127,8 +139,9 @@ def _optional_text(name: str, value: Any, what: str) -> str | None:
     return value
 
 
-def _inputs(inputs: Any) -> tuple[str, ...]:
-    """One path or pattern (text or a Path), or a list of them: never a string read letter by letter."""
+def _inputs(inputs: Any, searched: bool = False) -> tuple[str, ...]:
+    """One path, URL or pattern (text or a Path), or a list of them: never a string read letter by
+    letter; none only with a STAC search (``searched``)."""
     from collections.abc import Iterable, Mapping
 
     if _is_path(inputs):
@@ -140,8 +153,9 @@ def _inputs(inputs: Any) -> tuple[str, ...]:
     if bad is not None:
         raise OptionTypeError(f"inputs: {bad!r} is not a path; give files, folders or glob patterns as text "
                               "or pathlib.Path")
-    if not items:
-        raise OptionValueError("inputs: no input given; give at least one file, folder or glob pattern")
+    if not items and not searched:
+        raise OptionValueError("inputs: no input given; give at least one file, folder, glob pattern, URL or "
+                               "STAC item (or a STAC search)")
     return tuple(os.fspath(item) for item in items)
 
 
@@ -162,18 +176,38 @@ def _vocabulary(classes: Any) -> Any:
 def _recipe(recipe: Any) -> Any:
     from resegzoo.schema import SchemaError
     from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe, resolve_recipe
-    from resegzoo.methods.clip.text import load_templates
 
     if recipe is not None and not isinstance(recipe, SegmentRecipe) and not _is_path(recipe):
         raise OptionTypeError(f"recipe={recipe!r}: give a SegmentRecipe, a recipe file or a shipped recipe's "
                               "name, or None for the default")
+    if isinstance(recipe, SegmentRecipe):
+        return recipe
     try:
-        if not isinstance(recipe, SegmentRecipe):
-            recipe = load_recipe(None if recipe is None else resolve_recipe(recipe))
-        load_templates(recipe.text.templates)  # a bad template set is a usage error, before any work
+        return load_recipe(None if recipe is None else resolve_recipe(recipe))
     except SchemaError as exc:
         raise OptionValueError(f"bad recipe: {exc}") from None
-    return recipe
+
+
+def _with_prompt_pool(recipe: Any, vocab: Any, prompt_pool: str | None) -> tuple[Any, Any]:
+    """The recipe with ``prompt_pool`` (when given) and the classes expanded by the recipe's pool."""
+    from resegzoo.prompt_pools import PromptPoolError, expand_vocabulary, pool_for
+    from resegzoo.vocabulary import VocabularyError
+
+    if prompt_pool is not None:
+        recipe = dataclasses.replace(recipe, text=dataclasses.replace(recipe.text, prompt_pool=prompt_pool))
+    try:
+        pool, _ = pool_for(recipe.text.prompt_pool)
+        return recipe, vocab if pool is None else expand_vocabulary(vocab, pool)
+    except (PromptPoolError, VocabularyError) as exc:
+        raise OptionValueError(str(exc)) from None
+
+
+def _stac(stac: Any) -> Any:
+    from resegzoo.batch.stac import StacSearch
+
+    if stac is not None and not isinstance(stac, StacSearch):
+        raise OptionTypeError(f"stac={stac!r}: give a resegzoo.batch.stac.StacSearch, or None")
+    return stac
 
 
 def _segmenter(recipe: Any, model: Any, masks: Any, method: Any, device: Any, architecture: Any) -> SegmenterSpec:
@@ -185,9 +219,8 @@ def _segmenter(recipe: Any, model: Any, masks: Any, method: Any, device: Any, ar
     architecture = _optional_text("architecture", architecture, "an open_clip architecture")
     if not isinstance(device, str):
         raise OptionTypeError(f"device={device!r}: give a torch device as text, e.g. 'cpu', 'cuda' or 'cuda:1'")
-    checked_recipe = _recipe(recipe)
     try:
-        return SegmenterSpec.check(checked_recipe, model=model, masks=masks, method=method, device=device,
+        return SegmenterSpec.check(recipe, model=model, masks=masks, method=method, device=device,
                                    architecture=architecture)
     except MethodError as exc:
         raise OptionValueError(str(exc)) from None

@@ -51,6 +51,7 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: A
     georef = raster.georef
     return {
         **path_record(raster.path),
+        **({"origin": dict(raster.origin)} if raster.origin else {}),  # e.g. the STAC item and asset
         "outputs": {"labels": label_path.name, "overlay": overlay_path.name,
                     **({"probs": probs_path.name, "probs_format": options.probs} if probs_path else {})},
         "size": [raster.height, raster.width],

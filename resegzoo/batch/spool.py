@@ -52,15 +52,61 @@ def block_limit(plan: RasterPlan, block: Any) -> int:
 
 
 def load_block(path: Path, plan: RasterPlan, block: Any) -> BlockResult:
+    """A spooled block, read safely and checked against ``plan`` (see :func:`block_problem`):
+    ValueError (naming the file and the problem) for one that is not this block's result."""
     # never a plain np.load: the spool is a folder others may write (a FIFO, a link, a bomb)
     data = load_npz(path, block_limit(plan, block))
-    return BlockResult(index=block.index, core=tuple(int(v) for v in data["core"]), labels=data["labels"],  # type: ignore[arg-type]
-                       counts=data["counts"], nodata_pixels=int(data["nodata_pixels"]),
-                       probs=data.get("probs"), windows_skipped=int(data["windows_skipped"]))
+    result = BlockResult(index=block.index, core=tuple(int(v) for v in np.ravel(data["core"])),  # type: ignore[arg-type]
+                         labels=data["labels"], counts=data["counts"], nodata_pixels=int(data["nodata_pixels"]),
+                         probs=data.get("probs"), windows_skipped=int(data["windows_skipped"]))
+    problem = block_problem(result, plan, block)
+    if problem is not None:
+        raise ValueError(f"{path}: not block {block.index}'s result: {problem}")
+    return result
 
 
-def spooled_blocks(spool: Path, plan: RasterPlan) -> dict[int, Path]:
-    """Finished blocks of an earlier, interrupted run (unreadable leftovers are recomputed)."""
+def block_problem(result: BlockResult, plan: RasterPlan, block: Any) -> str | None:
+    """Why ``result`` cannot be block ``block`` of ``plan`` as this run computes it (None: it can):
+    its core, its labels' shape and values (a class of the plan or nodata), its counts (what the
+    sidecar's shares are summed from: they must be its labels' own), its probabilities."""
+    from resegzoo.raster.reader import NODATA_LABEL
+
+    y0, x0, y1, x1 = block.core
+    shape = (y1 - y0, x1 - x0)
+    classes = len(plan.class_names)
+    labels = result.labels
+    if tuple(result.core) != tuple(block.core):
+        return f"its core is {tuple(result.core)}, the block's is {tuple(block.core)}"
+    if labels.dtype != np.uint8 or labels.shape != shape:
+        return f"labels of {labels.shape} {labels.dtype}, not {shape} uint8"
+    valid = labels != NODATA_LABEL
+    if valid.any() and int(labels[valid].max()) >= classes:
+        return f"label {int(labels[valid].max())} where {classes} classes (and {NODATA_LABEL}, nodata) are possible"
+    counts = np.bincount(labels[valid].ravel(), minlength=classes)
+    if result.counts.shape != (classes,) or not np.array_equal(result.counts, counts):
+        return "its class counts are not its labels' own"
+    if result.nodata_pixels != int((~valid).sum()) or result.windows_skipped < 0:
+        return "its nodata or skipped-window counts are not its labels' own"
+    if plan.probs is not None:
+        dtype = np.uint8 if plan.probs == "uint8" else np.float16
+        want = (plan.num_classes, *shape)
+        if result.probs is None or result.probs.shape != want or result.probs.dtype != dtype:
+            got = "none" if result.probs is None else f"{result.probs.shape} {result.probs.dtype}"
+            return f"probabilities {got}, not {want} {np.dtype(dtype)}"
+    return None
+
+
+def spooled_blocks(spool: Path, plan: RasterPlan, notes: list[str] | None = None) -> dict[int, Path]:
+    """Finished blocks of an earlier, interrupted run. Unreadable leftovers, and blocks that are
+    not this plan's (:func:`block_problem`), are removed and recomputed; a spool other users can
+    write is not resumed from at all (``notes`` gets a line saying so)."""
+    from resegzoo.outputs.reading import unsafe_folder
+
+    problem = unsafe_folder(spool, up_to=spool.parent) if spool.is_dir() else None
+    if problem is not None:
+        if notes is not None:
+            notes.append(f"finished blocks in {spool} are not used (computed again): {problem}")
+        return {}
     found = {}
     for block in plan.blocks:
         path = spool / f"{block.index}.npz"

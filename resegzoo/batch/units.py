@@ -16,18 +16,18 @@ it was split by job.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.batch.naming import OUTPUT_SUFFIXES, output_stems, remove_outputs, sidecar_matches
+from resegzoo.batch.naming import OUTPUT_SUFFIXES, input_stem, output_stems, remove_outputs, sidecar_matches
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.records import (draw_overlay, overlay_note, raster_options, settings_record, stretch_record,
                                     unit_record, written)
 from resegzoo.batch.options import SegmentOptions
 from resegzoo.batch.unit import BatchResult, RasterJob, summary
 from resegzoo.batch.writer import write_unit, write_units
-from resegzoo.raster.names import output_stem
 
 __all__ = ["OUTPUT_SUFFIXES", "BatchResult", "OpenedInputs", "SegmentOptions", "RasterJob", "draw_overlay", "output_stems",
            "overlay_note", "plan_job", "raster_options", "remove_outputs", "run_batch", "settings_record",
@@ -41,6 +41,8 @@ def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str
     from resegzoo.batch.job import RasterOptions, plan_raster
 
     plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
+    if raster.bands_note:
+        progress.say(f"note: {raster.path}: {raster.bands_note}")
     if raster.stretch is not None and raster.stretch.scope == "file":
         progress.say(f"{raster.path}: {raster.dtype} data scaled to 8 bits by a {raster.stretch.describe()}")
     label_path = out / f"{stem}.labels.{'tif' if plan.label_driver == 'GTiff' else 'png'}"
@@ -90,7 +92,7 @@ def run_batch(seg: Any, options: SegmentOptions, rasters: Sequence[Any], engine:
                 result.skipped.append(Path(info.path))
                 progress.say(f"{info.path}: skipped, its result with these settings is already in {folder}")
                 continue
-            base = output_stem(Path(info.path).stem)
+            base = input_stem(info)
             if stem != base and not options.overwrite and sidecar_matches(folder / f"{base}.json", info, expected):
                 # the resume rule is explicit: say it before the work is done again
                 progress.say(f"{info.path}: its result with these settings is already in {folder / base}.json; "
@@ -119,8 +121,9 @@ class OpenedInputs:
     rasters: list[Any]
     #: per raster, the folder of its outputs relative to the output folder
     folders: list[Path]
-    #: inputs that could not be opened, with why (``continue_on_error``; else the first is raised)
-    failures: list[tuple[Path, str]]
+    #: inputs that could not be opened (as errors may name them), with why (``continue_on_error``;
+    #: else the first is raised)
+    failures: list[tuple[Path | str, str]]
     #: how many inputs were found
     count: int
     #: what the user should know about the inputs (entries skipped, the last run's outputs left out)
@@ -131,24 +134,28 @@ def open_inputs(options: SegmentOptions) -> OpenedInputs:
     """Expand ``options.inputs`` (files, folders, patterns) and open each raster with the bands,
     nodata and trust asked for, then decide the stretch (a batch stretch reads every input,
     decimated) and check the GIS products can be made: a BatchInputError before any model loads."""
-    from resegzoo.batch.inputs import BatchInputError, expand_inputs
+    from resegzoo.batch.errors import BatchInputError
+    from resegzoo.batch.inputs import expand_inputs
     from resegzoo.outputs.gis.products import GisOptionError
     from resegzoo.raster.errors import ImageError
     from resegzoo.raster.opening import open_raster
     from resegzoo.raster.stretch import with_stretch
 
     notes: list[str] = []
-    files = expand_inputs(options.inputs, options.recursive, out=options.out, notes=notes)
+    files = expand_inputs(options.inputs, options.recursive, out=options.out, notes=notes, stac_search=options.stac,
+                          asset=options.asset, trust_vrt=options.trust_vrt)
     rasters, folders, failures = [], [], []
     for f in files:
         try:
-            rasters.append(open_raster(f.path, options.bands, options.nodata, trust_vrt=options.trust_vrt,
-                                       stretch=False))
+            # --bands wins over the bands an input names (a STAC asset's by common name)
+            raster = open_raster(f.path, options.bands if options.bands is not None else f.bands, options.nodata,
+                                 trust_vrt=options.trust_vrt, stretch=False)
+            rasters.append(dataclasses.replace(raster, origin=f.origin) if f.origin else raster)
             folders.append(f.folder)
         except ImageError as exc:
             if not options.continue_on_error:
                 raise BatchInputError(str(exc)) from None
-            failures.append((f.path, str(exc)))
+            failures.append((f.public, str(exc)))
     rasters = with_stretch(rasters, options.stretch)
     try:
         options.gis.check(rasters)
@@ -175,7 +182,7 @@ def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> B
         seg = Segmenter.from_spec(options.segmenter)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None
-    for note in seg.notes:
+    for note in seg.notes + seg.cache_notes:
         progress.note(note)
     with open_engine(options.engine.logging_into(options.out)) as engine:
         result = run_batch(seg, options, opened.rasters, engine, progress, opened.folders)

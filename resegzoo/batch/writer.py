@@ -97,7 +97,10 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: Segmen
         assembly = _Assembly(job, spool)
         assemblies.append(assembly)
         if spool is not None:
-            assembly.spooled = spooled_blocks(spool, job.plan)
+            notes: list[str] = []
+            assembly.spooled = spooled_blocks(spool, job.plan, notes)
+            for note in notes:
+                progress.note(note)
         if assembly.spooled:
             progress.say(f"{job.plan.path}: resuming, {len(assembly.spooled)} of {len(job.plan.blocks)} block(s) "
                          "done by an earlier run")

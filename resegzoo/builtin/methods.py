@@ -1,4 +1,5 @@
-"""Built-in segmentation methods (registered like any plugin's): the CLIP pipeline and SegEarth-OV3."""
+"""Built-in segmentation methods (registered like any plugin's): the CLIP pipeline, SegEarth-OV3 and
+ProC-SAM3."""
 from __future__ import annotations
 
 from typing import Any
@@ -30,6 +31,12 @@ def _check_clip(spec: str) -> None:
         raise MethodError(f"cannot load model {spec!r}: {exc}") from None
 
 
+def _proc_sam3(context: Any) -> Any:
+    from resegzoo.methods.proc_sam3.method import build
+
+    return build(context)
+
+
 def _check_sam3(spec: str) -> None:
     from resegzoo.methods.segearth_ov3.method import check_model
 
@@ -40,12 +47,16 @@ def _check_sam3(spec: str) -> None:
 def resegzoo_register_methods(register):
     from resegzoo.methods.base import MethodSpec
 
+    from resegzoo.methods.clip import NAME as CLIP
+    from resegzoo.methods.clip.settings import ClipSettings, check
+
     register(MethodSpec(
-        "clip", _clip,
+        CLIP, _clip,
         "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
-        "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by the "
-        "recipe's schedule and extras; needs a CLIP model (`resegzoo list variants`) and reads --masks",
-        model="clip", masks=True, scores="cosine", check_model=_check_clip))
+        "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by its settings "
+        "(schedule, text, readout, extras); needs a CLIP model (`resegzoo list variants`) and reads --masks",
+        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check,
+        check_model=_check_clip))
 
     from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
 
@@ -55,3 +66,12 @@ def resegzoo_register_methods(register):
         "no training; needs a SAM 3 model (sam3, local-dir:DIR from save_pretrained, hf-hub:ORG/REPO) and "
         "pip install \"resegzoo[sam3]\"; recipes method-segearth-ov3*",
         model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings, check_model=_check_sam3))
+
+    from resegzoo.methods.proc_sam3.method import NAME as PROC, ProcSam3Settings
+
+    register(MethodSpec(
+        PROC, _proc_sam3,
+        "ProC-SAM3 (arXiv 2606.21863): SegEarth-OV3's SAM 3 pass with several prompts per class (prompt "
+        "pools: text.prompt_pool, --prompt-pool) and presence-guided residual fusion, no training; needs a SAM 3 "
+        "model like segearth-ov3; recipes method-proc-sam3*",
+        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings, check_model=_check_sam3))

@@ -99,7 +99,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             segmenter = Segmenter.from_spec(run.segmenter)  # checked by plan_runs: built, not checked again
         except (ValueError, *user_errors) as exc:
             raise click.ClickException(f"run {run.label!r}: {exc}") from None
-        for note in segmenter.notes:
+        for note in segmenter.notes + segmenter.cache_notes:
             click.secho(f"note: run {run.label!r}: {note}", fg="yellow", err=True)
         return segmenter
 

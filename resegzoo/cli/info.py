@@ -164,7 +164,8 @@ def _settings_defaults(settings: Any) -> dict[str, Any] | None:
         if f.default is not dataclasses.MISSING:
             out[f.name] = _jsonable(f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = _jsonable(f.default_factory())
+            value = f.default_factory()  # a nested section (the clip method's schedule, text, extras): its keys
+            out[f.name] = _jsonable(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
         else:
             out[f.name] = None  # required
     return out

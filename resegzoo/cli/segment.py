@@ -13,6 +13,7 @@ import click
 
 from resegzoo.cli.gis_options import GisOutputs, gis_options
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.cli.stac_options import stac_options, stac_search
 from resegzoo.engines import engine_options
 
 
@@ -45,7 +46,7 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 
 
 @click.command("segment")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("--classes", help='Classes, ";" between classes and "," between synonyms: '
               '"building; road, street; tree; water". The first name of a class is its label.')
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -79,6 +80,10 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
               "with a margin of context so the seams vanish (overrides the recipe; default 2048).")
 @click.option("--templates", help="Prompt templates: reference, remote-sensing, imagenet, or a file with one "
               "template per line ({} = class name). Overrides the recipe; default: reference.")
+@click.option("--prompt-pool", metavar="NAME|FILE", help="Several prompts per class: remote-sensing (the shipped "
+              "union of the benchmark datasets' pools) or a file with one class a line, its name then its prompts "
+              "(\"road, street, asphalt road\"). Each class whose name is a key gets that key's prompts as synonyms; "
+              "the sidecar lists them. Any method. Default: the recipe's text.prompt_pool (none).")
 @click.option("--background-threshold", type=float, help="Pixels whose top class probability is below this "
               "(0..1) get an extra last class 'background'. Default: off.")
 @click.option("--sam-checkpoint", help="SAM weights for --masks sam: a .pth file or a zoo name (sam-vit-b, "
@@ -99,18 +104,21 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings: no progress, no per-input "
               "lines, no summary table.")
 @gis_options
+@stac_options
 @PRECISION_OPTION
 @THREADS_OPTION
 @engine_options
 def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | None, model: str | None,
             masks: str | None, method: str | None, recipe_file: str | Path | None, out: Path, device: str, bands: str | None,
             nodata: str | None, probs: str | None, recursive: bool, arch: str | None, window: int | None, stride: int | None, short_side: int | None,
-            tile_size: int | None, templates: str | None, background_threshold: float | None,
+            tile_size: int | None, templates: str | None, prompt_pool: str | None, background_threshold: float | None,
             sam_checkpoint: str | None, overwrite: bool, skip_existing: bool, continue_on_error: bool,
-            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, precision: str | None, threads: int | None,
-            engine: Any) -> None:
+            trust_vrt: bool, stretch: str, quiet: bool, gis: GisOutputs, stac_url: str | None,
+            collections: tuple[str, ...], bbox: str | None, stac_datetime: str | None, max_items: int | None,
+            asset: str | None, precision: str | None, threads: int | None, engine: Any) -> None:
     """Segment IMAGE_OR_DIR_OR_GLOB... (anything GDAL opens: GeoTIFF, COG, VRT, JP2, PNG, JPEG,
-    ...) into the given classes.
+    ...) into the given classes. Inputs may be URLs (https://, s3://, gs://, az://, /vsis3/...; a
+    prefix ending in / is listed like a folder) and STAC items (.json); --stac searches a STAC API.
 
     Writes a label map (GeoTIFF on the input's grid with its georeferencing; a palette PNG for a
     plain picture), a colour overlay with a legend and a JSON sidecar per input into --out.
@@ -125,11 +133,14 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     from resegzoo.segmenter.recipe import resolve_recipe
 
     set_threads(threads)
+    search = stac_search(stac_url, collections, bbox, stac_datetime, max_items)
+    if not inputs and search is None:
+        raise click.UsageError("give the inputs: files, folders, glob patterns, URLs or STAC items (or --stac URL)")
     vocab = _vocabulary(classes, vocab_file)
     try:
         recipe = load_recipe(None if recipe_file is None else resolve_recipe(recipe_file), window=window,
                              stride=stride, short_side=short_side, tile_size=tile_size, templates=templates,
-                             background_threshold=background_threshold, precision=precision)
+                             prompt_pool=prompt_pool, background_threshold=background_threshold, precision=precision)
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
@@ -139,7 +150,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
                                        device=device, architecture=arch, bands=bands, nodata=nodata, probs=probs,
                                        recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
                                        continue_on_error=continue_on_error, trust_vrt=trust_vrt, stretch=stretch,
-                                       gis=gis, engine=engine)
+                                       gis=gis, engine=engine, stac=search, asset=asset)
         result = run_segment(options, BatchProgress(quiet=quiet))
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None

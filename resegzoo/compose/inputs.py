@@ -102,19 +102,23 @@ def resolve_input(label: str, spec: str) -> ResolvedInput:
 
 
 def missing_inputs_message(failures: list[tuple[str, ResegzooError]], total: int) -> str:
-    """One error for several inputs that could not be resolved: each input's own message, and one
+    """One error line for the inputs that could not be resolved: each input's own message, and one
     `resegzoo fetch` command for the zoo names among them."""
     from resegzoo.plugins.registry import get_registry
     from resegzoo.weights.zoo import FetchError
 
     variants = get_registry().variants
-    lines = [f"{len(failures)} of {total} inputs cannot be used:"]
-    lines += [f"  - {exc}" for _, exc in failures]
+    # one line, as every user error is (the CLI prints it after "Error: "): one input's own
+    # message as it is, several joined with "; "
+    if len(failures) == 1:
+        message = str(failures[0][1])
+    else:
+        message = f"{len(failures)} of {total} inputs cannot be used: " + "; ".join(str(exc) for _, exc in failures)
     names = [spec for spec, exc in failures if isinstance(exc, FetchError) and spec in variants]
     if len(names) > 1:
-        lines.append(f"On a machine with internet, `resegzoo fetch {' '.join(names)}` downloads the zoo's "
-                     "inputs in one go.")
-    return "\n".join(lines)
+        message += (f"; on a machine with internet, `resegzoo fetch {' '.join(names)}` downloads the zoo's "
+                    "inputs in one go")
+    return message
 
 
 def resolve_inputs(recipe: Recipe, progress: bool = True) -> list[ResolvedInput]:

@@ -45,6 +45,16 @@ def load_eval_recipe(path: Path, dataset_settings: Mapping[str, Any]) -> Any:
         raise SchemaError(f"{path} with the dataset's recipe_settings: {exc}") from exc
 
 
+def _with_prompt_pool(info: DatasetInfo, classes: list[list[str]], recipe: Any, source: str) -> list[list[str]]:
+    """The classes with the recipe's ``text.prompt_pool`` merged in (``dataset``: the dataset's own)."""
+    from resegzoo.prompt_pools import PromptPoolError, expand_for
+
+    try:
+        return expand_for(classes, recipe.text.prompt_pool, info.prompt_pool, info.name)
+    except PromptPoolError as exc:
+        raise SchemaError(f"recipe {source}: text.prompt_pool: {exc}") from None
+
+
 def _label(parts: list[str], varying: list[bool]) -> str:
     chosen = [p for p, v in zip(parts, varying) if v]
     return " / ".join(chosen) if chosen else parts[1]
@@ -80,6 +90,7 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
         # names and settings; the others the dataset's
         classes, settings = info.for_method(method or own_methods[source])
         recipe = load_eval_recipe(path, settings if dataset_settings else {})
+        classes = _with_prompt_pool(info, classes, recipe, source)
         try:
             choice = check_method(recipe, method=method, model=model, masks=mask)
         except MethodError as exc:

@@ -24,8 +24,8 @@ from resegzoo.errors import ResegzooError
 ScoreKind = Literal["cosine", "probabilities"]
 SCORE_KINDS: tuple[str, ...] = ("cosine", "probabilities")
 
-#: the method the recipe's ``method:`` defaults to: today's CLIP pipeline (ReSeg-CLIP and the peer
-#: CLIP methods, chosen by the recipe's schedule and extras)
+#: the method the recipe's ``method:`` defaults to: the CLIP pipeline (ReSeg-CLIP and the peer CLIP
+#: methods, chosen by its settings: resegzoo.methods.clip)
 DEFAULT_METHOD = "clip"
 
 #: the mask generator name meaning "no segments"
@@ -48,8 +48,8 @@ class ModelLoadError(ResegzooError, RuntimeError):
 class MethodContext:
     """Everything a method's factory is given to build the method once (per process, per actor)."""
 
-    #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): inference settings, and
-    #: for the CLIP method its schedule, text and extras
+    #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): the shared inference settings
+    #: (a method's own are :attr:`settings`)
     recipe: Any
     #: the model spec (``--model`` or the recipe's ``model:``); None for a method that needs none
     model: Optional[str]
@@ -132,6 +132,10 @@ class MethodSpec:
     #: ``fingerprint(spec)`` -> JSON-able dict identifying the model's weights by content, for
     #: eval's run key; None: resegzoo's own (files and sha256 of the spec's checkpoint or folder)
     fingerprint: Optional[Callable[[str], dict[str, Any]]] = None
+    #: ``check(settings, masks)``: the method's own checks of its parsed settings against the mask
+    #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
+    #: any model loads; raise ValueError (or LookupError, OSError) saying what to change. None: none
+    check: Optional[Callable[[Any, str], None]] = None
 
     def __post_init__(self) -> None:
         if self.scores not in SCORE_KINDS:
@@ -222,11 +226,13 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         if asked:
             raise MethodError(f"method {spec.name!r} reads no segments, so mask generator {masks_name!r} cannot "
                               "be used with it; remove --masks/--sam-checkpoint (or the recipe's masks:)")
-        if recipe.extras.majority_vote:
-            raise MethodError(f"extras.majority_vote needs segments, but method {spec.name!r} uses no mask "
-                              "generator; turn majority_vote off in the recipe")
         masks_name = NO_MASKS
         recipe = dataclasses.replace(recipe, masks=dataclasses.replace(recipe.masks, generator=NO_MASKS, settings={}))
+    if spec.check is not None:
+        try:
+            spec.check(settings, masks_name)
+        except (ValueError, LookupError, OSError) as exc:
+            raise MethodError(f"method {spec.name!r}: {exc}") from None
     return MethodChoice(recipe=recipe, spec=spec, settings=settings, model=model, masks=masks_name)
 
 

@@ -134,3 +134,45 @@ def load_npz(path: str | Path, limit: int) -> dict[str, np.ndarray]:
             return arrays
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise UnsafeFileError(f"{path}: not a readable .npz file ({exc}); remove it") from None
+
+
+def unsafe_folder(folder: str | Path, up_to: str | Path | None = None) -> str | None:
+    """Why the cache folder ``folder`` (and each existing folder above it, up to ``up_to``) is
+    not safe to read back from: another user may write it. None when only this user (and root)
+    can. As ssh and pip treat such folders: what another user can put there is not trusted.
+
+    Writable by others: owned by another user (not root), writable by everyone without the
+    sticky bit, or writable by a group other than this user's own private group (a group with
+    other members). Folders that do not exist yet are skipped (resegzoo creates them)."""
+    if not hasattr(os, "getuid"):  # Windows: ACLs, not modes; not judged
+        return None
+    folder = Path(folder)
+    chain = [folder, *(p for p in folder.parents if up_to is not None and p.is_relative_to(up_to))]
+    for path in chain:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue  # a file in the way is reported where it is written
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (os.getuid(), 0):
+            return f"{path} belongs to another user (uid {st.st_uid})"
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            return f"{path} is writable by every user (mode {mode:04o})"
+        if mode & stat.S_IWGRP and not _own_private_group(st.st_gid):
+            return f"{path} is writable by the users of group {st.st_gid} (mode {mode:04o})"
+    return None
+
+
+def _own_private_group(gid: int) -> bool:
+    """Whether group ``gid`` is this user's own: its primary group, with no other member listed."""
+    try:
+        import grp
+        import pwd
+
+        me = pwd.getpwuid(os.getuid()).pw_name
+        members = set(grp.getgrgid(gid).gr_mem)
+    except (ImportError, KeyError):
+        return False
+    return gid == os.getgid() and members <= {me}

@@ -77,7 +77,7 @@ class DenseEncoder(Protocol):
     * ``prompt_templates``: a sequence of templates that replaces the recipe's (an encoder that
       is no language model, like the oracle, pins ``("{}",)``); None or absent: the recipe's.
     * ``raw_features``: True when ``encode_dense`` also takes ``normalize=False`` and then returns
-      the embeddings before L2 normalisation; ``inference.readout: features`` upsamples those and
+      the embeddings before L2 normalisation; the clip method's ``readout: features`` upsamples those and
       normalises after, as the reference code does. Absent: the normalised ones are upsampled.
     * ``schedule``: the attention rules (``resegzoo.methods.clip.schedule.Rule``); when present,
       the mask generator only runs if a ``segment:K`` rule reads its levels. Absent: it always runs.

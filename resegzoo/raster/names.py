@@ -67,7 +67,12 @@ def gdal_name(path: str | Path) -> Iterator[str]:
     the file and its siblings of the same stem, so world files, .aux.xml, .ovr and .msk are found."""
     import tempfile
 
+    from resegzoo.raster import remote
+
     path = str(path)
+    if remote.is_url(path):
+        yield remote.gdal_path(path)
+        return
     if is_utf8(path) or is_remote(path):
         yield path
         return

@@ -19,8 +19,9 @@ import numpy as np
 
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.georef import Georeference, check_georeference, quiet_georef
-from resegzoo.raster.names import gdal_name, is_remote
-from resegzoo.raster.sandbox import check_sources, gdal_env, not_regular
+from resegzoo.raster.names import is_remote
+from resegzoo.raster.remote import explain, is_url, public_url, scrub
+from resegzoo.raster.sandbox import check_sources, not_regular, open_dataset
 from resegzoo.raster.stretch import OVERVIEW_SIDE, Stretch, estimate_stretch
 
 #: label of pixels without valid data in every label map resegzoo writes (the GeoTIFF's nodata)
@@ -37,7 +38,10 @@ def _gdal_errors(path: str | Path, action: str = "read") -> Iterator[None]:
         with quiet_georef():
             yield
     except (RasterioError, CPLE_BaseError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = scrub(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+        if is_url(str(path)):
+            raise ImageError(f"{path}: cannot {'open' if action == 'open' else 'read'} this URL ({explain(detail)})") \
+                from None
         if action == "open":
             raise ImageError(f"{path}: not a readable image ({detail})") from None
         raise ImageError(f"{path}: cannot read the image; is the file truncated or corrupt? ({detail})") from None
@@ -66,6 +70,18 @@ class Raster:
     alpha_mask: bool = True
     #: True: the user vouched for the file (``--trust-vrt``): VRT raw bands, network, archives
     trust_vrt: bool = False
+    #: what GDAL opens when it differs from ``path``: a URL as the user gave it, query string
+    #: (a signature) included; ``path`` is then its public form, the one shown and recorded
+    source: str = ""
+    #: where the raster came from beyond its path (e.g. a STAC item's id and asset), for the sidecar
+    origin: tuple[tuple[str, str], ...] = ()
+    #: how the bands were chosen without --bands, when the file does not say (a note for the user)
+    bands_note: str = ""
+
+    @property
+    def gdal_source(self) -> str:
+        """The name the pixels are read from (``source``, else ``path``)."""
+        return self.source or self.path
 
     @property
     def is_georeferenced(self) -> bool:
@@ -88,20 +104,19 @@ class Raster:
                 "source_dtype": self.dtype, "palette_expanded": self.palette is not None,
                 "nodata": number(self.nodata if self.nodata is not None else self.file_nodata),
                 "nodata_from": "option" if self.nodata is not None else "file",
-                "stretch": None if self.stretch is None else self.stretch.to_dict()}
+                "stretch": None if self.stretch is None else self.stretch.to_dict(),
+                **({"origin": dict(self.origin)} if self.origin else {})}
 
     # -- pixels ---------------------------------------------------------------------------------
     def read_raw(self, box: tuple[int, int, int, int] | None = None,
                  out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(3, h, w) band values (colours for a palette band; not stretched) and the (h, w) valid
         mask, of the whole raster or ``box`` = (y0, x0, y1, x1), optionally decimated."""
-        import rasterio
         from rasterio.windows import Window
 
         window = None if box is None else Window(box[1], box[0], box[3] - box[1], box[2] - box[0])
         unique = sorted(set(self.bands))
-        with _gdal_errors(self.path), gdal_env(self.path, self.trust_vrt), gdal_name(self.path) as name, \
-                rasterio.open(name) as src:
+        with _gdal_errors(self.path), open_dataset(self.gdal_source, self.trust_vrt, self.path) as src:
             shape = None if out_shape is None else (len(unique), *out_shape)
             data = src.read(unique, window=window, out_shape=shape)
             masks = None if self.nodata is not None or not self.alpha_mask else \
@@ -146,7 +161,10 @@ class Raster:
         return max(1, round(self.height * scale)), max(1, round(self.width * scale))
 
 
-def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[int, int, int]:
+def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[tuple[int, int, int], str]:
+    """The three bands read as R, G, B, and a note when the file did not say which they are:
+    --bands as given; else the bands whose colour interpretation is red, green and blue; else the
+    first three that are not alpha (named in the note when the file has more)."""
     from rasterio.enums import ColorInterp
 
     count = src.count
@@ -154,12 +172,21 @@ def _choose_bands(path: str, src: Any, bands: Sequence[int] | None) -> tuple[int
         bad = [b for b in bands if b > count]
         if bad:
             raise ImageError(f"{path}: --bands asks for band {bad[0]} but the image has {count} band(s) (1..{count})")
-        return tuple(bands) * 3 if len(bands) == 1 else tuple(bands)  # type: ignore[return-value]
-    image_bands = [b for b in range(1, count + 1) if src.colorinterp[b - 1] != ColorInterp.alpha]
+        return (tuple(bands) * 3 if len(bands) == 1 else tuple(bands)), ""  # type: ignore[return-value]
+    interp = list(src.colorinterp)
+    rgb = [interp.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) if c in interp]
+    if len(rgb) == 3:
+        return tuple(rgb), ""  # type: ignore[return-value]
+    image_bands = [b for b in range(1, count + 1) if interp[b - 1] != ColorInterp.alpha]
     if len(image_bands) >= 3:
-        return tuple(image_bands[:3])  # type: ignore[return-value]
+        chosen = tuple(image_bands[:3])
+        note = ""
+        if len(image_bands) > 3:
+            note = (f"{len(image_bands)} bands and no red/green/blue colour interpretation: read bands "
+                    f"{','.join(map(str, chosen))} as R,G,B; choose others with --bands (e.g. --bands 3,2,1)")
+        return chosen, note  # type: ignore[return-value]
     if len(image_bands) == 1:
-        return (image_bands[0],) * 3  # type: ignore[return-value]
+        return (image_bands[0],) * 3, ""  # type: ignore[return-value]
     raise ImageError(f"{path}: {count} bands; choose three (or one, grey) with --bands, e.g. --bands 1,1,2")
 
 
@@ -185,24 +212,24 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
     (``alpha_mask=False``: an alpha band is data, not a validity mask; ``trust_vrt``: a VRT may
     read raw bands, the network and archives, see :func:`check_sources`; ``stretch=False``: no
     stretch yet, a batch gives one with :func:`with_stretch`)."""
-    import rasterio
-
-    path = str(path)
-    if path.lstrip().startswith("<"):
-        raise ImageError(f"{path[:40]}...: an inline XML dataset, not a file name")
+    source = str(path)
+    if source.lstrip().startswith("<"):
+        raise ImageError(f"{source[:40]}...: an inline XML dataset, not a file name")
+    url = is_url(source)
+    path = public_url(source) if url else source  # what messages and the sidecar show: no signature
     if not Path(path).exists() and not is_remote(path):
         raise ImageError(f"{path}: no such file")
     kind = not_regular(path)
     if kind is not None:
         raise ImageError(f"{path}: is {kind}, not a raster file; resegzoo reads regular files only")
     check_sources(path, trust_vrt)
-    with _gdal_errors(path, "open"), gdal_env(path, trust_vrt), gdal_name(path) as name, rasterio.open(name) as src:
+    with _gdal_errors(path, "open"), open_dataset(source, trust_vrt, path) as src:
         h, w, count = src.height, src.width, src.count
         if count < 1:
             raise ImageError(f"{path}: the file holds no raster bands")
         if h < 2 or w < 2:
             raise ImageError(f"{path}: the image is {h}x{w} px; at least 2x2 is needed")
-        chosen = _choose_bands(path, src, bands)
+        chosen, bands_note = _choose_bands(path, src, bands)
         palette = _palette_of(src, chosen)
         file_nodata = src.nodatavals[chosen[0] - 1]
         georef = Georeference.of(src)
@@ -211,8 +238,8 @@ def open_raster(path: str | Path, bands: Sequence[int] | None = None, nodata: fl
                         dtype=src.dtypes[chosen[0] - 1], bands=chosen, georef=georef,
                         palette=palette, nodata=nodata,
                         file_nodata=None if file_nodata is None else float(file_nodata), alpha_mask=alpha_mask,
-                        trust_vrt=trust_vrt)
-    if raster.driver == "PNG":
+                        trust_vrt=trust_vrt, source=source if url else "", bands_note=bands_note)
+    if raster.driver == "PNG" and not url:
         _check_png_stream(path)
     from dataclasses import replace
 

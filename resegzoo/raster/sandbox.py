@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.names import is_remote
@@ -38,14 +38,42 @@ def gdal_env(path: str, trust_vrt: bool = False) -> Iterator[None]:
     (a remote path the user typed keeps the network: it is what they asked for)."""
     import rasterio
 
-    if trust_vrt:
+    from resegzoo.raster import remote
+
+    options = {} if trust_vrt else dict(UNTRUSTED_GDAL_OPTIONS)
+    if is_remote(path):
+        options.pop("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", None)
+    if remote.is_url(path):
+        options.update(remote.gdal_options())  # bounded retries and time-outs, no listing on open
+        remote.scrub_gdal_logs()  # GDAL's warnings name the URL it read: not its signature
+    if not options:
         yield
         return
-    options = dict(UNTRUSTED_GDAL_OPTIONS)
-    if is_remote(path):
-        options.pop("CPL_VSIL_CURL_ALLOWED_EXTENSIONS")
     with rasterio.Env(**options):
         yield
+
+
+@contextlib.contextmanager
+def open_dataset(path: str, trust_vrt: bool = False, shown: str | None = None) -> Iterator[Any]:
+    """``rasterio.open`` of ``path`` under :func:`gdal_env` and :func:`~resegzoo.raster.names.gdal_name`.
+    A remote file the user did not vouch for must not be a VRT or a web-service XML: those read
+    other URLs and files (ImageError naming ``shown``, the URL as it may be shown)."""
+    import rasterio
+
+    from resegzoo.raster import remote
+    from resegzoo.raster.names import gdal_name
+
+    with gdal_env(path, trust_vrt), gdal_name(path) as name:
+        if remote.is_url(path) and not trust_vrt:
+            first, problem = remote.header(path)
+            where = shown or remote.public_url(path)
+            if not first:
+                raise ImageError(f"{where}: cannot open this URL ({remote.explain(problem)})")
+            if _reaches_other_files(first):
+                raise ImageError(f"{where}: a VRT or service XML on a server reads other files and URLs; "
+                                 "not followed unless --trust-vrt")
+        with rasterio.open(name) as src:
+            yield src
 
 
 def not_regular(path: str | Path) -> str | None:
@@ -86,7 +114,10 @@ def _header(path: str) -> bytes:
 def reaches_other_files(path: str | Path) -> bool:
     """Whether the local file ``path`` is a VRT or a network-service XML dataset (GDAL decides by
     content, not by name): files :func:`check_sources` looks into before GDAL may open them."""
-    header = _header(str(path))
+    return _reaches_other_files(_header(str(path)))
+
+
+def _reaches_other_files(header: bytes) -> bool:
     return b"<VRTDataset" in header or any(m in header for m in _SERVICE_MARKERS)
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    SCORE_KINDS, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
+    SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
     vocabulary_names)
-from resegzoo.methods.clip.extras import majority_vote
 from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
 from resegzoo.methods.clip.text import TextEmbeddings
 from resegzoo.raster.opening import NODATA_LABEL
@@ -93,6 +92,7 @@ class Segmenter:
             if encoder is None:
                 raise ValueError("give a DenseEncoder (for the clip method) or a built method=")
             method = ClipMethod(encoder, self.recipe)
+            method.masks_name = masks_name
         self.method = method
         #: the CLIP method's encoder (None for other methods)
         self.encoder = getattr(method, "encoder", encoder)
@@ -101,6 +101,9 @@ class Segmenter:
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
+        #: what the user must know about the caches (a folder others can write is not used); not
+        #: recorded in sidecars: a cache never changes a result
+        self.cache_notes: list[str] = [*getattr(method, "cache_notes", []), *getattr(mask_generator, "notes", [])]
         #: the model's weights are random by design (``ClipVariant.random_weights``)
         self.random_weights = bool(getattr(method, "random_weights", False))
         #: cosines (softmax with logit_scale) or probabilities already (no softmax): the spec's
@@ -329,8 +332,9 @@ class Segmenter:
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
         names = vocab.class_names
-        if self.recipe.extras.majority_vote:
-            labels = self._vote(np.asarray(image), labels)
+        refine = getattr(self.method, "refine_labels", None)
+        if refine is not None:
+            labels = self._refined(refine, np.asarray(image), labels)
         background = None
         threshold = self.recipe.inference.background_threshold
         if threshold is not None:
@@ -343,15 +347,21 @@ class Segmenter:
             probs_np[:, ~valid] = 0.0
         return SegmentResult(labels, probs_np, names, background, info)
 
-    def _vote(self, image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        if self.mask_generator is None:
-            raise ValueError("extras.majority_vote needs a mask generator with at least one level")
-        with self._mask_lock:
-            levels = self.mask_generator(image)
-        if levels.shape[0] == 0:
-            raise ValueError(f"extras.majority_vote needs segments, but mask generator "
-                             f"{self.masks_name!r} gives none; pick e.g. --masks slic")
-        return majority_vote(labels, levels[0])
+    def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The method's ``refine_labels(image, labels, segments)`` (e.g. CLIP's majority vote), checked;
+        ``segments()`` gives the whole image's (L, H, W) segment ids from the mask generator, made only
+        when asked for (None: there is no mask generator)."""
+        def segments() -> np.ndarray | None:
+            if self.mask_generator is None:
+                return None
+            with self._mask_lock:  # shared with the prefetch threads preparing the next image
+                return np.asarray(self.mask_generator(image))
+
+        out = np.asarray(refine(image, labels, segments))
+        if out.shape != labels.shape or not np.issubdtype(out.dtype, np.integer):
+            raise MethodError(f"method {self.method_name!r} refined the labels into {out.dtype} {out.shape}, expected "
+                              f"integers of shape {labels.shape}")
+        return out.astype(np.int32, copy=False)
 
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""

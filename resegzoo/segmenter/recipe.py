@@ -6,10 +6,16 @@ key. ``registry/recipes/segment-default.yaml`` is the fully commented default.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
+from resegzoo.methods.base import DEFAULT_METHOD
+from resegzoo.methods.clip import NAME as CLIP
+from resegzoo.methods.clip.settings import (
+    OLD_FORM, ExtrasSettings, ScheduleSettings, parse_settings as parse_clip_settings,
+    settings_of as clip_settings_of)
 from resegzoo.schema import SchemaError, check_limits, from_mapping, limit, load_yaml
 
 # Limits of the settings that size memory (checked with the rest, before any work; see
@@ -34,22 +40,15 @@ class MaskSettings:
 
 
 @dataclass
-class ScheduleSettings:
-    #: one rule per ViT block: ``global``, ``segment:K``, ``neighbor:R``; one rule may be
-    #: starred (``global*``) to fill the blocks the others leave, for models of any depth. None =
-    #: METHOD.md's default for the model's depth (last 6 blocks segment:0..3 + 2 x neighbor:0,
-    #: rest global).
-    rules: Optional[list[str]] = None
-    #: what patches no segment covers (id 0) may attend to: ``group`` (each other, as the
-    #: reference code), ``self`` (only themselves) or ``global`` (every patch).
-    uncovered: Literal["group", "self", "global"] = "group"
-
-
-@dataclass
 class TextSettings:
-    #: a template set shipped in resegzoo/data/templates (``reference``, ``remote-sensing``,
-    #: ``imagenet``) or a path to a text file with one template per line, ``{}`` for the name.
-    templates: str = "reference"
+    """Text settings every method shares (the clip method's prompt templates are its own:
+    ``method.settings.templates``; ``text.templates`` in the recipe's old form)."""
+
+    #: several prompts per class, for every method (resegzoo/prompt_pools.py): ``none``
+    #: (off), ``dataset`` (eval: the dataset's own pool, e.g. ProC-SAM3's; elsewhere, and for
+    #: datasets without one, the shipped union), ``remote-sensing`` (the shipped union of the
+    #: benchmark datasets' pools) or a pool file (one class a line: its name, then its prompts)
+    prompt_pool: str = "none"
 
 
 @dataclass
@@ -76,14 +75,6 @@ class InferenceSettings:
     window_placement: Literal["pad", "shift", "image"] = "pad"
     #: padding fill: ``edge`` (repeat border pixels) or ``zero`` (black, the reference code).
     pad_mode: Literal["edge", "zero"] = "edge"
-    #: how the positional embeddings are resized for a grid other than the model's own (a window
-    #: other than its native size; under ``shift``, the smaller crop of a short axis): ``size``
-    #: (bicubic to the grid's size) or ``scale-factor`` (bicubic by (grid + 0.1) / native grid, the
-    #: rule of DINO that SegEarth-OV's open_clip uses).
-    position_interpolation: Literal["size", "scale-factor"] = "size"
-    #: ``logits`` (patch cosines upsampled bilinearly to the window) or ``features`` (patch
-    #: features upsampled, L2-normalised, then cosines: the official ReSeg-CLIP code).
-    readout: Literal["logits", "features"] = "logits"
     #: what overlapping windows average: ``logits`` (cosines, the peers) or ``probabilities``
     #: (each window's softmax, the official ReSeg-CLIP code).
     average: Literal["logits", "probabilities"] = "logits"
@@ -110,31 +101,16 @@ class InferenceSettings:
 
 
 @dataclass
-class ExtrasSettings:
-    """Peer methods' tricks, all off by default (METHOD.md section 3)."""
-
-    #: the last block's attention as a peer method defines it (METHOD.md section 7): vanilla,
-    #: maskclip, sclip, clearclip, naclip, segearth-ov; None: the schedule's rule, open_clip's block.
-    last_block: Optional[Literal["vanilla", "maskclip", "sclip", "clearclip", "naclip", "segearth-ov"]] = None
-    #: keep the last block's residual connection and FFN (None: as the method defines it).
-    last_block_residual: Optional[bool] = None
-    #: NACLIP's Gaussian neighbourhood standard deviation, in patches (NACLIP's paper: 5).
-    naclip_std: float = 5.0
-    #: logits + lambda x the CLS token's logits; SegEarth-OV uses -0.3 (0: off).
-    cls_token_lambda: float = 0.0
-    #: replace the predicted label inside each finest segment by its majority label.
-    majority_vote: bool = False
-
-
-@dataclass
 class MethodSettings:
     """Which method scores the windows (``resegzoo list methods``); ``method: NAME`` in YAML is
     short for ``method: {name: NAME}``."""
 
     #: ``clip``: the CLIP pipeline (ReSeg-CLIP's segment-masked attention and the peer CLIP
-    #: methods, chosen by the schedule and extras sections); or another registered method.
-    name: str = "clip"
-    #: the method's own settings, checked by the method (``resegzoo list methods --json``).
+    #: methods, chosen by its settings: schedule, text, readout, extras); or another registered method.
+    name: str = DEFAULT_METHOD
+    #: the method's own settings, checked by the method (``resegzoo list methods --json``); the clip
+    #: method's (:class:`resegzoo.methods.clip.settings.ClipSettings`) are checked with the recipe and
+    #: written out whole, defaults included, as the other sections are.
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,10 +121,8 @@ class SegmentRecipe:
     model: Optional[str] = None
     method: MethodSettings = field(default_factory=MethodSettings)
     masks: MaskSettings = field(default_factory=MaskSettings)
-    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     text: TextSettings = field(default_factory=TextSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
-    extras: ExtrasSettings = field(default_factory=ExtrasSettings)
 
     def __post_init__(self) -> None:
         inf = self.inference
@@ -174,25 +148,40 @@ class SegmentRecipe:
             raise ValueError(f"inference.prefetch must be 0 or more, got {inf.prefetch}")
         if inf.tile_size < 64 or inf.tile_overlap < 0:
             raise ValueError("inference.tile_size must be at least 64 and tile_overlap at least 0")
-        if self.schedule.rules is not None:
-            from resegzoo.methods.clip.schedule import check_rules
+        if self.method.name == CLIP:  # checked with the rest, as they always were; every one written out
+            self.method.settings = dataclasses.asdict(parse_clip_settings(self.method.settings))
 
-            check_rules(self.schedule.rules)
-        rules = self.schedule.rules
-        if self.extras.last_block is not None and rules and str(rules[-1]).strip() not in ("global", "global*"):
-            raise ValueError(f"schedule.rules ends with {rules[-1]!r}, but extras.last_block="
-                             f"{self.extras.last_block!r} replaces the last block's attention: make the last "
-                             "rule 'global' or leave schedule.rules null (METHOD.md section 7)")
-        if self.extras.last_block_residual is not None and self.extras.last_block is None:
-            raise ValueError("extras.last_block_residual needs extras.last_block (a peer method's last block)")
-        if self.extras.naclip_std <= 0:
-            raise ValueError(f"extras.naclip_std must be positive, got {self.extras.naclip_std}")
+    # -- the clip method's settings where they were before issue 22 ---------------------------
+    @property
+    def schedule(self) -> Any:
+        """Deprecated: the clip method's ``schedule`` settings (now in ``method.settings``)."""
+        return self._clip_section("schedule")
+
+    @property
+    def extras(self) -> Any:
+        """Deprecated: the clip method's ``extras`` settings (now in ``method.settings``)."""
+        return self._clip_section("extras")
+
+    def _clip_section(self, name: str) -> Any:
+        warnings.warn(f"SegmentRecipe.{name} is deprecated: the clip method's settings are in recipe.method.settings; "
+                      f"read resegzoo.methods.clip.settings.settings_of(recipe).{name}",
+                      DeprecationWarning, stacklevel=3)
+        return getattr(clip_settings_of(self), name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+#: sections a whole mapping may be given for (``load_recipe(inference={...})``); schedule, text and
+#: extras are the clip method's, in the recipe's old form (see :data:`OLD_FORM`)
 _SECTIONS = ("masks", "schedule", "text", "inference", "extras")
+#: what each section holds, for settings given by their bare name (``window=224``, ``rules=[...]``)
+_SECTION_FIELDS: dict[str, type] = {"masks": MaskSettings, "schedule": ScheduleSettings, "text": TextSettings,
+                                    "inference": InferenceSettings, "extras": ExtrasSettings}
+#: the clip method's settings that were keys of a shared section in the old form: section -> keys
+_OLD_KEYS: dict[str, tuple[str, ...]] = {
+    section: tuple(old.split(".", 1)[1] for old in OLD_FORM if old.startswith(f"{section}."))
+    for section in ("text", "inference")}
 
 #: the key naming a recipe this one starts from (a path relative to the file, or a shipped name)
 BASE_KEY = "base"
@@ -201,22 +190,25 @@ BASE_KEY = "base"
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "peers": {"inference.resize": "fit", "inference.fit_scale": [448, 448], "inference.short_side": None,
               "inference.resize_filter": "opencv-bilinear", "inference.window": 224, "inference.stride": 112,
-              "inference.window_placement": "shift", "inference.position_interpolation": "scale-factor",
+              "inference.window_placement": "shift", "clip.position_interpolation": "scale-factor",
               "inference.probabilities": "name",
-              "inference.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0,
-              "text.templates": "imagenet"},
+              "clip.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0,
+              "clip.templates": "imagenet"},
     "resegzoo": {"inference.resize": "short-side", "inference.short_side": 448, "inference.fit_scale": None,
                  "inference.resize_filter": "antialias", "inference.window": 224, "inference.stride": 112,
                  "inference.window_placement": "pad", "inference.probabilities": "class",
-                 "inference.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0},
+                 "clip.readout": "logits", "inference.average": "logits", "inference.logit_scale": 50.0},
 }
+#: a ``clip.`` setting of a recipe whose method is not clip: it has none, so it decides nothing
+_NOT_APPLICABLE = object()
 
 
 def protocol_name(recipe: SegmentRecipe) -> str:
     """``peers`` (SegEarth-OV's evaluation protocol exactly: resize, windows, probabilities and
     its 80 ImageNet templates), ``resegzoo`` (resegzoo's earlier choices: short side 448,
     antialiased resize, padded windows, class softmax) or ``custom``, read off the recipe's
-    settings, so a table's label cannot disagree with what ran."""
+    settings, so a table's label cannot disagree with what ran. ``clip.`` settings (the templates,
+    the readout) decide only for the clip method."""
     for name, settings in PROTOCOLS.items():
         if all(_same(_setting(recipe, key), value) for key, value in settings.items()):
             return name
@@ -224,11 +216,21 @@ def protocol_name(recipe: SegmentRecipe) -> str:
 
 
 def _setting(recipe: SegmentRecipe, dotted: str) -> Any:
-    section, key = dotted.split(".")
-    return getattr(getattr(recipe, section), key)
+    first, *path = dotted.split(".")
+    if first == CLIP:
+        if recipe.method.name != CLIP:
+            return _NOT_APPLICABLE
+        value: Any = parse_clip_settings(recipe.method.settings)
+    else:
+        value = getattr(recipe, first)
+    for key in path:
+        value = getattr(value, key)
+    return value
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a is _NOT_APPLICABLE:
+        return True
     if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
         return a is not None and b is not None and list(a) == list(b)
     return a == b
@@ -262,16 +264,22 @@ def resolve_recipe(text: str | Path) -> Path:
     raise SchemaError(f"recipe {str(text)!r}: no such file, and no shipped recipe of that name (shipped: {known})")
 
 
-def read_recipe_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_recipe_data(path: str | Path) -> dict[str, Any]:
     """A recipe file's settings as a mapping, with its ``base:`` recipe (a path relative to the
-    file, or a shipped recipe name such as eval-default) merged underneath, key by key."""
-    path = Path(path)
+    file, or a shipped recipe name such as eval-default) merged underneath, key by key; the clip
+    method's settings under ``method.settings``, in whichever form each file gave them."""
+    return _new_form(_read_merged(Path(path)))
+
+
+def _read_merged(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """:func:`read_recipe_data` with the clip method's settings where the old form has them (see
+    :func:`_old_form`), so files of both forms merge key by key, a file's over its base's."""
     loaded = load_yaml(path)
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, Mapping):
         raise SchemaError(f"{path}: a recipe is a mapping of sections, got {type(loaded).__name__}")
-    data = _method_mapping(dict(loaded))
+    data = _old_form(_method_mapping(dict(loaded)), str(path))
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
@@ -283,13 +291,77 @@ def read_recipe_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         raise SchemaError(f"{path}: base recipe {base!r} is neither a file next to it nor a shipped recipe")
     if base_path.resolve() in _seen + (path.resolve(),):
         raise SchemaError(f"{path}: base recipes form a cycle through {base_path}")
-    return _merge(read_recipe_data(base_path, _seen + (path.resolve(),)), data)
+    return _merge(_read_merged(base_path, _seen + (path.resolve(),)), data)
 
 
 def _method_mapping(data: dict[str, Any]) -> dict[str, Any]:
     """``method: NAME`` as ``method: {name: NAME}``, so recipes merge the same either way."""
     if isinstance(data.get("method"), str):
         data["method"] = {"name": data["method"]}
+    return data
+
+
+def _old_form(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """One file's (or override's) settings with ``method.settings`` of a method named ``clip`` moved to
+    where the recipe's old form keeps them (``schedule:``, ``text:``, ``extras:``, ``inference.readout``,
+    ``inference.position_interpolation``; :data:`resegzoo.methods.clip.settings.OLD_FORM`).
+
+    Recipes are merged in this form: a file's CLIP settings then override its base's key by key,
+    whichever form either file uses; :func:`_new_form` moves them back when all are merged. A setting
+    given in both forms in one file is an error (which one was meant?)."""
+    method = data.get("method")
+    if not (isinstance(method, Mapping) and method.get("name") == CLIP and isinstance(method.get("settings"), Mapping)):
+        return data
+    settings = dict(method["settings"])
+    for old, new in OLD_FORM.items():
+        if new not in settings:
+            continue
+        section, _, key = old.partition(".")
+        value = settings.pop(new)
+        if key:  # a key of inference:
+            given = data.get(section)
+            if isinstance(given, Mapping) and key in given:
+                raise SchemaError(f"{where}: {old} and method.settings.{new} are the same setting given twice "
+                                  f"(the old form and the new); keep method.settings.{new}")
+            data[section] = {**(given if isinstance(given, Mapping) else {}), key: value}
+        else:
+            given = data.get(section)
+            if isinstance(given, Mapping) and isinstance(value, Mapping) and (twice := set(given) & set(value)):
+                raise SchemaError(f"{where}: {section}.{sorted(twice)[0]} is given twice: as a top-level section "
+                                  f"(the old form) and under method.settings; keep method.settings.{new}")
+            data[section] = _merge(dict(given), value) if isinstance(given, Mapping) and isinstance(value, Mapping) \
+                else value
+    data["method"] = {**method, "settings": settings}
+    return data
+
+
+def _new_form(data: dict[str, Any]) -> dict[str, Any]:
+    """Merged settings with the clip method's moved from the old form's places into ``method.settings``
+    (when the method is clip), or left out (another method: they were never its settings; only a
+    majority vote asked for is an error, as it always was)."""
+    data = dict(data)
+    found: dict[str, Any] = {}
+    for old, new in OLD_FORM.items():
+        section, _, key = old.partition(".")
+        if not key:
+            if section in data:
+                found[new] = data.pop(section)
+        elif isinstance(data.get(section), Mapping) and key in data[section]:
+            rest = dict(data[section])
+            found[new] = rest.pop(key)
+            data[section] = rest
+    method = data.get("method")
+    name = method.get("name", DEFAULT_METHOD) if isinstance(method, Mapping) else DEFAULT_METHOD
+    if name == CLIP:
+        if found:
+            method = dict(method) if isinstance(method, Mapping) else {}
+            given = method.get("settings")
+            method["settings"] = _merge(found, given) if isinstance(given, Mapping) else found if given is None \
+                else given  # not a mapping: from_mapping names it
+            data["method"] = method
+    elif isinstance(found.get("extras"), Mapping) and found["extras"].get("majority_vote"):
+        raise SchemaError(f"extras.majority_vote needs segments, but method {name!r} uses no mask generator; turn "
+                          "majority_vote off in the recipe (it is a setting of the clip method)")
     return data
 
 
@@ -307,12 +379,10 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _section_of(key: str) -> str:
-    """The section holding field ``key`` (so ``window=224`` means ``inference.window``)."""
-    hits = []
-    for section in _SECTIONS:
-        cls = SegmentRecipe.__dataclass_fields__[section].default_factory  # type: ignore[misc]
-        if key in {f.name for f in dataclasses.fields(cls)}:
-            hits.append(section)
+    """The section holding field ``key`` (so ``window=224`` means ``inference.window``, and the clip
+    method's ``rules=[...]`` ``schedule.rules``, ``readout="features"`` its readout)."""
+    hits = [section for section, cls in _SECTION_FIELDS.items()
+            if key in {f.name for f in dataclasses.fields(cls)} or key in _OLD_KEYS.get(section, ())]
     if len(hits) != 1:
         raise SchemaError(f"unknown recipe setting {key!r}; give it as SECTION={{{key!r}: ...}} with "
                           f"SECTION one of model, method, {', '.join(_SECTIONS)}")
@@ -325,12 +395,14 @@ def load_recipe(path: str | Path | None = None, **overrides: Any) -> SegmentReci
     Overrides are either whole sections merged key by key (``inference={"window": 32}``), the
     model (``model="oracle"``), the method (``method="clip"`` or ``method={"name": ..., "settings":
     {...}}``), or a setting's bare name when only one section has it
-    (``window=32``, ``generator="none"``). A None override leaves the setting as it is.
+    (``window=32``, ``generator="none"``, the clip method's ``templates="imagenet"``). The clip
+    method's settings may also be given as the sections of the recipe's old form
+    (``schedule={...}``, ``text={...}``, ``extras={...}``). A None override leaves the setting as it is.
     """
     data: dict[str, Any] = {}
     where = "recipe"
     if path is not None:
-        data = read_recipe_data(path)
+        data = _read_merged(Path(path))
         where = str(path)
     for key, value in overrides.items():
         if value is None:
@@ -338,7 +410,7 @@ def load_recipe(path: str | Path | None = None, **overrides: Any) -> SegmentReci
         if key == "model" or (key in _SECTIONS and isinstance(value, Mapping)):
             data = _merge(data, {key: value})
         elif key == "method":
-            data = _merge(data, _method_mapping({key: value}))
+            data = _merge(data, _old_form(_method_mapping({key: value}), "method="))
         else:
             data = _merge(data, {_section_of(key): {key: value}})
-    return from_mapping(SegmentRecipe, data, where)
+    return from_mapping(SegmentRecipe, _new_form(data), where)

@@ -85,6 +85,11 @@ class DatasetInfo:
     homepage: str = ""
     citation: str = ""
     notes: str = ""
+    #: a prompt pool (ProC-SAM3's ``cls_<dataset>_exp.txt``): one line per class, its name first,
+    #: then its prompts; a recipe's ``text.prompt_pool: dataset`` merges it into the classes
+    #: (:mod:`resegzoo.prompt_pools`). Last: DatasetInfo is plugin API (resegzoo.plugin), and a field
+    #: added before others would shift plugins' positional arguments (tests/plugin_api.json)
+    prompt_pool: Optional[list[list[str]]] = None
 
     def __post_init__(self) -> None:
         if not self.classes or any(not names or any(not n.strip() for n in names) for names in self.classes):
@@ -104,6 +109,9 @@ class DatasetInfo:
                                             or any(not names or any(not n.strip() for n in names) for names in own.classes)):
                 raise ValueError(f"method_settings.{method}.classes must give non-empty names for each of the "
                                  f"{len(self.classes)} classes")
+        if self.prompt_pool is not None and any(not line or any(not isinstance(p, str) or not p.strip() for p in line)
+                                                for line in self.prompt_pool):
+            raise ValueError("prompt_pool lines must be non-empty lists of names (a class name, then its prompts)")
         if self.background is not None and not 0 <= self.background < len(self.classes):
             raise ValueError(f"background {self.background} is not a class index")
 

@@ -8,3 +8,6 @@ segment-masked SDPA attention, dense readout), ``schedule.py`` (attention rules 
 ``last_block.py`` (the peers' last-block attention), ``text.py`` (prompt templates, text embeddings
 and their cache), ``extras.py`` (the peers' CLS bias and majority vote).
 """
+
+#: the method's registered name (``method: clip``, ``--method clip``)
+NAME = "clip"

@@ -7,13 +7,15 @@ from typing import Any
 from resegzoo.methods.base import ModelLoadError, mask_level_count
 
 
-def build_encoder(spec: str, recipe: Any, device: str = "cpu", architecture: str | None = None) -> Any:
+def build_encoder(spec: str, settings: Any, device: str = "cpu", architecture: str | None = None) -> Any:
     """A DenseEncoder for ``spec``.
 
     A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
     its own encoder; anything else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in
-    the masked-attention encoder configured by the recipe's schedule and extras.
+    the masked-attention encoder configured by the method's settings (``settings``: ClipSettings, or a
+    recipe, whose clip settings are read): its schedule, extras and position interpolation.
     """
+    settings = _clip_settings(settings)
     from resegzoo.methods.clip.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
     from resegzoo.weights.loading import load_clip
     from resegzoo.weights.resolve import resolve_variant
@@ -28,14 +30,14 @@ def build_encoder(spec: str, recipe: Any, device: str = "cpu", architecture: str
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
     try:
         return MaskedClipEncoder.from_loaded(
-            loaded, rules=recipe.schedule.rules, uncovered=recipe.schedule.uncovered,
-            last_block=recipe.extras.last_block, last_block_residual=recipe.extras.last_block_residual,
-            naclip_std=recipe.extras.naclip_std, position_interpolation=recipe.inference.position_interpolation)
+            loaded, rules=settings.schedule.rules, uncovered=settings.schedule.uncovered,
+            last_block=settings.extras.last_block, last_block_residual=settings.extras.last_block_residual,
+            naclip_std=settings.extras.naclip_std, position_interpolation=settings.position_interpolation)
     except (UnsupportedModelError, ScheduleConflictError) as exc:
         raise ModelLoadError(f"model {spec!r}: {exc}") from exc
 
 
-def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: Any) -> list[str]:
+def fit_schedule(encoder: Any, generator: Any, masks_name: str, settings: Any) -> list[str]:
     """Check, before any image is read, that ``generator`` gives every level the attention
     schedule reads; returns notes for the user.
 
@@ -45,9 +47,10 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: Any) -> 
     from resegzoo.methods.clip.encoder import MaskedClipEncoder
     from resegzoo.methods.clip.schedule import Rule, levels_needed
 
+    settings = _clip_settings(settings)
     schedule = getattr(encoder, "schedule", None)
     need = 0 if schedule is None else levels_needed(schedule)
-    vote = recipe.extras.majority_vote
+    vote = settings.extras.majority_vote
     if need == 0 and not vote:
         return []
     have = mask_level_count(generator, masks_name)
@@ -56,11 +59,11 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, recipe: Any) -> 
                              "use e.g. --masks slic or turn majority_vote off in the recipe")
     if have >= need:
         return []
-    if have == 0 and recipe.schedule.rules is None and isinstance(encoder, MaskedClipEncoder):
+    if have == 0 and settings.schedule.rules is None and isinstance(encoder, MaskedClipEncoder):
         encoder.schedule = [Rule("global")] * encoder.depth
         return [f"mask generator {masks_name!r} gives no segment levels, so every attention block is global "
                 "(plain CLIP, no segment-masked attention); use --masks slic, felzenszwalb or sam for ReSeg-CLIP"]
-    if recipe.schedule.rules is None:
+    if settings.schedule.rules is None:
         fix = (f"the default schedule reads levels 0..{need - 1}: use a generator with {need} levels "
                f"(--masks slic, felzenszwalb or sam) or set schedule.rules in a --recipe that reads ")
     else:
@@ -88,3 +91,10 @@ def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> 
     parameter = next(model.parameters())
     return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
             "dtype": str(parameter.dtype)}
+
+
+def _clip_settings(settings: Any) -> Any:
+    """ClipSettings from ClipSettings, a mapping, or a recipe (callers before the settings moved passed one)."""
+    from resegzoo.methods.clip.settings import parse_settings, settings_of
+
+    return settings_of(settings) if hasattr(settings, "method") else parse_settings(settings)

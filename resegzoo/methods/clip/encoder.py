@@ -44,7 +44,7 @@ def check_supported(model: Any) -> None:
             raise UnsupportedModelError(f"block {i} has separate q/k/v projections; not supported")
 
 
-#: how positional embeddings are resized to another grid (recipe ``inference.position_interpolation``)
+#: how positional embeddings are resized to another grid (the clip method's ``position_interpolation``)
 POSITION_RULES = ("size", "scale-factor")
 
 
@@ -124,6 +124,8 @@ class MaskedClipEncoder:
         self.segearth_last_block = self.last_block == "segearth-ov"
         self.patch_size = int(visual.patch_size[0])
         self.image_size = int(visual.image_size[0])
+        #: the width of the image and text embeddings (what stored text embeddings are checked against)
+        self.embed_dim = int(visual.output_dim)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.name = name

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import upsample_patch_logits
-from resegzoo.methods.clip.extras import add_cls_bias
+from resegzoo.methods.clip import NAME  # noqa: F401  (also importable from here, as from the old clip_method)
+from resegzoo.methods.clip.extras import add_cls_bias, majority_vote
+from resegzoo.methods.clip.settings import ClipSettings, parse_settings, settings_of
 from resegzoo.methods.clip.schedule import levels_needed, token_ids_from_pixels
 from resegzoo.methods.clip.text import TextCache, TextEmbeddings, load_templates
 from resegzoo.runtime.precision import autocast
 from resegzoo.vocabulary import Vocabulary
 
-NAME = "clip"
 
 
 def encoder_device(encoder: Any) -> Any:
@@ -30,19 +31,27 @@ def encoder_device(encoder: Any) -> Any:
 
 
 class ClipMethod:
-    """A DenseEncoder and the recipe's text, readout and extras settings (see the module)."""
+    """A DenseEncoder, the recipe's shared inference settings and the method's own (templates,
+    readout, extras; :class:`~resegzoo.methods.clip.settings.ClipSettings`; see the module).
 
-    def __init__(self, encoder: Any, recipe: Any) -> None:
+    ``settings``: the parsed settings (the factory's ``context.settings``); None: the recipe's
+    ``method.settings``."""
+
+    def __init__(self, encoder: Any, recipe: Any, settings: ClipSettings | None = None) -> None:
         self.encoder = encoder
         self.recipe = recipe
+        self.settings = settings if settings is not None else settings_of(recipe)
         pinned = getattr(encoder, "prompt_templates", None)
-        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(recipe.text.templates)
+        self.templates: tuple[str, ...] = tuple(pinned) if pinned else load_templates(self.settings.templates)
         self.text = TextCache(encoder)
         self.window = int(encoder.image_size)
         self.window_multiple = int(encoder.patch_size)
         self.device = encoder_device(encoder)
         self.notes: list[str] = []
+        self.cache_notes: list[str] = []  # not recorded in sidecars (see Segmenter.cache_notes)
         self.random_weights = False
+        #: the mask generator's name, for messages (the factory sets it)
+        self.masks_name = ""
 
     def mask_levels(self) -> int | None:
         """How many segment levels the encoder reads; None when it does not say (then masks are made)."""
@@ -62,7 +71,7 @@ class ClipMethod:
     def window_scores(self, windows: np.ndarray, vocab: Vocabulary, per_name: bool,
                       maps: list[np.ndarray] | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of (B, h, w, 3) uint8 windows (the method seam)."""
-        return self.window_logits(windows, maps, self.text_embeddings(vocab), self.recipe.extras.cls_token_lambda,
+        return self.window_logits(windows, maps, self.text_embeddings(vocab), self.settings.extras.cls_token_lambda,
                                   per_name)
 
     def window_logits(self, windows: np.ndarray, maps: list[np.ndarray] | None, text: TextEmbeddings,
@@ -88,7 +97,8 @@ class ClipMethod:
         inf = self.recipe.inference
         # the feature readout upsamples the tokens BEFORE L2 normalisation (the reference code's
         # order); an encoder that only gives normalised ones is upsampled as it is
-        raw = inf.readout == "features" and bool(getattr(self.encoder, "raw_features", False))
+        readout = self.settings.readout
+        raw = readout == "features" and bool(getattr(self.encoder, "raw_features", False))
         with torch.inference_mode():
             with autocast(inf.precision, self.device):  # the image tower only
                 extra = {"normalize": False} if raw else {}
@@ -97,7 +107,7 @@ class ClipMethod:
             feats = torch.as_tensor(feats).float()
             if raw and cls_feat is not None:
                 cls_feat = torch.nn.functional.normalize(torch.as_tensor(cls_feat).float(), dim=-1)
-            if inf.readout == "features":
+            if readout == "features":
                 scores = readout_features(feats, text, per_name, size)
             else:
                 scores = upsample_patch_logits(text.rows(feats, per_name).permute(0, 3, 1, 2), size)
@@ -106,6 +116,19 @@ class ClipMethod:
             if inf.average == "probabilities":
                 scores = torch.softmax(inf.logit_scale * scores, dim=1)
             return scores[:, :, top:top + h, left:left + w]
+
+    def refine_labels(self, image: np.ndarray, labels: np.ndarray, segments: Any) -> np.ndarray:
+        """``extras.majority_vote``: each finest segment of the whole image takes its majority label
+        (``segments()``: the pipeline's (L, H, W) segment ids of ``image``, None without a generator)."""
+        if not self.settings.extras.majority_vote:
+            return labels
+        levels = segments()
+        if levels is None:
+            raise ValueError("extras.majority_vote needs a mask generator with at least one level")
+        if levels.shape[0] == 0:
+            generator = f"mask generator {self.masks_name!r}" if self.masks_name else "the mask generator"
+            raise ValueError(f"extras.majority_vote needs segments, but {generator} gives none; pick e.g. --masks slic")
+        return majority_vote(labels, levels[0])
 
     def facts(self) -> dict[str, Any]:
         return {"templates": len(self.templates)}
@@ -122,14 +145,17 @@ def build_clip_method(context: Any) -> ClipMethod:
     from resegzoo.methods.clip.build import build_encoder, fit_schedule, text_tower_key
     from resegzoo.weights.resolve import random_weights_note
 
-    recipe = context.recipe
-    encoder = build_encoder(context.model, recipe, device=context.device, architecture=context.architecture)
-    notes = fit_schedule(encoder, context.mask_generator, context.masks_name, recipe)  # before any image is read
-    method = ClipMethod(encoder, recipe)
-    method.text.key = text_tower_key(context.model, encoder, context.architecture)  # text embeddings stored on disk
+    settings = parse_settings(context.settings)
+    encoder = build_encoder(context.model, settings, device=context.device, architecture=context.architecture)
+    notes = fit_schedule(encoder, context.mask_generator, context.masks_name, settings)  # before any image is read
+    method = ClipMethod(encoder, context.recipe, settings)
+    method.masks_name = context.masks_name
+    # text embeddings stored on disk (unless other users can write the cache folder: a note)
+    cache_note = method.text.store_on_disk(text_tower_key(context.model, encoder, context.architecture))
     random_note = random_weights_note(context.model)
     method.random_weights = random_note is not None
     method.notes = ([random_note] if random_note else []) + notes
+    method.cache_notes = [cache_note] if cache_note else []
     return method
 
 

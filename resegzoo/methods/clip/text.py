@@ -29,7 +29,7 @@ def load_templates(spec: str) -> tuple[str, ...]:
     else:
         path = Path(spec)
         if not path.exists():
-            raise SchemaError(f"text.templates: {spec!r} is neither a template set "
+            raise SchemaError(f"templates: {spec!r} is neither a template set "
                               f"({', '.join(TEMPLATE_SETS)}) nor a file")
         text, where = decode_utf8(read_user_file(path, MAX_YAML_BYTES, "a template file"), path), str(path)
     templates = tuple(t.strip() for t in text.splitlines() if t.strip() and not t.lstrip().startswith("#"))
@@ -81,8 +81,11 @@ def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) 
     return TextEmbeddings(F.normalize(emb, dim=-1), torch.tensor(class_of, device=emb.device), len(vocab))
 
 
-#: bumped when what a stored embedding means changes (the averaging over templates, the dtype)
-TEXT_CACHE_VERSION = 1
+#: bumped when what a stored embedding means changes (the averaging over templates, the dtype,
+#: the entry's own digest and checksum: version 2)
+TEXT_CACHE_VERSION = 2
+#: how far from 1 a stored row's norm may be (they are stored L2-normalised, in float32)
+UNIT_NORM_TOLERANCE = 1e-4
 
 
 class TextCache:
@@ -94,6 +97,12 @@ class TextCache:
     the weights' dtype. The prompts enter the file name as the token ids the encoder's tokenizer
     gives them, so a different tokenizer, template or name is another file. Without a key (or an
     encoder without a ``tokenizer``, e.g. a plugin's own) embeddings live in memory only.
+
+    A stored entry is used only if it is what this cache wrote for these names: it holds its own
+    file's digest (so an entry of other names renamed to this one is not used) and a checksum of
+    its rows (swapped or edited rows), one finite, unit-norm row per name, as wide as the
+    encoder's embeddings (``embed_dim`` when the encoder says). Anything else is computed again
+    and the entry replaced. A cache folder other users can write is not used (:meth:`store_on_disk`).
     """
 
     def __init__(self, encoder: Any, key: dict[str, Any] | None = None) -> None:
@@ -103,11 +112,30 @@ class TextCache:
         self.computed = 0  # how many times the text tower ran (tests check it stays at 1)
         self.loaded = 0  # how many vocabularies came from the disk cache
 
+    @staticmethod
+    def folder() -> Path:
+        """Where embeddings are stored: ``text-embeddings`` in resegzoo's cache folder."""
+        from resegzoo.weights.hub import cache_dir
+
+        return cache_dir() / "text-embeddings"
+
+    def store_on_disk(self, key: dict[str, Any] | None) -> str | None:
+        """Store embeddings under ``key`` from now on; returns a note (and keeps them in memory
+        only) when the cache folder can be written by other users: what they put there is not read."""
+        from resegzoo.outputs.reading import unsafe_folder
+        from resegzoo.weights.hub import cache_dir
+
+        problem = None if key is None else unsafe_folder(self.folder(), up_to=cache_dir())
+        self.key = None if problem else key
+        return None if problem is None else (f"text embeddings are not cached on disk: {problem}; make it "
+                                             "writable by you alone (chmod go-w) to cache them")
+
     def get(self, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
         key = (vocab.classes, tuple(templates))
         if key not in self._cache:
             path = self.stored_path(vocab, templates)
-            found = _load_stored(path, vocab) if path is not None else None
+            width = getattr(self.encoder, "embed_dim", None)
+            found = _load_stored(path, vocab, width) if path is not None else None
             if found is None:
                 found = embed_vocabulary(self.encoder, vocab, templates)
                 self.computed += 1
@@ -128,20 +156,28 @@ class TextCache:
         import hashlib
         import json
 
-        from resegzoo.weights.hub import cache_dir
-
         names = [n for cls in vocab.classes for n in cls]
         tokens = torch.as_tensor(tokenizer([t.replace("{}", n) for n in names for t in templates]))
         digest = hashlib.sha256(json.dumps({
             "version": TEXT_CACHE_VERSION, "text_tower": self.key, "names": names, "templates": list(templates),
             "tokens": [list(tokens.shape), hashlib.sha256(tokens.cpu().numpy().tobytes()).hexdigest()],
         }, sort_keys=True).encode("utf-8")).hexdigest()
-        return cache_dir() / "text-embeddings" / f"{digest}.safetensors"
+        return self.folder() / f"{digest}.safetensors"
 
 
-def _load_stored(path: Path, vocab: Vocabulary) -> TextEmbeddings | None:
-    """The stored embeddings (safetensors: no pickle), or None when there are none or the file is
-    unreadable or does not fit the vocabulary (a damaged cache entry is recomputed and replaced)."""
+def _checksum(digest: str, names: torch.Tensor) -> torch.Tensor:
+    """sha256 of an entry's digest (its file name: the names, templates and text tower) and its
+    rows, as 32 uint8: binds the rows to the names they were computed for, in their order."""
+    import hashlib
+
+    data = hashlib.sha256(digest.encode("ascii") + names.detach().float().cpu().contiguous().numpy().tobytes())
+    return torch.frombuffer(bytearray(data.digest()), dtype=torch.uint8)
+
+
+def _load_stored(path: Path, vocab: Vocabulary, width: int | None = None) -> TextEmbeddings | None:
+    """The stored embeddings (safetensors: no pickle), or None when there are none or the entry
+    is unreadable or not what was stored for these names (see :class:`TextCache`): a damaged or
+    foreign entry is recomputed and replaced."""
     import warnings
 
     from safetensors import SafetensorError
@@ -153,16 +189,35 @@ def _load_stored(path: Path, vocab: Vocabulary) -> TextEmbeddings | None:
     try:
         # through the safe reader: a FIFO, a link or a huge file there is not read (8192 floats a
         # name is more than any text tower gives)
-        names = load(read_bytes(path, len(class_of) * 8192 * 4 + (1 << 20)))["names"]
+        stored = load(read_bytes(path, len(class_of) * 8192 * 4 + (1 << 20)))
+        names, checksum = stored["names"], stored["checksum"]
     except FileNotFoundError:
         return None
     except (OSError, SafetensorError, KeyError) as exc:
         warnings.warn(f"cached text embeddings {path} are unreadable ({exc}); computing them again", stacklevel=3)
         return None
-    if names.ndim != 2 or names.shape[0] != len(class_of) or names.dtype != torch.float32:
-        warnings.warn(f"cached text embeddings {path} do not fit the vocabulary; computing them again", stacklevel=3)
+    problem = _entry_problem(names, checksum, path.stem, len(class_of), width)
+    if problem is not None:
+        warnings.warn(f"cached text embeddings {path} {problem}; computing them again", stacklevel=3)
         return None
     return TextEmbeddings(names, torch.tensor(class_of), len(vocab))
+
+
+def _entry_problem(names: torch.Tensor, checksum: torch.Tensor, digest: str, rows: int,
+                   width: int | None) -> str | None:
+    """Why stored rows are not this entry's (None: they are)."""
+    if names.ndim != 2 or names.shape[0] != rows or names.dtype != torch.float32:
+        return f"hold {tuple(names.shape)} {names.dtype}, not {rows} float32 rows: they do not fit the vocabulary"
+    if width is not None and names.shape[1] != width:
+        return f"are {names.shape[1]} wide, not {width} as the model's embeddings"
+    if not bool(torch.isfinite(names).all()):
+        return "hold values that are not finite (NaN or Inf)"
+    norms = names.norm(dim=1)
+    if not bool(((norms - 1).abs() <= UNIT_NORM_TOLERANCE).all()):
+        return f"hold rows that are not unit vectors (norms {norms.min():.4g} to {norms.max():.4g})"
+    if checksum.dtype != torch.uint8 or not torch.equal(checksum, _checksum(digest, names)):
+        return "do not match their checksum: not the rows stored for these names (swapped, edited or another entry's)"
+    return None
 
 
 def _store(path: Path, emb: TextEmbeddings) -> None:
@@ -170,5 +225,6 @@ def _store(path: Path, emb: TextEmbeddings) -> None:
 
     from resegzoo.outputs.atomic import atomic_path
 
+    names = emb.names.detach().float().cpu().contiguous()
     with atomic_path(path, durable=True) as tmp:
-        save_file({"names": emb.names.detach().float().cpu().contiguous()}, str(tmp))
+        save_file({"names": names, "checksum": _checksum(path.stem, names)}, str(tmp))

@@ -26,6 +26,10 @@ class FusionSwitches:
     semantic: bool = True
     presence: bool = True
 
+    def fuse(self, raw: Any, size: tuple[int, int], masks: Callable[[int, Any], Any] | None = None) -> Any:
+        """The rule these switches belong to (:func:`fuse`; another method's switches bring theirs)."""
+        return fuse(raw, size, self, masks)
+
 
 def upsample(logits: Any, size: tuple[int, int]) -> Any:
     """(K, h, w) -> (K, H, W) bilinear, align_corners=False (the processor's interpolate)."""
@@ -41,31 +45,48 @@ def instance_scores(pred_logits: Any, presence_logits: Any) -> Any:
     return pred_logits.sigmoid() * presence_logits.sigmoid()[:, None]
 
 
-def fuse(raw: Any, size: tuple[int, int], switches: FusionSwitches,
-         masks: Callable[[int, Any], Any] | None = None) -> Any:
-    """(N, H, W) float32 scores from :class:`~resegzoo.methods.segearth_ov3.model.RawOutputs`.
-
-    ``masks(i, keep)`` gives name i's instance mask logits (K, h, w) for the kept queries (so a
+def instance_map(raw: Any, size: tuple[int, int], threshold: float,
+                 masks: Callable[[int, Any], Any] | None = None) -> Any:
+    """(N, H, W) float32: per name, the max over its queries scoring above ``threshold`` of the
+    query's mask probability (logits upsampled, then the sigmoid) times its score; 0 where none
+    is kept. ``masks(i, keep)`` gives name i's mask logits (K, h, w) of the kept queries (so a
     model can skip the masks nobody keeps); by default they are read from ``raw.pred_masks``."""
     import torch
 
     n = raw.pred_logits.shape[0]
     out = torch.zeros((n,) + tuple(size), dtype=torch.float32, device=raw.pred_logits.device)
-    presence = raw.presence_logits.float().sigmoid()
+    scores = instance_scores(raw.pred_logits.float(), raw.presence_logits.float())
+    for i in range(n):
+        keep = scores[i] > threshold
+        if not bool(keep.any()):
+            continue
+        logits = masks(i, keep) if masks is not None else raw.pred_masks[i][keep]
+        kept = scores[i][keep]
+        for s in range(0, len(kept), INSTANCE_CHUNK):
+            probs = upsample(logits[s:s + INSTANCE_CHUNK].float(), size).sigmoid()
+            best = (probs * kept[s:s + INSTANCE_CHUNK, None, None]).amax(dim=0)
+            out[i] = torch.maximum(out[i], best)
+    return out
+
+
+def semantic_map(raw: Any, size: tuple[int, int]) -> Any:
+    """(N, H, W) float32: the semantic head's probability (logits upsampled, then the sigmoid)."""
+    return upsample(raw.semantic_seg.float()[:, 0], size).sigmoid()
+
+
+def fuse(raw: Any, size: tuple[int, int], switches: FusionSwitches,
+         masks: Callable[[int, Any], Any] | None = None) -> Any:
+    """(N, H, W) float32 scores from :class:`~resegzoo.methods.segearth_ov3.model.RawOutputs`
+    (``masks``: see :func:`instance_map`)."""
+    import torch
+
+    n = raw.pred_logits.shape[0]
     if switches.instances:
-        scores = instance_scores(raw.pred_logits.float(), raw.presence_logits.float())
-        for i in range(n):
-            keep = scores[i] > switches.confidence_threshold
-            if not bool(keep.any()):
-                continue
-            logits = masks(i, keep) if masks is not None else raw.pred_masks[i][keep]
-            kept = scores[i][keep]
-            for s in range(0, len(kept), INSTANCE_CHUNK):
-                probs = upsample(logits[s:s + INSTANCE_CHUNK].float(), size).sigmoid()
-                best = (probs * kept[s:s + INSTANCE_CHUNK, None, None]).amax(dim=0)
-                out[i] = torch.maximum(out[i], best)
+        out = instance_map(raw, size, switches.confidence_threshold, masks)
+    else:
+        out = torch.zeros((n,) + tuple(size), dtype=torch.float32, device=raw.pred_logits.device)
     if switches.semantic:
-        out = torch.maximum(out, upsample(raw.semantic_seg.float()[:, 0], size).sigmoid())
+        out = torch.maximum(out, semantic_map(raw, size))
     if switches.presence:
-        out = out * presence[:, None, None]
+        out = out * raw.presence_logits.float().sigmoid()[:, None, None]
     return out

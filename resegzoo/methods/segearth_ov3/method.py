@@ -118,6 +118,7 @@ class SegEarthOV3Method:
     def __init__(self, scorer: Any, settings: SegEarthOV3Settings, model: str = "") -> None:
         self.scorer = scorer
         self.settings = settings
+        #: the fusion rule and its switches (another SAM 3 method gives its own: ``switches.fuse``)
         self.switches = _switches(settings)
         self.model = model
         #: the window side when the recipe sets none: SAM 3's own input side
@@ -144,8 +145,10 @@ class SegEarthOV3Method:
                 "settings": dataclasses.asdict(self.settings)}
 
 
-def build(context: Any) -> SegEarthOV3Method:
-    """The method seam's factory: load the SAM 3 named by ``context.model``."""
+def load_sam3_scorer(context: Any, method: str = NAME, decoder_precision: str | None = None) -> Any:
+    """The SAM 3 named by ``context.model``, loaded once for a method (every SAM 3 method loads
+    through here): a :class:`~resegzoo.methods.segearth_ov3.model.Sam3Scorer` with the settings'
+    ``name_batch`` and ``geometry_token``."""
     from resegzoo.methods.segearth_ov3.model import Sam3Scorer
     from resegzoo.methods.segearth_ov3.tokenizer import tokenizer_for
 
@@ -154,7 +157,7 @@ def build(context: Any) -> SegEarthOV3Method:
     try:
         from transformers import Sam3Model
     except ImportError:
-        raise Sam3LoadError("method segearth-ov3 needs transformers with Sam3Model: "
+        raise Sam3LoadError(f"method {method} needs transformers with Sam3Model: "
                             "pip install \"resegzoo[sam3]\"") from None
     try:
         model = Sam3Model.from_pretrained(str(folder), local_files_only=True)
@@ -162,7 +165,11 @@ def build(context: Any) -> SegEarthOV3Method:
         raise Sam3LoadError(f"cannot read SAM 3 from {folder}: {' '.join(str(exc).split())}") from None
     model = model.to(context.device).eval()
     tokenize, source = tokenizer_for(folder)
-    scorer = Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
-                        name_batch=settings.name_batch, geometry_token=settings.geometry_token,
-                        tokenizer_source=source)
-    return SegEarthOV3Method(scorer, settings, model=context.model)
+    return Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
+                      name_batch=settings.name_batch, geometry_token=settings.geometry_token,
+                      tokenizer_source=source, decoder_precision=decoder_precision)
+
+
+def build(context: Any) -> SegEarthOV3Method:
+    """The method seam's factory: load the SAM 3 named by ``context.model``."""
+    return SegEarthOV3Method(load_sam3_scorer(context), context.settings, model=context.model)

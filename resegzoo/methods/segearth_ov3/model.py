@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.methods.segearth_ov3.fusion import FusionSwitches, fuse
+from resegzoo.methods.segearth_ov3.fusion import FusionSwitches
 from resegzoo.methods.segearth_ov3.tokenizer import Tokenize, tokenizer_for
 
 #: SAM 3's processor normalises with mean = std = 0.5 after scaling to [0, 1]
@@ -42,8 +42,10 @@ class _Encoded:
 class Sam3Scorer:
     """Scores names on windows with a loaded ``Sam3Model``.
 
-    ``precision``: ``fp32`` or ``bf16`` (autocast over the whole model, as the peer runs on a
-    GPU); fusion is float32 either way. ``name_batch`` bounds how many names share one decoder
+    ``precision``: ``fp32`` or ``bf16`` (autocast over the whole model, as SegEarth-OV3 runs on a
+    GPU); ``decoder_precision``: the prompt encoder and decoders' own, when it differs (ProC-SAM3
+    runs the image encoder in bf16 and the rest in fp32: the image features are cast back to
+    float32). Fusion is float32 either way. ``name_batch`` bounds how many names share one decoder
     pass (memory: the pixel decoder holds a 288 x 288 x 256 map per name)."""
 
     model: Any
@@ -53,6 +55,7 @@ class Sam3Scorer:
     name_batch: int = 16
     geometry_token: bool = True
     tokenizer_source: str = ""
+    decoder_precision: str | None = None
     _text: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -100,6 +103,18 @@ class Sam3Scorer:
         from resegzoo.runtime.precision import autocast
 
         return autocast(self.precision, self.device)
+
+    def _decoder_autocast(self) -> Any:
+        from resegzoo.runtime.precision import autocast
+
+        return autocast(self.decoder_precision or self.precision, self.device)
+
+    def _decoder_inputs(self, encoded: list[_Encoded]) -> list[_Encoded]:
+        """The image features in the decoders' precision (float32 when only the encoder ran lower)."""
+        if self.decoder_precision in (None, self.precision) or self.decoder_precision != "fp32":
+            return encoded
+        return [_Encoded([f.float() for f in e.fpn], [p.float() for p in e.pos],
+                         None if e.geometry is None else e.geometry.float()) for e in encoded]
 
     # -- the model, in SAM 3's order ---------------------------------------------------------
     def encode_image(self, pixel_values: Any) -> list[_Encoded]:
@@ -174,15 +189,19 @@ class Sam3Scorer:
         (what the fusion rule is checked against)."""
         import torch
 
-        with torch.inference_mode(), self._autocast():
-            enc = self.encode_image(self.pixel_values(pixels))[0]
-            d = self._decode(enc, names)
-            masks = torch.stack([self._masks(d, i) for i in range(len(names))])
-            semantic = self.model.mask_decoder.semantic_projection(d["pixel_embed"])
+        with torch.inference_mode():
+            with self._autocast():
+                enc = self._decoder_inputs(self.encode_image(self.pixel_values(pixels)))[0]
+            with self._decoder_autocast():
+                d = self._decode(enc, names)
+                masks = torch.stack([self._masks(d, i) for i in range(len(names))])
+                semantic = self.model.mask_decoder.semantic_projection(d["pixel_embed"])
         return RawOutputs(d["logits"].float(), d["presence"].float(), semantic.float(), masks.float())
 
     def score_windows(self, pixels: Any, names: Sequence[str], switches: FusionSwitches) -> Any:
-        """(B, N, H, W) float32 SegEarth-OV3 scores of B windows (B, 3, H, W) uint8 for N names."""
+        """(B, N, H, W) float32 scores of B windows (B, 3, H, W) uint8 for N names, by the rule of
+        ``switches`` (``switches.fuse``: SegEarth-OV3's, or another method's on the same raw
+        outputs, e.g. ProC-SAM3's)."""
         import torch
 
         pixels = torch.as_tensor(pixels)
@@ -192,11 +211,11 @@ class Sam3Scorer:
         out = torch.zeros((len(pixels), len(names)) + size, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             with self._autocast():
-                encoded = self.encode_image(self.pixel_values(pixels))
+                encoded = self._decoder_inputs(self.encode_image(self.pixel_values(pixels)))
             for b, enc in enumerate(encoded):
                 for s in range(0, len(names), max(1, self.name_batch)):
                     chunk = list(names[s:s + self.name_batch])
-                    with self._autocast():
+                    with self._decoder_autocast():
                         d = self._decode(enc, chunk)
                         semantic = (self.model.mask_decoder.semantic_projection(d["pixel_embed"])
                                     if switches.semantic else None)
@@ -204,10 +223,10 @@ class Sam3Scorer:
                                      None if semantic is None else semantic.float())
 
                     def masks(i: int, keep: Any, d: dict[str, Any] = d) -> Any:
-                        with self._autocast():
+                        with self._decoder_autocast():
                             return self._masks(d, i, keep).float()
 
-                    out[b, s:s + len(chunk)] = fuse(raw, size, switches, masks=masks)
+                    out[b, s:s + len(chunk)] = switches.fuse(raw, size, masks=masks)
         return out
 
     def score_window(self, pixels: Any, names: Sequence[str], switches: FusionSwitches | None = None) -> Any:

@@ -121,6 +121,10 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             self._check_extension(probs, (".tif", ".tiff"), "Class probabilities")
         if vector:
             self._check_extension(vector, (".gpkg", ".geojson"), "Regions")
+        try:  # a folder in the way of an output: refused before resegzoo runs, not after it wrote the rest
+            runner.check_destinations(runner.destinations(labels, vector, probs))
+        except runner.ResegzooFailed as exc:
+            raise QgsProcessingException(str(exc)) from None
         tile = parameters.get(self.TILE_SIZE)
         work = runner.work_dir(labels)
         try:
@@ -143,8 +147,11 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(str(exc)) from None
             except runner.ResegzooFailed as exc:
                 raise QgsProcessingException(f"resegzoo: {exc}") from None
-            record = runner.read_sidecar(work)
-            written = runner.place_outputs(work, record, labels, vector=vector, probs=probs)
+            try:
+                record = runner.read_sidecar(work)
+                written = runner.place_outputs(work, record, labels, vector=vector, probs=probs)
+            except runner.ResegzooFailed as exc:
+                raise QgsProcessingException(str(exc)) from None
         finally:
             runner.remove_work_dir(work)
         self._style_on_load(context, labels, LabelStyle(runner.style_path(labels)))

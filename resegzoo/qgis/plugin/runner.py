@@ -224,11 +224,34 @@ def style_path(labels_destination):
     return os.path.splitext(labels_destination)[0] + ".qml"
 
 
+def destinations(labels, vector=None, probs=None):
+    """Every path the outputs are renamed onto: the labels' class names and style beside it, the
+    vectors and the probabilities."""
+    return [path for path in (labels + ".aux.xml", style_path(labels), vector, probs, labels) if path]
+
+
+def check_destinations(paths):
+    """Refuse, before anything is run or written, a destination that cannot be replaced by a
+    file: a folder in the way (or a folder's place taken by a file). ResegzooFailed naming it."""
+    for path in paths:
+        if os.path.isdir(path):
+            raise ResegzooFailed(f"{path} is a folder; choose another output path (nothing was written)")
+        parent = os.path.dirname(os.path.abspath(path))
+        while parent and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if parent and not os.path.isdir(parent):
+            raise ResegzooFailed(f"{path}: {parent} is a file, not a folder; choose another output path "
+                                 "(nothing was written)")
+
+
 def place_outputs(out_dir, record, labels, vector=None, probs=None):
     """Rename resegzoo's files from ``out_dir`` onto the chosen paths; the label raster last, so
-    that its class names and style are in place when it appears. Returns the paths written."""
+    that its class names and style are in place when it appears. Every destination is checked
+    first (:func:`check_destinations`): nothing is moved when one cannot be written. Returns the
+    paths written."""
     written = {}
     outputs = record["outputs"]
+    check_destinations(destinations(labels, vector, probs))
     moves = [(outputs.get("attribute_table"), labels + ".aux.xml"), (outputs.get("qgis_style"), style_path(labels))]
     if vector:
         moves.append((outputs["vector"], vector))
