@@ -48,7 +48,7 @@ def main() -> None:
     import torch
     from safetensors.torch import save_file
 
-    from resegzoo.weights.hub import fetch_record as fetch
+    from resegzoo.weights.fetch import fetch_record as fetch
     from resegzoo.weights.loading import load_clip
     from resegzoo.weights.zoo import ClipVariant
 

@@ -44,7 +44,7 @@ def main() -> None:
         from resegzoo.segmenter.core import Segmenter
         from resegzoo.segmenter.recipe import load_recipe
         from resegzoo.vocabulary import Vocabulary
-        from resegzoo.weights.fingerprint import weights_fingerprint
+        from resegzoo.weights.loading import weights_fingerprint
 
         torch.manual_seed(0)
         folder = Path(tmp) / "model"

@@ -118,7 +118,9 @@ def segment_files(inputs: "str | Path | Sequence[str | Path]", classes: "str | V
     Everything is checked once, before any input is read or the model loads, by the checker the
     CLI uses too (:meth:`SegmentOptions.check`): an argument of the wrong type is a TypeError, a
     wrong value a ValueError (both :class:`BatchInputError`), as are the classes, recipe, method,
-    inputs, bands, nodata and GIS options; the device and a writable ``out`` too. This is
+    inputs, bands, nodata and GIS options; the device and a writable ``out`` too. The model spec
+    is then resolved once (the model route: a model of another kind than the method's is a
+    :class:`ModelLoadError` in one line, before any model loads). This is
     ``run_segment(SegmentOptions.check(...))``."""
     options = SegmentOptions.check(inputs, classes, out, recipe=recipe, model=model, masks=masks, method=method,
                                    device=device, architecture=architecture, bands=bands, nodata=nodata,

@@ -39,13 +39,48 @@ class Moved:
     package: bool = False
 
 
+#: weights/hub.py, split by job in issue 22 (downloads, the HF cache, archives): name -> its new module
+_HUB: dict[str, tuple[str, str]] = {
+    "CACHE_ENV": ("resegzoo.weights.cache", "CACHE_ENV"),
+    "OFFLINE_ENV": ("resegzoo.weights.cache", "OFFLINE_ENV"),
+    "cache_dir": ("resegzoo.weights.cache", "cache_dir"),
+    "is_offline": ("resegzoo.weights.cache", "is_offline"),
+    "unreachable": ("resegzoo.weights.cache", "unreachable"),
+    "sha256_file": ("resegzoo.weights.cache", "sha256_file"),
+    "cached_sha256": ("resegzoo.weights.cache", "cached_sha256"),
+    "hub_endpoint": ("resegzoo.weights.hf", "hub_endpoint"),
+    "hub_errors": ("resegzoo.weights.hf", "hub_errors"),
+    "hub_failure": ("resegzoo.weights.hf", "hub_failure"),
+    "fetch_hf_file": ("resegzoo.weights.hf", "fetch_hf_file"),
+    "fetch_hf_snapshot": ("resegzoo.weights.hf", "fetch_hf_snapshot"),
+    "HF_MODEL_FILES": ("resegzoo.weights.hf", "HF_MODEL_FILES"),
+    "fetch_record": ("resegzoo.weights.fetch", "fetch_record"),
+    "is_cached": ("resegzoo.weights.fetch", "is_cached"),
+    "require_https": ("resegzoo.weights.download", "require_https"),
+    "download_url": ("resegzoo.weights.download", "download_url"),
+    "MAX_COMPRESSION_RATIO": ("resegzoo.weights.archive", "MAX_COMPRESSION_RATIO"),
+    "member_parts": ("resegzoo.weights.archive", "member_parts"),
+    "only_checkpoint_member": ("resegzoo.weights.archive", "only_checkpoint_member"),
+    "extract_member": ("resegzoo.weights.archive", "extract_member"),
+    "Record": ("resegzoo.weights.records", "ModelRecord"),
+}
+#: names that left weights/zoo.py in issue 22 (one ModelRecord for every kind; earlier readers in legacy.py)
+_ZOO: dict[str, tuple[str, str]] = {
+    **{name: ("resegzoo.weights.legacy", name) for name in (
+        "CheckpointFormat", "SamModelType", "SamCheckpoint", "load_variants_file", "load_sam_file",
+        "load_builtin_variants", "sam_checkpoints")},
+    "SourceKind": ("resegzoo.weights.zoo", "SourceForm"),
+}
+
 #: old module path -> where it moved (the layout before issue 15, commit 34e7376; then issue 22's moves)
 MOVED: dict[str, Moved] = {
     "resegzoo.hookspecs": Moved("resegzoo.plugins.hookspecs"),
     "resegzoo.interfaces": Moved("resegzoo.plugins.interfaces"),
     "resegzoo.registry": Moved("resegzoo.plugins.registry"),
-    "resegzoo.zoo": Moved("resegzoo.weights.zoo"),
-    "resegzoo.hub": Moved("resegzoo.weights.hub", {"fetch": ("resegzoo.weights.hub", "fetch_record")}),
+    "resegzoo.zoo": Moved("resegzoo.weights.zoo", {**_ZOO, "get_sam_checkpoint": ("resegzoo.weights.legacy",
+                                                                                  "get_sam_checkpoint")}),
+    "resegzoo.hub": Moved("resegzoo.weights.fetch", {**_HUB, "fetch": ("resegzoo.weights.fetch", "fetch_record"),
+                                                     "FetchError": ("resegzoo.weights.zoo", "FetchError")}),
     "resegzoo.loading": Moved("resegzoo.weights.loading", {
         "LOCAL_DIR": ("resegzoo.weights.resolve", "LOCAL_DIR"),
         "HF_HUB": ("resegzoo.weights.resolve", "HF_HUB"),
@@ -78,6 +113,10 @@ MOVED: dict[str, Moved] = {
     "resegzoo.segmenter.schedule": Moved("resegzoo.methods.clip.schedule"),
     "resegzoo.segmenter.last_block": Moved("resegzoo.methods.clip.last_block"),
     "resegzoo.segmenter.extras": Moved("resegzoo.methods.clip.extras"),
+    # issue 22: weights/hub.py split by job; the streaming safetensors reader moved below compose (the
+    # model route reads safetensors headers too)
+    "resegzoo.weights.hub": Moved("resegzoo.weights.fetch", _HUB),
+    "resegzoo.compose.st_io": Moved("resegzoo.weights.st_io"),
     "resegzoo.segmenter.text": Moved("resegzoo.methods.clip.text", {
         **{name: ("resegzoo.vocabulary", name) for name in ("Vocabulary", "VocabularyError", "MAX_NAME_CHARS",
                                                             "MAX_NAMES", "_check_name")},
@@ -87,6 +126,10 @@ MOVED: dict[str, Moved] = {
 #: names that left a module which stays (issue 22): module -> {name: (the module holding it now, its name
 #: there)}; the module's ``__getattr__`` answers them through :func:`left_module_attribute`
 LEFT: dict[str, dict[str, tuple[str, str]]] = {
+    # one record type for every kind of weights (issue 22): the older types and readers in weights/legacy.py
+    "resegzoo.weights.zoo": _ZOO,
+    # resolve once (issue 22): the fingerprint of a spec is resolve_model's
+    "resegzoo.weights.fingerprint": {"weights_fingerprint": ("resegzoo.weights.loading", "weights_fingerprint")},
     "resegzoo.segmenter.models": {
         "build_encoder": ("resegzoo.methods.clip.build", "build_encoder"),
         "fit_schedule": ("resegzoo.methods.clip.build", "fit_schedule"),

@@ -1,6 +1,6 @@
 """The public API for plugin authors: everything a plugin imports from resegzoo, from one module.
 
-    from resegzoo.plugin import hookimpl, ClipVariant, MaskGeneratorSpec
+    from resegzoo.plugin import hookimpl, ModelRecord, MaskGeneratorSpec
 
     @hookimpl
     def resegzoo_register_mask_generators(register):
@@ -28,7 +28,8 @@ from resegzoo.plugins.hookspecs import hookimpl
 from resegzoo.plugins.interfaces import DatasetSpec, DenseEncoder, MaskGenerator, MaskGeneratorSpec, WeightingSpec
 from resegzoo.plugins.manager import DISABLE_ENV, get_plugin_manager
 from resegzoo.plugins.registry import build_registry, get_registry
-from resegzoo.weights.zoo import ClipVariant
+from resegzoo.weights.records import ClipDetails, ClipVariant, ModelRecord, RecordSource, SamDetails
+from resegzoo.weights.zoo import ResolvedModel
 
 if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type checkers and readers
     from resegzoo.compose.weighting import WeightingContext, WeightingError, WeightingResult
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type ch
     from resegzoo.eval.datasets import Dataset, DatasetError, DatasetInfo, LabelEncoding, Layout, Sample
     from resegzoo.eval.datasets.layout import mmseg_layout, open_with_layouts
     from resegzoo.vocabulary import Vocabulary
-    from resegzoo.weights.hub import cache_dir
+    from resegzoo.weights.cache import cache_dir
 
 #: name -> the module it is imported from when first used (those modules import torch or numpy)
 _LAZY: dict[str, str] = {
@@ -57,13 +58,18 @@ _LAZY: dict[str, str] = {
     "mmseg_layout": "resegzoo.eval.datasets.layout",
     "open_with_layouts": "resegzoo.eval.datasets.layout",
     # resegzoo's cache folder: where a plugin keeps what it downloads or generates
-    "cache_dir": "resegzoo.weights.hub",
+    "cache_dir": "resegzoo.weights.cache",
 }
 
 __all__ = [
     # hooks
     "hookimpl",
-    # records and specs the hooks register
+    # records and specs the hooks register (ModelRecord: weights of any kind; ClipVariant: earlier
+    # releases' CLIP record, still taken)
+    "ModelRecord",
+    "RecordSource",
+    "ClipDetails",
+    "SamDetails",
     "ClipVariant",
     "DatasetSpec",
     "MaskGeneratorSpec",
@@ -74,6 +80,7 @@ __all__ = [
     "MaskGenerator",
     "Method",
     "MethodContext",
+    "ResolvedModel",
     "ScoreKind",
     "Vocabulary",
     # helpers for methods

@@ -123,8 +123,8 @@ def test_checkpoints_and_caches_are_durable(tmp_path, fsynced_folders, tiny_clip
 
     from compose_helpers import related_models, save_folders
     from resegzoo.compose import compose, recipe_from_mapping
-    from resegzoo.compose.st_io import write_state_dict
-    from resegzoo.weights.hub import extract_member
+    from resegzoo.weights.st_io import write_state_dict
+    from resegzoo.weights.archive import extract_member
     from resegzoo.masks.cache import MapCache
 
     write_state_dict(tmp_path / "ckpt" / "model.safetensors", {"w": torch.ones(3)})

@@ -54,15 +54,39 @@ def test_list_variants_table_and_json(run):
 
     records = {r["name"]: r for r in json.loads(run("list", "variants", "--json").output)}
     assert records["georsclip-vit-h-14"]["hf_file"] == "ckpt/RS5M_ViT-H-14.pt"
-    assert records["georsclip-vit-h-14"]["plugin"] == "resegzoo.builtin.variants"
+    assert records["georsclip-vit-h-14"]["plugin"] == "resegzoo.builtin.models"
     assert len([n for n in records if n.split("-")[0] in ("openai", "remoteclip", "georsclip", "skyclip")]) >= 13
 
 
 def test_list_sam_and_bad_kind(run):
     records = json.loads(run("list", "sam", "--json").output)
     assert [r["model_type"] for r in records] == ["vit_b", "vit_h", "vit_l", "hiera_b+", "hiera_l", "hiera_s", "hiera_t"]
-    result = CliRunner().invoke(build_cli(), ["list", "models"])
-    assert result.exit_code == 2 and "'models' is not one of" in result.output
+    assert records[0]["file"] == "sam_vit_b_01ec64.pth" and records[0]["plugin"] == "resegzoo.builtin.models"
+    result = CliRunner().invoke(build_cli(), ["list", "modles"])
+    assert result.exit_code == 2 and "'modles' is not one of" in result.output
+    result = CliRunner().invoke(build_cli(), ["list", "variants", "--kind", "sam"])
+    assert result.exit_code == 2 and "--kind goes with `resegzoo list models`" in result.output
+
+
+def test_list_models_shows_every_kind_and_marks_the_gated_ones(run):
+    table = run("list", "models")
+    assert table.exit_code == 0, table.output
+    header, *rows = table.output.splitlines()
+    assert header.split() == ["name", "kind", "size", "gated", "where", "plugin"]
+    sam3 = next(r for r in rows if r.startswith("sam3 "))
+    assert sam3.split()[1:5] == ["sam3", "3.5", "GB", "yes"]
+    assert "hf-hub:facebook/sam3" in sam3
+    assert next(r for r in rows if r.startswith("sam-vit-b ")).split()[1] == "sam"
+    assert next(r for r in rows if r.startswith("remoteclip-vit-l-14 ")).split()[1] == "clip"
+    assert "gated (sam3): accept the licence" in table.output and "HF_TOKEN" in table.output
+    records = {r["name"]: r for r in json.loads(run("list", "models", "--json").output)}
+    assert {r["kind"] for r in records.values()} >= {"clip", "sam", "sam2", "sam3"}
+    assert records["sam3"]["gated"] is True and records["sam3"]["source"] == {"hf_repo": "facebook/sam3"}
+    assert records["remoteclip-vit-l-14"]["details"]["architecture"] == "ViT-L-14-quickgelu"
+    assert records["remoteclip-vit-l-14"]["gated"] is False
+    only = json.loads(run("list", "models", "--kind", "sam3", "--json").output)
+    assert [r["name"] for r in only] == ["sam3"]
+    assert run("list", "models", "--kind", "nothing").output.strip() == "no models registered of kind 'nothing'"
 
 
 @pytest.fixture
@@ -70,7 +94,7 @@ def local_sam_registry(tmp_path, monkeypatch, http_server):
     """A copy of registry/ whose SAM checkpoints download from the local test server."""
     folder = tmp_path / "registry"
     shutil.copytree(REPO_REGISTRY, folder)
-    sam = folder / "sam.yaml"
+    sam = folder / "models" / "sam.yaml"
     sam.write_text(sam.read_text().replace("https://dl.fbaipublicfiles.com", http_server.base))
     monkeypatch.setenv(REGISTRY_ENV, str(folder))
     http_server.files["/segment_anything/sam_vit_b_01ec64.pth"] = b"sam weights" * 1000
@@ -95,7 +119,9 @@ def test_fetch_downloads_into_the_cache_and_prints_paths(run, local_sam_registry
 def test_fetch_unknown_name_is_a_usage_error_with_suggestions():
     result = CliRunner().invoke(build_cli(), ["fetch", "remoteclip-vit-l14"])
     assert result.exit_code == 2
-    assert "remoteclip-vit-l-14" in result.output and "resegzoo list variants" in result.output
+    assert "remoteclip-vit-l-14" in result.output and "resegzoo list models" in result.output
+    result = CliRunner().invoke(build_cli(), ["fetch", "sam33"])
+    assert result.exit_code == 2 and "Did you mean sam3" in result.output
 
 
 def test_fetch_offline_and_missing_explains_without_traceback(hf_offline):
@@ -112,13 +138,13 @@ def test_console_script_lists_builtins_and_the_example_plugin(tmp_path):
     out = subprocess.run(cmd + ["list", "variants", "--json"], env=env, capture_output=True, text=True,
                          check=True).stdout
     owners = {r["name"]: r["plugin"] for r in json.loads(out)}
-    assert owners["remoteclip-vit-l-14"] == "resegzoo.builtin.variants"
+    assert owners["remoteclip-vit-l-14"] == "resegzoo.builtin.models"
     assert owners["example-tiny"] == "example"  # through its installed entry point
     plugins = json.loads(subprocess.run(cmd + ["plugins"], env=env, capture_output=True, text=True,
                                         check=True).stdout)["plugins"]
     example = next(p for p in plugins if p["name"] == "example")
     assert example["distribution"] == "resegzoo-example" and not example["broken"]
-    assert set(example["hooks"]) == {"resegzoo_register_variants", "resegzoo_register_mask_generators"}
+    assert set(example["hooks"]) == {"resegzoo_register_models", "resegzoo_register_mask_generators"}
 
 
 def test_help_and_list_with_every_bundled_plugin_import_no_torch(tmp_path):
@@ -132,7 +158,8 @@ def test_help_and_list_with_every_bundled_plugin_import_no_torch(tmp_path):
         "from resegzoo.cli import build_cli\n"
         "from resegzoo.plugins.manager import get_plugin_manager\n"
         "cli = build_cli()\n"
-        "for args in (['--help'], ['list', 'variants'], ['list', 'sam'], ['list', 'recipes'], ['plugins']):\n"
+        "for args in (['--help'], ['list', 'models'], ['list', 'variants'], ['list', 'sam'], ['list', 'recipes'],\n"
+        "             ['plugins']):\n"
         "    result = CliRunner().invoke(cli, args)\n"
         "    assert result.exit_code == 0, (args, result.output)\n"
         "heavy = ('torch', 'torchvision', 'open_clip', 'timm', 'transformers', 'segment_anything', 'sam2')\n"

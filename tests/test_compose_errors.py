@@ -118,7 +118,7 @@ def test_read_only_output_folder_is_refused(pair, tmp_path, monkeypatch):
 @pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()])
 def test_crash_mid_write_leaves_nothing(pair, tmp_path, monkeypatch, exc):
     from resegzoo.compose import compose, recipe_from_mapping
-    from resegzoo.compose.st_io import StreamingWriter
+    from resegzoo.weights.st_io import StreamingWriter
 
     real_write = StreamingWriter.write_part
     calls = []

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from resegzoo.compose import compose, load_recipe, read_metadata, recipe_from_mapping
 from resegzoo.compose.merge import weighted_average
-from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
+from resegzoo.weights.st_io import SafetensorsFile, StreamingWriter
 from resegzoo.testing import make_tiny_clip, tiny_model_config
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from compose_helpers import related_models, save_folder
 from resegzoo.compose import compose, read_metadata, recipe_from_mapping
 from resegzoo.compose.output import OUTPUT_FILES
-from resegzoo.compose.st_io import SafetensorsFile
+from resegzoo.weights.st_io import SafetensorsFile
 from resegzoo.compose.recipe import default_labels, without_local_paths
 
 

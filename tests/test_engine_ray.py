@@ -139,7 +139,7 @@ def test_an_actor_that_cannot_build_its_model_reports_it_on_every_row():
     worker = TaskActor({"task": task})
     rows = worker({"key": np.array(["0/0"], dtype=object), "item": np.array([pickle.dumps((0, None))], dtype=object)})
     assert list(rows["fatal"]) == [True] and list(rows["ok"]) == [False]
-    assert "unknown CLIP variant 'no-such-model'" in pickle.loads(rows["payload"][0])
+    assert "unknown CLIP model 'no-such-model'" in pickle.loads(rows["payload"][0])
 
 
 # -- segment -----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Downloading and caching (resegzoo.weights.hub) against a local HTTP server and an offline HF cache."""
+"""Downloading and caching (resegzoo.weights.fetch and its helpers: cache, download, archive, hf) against
+a local HTTP server and an offline HF cache."""
 from __future__ import annotations
 
 import hashlib
@@ -9,13 +10,17 @@ import zipfile
 import pytest
 
 from resegzoo.outputs.atomic import temporaries
-from resegzoo.weights.hub import cache_dir, download_url, extract_member, fetch_record, is_cached
-from resegzoo.weights.zoo import ClipVariant, FetchError, SamCheckpoint
+from resegzoo.weights.archive import extract_member
+from resegzoo.weights.cache import cache_dir
+from resegzoo.weights.download import download_url
+from resegzoo.weights.fetch import fetch_record, is_cached
+from resegzoo.weights.records import ModelRecord, RecordSource, SamDetails
+from resegzoo.weights.zoo import ClipVariant, FetchError
 
 
-def _sam(url: str, sha256: str | None = None) -> SamCheckpoint:
-    return SamCheckpoint(name="sam-test", model_type="vit_b", url=url, file="sam_test.pth",
-                         license="Apache-2.0", citation="test", sha256=sha256)
+def _sam(url: str, sha256: str | None = None) -> ModelRecord:
+    return ModelRecord(name="sam-test", kind="sam", source=RecordSource(url=url), details=SamDetails("vit_b"),
+                       license="Apache-2.0", citation="test", sha256=sha256)
 
 
 PAYLOAD = os.urandom(3 * (1 << 20) + 123)  # several read chunks

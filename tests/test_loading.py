@@ -231,7 +231,7 @@ def test_path_like_specs_are_not_registry_names(tmp_path):
     assert resolve_variant("local-dir:somewhere") is None
     assert resolve_variant("hf-hub:org/x") is None
     assert resolve_variant("weights.pt") is None
-    assert resolve_variant("remoteclip-vit-l-14").hf_repo == "chendelong/RemoteCLIP"
+    assert resolve_variant("remoteclip-vit-l-14").source.hf_repo == "chendelong/RemoteCLIP"
     with pytest.raises(LoadError, match="no such file"):
         load_clip(str(tmp_path / "absent.pt"))
     with pytest.raises(LoadError, match="open_clip_config.json"):
@@ -241,7 +241,7 @@ def test_path_like_specs_are_not_registry_names(tmp_path):
 def test_custom_variants_are_built_by_the_segmenter(with_variants):
     with_variants(ClipVariant(name="synthetic", architecture="synthetic", format="custom", license="x",
                               citation="x", build=lambda device="cpu": None))
-    with pytest.raises(LoadError, match="segmenter builds it directly"):
+    with pytest.raises(LoadError, match="built by its plugin"):
         load_clip("synthetic")
 
 

@@ -60,7 +60,7 @@ def test_sam21_zoo_records():
     for model_type, file in [("hiera_t", "sam2.1_hiera_tiny.pt"), ("hiera_s", "sam2.1_hiera_small.pt"),
                              ("hiera_b+", "sam2.1_hiera_base_plus.pt"), ("hiera_l", "sam2.1_hiera_large.pt")]:
         record = get_sam_checkpoint(model_type)
-        assert record.file == file and record.url.endswith("/092824/" + file)
+        assert record.kind == "sam2" and record.source.url.endswith("/092824/" + file)
         assert record.license == "Apache-2.0" and record.size
     with pytest.raises(ValueError, match="go with --masks sam2"):
         from resegzoo.weights.loading import sam_checkpoint

@@ -209,9 +209,11 @@ def test_a_method_with_its_own_model_kind_checks_the_model_before_building(colou
     base = ["eval", "--dataset", "generic", "--root", root, "--method", "colour-table", "--quiet"]
     result = cli(*base, "--out", tmp_path / "none")
     assert result.exit_code == 1 and "no model given: method 'colour-table' needs a colour-table model" in result.output
-    result = cli(*base, "--model", "oracle", "--out", tmp_path / "wrong")
-    assert result.exit_code == 1 and ("method 'colour-table' needs a colour-table model: 'oracle' is no colour table"
-                                      in result.output)
+    result = cli(*base, "--model", "oracle", "--out", tmp_path / "wrong")  # a record's name: the model route says
+    assert result.exit_code == 1 and "'oracle' is a CLIP model, not a colour-table model" in result.output
+    result = cli(*base, "--model", "table:/no/such.yaml", "--out", tmp_path / "wrong")  # the plugin's own check
+    assert result.exit_code == 1 and ("method 'colour-table' needs a colour-table model: 'table:/no/such.yaml' is "
+                                      "no colour table" in result.output)
     result = cli(*base, "--model", f"table:{table}", "--out", tmp_path / "e")
     assert result.exit_code == 0, result.output
     settings = json.loads(next((tmp_path / "e").glob("runs/*/settings.json")).read_text())

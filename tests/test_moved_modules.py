@@ -17,9 +17,11 @@ import pytest
 
 from resegzoo.moved import BECAME_PACKAGES, MOVED
 
-#: issue 15's moves (moved_modules.json) and issue 22's (the CLIP method's modules: moved_modules_issue22.json)
+#: issue 15's moves (moved_modules.json) and issue 22's (the CLIP method's modules: moved_modules_issue22.json;
+#: weights/hub.py and compose/st_io.py: moved_modules_issue22_route.json)
 OLD_NAMES: dict[str, list[str]] = {
-    module: names for frozen in ("moved_modules.json", "moved_modules_issue22.json") for module, names in json.loads(
+    module: names for frozen in ("moved_modules.json", "moved_modules_issue22.json", "moved_modules_issue22_route.json")
+    for module, names in json.loads(
         (Path(__file__).parent / "data" / frozen).read_text(encoding="utf-8")).items()
     if not module.startswith("_")
 }
@@ -130,6 +132,6 @@ def test_old_paths_work_in_a_fresh_interpreter():
     that never imported the new paths."""
     code = "from resegzoo.zoo import ClipVariant; from resegzoo.plugins import get_plugin_manager; print(ClipVariant)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "<class 'resegzoo.weights.zoo.ClipVariant'>" in run.stdout
+    assert "<class 'resegzoo.weights.records.ClipVariant'>" in run.stdout
     assert "resegzoo.zoo.ClipVariant is deprecated" in run.stderr
     assert "resegzoo.plugins.get_plugin_manager is deprecated" in run.stderr

@@ -141,6 +141,7 @@ def test_plugins_in_a_fresh_process_lists_it_with_the_old_paths_it_imports(plugi
     assert set(row["hooks"]) == {"resegzoo_register_variants", "resegzoo_register_mask_generators",
                                  "resegzoo_register_weightings"}
     joined = "\n".join(row["deprecated"])
+    assert "resegzoo.plugins.hookspecs.resegzoo_register_variants is deprecated" in joined
     for old, name in [("hookspecs", "hookimpl"), ("zoo", "ClipVariant"), ("interfaces", "MaskGeneratorSpec"),
                       ("interfaces", "WeightingSpec")]:
         assert f"resegzoo.{old}.{name} is deprecated" in joined and f"import {name} from resegzoo.plugin" in joined

@@ -120,7 +120,7 @@ def _tile() -> np.ndarray:
 
 def test_a_clip_variant(in_docs_folder):
     outputs = run_section("A CLIP variant")
-    listing = next(out for line, out in outputs.items() if "list variants" in line)
+    listing = next(out for line, out in outputs.items() if "list models" in line)
     assert "acme-tiny" in listing and "acme-vit-b-32" in listing
     sidecar = _sidecar("variant-out")
     assert sidecar["model"] == "acme-tiny" and sidecar["random_weights"] is True
@@ -179,7 +179,9 @@ def test_a_method(in_docs_folder):
 
 
 def test_a_model_kind(in_docs_folder):
-    run_section("A model kind")
+    outputs = run_section("A model kind")
+    listing = next(out for line, out in outputs.items() if "list models" in line)
+    assert "acme-roofs" in listing and "palette" in listing
     sidecar = _sidecar("palette-out")
     assert sidecar["method"] == "acme-palette" and sidecar["model"] == "palette:roofs.yaml"
     # a model that is no palette: one line before anything loads
@@ -192,10 +194,9 @@ def test_a_model_kind(in_docs_folder):
 
 def test_a_command(in_docs_folder):
     outputs = run_section("A command")
-    assert list(outputs.values()) == ["example-tiny: tiny-vit-16, Apache-2.0, plugin example\n"]
+    assert list(outputs.values()) == ["example-tiny: clip, Apache-2.0, plugin example\n"]
     result = CliRunner().invoke(build_cli(), ["acme-info", "nope"])
-    assert result.exit_code == 1 and result.output.strip().endswith("no CLIP variant 'nope'; see `resegzoo list "
-                                                                    "variants`")
+    assert result.exit_code == 1 and result.output.strip().endswith("no model 'nope'; see `resegzoo list models`")
 
 
 def test_the_readme_and_the_example_plugin_point_at_the_plugin_api():

@@ -24,6 +24,16 @@ def resegzoo_register_variants(register):
                          license="MIT", citation="test", hf_repo="org/x", hf_file="x.pt"))
 """
 
+#: the same plugin as written now: one hook for models of every kind, everything from resegzoo.plugin
+MODEL_PLUGIN = """
+from resegzoo.plugin import ClipDetails, ModelRecord, RecordSource, hookimpl
+
+@hookimpl
+def resegzoo_register_models(register):
+    register(ModelRecord(name={variant!r}, kind="clip", license="MIT", citation="test",
+                         source=RecordSource(hf_repo="org/x", hf_file="x.pt"), details=ClipDetails("ViT-B-32")))
+"""
+
 
 @pytest.fixture
 def install_plugin(tmp_path, monkeypatch):
@@ -77,9 +87,9 @@ def resegzoo_register_mask_generators(register):
 def test_plugin_clashing_with_a_builtin_loses_and_the_builtin_stays(install_plugin):
     install_plugin("copycat", VARIANT_PLUGIN.format(variant="remoteclip-vit-b-32").replace(
         '@hookimpl\n', '@hookimpl(tryfirst=True)\n'))  # even a plugin that asks to run first
-    with pytest.warns(UserWarning, match="copycat.*resegzoo.builtin.variants"):
+    with pytest.warns(UserWarning, match="copycat.*resegzoo.builtin.models"):
         registry = build_registry(get_plugin_manager())
-    assert registry.variants.owners["remoteclip-vit-b-32"] == "resegzoo.builtin.variants"
+    assert registry.variants.owners["remoteclip-vit-b-32"] == "resegzoo.builtin.models"
     assert registry.variants.get("remoteclip-vit-b-32").hf_repo != "org/x"
 
 
@@ -97,7 +107,7 @@ def test_plugin_raising_at_import_is_reported_and_the_rest_works(install_plugin)
     rows = {row["name"]: row for row in json.loads(result.output)["plugins"]}
     assert rows["bad"]["broken"] is True and "RuntimeError: missing licence key file" in rows["bad"]["error"]
     assert rows["good"]["broken"] is False and rows["good"]["hooks"] == ["resegzoo_register_variants"]
-    assert rows["resegzoo.builtin.variants"]["distribution"] == "resegzoo"
+    assert rows["resegzoo.builtin.models"]["distribution"] == "resegzoo"
 
     result = runner.invoke(build_cli(), ["list", "variants", "--json"])
     assert result.exit_code == 0
@@ -289,7 +299,8 @@ def test_plugins_lists_the_old_module_paths_a_plugin_still_uses(install_plugin):
             from resegzoo.interfaces import MaskGeneratorSpec
             register(MaskGeneratorSpec("old-paths-grid", lambda **kw: None, "registered through old paths"))
     """)
-    install_plugin("new-paths", VARIANT_PLUGIN.format(variant="new-clip"))
+    install_plugin("new-paths", MODEL_PLUGIN.format(variant="new-clip"))
+    install_plugin("old-hook", VARIANT_PLUGIN.format(variant="old-hook-clip"))
     rows = _plugins_rows()
     row = rows["old-paths"]
     assert row["broken"] is False and row["hooks"] == ["resegzoo_register_mask_generators"]
@@ -298,5 +309,8 @@ def test_plugins_lists_the_old_module_paths_a_plugin_still_uses(install_plugin):
         "resegzoo.plugin" in hookimpl_note and hookimpl_note.endswith(f"{module}.py, line 2)")
     assert "import MaskGeneratorSpec from resegzoo.plugin" in spec_note and spec_note.endswith("line 6)")
     assert "deprecated" not in rows["new-paths"]
+    (note,) = rows["old-hook"]["deprecated"]  # the earlier releases' hook still registers, with a note
+    assert note.startswith("resegzoo.plugins.hookspecs.resegzoo_register_variants is deprecated: implement "
+                           "resegzoo_register_models")
     # a second manager in the same process (the module is imported already) still knows
     assert get_plugin_manager().report.deprecated["old-paths"][0] == hookimpl_note

@@ -152,7 +152,7 @@ def test_a_resegzoo_error_is_its_one_line_message_and_writes_nothing(qgis):
     errors = {line.removeprefix("ERROR:").strip() for line in (done.stdout + done.stderr).splitlines()
               if "resegzoo: " in line}
     assert len(errors) == 1, done.stdout + done.stderr
-    assert errors.pop().startswith("resegzoo: cannot load model 'no-such-model': unknown CLIP variant")
+    assert errors.pop().startswith("resegzoo: cannot load model 'no-such-model': unknown CLIP model")
     assert "Traceback" not in done.stdout + done.stderr
     assert list(out.iterdir()) == []  # not even the work folder
 

@@ -52,7 +52,7 @@ def test_fetch_sam3_when_the_hub_refuses_says_gated_in_one_line(gated_hub, reseg
 
 
 def test_sam3_record():
-    from resegzoo.weights.zoo import get_sam3_model
+    from resegzoo.weights.zoo import get_model
 
-    record = get_sam3_model("sam3")
-    assert record.hf_repo == "facebook/sam3" and record.gated
+    record = get_model("sam3", "sam3")
+    assert record.source.hf_repo == "facebook/sam3" and record.gated

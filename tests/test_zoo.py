@@ -1,4 +1,5 @@
-"""The zoo as data: registry/*.yaml records, strictly loaded, consistent with open_clip and METHOD.md."""
+"""The zoo as data: registry/models/*.yaml records (one record type for every kind), strictly loaded,
+consistent with open_clip and METHOD.md."""
 from __future__ import annotations
 
 import shutil
@@ -11,22 +12,29 @@ from resegzoo.plugins import registry as registry_module
 from resegzoo.plugins.manager import get_plugin_manager
 from resegzoo.plugins.registry import UnknownNameError, build_registry
 from resegzoo.schema import SchemaError
-from resegzoo.weights.zoo import (
-    REGISTRY_ENV,
-    ClipVariant,
-    get_sam_checkpoint,
-    load_builtin_variants,
-    load_sam_file,
-    load_variants_file,
-    registry_dir,
-)
+from resegzoo.weights.records import ClipVariant, ModelRecord, RecordSource, load_models_file
+from resegzoo.weights.zoo import REGISTRY_ENV, get_sam_checkpoint, registry_dir
 
 REPO_REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 
 
+def _builtin_records() -> list[ModelRecord]:
+    return [r for path in sorted((REPO_REGISTRY / "models").glob("*.yaml")) for r in load_models_file(path)]
+
+
 @pytest.fixture(scope="module")
 def variants() -> dict[str, ClipVariant]:
-    return {v.name: v for v in load_builtin_variants()}
+    """The clip records, as earlier releases' ClipVariant view (the fields these checks read)."""
+    return {r.name: ClipVariant.from_record(r) for r in _builtin_records() if r.kind == "clip"}
+
+
+def test_one_namespace_for_every_kind_and_sam3_is_a_gated_record():
+    records = _builtin_records()
+    names = [r.name for r in records]
+    assert len(names) == len(set(names))
+    assert {r.kind for r in records} == {"clip", "sam", "sam2", "sam3"}
+    sam3 = next(r for r in records if r.name == "sam3")
+    assert sam3.kind == "sam3" and sam3.gated and sam3.source.hf_repo == "facebook/sam3" and sam3.source.is_snapshot
 
 
 def test_every_family_in_every_required_architecture(variants):
@@ -78,9 +86,10 @@ def test_sam_checkpoints():
     for model_type, file in [("vit_b", "sam_vit_b_01ec64.pth"), ("vit_l", "sam_vit_l_0b3195.pth"),
                              ("vit_h", "sam_vit_h_4b8939.pth")]:
         record = get_sam_checkpoint(model_type)
-        assert record.model_type == model_type and record.file == file
-        assert record.url == f"https://dl.fbaipublicfiles.com/segment_anything/{file}"
+        assert record.kind == "sam" and record.details.model_type == model_type
+        assert record.source.url == f"https://dl.fbaipublicfiles.com/segment_anything/{file}"
         assert get_sam_checkpoint(record.name) == record
+    assert get_sam_checkpoint("hiera_t").kind == "sam2"
     with pytest.raises(UnknownNameError, match="did you mean 'sam-vit-b'"):
         get_sam_checkpoint("sam-vitb")
 
@@ -93,10 +102,10 @@ def _copy_registry(tmp_path: Path) -> Path:
 
 def test_yaml_typo_is_an_error_naming_file_and_key(tmp_path, monkeypatch):
     folder = _copy_registry(tmp_path)
-    path = folder / "variants" / "remoteclip.yaml"
-    path.write_text(path.read_text().replace("    hf_file: RemoteCLIP-ViT-L-14.pt", "    hf_flie: RemoteCLIP-ViT-L-14.pt"))
+    path = folder / "models" / "remoteclip.yaml"
+    path.write_text(path.read_text().replace("hf_file: RemoteCLIP-ViT-L-14.pt", "hf_flie: RemoteCLIP-ViT-L-14.pt"))
     with pytest.raises(SchemaError) as info:
-        load_variants_file(path)
+        load_models_file(path)
     msg = str(info.value)
     assert str(path) in msg and "'hf_flie'" in msg and "did you mean 'hf_file'" in msg
     assert "remoteclip-vit-l-14" in msg
@@ -109,29 +118,63 @@ def test_yaml_typo_is_an_error_naming_file_and_key(tmp_path, monkeypatch):
 
 def test_yaml_missing_key_and_wrong_type(tmp_path):
     path = tmp_path / "v.yaml"
-    path.write_text("variants:\n  - name: x\n    architecture: ViT-B-32\n    format: openclip-pickle\n"
-                    "    license: MIT\n    hf_repo: a/b\n    hf_file: c.pt\n")
-    with pytest.raises(SchemaError, match=r"v\.yaml: variants\[0\] \(x\): missing required key 'citation'"):
-        load_variants_file(path)
-    path.write_text("variants:\n  - name: x\n    architecture: ViT-B-32\n    format: pickle\n"
-                    "    license: MIT\n    citation: c\n    hf_repo: a/b\n    hf_file: c.pt\n")
-    with pytest.raises(SchemaError, match="format: 'pickle' is not one of"):
-        load_variants_file(path)
+    path.write_text("models:\n  - name: x\n    kind: clip\n    source: {hf_repo: a/b, hf_file: c.pt}\n"
+                    "    details: {architecture: ViT-B-32}\n")
+    with pytest.raises(SchemaError, match=r"v\.yaml: models\[0\] \(x\): missing required key 'license'"):
+        load_models_file(path)
+    path.write_text("models:\n  - name: x\n    kind: sam\n    source: {url: 'https://e.org/s.pth'}\n"
+                    "    details: {model_type: vit_x}\n    license: MIT\n")
+    with pytest.raises(SchemaError, match="model_type: 'vit_x' is not one of"):
+        load_models_file(path)
+    path.write_text("models:\n  - name: x\n    kind: sam2\n    source: {url: 'https://e.org/s.pth'}\n"
+                    "    details: {model_type: vit_b}\n    license: MIT\n")
+    with pytest.raises(SchemaError, match="a sam2 record's model_type is one of hiera_t"):
+        load_models_file(path)
 
 
-def test_yaml_record_without_its_source_is_an_error(tmp_path):
+@pytest.mark.parametrize("source,message", [
+    ("{}", "give its source"),
+    ("{member: a/b.pt}", "needs source.url"),
+    ("{hf_file: b.pt}", "needs source.hf_repo"),
+    ("{hf_repo: a/b, url: 'https://e.org/x.pt'}", "give exactly one place"),
+    ("{hf_repo: just-a-name}", "write ORG/REPO"),
+])
+def test_yaml_record_without_a_sound_source_is_an_error(tmp_path, source, message):
     path = tmp_path / "v.yaml"
-    path.write_text("variants:\n  - name: x\n    architecture: ViT-B-32\n    format: skyclip-zip\n"
-                    "    license: MIT\n    citation: c\n    url: https://example.org/x.zip\n")
-    with pytest.raises(SchemaError, match="needs member"):
-        load_variants_file(path)
+    path.write_text(f"models:\n  - name: x\n    kind: sam3\n    source: {source}\n    license: MIT\n")
+    with pytest.raises(SchemaError, match=message):
+        load_models_file(path)
 
 
-def test_sam_yaml_typo(tmp_path):
-    path = tmp_path / "sam.yaml"
-    path.write_text((REPO_REGISTRY / "sam.yaml").read_text().replace("model_type: vit_l", "model_typ: vit_l", 1))
-    with pytest.raises(SchemaError, match=r"sam\.yaml: sam_checkpoints\[1\] \(sam-vit-l\): unknown key 'model_typ'"):
-        load_sam_file(path)
+def test_kind_details_are_checked_per_kind(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("models:\n  - name: x\n    kind: clip\n    source: {hf_repo: a/b, hf_file: c.pt}\n"
+                    "    details: {architecture: ViT-B-32, init_frm: y}\n    license: MIT\n")
+    with pytest.raises(SchemaError, match="unknown key 'init_frm'"):
+        load_models_file(path)
+    path.write_text("models:\n  - name: x\n    kind: sam3\n    source: {hf_repo: a/b}\n"
+                    "    details: {model_type: vit_b}\n    license: MIT\n")
+    with pytest.raises(SchemaError, match="takes no details"):
+        load_models_file(path)
+    # a plugin's own kind keeps its details as given
+    record = ModelRecord(name="mine", kind="colour-table", license="MIT", source=RecordSource(path="/x"),
+                         details={"anything": 1})
+    assert record.details == {"anything": 1}
+
+
+def test_a_yaml_record_cannot_carry_code(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("models:\n  - name: x\n    kind: clip\n    source: {fetcher: os.system}\n"
+                    "    details: {architecture: ViT-B-32}\n    license: MIT\n")
+    with pytest.raises(SchemaError, match="only be set by a Python plugin"):
+        load_models_file(path)
+
+
+def test_a_clip_variant_of_earlier_releases_is_a_clip_record_and_back():
+    for name, variant in {r.name: ClipVariant.from_record(r) for r in _builtin_records() if r.kind == "clip"}.items():
+        record = variant.as_record()
+        assert record.kind == "clip" and record.name == name
+        assert ClipVariant.from_record(record) == variant
 
 
 def test_registry_dir_is_the_checkout_folder_here_and_overridable(tmp_path, monkeypatch):

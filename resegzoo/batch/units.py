@@ -166,8 +166,8 @@ def open_inputs(options: SegmentOptions) -> OpenedInputs:
 
 def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> BatchResult:
     """What ``resegzoo segment`` does with checked options (:meth:`SegmentOptions.check`): open
-    the inputs, build the segmenter once (the model loads here, after every check), then segment
-    every input on the engine asked for."""
+    the inputs, resolve the model spec once, build the segmenter once (the model loads here, after
+    every check), then segment every input on the engine asked for."""
     from resegzoo.engines import open_engine
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
@@ -179,6 +179,9 @@ def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> B
     for note in opened.notes:
         progress.note(note)
     try:
+        # the model spec resolved once (fetched, fingerprinted): the segmenter here and every Ray
+        # actor build from the resolved model
+        options = dataclasses.replace(options, segmenter=options.segmenter.resolve())
         seg = Segmenter.from_spec(options.segmenter)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from None

@@ -19,28 +19,10 @@ def _segearth_ov3(context: Any) -> Any:
     return build(context)
 
 
-def _check_clip(spec: str) -> None:
-    """A CLIP spec names a registry variant, a file, a folder or a hub repo (no I/O but the
-    registry): a mistyped name is refused before the mask generator or any model loads."""
-    from resegzoo.methods.base import MethodError
-    from resegzoo.weights.resolve import resolve_clip
-
-    try:
-        resolve_clip(spec)
-    except (ValueError, LookupError) as exc:
-        raise MethodError(f"cannot load model {spec!r}: {exc}") from None
-
-
 def _proc_sam3(context: Any) -> Any:
     from resegzoo.methods.proc_sam3.method import build
 
     return build(context)
-
-
-def _check_sam3(spec: str) -> None:
-    from resegzoo.methods.segearth_ov3.method import check_model
-
-    check_model(spec)
 
 
 @hookimpl
@@ -54,18 +36,18 @@ def resegzoo_register_methods(register):
         CLIP, _clip,
         "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
         "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by its settings "
-        "(schedule, text, readout, extras); needs a CLIP model (`resegzoo list variants`) and reads --masks",
-        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check,
-        check_model=_check_clip))
+        "(schedule, text, readout, extras); needs a CLIP model (`resegzoo list models --kind clip`) and reads --masks",
+        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check))
 
     from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
 
     register(MethodSpec(
         NAME, _segearth_ov3,
         "SegEarth-OV3 (arXiv 2512.08730): SAM 3's instance and semantic heads and presence score per name, "
-        "no training; needs a SAM 3 model (sam3, local-dir:DIR from save_pretrained, hf-hub:ORG/REPO) and "
-        "pip install \"resegzoo[sam3]\"; recipes method-segearth-ov3*",
-        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings, check_model=_check_sam3))
+        "no training; needs a SAM 3 model (sam3: gated, accept its licence and give a token, then `resegzoo "
+        "fetch sam3`; or local-dir:DIR from save_pretrained, hf-hub:ORG/REPO) and pip install "
+        "\"resegzoo[sam3]\"; recipes method-segearth-ov3*",
+        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings))
 
     from resegzoo.methods.proc_sam3.method import NAME as PROC, ProcSam3Settings
 
@@ -74,4 +56,4 @@ def resegzoo_register_methods(register):
         "ProC-SAM3 (arXiv 2606.21863): SegEarth-OV3's SAM 3 pass with several prompts per class (prompt "
         "pools: text.prompt_pool, --prompt-pool) and presence-guided residual fusion, no training; needs a SAM 3 "
         "model like segearth-ov3; recipes method-proc-sam3*",
-        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings, check_model=_check_sam3))
+        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings))

@@ -22,8 +22,8 @@ from resegzoo.engines import engine_options
                    "several recipes in one table. Default: the dataset's evaluation recipe (eval-default: the peers' "
                    "protocol, fit into 448 x 448, 224 px windows, stride 112).")
 @click.option("--model", "models", multiple=True, metavar="SPEC",
-              help="Model: registry name, checkpoint path, local-dir:DIR or hf-hub:ORG/REPO. Repeat to compare "
-                   "models. Default: the recipe's `model:`.")
+              help="Model of the method's kind (CLIP, SAM 3, ...): zoo name (`resegzoo list models`), checkpoint "
+                   "path, local-dir:DIR or hf-hub:ORG/REPO. Repeat to compare models. Default: the recipe's `model:`.")
 @click.option("--masks", "masks", multiple=True, metavar="NAME",
               help="Mask generator (see `resegzoo list masks`). Repeat to compare. Default: the recipe's.")
 @click.option("--method", "methods", multiple=True, metavar="NAME",
@@ -72,7 +72,9 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.runtime.precision import set_threads
 
     set_threads(threads)
-    user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError)
+    from resegzoo.methods.base import MethodError
+
+    user_errors = (DatasetError, SchemaError, ModelLoadError, RegistryError, MethodError)
     try:
         spec = get_registry().datasets.get(dataset_name)
     except RegistryError as exc:

@@ -1,4 +1,4 @@
-"""``resegzoo fetch``: download zoo weights ahead of time (e.g. before going offline)."""
+"""``resegzoo fetch``: download zoo weights of any kind ahead of time (e.g. before going offline)."""
 from __future__ import annotations
 
 import json
@@ -11,47 +11,46 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {name: local path} at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
-    """Download the weights of CLIP variants, SAM checkpoints and SAM 3 models NAMES into the caches.
+    """Download the weights of zoo models NAMES, of any kind (CLIP variants, SAM and SAM 2.1
+    checkpoints, SAM 3, plugins' models; `resegzoo list models`), into the caches.
 
-    Hugging Face files go into the Hugging Face cache (HF_HUB_CACHE); URL downloads (SAM, SkyCLIP
-    archives) into RESEGZOO_CACHE (default ~/.cache/resegzoo), resumable and verified where a
-    sha256 is known. Names come from `resegzoo list variants` and `resegzoo list sam`.
+    Hugging Face files and repositories go into the Hugging Face cache (HF_HUB_CACHE); URL downloads
+    (SAM, SkyCLIP archives) into RESEGZOO_CACHE (default ~/.cache/resegzoo), resumable and verified
+    where a sha256 is known. A gated model (sam3) needs its licence accepted on its Hugging Face page
+    with your account and a token of that account (HF_TOKEN, or `hf auth login`) first.
     With HF_HUB_OFFLINE=1 nothing is downloaded: cached files are reported, missing ones explained.
     Without network each host is tried once: cached names are reported, and one line lists every
     name that could not be fetched (no retries).
+
+    \b
+    Example:
+      resegzoo fetch remoteclip-vit-l-14 sam-vit-b sam3
     """
-    from resegzoo.weights.hub import cache_dir, fetch_record
-    from resegzoo.weights.zoo import FetchError, NoNetworkError
-    from resegzoo.plugins.registry import RegistryError, UnknownNameError, get_registry
-    from resegzoo.weights.zoo import get_sam3_model, get_sam_checkpoint, sam3_models, sam_checkpoints
+    from resegzoo.plugins.registry import RegistryError, get_registry
+    from resegzoo.weights.cache import cache_dir
+    from resegzoo.weights.fetch import fetch_record
+    from resegzoo.weights.zoo import FetchError, NoNetworkError, get_sam_checkpoint
 
     try:
-        variants = get_registry().variants
+        models = get_registry().models
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from exc
     records = []
     for name in names:  # resolve every name before downloading anything
-        if name in variants:
-            records.append(variants.get(name))
-            continue
-        if name in sam3_models():
-            records.append(get_sam3_model(name))
+        if name in models:
+            records.append(models.get(name))
             continue
         try:
-            records.append(get_sam_checkpoint(name))
-        except UnknownNameError:
+            records.append(get_sam_checkpoint(name))  # a SAM model type (vit_b) names its record too
+        except RegistryError:
             import difflib
 
-            known = list(variants) + list(sam_checkpoints()) + list(sam3_models())
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            close = difflib.get_close_matches(name, list(models), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise click.UsageError(
-                f"unknown variant or SAM checkpoint {name!r}.{hint} See `resegzoo list variants` "
-                f"and `resegzoo list sam`."
-            ) from None
+            raise click.UsageError(f"unknown model {name!r}.{hint} See `resegzoo list models`.") from None
     paths, failed, no_network = {}, [], {}
     for record in records:
-        if getattr(record, "format", None) == "custom":
+        if record.build is not None:
             click.echo(f"{record.name}: built by its plugin, nothing to download", err=True)
             continue
         try:  # an unreachable host is probed once; its other names then fail at once, or come from the caches
@@ -75,13 +74,16 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     if no_network:
         hosts = "; ".join(dict.fromkeys(no_network.values()))
         missing = " ".join(no_network)
+        gated = [r.name for r in records if r.gated and r.name in no_network]
         raise click.ClickException(
             f"no network ({hosts}): not fetched: {', '.join(no_network)}"
             + (f"; fetched or cached: {', '.join(paths)}" if paths else "")
             + (f"; failed otherwise: {', '.join(n for n in failed if n not in no_network)}"
                if len(failed) > len(no_network) else "")
             + f". On a machine with internet run `resegzoo fetch {missing}` and copy the Hugging Face "
-              f"cache (~/.cache/huggingface/hub) and resegzoo's ({cache_dir()}) here."
+              f"cache (~/.cache/huggingface/hub) and resegzoo's ({cache_dir()}) here"
+            + (f" ({', '.join(gated)}: gated, accept the licence and give a token (HF_TOKEN, or `hf auth "
+               "login`) there first)" if gated else "") + "."
         )
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(records)} not fetched: {', '.join(failed)} (reasons above)")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-KINDS = ("variants", "masks", "methods", "weightings", "datasets", "sam", "recipes")
+KINDS = ("models", "variants", "masks", "methods", "weightings", "datasets", "sam", "recipes")
 
 
 def plugin_report() -> tuple[list[dict[str, Any]], str | None]:
@@ -88,6 +88,8 @@ def _jsonable(value: Any) -> Any:
     ``functools.partial``) by their dotted name; other objects JSON cannot encode by ``repr``."""
     import functools
 
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, functools.partial):
         args = [repr(a) for a in value.args] + [f"{k}={v!r}" for k, v in value.keywords.items()]
         return f"functools.partial({', '.join([_jsonable(value.func), *args])})"
@@ -132,14 +134,54 @@ def _first_sentence(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-def _entries(kind: str) -> list[dict[str, Any]]:
+def model_rows(kind: str | None = None) -> list[dict[str, Any]]:
+    """Every model record (of ``kind`` when given) as JSON can hold it, with the plugin that
+    registered it; ``source`` keeps only the fields it sets, and ``where`` says it in words."""
+    from resegzoo.plugins.registry import get_registry
+
+    table = get_registry().models
+    rows = []
+    for name in table:
+        record = table.entries[name]
+        if kind is not None and record.kind != kind:
+            continue
+        row = _jsonable(record)
+        row["source"] = {k: v for k, v in row["source"].items() if v is not None}
+        where = "built by its plugin" if record.build is not None else record.source.where()
+        row.update(where=where, plugin=table.owners[name])
+        rows.append(row)
+    return rows
+
+
+def _old_rows(kind: str) -> list[dict[str, Any]]:
+    """``list variants`` and ``list sam`` as earlier releases printed them (one record type now)."""
+    from resegzoo.plugins.registry import get_registry
+    from resegzoo.weights.records import ClipVariant
+
+    table = get_registry().models
+    rows = []
+    for name in table:
+        record = table.entries[name]
+        if kind == "variants" and record.kind == "clip":
+            fields = _jsonable(ClipVariant.from_record(record))
+        elif kind == "sam" and record.kind in ("sam", "sam2"):
+            fields = {"name": name, "model_type": record.details.model_type, "url": record.source.url,
+                      "file": (record.source.url or "").rsplit("/", 1)[-1] or None, "license": record.license,
+                      "citation": record.citation, "sha256": record.sha256, "size": record.size,
+                      "description": record.description}
+        else:
+            continue
+        rows.append(dict(fields, plugin=table.owners[name]))
+    return rows
+
+
+def _entries(kind: str, model_kind: str | None = None) -> list[dict[str, Any]]:
     if kind == "recipes":
         return recipe_rows()
-    if kind == "sam":
-        from resegzoo.weights.zoo import sam_checkpoints
-
-        return [dict(dataclasses.asdict(r), plugin="resegzoo (registry/sam.yaml)")
-                for r in sorted(sam_checkpoints().values(), key=lambda r: r.name)]
+    if kind == "models":
+        return model_rows(model_kind)
+    if kind in ("variants", "sam"):
+        return _old_rows(kind)
     from resegzoo.plugins.registry import get_registry
 
     table = get_registry().table(kind)
@@ -172,6 +214,7 @@ def _settings_defaults(settings: Any) -> dict[str, Any] | None:
 
 
 _COLUMNS = {
+    "models": ("name", "kind", "size", "gated", "where", "plugin"),
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
     "methods": ("name", "model", "masks", "scores", "description", "plugin"),
@@ -183,7 +226,7 @@ _MAX_CELL = 90  # long descriptions are cut in the table; --json has them in ful
 
 
 def _cell(value: Any) -> str:
-    text = "-" if value is None else str(value)
+    text = "-" if value is None or value is False else "yes" if value is True else str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
 
 
@@ -197,26 +240,41 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 @click.command("list")
 @click.argument("kind", type=click.Choice(KINDS))
+@click.option("--kind", "model_kind", default=None, metavar="K",
+              help="models only: only records of this model kind (clip, sam, sam2, sam3 or a plugin's).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list with every field instead of a table.")
-def list_(kind: str, as_json: bool) -> None:
-    """List what is registered: CLIP variants, mask generators (masks), segmentation methods
-    (methods: what each needs, a model kind and masks or not), weighting strategies, datasets,
-    or SAM checkpoints (sam), with the plugin that registered each; or the shipped recipes
-    (recipes) that --recipe NAME accepts.
+def list_(kind: str, model_kind: str | None, as_json: bool) -> None:
+    """List what is registered: model weights of every kind (models: CLIP variants, SAM, SAM 2.1,
+    SAM 3, plugins' kinds; gated ones need a licence accepted and a token before `resegzoo fetch`),
+    mask generators (masks), segmentation methods (methods: what each needs, a model kind and masks
+    or not), weighting strategies, datasets, with the plugin that registered each; or the shipped
+    recipes (recipes) that --recipe NAME accepts. `variants` (CLIP) and `sam` (SAM, SAM 2.1) are
+    the same records as earlier releases listed them.
+
+    \b
+    Examples:
+      resegzoo list models
+      resegzoo list models --kind sam3 --json
     """
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
 
+    if model_kind is not None and kind != "models":
+        raise click.UsageError("--kind goes with `resegzoo list models`")
     try:
-        rows = _entries(kind)
+        rows = _entries(kind, model_kind)
     except (RegistryError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
-        click.echo(f"no {kind} registered")
+        click.echo(f"no {kind} registered" + (f" of kind {model_kind!r}" if model_kind else ""))
     else:
         click.echo(_table(rows, _COLUMNS.get(kind, ("name", "description", "plugin"))))
+        gated = [r["name"] for r in rows if r.get("gated")]
+        if kind == "models" and gated:
+            click.echo(f"\ngated ({', '.join(gated)}): accept the licence on the model's Hugging Face page with "
+                       "your account and give a token (HF_TOKEN, or `hf auth login`) before `resegzoo fetch`")
 
 
 COMMANDS = [plugins, list_]

@@ -22,7 +22,7 @@ def publish_command(folder: Path, repo_id: str, private: bool, revision: str | N
     with resegzoo metadata, recipe.yaml, README.md model card); anything else is refused.
     """
     from resegzoo.compose.publish import PublishError, publish
-    from resegzoo.weights.hub import hub_errors, hub_failure
+    from resegzoo.weights.hf import hub_errors, hub_failure
 
     try:
         result = publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run, token=token,

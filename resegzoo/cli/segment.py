@@ -52,8 +52,9 @@ def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, dev
 @click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A class file instead of --classes: .txt (one class per line, synonyms separated by "
                    "commas) or .yaml (a list of names or lists of synonyms).")
-@click.option("--model", help="CLIP model: a registry name (`resegzoo list variants`), a checkpoint file, "
-              "a folder written by `resegzoo compose`, local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
+@click.option("--model", help="Model of the method's kind (clip: a CLIP; segearth-ov3: SAM 3): a zoo name "
+              "(`resegzoo list models`; sam3 is gated: `resegzoo fetch sam3`), a checkpoint file, a folder "
+              "(`resegzoo compose`'s, save_pretrained's), local-dir:DIR or hf-hub:ORG/REPO. Default: the recipe's.")
 @click.option("--masks", help="Mask generator giving the segments that restrict attention: slic, "
               "felzenszwalb, sam, none, or a plugin's (`resegzoo list masks`). Default: the recipe's (slic).")
 @click.option("--method", help="Segmentation method (`resegzoo list methods`): clip (the CLIP pipeline: ReSeg-CLIP "

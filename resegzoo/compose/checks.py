@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from resegzoo.compose.inputs import CompositionError, ResolvedInput
-from resegzoo.compose.st_io import SafetensorsFile
+from resegzoo.weights.st_io import SafetensorsFile
 
 _SHOWN = 8  # differences listed per category; the rest are counted
 

@@ -19,7 +19,7 @@ from resegzoo.compose.output import (
     write_output_folder,
 )
 from resegzoo.compose.recipe import Recipe, without_local_paths
-from resegzoo.compose.st_io import SafetensorsFile, StreamingWriter
+from resegzoo.weights.st_io import SafetensorsFile, StreamingWriter
 from resegzoo.compose.weighting import WeightingContext, WeightingResult, check_weights
 from resegzoo.outputs.claims import claimed_output
 from resegzoo.compose.weighting.models import (

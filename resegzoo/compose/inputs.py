@@ -15,7 +15,7 @@ from typing import Any
 
 from resegzoo.errors import ResegzooError
 from resegzoo.compose.recipe import Recipe, public_name
-from resegzoo.weights.hub import cached_sha256
+from resegzoo.weights.cache import cached_sha256
 
 
 class CompositionError(ResegzooError, ValueError):
@@ -53,9 +53,9 @@ class ResolvedInput:
 
 def _safetensors_copy(path: Path, sha: str) -> Path:
     """``path`` itself if it is safetensors, else its state dict converted once into the cache."""
-    from resegzoo.compose.st_io import write_state_dict
+    from resegzoo.weights.st_io import write_state_dict
     from resegzoo.outputs.reading import is_regular_file
-    from resegzoo.weights.hub import cache_dir
+    from resegzoo.weights.cache import cache_dir
     from resegzoo.weights.read import read_state_dict
 
     if path.suffix == ".safetensors":
@@ -73,20 +73,19 @@ def _safetensors_copy(path: Path, sha: str) -> Path:
 def resolve_input(label: str, spec: str) -> ResolvedInput:
     """Find (fetching if needed) one input and make it readable tensor by tensor."""
     from resegzoo.weights.loading import clip_files
-    from resegzoo.weights.zoo import ClipVariant
 
     files = clip_files(spec)
-    variant = files.source.record if isinstance(files.source.record, ClipVariant) else None
+    variant = files.source.record  # a clip record of the zoo, or None for a file, folder or Hub repo
     assert files.origin is not None and files.weights is not None  # every CLIP source has a weights file
     path = files.origin  # the file as given (an archive, not its member): what the output names
     sha = cached_sha256(path)
     item = ResolvedInput(label, spec, _safetensors_copy(files.weights, sha), sha, str(path))
     item.public_spec = spec if variant is not None else public_name(spec)
     if variant is not None:
-        item.architecture = variant.architecture
-        item.model_config = variant.model_config
+        item.architecture = variant.details.architecture
+        item.model_config = variant.details.model_config
         item.license, item.citation = variant.license, variant.citation
-        item.hf_repo, item.init_from = variant.hf_repo, variant.init_from
+        item.hf_repo, item.init_from = variant.source.hf_repo, variant.details.init_from
         return item
     # Folders (local or hf-hub snapshots) and files with a config beside them carry their own.
     config_path = files.config
@@ -107,14 +106,14 @@ def missing_inputs_message(failures: list[tuple[str, ResegzooError]], total: int
     from resegzoo.plugins.registry import get_registry
     from resegzoo.weights.zoo import FetchError
 
-    variants = get_registry().variants
+    models = get_registry().models
     # one line, as every user error is (the CLI prints it after "Error: "): one input's own
     # message as it is, several joined with "; "
     if len(failures) == 1:
         message = str(failures[0][1])
     else:
         message = f"{len(failures)} of {total} inputs cannot be used: " + "; ".join(str(exc) for _, exc in failures)
-    names = [spec for spec, exc in failures if isinstance(exc, FetchError) and spec in variants]
+    names = [spec for spec, exc in failures if isinstance(exc, FetchError) and spec in models]
     if len(names) > 1:
         message += (f"; on a machine with internet, `resegzoo fetch {' '.join(names)}` downloads the zoo's "
                     "inputs in one go")

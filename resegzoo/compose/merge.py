@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from resegzoo.compose.checks import check_finite, check_identical
 from resegzoo.compose.distance import DistanceMeter
-from resegzoo.compose.st_io import SafetensorsFile
+from resegzoo.weights.st_io import SafetensorsFile
 
 OUTPUT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: elements averaged at once: a few chunks per input stay in the CPU cache (1 MB each in float32)

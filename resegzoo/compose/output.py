@@ -42,7 +42,7 @@ def metadata_strings(summary: dict[str, Any]) -> dict[str, str]:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """Parse the composition metadata back from an output folder or its safetensors file."""
-    from resegzoo.compose.st_io import SafetensorsFile
+    from resegzoo.weights.st_io import SafetensorsFile
 
     path = Path(path)
     if path.is_dir():

@@ -70,10 +70,12 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     unless ``dataset_settings`` is False; a method with its own ``method_settings`` on the
     dataset gets those settings and its prompt names instead. A model, masks or method of None means the recipe's
     own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
-    model loads: a method given a mask generator it does not read is an error here; each run's
+    model loads: a method given a mask generator it does not read is an error here. Each model is
+    resolved once (:func:`resegzoo.methods.base.resolve_method_model`: fetched, fingerprinted) for
+    every run that uses it; a model of another kind than its method's is a MethodError here. Each run's
     segmenter is built on ``device`` (checked by the caller) without checking again.
     """
-    from resegzoo.methods.base import MethodError, check_method
+    from resegzoo.methods.base import MethodError, check_method, resolve_method_model
 
     from resegzoo.segmenter.recipe import load_recipe
 
@@ -85,6 +87,7 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     method_list = list(methods) or [None]
     varying = [len(recipe_names) > 1, len(model_list) > 1, len(masks_list) > 1, len(method_list) > 1]
     specs, labels = [], set()
+    resolved: dict[tuple[str, str | None], Any] = {}  # each model spec resolved once, for every run
     for (source, path), model, mask, method in itertools.product(paths, model_list, masks_list, method_list):
         # a method with its own protocol on this dataset (method_settings) gets its own prompt
         # names and settings; the others the dataset's
@@ -100,7 +103,10 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
             raise SchemaError(f"two runs would both be called {label!r}; give each --recipe/--model/--masks/--method "
                               "once")
         labels.add(label)
+        key = (choice.model or "", choice.spec.model)
+        if key not in resolved:  # before any model loads: a model of another kind is one line here
+            resolved[key] = resolve_method_model(choice.spec, choice.model)
         specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
                              recipe_source=source, classes=None if classes == info.classes else classes,
-                             device=device, method_settings=choice.settings))
+                             resolved=resolved[key], device=device, method_settings=choice.settings))
     return specs

@@ -5,9 +5,10 @@ file list.
 They go into the run key (:func:`resegzoo.eval.runner.run_settings`), so re-composing ``soup/``
 with other weights, replacing a checkpoint file in place or adding images to the dataset gives a
 new run folder instead of reusing stale results. File contents are hashed once per (path, size,
-mtime) by :func:`resegzoo.weights.hub.cached_sha256`; a rerun does not re-read gigabytes. The
-model's fingerprint is :func:`resegzoo.weights.fingerprint.weights_fingerprint`, which also keys
-the cached text embeddings (:mod:`resegzoo.methods.clip.text`).
+mtime) by :func:`resegzoo.weights.cache.cached_sha256`; a rerun does not re-read gigabytes. The
+model's fingerprint is the one its spec was resolved with once
+(:attr:`resegzoo.weights.zoo.ResolvedModel.fingerprint`), which also keys the cached text embeddings
+(:mod:`resegzoo.methods.clip.text`) and goes into sidecars.
 """
 from __future__ import annotations
 
@@ -16,25 +17,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from resegzoo.weights.hub import cached_sha256
+from resegzoo.weights.cache import cached_sha256
 from resegzoo.methods.base import ModelLoadError
 
 
-def model_fingerprint(spec: str) -> dict[str, Any]:
-    """What identifies the weights behind a model spec (:func:`resegzoo.weights.fingerprint.weights_fingerprint`)."""
-    from resegzoo.weights.fingerprint import weights_fingerprint
-    from resegzoo.weights.zoo import FetchError
-
-    try:
-        return weights_fingerprint(spec)
-    except (LookupError, OSError, ValueError, FetchError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
-
-
-def method_fingerprints(recipe: Any, model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def method_fingerprints(recipe: Any, model: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(the method's, the model's) fingerprints: which method ran and, for a plugin's method, the
-    plugin and its version; the model's weights as the method identifies them (its spec's
-    ``fingerprint``, else :func:`model_fingerprint`; None for a method without a model)."""
+    plugin and its version; the model's weights by content (``model``: the run's
+    ``ResolvedModel``, its fingerprint computed once; None for a method without a model)."""
     from resegzoo.methods.base import MethodError, method_spec
     from resegzoo.plugins.manager import BUILTIN_PLUGINS
     from resegzoo.plugins.registry import get_registry
@@ -49,14 +39,9 @@ def method_fingerprints(recipe: Any, model: str) -> tuple[dict[str, Any], dict[s
     owner = registry.methods.owners.get(name, "")
     if owner not in BUILTIN_PLUGINS:  # a plugin's method: another version may score differently
         method.update(plugin=owner, plugin_version=registry.pm.report.distributions.get(owner, ("", ""))[1])
-    if spec.model is None:
+    if spec.model is None or model is None:
         return method, None
-    if spec.fingerprint is None:
-        return method, model_fingerprint(model)
-    try:
-        return method, spec.fingerprint(model)
-    except (LookupError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load model {model!r}: {exc}") from exc
+    return method, model.fingerprint
 
 
 def sam_fingerprint(recipe: Any, masks: str) -> str | None:

@@ -31,10 +31,8 @@ RANDOM_NOTE = (f"Rows marked {RANDOM_MARK} use a model whose weights are random 
 
 
 def random_weights(result: RunResult) -> bool:
-    """Whether the run's model is a registry variant with random weights by design."""
-    from resegzoo.weights.resolve import random_weights_note
-
-    return random_weights_note(result.spec.model) is not None
+    """Whether the run's model is a record with random weights by design."""
+    return bool(result.spec.resolved is not None and result.spec.resolved.random_weights)
 
 
 def _row_name(result: RunResult) -> str:

@@ -45,6 +45,10 @@ class RunSpec:
     #: prompt names per class when the method has its own on this dataset (its
     #: ``method_settings``); None: the dataset's ``classes``
     classes: Optional[list[list[str]]] = None
+    #: the model resolved once (``resegzoo.weights.zoo.ResolvedModel``; :func:`resegzoo.eval.ablation.plan_runs`
+    #: resolves each model once for every run, :class:`EvalRun` any run made without it); None
+    #: for a method without a model
+    resolved: Any = None
     #: the torch device the run's segmenter is built on (not part of the run's key)
     device: str = "cpu"
     #: ``method.settings`` as the check parsed them (:func:`resegzoo.eval.ablation.plan_runs`);
@@ -53,11 +57,12 @@ class RunSpec:
 
     @property
     def segmenter(self) -> Any:
-        """The :class:`~resegzoo.segmenter.spec.SegmenterSpec` every engine builds this run's segmenter from."""
+        """The :class:`~resegzoo.segmenter.spec.SegmenterSpec` every engine builds this run's segmenter
+        from (its model resolved: no engine resolves it again)."""
         from resegzoo.segmenter.spec import SegmenterSpec
 
         return SegmenterSpec(self.recipe, self.model or None, self.masks, self.device,
-                             settings=self.method_settings)
+                             settings=self.method_settings, resolved=self.resolved)
 
     def prompts(self, info: Any) -> list[list[str]]:
         """The names each class is prompted with in this run."""
@@ -87,6 +92,20 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def resolved_run(spec: RunSpec) -> RunSpec:
+    """``spec`` with its model resolved (once; :func:`resegzoo.methods.base.resolve_method_model`)."""
+    import dataclasses
+
+    from resegzoo.methods.base import MethodError, method_spec, resolve_method_model
+    from resegzoo.segmenter.models import ModelLoadError
+
+    try:
+        resolved = resolve_method_model(method_spec(spec.recipe.method.name), spec.model)
+    except MethodError as exc:
+        raise ModelLoadError(str(exc)) from None
+    return dataclasses.replace(spec, resolved=resolved)
+
+
 def safe_id(sample_id: str) -> str:
     """A sample id as a file name (ids may hold slashes or odd characters)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
@@ -101,7 +120,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
     from resegzoo import __version__
     from resegzoo.eval.fingerprints import dataset_fingerprint, method_fingerprints, sam_fingerprint
 
-    method, model = method_fingerprints(spec.recipe, spec.model)
+    method, model = method_fingerprints(spec.recipe, spec.resolved)
     return {
         "format": RESULTS_FORMAT,
         "dataset": dataset.info.name,
@@ -142,6 +161,8 @@ class EvalRun:
     """The run folder of one (dataset, setting) pair under ``out_dir/runs/``."""
 
     def __init__(self, dataset: Dataset, spec: RunSpec, out_dir: str | Path) -> None:
+        if spec.model and spec.resolved is None:  # a run made by hand, not by plan_runs
+            spec = resolved_run(spec)
         self.dataset, self.spec = dataset, spec
         self.settings = canonical_settings(run_settings(dataset, spec))
         self.key = settings_key(self.settings)

@@ -51,7 +51,8 @@ class MethodContext:
     #: the whole recipe (``resegzoo.segmenter.recipe.SegmentRecipe``): the shared inference settings
     #: (a method's own are :attr:`settings`)
     recipe: Any
-    #: the model spec (``--model`` or the recipe's ``model:``); None for a method that needs none
+    #: the model spec as given (``--model`` or the recipe's ``model:``; for messages and sidecars); None
+    #: for a method that needs none. Build from :attr:`resolved`, never by reading this string again
     model: Optional[str]
     #: ``method.settings`` parsed into the spec's ``settings`` dataclass (a dict when it has none)
     settings: Any
@@ -65,6 +66,9 @@ class MethodContext:
     masks_name: str = NO_MASKS
     #: open_clip architecture of a bare checkpoint (``--arch``), for CLIP models
     architecture: Optional[str] = None
+    #: the model spec resolved once by the API (``resegzoo.weights.zoo.ResolvedModel``: kind, source,
+    #: files on disk, content fingerprint, the record); None for a method without a model
+    resolved: Any = None
 
 
 @runtime_checkable
@@ -115,8 +119,10 @@ class MethodSpec:
     name: str
     factory: Callable[[MethodContext], Method]
     description: str = ""
-    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model, `resegzoo list
-    #: variants`), ``sam3``, a plugin's own kind, or None: it takes no model
+    #: the kind of model ``--model`` names for it: ``clip`` (an open_clip model), ``sam3``, a plugin's
+    #: own kind (`resegzoo list models --kind K`), or None: it takes no model. The API resolves the
+    #: spec as this kind once, before any model loads (a model of another kind is a one-line error),
+    #: and hands the method ``MethodContext.resolved``
     model: Optional[str] = "clip"
     #: whether it reads a mask generator's segments (``--masks``); False: giving one is an error
     masks: bool = False
@@ -126,11 +132,11 @@ class MethodSpec:
     #: the key); None: the method takes no settings
     settings: Optional[type] = None
     #: ``check_model(spec)``: raise ValueError or LookupError when ``spec`` is not a model of this
-    #: method's kind (checked before anything loads; the message is prefixed with the kind the method
-    #: needs), or a MethodError with the whole message; None: not checked early
+    #: method's kind (checked before anything loads); for a plugin's kind resegzoo does not fetch
+    #: (no record of it): resegzoo's own kinds are checked by the model route
     check_model: Optional[Callable[[str], None]] = None
     #: ``fingerprint(spec)`` -> JSON-able dict identifying the model's weights by content, for
-    #: eval's run key; None: resegzoo's own (files and sha256 of the spec's checkpoint or folder)
+    #: eval's run key; None: the model route's (files and sha256 of the spec's checkpoint or folder)
     fingerprint: Optional[Callable[[str], dict[str, Any]]] = None
     #: ``check(settings, masks)``: the method's own checks of its parsed settings against the mask
     #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
@@ -210,13 +216,11 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         model = None
     elif not model:
         raise MethodError(f"no model given: method {spec.name!r} needs a {spec.model} model; pass --model "
-                          f"(see `resegzoo list variants`), local-dir:DIR or hf-hub:ORG/REPO, or set `model:` "
-                          "in the recipe")
-    elif spec.check_model is not None:
+                          f"(see `resegzoo list models --kind {spec.model}`), local-dir:DIR or hf-hub:ORG/REPO, or "
+                          "set `model:` in the recipe")
+    elif spec.check_model is not None and not is_model_name(model):  # a record's name: the route checks it
         try:
             spec.check_model(model)
-        except MethodError:
-            raise  # the whole message already
         except (ValueError, LookupError) as exc:
             raise MethodError(f"method {spec.name!r} needs a {spec.model} model: {exc}") from None
     masks_name = masks or recipe.masks.generator
@@ -234,6 +238,46 @@ def check_method(recipe: Any, method: str | None = None, model: str | None = Non
         except (ValueError, LookupError, OSError) as exc:
             raise MethodError(f"method {spec.name!r}: {exc}") from None
     return MethodChoice(recipe=recipe, spec=spec, settings=settings, model=model, masks=masks_name)
+
+
+def is_model_name(spec: str) -> bool:
+    """Whether ``spec`` is the name of a registered model record (of any kind)."""
+    from resegzoo.plugins.registry import get_registry
+
+    return spec in get_registry().models
+
+
+def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: Optional[str] = None,
+                         progress: bool = True) -> Any:
+    """The method's model spec resolved ONCE into a ``resegzoo.weights.zoo.ResolvedModel`` (kind,
+    source, files on disk, content fingerprint, the record), before any model loads: what
+    ``MethodContext.resolved``, eval run keys, the text cache, sidecars and Ray actors receive.
+    None for a method without a model. A spec of another kind than the method's (a CLIP model for
+    segearth-ov3, SAM 3 for clip), unknown or missing is a :class:`MethodError` in one line.
+
+    A method that checks its specs itself (``check_model``, a plugin's kind) gets any spec that is no
+    registered model's name as it is, fingerprinted by the spec's ``fingerprint``; the names of
+    records (of its kind) take the model route like every other."""
+    if spec.model is None or not model:
+        return None
+    from resegzoo.errors import ResegzooError
+    from resegzoo.weights.loading import resolve_model
+    from resegzoo.weights.zoo import ResolvedModel
+
+    if spec.check_model is not None and not is_model_name(model):
+        # a plugin's kind with specs of its own (check_model): the method reads them itself
+        try:
+            fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
+        except (LookupError, OSError, ValueError) as exc:
+            raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        return ResolvedModel(model, spec.model, None, None, fingerprint)
+    try:
+        resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
+        if spec.fingerprint is not None:
+            resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
+    except (LookupError, OSError, ValueError, ResegzooError) as exc:
+        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+    return resolved
 
 
 def vocabulary_names(vocab: Any) -> list[str]:

@@ -11,8 +11,16 @@ hookimpl = pluggy.HookimplMarker("resegzoo")
 
 
 @hookspec
+def resegzoo_register_models(register):
+    """Add model weights of any kind (CLIP, SAM, SAM 2.1, SAM 3, your own): call
+    ``register(resegzoo.weights.records.ModelRecord(...))`` for each. Every record shares one
+    namespace: ``resegzoo list models``, ``resegzoo fetch NAME`` and ``--model NAME`` find it."""
+
+
+@hookspec
 def resegzoo_register_variants(register):
-    """Add CLIP variants: call ``register(resegzoo.weights.zoo.ClipVariant(...))`` for each."""
+    """Earlier releases' hook, still called: ``register(ClipVariant(...))`` adds a CLIP record, as
+    ``resegzoo_register_models`` does (new plugins implement that one)."""
 
 
 @hookspec

@@ -21,7 +21,7 @@ DISABLE_ENV = "RESEGZOO_DISABLE_PLUGIN_AUTOLOAD"
 #: Built-in features, registered exactly like third-party plugins.
 BUILTIN_PLUGINS = (
     "resegzoo.builtin.commands",
-    "resegzoo.builtin.variants",
+    "resegzoo.builtin.models",
     "resegzoo.builtin.mask_generators",
     "resegzoo.builtin.methods",
     "resegzoo.builtin.weightings",

@@ -1,7 +1,9 @@
-"""Collects what plugins register into typed tables: variants, mask generators, methods, weightings, datasets."""
+"""Collects what plugins register into typed tables: models (every kind of weights), mask generators,
+methods, weightings, datasets."""
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
@@ -59,14 +61,27 @@ class Table(Generic[T]):
 @dataclass
 class Registry:
     pm: PluginManager
-    variants: Table[Any]
+    #: every model record (``resegzoo.weights.records.ModelRecord``), all kinds in one namespace
+    models: Table[Any]
     mask_generators: Table[Any]
     methods: Table[Any]
     weightings: Table[Any]
     datasets: Table[Any]
 
+    @property
+    def variants(self) -> Table[Any]:
+        """Earlier releases' table of CLIP variants: the clip records of :attr:`models` as
+        ``ClipVariant`` views (``record.clip_variant()``), their owners kept. New code reads :attr:`models`."""
+        table: Table[Any] = Table("CLIP variant")
+        for name in self.models:
+            record = self.models.entries[name]
+            if record.kind == "clip":
+                table.add(name, record.clip_variant(), self.models.owners[name])
+        return table
+
     def table(self, kind: str) -> Table[Any]:
         return {
+            "models": self.models,
             "variants": self.variants,
             "masks": self.mask_generators,
             "methods": self.methods,
@@ -75,26 +90,50 @@ class Registry:
         }[kind]
 
 
+#: table -> (its hooks, what an entry is called in messages)
 _HOOKS = {
-    "variants": ("resegzoo_register_variants", "CLIP variant"),
-    "mask_generators": ("resegzoo_register_mask_generators", "mask generator"),
-    "methods": ("resegzoo_register_methods", "method"),
-    "weightings": ("resegzoo_register_weightings", "weighting strategy"),
-    "datasets": ("resegzoo_register_datasets", "dataset"),
+    # earlier releases' CLIP-only hook feeds the same table: a ClipVariant becomes a clip record
+    "models": (("resegzoo_register_models", "resegzoo_register_variants"), "model"),
+    "mask_generators": (("resegzoo_register_mask_generators",), "mask generator"),
+    "methods": (("resegzoo_register_methods",), "method"),
+    "weightings": (("resegzoo_register_weightings",), "weighting strategy"),
+    "datasets": (("resegzoo_register_datasets",), "dataset"),
 }
 
 
-def _collect(pm: PluginManager, hook_name: str, kind: str) -> Table[Any]:
+def _as_model_record(entry: Any) -> Any:
+    """What a plugin registered through the models hooks, as the table keeps it: an object with
+    ``as_record()`` (earlier releases' ClipVariant) becomes its model record."""
+    as_record = getattr(entry, "as_record", None)
+    entry = as_record() if callable(as_record) else entry
+    if not all(isinstance(getattr(entry, attr, None), str) for attr in ("name", "kind")):
+        raise TypeError(f"registered {type(entry).__name__}, not a resegzoo ModelRecord (resegzoo.weights.records)")
+    return entry
+
+
+#: hooks of earlier releases, still called, and the hook that replaces each
+_OLD_HOOKS = {"resegzoo_register_variants": "resegzoo_register_models"}
+#: how a table takes what plugins register (default: as it is)
+_ADAPT = {"models": _as_model_record}
+
+
+def _collect(pm: PluginManager, hook_names: tuple[str, ...], kind: str, adapt: Any = None) -> Table[Any]:
     table: Table[Any] = Table(kind)
     # Call each implementation on its own so a name clash can name both plugins and a plugin
     # that raises is reported without losing the others' entries. Built-ins go first (a stable
     # sort keeps registration order otherwise), so on a clash the built-in entry is the one kept.
-    impls = sorted(getattr(pm.hook, hook_name).get_hookimpls(), key=lambda i: i.plugin_name not in BUILTIN_PLUGINS)
-    for impl in impls:
+    impls = [(hook_name, impl) for hook_name in hook_names for impl in getattr(pm.hook, hook_name).get_hookimpls()]
+    impls.sort(key=lambda pair: pair[1].plugin_name not in BUILTIN_PLUGINS)
+    for hook_name, impl in impls:
         staged: list[Any] = []
         try:
             with caught_warnings() as caught:
+                if hook_name in _OLD_HOOKS:  # recorded for `resegzoo plugins` like the old module paths
+                    warnings.warn(f"resegzoo.plugins.hookspecs.{hook_name} is deprecated: implement "
+                                  f"{_OLD_HOOKS[hook_name]} (it takes the same ClipVariant records, and "
+                                  "resegzoo.plugin.ModelRecord of any kind)", DeprecationWarning, stacklevel=2)
                 impl.function(register=staged.append)
+                staged = [adapt(entry) for entry in staged] if adapt is not None else staged
         except Exception as exc:
             if impl.plugin_name in BUILTIN_PLUGINS:
                 raise  # a bug or a typo in resegzoo's own registry/: never hide it
@@ -120,7 +159,7 @@ def build_registry(pm: PluginManager | None = None) -> Registry:
     """Ask every plugin for its entries. A plugin entry whose name is taken is skipped and reported
     (``pm.report.broken``); the first registration, a built-in's before any plugin's, is kept."""
     pm = pm or get_plugin_manager()
-    tables = {attr: _collect(pm, hook, kind) for attr, (hook, kind) in _HOOKS.items()}
+    tables = {attr: _collect(pm, hooks, kind, _ADAPT.get(attr)) for attr, (hooks, kind) in _HOOKS.items()}
     return Registry(pm=pm, **tables)
 
 

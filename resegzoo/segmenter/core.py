@@ -84,7 +84,7 @@ class Segmenter:
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
                  recipe: SegmentRecipe | None = None, *, model_name: str = "", masks_name: str = "",
-                 method: Any = None, scores: str | None = None) -> None:
+                 method: Any = None, scores: str | None = None, resolved: Any = None) -> None:
         self.recipe = recipe or SegmentRecipe()
         #: the method's registered name (the recipe's ``method.name`` when a built method is given)
         self.method_name = CLIP if method is None else self.recipe.method.name
@@ -98,6 +98,8 @@ class Segmenter:
         self.encoder = getattr(method, "encoder", encoder)
         self.mask_generator = mask_generator
         self.model_name = model_name
+        #: the model spec resolved once (``resegzoo.weights.zoo.ResolvedModel``): what Ray actors get
+        self.resolved = resolved
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
         self.notes: list[str] = list(getattr(method, "notes", []))
@@ -129,27 +131,42 @@ class Segmenter:
         self._mask_lock = threading.Lock()
 
     @classmethod
-    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: str | None = None,
+    def from_recipe(cls, recipe: SegmentRecipe | None = None, model: Any = None,
                     masks: str | None = None, device: str = "cpu", architecture: str | None = None,
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :meth:`SegmenterSpec.check` found the combination sound."""
-        return cls.from_spec(SegmenterSpec(recipe, model, masks, device, architecture), method=method)
+        :meth:`SegmenterSpec.check` found the combination sound.
+
+        ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
+        before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
+        Ray actor gets the driver's)."""
+        from resegzoo.weights.zoo import ResolvedModel
+
+        resolved = model if isinstance(model, ResolvedModel) else None
+        spec = SegmenterSpec(recipe, model if resolved is None else resolved.spec, masks, device, architecture,
+                             resolved=resolved)
+        return cls.from_spec(spec, method=method)
 
     @classmethod
     def from_spec(cls, spec: SegmenterSpec, method: str | None = None) -> "Segmenter":
-        """Build the segmenter ``spec`` describes; a spec :meth:`SegmenterSpec.check` made is not
-        checked again (a hand-made one, or another ``method``, is checked first)."""
+        """Build the segmenter ``spec`` describes: a spec :meth:`SegmenterSpec.check` made is not
+        checked again (a hand-made one, or another ``method``, is checked first), and its model is
+        resolved once (:meth:`SegmenterSpec.resolve`) unless it was before (a Ray actor gets the
+        driver's; its files are fetched on this machine only when they are not here)."""
         from resegzoo.methods.base import MethodContext, MethodError, method_spec
         from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
 
-        if not spec.checked or method is not None:
-            try:
+        try:
+            if not spec.checked or method is not None:
                 spec = SegmenterSpec.check(spec.recipe, model=spec.model, masks=spec.masks, method=method,
-                                           device=spec.device, architecture=spec.architecture)
-            except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
-                raise ModelLoadError(str(exc)) from None
+                                           device=spec.device, architecture=spec.architecture,
+                                           resolved=spec.resolved)
+            spec = spec.resolve()
+        except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
+            raise ModelLoadError(str(exc)) from None
+        resolved = None if spec.resolved is None else on_this_machine(spec.resolved)
         recipe = spec.recipe
         method_record = method_spec(recipe.method.name)
         generator = None
@@ -158,10 +175,11 @@ class Segmenter:
             generator = build_mask_generator(spec.masks, settings, precision=recipe.inference.precision)
         context = MethodContext(recipe=recipe, model=spec.model, settings=spec.settings, device=spec.device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=spec.masks, architecture=spec.architecture)
+                                mask_generator=generator, masks_name=spec.masks, architecture=spec.architecture,
+                                resolved=resolved)
         built = method_record.factory(context)
         return cls(getattr(built, "encoder", None), generator, recipe, model_name=spec.model or "",
-                   masks_name=spec.masks, method=built, scores=method_record.scores)
+                   masks_name=spec.masks, method=built, scores=method_record.scores, resolved=resolved)
 
     # -- the CLIP method's parts, for callers that read them ---------------------------------
     @property
@@ -366,7 +384,9 @@ class Segmenter:
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""
         described = getattr(self.method, "describe", None)
-        return {"method": self.method_name, "model": self.model_name, "random_weights": self.random_weights,
+        weights = self.resolved.fingerprint if self.resolved is not None else None
+        return {"method": self.method_name, "model": self.model_name, "weights": weights,
+                "random_weights": self.random_weights,
                 "masks": self.masks_name, **(described() if described is not None else {}),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 

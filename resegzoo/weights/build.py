@@ -3,17 +3,21 @@
 CLIP: :func:`build_clip` is THE builder of open_clip models (segment, eval and compose's scoring);
 the weights must fit the model exactly (a strict load that names missing, unexpected and reshaped
 keys). SAM and SAM 2.1: built from their own model code, never with their own loaders (those are
-not ``weights_only``), and loaded strictly the same way.
+not ``weights_only``), and loaded strictly the same way. SAM 3: transformers' ``Sam3Model`` from
+the folder read found (:func:`build_sam3`; safetensors only, offline, without transformers'
+progress bar).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resegzoo.weights.zoo import ClipVariant, LoadError
+from resegzoo.weights.records import ModelRecord
+from resegzoo.weights.zoo import LoadError
 
 #: The width of SAM's image encoder, which tells the three checkpoints apart.
 SAM_WIDTH_TO_TYPE = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
@@ -39,7 +43,8 @@ class LoadedClip:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    variant: ClipVariant | None = None
+    #: the zoo record, for a registry name
+    variant: ModelRecord | None = None
 
 
 def build_clip(state_dict: dict[str, Any], model_config: dict, *, name: str, architecture: str | None = None,
@@ -256,3 +261,38 @@ def state_differences(expected: dict[str, Any], given: dict[str, Any]) -> list[s
         if keys:
             problems.append(f"{label}: {shown(keys)}")
     return problems
+
+
+# -- SAM 3 ----------------------------------------------------------------------------------------
+
+SAM3_INSTALL_HINT = 'SAM 3 needs transformers with Sam3Model: pip install "resegzoo[sam3]"'
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights") off while a model loads: resegzoo's
+    output is its own lines and bars."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def build_sam3(checkpoint: Any, device: str = "cpu") -> Any:
+    """transformers' ``Sam3Model`` from the folder of ``checkpoint`` (a
+    :class:`resegzoo.weights.read.Sam3Checkpoint`), offline, in eval mode on ``device``."""
+    try:
+        from transformers import Sam3Model
+    except ImportError:
+        raise LoadError(SAM3_INSTALL_HINT) from None
+    try:
+        with quiet_transformers():
+            model = Sam3Model.from_pretrained(str(checkpoint.folder), local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"cannot read SAM 3 from {checkpoint.folder}: {' '.join(str(exc).split())}") from None
+    return model.to(device).eval()

@@ -1,19 +1,23 @@
-"""What identifies the weights behind a model spec, by content.
+"""What identifies a model's weights, by content.
 
-Results computed from a model (evaluation runs, cached text embeddings) are keyed by this, so
-re-composing ``soup/`` with other weights or replacing a checkpoint file in place gives new results
-instead of stale ones. File contents are hashed once per (path, size, mtime) by
-:func:`resegzoo.weights.hub.cached_sha256`; a rerun does not re-read gigabytes.
+Results computed from a model (evaluation runs, cached text embeddings, sidecars) are keyed by
+this, so re-composing ``soup/`` with other weights or replacing a checkpoint file in place gives
+new results instead of stale ones. Computed once per resolved spec
+(:func:`resegzoo.weights.loading.resolve_model` puts it in the
+:class:`~resegzoo.weights.zoo.ResolvedModel`); file contents are hashed once per (path, size,
+mtime) by :func:`resegzoo.weights.cache.cached_sha256`, so a rerun does not re-read gigabytes.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from resegzoo.weights.hub import cached_sha256
+from resegzoo.weights.cache import cached_sha256
+from resegzoo.weights.records import ModelRecord
+from resegzoo.weights.zoo import Files
 
 
-def _folder(path: Path) -> dict[str, str]:
+def folder_fingerprint(path: Path) -> dict[str, str]:
     """sha256 of every visible file of a model folder (config, weights, recipe): any change counts."""
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
@@ -21,28 +25,37 @@ def _folder(path: Path) -> dict[str, str]:
     return {p.name: cached_sha256(p) for p in files}
 
 
-def weights_fingerprint(spec: str) -> dict[str, Any]:
-    """What identifies the weights behind a model spec (see :mod:`resegzoo.weights.resolve`).
-
-    Raises what resolving and fetching raise (LookupError, OSError, ValueError, FetchError)."""
+def built_fingerprint(record: ModelRecord) -> dict[str, Any]:
+    """A model its plugin builds (``record.build``): the record, its plugin and the plugin's version."""
     from resegzoo.plugins.registry import get_registry
-    from resegzoo.weights.loading import checkpoint_path
-    from resegzoo.weights.resolve import LOCAL_DIR, resolve_variant
 
-    variant = resolve_variant(spec)
-    if variant is not None and variant.build is not None:  # a plugin's own encoder, e.g. the oracle
-        registry = get_registry()
-        owner = registry.variants.owners.get(variant.name, "")
-        version = registry.pm.report.distributions.get(owner, ("", ""))[1]
-        return {"custom": variant.name, "plugin": owner, "plugin_version": version}
-    if variant is not None and variant.sha256:  # the download is checked against it
-        return {"sha256": variant.sha256}
-    local = Path(spec[len(LOCAL_DIR):] if spec.startswith(LOCAL_DIR) else spec).expanduser()
-    if variant is None and local.is_dir():
-        return {"files": _folder(local)}
-    path = checkpoint_path(spec)  # a file, a registry download or an hf-hub: file (cached)
-    found = {"sha256": cached_sha256(path)}
-    beside = path.parent / "open_clip_config.json"
-    if variant is None and beside.is_file():  # the config beside a bare file decides the architecture
-        found["config_sha256"] = cached_sha256(beside)
+    registry = get_registry()
+    owner = registry.models.owners.get(record.name, "")
+    version = registry.pm.report.distributions.get(owner, ("", ""))[1]
+    return {"custom": record.name, "plugin": owner, "plugin_version": version}
+
+
+def files_fingerprint(files: Files) -> dict[str, Any]:
+    """What identifies the weights fetch put on disk: a record's known sha256 (the download is
+    checked against it), every file of a folder, else the weights file's sha256 (and the config
+    beside it, which decides the architecture)."""
+    source = files.source
+    record = source.record
+    if record is not None and record.sha256:
+        return {"sha256": record.sha256}
+    if files.folder is not None:
+        return {"files": folder_fingerprint(files.folder)}
+    if source.form == "folder" and source.path is not None:  # open_clip's layout: the whole folder counts
+        return {"files": folder_fingerprint(source.path)}
+    assert files.origin is not None  # a file, a record's download, an hf-hub: file (cached)
+    found = {"sha256": cached_sha256(files.origin)}
+    if record is None and files.config is not None:
+        found["config_sha256"] = cached_sha256(files.config)
     return found
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
+
+    return left_module_attribute(__name__, name)

@@ -1,39 +1,95 @@
 """The model route, top-down: each function here calls resolve, then fetch, then read, then build;
 none of those steps calls another (see :mod:`resegzoo.weights.zoo` for the records passed down).
 
-* :func:`load_clip`: a CLIP spec (registry name, file, folder, ``local-dir:``, ``hf-hub:``; see
-  :mod:`resegzoo.weights.resolve`) to an open_clip model ready for inference.
-* :func:`load_state_dict`, :func:`clip_files`, :func:`checkpoint_path`: the same route stopped
-  after read / fetch (composition, fingerprints).
+* :func:`resolve_model`: a spec of a kind (``clip``, ``sam``, ``sam2``, ``sam3``, a plugin's) resolved
+  ONCE and fetched: a :class:`~resegzoo.weights.zoo.ResolvedModel` (source, files on disk, content
+  fingerprint, the record) that the API hands on; :func:`on_this_machine` fetches its files again
+  where they are not (a Ray worker on another node).
+* :func:`load_clip`: a CLIP (resolved, or a spec) to an open_clip model ready for inference;
+  :func:`load_sam3`: a SAM 3 to transformers' ``Sam3Model``.
+* :func:`load_state_dict`, :func:`clip_files`, :func:`checkpoint_path`: the CLIP route stopped
+  after read / fetch (composition).
 * :func:`sam_checkpoint` then :func:`load_sam` / :func:`load_sam2`: the SAM route, split where the
   mask generators fingerprint the file.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from resegzoo.weights.build import LoadedClip, build_clip, build_sam, build_sam2
+from resegzoo.weights.build import LoadedClip, build_clip, build_sam, build_sam2, build_sam3
 from resegzoo.weights.fetch import fetch
-from resegzoo.weights.read import read_clip, read_sam_state_dict
-from resegzoo.weights.resolve import resolve_clip, resolve_sam
-from resegzoo.weights.zoo import Files, LoadError
+from resegzoo.weights.fingerprint import built_fingerprint, files_fingerprint
+from resegzoo.weights.read import read_clip, read_sam3, read_sam_state_dict
+from resegzoo.weights.records import CLIP, SAM3
+from resegzoo.weights.resolve import resolve, resolve_clip, resolve_sam
+from resegzoo.weights.zoo import Files, LoadError, ResolvedModel
 
 
-def load_clip(spec: str, *, device: str = "cpu", architecture: str | None = None) -> LoadedClip:
-    """Build the open_clip model of ``spec`` and load its weights strictly."""
-    source = resolve_clip(spec, architecture)
+def resolve_model(spec: str, kind: str = CLIP, *, architecture: str | None = None,
+                  progress: bool = True) -> ResolvedModel:
+    """``spec`` resolved as a model of ``kind`` and its files fetched (downloaded if needed), with
+    their content fingerprint: what the API computes once per spec and hands on. A spec of the
+    wrong kind is a :class:`~resegzoo.weights.zoo.WrongKindError` before anything is downloaded
+    where the spec tells (a record, a local folder), else before anything is loaded."""
+    source = resolve(spec, kind, architecture=architecture)
     record = source.record
-    if record is not None and getattr(record, "format", None) == "custom":
+    if record is not None and record.build is not None:  # its plugin builds it: nothing to fetch
+        return ResolvedModel(spec, kind, source, None, built_fingerprint(record))
+    files = fetch(source, progress=progress)
+    return ResolvedModel(spec, kind, source, files, files_fingerprint(files))
+
+
+def weights_fingerprint(spec: str, kind: str = CLIP) -> dict[str, Any]:
+    """The content fingerprint of a spec (:func:`resolve_model`'s), for callers holding a string."""
+    return resolve_model(spec, kind).fingerprint
+
+
+def on_this_machine(model: ResolvedModel) -> ResolvedModel:
+    """``model`` with its files on this machine: as it is where they are (this process, a shared
+    disk), else fetched again from the same source (a Ray worker on another node), which must give
+    the same weights."""
+    if model.files is None or model.source is None or all(p.exists() for p in model.files.paths()):
+        return model
+    files = fetch(model.source)
+    found = files_fingerprint(files)
+    if found != model.fingerprint:
+        raise LoadError(f"model {model.spec!r}: the weights fetched on this machine differ from the ones the run "
+                        "was set up with; make the same files reachable from every machine (a shared disk)")
+    return dataclasses.replace(model, files=files)
+
+
+def _resolved(model: ResolvedModel | str | Path, kind: str, architecture: str | None = None) -> ResolvedModel:
+    if isinstance(model, ResolvedModel):
+        if model.kind != kind:
+            raise LoadError(f"model {model.spec!r} is a {model.kind} model, not a {kind} model")
+        return on_this_machine(model)
+    return resolve_model(str(model), kind, architecture=architecture)
+
+
+def load_clip(model: ResolvedModel | str, *, device: str = "cpu", architecture: str | None = None) -> LoadedClip:
+    """Build the open_clip model of ``model`` (resolved, or a spec) and load its weights strictly."""
+    resolved = _resolved(model, CLIP, architecture)
+    record = resolved.record
+    if record is not None and record.build is not None:
         raise LoadError(
-            f"variant {record.name!r} is built by its plugin (format 'custom'), not loaded as an open_clip "
-            f"model; the segmenter builds it directly (ClipVariant.build)"
+            f"{record.name!r} is built by its plugin, not loaded as an open_clip model; the segmenter builds it "
+            "directly (ModelRecord.build)"
         )
-    checkpoint = read_clip(fetch(source))
+    assert resolved.files is not None  # every CLIP source but a plugin's build has files
+    checkpoint = read_clip(resolved.files)
     loaded = build_clip(checkpoint.state_dict, checkpoint.model_config, name=checkpoint.name,
                         architecture=checkpoint.architecture, preprocess=checkpoint.preprocess, device=device)
     loaded.variant = checkpoint.variant
     return loaded
+
+
+def load_sam3(model: ResolvedModel | str | Path, device: str = "cpu") -> Any:
+    """transformers' ``Sam3Model`` of ``model`` (resolved, a spec, or a folder), in eval mode."""
+    resolved = _resolved(model, SAM3)
+    assert resolved.files is not None and resolved.files.folder is not None  # SAM 3 is a folder
+    return build_sam3(read_sam3(resolved.files), device)
 
 
 def load_state_dict(spec: str, *, architecture: str | None = None) -> tuple[dict[str, Any], str]:

@@ -1,5 +1,7 @@
 """Step 3 of the model route: :class:`~resegzoo.weights.zoo.Files` on disk become a state dict (and,
-for CLIP, the open_clip config and architecture that go with it).
+for CLIP, the open_clip config and architecture that go with it), or for SAM 3 its config and the
+names, dtypes and shapes of its tensors (:func:`read_sam3`: what the folder holds, before anything
+is built).
 
 Layouts handled: pickled state dicts (``.pt``/``.pth``/``.bin``, RemoteCLIP/GeoRSCLIP style,
 optionally wrapped in ``{"state_dict": ...}`` with ``module.`` prefixes as SkyCLIP's; SAM's under
@@ -18,7 +20,9 @@ from typing import Any
 
 import torch
 
-from resegzoo.weights.zoo import CheckpointError, ClipVariant, Files, LoadError
+from resegzoo.weights.kinds import SAM3_MODEL_TYPES, TRANSFORMERS_CONFIG
+from resegzoo.weights.records import ModelRecord
+from resegzoo.weights.zoo import CheckpointError, Files, LoadError
 
 
 @dataclass
@@ -33,7 +37,8 @@ class ClipCheckpoint:
     model_config: dict
     #: ``mean``/``std`` (OpenAI's when absent)
     preprocess: dict = field(default_factory=dict)
-    variant: ClipVariant | None = None
+    #: the zoo record, for a registry name
+    variant: ModelRecord | None = None
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -49,24 +54,26 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_clip(files: Files) -> ClipCheckpoint:
-    """The state dict of a CLIP's files with its config: the zoo record's, the folder's (or the one
-    beside the file), else open_clip's for the named or inferred architecture."""
+    """The state dict of a CLIP's files with its config: an architecture the user named, the zoo
+    record's (its config, else its folder's), the folder's (or the one beside the file), else
+    open_clip's for the inferred architecture."""
     source = files.source
     assert files.weights is not None  # fetch gives a weights file for every CLIP source
     preprocess: dict = {}
     config: dict | None = None
-    variant = source.record if isinstance(source.record, ClipVariant) else None
-    if variant is not None:
-        name, architecture, config = variant.name, source.architecture or variant.architecture, variant.model_config
-        if variant.format == "openclip-pretrained":
+    record = source.record
+    found = _open_clip_config(files) if files.config is not None else None
+    if record is not None:
+        name, architecture, config = record.name, source.architecture or record.details.architecture, \
+            record.details.model_config
+        if record.source.open_clip_tag is not None:
             from open_clip.pretrained import get_pretrained_cfg
 
-            cfg = get_pretrained_cfg(variant.architecture, variant.pretrained_tag or "")
+            cfg = get_pretrained_cfg(record.details.architecture, record.source.open_clip_tag)
             preprocess = {k: cfg[k] for k in ("mean", "std") if k in cfg}
-    elif files.config is not None:
-        found = json.loads(files.config.read_text(encoding="utf-8"))
-        if not isinstance(found, dict) or "model_cfg" not in found:
-            raise LoadError(f"{source.name}: {files.config.name} has no 'model_cfg' entry (not an open_clip model folder)")
+        elif config is None and found is not None and source.architecture is None:  # a folder-shaped record
+            config, preprocess = found["model_cfg"], found.get("preprocess_cfg", {})
+    elif found is not None:
         name, preprocess = source.name, found.get("preprocess_cfg", {})
         architecture = source.architecture  # a named architecture wins over the folder's config
         if architecture is None:
@@ -78,7 +85,16 @@ def read_clip(files: Files) -> ClipCheckpoint:
     if architecture is None:
         architecture = _infer_single_architecture(state_dict, source.name)
     return ClipCheckpoint(name, state_dict, architecture, _model_config(name, architecture, config),
-                          preprocess, variant)
+                          preprocess, record)
+
+
+def _open_clip_config(files: Files) -> dict:
+    assert files.config is not None
+    found = json.loads(files.config.read_text(encoding="utf-8"))
+    if not isinstance(found, dict) or "model_cfg" not in found:
+        raise LoadError(f"{files.source.name}: {files.config.name} has no 'model_cfg' entry (not an open_clip "
+                        "model folder)")
+    return found
 
 
 def _model_config(name: str, architecture: str, config: dict | None) -> dict:
@@ -243,3 +259,86 @@ def infer_architectures(sd: dict[str, torch.Tensor]) -> list[str]:
         if cfg is not None and _config_signature(cfg) == sig:
             matches.append(name)
     return matches
+
+
+# -- SAM 3 ----------------------------------------------------------------------------------------
+
+#: transformers' weights files: one file, or an index naming the shards
+SAFETENSORS_WEIGHTS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+#: the most a config or index file may hold (SAM 3's are a few kB to a few hundred)
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Sam3Checkpoint:
+    """What read found in a SAM 3 folder: its config and its tensors' names, dtypes and shapes (from
+    the safetensors headers; no tensor is read here)."""
+
+    name: str
+    folder: Path
+    #: config.json
+    config: dict[str, Any]
+    #: every tensor of the weights files: name -> TensorInfo (dtype, shape)
+    tensors: dict[str, Any]
+    #: the safetensors files the tensors are in
+    weights: list[Path] = field(default_factory=list)
+
+
+def read_sam3(files: Files) -> Sam3Checkpoint:
+    """The config and the safetensors headers of a SAM 3 folder (``Sam3Model.save_pretrained``'s
+    layout: config.json, model.safetensors or an index and its shards). A folder that is not one
+    is a LoadError naming what is missing or wrong."""
+    from resegzoo.weights.st_io import SafetensorsError, SafetensorsFile
+
+    name = files.source.name
+    folder = files.folder
+    assert folder is not None  # fetch gives a folder for every SAM 3 source
+    config = _json_file(folder / TRANSFORMERS_CONFIG, name, "a SAM 3 folder is written by Sam3Model.save_pretrained")
+    model_type = config.get("model_type")
+    if model_type not in SAM3_MODEL_TYPES:
+        raise LoadError(f"{name}: {folder / TRANSFORMERS_CONFIG} is a {model_type!r} model, not SAM 3 (model_type sam3)")
+    weights = _sam3_weight_files(folder, name)
+    tensors: dict[str, Any] = {}
+    for path in weights:
+        try:
+            with SafetensorsFile(path) as st:
+                tensors.update(st.tensors)
+        except (SafetensorsError, OSError) as exc:
+            raise LoadError(f"{name}: {exc}") from None
+    return Sam3Checkpoint(name, folder, config, tensors, weights)
+
+
+def _json_file(path: Path, name: str, hint: str) -> dict[str, Any]:
+    if not path.is_file():  # followed through links: the Hugging Face cache's snapshots are links
+        raise LoadError(f"{name}: {path.parent} has no {path.name}{'; ' + hint if hint else ''}")
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_JSON_BYTES // (1024 * 1024)} MB")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"{name}: {path} is not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise LoadError(f"{name}: {path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _sam3_weight_files(folder: Path, name: str) -> list[Path]:
+    if (folder / SAFETENSORS_WEIGHTS).is_file():
+        return [folder / SAFETENSORS_WEIGHTS]
+    if not (folder / SAFETENSORS_INDEX).is_file():
+        raise LoadError(f"{name}: {folder} has no {SAFETENSORS_WEIGHTS} (nor {SAFETENSORS_INDEX}); SAM 3 is read "
+                        "from safetensors weights only, as Sam3Model.save_pretrained writes them")
+    index = _json_file(folder / SAFETENSORS_INDEX, name, "")
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise LoadError(f"{name}: {folder / SAFETENSORS_INDEX} has no weight_map")
+    shards = []
+    for shard in sorted(set(map(str, weight_map.values()))):
+        # a shard is a file of this folder: no path of its own, so an index cannot point elsewhere
+        if Path(shard).name != shard or shard in ("", ".", "..") or not shard.endswith(".safetensors"):
+            raise LoadError(f"{name}: {SAFETENSORS_INDEX} names shard {shard!r}, not a .safetensors file of the folder")
+        if not (folder / shard).is_file():
+            raise LoadError(f"{name}: shard {shard} named by {SAFETENSORS_INDEX} is missing from {folder}")
+        shards.append(folder / shard)
+    return shards

@@ -1,9 +1,14 @@
-"""The zoo: typed records of CLIP variants, SAM checkpoints and SAM 3 models, read from registry/*.yaml, and the
-records the model route passes down (:class:`Source`, :class:`Files`) with the errors its steps raise.
+"""The zoo and the records the model route passes down.
 
-The route (``resegzoo.weights.loading`` calls each step in turn; no step calls another)::
+The zoo is every :class:`~resegzoo.weights.records.ModelRecord` registered (resegzoo's own from
+``registry/models/*.yaml``, plugins' alike; :func:`model_records`, :func:`get_model`). The route
+(``resegzoo.weights.loading`` calls each step in turn; no step calls another)::
 
-    spec --resolve.py--> Source --fetch.py--> Files --read.py--> state dict (+ config) --build.py--> model
+    spec --resolve.py--> Source --fetch.py--> Files --read.py--> weights (+ config) --build.py--> model
+
+and what the API hands on after resolving a spec once: :class:`ResolvedModel` (the source, the
+files on disk, their content fingerprint, the record if any). The errors of the route's steps live
+here too.
 
 The YAML files live in the repository's top-level ``registry/`` folder. A regular (wheel) install
 ships them as data files under ``<prefix>/share/resegzoo/registry``; :func:`registry_dir` finds
@@ -13,111 +18,19 @@ from __future__ import annotations
 
 import os
 import sysconfig
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from resegzoo.errors import ResegzooError
-from resegzoo.schema import SchemaError, from_mapping, load_yaml
+from resegzoo.weights.records import ClipVariant, ModelRecord, kind_name
 
-CheckpointFormat = Literal["openclip-pickle", "skyclip-zip", "safetensors", "openclip-pretrained", "custom"]
-#: segment-anything's vit_* and SAM 2.1's hiera_* (the ``sam`` and ``sam2`` mask generators)
-SamModelType = Literal["vit_b", "vit_l", "vit_h", "hiera_t", "hiera_s", "hiera_b+", "hiera_l"]
+__all__ = ["CheckpointError", "ClipVariant", "FetchError", "Files", "LoadError", "ModelRecord", "NoNetworkError",
+           "REGISTRY_ENV", "ResolvedModel", "Source", "WrongKindError", "get_model", "get_sam_checkpoint",
+           "model_records", "registry_dir"]
 
 #: Environment variable naming a registry folder to use instead of the installed one.
 REGISTRY_ENV = "RESEGZOO_REGISTRY"
-
-
-@dataclass(frozen=True)
-class ClipVariant:
-    """One CLIP variant of the zoo (compare timm's PretrainedCfg)."""
-
-    name: str
-    #: open_clip model name; OpenAI-derived weights need the ``-quickgelu`` configs.
-    architecture: str
-    format: CheckpointFormat
-    license: str
-    citation: str
-    hf_repo: str | None = None
-    hf_file: str | None = None
-    url: str | None = None
-    #: file inside the archive at ``url`` (SkyCLIP's zips)
-    member: str | None = None
-    #: open_clip pretrained tag (``openai``) for format ``openclip-pretrained``
-    pretrained_tag: str | None = None
-    init_from: str | None = None
-    #: sha256 of the checkpoint file that is loaded (for archives: of the member), null if unknown
-    sha256: str | None = None
-    description: str = ""
-    #: open_clip model config, for architectures open_clip does not ship (plugins, tests)
-    model_config: dict | None = None
-    #: weights random by design (demo/test models): every run says its labels are not results
-    random_weights: bool = False
-    #: plugins only: ``build(device=...)`` returns a ready DenseEncoder (format ``custom``)
-    build: Callable[..., Any] | None = None
-    #: plugins only: ``fetcher()`` returns the local checkpoint file (making it if needed);
-    #: used instead of hf_repo/hf_file/url, e.g. for weights a plugin generates or ships
-    fetcher: Callable[[], Any] | None = None
-
-    def __post_init__(self) -> None:
-        # Each format needs its own source fields; catching this at registration time means a
-        # broken record fails when the registry loads, not halfway through a download.
-        file_source = ("url",) if self.url is not None else ("hf_repo", "hf_file")
-        needs = {
-            "openclip-pickle": () if self.fetcher is not None else file_source,
-            "safetensors": () if self.fetcher is not None else file_source,
-            "skyclip-zip": ("url", "member"),
-            "openclip-pretrained": ("pretrained_tag",),
-            "custom": ("build",),
-        }[self.format]
-        missing = [f for f in needs if getattr(self, f) is None]
-        if missing:
-            raise ValueError(f"variant {self.name!r} of format {self.format!r} needs {', '.join(missing)}")
-        _check_url(self.url, f"variant {self.name!r}")
-        if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
-            raise ValueError(f"variant {self.name!r}: sha256 must be 64 hex digits or null")
-
-
-@dataclass(frozen=True)
-class SamCheckpoint:
-    """A segment-anything checkpoint (``vit_*``: SAM, ``sam_model_registry[model_type]``) or a
-    SAM 2.1 checkpoint (``hiera_*``: the ``sam2`` mask generator)."""
-
-    name: str
-    model_type: SamModelType
-    url: str
-    #: file name in the cache (the last part of the URL)
-    file: str
-    license: str
-    citation: str
-    #: sha256 of the .pth file, null if unknown
-    sha256: str | None = None
-    #: approximate, human-readable (``375 MB``); shown before a download
-    size: str | None = None
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
-            raise ValueError(f"SAM checkpoint {self.name!r}: sha256 must be 64 hex digits or null")
-        _check_url(self.url, f"SAM checkpoint {self.name!r}")
-
-
-@dataclass(frozen=True)
-class Sam3Record:
-    """A SAM 3 model in transformers' format: a whole Hugging Face repository (config, weights,
-    tokenizer), read by ``Sam3Model.from_pretrained`` (the ``segearth-ov3`` method)."""
-
-    name: str
-    hf_repo: str
-    license: str
-    citation: str
-    #: the repository asks each user to accept its license (and a token) before downloading
-    gated: bool = False
-    #: approximate, human-readable; shown before a download
-    size: str | None = None
-    description: str = ""
 
 
 class FetchError(ResegzooError, RuntimeError):
@@ -140,11 +53,15 @@ class LoadError(CheckpointError):
     """A spec that cannot be loaded; the message says what is wrong and what to do."""
 
 
-#: where a model's files come from:
-#: ``record``: a zoo record (:class:`ClipVariant` / :class:`SamCheckpoint`), fetched by the hub;
-#: ``file``: a local weights file (an archive's one checkpoint member is extracted by fetch);
-#: ``folder``: a local model folder; ``hf-hub``: a Hugging Face model repo
-SourceKind = Literal["record", "file", "folder", "hf-hub"]
+class WrongKindError(LoadError):
+    """A spec that names weights of another kind than asked for (a CLIP model where SAM 3 is
+    needed, and back); found before anything is downloaded or loaded where the spec tells."""
+
+
+#: how a spec names its weights: ``record`` (a zoo record, fetched by its source); ``file`` (a local
+#: weights file; an archive's one checkpoint member is extracted by fetch); ``folder`` (a local model
+#: folder); ``hf-hub`` (a Hugging Face model repo)
+SourceForm = Literal["record", "file", "folder", "hf-hub"]
 #: which files of a folder or Hub repo a model needs: ``open_clip`` (open_clip_config.json and one
 #: weights file, open_clip's layout), ``snapshot`` (the whole folder, e.g. transformers' save_pretrained)
 FolderLayout = Literal["open_clip", "snapshot"]
@@ -156,8 +73,10 @@ class Source:
 
     #: what the user asked for; error messages say it
     name: str
-    kind: SourceKind
-    record: ClipVariant | SamCheckpoint | None = None
+    form: SourceForm
+    #: the model kind asked for (``clip``, ``sam``, ``sam2``, ``sam3``, a plugin's)
+    kind: str = "clip"
+    record: ModelRecord | None = None
     #: ``file``: the weights file; ``folder``: the folder
     path: Path | None = None
     #: ``hf-hub``: ``ORG/REPO``
@@ -181,16 +100,50 @@ class Files:
     #: a ``snapshot``: the local folder holding every file of the model
     folder: Path | None = None
 
-
-def _check_url(url: str | None, what: str) -> None:
-    # A record is data anyone can write (a plugin, a fork's registry): only https is downloaded,
-    # never file:// (a local file read into the cache) or another scheme urllib would follow.
-    if url is not None and not url.lower().startswith("https://"):
-        raise ValueError(f"{what}: url must be an https:// URL, not {url!r}")
+    def paths(self) -> list[Path]:
+        """Every local path these files are (for checking they are still there)."""
+        return [p for p in (self.weights, self.origin, self.config, self.folder) if p is not None]
 
 
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text.lower())
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model spec resolved once (``resegzoo.weights.loading.resolve_model``): what the API hands
+    to methods (``MethodContext.resolved``), eval run keys, the text cache, sidecars and Ray actors,
+    so that none of them reads the spec string again."""
+
+    #: the spec as the user gave it (shown in messages and sidecars)
+    spec: str
+    #: the model kind (``clip``, ``sam``, ``sam2``, ``sam3``, a plugin's)
+    kind: str
+    source: Source | None
+    #: the files on disk; None for a model its plugin builds (``record.build``) or a plugin kind
+    #: the route does not fetch
+    files: Files | None
+    #: what identifies the weights by content (JSON-able; eval run keys, the text cache, sidecars)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record(self) -> ModelRecord | None:
+        return self.source.record if self.source is not None else None
+
+    @property
+    def name(self) -> str:
+        """The record's name, else the spec."""
+        return self.record.name if self.record is not None else self.spec
+
+    @property
+    def random_weights(self) -> bool:
+        """The weights are random by design (a demo/test record): labels are not results."""
+        return bool(self.record is not None and self.record.random_weights)
+
+    @property
+    def architecture(self) -> str | None:
+        """The open_clip architecture the user named (``--arch``), if any."""
+        return self.source.architecture if self.source is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        """What a sidecar records about the weights."""
+        return {"spec": self.spec, "kind": self.kind, "name": self.name, "fingerprint": self.fingerprint}
 
 
 # -- where registry/ is ------------------------------------------------------------------------
@@ -225,95 +178,54 @@ def registry_dir() -> Path:
     )
 
 
-# -- reading the YAML records -------------------------------------------------------------------
+# -- the zoo -------------------------------------------------------------------------------------
 
 
-def _records(path: Path, top_key: str) -> list[tuple[dict, str]]:
-    data = load_yaml(path)
-    if not isinstance(data, dict) or set(data) != {top_key}:
-        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise SchemaError(f"{path}: expected one top-level key {top_key!r} holding a list, found {keys}")
-    items = data[top_key]
-    if not isinstance(items, list):
-        raise SchemaError(f"{path}: {top_key!r} must be a list of records")
-    out = []
-    for i, item in enumerate(items):
-        label = item.get("name", f"#{i}") if isinstance(item, dict) else f"#{i}"
-        out.append((item, f"{path}: {top_key}[{i}] ({label})"))
-    return out
+def model_records(kind: str | None = None) -> dict[str, ModelRecord]:
+    """Every registered model record by name (only those of ``kind`` when given), in name order."""
+    from resegzoo.plugins.registry import get_registry
+
+    table = get_registry().models
+    return {name: table.entries[name] for name in table if kind is None or table.entries[name].kind == kind}
 
 
-def load_variants_file(path: str | Path) -> list[ClipVariant]:
-    """Read one ``variants:`` YAML file; any unknown/missing key is a SchemaError naming file and key."""
-    variants = [from_mapping(ClipVariant, item, where) for item, where in _records(Path(path), "variants")]
-    for v in variants:
-        if v.build is not None or v.fetcher is not None:
-            raise SchemaError(f"{path}: variant {v.name!r}: 'build' and 'fetcher' can only be set by a Python plugin")
-    return variants
+def get_model(name: str, kind: str | None = None) -> ModelRecord:
+    """The record called ``name``. Unknown: :class:`~resegzoo.plugins.registry.UnknownNameError`
+    suggesting close names (of ``kind`` when given); of another kind than ``kind``:
+    :class:`WrongKindError`."""
+    from resegzoo.plugins.registry import Table, get_registry
+
+    models = get_registry().models
+    if name in models:
+        record = models.get(name)
+        if kind is not None and record.kind != kind:
+            raise WrongKindError(f"{name!r} is a {record.kind_name} model, not a {kind_name(kind)} model; "
+                                 f"see `resegzoo list models --kind {kind}`")
+        return record
+    if kind is None:
+        return models.get(name)  # raises, suggesting close names
+    of_kind: Table[ModelRecord] = Table(f"{kind_name(kind)} model")
+    for other, record in model_records(kind).items():
+        of_kind.add(other, record, models.owners[other])
+    return of_kind.get(name)
 
 
-def load_sam_file(path: str | Path) -> list[SamCheckpoint]:
-    """Read a ``sam_checkpoints:`` YAML file."""
-    return [from_mapping(SamCheckpoint, item, where) for item, where in _records(Path(path), "sam_checkpoints")]
-
-
-def load_sam3_file(path: str | Path) -> list[Sam3Record]:
-    """Read a ``sam3_models:`` YAML file."""
-    return [from_mapping(Sam3Record, item, where) for item, where in _records(Path(path), "sam3_models")]
-
-
-def load_builtin_variants() -> list[ClipVariant]:
-    """Every record in ``registry/variants/*.yaml``, in file order."""
-    folder = registry_dir() / "variants"
-    out: list[ClipVariant] = []
-    for path in sorted(folder.glob("*.yaml")):
-        out.extend(load_variants_file(path))
-    return out
-
-
-@cache
-def _record_table(folder: str, file_name: str, what: str) -> dict[str, Any]:
-    """The records of one registry file (``sam.yaml``, ``sam3.yaml``) by name; a name listed twice
-    is an error."""
-    path = Path(folder) / file_name
-    loader = {"sam.yaml": load_sam_file, "sam3.yaml": load_sam3_file}[file_name]
-    table: dict[str, Any] = {}
-    for record in loader(path):
-        if record.name in table:
-            raise SchemaError(f"{path}: {what} {record.name!r} is listed twice")
-        table[record.name] = record
-    return table
-
-
-def _lookup_table(what: str, records: dict[str, Any]) -> Any:
-    """A registry ``Table`` of built-in records: lookups give UnknownNameError listing the known names."""
+def get_sam_checkpoint(name: str) -> ModelRecord:
+    """The SAM or SAM 2.1 record called ``name`` (``sam-vit-b``; the model type ``vit_b`` works too)."""
     from resegzoo.plugins.registry import Table
 
-    table: Table[Any] = Table(what)
+    records = {**model_records("sam"), **model_records("sam2")}
+    table: Table[ModelRecord] = Table("SAM checkpoint")
     for record in records.values():
-        table.add(record.name, record, "resegzoo.builtin")
-    return table
-
-
-def sam_checkpoints() -> dict[str, SamCheckpoint]:
-    """All SAM checkpoints of ``registry/sam.yaml`` by name."""
-    return dict(_record_table(str(registry_dir()), "sam.yaml", "SAM checkpoint"))
-
-
-def get_sam_checkpoint(name: str) -> SamCheckpoint:
-    """The SAM checkpoint called ``name`` (``sam-vit-b``; the model type ``vit_b`` works too)."""
-    table = _lookup_table("SAM checkpoint", sam_checkpoints())
-    by_type = {r.model_type: r for r in table.entries.values()}
+        table.add(record.name, record, "")
+    by_type = {r.details.model_type: r for r in records.values()}
     if name in by_type and name not in table:
         return by_type[name]
     return table.get(name)
 
 
-def sam3_models() -> dict[str, Sam3Record]:
-    """All SAM 3 models of ``registry/sam3.yaml`` by name."""
-    return dict(_record_table(str(registry_dir()), "sam3.yaml", "SAM 3 model"))
+def __getattr__(name: str) -> Any:
+    """Names that moved away from here still work, with a DeprecationWarning (resegzoo.moved.LEFT)."""
+    from resegzoo.moved import left_module_attribute
 
-
-def get_sam3_model(name: str) -> Sam3Record:
-    """The SAM 3 model called ``name`` (UnknownNameError listing the known ones otherwise)."""
-    return _lookup_table("SAM 3 model", sam3_models()).get(name)
+    return left_module_attribute(__name__, name)

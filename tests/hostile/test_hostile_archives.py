@@ -27,7 +27,7 @@ from hostile_helpers import (
     symlink_entry,
     zip_entries,
 )
-from resegzoo.weights.hub import extract_member
+from resegzoo.weights.archive import extract_member
 from resegzoo.weights.zoo import FetchError
 
 SITE_PACKAGES_PAYLOAD = b"import os; os.makedirs('code-ran')\n"  # what an attacker's .pth would hold
@@ -166,7 +166,7 @@ def test_a_clean_archive_still_loads(workspace, tiny_clip, tiny_clip_config):
 def test_registry_member_climbing_out_is_refused_before_any_lookup(workspace, http_server):
     """A variant (from a plugin or a registry file) whose archive member climbs out of the cache:
     neither is_cached nor fetch may look at, download or return a file outside the cache."""
-    from resegzoo.weights.hub import fetch_record, is_cached
+    from resegzoo.weights.fetch import fetch_record, is_cached
     from resegzoo.weights.zoo import ClipVariant
 
     outside = workspace / "outside" / "evil.pt"

@@ -140,7 +140,7 @@ def test_malformed_safetensors_is_refused_by_segment(workspace, case):
 
 @pytest.mark.parametrize("case", sorted(MALFORMED_HEADERS))
 def test_malformed_safetensors_is_refused_by_compose(workspace, tiny_clip_config, case):
-    """compose reads headers with its own streaming reader (resegzoo.compose.st_io): same refusal."""
+    """compose reads headers with its own streaming reader (resegzoo.weights.st_io): same refusal."""
     folders = []
     for name in ("a", "b"):
         folder = workspace / name

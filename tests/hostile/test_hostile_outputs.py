@@ -86,7 +86,7 @@ def test_a_folder_in_place_of_a_per_image_result_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_sha256_memo_that_is_no_file(tmp_path, monkeypatch, kind):
     from resegzoo.errors import ResegzooError
-    from resegzoo.weights import hub
+    from resegzoo.weights import cache as hub
 
     monkeypatch.setenv("RESEGZOO_CACHE", str(tmp_path / "cache"))
     weights = tmp_path / "w.bin"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from resegzoo.schema import SchemaError
-from resegzoo.weights.hub import download_url, fetch_record
-from resegzoo.weights.zoo import ClipVariant, FetchError, SamCheckpoint, load_variants_file
+from resegzoo.weights.download import download_url
+from resegzoo.weights.fetch import fetch_record
+from resegzoo.weights.records import ModelRecord, RecordSource, SamDetails, load_models_file
+from resegzoo.weights.zoo import ClipVariant, FetchError
 
 SECRET = b"the content of a local file"
 
@@ -30,28 +32,30 @@ def test_download_url_refuses_anything_but_https(tmp_path, secret, url):
 
 
 def test_a_registry_record_with_a_file_url_is_refused_when_the_registry_loads(tmp_path, secret):
-    variants = tmp_path / "variants.yaml"
-    variants.write_text(f"""variants:
+    models = tmp_path / "models.yaml"
+    models.write_text(f"""models:
   - name: local-secret
-    architecture: ViT-B-32
-    format: openclip-pickle
+    kind: clip
+    details: {{architecture: ViT-B-32}}
     license: MIT
-    citation: none
-    url: file://{secret}
+    source: {{url: "file://{secret}"}}
 """)
     with pytest.raises(SchemaError, match=r"local-secret.*https://"):
-        load_variants_file(variants)
+        load_models_file(models)
     with pytest.raises(ValueError, match="https://"):
-        SamCheckpoint(name="sam-secret", model_type="vit_b", url=f"file://{secret}", file="secret.pth",
-                      license="MIT", citation="none")
+        ModelRecord(name="sam-secret", kind="sam", source=RecordSource(url=f"file://{secret}"),
+                    details=SamDetails("vit_b"), license="MIT")
+    with pytest.raises(ValueError, match="https://"):  # the earlier releases' record type too
+        ClipVariant(name="sneaky", architecture="ViT-B-32", format="openclip-pickle", license="MIT",
+                    citation="none", url=f"file://{secret}")
 
 
 def test_a_record_made_in_code_cannot_fetch_a_local_file(resegzoo_cache, secret):
     """Even a record that skipped validation (a plugin's object, changed after creation) is refused
     by the fetcher, and nothing reaches the cache."""
-    record = ClipVariant(name="sneaky", architecture="ViT-B-32", format="openclip-pickle", license="MIT",
-                         citation="none", url="https://example.org/w.pt")
-    object.__setattr__(record, "url", f"file://{secret}")  # frozen dataclass: bypass on purpose
+    record = ModelRecord(name="sneaky", kind="clip", details={"architecture": "ViT-B-32"}, license="MIT",
+                         source=RecordSource(url="https://example.org/w.pt"))
+    object.__setattr__(record.source, "url", f"file://{secret}")  # frozen dataclass: bypass on purpose
     with pytest.raises(FetchError, match="https:// URLs only"):
         fetch_record(record, progress=False)
     assert not any(p.is_file() and p.read_bytes() == SECRET for p in resegzoo_cache.rglob("*"))

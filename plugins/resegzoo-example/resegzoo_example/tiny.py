@@ -1,11 +1,11 @@
-"""The ``example-tiny`` CLIP variant: tiny random weights, generated once into resegzoo's cache."""
+"""The ``example-tiny`` CLIP model: tiny random weights, generated once into resegzoo's cache."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 
-from resegzoo.plugin import ClipVariant
+from resegzoo.plugin import ClipDetails, ModelRecord, RecordSource
 
 TINY_VARIANT_NAME = "example-tiny"
 SEED = 0
@@ -41,17 +41,18 @@ def make_weights() -> Path:
     return path
 
 
-def tiny_variant() -> ClipVariant:
+def tiny_record() -> ModelRecord:
     from resegzoo.testing import tiny_model_config
 
-    return ClipVariant(
+    return ModelRecord(
         name=TINY_VARIANT_NAME,
-        architecture="tiny-vit-16",
-        format="safetensors",
+        kind="clip",
         license="Apache-2.0",
         citation="resegzoo example plugin",
-        model_config=tiny_model_config(),
-        fetcher=make_weights,
+        # the weights come from this plugin's own function (made on first use), not a download
+        source=RecordSource(fetcher=make_weights),
+        details=ClipDetails(architecture="tiny-vit-16", model_config=tiny_model_config()),
+        size="8 MB",
         description="tiny random CLIP (64 px, 8 blocks) for quick starts and tests; not a real model",
         random_weights=True,  # every run says so: console, sidecar, overlay legend
     )

@@ -25,7 +25,7 @@ def test_installed_entry_point():
 def test_registered_through_the_entry_point():
     pm = get_plugin_manager()
     registry = build_registry(pm)
-    assert registry.variants.owners["example-tiny"] == "example"  # the entry-point name
+    assert registry.models.owners["example-tiny"] == "example"  # the entry-point name
     assert registry.mask_generators.owners["example-grid"] == "example"
     assert pm.report.distributions["example"][0] == "resegzoo-example"
 
@@ -33,7 +33,7 @@ def test_registered_through_the_entry_point():
 def test_disabling_autoload_removes_it(monkeypatch):
     monkeypatch.setenv(DISABLE_ENV, "1")
     registry = build_registry(get_plugin_manager())
-    assert "example-tiny" not in registry.variants and "example-grid" not in registry.mask_generators
+    assert "example-tiny" not in registry.models and "example-grid" not in registry.mask_generators
 
 
 def test_grid_masks_follow_the_mask_generator_contract():
@@ -62,12 +62,12 @@ def test_example_tiny_weights_are_made_offline_once_and_are_deterministic(monkey
     from resegzoo_example.tiny import weights_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    variant = build_registry(get_plugin_manager()).variants.get("example-tiny")
-    assert variant.random_weights and variant.model_config is not None
-    path = variant.fetcher()  # what resegzoo calls to get the checkpoint file
+    record = build_registry(get_plugin_manager()).models.get("example-tiny")
+    assert record.kind == "clip" and record.random_weights and record.details.model_config is not None
+    path = record.source.fetcher()  # what resegzoo calls to get the checkpoint file
     assert path == weights_path()
     loaded, reference = load_file(str(path)), make_tiny_clip(seed=0).state_dict()
     assert loaded.keys() == reference.keys()
     assert all(torch.equal(loaded[k], reference[k]) for k in reference)
     made = path.stat().st_mtime_ns
-    assert variant.fetcher() == path and path.stat().st_mtime_ns == made  # generated once, then reused
+    assert record.source.fetcher() == path and path.stat().st_mtime_ns == made  # generated once, then reused

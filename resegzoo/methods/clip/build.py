@@ -1,5 +1,6 @@
-"""The CLIP method's model: a spec into a masked-attention DenseEncoder configured by the recipe,
-the schedule checked against the mask generator, and the key its text embeddings are stored under."""
+"""The CLIP method's model: the resolved CLIP (``MethodContext.resolved``) into a masked-attention
+DenseEncoder configured by the recipe, the schedule checked against the mask generator, and the key
+its text embeddings are stored under."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,25 +8,34 @@ from typing import Any
 from resegzoo.methods.base import ModelLoadError, mask_level_count
 
 
-def build_encoder(spec: str, settings: Any, device: str = "cpu", architecture: str | None = None) -> Any:
-    """A DenseEncoder for ``spec``.
+def resolved_clip(model: Any, architecture: str | None = None) -> Any:
+    """``model`` as a resolved CLIP: a ``ResolvedModel`` as it is; a spec (a caller outside the API)
+    resolved now, by the model route."""
+    from resegzoo.weights.loading import resolve_model
+    from resegzoo.weights.zoo import ResolvedModel
 
-    A registry variant with a ``build`` callable (format ``custom``, e.g. the oracle plugin) builds
-    its own encoder; anything else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in
-    the masked-attention encoder configured by the method's settings (``settings``: ClipSettings, or a
+    return model if isinstance(model, ResolvedModel) else resolve_model(model, "clip", architecture=architecture)
+
+
+def build_encoder(model: Any, settings: Any, device: str = "cpu", architecture: str | None = None) -> Any:
+    """A DenseEncoder for ``model`` (a ``ResolvedModel`` of kind clip, or a spec).
+
+    A record with a ``build`` callable (e.g. the oracle plugin) builds its own encoder; anything
+    else takes the model route (``resegzoo.weights.loading.load_clip``) and is wrapped in the
+    masked-attention encoder configured by the method's settings (``settings``: ClipSettings, or a
     recipe, whose clip settings are read): its schedule, extras and position interpolation.
     """
     settings = _clip_settings(settings)
     from resegzoo.methods.clip.encoder import MaskedClipEncoder, ScheduleConflictError, UnsupportedModelError
     from resegzoo.weights.loading import load_clip
-    from resegzoo.weights.resolve import resolve_variant
     from resegzoo.weights.zoo import FetchError
 
+    spec = getattr(model, "spec", model)
     try:
-        variant = resolve_variant(spec)  # None for paths, local-dir: and hf-hub:
-        if variant is not None and variant.build is not None:
-            return variant.build(device=device)
-        loaded = load_clip(spec, device=device, architecture=architecture)
+        resolved = resolved_clip(model, architecture)
+        if resolved.record is not None and resolved.record.build is not None:
+            return resolved.record.build(device=device)
+        loaded = load_clip(resolved, device=device)
     except (LookupError, OSError, ValueError, FetchError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
     try:
@@ -73,22 +83,22 @@ def fit_schedule(encoder: Any, generator: Any, masks_name: str, settings: Any) -
                          f"{masks_name!r} gives {have} level(s); {fix}")
 
 
-def text_tower_key(spec: str, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
-    """What the cached text embeddings of ``encoder`` (built from ``spec``) are keyed by besides
-    the prompts: the weights' content fingerprint, the architecture asked for, the device type and
-    the weights' dtype (text runs in fp32 outside autocast, but fp32 on CPU and on CUDA differ in
-    the last bits). None for encoders without a tokenizer (a plugin's own): nothing is stored."""
-    from resegzoo.weights.fingerprint import weights_fingerprint
+def text_tower_key(model: Any, encoder: Any, architecture: str | None = None) -> dict[str, Any] | None:
+    """What the cached text embeddings of ``encoder`` (built from ``model``, a ``ResolvedModel`` or a
+    spec) are keyed by besides the prompts: the weights' content fingerprint (the one the model was
+    resolved with), the architecture asked for, the device type and the weights' dtype (text runs in
+    fp32 outside autocast, but fp32 on CPU and on CUDA differ in the last bits). None for encoders
+    without a tokenizer (a plugin's own): nothing is stored."""
     from resegzoo.weights.zoo import FetchError
 
-    model = getattr(encoder, "model", None)
-    if not callable(getattr(encoder, "tokenizer", None)) or model is None:
+    net = getattr(encoder, "model", None)
+    if not callable(getattr(encoder, "tokenizer", None)) or net is None:
         return None
     try:
-        weights = weights_fingerprint(spec)  # file hashes are remembered: free after the first run
+        weights = resolved_clip(model, architecture).fingerprint
     except (LookupError, OSError, ValueError, FetchError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
-    parameter = next(model.parameters())
+        raise ModelLoadError(f"cannot load model {getattr(model, 'spec', model)!r}: {exc}") from exc
+    parameter = next(net.parameters())
     return {"weights": weights, "architecture": architecture, "device": parameter.device.type,
             "dtype": str(parameter.dtype)}
 

@@ -140,19 +140,20 @@ class ClipMethod:
 
 
 def build_clip_method(context: Any) -> ClipMethod:
-    """The ``clip`` method's factory: the model named by ``context.model`` as a masked-attention
-    encoder configured by the recipe, checked against the mask generator before any image."""
+    """The ``clip`` method's factory: the CLIP the API resolved (``context.resolved``) as a
+    masked-attention encoder configured by the recipe, checked against the mask generator before any image."""
     from resegzoo.methods.clip.build import build_encoder, fit_schedule, text_tower_key
     from resegzoo.weights.resolve import random_weights_note
 
     settings = parse_settings(context.settings)
-    encoder = build_encoder(context.model, settings, device=context.device, architecture=context.architecture)
+    model = context.resolved or context.model  # resolved once by the API (a context made by hand: a spec)
+    encoder = build_encoder(model, settings, device=context.device, architecture=context.architecture)
     notes = fit_schedule(encoder, context.mask_generator, context.masks_name, settings)  # before any image is read
     method = ClipMethod(encoder, context.recipe, settings)
     method.masks_name = context.masks_name
     # text embeddings stored on disk (unless other users can write the cache folder: a note)
-    cache_note = method.text.store_on_disk(text_tower_key(context.model, encoder, context.architecture))
-    random_note = random_weights_note(context.model)
+    cache_note = method.text.store_on_disk(text_tower_key(model, encoder, context.architecture))
+    random_note = random_weights_note(model)
     method.random_weights = random_note is not None
     method.notes = ([random_note] if random_note else []) + notes
     method.cache_notes = [cache_note] if cache_note else []

@@ -115,7 +115,7 @@ class TextCache:
     @staticmethod
     def folder() -> Path:
         """Where embeddings are stored: ``text-embeddings`` in resegzoo's cache folder."""
-        from resegzoo.weights.hub import cache_dir
+        from resegzoo.weights.cache import cache_dir
 
         return cache_dir() / "text-embeddings"
 
@@ -123,7 +123,7 @@ class TextCache:
         """Store embeddings under ``key`` from now on; returns a note (and keeps them in memory
         only) when the cache folder can be written by other users: what they put there is not read."""
         from resegzoo.outputs.reading import unsafe_folder
-        from resegzoo.weights.hub import cache_dir
+        from resegzoo.weights.cache import cache_dir
 
         problem = None if key is None else unsafe_folder(self.folder(), up_to=cache_dir())
         self.key = None if problem else key

@@ -8,23 +8,12 @@ probabilities (:mod:`.model`, :mod:`.fusion`). ``method.settings`` is :class:`Se
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
-from resegzoo.errors import ResegzooError
 from resegzoo.schema import check_limits, limit
 
 NAME = "segearth-ov3"
-LOCAL_DIR = "local-dir:"
-HF_HUB = "hf-hub:"
-#: transformers model types whose config Sam3Model reads (a SAM 3 video checkpoint holds the image model)
-SAM3_MODEL_TYPES = ("sam3", "sam3_video")
-
-
-class Sam3LoadError(ResegzooError, RuntimeError):
-    """The SAM 3 model could not be found or read; the message says which and why."""
 
 
 @dataclass
@@ -51,52 +40,6 @@ class SegEarthOV3Settings:
             raise ValueError(f"confidence_threshold must be in 0..1, got {self.confidence_threshold}")
         if self.name_batch < 1:
             raise ValueError(f"name_batch must be at least 1, got {self.name_batch}")
-
-
-def check_model(spec: str) -> None:
-    """A SAM 3 model spec, checked without loading anything or using the network: a zoo name
-    (``sam3``), ``local-dir:DIR`` (a folder written by ``save_pretrained``), ``hf-hub:ORG/REPO`` or
-    a folder path. ValueError saying what is wrong otherwise."""
-    from resegzoo.weights.zoo import sam3_models
-
-    if spec.startswith(HF_HUB):
-        if spec[len(HF_HUB):].count("/") != 1:
-            raise ValueError(f"{spec!r}: write hf-hub:ORG/REPO")
-        return
-    if spec in sam3_models():
-        return
-    folder = Path(spec[len(LOCAL_DIR):] if spec.startswith(LOCAL_DIR) else spec).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"{spec!r} is neither a SAM 3 model of the zoo ({', '.join(sam3_models())}), nor a folder; "
-                         "give sam3, local-dir:DIR (a folder written by Sam3Model.save_pretrained) or hf-hub:ORG/REPO")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise ValueError(f"{folder} has no config.json; a SAM 3 folder is written by Sam3Model.save_pretrained")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{config} is not a readable JSON config ({exc})") from None
-    if model_type not in SAM3_MODEL_TYPES:
-        raise ValueError(f"{config} is a {model_type!r} model, not SAM 3 (model_type sam3)")
-
-
-def model_folder(spec: str) -> Path:
-    """The local folder of a SAM 3 model spec, downloaded into the Hugging Face cache if needed."""
-    from resegzoo.weights.hub import HF_MODEL_FILES, fetch_hf_snapshot, fetch_record
-    from resegzoo.weights.zoo import FetchError, get_sam3_model, sam3_models
-
-    try:
-        check_model(spec)
-    except ValueError as exc:
-        raise Sam3LoadError(str(exc)) from None
-    try:
-        if spec.startswith(HF_HUB):
-            return fetch_hf_snapshot(spec[len(HF_HUB):], spec, HF_MODEL_FILES)
-        if spec in sam3_models():
-            return fetch_record(get_sam3_model(spec))
-    except FetchError as exc:
-        raise Sam3LoadError(str(exc)) from None
-    return Path(spec[len(LOCAL_DIR):] if spec.startswith(LOCAL_DIR) else spec).expanduser()
 
 
 def _switches(settings: SegEarthOV3Settings) -> Any:
@@ -146,30 +89,24 @@ class SegEarthOV3Method:
 
 
 def load_sam3_scorer(context: Any, method: str = NAME, decoder_precision: str | None = None) -> Any:
-    """The SAM 3 named by ``context.model``, loaded once for a method (every SAM 3 method loads
-    through here): a :class:`~resegzoo.methods.segearth_ov3.model.Sam3Scorer` with the settings'
-    ``name_batch`` and ``geometry_token``."""
+    """The SAM 3 the API resolved (``context.resolved``), loaded through the model route once for a
+    method (every SAM 3 method loads through here): a
+    :class:`~resegzoo.methods.segearth_ov3.model.Sam3Scorer` with the settings' ``name_batch`` and
+    ``geometry_token``."""
     from resegzoo.methods.segearth_ov3.model import Sam3Scorer
     from resegzoo.methods.segearth_ov3.tokenizer import tokenizer_for
+    from resegzoo.weights.loading import load_sam3, resolve_model
+    from resegzoo.weights.records import SAM3
 
     settings = context.settings
-    folder = model_folder(context.model)
-    try:
-        from transformers import Sam3Model
-    except ImportError:
-        raise Sam3LoadError(f"method {method} needs transformers with Sam3Model: "
-                            "pip install \"resegzoo[sam3]\"") from None
-    try:
-        model = Sam3Model.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise Sam3LoadError(f"cannot read SAM 3 from {folder}: {' '.join(str(exc).split())}") from None
-    model = model.to(context.device).eval()
-    tokenize, source = tokenizer_for(folder)
+    resolved = context.resolved or resolve_model(context.model, SAM3)  # a context made by hand: resolved here
+    model = load_sam3(resolved, context.device)
+    tokenize, source = tokenizer_for(resolved.files.folder)
     return Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
                       name_batch=settings.name_batch, geometry_token=settings.geometry_token,
                       tokenizer_source=source, decoder_precision=decoder_precision)
 
 
 def build(context: Any) -> SegEarthOV3Method:
-    """The method seam's factory: load the SAM 3 named by ``context.model``."""
+    """The method seam's factory: SAM 3 as the API resolved it (``context.resolved``)."""
     return SegEarthOV3Method(load_sam3_scorer(context), context.settings, model=context.model)

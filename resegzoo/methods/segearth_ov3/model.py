@@ -243,9 +243,9 @@ def _cross_mask(mask_decoder: Any, states: Any, prompt: Any, mask: Any) -> Any:
 
 def load_scorer(folder: str | Path, device: str = "cpu", precision: str = "fp32", **kwargs: Any) -> Sam3Scorer:
     """A :class:`Sam3Scorer` from a folder written by ``Sam3Model.save_pretrained`` (offline)."""
-    from transformers import Sam3Model
+    from resegzoo.weights.loading import load_sam3
 
     folder = Path(folder)
-    model = Sam3Model.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+    model = load_sam3(folder, device)
     tokenize, source = tokenizer_for(folder)
     return Sam3Scorer(model, tokenize, device=device, precision=precision, tokenizer_source=source, **kwargs)

@@ -1,4 +1,4 @@
-"""resegzoo entry point: registers the oracle CLIP variants."""
+"""resegzoo entry point: registers the oracle CLIP models (built by this plugin, no weights file)."""
 from __future__ import annotations
 
 import functools
@@ -7,14 +7,14 @@ from resegzoo.plugin import hookimpl
 
 
 @hookimpl
-def resegzoo_register_variants(register):
-    from resegzoo.plugin import ClipVariant
+def resegzoo_register_models(register):
+    from resegzoo.plugin import ClipDetails, ModelRecord
 
     for name, patch in (("oracle", 1), ("oracle-p4", 4)):
-        register(ClipVariant(
+        register(ModelRecord(
             name=name,
-            architecture="oracle",
-            format="custom",
+            kind="clip",
+            details=ClipDetails(architecture="oracle"),
             license="Apache-2.0",
             citation="resegzoo test plugin (no publication)",
             description=f"synthetic colour encoder for tests: patch {patch} px, window 32 px",

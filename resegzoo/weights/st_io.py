@@ -1,4 +1,5 @@
-"""Streaming safetensors reading and writing, so composing never holds more than a few tensors.
+"""Streaming safetensors reading and writing: composing never holds more than a few tensors, and a
+header is read (names, dtypes, shapes) without reading the tensors.
 
 The format (https://github.com/huggingface/safetensors): 8-byte little-endian header length, a JSON
 header ``{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}`` padded
