@@ -41,13 +41,26 @@ from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.options import OptionTypeError, OptionValueError, SegmentOptions
 from resegzoo.batch.units import BatchResult
 from resegzoo.methods.base import ModelLoadError
-from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.stretch import Stretch
-from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
 from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
+
+#: names of the facade that live in modules importing torch: loaded when first asked for, so a
+#: command that fails its option checks (or never segments) does not pay for torch
+_LAZY = {"Segmenter": "resegzoo.segmenter.core", "SegmentResult": "resegzoo.segmenter.core",
+         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BatchInputError",

@@ -7,9 +7,43 @@ line, never a traceback. Each module keeps its own subclass so callers can still
 """
 from __future__ import annotations
 
+# The exit status of the ``resegzoo`` command: one per kind of error (documented in the command's
+# --help and in docs/segmenting.md, "Exit status").
+#: the work failed: a model that cannot be fetched or read, an input that fails while it is
+#: segmented (with --continue-on-error: some inputs failed, the others were written), an output
+#: that cannot be written (a full disk)
+EXIT_FAILED = 1
+#: what was asked for cannot be done, found before any work: an option, a recipe or its settings
+#: (method, masks, templates, sizes), a vocabulary, an input that names no usable raster, a dataset
+#: folder, an unknown name (click's own usage errors exit 2 too)
+EXIT_USAGE = 2
+#: stopped by Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_INTERRUPTED = 130
+
 
 class ResegzooError(Exception):
-    """A problem the user can fix; ``str(exc)`` is the one-line message shown to them."""
+    """A problem the user can fix; ``str(exc)`` is the one-line message shown to them.
+
+    ``exit_code``: the kind of error (:data:`EXIT_USAGE` or :data:`EXIT_FAILED`) for the CLI's exit
+    status; None (this base) takes the kind of the error it was raised from, else EXIT_FAILED."""
+
+    exit_code: int | None = None
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit status of a command that ended with ``exc``: the first ``exit_code`` declared by
+    it or by the errors it was raised from (``raise X from exc``, or during the handling of
+    ``exc``), else :data:`EXIT_FAILED`. A ModelLoadError raised for a mask setting that does not
+    parse is a usage error; one raised for a missing download is a failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "exit_code", None)
+        if isinstance(code, int):
+            return code
+        current = current.__cause__ or current.__context__
+    return EXIT_FAILED
 
 
 def file_kind(mode: int) -> str:

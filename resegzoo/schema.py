@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,13 +16,15 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 
 T = TypeVar("T")
 
 
 class SchemaError(ResegzooError, ValueError):
     """A mapping does not fit the record it should describe."""
+
+    exit_code = EXIT_USAGE
 
 
 def _check_type(value: Any, tp: Any, where: str) -> Any:
@@ -34,7 +38,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
                 return _check_type(value, arg, where)
             except SchemaError:
                 continue  # try the next member of the union; the error below names the whole type
-        raise SchemaError(f"{where}: {value!r} is not of type {_type_name(tp)}")
+        raise SchemaError(f"{where}: {value!r} is not {_type_name(tp)}")
     if tp is type(None):
         if value is not None:
             raise SchemaError(f"{where}: expected nothing (null), got {value!r}")
@@ -59,6 +63,8 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SchemaError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # no setting means anything by .inf or .nan
+            raise SchemaError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -71,8 +77,21 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", type(None): "null",
+               dict: "a mapping", list: "a list"}
+
+
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    """A type as a message says it: ``a number or null`` for Optional[float]."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_type_name(arg) for arg in typing.get_args(tp)))
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    if typing.get_origin(tp) in (list, tuple, typing.Sequence):
+        return "a list"
+    if typing.get_origin(tp) in (dict, typing.Mapping):
+        return "a mapping"
+    return _TYPE_WORDS.get(tp) or getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
@@ -103,7 +122,8 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
 # -- sizes that size an allocation ------------------------------------------------------------
 #
 # A setting that decides how much memory is allocated (a window side, a resize target, a block
-# side, a batch, a number of levels) carries its limit in its field's metadata: ``limit(N)`` for
+# side, a batch, a number of levels), or a number that overflows past some size (a logit scale),
+# carries its limit in its field's metadata: ``limit(N)`` for
 # a number (each item, for a list), ``limit(N, items=M)`` also bounds a list's length. The record's
 # ``__post_init__`` calls :func:`check_limits`, so a recipe file, an override and a record built in
 # Python are refused alike, in one line naming the key and the limit, before any work.
@@ -138,7 +158,8 @@ def check_limits(record: Any, prefix: str = "") -> None:
             continue
         for v in values:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v > most:
-                raise ValueError(f"{prefix}{f.name} is {v:,}, above the limit of {most:,} (it sizes memory)")
+                shown = f"{v:,}" if isinstance(v, int) else f"{v:g}"
+                raise ValueError(f"{prefix}{f.name} is {shown}, above the limit of {most:,}")
 
 
 #: the most a YAML file may hold: its size, its nesting, and its nodes once every alias is expanded
@@ -151,7 +172,10 @@ MAX_YAML_NODES = 200_000
 
 class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader with bounded nesting and bounded alias expansion: it counts the nodes
-    each node stands for with its aliases expanded, while composing, before anything is built."""
+    each node stands for with its aliases expanded, while composing, before anything is built.
+
+    Numbers in exponent form without a dot (``1e308``, ``5e-3``) are numbers, as YAML 1.2 and JSON
+    read them (PyYAML's YAML 1.1 rules made them strings)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -188,6 +212,12 @@ class _BoundedLoader(yaml.SafeLoader):
             raise SchemaError(f"expands to more than {MAX_YAML_NODES:,} values (aliases of aliases?)")
         self._expanded[id(node)] = size
         return node
+
+
+# YAML 1.2 / JSON floats in exponent form without a dot (PyYAML's YAML 1.1 resolver wants one)
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def load_yaml(path: str | Path) -> Any:

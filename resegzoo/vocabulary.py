@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 from resegzoo.schema import MAX_YAML_BYTES, SchemaError, decode_utf8, load_yaml, read_user_file
 
 
 class VocabularyError(ResegzooError, ValueError):
     """A class list that cannot be used: empty, an empty name, a duplicate name, a name that is not
     text, too long, or holds control characters."""
+
+    exit_code = EXIT_USAGE
 
 
 #: the longest class name or label: a name is a few words of a prompt (CLIP reads 77 tokens); a

@@ -187,7 +187,7 @@ def test_image_agreement_needs_images(graded, tmp_path):
     result = CliRunner().invoke(build_cli(), [
         "compose", "--model", graded[1][0], "--weighting", "image-agreement", "--dry-run",
     ])
-    assert result.exit_code == 1 and "missing required key 'images'" in result.output
+    assert result.exit_code == 2 and "missing required key 'images'" in result.output  # a usage error
 
 
 def test_image_agreement_reads_images_as_segment_does(tmp_path):

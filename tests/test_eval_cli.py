@@ -204,7 +204,7 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, recipe):
     threshold.write_text("inference: {window: 32, stride: 16, background_threshold: 0.5}\nmasks: {generator: none}\n")
     result = CliRunner().invoke(build_cli(), ["eval", "--dataset", "openearthmap", "--root", str(root), "--recipe",
                                               str(threshold), "--model", "oracle", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "has no background class" in result.output
+    assert result.exit_code == 2 and "has no background class" in result.output  # a usage error (docs: Exit status)
 
 
 def test_dataset_background_threshold_maps_the_extra_class_to_the_dataset_background(tmp_path):

@@ -208,11 +208,11 @@ def test_a_method_with_its_own_model_kind_checks_the_model_before_building(colou
     root = _dataset(tmp_path / "data", paint=lambda name: tuple(colours[name]))  # right only if the table is read
     base = ["eval", "--dataset", "generic", "--root", root, "--method", "colour-table", "--quiet"]
     result = cli(*base, "--out", tmp_path / "none")
-    assert result.exit_code == 1 and "no model given: method 'colour-table' needs a colour-table model" in result.output
+    assert result.exit_code == 2 and "no model given: method 'colour-table' needs a colour-table model" in result.output
     result = cli(*base, "--model", "oracle", "--out", tmp_path / "wrong")  # a record's name: the model route says
-    assert result.exit_code == 1 and "'oracle' is a CLIP model, not a colour-table model" in result.output
+    assert result.exit_code == 2 and "'oracle' is a CLIP model, not a colour-table model" in result.output
     result = cli(*base, "--model", "table:/no/such.yaml", "--out", tmp_path / "wrong")  # the plugin's own check
-    assert result.exit_code == 1 and ("method 'colour-table' needs a colour-table model: 'table:/no/such.yaml' is "
+    assert result.exit_code == 2 and ("method 'colour-table' needs a colour-table model: 'table:/no/such.yaml' is "
                                       "no colour table" in result.output)
     result = cli(*base, "--model", f"table:{table}", "--out", tmp_path / "e")
     assert result.exit_code == 0, result.output
@@ -225,11 +225,11 @@ def test_eval_refuses_wrong_combinations_and_unknown_settings(colour_plugin, tmp
     root = _dataset(tmp_path / "data")
     base = ["eval", "--dataset", "generic", "--root", root, "--quiet", "--out", tmp_path / "out"]
     result = cli(*base, "--method", "colour", "--masks", "slic")
-    assert result.exit_code == 1 and "method 'colour' reads no segments" in result.output
+    assert result.exit_code == 2 and "method 'colour' reads no segments" in result.output
     recipe = tmp_path / "r.yaml"
     recipe.write_text("method: {name: colour, settings: {widht: 0.1}}\n")
     result = cli(*base, "--recipe", recipe)
-    assert result.exit_code == 1 and "method.settings: unknown key 'widht' (did you mean 'width'?)" in result.output
+    assert result.exit_code == 2 and "method.settings: unknown key 'widht' (did you mean 'width'?)" in result.output
     assert not (tmp_path / "out" / "runs").exists()
 
 

@@ -32,6 +32,7 @@ from resegzoo.outputs.gis.cog import write_label_names
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.georef import quiet_georef
 from resegzoo.raster.opening import NODATA_LABEL, Raster, open_raster
+from resegzoo.runtime import timing
 
 ProbsFormat = Literal["uint8", "float16"]
 
@@ -51,6 +52,8 @@ class RasterOptions:
     #: also write per-class probabilities: "uint8" (0..255 = 0..1) or "float16"
     probs: ProbsFormat | None = None
     progress: bool = False
+    #: also find the method's objects (instances), whole across windows and blocks
+    objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class RasterPlan:
     probs: ProbsFormat | None = None
     #: "GTiff" for georeferenced or TIFF inputs, "PNG" for plain pictures
     label_driver: str = "GTiff"
+    #: blocks also give the method's objects (``segment --objects``)
+    objects: bool = False
 
     @property
     def path(self) -> str:
@@ -91,6 +96,12 @@ class BlockResult:
     nodata_pixels: int
     probs: np.ndarray | None = None  # (K, h, w) uint8 or float16
     windows_skipped: int = 0
+    #: seconds per stage (resegzoo.runtime.timing) spent on this block in a worker process; empty
+    #: where the batch's own process computed it (its meter saw the work already)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: with ``plan.objects``: the objects that reach into the core, whole as far as the block's read
+    #: box sees them (:class:`resegzoo.objects.instances.Objects` in raster pixels)
+    objects: Any = None
 
 
 @dataclass
@@ -176,25 +187,26 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
     return RasterPlan(raster=raster, scale=scale, window=window, stride=stride, block=block, halo=halo,
                       blocks=tuple(blocks), class_names=tuple(names),
                       num_classes=0 if vocab is None else len(vocab), palette=tuple(tuple(c) for c in palette),
-                      probs=options.probs, label_driver="GTiff" if tiff else "PNG")
+                      probs=options.probs, label_driver="GTiff" if tiff else "PNG", objects=options.objects)
 
 
 def block_windows(plan: RasterPlan, block: Block, placement: str = "pad") -> int:
     """How many sliding windows the encoder runs over ``block`` (its read box, halo included,
     resized by the raster's one factor), for telling the user up front what will be done."""
-    from resegzoo.segmenter.windows import window_starts
+    from resegzoo.segmenter.windows import WindowPlan
 
     y0, x0, y1, x1 = block.read
     h, w = max(2, round((y1 - y0) * plan.scale)), max(2, round((x1 - x0) * plan.scale))
-    return len(window_starts(h, plan.window, plan.stride, placement)) * \
-        len(window_starts(w, plan.window, plan.stride, placement))
+    # the segmenter's own planning (every placement: "image" is one window over the whole block)
+    return len(WindowPlan.make(h, w, plan.window, plan.stride, placement).windows)
 
 
 def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.ndarray]:
     """``block``'s pixels (with their halo) and valid mask, made ready for the encoder when the
     segmenter can (``prepare``: resized, nodata filled, first segments made); thread-safe, so
     the next block is read while this one is encoded."""
-    rgb, valid = plan.raster.read_rgb(block.read)
+    with timing.stage("read"):
+        rgb, valid = plan.raster.read_rgb(block.read)
     if valid.any() and hasattr(segmenter, "prepare"):
         return segmenter.prepare(rgb, scale=plan.scale, valid=valid), valid
     return rgb, valid
@@ -204,13 +216,16 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
                   read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
     """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
     ``read``: what :func:`read_block` returned for it (None: read it now)."""
+    meter = timing.current()
+    before = None if meter.batch else meter.snapshot()  # a worker process: its block's own split
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     pixels, valid = read if read is not None else read_block(segmenter, plan, block)
+    asked = {"objects": True} if plan.objects else {}
     if isinstance(pixels, np.ndarray):
-        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid)
+        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid, **asked)
     else:  # prepared with its scale and valid mask
-        result = segmenter.segment(pixels, vocab)
+        result = segmenter.segment(pixels, vocab, **asked)
     crop = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
     labels = result.labels[crop].astype(np.uint8)
     core_valid = valid[crop]
@@ -223,9 +238,29 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
             probs = np.clip(np.round(p * 255.0), 0, 255).astype(np.uint8)
         else:
             probs = np.where(core_valid[None], p, np.nan).astype(np.float16)
+    objects = None if not plan.objects else _core_objects(result.objects, block)
     return BlockResult(index=block.index, core=block.core, labels=labels, counts=counts,
                        nodata_pixels=int((~core_valid).sum()), probs=probs,
-                       windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0))
+                       windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0),
+                       stage_seconds={} if before is None else timing.since(before, meter.snapshot()),
+                       objects=objects)
+
+
+def _core_objects(objects: Any, block: Block) -> Any:
+    """A block's objects (its read box's pixels) that reach into its core, in raster pixels: an
+    object only in the halo is its neighbour's to report (the cores tile the raster)."""
+    from resegzoo.objects.instances import Objects
+
+    if objects is None or not len(objects):
+        return Objects.empty()
+    ry0, rx0 = block.read[0], block.read[1]
+    cy0, cx0, cy1, cx1 = (v - o for v, o in zip(block.core, (ry0, rx0, ry0, rx0)))
+    keep = []
+    for k, ((y0, x0, y1, x1), mask) in enumerate(zip(objects.boxes, objects.masks)):
+        iy0, ix0, iy1, ix1 = max(y0, cy0), max(x0, cx0), min(y1, cy1), min(x1, cx1)
+        if iy0 < iy1 and ix0 < ix1 and mask[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].any():
+            keep.append(k)
+    return objects.take(np.array(keep, np.int64)).shifted(ry0, rx0).with_views(block.read)
 
 
 class BlockWork:
@@ -282,7 +317,10 @@ class RasterWriter:
                 writer.write(block, segment_block(seg, vocab, plan, block))
     """
 
-    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None) -> None:
+    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None,
+                 object_areas: tuple[float, float | None] = (0.0, None)) -> None:
+        """``object_areas``: with ``plan.objects``, the (min, max) area of the objects kept (m² where
+        the raster is georeferenced, else px; max None: no limit)."""
         if plan.probs is not None and probs_destination is None:
             raise ValueError("the plan asks for probabilities: give probs_destination")
         self.plan = plan
@@ -296,6 +334,19 @@ class RasterWriter:
         self._labels: Any = None
         self._probs: Any = None
         self._label_tmp: Path | None = None
+        #: with ``plan.objects``: the raster's finished objects (:class:`resegzoo.objects.store.ObjectStore`),
+        #: complete once the writer exits cleanly
+        self.objects: Any = None
+        self._assembler: Any = None
+        if plan.objects:
+            from resegzoo.objects.merge import ObjectAssembler
+            from resegzoo.objects.store import ObjectStore, area_function
+
+            georef = plan.raster.georef
+            area, unit = area_function(georef.transform, georef.crs_wkt)
+            names = plan.class_names[:plan.num_classes] if plan.num_classes else plan.class_names
+            self.objects = ObjectStore(names, area, unit, *object_areas)
+            self._assembler = ObjectAssembler([b.read for b in plan.blocks], self.objects.add)
 
     def __enter__(self) -> "RasterWriter":
         import rasterio
@@ -345,6 +396,10 @@ class RasterWriter:
                 if self.plan.probs == "uint8":
                     self._probs.write_mask(np.where(result.labels != NODATA_LABEL, 255, 0).astype(np.uint8),
                                            window=window)
+        if self._assembler is not None:
+            if result.objects is None:
+                raise ValueError(f"block {block.index} has no objects, but the plan asks for them")
+            self._assembler.add(block.index, result.objects)
         self.written.add(block.index)
         self.counts += result.counts
         self.nodata_pixels += result.nodata_pixels
@@ -360,6 +415,9 @@ class RasterWriter:
                 stack.__exit__(RuntimeError, err, None)
                 raise err
             try:
+                if self._assembler is not None:
+                    self._assembler.close()
+                    self.objects.finish()
                 # the cached blocks reach the disk here: a failure (a full disk) must stop the commit
                 with raising_gdal_failures(str(self.destination)):
                     self._labels.close()
@@ -394,6 +452,9 @@ class RasterRun:
     windows_skipped: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with ``RasterOptions(objects=True)``: the raster's objects (:class:`resegzoo.objects.store.ObjectStore`:
+    #: ``counts()``, ``chunks()``, ``paint(window)``)
+    objects: Any = None
 
     def pixel_fraction(self) -> dict[str, float]:
         """Fraction of the VALID pixels per class (all 0 when nothing is valid; never NaN)."""
@@ -402,7 +463,8 @@ class RasterRun:
 
 
 def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, destination: str | Path,
-                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None) -> RasterRun:
+                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None,
+                   object_areas: tuple[float, float | None] = (0.0, None)) -> RasterRun:
     """Segment a raster of any size block by block and write its label raster to ``destination``
     (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
     ``.png`` destination); memory is bounded by the block size, not the raster's."""
@@ -416,7 +478,7 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
         from tqdm.auto import tqdm
 
         outcomes = tqdm(outcomes, desc="blocks", unit="block", leave=False, total=len(plan.blocks))
-    with RasterWriter(plan, destination, probs_destination) as writer:
+    with RasterWriter(plan, destination, probs_destination, object_areas) as writer:
         # the next block is read and prepared in a background thread while this one is encoded
         for outcome in outcomes:
             if outcome.error is not None:
@@ -425,4 +487,5 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
     return RasterRun(plan=plan, labels_path=Path(destination),
                      probs_path=None if probs_destination is None else Path(probs_destination),
                      counts=writer.counts, nodata_pixels=writer.nodata_pixels,
-                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start)
+                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start,
+                     objects=writer.objects)

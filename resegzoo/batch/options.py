@@ -105,12 +105,13 @@ class SegmentOptions:
         asset = _optional_text("asset", asset, "a STAC asset's name")
         recipe, vocab = _with_prompt_pool(_recipe(recipe), _vocabulary(classes),
                                           _optional_text("prompt_pool", prompt_pool, "a prompt pool's name or file"))
-        spec = _segmenter(recipe, model, masks, method, device, architecture)
+        gis = _gis(gis)
+        spec = _segmenter(recipe, model, masks, method, device, architecture, objects=gis.objects)
         _label_count(vocab, spec.recipe)
         options = cls(inputs=_inputs(inputs, stac is not None), classes=vocab, out=_path("out", out), segmenter=spec,
                       bands=_bands(bands), nodata=_nodata(nodata), stretch=_stretch(stretch), probs=_probs(probs),
                       recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
-                      continue_on_error=continue_on_error, trust_vrt=trust_vrt, gis=_gis(gis), engine=engine_options,
+                      continue_on_error=continue_on_error, trust_vrt=trust_vrt, gis=gis, engine=engine_options,
                       stac=stac, asset=asset)
         check_output_folder(options.out)  # a bad out must not cost the computing
         return options
@@ -210,8 +211,10 @@ def _stac(stac: Any) -> Any:
     return stac
 
 
-def _segmenter(recipe: Any, model: Any, masks: Any, method: Any, device: Any, architecture: Any) -> SegmenterSpec:
-    from resegzoo.methods.base import MethodError
+def _segmenter(recipe: Any, model: Any, masks: Any, method: Any, device: Any, architecture: Any,
+               objects: bool = False) -> SegmenterSpec:
+    """The checked segmenter spec; ``objects`` (``--objects``): the method must give instances."""
+    from resegzoo.methods.base import MethodError, method_spec
 
     model = _optional_text("model", model, "a model spec (a zoo name, hf-hub:ORG/REPO, local-dir:DIR, a file)")
     masks = _optional_text("masks", masks, "a mask generator's name")
@@ -220,8 +223,11 @@ def _segmenter(recipe: Any, model: Any, masks: Any, method: Any, device: Any, ar
     if not isinstance(device, str):
         raise OptionTypeError(f"device={device!r}: give a torch device as text, e.g. 'cpu', 'cuda' or 'cuda:1'")
     try:
-        return SegmenterSpec.check(recipe, model=model, masks=masks, method=method, device=device,
+        spec = SegmenterSpec.check(recipe, model=model, masks=masks, method=method, device=device,
                                    architecture=architecture)
+        if objects:
+            method_spec(spec.recipe.method.name).check_objects()
+        return spec
     except MethodError as exc:
         raise OptionValueError(str(exc)) from None
 
@@ -311,15 +317,18 @@ def _gis(gis: Any) -> GisOutputs:
         return GisOutputs()
     if not isinstance(gis, GisOutputs):
         raise OptionTypeError(f"gis={gis!r}: give a resegzoo.api.GisOutputs, or None for none")
-    for name in ("cog", "vector"):
+    for name in ("cog", "vector", "objects", "objects_raster"):
         if not isinstance(getattr(gis, name), bool):
             raise OptionTypeError(f"gis.{name}={getattr(gis, name)!r}: give True or False")
     if gis.vector_format not in VECTOR_FORMATS:
         raise OptionValueError(f"gis.vector_format={gis.vector_format!r}: give {' or '.join(VECTOR_FORMATS)}")
-    for name in ("simplify", "min_area"):
+    for name in ("simplify", "min_area", "min_object_area", "max_object_area"):
         value = getattr(gis, name)
+        if value is None and name == "max_object_area":
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OptionTypeError(f"gis.{name}={value!r}: give a number")
+            raise OptionTypeError(f"gis.{name}={value!r}: give a number" + (", or None for no limit"
+                                                                          if name == "max_object_area" else ""))
         if not value >= 0 or value == float("inf"):
             raise OptionValueError(f"gis.{name}={value!r}: give a finite number, 0 or more")
     return gis

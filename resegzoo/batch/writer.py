@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ from resegzoo.batch.records import unit_record, written
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
 from resegzoo.batch.options import SegmentOptions
 from resegzoo.batch.unit import BatchResult, RasterJob
+from resegzoo.runtime import timing
 
 
 @dataclass
@@ -35,21 +37,24 @@ class _BlockFailure:
 class _Assembly:
     """One input while its blocks arrive: its label writer, its spool, what is still missing."""
 
-    def __init__(self, job: RasterJob, spool: Path | None) -> None:
+    def __init__(self, job: RasterJob, spool: Path | None, object_areas: tuple[float, float | None] = (0.0, None)) -> None:
         self.job, self.spool = job, spool
+        self.object_areas = object_areas
         self.writer: Any = None
         self.remaining = {block.index for block in job.plan.blocks}
         self.spooled: dict[int, Path] = {}  # blocks of an earlier run, written with the first new one
         self.block_failures: list[_BlockFailure] = []
         self.error: str | None = None  # a failure in this process: the input stops there
         self.seconds = 0.0  # time spent on this input's blocks in this run
+        self.stage_seconds = dict.fromkeys(timing.STAGES, 0.0)  # where that time went
         self.finished = False
 
     def add(self, block: Any, result: Any) -> None:
         from resegzoo.batch.job import RasterWriter
 
         if self.writer is None:
-            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
+            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination,
+                                       self.object_areas).__enter__()
             blocks = {b.index: b for b in self.job.plan.blocks}
             for index, path in sorted(self.spooled.items()):
                 self.writer.write(blocks[index], load_block(path, self.job.plan, blocks[index]))
@@ -94,7 +99,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: Segmen
         # (x and x-2) never share blocks; a rerun takes the interrupted input's stem back
         name = str(job.sidecar.relative_to(out)) if job.sidecar is not None else job.stem
         spool = spool_root / raster_key(job.plan, {**settings, "stem": name}) if len(job.plan.blocks) > 1 else None
-        assembly = _Assembly(job, spool)
+        assembly = _Assembly(job, spool, options.gis.object_areas)
         assemblies.append(assembly)
         if spool is not None:
             notes: list[str] = []
@@ -129,7 +134,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: Segmen
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
                             counts=writer.counts, nodata_pixels=writer.nodata_pixels,
                             windows_skipped=writer.windows_skipped, seconds=assembly.seconds,
-                            extra={"engine": engine.name})
+                            extra={"engine": engine.name, "time": assembly.stage_seconds}, objects=writer.objects)
             record = write_unit(seg, vocab, job, run, options)
         except BaseException as exc:
             assembly.close(exc)
@@ -153,18 +158,33 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: Segmen
         windows=sum(block_windows(jobs[number].plan, block, placement) for number, block in todo),
         done_blocks=sum(len(job.plan.blocks) for job in jobs) - len(todo), skipped=len(result.skipped),
         engine=engine.name))
+    meter = timing.Meter(on_windows=progress.windows, batch=True)
     try:
-        for assembly in assemblies:  # inputs whose every block came from the spool
-            if not assembly.remaining - set(assembly.spooled):
-                finish(assembly)
-        task = block_task(seg, vocab, [job.plan for job in jobs], options.segmenter)
-        for done in engine.run(task, todo, segmenter=lambda: seg, skip=lambda index: assemblies[todo[index][0]].failed):
-            outcome = BlockOutcome(*done.item, result=done.value, error=done.error, seconds=done.seconds)
-            _take(assemblies[outcome.job], outcome, options)
-            progress.block(outcome)
-            assembly = assemblies[outcome.job]
-            if not assembly.finished and (assembly.error is not None or not assembly.remaining):
-                finish(assembly)
+        with timing.metering(meter):
+            for assembly in assemblies:  # inputs whose every block came from the spool
+                if not assembly.remaining - set(assembly.spooled):
+                    finish(assembly)
+            task = block_task(seg, vocab, [job.plan for job in jobs], options.segmenter)
+            mark = meter.snapshot()
+            for done in engine.run(task, todo, segmenter=lambda: seg,
+                                   skip=lambda index: assemblies[todo[index][0]].failed):
+                outcome = BlockOutcome(*done.item, result=done.value, error=done.error, seconds=done.seconds)
+                assembly = assemblies[outcome.job]
+                with meter.stage("write"):
+                    _take(assembly, outcome, options)
+                # this process's work since the last block (this block's, or the next one's prefetch)
+                # and a worker's own split
+                now = meter.snapshot()
+                _add_seconds(assembly, timing.since(mark, now))
+                if outcome.result is not None:
+                    _add_seconds(assembly, outcome.result.stage_seconds)
+                    if outcome.result.stage_seconds:  # a worker's windows: the bar moves by the block
+                        progress.windows(block_windows(assembly.job.plan, outcome.block, placement))
+                mark = now
+                progress.block(outcome)
+                if not assembly.finished and (assembly.error is not None or not assembly.remaining):
+                    finish(assembly)
+                    mark = meter.snapshot()
     finally:
         progress.close()
         for assembly in assemblies:  # interrupted: no partial outputs; the spool stays for the rerun
@@ -174,6 +194,11 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: Segmen
             spool_root.rmdir()
     for line in engine.report():
         progress.say(line)
+
+
+def _add_seconds(assembly: _Assembly, seconds: dict[str, float]) -> None:
+    for name, value in seconds.items():
+        assembly.stage_seconds[name] = assembly.stage_seconds.get(name, 0.0) + value
 
 
 def _take(assembly: _Assembly, outcome: BlockOutcome, options: SegmentOptions) -> None:
@@ -198,9 +223,15 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Se
     sidecar (last: the commit marker of the unit); returns the sidecar record."""
     from resegzoo.outputs import imageio
 
-    record = unit_record(seg, vocab, job, run, options)
-    record["outputs"].update(options.gis.write(job.folder, job.stem, record))
+    start = time.perf_counter()
+    with timing.stage("write"):
+        record = unit_record(seg, vocab, job, run, options)
+        record["outputs"].update(options.gis.write(job.folder, job.stem, record, run.objects))
     record["gis"] = dataclasses.asdict(options.gis)
+    if "time" in run.extra:  # where this input's time went, its overlay and GIS products included
+        seconds = dict(run.extra["time"])
+        seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - start
+        record["time"] = timing.split(seconds)
     assert job.sidecar is not None
     imageio.write_json(job.sidecar, record)
     return record

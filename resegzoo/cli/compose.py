@@ -135,7 +135,9 @@ def compose_command(recipe: str | None, models: tuple[str, ...], weighting: str,
             warnings.simplefilter("ignore", DistanceWarning)  # printed below, once, in plain words
             result = compose(the_recipe, out, force=force, dry_run=dry_run, device=device)
     except (CompositionError, SchemaError, RegistryError, FetchError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     click.echo(_table(result))
     for message in result.distances.warnings():
         click.secho(f"warning: {message}", fg="yellow", err=True)

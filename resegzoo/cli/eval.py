@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
+from resegzoo.cli import user_error
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.errors import EXIT_INTERRUPTED
 from resegzoo.engines import engine_options
 
 
@@ -92,7 +94,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         if precision is not None:  # part of each run's settings: another precision, another run folder
             runs = [with_precision(run, precision) for run in runs]
     except user_errors as exc:
-        raise click.ClickException(str(exc)) from None
+        raise user_error(exc) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
     check_output_folder(out)  # before any model loads: a bad --out must not cost the computing
 
@@ -100,7 +102,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         try:
             segmenter = Segmenter.from_spec(run.segmenter)  # checked by plan_runs: built, not checked again
         except (ValueError, *user_errors) as exc:
-            raise click.ClickException(f"run {run.label!r}: {exc}") from None
+            raise user_error(exc, f"run {run.label!r} (recipe {run.recipe_source}): ") from None
         for note in segmenter.notes + segmenter.cache_notes:
             click.secho(f"note: run {run.label!r}: {note}", fg="yellow", err=True)
         return segmenter
@@ -120,9 +122,9 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             done = len(list(current.confusion_dir.glob("*.npy")))
             click.echo(f"\ninterrupted: {done} finished image(s) of run {current.spec.label!r} are kept in "
                        f"{current.run_dir}; run the same command again to continue", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except user_errors as exc:
-        raise click.ClickException(str(exc)) from None
+        raise user_error(exc) from None
     paths = write_reports(out, dataset, results)
     click.echo(markdown(dataset, results))
     click.echo(f"wrote {paths['markdown']}, {paths['json']}, {paths['csv']}")

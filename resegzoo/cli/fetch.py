@@ -34,7 +34,9 @@ def fetch(names: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     try:
         models = get_registry().models
     except RegistryError as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     records = []
     for name in names:  # resolve every name before downloading anything
         if name in models:

@@ -217,7 +217,7 @@ _COLUMNS = {
     "models": ("name", "kind", "size", "gated", "where", "plugin"),
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
-    "methods": ("name", "model", "masks", "scores", "description", "plugin"),
+    "methods": ("name", "model", "masks", "scores", "outputs", "description", "plugin"),
     "recipes": ("name", "kind", "base", "summary"),
 }
 
@@ -226,6 +226,8 @@ _MAX_CELL = 90  # long descriptions are cut in the table; --json has them in ful
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):  # e.g. a method's outputs
+        value = ", ".join(sorted(map(str, value))) or None
     text = "-" if value is None or value is False else "yes" if value is True else str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
 
@@ -264,7 +266,9 @@ def list_(kind: str, model_kind: str | None, as_json: bool) -> None:
     try:
         rows = _entries(kind, model_kind)
     except (RegistryError, SchemaError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:

@@ -28,7 +28,9 @@ def publish_command(folder: Path, repo_id: str, private: bool, revision: str | N
         result = publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run, token=token,
                          warn=lambda message: click.secho(f"warning: {message}", fg="yellow", err=True))
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from exc
+        from resegzoo.cli import user_error
+
+        raise user_error(exc) from exc
     except hub_errors() as exc:  # network, auth (no token is an OSError), quota
         raise click.ClickException(f"upload to {repo_id} failed: {hub_failure(exc)}") from exc
     target = f"{repo_id}" + (f"@{revision}" if revision else "")

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
+from resegzoo.plugins.registry import RegistryError
 from resegzoo.schema import SchemaError
 from resegzoo.segmenter.recipe import resolve_recipe
 
@@ -55,6 +56,15 @@ def _with_prompt_pool(info: DatasetInfo, classes: list[list[str]], recipe: Any, 
         raise SchemaError(f"recipe {source}: text.prompt_pool: {exc}") from None
 
 
+def _check_parts(choice: Any) -> None:
+    """What a run needs besides its method (whose own checks, templates included, ran in
+    check_method), checked with every other run before any model loads, so the one bad recipe of
+    several is named at once: its mask generator's name."""
+    from resegzoo.plugins.registry import get_registry
+
+    get_registry().mask_generators.get(choice.masks)
+
+
 def _label(parts: list[str], varying: list[bool]) -> str:
     chosen = [p for p, v in zip(parts, varying) if v]
     return " / ".join(chosen) if chosen else parts[1]
@@ -96,7 +106,8 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
         classes = _with_prompt_pool(info, classes, recipe, source)
         try:
             choice = check_method(recipe, method=method, model=model, masks=mask)
-        except MethodError as exc:
+            _check_parts(choice)
+        except (MethodError, SchemaError, RegistryError) as exc:
             raise SchemaError(f"recipe {source}: {exc}") from None
         label = _label([Path(source).stem, choice.model or "-", choice.masks, choice.recipe.method.name], varying)
         if label in labels:

@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 from resegzoo.plugins.manager import BUILTIN_PLUGINS, PluginManager, caught_warnings, get_plugin_manager
 
 T = TypeVar("T")
@@ -15,6 +15,8 @@ T = TypeVar("T")
 
 class RegistryError(ResegzooError, LookupError):
     """An unknown name, or two plugins registering the same name."""
+
+    exit_code = EXIT_USAGE
 
 
 class UnknownNameError(RegistryError, KeyError):

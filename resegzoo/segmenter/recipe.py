@@ -29,6 +29,8 @@ MAX_RESIZE = 8192
 MAX_TILE_SIZE, MAX_TILE_OVERLAP = 8192, 4096
 #: windows per forward pass, and bands of windows prepared ahead
 MAX_BATCH, MAX_PREFETCH = 1024, 16
+#: softmax(logit_scale x cosine): a scale past float32's range makes NaN probabilities (CLIP's own is 100)
+MAX_LOGIT_SCALE = 1000
 
 
 @dataclass
@@ -37,6 +39,10 @@ class MaskSettings:
     generator: str = "slic"
     #: passed as keyword arguments to the generator's factory (each generator validates its own).
     settings: dict[str, Any] = field(default_factory=dict)
+    #: whether the recipe (a file, its ``base:``, or an override) named the generator, as opposed
+    #: to the default: a method that reads no segments refuses a named one (as ``--masks``). Set by
+    #: :func:`load_recipe`; not a recipe key, not recorded (:meth:`SegmentRecipe.to_dict`).
+    stated: bool = field(default=False, init=False, repr=False, compare=False)
 
 
 @dataclass
@@ -84,7 +90,7 @@ class InferenceSettings:
     #: windows encoded per forward pass.
     batch_size: int = field(default=8, metadata=limit(MAX_BATCH))
     #: probabilities are softmax(logit_scale x cosine).
-    logit_scale: float = 50.0
+    logit_scale: float = field(default=50.0, metadata=limit(MAX_LOGIT_SCALE))
     #: pixels whose top probability is below this become the extra class ``background``
     #: (None: off).
     background_threshold: Optional[float] = None
@@ -169,7 +175,9 @@ class SegmentRecipe:
         return getattr(clip_settings_of(self), name)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["masks"].pop("stated", None)  # how the recipe was written, not a setting
+        return data
 
 
 #: sections a whole mapping may be given for (``load_recipe(inference={...})``); schedule, text and
@@ -413,4 +421,8 @@ def load_recipe(path: str | Path | None = None, **overrides: Any) -> SegmentReci
             data = _merge(data, _old_form(_method_mapping({key: value}), "method="))
         else:
             data = _merge(data, {_section_of(key): {key: value}})
-    return from_mapping(SegmentRecipe, _new_form(data), where)
+    data = _new_form(data)
+    recipe = from_mapping(SegmentRecipe, data, where)
+    masks = data.get("masks")
+    recipe.masks.stated = isinstance(masks, Mapping) and "generator" in masks
+    return recipe

@@ -8,13 +8,15 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 from resegzoo.eval.metrics import IGNORE_INDEX
 from resegzoo.schema import from_mapping, load_yaml
 
 
 class DatasetError(ResegzooError, ValueError):
     """A dataset is missing, incomplete or malformed; the message says what was expected where."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

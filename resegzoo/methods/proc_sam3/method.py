@@ -24,10 +24,7 @@ class ProcSam3Settings(SegEarthOV3Settings):
     #: max rule (``max``)
     residual: bool = True
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.instances and not self.semantic:
-            raise ValueError("instances and semantic cannot both be off: ProC-SAM3 needs one of SAM 3's heads")
+    # SegEarthOV3Settings.__post_init__ checks the rest (one of the heads must be on)
 
 
 class ProcSam3Method(SegEarthOV3Method):

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from resegzoo.methods.base import MethodBase
 from resegzoo.schema import check_limits, limit
 
 NAME = "segearth-ov3"
@@ -40,6 +41,9 @@ class SegEarthOV3Settings:
             raise ValueError(f"confidence_threshold must be in 0..1, got {self.confidence_threshold}")
         if self.name_batch < 1:
             raise ValueError(f"name_batch must be at least 1, got {self.name_batch}")
+        if not self.instances and not self.semantic:  # the score would be 0 everywhere: every pixel one class
+            raise ValueError("instances and semantic cannot both be off: the method needs one of SAM 3's heads "
+                             "(with neither, every score is 0)")
 
 
 def _switches(settings: SegEarthOV3Settings) -> Any:
@@ -49,11 +53,14 @@ def _switches(settings: SegEarthOV3Settings) -> Any:
                           semantic=settings.semantic, presence=settings.presence)
 
 
-class SegEarthOV3Method:
-    """A loaded SAM 3 and SegEarth-OV3's settings (the method seam's ``Method``)."""
+class SegEarthOV3Method(MethodBase):
+    """A loaded SAM 3 and SegEarth-OV3's settings (the method seam's ``Method``; the base class's
+    defaults for the rest)."""
 
     #: SegEarth-OV3 scores names; the pipeline takes each class's best name (its max rule)
     names_only = True
+    #: beside its scores it gives each window's backbone features (change detection compares them)
+    outputs = frozenset({"features", "instances"})  # instances: SAM 3's kept ones (segment --objects)
     #: SAM 3 resizes every window to its own square input, so any window side works
     window_multiple = 1
     scores = "probabilities"
@@ -72,16 +79,26 @@ class SegEarthOV3Method:
 
     def window_scores(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
         """(B, R, H, W) probabilities of (B, H, W, 3) uint8 windows: R = names, or classes (max)."""
+        return self.window_outputs(windows, vocab, per_name, maps, frozenset()).scores
+
+    def window_outputs(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
+                       want: frozenset[str] = frozenset()) -> Any:
+        """:meth:`window_scores` and, when ``want`` has ``features``, SAM 3's stride-14 FPN features of
+        each window from the same image pass (the method seam's ``window_outputs``); with ``instances``,
+        per window SAM 3's kept instances (score above ``confidence_threshold``)."""
         import torch
 
-        from resegzoo.methods.base import class_of_names, names_to_classes, vocabulary_names
+        from resegzoo.methods.base import (FEATURES, INSTANCES, WindowOutputs, class_of_names, names_to_classes,
+                                           vocabulary_names)
 
         names = vocabulary_names(vocab)
         pixels = torch.from_numpy(windows).permute(0, 3, 1, 2)
-        scores = self.scorer.score_windows(pixels, names, self.switches)
-        if per_name:
-            return scores
-        return names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
+        found: list[Any] | None = [] if INSTANCES in want else None
+        scores, features = self.scorer.score_windows_and_features(pixels, names, self.switches,
+                                                                  features=FEATURES in want, instances=found)
+        if not per_name:
+            scores = names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
+        return WindowOutputs(scores, features=features, instances=found)
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "resolution": self.scorer.resolution, "tokenizer": self.scorer.tokenizer_source,
