@@ -213,11 +213,15 @@ def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.
 
 
 def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
-                  read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
+                  read: tuple[Any, np.ndarray] | None = None, before: dict[str, float] | None = None) -> BlockResult:
     """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
-    ``read``: what :func:`read_block` returned for it (None: read it now)."""
+    ``read``: what :func:`read_block` returned for it (None: read it now); ``before``: in a worker
+    process, its meter's snapshot from before that read (its time counts as the block's)."""
     meter = timing.current()
-    before = None if meter.batch else meter.snapshot()  # a worker process: its block's own split
+    if meter.batch:
+        before = None  # the batch's own process: its meter saw the work as it happened
+    elif before is None:
+        before = meter.snapshot()  # a worker process: its block's own split
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     pixels, valid = read if read is not None else read_block(segmenter, plan, block)
@@ -271,13 +275,15 @@ class BlockWork:
     def __init__(self, segmenter: Any, vocab: Any, plans: Sequence[RasterPlan]) -> None:
         self.segmenter, self.vocab, self.plans = segmenter, vocab, list(plans)
 
-    def prepare(self, item: tuple[int, Block]) -> tuple[Any, np.ndarray]:
+    def prepare(self, item: tuple[int, Block]) -> tuple[dict[str, float], tuple[Any, np.ndarray]]:
         number, block = item
-        return read_block(self.segmenter, self.plans[number], block)
+        before = timing.current().snapshot()  # a worker's split of the block starts with its read
+        return before, read_block(self.segmenter, self.plans[number], block)
 
-    def run(self, item: tuple[int, Block], prepared: tuple[Any, np.ndarray]) -> BlockResult:
+    def run(self, item: tuple[int, Block], prepared: tuple[dict[str, float], tuple[Any, np.ndarray]]) -> BlockResult:
         number, block = item
-        return segment_block(self.segmenter, self.vocab, self.plans[number], block, prepared)
+        before, read = prepared
+        return segment_block(self.segmenter, self.vocab, self.plans[number], block, read, before)
 
 
 def block_task(segmenter: Any, vocab: Any, plans: Sequence[RasterPlan], spec: Any = None) -> Any:
