@@ -191,8 +191,10 @@ def vectorize(labels_path: str | Path, class_names: Sequence[str], simplify: flo
     return Regions(geometries, class_ids, list(class_names), crs)
 
 
-def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg") -> Path:
-    """Write the regions with columns ``class`` (name), ``class_id`` and ``area`` (CRS units²).
+def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg",
+                  columns: dict[str, np.ndarray] | None = None) -> Path:
+    """Write the regions with columns ``class`` (name), ``class_id`` and ``area`` (CRS units²), and
+    the ``columns`` given (name -> one value per region, e.g. a change polygon's classes and scores).
 
     ``gpkg``: a GeoPackage layer 'regions' in the raster's CRS. ``geojson``: RFC 7946 GeoJSON, which
     GDAL reprojects to EPSG:4326 (lon/lat); needs a georeferenced raster."""
@@ -213,8 +215,10 @@ def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg
         # no CRS (PNG inputs) is documented: pixel coordinates, not worth pyogrio's warning
         warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
         tmp.unlink()  # GDAL creates the file itself (an empty file is not a GeoPackage)
-        pyogrio.raw.write(str(tmp), shapely.to_wkb(regions.geometries), [names, regions.class_ids, regions.areas],
-                          ["class", "class_id", "area"], layer=LAYER_NAME, driver=FORMATS[vector_format],
+        extra = dict(columns or {})
+        pyogrio.raw.write(str(tmp), shapely.to_wkb(regions.geometries),
+                          [names, regions.class_ids, regions.areas, *extra.values()],
+                          ["class", "class_id", "area", *extra], layer=LAYER_NAME, driver=FORMATS[vector_format],
                           geometry_type="Polygon", crs=None if regions.crs is None else regions.crs.to_wkt(),
                           encoding="UTF-8", layer_options=options, dataset_options=dataset_options)
     return Path(path)
