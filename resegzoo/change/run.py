@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from resegzoo.engines.options import EngineError, EngineOptions
 #: the recipe it runs then (SAM 3's own 1008 px windows at stride 504)
 DEFAULT_RECIPE = "method-segearth-ov3"
 VECTOR_FORMATS = ("gpkg", "geojson")
+#: the most bytes a sidecar read back may hold
+SIDECAR_LIMIT = 16 << 20
 
 
 class ChangeOptionError(BatchInputError, ValueError):
@@ -159,10 +162,13 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
     from resegzoo.batch.spool import SPOOL_DIR
     from resegzoo.change.blocks import pair_key, plan_pair, spooled_blocks
     from resegzoo.change.pair import check_segmenter
-    from resegzoo.outputs.claims import Claims
-    from resegzoo.raster.opening import open_raster
-    from resegzoo.segmenter.core import Segmenter
     from resegzoo.batch.job import RasterOptions
+    from resegzoo.outputs import imageio
+    from resegzoo.outputs.claims import claimed_output
+    from resegzoo.outputs.reading import read_text
+    from resegzoo.raster.opening import open_raster
+    from resegzoo.raster.warp import onto_grid
+    from resegzoo.segmenter.core import Segmenter
 
     start = time.perf_counter()
     out, vocab = options.out, options.classes
@@ -171,15 +177,9 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
     # costs no model
     before = open_raster(options.before, options.bands, options.nodata, trust_vrt=options.trust_vrt)
     after = open_raster(options.after, options.bands, options.nodata, trust_vrt=options.trust_vrt)
-    from resegzoo.raster.warp import onto_grid
-
     onto_grid(after, before, options.resampling)  # checked here; planned again with the segmenter below
     out.mkdir(parents=True, exist_ok=True)
-    claims = Claims(out)
-    if not claims.claim(options.stem):
-        raise ChangeOptionError(f"{out}: another resegzoo run is writing {options.stem}.* there now; wait for it "
-                                "or choose another --out")
-    try:
+    with claimed_output(out / options.stem, "change run"):
         spec = options.segmenter.resolve()
         segmenter = Segmenter.from_spec(spec)
         check_segmenter(segmenter, vocab)
@@ -189,8 +189,8 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
         sidecar = outputs.path("sidecar")
         if sidecar.is_file() and not options.overwrite:
             try:
-                done = json.loads(sidecar.read_text())
-            except ValueError:
+                done = json.loads(read_text(sidecar, SIDECAR_LIMIT))
+            except (OSError, ValueError):
                 done = None
             if isinstance(done, dict) and done.get("settings") == expected and _same_inputs(done, before, after):
                 say(f"{sidecar}: these dates with these settings are done already (--overwrite computes them again)")
@@ -213,17 +213,11 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
         _compute(segmenter, vocab, pair, todo, spool, spooled, options, engine, progress, say)
         found = assemble(pair, vocab, spooled, outputs, say)
         record = _record(options, pair, segmenter, expected, found, outputs, time.perf_counter() - start)
-        from resegzoo.outputs import imageio
-
         imageio.write_json(sidecar, record)  # last: the result's commit marker
-        import shutil
-
         shutil.rmtree(spool, ignore_errors=True)
         if spool.parent.is_dir() and not any(spool.parent.iterdir()):
             spool.parent.rmdir()
         return ChangeRun(record, outputs)
-    finally:
-        claims.release_all()
 
 
 def _same_inputs(record: dict[str, Any], before: Any, after: Any) -> bool:
