@@ -44,8 +44,8 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     b[70:95, 55:80] = COLOURS["red"]                      # X (block cuts at row 80, column 67)
     a[60:100, 150:156] = COLOURS["blue"]                  # Y (row 80 cuts it)
     b[60:82, 150:156] = COLOURS["blue"]
-    a[120:150, 10:40] = DARK_RED                          # W
-    b[120:150, 10:40] = COLOURS["red"]
+    a[10:40, 140:170] = DARK_RED                          # W (in the upper right block, away from X)
+    b[10:40, 140:170] = COLOURS["red"]
     valid = np.ones((H, W), bool)
     valid[:, 188:] = False
     return a, b, valid
@@ -134,9 +134,9 @@ def test_blocks_give_the_whole_raster_rule_exactly(colour_plugin, pair, tmp_path
     assert want[5:17, 6:20].all() and want[70:95, 55:80].all()  # Z and X
     assert not want[60:100, 150:156].any()  # Y: its component judged whole ...
     assert reference_change(a[80:], b[80:], valid[80:])[0][:20, 150:156].any()  # ... not its lower block's piece
-    assert not want[120:150, 10:40].any()  # W: below the whole raster's threshold ...
-    energy_w, lower_left = energies[0][130, 20], energies[0][80:, :67]
-    assert energy_w < thresholds[0] and energy_w > max(float(threshold_otsu(lower_left)), 0.01)  # ... not its block's
+    assert not want[10:40, 140:170].any()  # W: below the whole raster's threshold ...
+    energy_w, its_block = energies[0][20, 150], energies[0][:80, 133:][valid[:80, 133:]]
+    assert energy_w < thresholds[0] and energy_w > max(float(threshold_otsu(its_block)), 0.01)  # ... not its block's
     assert set(np.unique(want)) == {0, 1, 255}
 
     done = cli("change", before, after, "--classes", CLASSES, "--recipe", recipe, "--tile-size", 64,
