@@ -166,6 +166,7 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
     from resegzoo.outputs import imageio
     from resegzoo.outputs.claims import claimed_output
     from resegzoo.outputs.reading import read_text
+    from resegzoo.raster.errors import ImageError
     from resegzoo.raster.opening import open_raster
     from resegzoo.raster.warp import onto_grid
     from resegzoo.segmenter.core import Segmenter
@@ -175,9 +176,12 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
     outputs = PairOutputs(out, options.stem, options.vector_format)
     # both dates opened and put on one grid before the model loads: a pair that cannot be compared
     # costs no model
-    before = open_raster(options.before, options.bands, options.nodata, trust_vrt=options.trust_vrt)
-    after = open_raster(options.after, options.bands, options.nodata, trust_vrt=options.trust_vrt)
-    onto_grid(after, before, options.resampling)  # checked here; planned again with the segmenter below
+    try:
+        before = open_raster(options.before, options.bands, options.nodata, trust_vrt=options.trust_vrt)
+        after = open_raster(options.after, options.bands, options.nodata, trust_vrt=options.trust_vrt)
+        onto_grid(after, before, options.resampling)  # checked here; planned again with the segmenter below
+    except ImageError as exc:  # found before any work: what the user gave cannot be compared
+        raise ChangeOptionError(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     with claimed_output(out / options.stem, "change run"):
         spec = options.segmenter.resolve()
