@@ -57,16 +57,16 @@ def main() -> None:
         (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config}))
         del model
         vocab = Vocabulary.parse(NAMES)
-        recipe = load_recipe(text={"templates": args.templates})
+        recipe = load_recipe(templates=args.templates)
         rows = []
         _, wall, cpu = timed(lambda: weights_fingerprint(str(folder)))
         rows.append(("hash the weights file (first run only)", wall, cpu, "-"))
         for run in ("first run (text tower)", "second run (disk cache)"):
             seg = Segmenter.from_recipe(recipe, model=str(folder), masks="none", device=args.device)
-            prompts = len(seg.templates) * sum(len(c) for c in vocab.classes)
-            _, wall, cpu = timed(lambda: seg.text_embeddings(vocab))
-            rows.append((run, wall, cpu, seg.text.computed))
-        print(f"{args.arch}, {prompts} prompts ({len(seg.templates)} templates x "
+            prompts = len(seg.method.templates) * sum(len(c) for c in vocab.classes)
+            _, wall, cpu = timed(lambda: seg.method.text_embeddings(vocab))
+            rows.append((run, wall, cpu, seg.method.text.computed))
+        print(f"{args.arch}, {prompts} prompts ({len(seg.method.templates)} templates x "
               f"{sum(len(c) for c in vocab.classes)} names), {args.device}, torch threads {torch.get_num_threads()}")
         print("| step | wall s | CPU s | text passes |")
         print("|---|---|---|---|")

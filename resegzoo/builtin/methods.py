@@ -13,6 +13,12 @@ def _clip(context: Any) -> Any:
     return build_clip_method(context)
 
 
+def _clip_around(encoder: Any, context: Any) -> Any:
+    from resegzoo.methods.clip.method import clip_method_around
+
+    return clip_method_around(encoder, context)
+
+
 def _segearth_ov3(context: Any) -> Any:
     from resegzoo.methods.segearth_ov3.method import build
 
@@ -37,7 +43,7 @@ def resegzoo_register_methods(register):
         "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
         "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by its settings "
         "(schedule, text, readout, extras); needs a CLIP model (`resegzoo list models --kind clip`) and reads --masks",
-        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check))
+        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check, from_model=_clip_around))
 
     from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
 

@@ -41,6 +41,13 @@ class MethodError(ResegzooError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class ModelSpecError(MethodError):
+    """A method's model that cannot be resolved: its exit status is its cause's (a name of the
+    wrong kind or no such file: usage, 2; a download that failed: 1)."""
+
+    exit_code = None
+
+
 class ModelLoadError(ResegzooError, RuntimeError):
     """The model or the mask generator could not be set up (unknown name, missing file, a
     download that failed offline, bad generator settings); the message says which and why."""
@@ -77,17 +84,23 @@ class MethodContext:
 class Method(Protocol):
     """A built method: made once by its spec's factory, then asked for window scores.
 
-    Optional attributes, read with ``getattr``:
+    :class:`MethodBase` gives every optional part a default (subclass it); a method may also
+    follow this protocol without it. Optional attributes (read with :func:`method_attribute`):
 
     * ``names_only`` (bool): the method always scores names, never classes: the pipeline asks it
-      for per-name rows and takes each class's best name after stitching.
-    * ``notes`` (list of str): what the user must know about this setup, printed and kept in the
-      sidecar; ``random_weights`` (bool): the model's weights are random by design.
+      for per-name rows and takes each class's best name (protocol methods without it: False;
+      MethodBase: True).
+    * ``window_softmax`` (bool): with ``inference.average: probabilities`` its cosine scores are
+      each window's softmax already (else the pipeline takes it).
+    * ``notes``, ``cache_notes`` (lists of str): what the user must know about this setup (the
+      first kept in the sidecar); ``random_weights`` (bool): the model's weights are random by design.
     * ``mask_levels()`` -> int or None: how many segment levels it reads (0: the mask generator is
       not called; None: unknown, always called). Only for methods whose spec has ``masks=True``.
     * ``facts()`` -> dict: per-image facts for the sidecar's ``info`` (e.g. the template count).
     * ``describe()`` -> dict: JSON-able facts about the built method (its model, its settings)
       for the sidecar; ``--skip-existing`` compares them.
+    * ``refine_labels(image, labels, segments)`` -> labels: the whole image's labels refined
+      (the clip method's majority vote); ``segments()`` gives the image's segment ids.
     * ``outputs`` (a set of :data:`WINDOW_OUTPUTS` names) and ``window_outputs(windows, vocab,
       per_name, maps, want)`` -> :class:`WindowOutputs`: what the method gives beside its scores
       from the same pass over the windows (e.g. ``features`` for change detection), when a caller
@@ -165,6 +178,85 @@ def window_outputs(method: Any, windows: Any, vocab: Any, per_name: bool, maps: 
     return out
 
 
+class MethodBase:
+    """The defaults of a built method: subclass it, give :attr:`window` and :meth:`window_scores`,
+    and a method plugin is its scores and its settings.
+
+    Everything else is the pipeline's (``resegzoo.segmenter.core``): resize and windows, stitching,
+    names to classes, the softmax of cosine scores (per window too, with ``inference.average:
+    probabilities``), the background threshold, nodata. By default a method scores the
+    vocabulary's names (:attr:`names_only`) and the pipeline takes each class's best name. Override
+    any default below; a method written to the :class:`Method` protocol without subclassing this gets
+    the same defaults (:func:`method_attribute`), except that it is asked for class rows when the
+    recipe wants class probabilities (``names_only`` False, as before this class existed).
+    """
+
+    #: the window side the method works at when the recipe sets no ``inference.window``
+    window: int
+    #: ``inference.window`` must be a multiple of this (a ViT's patch size; 1: any side)
+    window_multiple: int = 1
+    #: the torch device (or its name) its scores are on
+    device: Any = "cpu"
+    #: cosine or probabilities (:data:`ScoreKind`); None: what the spec declares
+    scores: Optional[str] = None
+    #: True: :meth:`window_scores` always gives the names' rows, the pipeline reduces them to
+    #: classes; False: it also gives class rows when asked (``per_name`` False)
+    names_only: bool = True
+    #: its cosine scores are each window's softmax already when ``inference.average`` is
+    #: ``probabilities`` (False: the pipeline takes it, the same for every cosine method)
+    window_softmax: bool = False
+    #: what the user must know about this setup (printed, kept in the sidecar)
+    notes: Sequence[str] = ()
+    #: printed, not kept in sidecars (e.g. a cache folder it cannot use)
+    cache_notes: Sequence[str] = ()
+    #: the model's weights are random by design (a demo or test model)
+    random_weights: bool = False
+    #: what it gives beside its scores through ``window_outputs`` (:data:`WINDOW_OUTPUTS`); none
+    outputs: frozenset[str] = frozenset()
+
+    def window_scores(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
+        """(B, R, S, S) scores of (B, S, S, 3) uint8 windows (see :meth:`Method.window_scores`)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no window_scores")
+
+    def mask_levels(self) -> Optional[int]:
+        """How many segment levels it reads (0: the mask generator is not called; None: unknown,
+        always called). Only for methods whose spec has ``masks=True``."""
+        return None
+
+    def facts(self) -> dict[str, Any]:
+        """Per-image facts for the sidecar's ``info``."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts about the built method (its model, its settings) for the sidecar;
+        ``--skip-existing`` compares them."""
+        return {}
+
+    def refine_labels(self, image: Any, labels: Any, segments: Callable[[], Any]) -> Any:
+        """The (H, W) int32 labels of the whole ``image``, refined (e.g. a majority vote inside
+        segments); ``segments()`` gives the image's (L, H, W) segment ids from the mask generator,
+        made only when called (None: there is none). Default: the labels as they are."""
+        return labels
+
+
+#: what a method written to the protocol (not a MethodBase) that does not say ``names_only`` does:
+#: it gives class rows when asked, as every method did before MethodBase
+_PROTOCOL_DEFAULTS: dict[str, Any] = {"names_only": False}
+
+
+def method_attribute(method: Any, name: str) -> Any:
+    """``method.<name>``, or the default :class:`MethodBase` gives (bound to ``method``, for methods
+    and properties) when a method written to the :class:`Method` protocol does not have it."""
+    try:
+        return getattr(method, name)
+    except AttributeError:
+        pass
+    if name in _PROTOCOL_DEFAULTS:
+        return _PROTOCOL_DEFAULTS[name]
+    default = getattr(MethodBase, name)
+    return default.__get__(method) if callable(default) else default
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A named method; ``factory(context: MethodContext)`` builds a :class:`Method`.
@@ -202,6 +294,10 @@ class MethodSpec:
     #: so a command that needs one (``resegzoo change``) refuses other methods before a model loads;
     #: the built method gives them through ``window_outputs`` (:func:`window_outputs`)
     outputs: frozenset[str] = frozenset()
+    #: ``from_model(model, context)``: the method around a model the caller built, for the Python
+    #: API's ``Segmenter(model, mask_generator, recipe)`` (the default method's: a DenseEncoder);
+    #: ``context.model`` is None. None: the method is built by its factory only
+    from_model: Optional[Callable[[Any, MethodContext], Method]] = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.outputs) - set(WINDOW_OUTPUTS))
@@ -333,14 +429,16 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
         try:
             fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
         except (LookupError, OSError, ValueError) as exc:
-            raise MethodError(f"cannot load model {model!r}: {exc}") from None
+            raise ModelSpecError(f"cannot load model {model!r}: {exc}") from exc
         return ResolvedModel(model, spec.model, None, None, fingerprint)
     try:
         resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
         if spec.fingerprint is not None:
             resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
     except (LookupError, OSError, ValueError, ResegzooError) as exc:
-        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        detail = str(exc)
+        detail = detail[len(model) + 2:] if detail.startswith(f"{model}: ") else detail  # named once
+        raise ModelSpecError(f"cannot load model {model!r}: {detail}") from exc
     return resolved
 
 

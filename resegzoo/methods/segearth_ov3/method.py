@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from resegzoo.methods.base import MethodBase
 from resegzoo.schema import check_limits, limit
 
 NAME = "segearth-ov3"
@@ -52,8 +53,9 @@ def _switches(settings: SegEarthOV3Settings) -> Any:
                           semantic=settings.semantic, presence=settings.presence)
 
 
-class SegEarthOV3Method:
-    """A loaded SAM 3 and SegEarth-OV3's settings (the method seam's ``Method``)."""
+class SegEarthOV3Method(MethodBase):
+    """A loaded SAM 3 and SegEarth-OV3's settings (the method seam's ``Method``; the base class's
+    defaults for the rest)."""
 
     #: SegEarth-OV3 scores names; the pipeline takes each class's best name (its max rule)
     names_only = True
