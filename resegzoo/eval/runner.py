@@ -127,6 +127,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
+        **dataset.key_settings(),  # a dataset kind's own (a change dataset's protocol)
     }
 
 
