@@ -6,7 +6,7 @@ a ``resegzoo`` entry point beside this folder on the path), so Ray actors find i
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pluggy
@@ -31,6 +31,8 @@ def colour_of(name: str) -> tuple[int, int, int]:
 class ColourSettings:
     #: how fast a name's score falls with the colour distance (0..1 of the RGB cube's diagonal)
     width: float = 0.1
+    #: a name's own colour ([r, g, b]) instead of the table's or its hash's (docs/images/change_pictures.py)
+    colours: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.width <= 0:
@@ -67,11 +69,16 @@ class ColourMethod:
         return scores if per_name else names_to_classes(scores, class_of_names(vocab), len(vocab), dim=1)
 
     def describe(self):
-        return {"colour_width": self.settings.width}
+        own = {"colours": dict(self.settings.colours)} if self.settings.colours else {}
+        return {"colour_width": self.settings.width, **own}
+
+
+def _colours(settings: ColourSettings):
+    return lambda name: tuple(settings.colours[name]) if name in settings.colours else colour_of(name)
 
 
 def build(context) -> ColourMethod:
-    return ColourMethod(context.settings, context.device)
+    return ColourMethod(context.settings, context.device, _colours(context.settings))
 
 
 class ColourChangeMethod(ColourMethod):
@@ -95,7 +102,7 @@ class ColourChangeMethod(ColourMethod):
 
 
 def build_change(context) -> ColourChangeMethod:
-    return ColourChangeMethod(context.settings, context.device)
+    return ColourChangeMethod(context.settings, context.device, _colours(context.settings))
 
 
 # -- the same method with a "model": a YAML file of name colours (a method whose model is not CLIP) --
