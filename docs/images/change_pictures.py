@@ -39,9 +39,9 @@ def make_pair(folder: Path) -> tuple[Path, Path]:
     after = before.astype(np.int16)
     noise = rng.normal(0, 5, after.shape[:2] + (3,))
     after[80:280, 80:320] = np.add(GRASS, noise[80:280, 80:320])                # the top-left roof demolished
-    after[500:660, 600:860] = np.add(COLOURS["building"], noise[500:660, 600:860])  # a new roof on the lawn
+    after[600:688, 320:456] = np.add(COLOURS["building"], noise[600:688, 320:456])  # a new roof on the lawn
     yy, xx = np.mgrid[:1024, :1024]
-    felled = (yy - 340) ** 2 + (xx - 380) ** 2 < 52 ** 2  # the tree beside the old roof
+    felled = (yy - 342) ** 2 + (xx - 382) ** 2 < 60 ** 2  # the tree beside the old roof
     after[felled] = np.add(GRASS, noise[felled])
     after = np.clip(after * np.array([1.04, 1.02, 0.98]), 0, 255).astype(np.uint8)
     transform = Affine(0.25, 0, 500000, 0, -0.25, 5800000)
@@ -70,7 +70,9 @@ def main() -> None:
         folder = Path(work)
         first, second = make_pair(folder)
         recipe = folder / "colours.yaml"
-        recipe.write_text("method: {name: colour-change, settings: {colours: " + json.dumps(COLOURS) + "}}\n"
+        # features: the colours centred on grey (their angle tells colours apart)
+        settings = {"colours": COLOURS, "feature_offset": 0.5, "feature_bias": 0.1}
+        recipe.write_text("method: {name: colour-change, settings: " + json.dumps(settings) + "}\n"
                           "inference: {window: 256}\n")
         site = folder / "site" / "resegzoo_colour_method-0.1.dist-info"
         site.mkdir(parents=True)

@@ -29,6 +29,8 @@ from resegzoo.outputs.gis.vector import STRIP_PIXELS
 #: change.tif's classes and colours
 CHANGE_CLASSES = ("unchanged", "changed")
 CHANGE_PALETTE = ((60, 60, 60), (230, 30, 30))
+#: the outline of changed regions in the overlay (yellow: seen on roofs, fields and water alike)
+OUTLINE = (255, 221, 0)
 #: evidence bands kept per pixel for the polygons' attributes (means over each polygon)
 EVIDENCE = ("energy", "energy_ratio", "score_before", "score_after", "coverage")
 
@@ -265,7 +267,7 @@ def _write_polygons(work: Path, names: list[str], outputs: PairOutputs) -> int:
 
 
 def _draw_overlay(pair: PairPlan, change_path: Path, overlay_path: Path) -> None:
-    """Both dates side by side (decimated, bounded memory), each changed region outlined in red."""
+    """Both dates side by side (decimated, bounded memory), each changed region outlined."""
     import rasterio
     from PIL import Image, ImageDraw
     from scipy import ndimage
@@ -280,17 +282,16 @@ def _draw_overlay(pair: PairPlan, change_path: Path, overlay_path: Path) -> None
     with quiet_georef(), rasterio.open(change_path) as src:
         change = src.read(1, out_shape=shape) == 1
     outline = change & ~ndimage.binary_erosion(change, border_value=0)
-    outline = ndimage.binary_dilation(outline, iterations=max(1, min(shape) // 400))
-    red = np.array(CHANGE_PALETTE[1], dtype=np.uint8)
+    outline = ndimage.binary_dilation(outline, iterations=max(1, min(shape) // 300))
     panels = []
     for image, title in ((image_a, "before"), (image_b, "after")):
         shown = image.copy()
-        shown[outline] = red
+        shown[outline] = OUTLINE
         panel = Image.fromarray(shown)
         ImageDraw.Draw(panel).text((4, 2), title, fill=(255, 255, 255))
         panels.append(panel)
     gap = 8
-    legend = draw_legend([CHANGE_PALETTE[1]], ["changed (outlined)"], shape[0])
+    legend = draw_legend([OUTLINE], ["changed (outlined)"], shape[0])
     canvas = Image.new("RGB", (2 * shape[1] + gap + legend.width, max(shape[0], legend.height)), (255, 255, 255))
     canvas.paste(panels[0], (0, 0))
     canvas.paste(panels[1], (shape[1] + gap, 0))

@@ -33,6 +33,9 @@ class ColourSettings:
     width: float = 0.1
     #: a name's own colour ([r, g, b]) instead of the table's or its hash's (docs/images/change_pictures.py)
     colours: dict = field(default_factory=dict)
+    #: colour-change's features: the colour in 0..1 minus ``feature_offset``, and a channel of ``feature_bias``
+    feature_offset: float = 0.0
+    feature_bias: float = 1.0
 
     def __post_init__(self) -> None:
         if self.width <= 0:
@@ -83,8 +86,9 @@ def build(context) -> ColourMethod:
 
 class ColourChangeMethod(ColourMethod):
     """The colour method with image features from the same pass (the method seam's ``features``
-    output): each pixel's colour in 0..1 and a constant 1, at the window's own resolution, so two
-    dates' feature distance is exact arithmetic on their colours."""
+    output): each pixel's colour in 0..1 (less ``feature_offset``) and a constant (``feature_bias``,
+    1 by default), at the window's own resolution, so two dates' feature distance is exact
+    arithmetic on their colours."""
 
     outputs = frozenset({"features"})
 
@@ -97,7 +101,8 @@ class ColourChangeMethod(ColourMethod):
         features = None
         if "features" in want:
             x = torch.from_numpy(np.asarray(windows)).to(self.device).float().permute(0, 3, 1, 2) / 255.0
-            features = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)  # (B, 4, S, S)
+            bias = torch.full_like(x[:, :1], self.settings.feature_bias)
+            features = torch.cat([x - self.settings.feature_offset, bias], dim=1)  # (B, 4, S, S)
         return WindowOutputs(scores, features=features)
 
 
