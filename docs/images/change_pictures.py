@@ -87,7 +87,9 @@ def main() -> None:
                               capture_output=True, text=True)
         print(done.stdout, done.stderr[-2000:])
         done.check_returncode()
-        Image.open(out / "change.overlay.png").save(HERE / "change-overlay.png")
+        overlay = Image.open(out / "change.overlay.png")  # half size, 128 colours: small enough to ship
+        overlay = overlay.resize((overlay.width // 2, overlay.height // 2), Image.LANCZOS)
+        overlay.quantize(128).save(HERE / "change-overlay.png", optimize=True)
         _from_to(out, HERE / "change-from-to.png")
         print((out / "change.json").read_text())
 
