@@ -77,7 +77,6 @@ def change(before: str, after: str, classes: str | None, vocab_file: Path | None
       resegzoo change 2019.tif 2023.tif --classes "building; tree; water" --model sam3 --out changes
     """
     from resegzoo.change.run import DEFAULT_RECIPE, ChangeOptions, detect_change_files
-    from resegzoo.cli.segment import _vocabulary
     from resegzoo.runtime.precision import set_threads
     from resegzoo.schema import SchemaError
     from resegzoo.segmenter.recipe import load_recipe, resolve_recipe
@@ -104,6 +103,19 @@ def change(before: str, after: str, classes: str | None, vocab_file: Path | None
     for item in run.record["transitions"][:10]:
         click.echo(f"  {item['before']} -> {item['after']}: {item['pixels']:,} px")
     click.echo("wrote " + ", ".join(str(p) for p in run.files))
+
+
+def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
+    """--classes or --vocab as a Vocabulary (a usage error otherwise); imports nothing heavy."""
+    from resegzoo.schema import SchemaError
+    from resegzoo.vocabulary import Vocabulary, VocabularyError
+
+    if (classes is None) == (vocab_file is None):
+        raise click.UsageError('give the classes with exactly one of --classes "a; b, synonym; c" or --vocab FILE')
+    try:
+        return Vocabulary.parse(classes) if classes is not None else Vocabulary.from_file(vocab_file)  # type: ignore[arg-type]
+    except (VocabularyError, SchemaError) as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 COMMANDS = [change]
