@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / "resegzoo"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "schema", "moved", "vocabulary", "prompt_pools"),  # base; old module paths as warning aliases; the class list and its prompt pools
     ("plugins",),                        # the plugin system (hooks, manager, registry, interfaces)
-    ("raster", "runtime"),               # reading images; run-time settings
+    ("raster", "runtime", "objects"),    # reading images; run-time settings; objects (instances) made whole
     ("outputs",),                        # atomic writes, claims, images, GIS products
     ("weights",),                        # the model route: zoo, resolve, fetch, read, build
     ("masks",),                          # mask generators

@@ -51,6 +51,8 @@ class RasterOptions:
     #: also write per-class probabilities: "uint8" (0..255 = 0..1) or "float16"
     probs: ProbsFormat | None = None
     progress: bool = False
+    #: also find the method's objects (instances), whole across windows and blocks
+    objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class RasterPlan:
     probs: ProbsFormat | None = None
     #: "GTiff" for georeferenced or TIFF inputs, "PNG" for plain pictures
     label_driver: str = "GTiff"
+    #: blocks also give the method's objects (``segment --objects``)
+    objects: bool = False
 
     @property
     def path(self) -> str:
@@ -94,6 +98,9 @@ class BlockResult:
     #: seconds per stage (resegzoo.runtime.timing) spent on this block in a worker process; empty
     #: where the batch's own process computed it (its meter saw the work already)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: with ``plan.objects``: the objects that reach into the core, whole as far as the block's read
+    #: box sees them (:class:`resegzoo.objects.instances.Objects` in raster pixels)
+    objects: Any = None
 
 
 @dataclass
@@ -169,7 +176,7 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
     return RasterPlan(raster=raster, scale=scale, window=window, stride=stride, block=block, halo=halo,
                       blocks=tuple(blocks), class_names=tuple(names),
                       num_classes=0 if vocab is None else len(vocab), palette=tuple(tuple(c) for c in palette),
-                      probs=options.probs, label_driver="GTiff" if tiff else "PNG")
+                      probs=options.probs, label_driver="GTiff" if tiff else "PNG", objects=options.objects)
 
 
 def block_windows(plan: RasterPlan, block: Block, placement: str = "pad") -> int:
@@ -203,10 +210,11 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     pixels, valid = read if read is not None else read_block(segmenter, plan, block)
+    asked = {"objects": True} if plan.objects else {}
     if isinstance(pixels, np.ndarray):
-        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid)
+        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid, **asked)
     else:  # prepared with its scale and valid mask
-        result = segmenter.segment(pixels, vocab)
+        result = segmenter.segment(pixels, vocab, **asked)
     crop = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
     labels = result.labels[crop].astype(np.uint8)
     core_valid = valid[crop]
@@ -219,10 +227,29 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
             probs = np.clip(np.round(p * 255.0), 0, 255).astype(np.uint8)
         else:
             probs = np.where(core_valid[None], p, np.nan).astype(np.float16)
+    objects = None if not plan.objects else _core_objects(result.objects, block)
     return BlockResult(index=block.index, core=block.core, labels=labels, counts=counts,
                        nodata_pixels=int((~core_valid).sum()), probs=probs,
                        windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0),
-                       stage_seconds={} if before is None else timing.since(before, meter.snapshot()))
+                       stage_seconds={} if before is None else timing.since(before, meter.snapshot()),
+                       objects=objects)
+
+
+def _core_objects(objects: Any, block: Block) -> Any:
+    """A block's objects (its read box's pixels) that reach into its core, in raster pixels: an
+    object only in the halo is its neighbour's to report (the cores tile the raster)."""
+    from resegzoo.objects.instances import Objects
+
+    if objects is None or not len(objects):
+        return Objects.empty()
+    ry0, rx0 = block.read[0], block.read[1]
+    cy0, cx0, cy1, cx1 = (v - o for v, o in zip(block.core, (ry0, rx0, ry0, rx0)))
+    keep = []
+    for k, ((y0, x0, y1, x1), mask) in enumerate(zip(objects.boxes, objects.masks)):
+        iy0, ix0, iy1, ix1 = max(y0, cy0), max(x0, cx0), min(y1, cy1), min(x1, cx1)
+        if iy0 < iy1 and ix0 < ix1 and mask[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].any():
+            keep.append(k)
+    return objects.take(np.array(keep, np.int64)).shifted(ry0, rx0).with_views(block.read)
 
 
 def _label_profile(plan: RasterPlan) -> dict[str, Any]:
@@ -252,7 +279,10 @@ class RasterWriter:
                 writer.write(block, segment_block(seg, vocab, plan, block))
     """
 
-    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None) -> None:
+    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None,
+                 object_areas: tuple[float, float | None] = (0.0, None)) -> None:
+        """``object_areas``: with ``plan.objects``, the (min, max) area of the objects kept (m² where
+        the raster is georeferenced, else px; max None: no limit)."""
         if plan.probs is not None and probs_destination is None:
             raise ValueError("the plan asks for probabilities: give probs_destination")
         self.plan = plan
@@ -266,6 +296,19 @@ class RasterWriter:
         self._labels: Any = None
         self._probs: Any = None
         self._label_tmp: Path | None = None
+        #: with ``plan.objects``: the raster's finished objects (:class:`resegzoo.objects.store.ObjectStore`),
+        #: complete once the writer exits cleanly
+        self.objects: Any = None
+        self._assembler: Any = None
+        if plan.objects:
+            from resegzoo.objects.merge import ObjectAssembler
+            from resegzoo.objects.store import ObjectStore, area_function
+
+            georef = plan.raster.georef
+            area, unit = area_function(georef.transform, georef.crs_wkt)
+            names = plan.class_names[:plan.num_classes] if plan.num_classes else plan.class_names
+            self.objects = ObjectStore(names, area, unit, *object_areas)
+            self._assembler = ObjectAssembler([b.read for b in plan.blocks], self.objects.add)
 
     def __enter__(self) -> "RasterWriter":
         import rasterio
@@ -315,6 +358,10 @@ class RasterWriter:
                 if self.plan.probs == "uint8":
                     self._probs.write_mask(np.where(result.labels != NODATA_LABEL, 255, 0).astype(np.uint8),
                                            window=window)
+        if self._assembler is not None:
+            if result.objects is None:
+                raise ValueError(f"block {block.index} has no objects, but the plan asks for them")
+            self._assembler.add(block.index, result.objects)
         self.written.add(block.index)
         self.counts += result.counts
         self.nodata_pixels += result.nodata_pixels
@@ -330,6 +377,9 @@ class RasterWriter:
                 stack.__exit__(RuntimeError, err, None)
                 raise err
             try:
+                if self._assembler is not None:
+                    self._assembler.close()
+                    self.objects.finish()
                 # the cached blocks reach the disk here: a failure (a full disk) must stop the commit
                 with raising_gdal_failures(str(self.destination)):
                     self._labels.close()
@@ -364,6 +414,9 @@ class RasterRun:
     windows_skipped: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with ``RasterOptions(objects=True)``: the raster's objects (:class:`resegzoo.objects.store.ObjectStore`:
+    #: ``counts()``, ``chunks()``, ``paint(window)``)
+    objects: Any = None
 
     def pixel_fraction(self) -> dict[str, float]:
         """Fraction of the VALID pixels per class (all 0 when nothing is valid; never NaN)."""
@@ -372,7 +425,8 @@ class RasterRun:
 
 
 def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, destination: str | Path,
-                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None) -> RasterRun:
+                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None,
+                   object_areas: tuple[float, float | None] = (0.0, None)) -> RasterRun:
     """Segment a raster of any size block by block and write its label raster to ``destination``
     (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
     ``.png`` destination); memory is bounded by the block size, not the raster's."""
@@ -394,7 +448,7 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
 
     recipe = getattr(segmenter, "recipe", None)
     depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
-    with RasterWriter(plan, destination, probs_destination) as writer:
+    with RasterWriter(plan, destination, probs_destination, object_areas) as writer:
         # the next block is read and prepared in a background thread while this one is encoded
         for block, ready in prefetched(read, blocks, depth):
             if isinstance(ready, Exception):
@@ -403,4 +457,5 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
     return RasterRun(plan=plan, labels_path=Path(destination),
                      probs_path=None if probs_destination is None else Path(probs_destination),
                      counts=writer.counts, nodata_pixels=writer.nodata_pixels,
-                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start)
+                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start,
+                     objects=writer.objects)

@@ -77,8 +77,18 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: B
         "blocks": len(plan.blocks),
         "scale": plan.scale,
         "seconds": round(run.seconds, 3),
+        **({"objects": objects_record(run.objects, options.gis)} if run.objects is not None else {}),
         **seg.describe(),
     }
+
+
+def objects_record(store: Any, gis: GisOutputs) -> dict[str, Any]:
+    """What a sidecar says of an input's objects: how many, per class, the area unit and filters, the rule."""
+    from resegzoo.objects.merge import MERGE_IOU, NMS_IOU
+
+    return {"count": len(store), "per_class": store.counts(), "area_unit": store.unit,
+            "min_area": gis.min_object_area, "max_area": gis.max_object_area, "dropped_by_area": store.dropped,
+            "nms_iou": NMS_IOU, "merge_iou": MERGE_IOU}
 
 
 def draw_overlay(plan: RasterPlan, label_path: Path, overlay_path: Path, note: str | None = None) -> None:

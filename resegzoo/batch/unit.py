@@ -70,15 +70,25 @@ def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
     """The table printed after a batch: per input (its path as mirrored under the output folder,
     its sidecar record, the outputs written) one row, and the total."""
     width = max([32] + [len(image) for image, _, _ in units])
-    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}  outputs"]
+    counted = any("objects" in r for _, r, _ in units)  # --objects: a column of object counts
+    head = f" {'objects':>8}" if counted else ""
+    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7}{head} {'seconds':>8}  outputs"]
     for image, r, outputs in units:
+        objects = f" {r['objects']['count'] if 'objects' in r else '-':>8}" if counted else ""
         lines.append(f"{image:<{width}} {r['size'][0] * r['size'][1]:>12,} "
-                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
-                     f"{r['seconds']:>8.2f}  {outputs}")
+                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7}"
+                     f"{objects} {r['seconds']:>8.2f}  {outputs}")
     total_px = sum(r["size"][0] * r["size"][1] for _, r, _ in units)
     classes = {n for _, r, _ in units for n, v in r["pixel_fraction"].items() if v > 0}
-    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7} "
+    total_objects = f" {sum(r['objects']['count'] for _, r, _ in units if 'objects' in r):>8}" if counted else ""
+    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7}{total_objects} "
                  f"{sum(r['seconds'] for _, r, _ in units):>8.2f}")
+    if counted:  # objects per class, summed over the inputs
+        per_class: dict[str, int] = {}
+        for _, r, _ in units:
+            for name, n in r.get("objects", {}).get("per_class", {}).items():
+                per_class[name] = per_class.get(name, 0) + n
+        lines.append("objects: " + ", ".join(f"{name} {n}" for name, n in per_class.items()))
     timed = [r["time"] for _, r, _ in units if isinstance(r.get("time"), dict)]
     if timed:  # where the time went (resegzoo.runtime.timing): the stages, summed over the inputs
         from resegzoo.runtime.timing import STAGES, describe

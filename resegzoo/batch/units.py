@@ -32,11 +32,11 @@ __all__ = ["OUTPUT_SUFFIXES", "BatchOptions", "BatchResult", "RasterJob", "draw_
 
 
 def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None,
-             progress: BatchProgress) -> RasterJob:
-    """Plan one input (blocks, stretch, grid) and name its outputs."""
+             progress: BatchProgress, objects: bool = False) -> RasterJob:
+    """Plan one input (blocks, stretch, grid; ``objects``: its blocks give objects) and name its outputs."""
     from resegzoo.batch.job import RasterOptions, plan_raster
 
-    plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
+    plan = plan_raster(raster, seg, RasterOptions(probs=probs, objects=objects), vocab)  # type: ignore[arg-type]
     if raster.bands_note:
         progress.say(f"note: {raster.path}: {raster.bands_note}")
     if raster.stretch is not None and raster.stretch.scope == "file":
@@ -94,7 +94,7 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
                              f"writing {stem}.* (--skip-existing skips finished inputs: a rerun resumes)")
             remove_outputs(folder, stem)  # a stale run's leftovers, or what --overwrite replaces
             try:
-                jobs.append(plan_job(seg, vocab, info, stem, folder, options.probs, progress))
+                jobs.append(plan_job(seg, vocab, info, stem, folder, options.probs, progress, options.gis.objects))
             except Exception as exc:
                 claims[folder].release(stem)
                 if not options.continue_on_error:

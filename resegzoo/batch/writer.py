@@ -36,8 +36,9 @@ class _BlockFailure:
 class _Assembly:
     """One input while its blocks arrive: its label writer, its spool, what is still missing."""
 
-    def __init__(self, job: RasterJob, spool: Path | None) -> None:
+    def __init__(self, job: RasterJob, spool: Path | None, object_areas: tuple[float, float | None] = (0.0, None)) -> None:
         self.job, self.spool = job, spool
+        self.object_areas = object_areas
         self.writer: Any = None
         self.remaining = {block.index for block in job.plan.blocks}
         self.spooled: dict[int, Path] = {}  # blocks of an earlier run, written with the first new one
@@ -51,7 +52,8 @@ class _Assembly:
         from resegzoo.batch.job import RasterWriter
 
         if self.writer is None:
-            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
+            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination,
+                                       self.object_areas).__enter__()
             blocks = {b.index: b for b in self.job.plan.blocks}
             for index, path in sorted(self.spooled.items()):
                 self.writer.write(blocks[index], load_block(path, self.job.plan, blocks[index]))
@@ -96,7 +98,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
         # (x and x-2) never share blocks; a rerun takes the interrupted input's stem back
         name = str(job.sidecar.relative_to(out)) if job.sidecar is not None else job.stem
         spool = spool_root / raster_key(job.plan, {**settings, "stem": name}) if len(job.plan.blocks) > 1 else None
-        assembly = _Assembly(job, spool)
+        assembly = _Assembly(job, spool, options.gis.object_areas)
         assemblies.append(assembly)
         if spool is not None:
             notes: list[str] = []
@@ -131,7 +133,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
                             counts=writer.counts, nodata_pixels=writer.nodata_pixels,
                             windows_skipped=writer.windows_skipped, seconds=assembly.seconds,
-                            extra={"engine": engine.name, "time": assembly.stage_seconds})
+                            extra={"engine": engine.name, "time": assembly.stage_seconds}, objects=writer.objects)
             record = write_unit(seg, vocab, job, run, options)
         except BaseException as exc:
             assembly.close(exc)
@@ -221,7 +223,7 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
     start = time.perf_counter()
     with timing.stage("write"):
         record = unit_record(seg, vocab, job, run, options)
-        record["outputs"].update(options.gis.write(job.folder, job.stem, record))
+        record["outputs"].update(options.gis.write(job.folder, job.stem, record, run.objects))
     record["gis"] = dataclasses.asdict(options.gis)
     if "time" in run.extra:  # where this input's time went, its overlay and GIS products included
         seconds = dict(run.extra["time"])

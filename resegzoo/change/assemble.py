@@ -262,7 +262,7 @@ def _write_polygons(work: Path, names: list[str], outputs: PairOutputs) -> int:
     afters = np.array([labels_of[k].split(" -> ")[1] for k in regions.class_ids], dtype=object)
     columns = {"before": befores, "after": afters, "pixels": pixels,
                **{name: means[k].astype(np.float32) for k, name in enumerate(EVIDENCE)}}
-    write_regions(outputs.path("vector"), regions, outputs.vector_format, columns)
+    write_regions(outputs.path("vector"), regions, outputs.vector_format, columns=columns)
     return count
 
 

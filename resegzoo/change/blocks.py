@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from resegzoo.change.rule import ChangeSettings, class_energy, class_map
 from resegzoo.raster.blocks import Block, Box
 from resegzoo.raster.opening import NODATA_LABEL, Raster, open_raster
 from resegzoo.runtime import timing
+
 
 @dataclass(frozen=True)
 class PairPlan:
@@ -145,20 +147,43 @@ def _since(before: Any, meter: Any) -> dict[str, float]:
     return {} if before is None else timing.since(before, meter.snapshot())
 
 
-class ChangeBlockWork:
-    """``resegzoo change``'s work on every engine: an item is ``(pair number, block)``; ``prepare``
-    reads both dates (:func:`read_pair_block`), ``run`` scores them (:func:`change_block`)."""
+@dataclass
+class ChangeOutcome:
+    """One block as an engine hands it back: its result, or the error that stopped it (a message
+    from another process; an exception raised here is raised, not returned)."""
 
-    def __init__(self, segmenter: Any, vocab: Any, pairs: Sequence[PairPlan]) -> None:
-        self.segmenter, self.vocab, self.pairs = segmenter, vocab, list(pairs)
+    block: Block
+    result: ChangeBlockResult | None = None
+    error: str | None = None
+    seconds: float = 0.0
 
-    def prepare(self, item: tuple[int, Block]) -> tuple[Any, np.ndarray, Any, np.ndarray]:
-        number, block = item
-        return read_pair_block(self.segmenter, self.pairs[number], block)
 
-    def run(self, item: tuple[int, Block], prepared: tuple[Any, np.ndarray, Any, np.ndarray]) -> ChangeBlockResult:
-        number, block = item
-        return change_block(self.segmenter, self.vocab, self.pairs[number], block, prepared)
+class LocalChangeBlocks:
+    """``resegzoo change --engine local``: the blocks scored in this process, in order, while the
+    next block's two dates are read in a background thread (:func:`resegzoo.runtime.prefetch.prefetched`).
+    The Ray engine (:class:`resegzoo.engines.ray_change.RayChangeBlocks`) has the same two methods."""
+
+    name = "local"
+
+    def blocks(self, segmenter: Any, vocab: Any, pair: PairPlan, todo: Sequence[Block]) -> Iterator[ChangeOutcome]:
+        from resegzoo.runtime.prefetch import prefetched
+
+        def read(block: Block) -> Any:
+            try:
+                return read_pair_block(segmenter, pair, block)
+            except Exception as exc:  # raised again at its block's turn
+                return exc
+
+        depth = getattr(getattr(getattr(segmenter, "recipe", None), "inference", None), "prefetch", 0) or 0
+        for block, ready in prefetched(read, todo, depth):
+            if isinstance(ready, Exception):
+                raise ready
+            start = time.perf_counter()
+            result = change_block(segmenter, vocab, pair, block, ready)
+            yield ChangeOutcome(block, result, seconds=time.perf_counter() - start)
+
+    def report(self) -> list[str]:
+        return []
 
 
 # -- the spool ----------------------------------------------------------------------------------

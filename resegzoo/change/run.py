@@ -3,14 +3,13 @@
 :meth:`ChangeOptions.check` checks everything a user gives before any model loads and any pixel is
 read; :func:`detect_change_files` then opens both dates (the second read onto the first's grid:
 :func:`resegzoo.raster.warp.onto_grid`), builds the segmenter once, hands the blocks still to
-compute to an engine (:mod:`resegzoo.engines`: this process or Ray actors, each block's
-:class:`~resegzoo.change.blocks.ChangeBlockWork`), spools every finished block (an interrupted run
+compute to an engine (:class:`~resegzoo.change.blocks.LocalChangeBlocks` in this process, or Ray
+actors: :func:`resegzoo.engines.change_engine`), spools every finished block (an interrupted run
 resumes where it stopped), then makes the outputs from the whole raster (:mod:`.assemble`) and
-writes the sidecar ``STEM.json`` last.
+writes the sidecar ``STEM.json`` last. :func:`resegzoo.api.detect_change` does all of it.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -22,9 +21,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from resegzoo.batch.errors import BatchInputError
+from resegzoo.errors import EXIT_FAILED, ResegzooError
 from resegzoo.change.assemble import Assembly, PairOutputs, assemble
 from resegzoo.change.rule import PRESETS, ChangeSettings, ChangeSettingsError
-from resegzoo.engines.options import EngineError, EngineOptions
 
 #: the recipe it runs then (SAM 3's own 1008 px windows at stride 504)
 DEFAULT_RECIPE = "method-segearth-ov3"
@@ -37,6 +36,12 @@ class ChangeOptionError(BatchInputError, ValueError):
     """An option of ``resegzoo change`` that cannot be used (one line, before any work)."""
 
 
+class ChangeRunError(ResegzooError):
+    """Blocks that failed on a worker (their message each; the finished blocks stay spooled)."""
+
+    exit_code = EXIT_FAILED
+
+
 @dataclass(frozen=True)
 class ChangeOptions:
     """Everything ``resegzoo change`` was asked, checked (make it with :meth:`check`)."""
@@ -45,7 +50,10 @@ class ChangeOptions:
     after: str
     classes: Any  # a resegzoo.vocabulary.Vocabulary
     out: Path
-    segmenter: Any  # a resegzoo.segmenter.spec.SegmenterSpec
+    #: the segment recipe (a SegmentRecipe with the method chosen), the model spec, the torch device
+    recipe: Any
+    model: Any
+    device: str = "cpu"
     settings: ChangeSettings = field(default_factory=ChangeSettings)
     #: GDAL's resampling for reading AFTER onto BEFORE's grid
     resampling: str = "bilinear"
@@ -54,7 +62,6 @@ class ChangeOptions:
     trust_vrt: bool = False
     vector_format: str = "gpkg"
     overwrite: bool = False
-    engine: EngineOptions = field(default_factory=EngineOptions)
     stem: str = "change"
 
     @classmethod
@@ -62,42 +69,60 @@ class ChangeOptions:
               model: Any = None, method: Any = None, device: str = "cpu", preset: str | None = None,
               background_threshold: float | None = None, coverage: float | None = None, min_area: int | None = None,
               background_classes: Any = None, resampling: str = "bilinear", bands: Any = None, nodata: Any = None,
-              trust_vrt: bool = False, vector_format: str = "gpkg", overwrite: bool = False,
-              engine: Any = "local") -> "ChangeOptions":
+              trust_vrt: bool = False, vector_format: str = "gpkg", overwrite: bool = False) -> "ChangeOptions":
         """Check every argument (the keywords of :func:`resegzoo.api.detect_change`) before any model
-        loads: ChangeOptionError (or the method's, the recipe's, the engine's one-line errors)."""
+        loads: ChangeOptionError in one line (a method that cannot detect change or cannot run with
+        the model given, a bad recipe, class list, option or output folder)."""
         from resegzoo.change.pair import check_change_method
+        from resegzoo.methods.base import MethodError, check_method
         from resegzoo.raster.options import parse_bands, parse_nodata
         from resegzoo.raster.warp import RESAMPLINGS
-        from resegzoo.runtime.preflight import check_output_folder
-        from resegzoo.segmenter.spec import SegmenterSpec
-        from resegzoo.vocabulary import Vocabulary
+        from resegzoo.runtime.preflight import check_device, check_output_folder
+        from resegzoo.vocabulary import Vocabulary, VocabularyError
 
         for name, value in (("before", before), ("after", after), ("out", out)):
             if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
                 raise ChangeOptionError(f"{name}={value!r}: give a path")
-        vocab = classes if isinstance(classes, Vocabulary) else Vocabulary.parse(classes)
+        try:
+            vocab = classes if isinstance(classes, Vocabulary) else Vocabulary.parse(classes)
+        except VocabularyError as exc:
+            raise ChangeOptionError(str(exc)) from None
         if resampling not in RESAMPLINGS:
             raise ChangeOptionError(f"--resampling {resampling!r}: choose one of {', '.join(RESAMPLINGS)}")
         if vector_format not in VECTOR_FORMATS:
             raise ChangeOptionError(f"--vector-format {vector_format!r}: choose one of {', '.join(VECTOR_FORMATS)}")
         recipe = _recipe(recipe)
-        check_change_method(method or recipe.method.name)  # before "no model given": the method is the problem
-        spec = SegmenterSpec.check(recipe, model=model, method=method, device=device)
+        try:
+            check_change_method(method or recipe.method.name)  # before "no model given": the method is the problem
+            choice = check_method(recipe, method=method, model=model)
+        except MethodError as exc:
+            raise ChangeOptionError(str(exc)) from None
         settings = _settings(preset, background_threshold, coverage, min_area, background_classes)
-        engine_options = engine if isinstance(engine, EngineOptions) else EngineOptions(str(engine))
-        engine_options.check()
+        check_device(device)
         if len(vocab) + 1 > 254:
             raise ChangeOptionError(f"{len(vocab)} classes: at most 253 (and background) fit the 8-bit from/to rasters")
         options = cls(before=os.fspath(before), after=os.fspath(after), classes=vocab, out=Path(out),
-                      segmenter=spec, settings=settings, resampling=resampling,
+                      recipe=choice.recipe, model=choice.model, device=device, settings=settings, resampling=resampling,
                       bands=None if bands is None else (parse_bands(bands) if isinstance(bands, str) else tuple(bands)),
                       nodata=None if nodata is None else (parse_nodata(nodata) if isinstance(nodata, str)
                                                           else float(nodata)),
                       trust_vrt=bool(trust_vrt),
-                      vector_format=vector_format, overwrite=bool(overwrite), engine=engine_options)
+                      vector_format=vector_format, overwrite=bool(overwrite))
         check_output_folder(options.out)
         return options
+
+    def build_segmenter(self) -> Any:
+        """The segmenter (torch and the model load here): ModelLoadError in one line where the model
+        or the method cannot be set up."""
+        from resegzoo.methods.base import ModelLoadError
+        from resegzoo.plugins.registry import RegistryError
+        from resegzoo.schema import SchemaError
+        from resegzoo.segmenter.core import Segmenter
+
+        try:
+            return Segmenter.from_recipe(self.recipe, model=self.model, device=self.device)
+        except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
+            raise ModelLoadError(str(exc)) from None
 
 
 def _recipe(recipe: Any) -> Any:
@@ -157,8 +182,9 @@ def _sidecar_settings(segmenter: Any, options: ChangeOptions) -> dict[str, Any]:
 def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lambda line: None,
                         progress: bool = False, engine: Any = None) -> ChangeRun:
     """Run ``resegzoo change`` with checked options: the pair opened and planned, the segmenter
-    built once, the blocks computed on the engine (``engine``: an open engine of :mod:`resegzoo.engines`;
-    default: the one ``options.engine`` names), the outputs made, the sidecar written last."""
+    built once, the blocks computed on ``engine`` (:func:`resegzoo.engines.change_engine`'s; default:
+    :class:`~resegzoo.change.blocks.LocalChangeBlocks`, this process), the outputs made, the sidecar
+    written last."""
     from resegzoo.batch.spool import SPOOL_DIR
     from resegzoo.change.blocks import pair_key, plan_pair, spooled_blocks
     from resegzoo.change.pair import check_segmenter
@@ -169,7 +195,6 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
     from resegzoo.raster.errors import ImageError
     from resegzoo.raster.opening import open_raster
     from resegzoo.raster.warp import onto_grid
-    from resegzoo.segmenter.core import Segmenter
 
     start = time.perf_counter()
     out, vocab = options.out, options.classes
@@ -184,8 +209,7 @@ def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lam
         raise ChangeOptionError(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     with claimed_output(out / options.stem, "change run"):
-        spec = options.segmenter.resolve()
-        segmenter = Segmenter.from_spec(spec)
+        segmenter = options.build_segmenter()
         check_segmenter(segmenter, vocab)
         for note in segmenter.notes + segmenter.cache_notes:
             say(f"note: {note}")
@@ -232,16 +256,14 @@ def _same_inputs(record: dict[str, Any], before: Any, after: Any) -> bool:
 
 def _compute(segmenter: Any, vocab: Any, pair: Any, todo: list[Any], spool: Path, spooled: dict[int, Path],
              options: ChangeOptions, engine: Any, progress: bool, say: Callable[[str], None]) -> None:
-    """The blocks still to compute, on the engine; each finished block is spooled at once."""
-    from resegzoo.change.blocks import ChangeBlockWork, save_block
-    from resegzoo.engines import open_engine
-    from resegzoo.engines.task import Task
+    """The blocks still to compute, on the engine; each finished block is spooled at once. A block
+    that failed on another process is reported with the others after the rest are done (its
+    finished neighbours stay spooled); an exception raised here stops the run."""
+    from resegzoo.change.blocks import LocalChangeBlocks, save_block
 
     if not todo:
         return
-    depth = segmenter.recipe.inference.prefetch
-    task = Task(ChangeBlockWork, {"vocab": vocab, "pairs": [pair]}, segmenter=options.segmenter, prefetch=depth,
-                unit="block")
+    engine = engine if engine is not None else LocalChangeBlocks()
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -249,29 +271,24 @@ def _compute(segmenter: Any, vocab: Any, pair: Any, todo: list[Any], spool: Path
         bar = tqdm(total=len(pair.blocks), initial=len(pair.blocks) - len(todo), desc="blocks", unit="block")
     failures: list[str] = []
     try:
-        with contextlib.ExitStack() as stack:
-            running = engine if engine is not None else \
-                stack.enter_context(open_engine(options.engine.logging_into(options.out)))
-            for outcome in running.run(task, [(0, block) for block in todo], segmenter=lambda: segmenter):
-                block = outcome.item[1]
-                if outcome.error is not None:
-                    if isinstance(outcome.error, BaseException):  # raised in this process: stop here
-                        raise outcome.error
-                    failures.append(f"block {block.index} (rows {block.read[0]}:{block.read[2]}, cols "
-                                    f"{block.read[1]}:{block.read[3]}): {outcome.error}")
-                    continue
-                path = spool / f"{block.index}.npz"
-                save_block(path, outcome.value)
-                spooled[block.index] = path
-                if bar is not None:
-                    bar.update(1)
-            for line in running.report():
-                say(line)
+        for outcome in engine.blocks(segmenter, vocab, pair, todo):
+            block = outcome.block
+            if outcome.error is not None:
+                failures.append(f"block {block.index} (rows {block.read[0]}:{block.read[2]}, cols "
+                                f"{block.read[1]}:{block.read[3]}): {outcome.error}")
+                continue
+            path = spool / f"{block.index}.npz"
+            save_block(path, outcome.result)
+            spooled[block.index] = path
+            if bar is not None:
+                bar.update(1)
+        for line in engine.report():
+            say(line)
     finally:
         if bar is not None:
             bar.close()
     if failures:
-        raise ChangeOptionError(f"{options.before}: {'; '.join(failures[:5])} (its finished blocks are kept: a rerun "
+        raise ChangeRunError(f"{options.before}: {'; '.join(failures[:5])} (its finished blocks are kept: a rerun "
                                 "computes only the rest)")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
-from resegzoo.engines.options import engine_options
+from resegzoo.engines import engine_options
 
 PRESET_NAMES = ("levir-cd", "whu-cd", "s2looking")
 RESAMPLING_NAMES = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
@@ -76,7 +76,8 @@ def change(before: str, after: str, classes: str | None, vocab_file: Path | None
     Example:
       resegzoo change 2019.tif 2023.tif --classes "building; tree; water" --model sam3 --out changes
     """
-    from resegzoo.change.run import DEFAULT_RECIPE, ChangeOptions, detect_change_files
+    from resegzoo.api import detect_change
+    from resegzoo.change.run import DEFAULT_RECIPE
     from resegzoo.runtime.precision import set_threads
     from resegzoo.schema import SchemaError
     from resegzoo.segmenter.recipe import load_recipe, resolve_recipe
@@ -88,13 +89,12 @@ def change(before: str, after: str, classes: str | None, vocab_file: Path | None
                              precision=precision)
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
-    options = ChangeOptions.check(before, after, vocab, out, recipe=recipe, model=model, method=method, device=device,
-                                  preset=preset, background_threshold=background_threshold, coverage=coverage,
-                                  min_area=min_area, background_classes=background_classes or None,
-                                  resampling=resampling, bands=bands, nodata=nodata, trust_vrt=trust_vrt,
-                                  vector_format=vector_format, overwrite=overwrite, engine=engine)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
-    run = detect_change_files(options, say=say, progress=not quiet)
+    run = detect_change(before, after, vocab, out, recipe=recipe, model=model, method=method, device=device,
+                        preset=preset, background_threshold=background_threshold, coverage=coverage,
+                        min_area=min_area, background_classes=background_classes or None, resampling=resampling,
+                        bands=bands, nodata=nodata, trust_vrt=trust_vrt, vector_format=vector_format,
+                        overwrite=overwrite, engine=engine, say=say, progress=not quiet)
     if quiet or run.skipped:
         return
     pixels = run.record["pixels"]

@@ -218,7 +218,7 @@ _COLUMNS = {
     "models": ("name", "kind", "size", "gated", "where", "plugin"),
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
-    "methods": ("name", "model", "masks", "scores", "description", "plugin"),
+    "methods": ("name", "model", "masks", "scores", "outputs", "description", "plugin"),
     "recipes": ("name", "kind", "base", "summary"),
 }
 
@@ -227,6 +227,8 @@ _MAX_CELL = 90  # long descriptions are cut in the table; --json has them in ful
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):  # e.g. a method's outputs
+        value = ", ".join(sorted(map(str, value))) or None
     text = "-" if value is None or value is False else "yes" if value is True else str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
 

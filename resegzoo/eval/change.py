@@ -15,7 +15,7 @@ import numpy as np
 
 from resegzoo.eval.datasets import Dataset
 from resegzoo.eval.metrics import IGNORE_INDEX, confusion_matrix
-from resegzoo.eval.runner import EvalRun, EvalWork, RunResult
+from resegzoo.eval.runner import EvalRun, RunResult
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,10 @@ class ChangeEvalRun(EvalRun):
         background = (self.spec.prompts(info)[info.background][0],) if info.background is not None else ()
         return info.change.settings(background)
 
+    def read_sample(self, sample: Any, prepare: Any = None) -> tuple[Any, np.ndarray]:
+        """Both dates and the label (each date is prepared per window inside the change rule)."""
+        return self.dataset.load(sample)
+
     def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Any, overlay: bool = False,
                         loaded: tuple[Any, np.ndarray] | None = None) -> np.ndarray:
         """Detect the change of one pair and return its 2 x 2 confusion matrix."""
@@ -91,20 +95,6 @@ class ChangeEvalRun(EvalRun):
 
             save_change_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image_a, image_b, pred, label)
         return cm
-
-
-class ChangeEvalWork(EvalWork):
-    """:class:`EvalWork` for pairs: ``prepare`` reads both dates and the label, ``run`` detects."""
-
-    def prepare(self, sample: Any) -> tuple[Any, np.ndarray]:
-        return self.eval_run.dataset.load(sample)
-
-    def run(self, sample: Any, loaded: tuple[Any, np.ndarray]) -> np.ndarray:
-        return self.eval_run.evaluate_sample(self.segmenter, self.vocab, sample, sample.id in self.overlay_ids, loaded)
-
-
-#: what every engine runs per pair of a ChangeEvalRun (resegzoo.eval.runner.eval_task reads it)
-ChangeEvalRun.work_class = ChangeEvalWork
 
 
 def eval_run_class(dataset: Dataset) -> type[EvalRun]:

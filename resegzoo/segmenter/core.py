@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    DEFAULT_METHOD, FEATURES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names,
-    method_attribute, names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
+    DEFAULT_METHOD, FEATURES, INSTANCES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names,
+    method_attribute, method_outputs, names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime import timing
@@ -54,6 +54,10 @@ class SegmentResult:
     class_names: list[str]
     background_index: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: with ``segment(..., objects=True)``: the method's instances made whole across windows
+    #: (:class:`resegzoo.objects.instances.Objects` in the image's pixels; ``class_ids`` index the
+    #: vocabulary's classes); None when not asked for
+    objects: Any = None
 
 
 @dataclass
@@ -235,22 +239,25 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       vocab: Vocabulary, features: list | None = None) -> torch.Tensor:
+                       vocab: Vocabulary, features: list | None = None,
+                       objects: list[Any] | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
         the names (:attr:`stitched_names`); h x w is the window, or less where the image is (shift
         placement: an axis shorter than the window gets one smaller crop). With ``inference.average:
         probabilities`` a cosine method's rows are each window's softmax (a names-only method's
         reduced to each class's best name first when the recipe wants class probabilities).
         ``features``: a list that gets each window's (window, image features) from the same pass
-        (:meth:`scores`)."""
+        (:meth:`scores`); ``objects``: a list that gets each window's instances as Objects, NMS done."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
-        want = frozenset() if features is None else frozenset({FEATURES})
+        want = frozenset(name for name, wanted in ((FEATURES, features), (INSTANCES, objects)) if wanted is not None)
         with timing.stage("encode"):
             outputs = window_outputs(self.method, crops, vocab, self.per_name, maps, want)
             out = outputs.scores
         if features is not None:
             features.extend(zip(wins, outputs.features))
+        if objects is not None:
+            objects.extend(window_objects(self.method_name, outputs.instances, wins, vocab))
         timing.windows_done(len(wins))
         out = check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
         if self._softmax_each_window:
@@ -317,13 +324,14 @@ class Segmenter:
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None, valid: np.ndarray | None = None,
-               features: list | None = None) -> tuple[torch.Tensor, dict]:
+               features: list | None = None, objects: list[Any] | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
         with ``inference.average: probabilities``. See :meth:`logits`. ``features``: a list that
         gets (window, (C, g, g) image features) of every encoded window, in the resized and padded
         frame of the image's window plan, from the same pass (a method with the ``features``
-        output, :func:`resegzoo.methods.base.window_outputs`)."""
+        output, :func:`resegzoo.methods.base.window_outputs`). ``objects``: a list that gets the
+        method's instances (its ``instances`` output), whole (:func:`image_objects`), as one Objects."""
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
@@ -340,6 +348,7 @@ class Segmenter:
         timing.windows_done(len(prep.dead))  # never encoded, but done: the count up front has them
         if bar is not None:
             bar.update(len(prep.dead))
+        found: list[Any] | None = None if objects is None else []
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
                                 self.recipe.inference.prefetch)
         for band, maps in band_masks:
@@ -347,7 +356,7 @@ class Segmenter:
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features)):
+                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features, found)):
                     stitcher.add(win, lg)
                 if bar is not None:
                     bar.update(len(wins))
@@ -356,24 +365,40 @@ class Segmenter:
         result = stitcher.result()
         if size != (h, w):
             result = upsample_patch_logits(result[None], (h, w))[0]
+        if objects is not None and found is not None:
+            objects.append(image_objects(found, size, (h, w), prep.valid))
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
                 "windows": len(plan.windows), **method_attribute(self.method, "facts")(), "protocol": protocol_name(self.recipe)}
         if prep.valid is not None:
             info["windows_skipped_nodata"] = len(prep.dead)
         return result, info
 
+    @property
+    def gives_objects(self) -> bool:
+        """Whether the method gives instances (its ``instances`` output: ``segment(objects=True)``)."""
+        return INSTANCES in method_outputs(self.method)
+
     def segment(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-                scale: float | None = None, valid: np.ndarray | None = None) -> SegmentResult:
+                scale: float | None = None, valid: np.ndarray | None = None, objects: bool = False) -> SegmentResult:
         """Segment one (H, W, 3) uint8 RGB image (or a :meth:`prepare`d one) into the
         vocabulary's classes (``scale``, ``valid``: see :meth:`prepare`; invalid pixels get
-        :data:`NODATA_LABEL` and zero probabilities)."""
+        :data:`NODATA_LABEL` and zero probabilities). ``objects``: also the method's instances, made
+        whole across windows (``SegmentResult.objects``; a method without them: MethodError)."""
+        if objects and not self.gives_objects:
+            raise MethodError(f"method {self.method_name!r} gives no objects (instances), only class scores")
         if isinstance(image, PreparedImage):
             valid = image.valid
         elif valid is not None:
             valid = _check_valid(valid, check_image(image))
             if not valid.any():  # nothing to segment: no encoder pass at all
-                return _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
-        rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
+                result = _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
+                if objects:
+                    from resegzoo.objects.instances import Objects
+
+                    result.objects = Objects.empty()
+                return result
+        found: list[Any] | None = [] if objects else None
+        rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid, objects=found)
         if isinstance(image, PreparedImage):
             image = image.image
         inf = self.recipe.inference
@@ -401,7 +426,7 @@ class Segmenter:
         if valid is not None and not valid.all():
             labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
             probs_np[:, ~valid] = 0.0
-        return SegmentResult(labels, probs_np, names, background, info)
+        return SegmentResult(labels, probs_np, names, background, info, objects=found[0] if found else None)
 
     def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The method's ``refine_labels(image, labels, segments)`` (e.g. CLIP's majority vote), checked;
@@ -426,6 +451,36 @@ class Segmenter:
                 "random_weights": self.random_weights,
                 "masks": self.masks_name, **method_attribute(self.method, "describe")(),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
+
+
+def window_objects(method: str, found: Any, wins: list[Window], vocab: Vocabulary) -> list[Any]:
+    """A batch's instances (per window, a list of :class:`~resegzoo.objects.instances.Instance`) as
+    Objects in the padded frame, each window's NMS done; a method that breaks the contract is named."""
+    from resegzoo.objects.instances import Objects
+    from resegzoo.objects.merge import nms
+
+    if not isinstance(found, (list, tuple)) or len(found) != len(wins):
+        raise MethodError(f"method {method!r} gave instances for {len(found) if isinstance(found, (list, tuple)) else '?'} "
+                          f"windows, expected a list of {len(wins)} lists")
+    class_of = dict(zip(vocabulary_names(vocab), class_of_names(vocab)))
+    try:
+        return [nms(Objects.from_instances(list(inst), win, class_of, method)) for win, inst in zip(wins, found)]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MethodError(f"method {method!r}: bad instances: {exc}") from None
+
+
+def image_objects(parts: list[Any], size: tuple[int, int], image_size: tuple[int, int],
+                  valid: np.ndarray | None) -> Any:
+    """Every window's objects (padded, resized frame) merged across windows
+    (:func:`resegzoo.objects.merge.merge`), then in the image's own pixels: resampled where the image
+    was resized, cut to the image and its valid pixels."""
+    from resegzoo.objects.instances import Objects
+    from resegzoo.objects.merge import merge
+
+    objects = merge(Objects.concat(parts))
+    if tuple(size) != tuple(image_size):
+        objects = objects.resampled(size[0] / image_size[0], size[1] / image_size[1])
+    return objects.clipped(valid, image_size)
 
 
 def _deprecated_part(method: Any, name: str) -> Any:

@@ -47,6 +47,8 @@ class ColourMethod:
 
     window = 32
     window_multiple = 1
+    #: beside its scores: per window, one instance per patch of a name's colour (segment --objects)
+    outputs = frozenset({"instances"})
 
     def __init__(self, settings: ColourSettings, device: str, colours=colour_of) -> None:
         import torch
@@ -70,6 +72,33 @@ class ColourMethod:
         dist = (x[:, None] - colours[None, :, None, None]).norm(dim=-1) / (255.0 * 3 ** 0.5)  # (B, N, S, S)
         scores = torch.exp(-(dist / self.settings.width) ** 2)
         return scores if per_name else names_to_classes(scores, class_of_names(vocab), len(vocab), dim=1)
+
+    def window_outputs(self, windows, vocab, per_name, maps=None, want=frozenset()):
+        """The scores and, with ``instances`` wanted, per window one instance per 4-connected patch of
+        pixels whose score for a name is above 0.5 (what a window sees of it: an object cut by the
+        window's edge is cut here too); score: the patch's mean score; presence: the name's best
+        score in the window."""
+        from scipy import ndimage
+
+        from resegzoo.methods.base import WindowOutputs, class_of_names, names_to_classes, vocabulary_names
+        from resegzoo.objects.instances import Instance
+
+        names = vocabulary_names(vocab)
+        per_name_scores = self.window_scores(windows, vocab, True, maps)
+        found = None
+        if "instances" in want:
+            found = []
+            for window in per_name_scores.cpu().numpy():
+                instances = []
+                for name, score in zip(names, window):
+                    patches, count = ndimage.label(score > 0.5)
+                    for k in range(1, count + 1):
+                        mask = patches == k
+                        instances.append(Instance(name, round(float(score[mask].mean()), 4), float(score.max()), mask))
+                found.append(instances)
+        scores = per_name_scores if per_name else names_to_classes(per_name_scores, class_of_names(vocab), len(vocab),
+                                                                  dim=1)
+        return WindowOutputs(scores, instances=found)
 
     def describe(self):
         own = {"colours": dict(self.settings.colours)} if self.settings.colours else {}
@@ -138,7 +167,7 @@ def resegzoo_register_methods(register):
     from resegzoo.methods.base import MethodSpec
 
     register(MethodSpec(NAME, build, "colour distance to each name's colour (a test method)", model=None,
-                        masks=False, scores="probabilities", settings=ColourSettings))
+                        masks=False, scores="probabilities", settings=ColourSettings, outputs={"instances"}))
     register(MethodSpec("colour-change", build_change, "the colour method with its features (a test method)",
                         model=None, masks=False, scores="probabilities", settings=ColourSettings,
                         outputs=frozenset({"features"})))

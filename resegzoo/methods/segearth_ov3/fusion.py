@@ -69,6 +69,36 @@ def instance_map(raw: Any, size: tuple[int, int], threshold: float,
     return out
 
 
+def kept_instances(raw: Any, names: list[str], size: tuple[int, int], threshold: float,
+                   masks: Callable[[int, Any], Any] | None = None) -> list[Any]:
+    """SAM 3's kept instances of one window as the method seam gives them: per name, each query
+    scoring above ``threshold`` (:func:`instance_scores`, as :func:`instance_map` keeps them) with its
+    mask where sigmoid(up(mask logits)) > 0.5 (logits upsampled to the window, as the fusion does),
+    cropped to its box; the score, and the presence sigmoid(presence logit)."""
+    import numpy as np
+
+    from resegzoo.objects.instances import Instance
+
+    scores = instance_scores(raw.pred_logits.float(), raw.presence_logits.float())
+    presence = raw.presence_logits.float().sigmoid()
+    found = []
+    for i, name in enumerate(names):
+        keep = scores[i] > threshold
+        if not bool(keep.any()):
+            continue
+        logits = masks(i, keep) if masks is not None else raw.pred_masks[i][keep]
+        kept = scores[i][keep]
+        for s in range(0, len(kept), INSTANCE_CHUNK):
+            inside = (upsample(logits[s:s + INSTANCE_CHUNK].float(), size) > 0).cpu().numpy()
+            for score, mask in zip(kept[s:s + INSTANCE_CHUNK].tolist(), inside):
+                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                if not len(rows):
+                    continue
+                box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+                found.append(Instance(name, float(score), float(presence[i]), mask[box[0]:box[2], box[1]:box[3]], box))
+    return found
+
+
 def semantic_map(raw: Any, size: tuple[int, int]) -> Any:
     """(N, H, W) float32: the semantic head's probability (logits upsampled, then the sigmoid)."""
     return upsample(raw.semantic_seg.float()[:, 0], size).sigmoid()

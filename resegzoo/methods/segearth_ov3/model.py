@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.methods.segearth_ov3.fusion import FusionSwitches
+from resegzoo.methods.segearth_ov3.fusion import FusionSwitches, kept_instances
 from resegzoo.methods.segearth_ov3.tokenizer import Tokenize, tokenizer_for
 
 #: SAM 3's processor normalises with mean = std = 0.5 after scaling to [0, 1]
@@ -205,11 +205,13 @@ class Sam3Scorer:
         return self.score_windows_and_features(pixels, names, switches, features=False)[0]
 
     def score_windows_and_features(self, pixels: Any, names: Sequence[str], switches: FusionSwitches,
-                                   features: bool = True) -> tuple[Any, Any]:
+                                   features: bool = True, instances: list[Any] | None = None) -> tuple[Any, Any]:
         """:meth:`score_windows` and, from the same image pass, each window's backbone features:
         (B, C, g, g) float32, the FPN level at SAM 3's patch stride (14 px of its input: 72 x 72
         for 1008 px), the last level the decoders use (SegEarth-OV3's change detector reads
-        ``backbone_fpn[-1]``); None unless ``features``."""
+        ``backbone_fpn[-1]``); None unless ``features``. ``instances``: a list that gets, per window,
+        the instances SAM 3 keeps (:func:`~resegzoo.methods.segearth_ov3.fusion.kept_instances`: score
+        above ``switches.confidence_threshold``), whether or not the fusion reads them."""
         import torch
 
         pixels = torch.as_tensor(pixels)
@@ -223,6 +225,7 @@ class Sam3Scorer:
             feats = torch.cat([e.fpn[-1] for e in encoded]).float() if features else None
             encoded = self._decoder_inputs(encoded)
             for b, enc in enumerate(encoded):
+                found: list[Any] = []
                 for s in range(0, len(names), max(1, self.name_batch)):
                     chunk = list(names[s:s + self.name_batch])
                     with self._decoder_autocast():
@@ -232,11 +235,19 @@ class Sam3Scorer:
                     raw = RawOutputs(d["logits"].float(), d["presence"].float(),
                                      None if semantic is None else semantic.float())
 
-                    def masks(i: int, keep: Any, d: dict[str, Any] = d) -> Any:
-                        with self._decoder_autocast():
-                            return self._masks(d, i, keep).float()
+                    made: dict[int, Any] = {}  # the kept masks, made once for the fusion and the instances
+
+                    def masks(i: int, keep: Any, d: dict[str, Any] = d, made: dict[int, Any] = made) -> Any:
+                        if i not in made:
+                            with self._decoder_autocast():
+                                made[i] = self._masks(d, i, keep).float()
+                        return made[i]
 
                     out[b, s:s + len(chunk)] = switches.fuse(raw, size, masks=masks)
+                    if instances is not None:
+                        found.extend(kept_instances(raw, chunk, size, switches.confidence_threshold, masks))
+                if instances is not None:
+                    instances.append(found)
         return out, feats
 
     def score_window(self, pixels: Any, names: Sequence[str], switches: FusionSwitches | None = None) -> Any:
