@@ -36,7 +36,8 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     square that appears across the corner of four blocks; Y, a blue bar across a block border
     whose lower 45% disappears (its component is covered enough: unchanged as a whole, changed in
     the lower block alone); W, dark red turning red (a weak change: E below the whole raster's
-    Otsu threshold, above a threshold of its block alone); nodata at the after date on the right."""
+    Otsu threshold, above a threshold of its block alone); nodata at the before date on the left, at
+    the after date on the right."""
     a = np.empty((H, W, 3), np.uint8)
     a[:] = GREEN
     b = a.copy()
@@ -46,9 +47,21 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     b[60:82, 150:156] = COLOURS["blue"]
     a[10:40, 140:170] = DARK_RED                          # W (in the upper right block, away from X)
     b[10:40, 140:170] = COLOURS["red"]
+    return a, b, before_valid() & after_valid()
+
+
+def before_valid() -> np.ndarray:
+    """The first date has no data on its left 3 columns, the second on its right 12 (either date's
+    nodata is the result's)."""
+    valid = np.ones((H, W), bool)
+    valid[:, :3] = False
+    return valid
+
+
+def after_valid() -> np.ndarray:
     valid = np.ones((H, W), bool)
     valid[:, 188:] = False
-    return a, b, valid
+    return valid
 
 
 def write_tif(path: Path, image: np.ndarray, valid: np.ndarray | None = None, crs: str = "EPSG:32632",
@@ -117,10 +130,10 @@ def read_band(path: Path) -> np.ndarray:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> tuple[Path, Path, Path]:
-    a, b, valid = scene()
+    a, b, _ = scene()
     recipe = tmp_path / "colour.yaml"
     recipe.write_text(RECIPE)
-    return write_tif(tmp_path / "2019.tif", a), write_tif(tmp_path / "2023.tif", b, valid), recipe
+    return write_tif(tmp_path / "2019.tif", a, before_valid()), write_tif(tmp_path / "2023.tif", b, after_valid()), recipe
 
 
 # -- the tests -----------------------------------------------------------------------------------
@@ -181,7 +194,7 @@ def test_outputs_from_to_polygons_overlay_and_sidecar(colour_plugin, pair, tmp_p
     assert (columns["energy_ratio"] > 1).all() and (columns["coverage"] < 0.3).all()
     assert "32632" in meta["crs"]
     record = json.loads((out / "change.json").read_text())
-    assert record["pixels"]["changed"] == 625 + 168 and record["pixels"]["nodata"] == 12 * H
+    assert record["pixels"]["changed"] == 625 + 168 and record["pixels"]["nodata"] == (3 + 12) * H
     assert record["settings"]["change"]["background_threshold"] == 0.4
     assert {(t["before"], t["after"]) for t in record["transitions"]} == {("background", "red"), ("blue", "background")}
     from PIL import Image
@@ -271,10 +284,76 @@ def test_an_interrupted_run_resumes_from_its_finished_blocks(colour_plugin, pair
     assert other.exit_code == 2 and "--overwrite" in other.output
 
 
+def test_the_python_api_on_files_and_on_arrays(colour_plugin, pair, tmp_path):
+    """resegzoo.api.detect_change does what the command does (files in, the same outputs); the
+    ChangeDetector on two arrays gives the whole-raster rule's answer, each date's nodata its own."""
+    from resegzoo.api import ChangeDetector, ChangeSettings, Segmenter, Vocabulary, detect_change, load_recipe
+    from resegzoo.change.run import ChangeOptionError
+
+    before, after, recipe = pair
+    a, b, valid = scene()
+    want = reference_change(a, b, valid)[0]
+    notes = []
+    run = detect_change(before, after, CLASSES, tmp_path / "api", recipe=recipe, say=notes.append)
+    assert not run.skipped and run.record["blocks"] == 1 and run.record["pixels"]["changed"] == 625 + 168
+    assert {p.name for p in run.files} >= {"change.tif", "change.from.tif", "change.to.tif", "change.gpkg",
+                                           "change.overlay.png", "change.json"}
+    np.testing.assert_array_equal(read_band(tmp_path / "api" / "change.tif"), want)
+    assert detect_change(before, after, CLASSES, tmp_path / "api", recipe=recipe).skipped
+    with pytest.raises(ChangeOptionError, match="coverage"):
+        detect_change(before, after, CLASSES, tmp_path / "bad", recipe=recipe, coverage=1.5)
+    assert not (tmp_path / "bad").exists()
+
+    segmenter = Segmenter.from_recipe(load_recipe(recipe))
+    detector = ChangeDetector(segmenter, Vocabulary.parse(CLASSES), ChangeSettings())
+    maps = detector.detect(a, b, before_valid(), after_valid())
+    np.testing.assert_array_equal(maps.change, want)
+
+
+def test_precision_and_geojson_polygons(colour_plugin, pair, tmp_path):
+    """--precision bf16 runs the method under bf16 autocast (recorded in the sidecar) and gives the
+    colour method's answer; fp16 on a CPU is refused in one line before any block is computed. --vector-format
+    geojson writes the polygons in longitude/latitude (RFC 7946) where BEFORE's UTM grid puts them."""
+    import pyogrio.raw
+    import shapely
+
+    before, after, recipe = pair
+    a, b, valid = scene()
+    out = tmp_path / "bf16"
+    done = cli("change", before, after, "--classes", CLASSES, "--recipe", recipe, "--precision", "bf16",
+               "--vector-format", "geojson", "--out", out, "-q")
+    assert done.exit_code == 0, done.output
+    record = json.loads((out / "change.json").read_text())
+    assert record["settings"]["recipe"]["inference"]["precision"] == "bf16"
+    np.testing.assert_array_equal(read_band(out / "change.tif"), reference_change(a, b, valid)[0])
+    meta, _, geometry, fields = pyogrio.raw.read(out / "change.geojson")
+    assert "4326" in meta["crs"] and len(geometry) == 2
+    from pyproj import Transformer
+
+    # X's square (rows 70:95, cols 55:80 of a 0.5 m grid): its centre in lon/lat
+    x, y = TRANSFORM[2] + 0.5 * 67.5, TRANSFORM[5] - 0.5 * 82.5
+    lon, lat = Transformer.from_crs("EPSG:32632", "EPSG:4326", always_xy=True).transform(x, y)
+    assert any(shapely.contains_xy(g, lon, lat) for g in shapely.from_wkb(geometry))
+    refused = cli("change", before, after, "--classes", CLASSES, "--recipe", recipe, "--precision", "fp16",
+                  "--out", tmp_path / "fp16")
+    assert refused.exit_code == 1 and "Traceback" not in refused.output  # as segment: the device cannot run it
+    assert "fp16 is not supported on the CPU" in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert not (tmp_path / "fp16" / "change.json").exists()
+
+
 def test_the_ray_engine_gives_what_the_local_engine_gives(plugin_paths, pair, tmp_path):
     """Ray actors are other processes: they find the colour-change method through its entry point,
-    build it from the recipe and score blocks; the driver spools and assembles them."""
+    build it from the recipe and score blocks; the driver spools and assembles them. `resegzoo eval`
+    on a change folder gives the same confusion matrix on both engines too."""
+    from PIL import Image
+
     before, after, recipe = pair
+    a, b, _ = scene()
+    folder = tmp_path / "pairs"
+    for name, image in (("A", a), ("B", b), ("label", reference_change(a, b, np.ones((H, W), bool))[0])):
+        (folder / name).mkdir(parents=True)
+        Image.fromarray(image).save(folder / name / "p1.png")
+    (folder / "classes.yaml").write_text("classes: [red, blue]\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*plugin_paths, os.environ.get("PYTHONPATH", "")]),
            "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
     script = (
@@ -286,8 +365,11 @@ def test_the_ray_engine_gives_what_the_local_engine_gives(plugin_paths, pair, tm
         f"            '--tile-size', '64', '--out', '{tmp_path}/' + engine, '--engine', engine, '-q']\n"
         "    if engine == 'ray':\n"
         "        args += ['--actors', '2']\n"
+        f"    evaluate = ['eval', '--dataset', 'change-generic', '--root', '{folder}', '--method', 'colour-change',\n"
+        f"                '--out', '{tmp_path}/eval-' + engine, '--engine', engine, '--quiet']\n"
         "    try:\n"
         "        build_cli()(args, standalone_mode=False)\n"
+        "        build_cli()(evaluate, standalone_mode=False)\n"
         "    except SystemExit as exc:\n"
         "        sys.exit(f'{engine}: exit {exc.code}')\n"
     )
@@ -295,3 +377,8 @@ def test_the_ray_engine_gives_what_the_local_engine_gives(plugin_paths, pair, tm
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in ("change.tif", "change.from.tif", "change.to.tif"):
         np.testing.assert_array_equal(read_band(tmp_path / "ray" / name), read_band(tmp_path / "local" / name))
+    confusion = [json.loads((tmp_path / f"eval-{e}" / "results.json").read_text())["runs"][0]["confusion"]
+                 for e in ("local", "ray")]
+    # eval's own recipe (eval-default's windows, not the test recipe's): X and Z found, not all their pixels
+    assert confusion[0] == confusion[1] and sum(map(sum, confusion[0])) == H * W
+    assert confusion[0][1][1] > 0.9 * (625 + 168) and confusion[0][0][1] == 0

@@ -139,7 +139,7 @@ def test_list_methods_shows_what_each_needs(colour_plugin):
     assert rows["clip"]["needs"] == {"model": "clip", "masks": True} and rows["clip"]["scores"] == "cosine"
     assert rows["clip"]["plugin"] == "resegzoo.builtin.methods"
     assert rows["colour"]["needs"] == {"model": None, "masks": False} and rows["colour"]["plugin"] == "colour"
-    assert rows["colour"]["settings"] == {"width": 0.1}
+    assert rows["colour"]["settings"] == {"width": 0.1, "colours": {}, "feature_offset": 0.0, "feature_bias": 1.0}
     table = cli("list", "methods").output
     assert "clip" in table and "colour" in table
 
