@@ -101,8 +101,8 @@ class InferenceSettings:
     #: image encoders (CLIP's image tower, SAM) in fp32, or under autocast in bf16 / fp16 (CUDA
     #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.precision.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    #: the next band of windows' segments (and eval's next image) are prepared in a background
-    #: thread while the encoder runs; this many are made ahead (0: everything in turn).
+    #: the next encoder batch's segments (and the next image or block) are prepared in a background
+    #: thread while the encoder runs; this many batches are made ahead (0: everything in turn).
     prefetch: int = field(default=1, metadata=limit(MAX_PREFETCH))
 
 
