@@ -488,10 +488,10 @@ class Segmenter:
             background = len(names)
             labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
             names = names + [BACKGROUND]
-        probs_np = probs.numpy().astype(np.float32)
+        probs_np = probs.numpy().astype(np.float32, copy=False)  # may be the method's own tensor: never written
         if valid is not None and not valid.all():
             labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
-            probs_np[:, ~valid] = 0.0
+            probs_np = np.where(valid[None], probs_np, np.float32(0.0))
         return SegmentResult(labels, probs_np, names, background, info, objects=found[0] if found else None)
 
     def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
