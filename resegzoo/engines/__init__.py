@@ -1,7 +1,7 @@
-"""Where the work of ``resegzoo segment`` and ``resegzoo eval`` runs: this process, or a Ray cluster.
+"""Where the work of ``resegzoo segment``, ``eval`` and ``change`` runs: this process, or a Ray cluster.
 
 ``--engine local`` (the default) runs everything in this process. ``--engine ray`` hands the
-per-image (eval) or per-block (segment) work to stateful Ray actors, each of which loads the
+per-image (eval) or per-block (segment, change) work to stateful Ray actors, each of which loads the
 model and the mask generator once; the driver only plans, stores results and writes outputs.
 Ray is an optional dependency (``pip install "resegzoo[ray]"``) imported only inside functions.
 """
@@ -12,8 +12,8 @@ from typing import Any, Callable, ContextManager
 
 from resegzoo.engines.options import ENGINES, EngineError, EngineOptions, SegmenterSpec, engine_options
 
-__all__ = ["ENGINES", "EngineError", "EngineOptions", "SegmenterSpec", "engine_options", "eval_engine",
-           "raster_engine"]
+__all__ = ["ENGINES", "EngineError", "EngineOptions", "SegmenterSpec", "change_engine", "engine_options",
+           "eval_engine", "raster_engine"]
 
 
 def raster_engine(options: EngineOptions, spec: SegmenterSpec | None = None) -> Any:
@@ -28,6 +28,19 @@ def raster_engine(options: EngineOptions, spec: SegmenterSpec | None = None) -> 
     from resegzoo.engines.ray_segment import RayBlocks
 
     return RayBlocks(options, spec)
+
+
+def change_engine(options: EngineOptions, model: Any = None, device: str = "cpu") -> Any:
+    """The engine that scores a change pair's blocks (the ``engine`` of
+    :func:`resegzoo.change.run.detect_change_files`): this process, or Ray actors that build the
+    segmenter from the driver's recipe and resolved ``model`` on ``device``."""
+    if options.is_local:
+        from resegzoo.change.blocks import LocalChangeBlocks
+
+        return LocalChangeBlocks()
+    from resegzoo.engines.ray_change import RayChangeBlocks
+
+    return RayChangeBlocks(options, model, device)
 
 
 def eval_engine(options: EngineOptions, device: str, say: Callable[[str], None]) -> ContextManager[Any]:

@@ -14,21 +14,7 @@ from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
 from resegzoo.plugins.registry import RegistryError
 from resegzoo.schema import SchemaError
-
-
-def resolve_recipe(text: str) -> Path:
-    """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default)."""
-    path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
-        return path
-    from resegzoo.weights.zoo import registry_dir
-
-    shipped = registry_dir() / "recipes" / f"{text}.yaml"
-    if shipped.is_file():
-        return shipped
-    known = sorted(p.stem for p in (registry_dir() / "recipes").glob("*.yaml"))
-    raise SchemaError(f"recipe {text!r}: no such file, and no shipped recipe of that name "
-                      f"(shipped: {', '.join(known) or 'none'})")
+from resegzoo.segmenter.recipe import resolve_recipe  # here too: its older home (resegzoo segment imports it)
 
 
 def _fill_in(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -127,6 +127,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
+        **dataset.key_settings(),  # a dataset kind's own (a change dataset's protocol)
     }
 
 
@@ -233,6 +234,13 @@ class EvalRun:
             save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
         return cm
 
+    def read_sample(self, sample: Sample, prepare: Optional[Callable[[Any], Any]] = None) -> Any:
+        """What :meth:`evaluate_sample` takes as ``loaded``, read ahead by the local loop: (image,
+        label, image made ready by ``prepare``). A dataset kind with other samples overrides both
+        (a change pair: :class:`resegzoo.eval.change.ChangeEvalRun`)."""
+        image, label = self.dataset.load(sample)
+        return image, label, image if prepare is None else prepare(image)
+
     def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
         atomic.save_npy(self.result_file(sample), cm)
 
@@ -270,10 +278,9 @@ class EvalRun:
                 vocab = self.vocabulary()
                 prepare = getattr(segmenter, "prepare", None)
 
-                def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
+                def load(sample: Sample) -> Any:
                     # runs in a background thread while the previous image is being encoded
-                    image, label = self.dataset.load(sample)
-                    return image, label, image if prepare is None else prepare(image)
+                    return self.read_sample(sample, prepare)
 
                 outcomes = ((s, self.evaluate_sample(segmenter, vocab, s, s.id in overlay_ids, loaded))
                             for s, loaded in prefetched(load, pending, self.spec.recipe.inference.prefetch))
