@@ -29,6 +29,14 @@ class a line: its name, then its prompts), for ``segment_files`` and for ``Segme
     result = segment_files(["tiles/"], "building; road; tree", "labels/", model="oracle",
                            prompt_pool="remote-sensing")
     vocab = expand_vocabulary(Vocabulary.parse("building; road"), load_pool("remote-sensing"))
+
+What changed between two dates (SegEarth-OV3's change rule on a SAM 3 method; docs/change.md): two
+rasters of any size and on any grids (what ``resegzoo change`` does), or two arrays:
+
+    run = detect_change("2019.tif", "2023.tif", "building; tree; water", "changes/", model="sam3")
+    run.record["pixels"]["changed"], run.files        # change.tif, .from/.to.tif, .gpkg, overlay, json
+    maps = ChangeDetector(seg, vocab, ChangeSettings()).detect(image_2019, image_2023)
+    maps.change       # (H, W) uint8: 0 unchanged, 1 changed, 255 nodata at either date
 """
 from __future__ import annotations
 
@@ -50,7 +58,9 @@ from resegzoo.vocabulary import Vocabulary, VocabularyError
 #: names of the facade that live in modules importing torch: loaded when first asked for, so a
 #: command that fails its option checks (or never segments) does not pay for torch
 _LAZY = {"Segmenter": "resegzoo.segmenter.core", "SegmentResult": "resegzoo.segmenter.core",
-         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text"}
+         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text",
+         "ChangeDetector": "resegzoo.change.pair", "ChangeMaps": "resegzoo.change.rule",
+         "ChangeSettings": "resegzoo.change.rule", "ChangeRun": "resegzoo.change.run"}
 
 
 def __getattr__(name: str) -> Any:
@@ -66,6 +76,10 @@ __all__ = [
     "BatchInputError",
     "BatchProgress",
     "BatchResult",
+    "ChangeDetector",
+    "ChangeMaps",
+    "ChangeRun",
+    "ChangeSettings",
     "GisOutputs",
     "ModelLoadError",
     "OptionTypeError",
@@ -83,6 +97,7 @@ __all__ = [
     "Vocabulary",
     "VocabularyError",
     "check_image",
+    "detect_change",
     "expand_vocabulary",
     "load_pool",
     "load_recipe",
@@ -142,6 +157,39 @@ def segment_files(inputs: "str | Path | Sequence[str | Path]", classes: "str | V
                                    trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine,
                                    prompt_pool=prompt_pool, stac=stac, asset=asset)
     return run_segment(options, progress)
+
+
+def detect_change(before: str | Path, after: str | Path, classes: "str | Vocabulary", out: str | Path = "change-out",
+                  *, recipe: "SegmentRecipe | str | Path | None" = None, model: str | None = None,
+                  method: str | None = None, device: str = "cpu", preset: str | None = None,
+                  background_threshold: float | None = None, coverage: float | None = None,
+                  min_area: int | None = None, background_classes: str | Sequence[str] | None = None,
+                  resampling: str = "bilinear", bands: str | Sequence[int] | None = None,
+                  nodata: float | str | None = None, trust_vrt: bool = False, vector_format: str = "gpkg",
+                  overwrite: bool = False, engine: Any = "local", say: Any = None,
+                  progress: bool = False) -> Any:
+    """What changed between ``before`` and ``after`` (two rasters of one place, anything GDAL opens):
+    exactly what ``resegzoo change`` does (it calls this), into ``out``: ``change.tif`` (0 unchanged,
+    1 changed, 255 nodata), ``change.from.tif``/``change.to.tif``, ``change.gpkg`` (or ``.geojson``),
+    ``change.overlay.png`` and the sidecar ``change.json``. ``after`` is read onto ``before``'s grid
+    (``resampling``: GDAL's kernel); ``preset`` (``levir-cd``, ``whu-cd``, ``s2looking``) and the
+    three settings after it are the rule's (docs/change.md); ``engine``: ``"local"``, ``"ray"`` or a
+    :class:`resegzoo.engines.EngineOptions`; ``say(line)`` gets the notes. Everything is checked
+    before the model loads (one-line :class:`resegzoo.errors.ResegzooError` subclasses). Returns a
+    :class:`resegzoo.change.run.ChangeRun` (``record``: the sidecar; ``files``; ``skipped``: the same
+    result was there already)."""
+    from resegzoo.change.run import ChangeOptions, detect_change_files
+    from resegzoo.engines import EngineOptions, open_engine
+
+    engine_options = engine if isinstance(engine, EngineOptions) else EngineOptions(str(engine))
+    engine_options.check()
+    options = ChangeOptions.check(before, after, classes, out, recipe=recipe, model=model, method=method,
+                                  device=device, preset=preset, background_threshold=background_threshold,
+                                  coverage=coverage, min_area=min_area, background_classes=background_classes,
+                                  resampling=resampling, bands=bands, nodata=nodata, trust_vrt=trust_vrt,
+                                  vector_format=vector_format, overwrite=overwrite)
+    with open_engine(engine_options.logging_into(options.out)) as running:
+        return detect_change_files(options, say=say or (lambda line: None), progress=progress, engine=running)
 
 
 def run_segment(options: SegmentOptions, progress: BatchProgress | None = None) -> BatchResult:

@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite: an isolated cache, tiny CLIP models, an offline HF cache."""
 from __future__ import annotations
 
+import importlib
 import ssl
 import os
 import sys
@@ -211,3 +212,36 @@ def red_blue_geotiff(tmp_path) -> Path:
                        transform=Affine(1, 0, 500000, 0, -1, 5800000)) as dst:
         dst.write(image)
     return path
+
+
+# -- the test suite's method plugin (tests/method_plugin), installed like a real one --------------
+METHOD_PLUGIN_DIR = Path(__file__).parent / "method_plugin"
+
+
+@pytest.fixture(scope="session")
+def plugin_paths(tmp_path_factory) -> list[str]:
+    """tests/method_plugin (never shipped: the colour methods) as pip would leave it: its module, and
+    a .dist-info with a `resegzoo` entry point."""
+    site = tmp_path_factory.mktemp("method-plugin-site")
+    info = site / "resegzoo_colour_method-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: resegzoo-colour-method\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[resegzoo]\ncolour = resegzoo_colour_method\n")
+    return [str(METHOD_PLUGIN_DIR), str(site)]
+
+
+@pytest.fixture
+def colour_plugin(plugin_paths):
+    """The colour plugin installed in this process for one test (the registry rebuilt around it)."""
+    from resegzoo.plugins.registry import get_registry
+
+    saved = list(sys.path)
+    sys.path[:0] = plugin_paths
+    importlib.invalidate_caches()
+    get_registry(refresh=True)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        importlib.invalidate_caches()
+        get_registry(refresh=True)

@@ -420,3 +420,22 @@ def test_objects_on_ray_equal_local(plugin_paths, tmp_path):
         np.testing.assert_array_equal(a.read(), b.read())
     sides = [json.loads((tmp_path / e / "scene.json").read_text())["objects"] for e in ("local", "ray")]
     assert sides[0] == sides[1] and sides[1]["per_class"] == _counts()
+
+
+def test_windows_that_touch_without_overlap_merge_across_their_edge(colour_plugin):
+    """stride = window: no strip is shared, so the pieces are compared on either side of the edge."""
+    from resegzoo.api import Segmenter, Vocabulary, load_recipe
+
+    image, objects, valid = painted()
+    seg = Segmenter.from_recipe(load_recipe(None, method="colour", window=32, stride=32))
+    result = seg.segment(image, Vocabulary.parse(CLASSES), valid=valid, objects=True)
+    assert sorted((int(o.class_id), o.box) for o in result.objects) == sorted(
+        (CLASSES.split("; ").index(name), _box(mask)) for name, mask in objects)
+    for o in result.objects:
+        name, mask = next((n, m) for n, m in objects if _box(m) == o.box)
+        np.testing.assert_array_equal(o.mask, mask[o.box[0]:o.box[2], o.box[1]:o.box[3]])
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1

@@ -12,13 +12,14 @@ from resegzoo.engines import engine_options
 @click.command("eval")
 @click.option("--dataset", "dataset_name", required=True, metavar="NAME",
               help="Dataset name (see `resegzoo list datasets`): openearthmap, loveda, isaid, potsdam, vaihingen, "
-                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml (docs/datasets.md).")
+                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml (docs/datasets.md); change "
+                   "detection: levir-cd, whu-cd, s2looking, change-generic (docs/change.md).")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
               help="The dataset's folder, in its authors' release layout or mmsegmentation's converted layout.")
 @click.option("--split", default=None, metavar="SPLIT",
               help="Split to evaluate (default: the dataset's evaluation split, e.g. val; test for UAVid and VDD).")
 @click.option("--classes", "classes_file", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="generic dataset only: the classes YAML (default: ROOT/classes.yaml).")
+              help="generic and change-generic datasets only: the classes YAML (default: ROOT/classes.yaml).")
 @click.option("--recipe", "recipes", multiple=True, metavar="FILE|NAME",
               help="Segmentation recipe (YAML path, or a shipped name such as eval-default). Repeat to compare "
                    "several recipes in one table. Default: the dataset's evaluation recipe (eval-default: the peers' "
@@ -66,7 +67,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from resegzoo.eval.ablation import plan_runs
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
-    from resegzoo.eval.runner import EvalRun
+    from resegzoo.eval.change import eval_run_class
     from resegzoo.runtime.preflight import check_device, check_output_folder
     from resegzoo.plugins.registry import RegistryError, get_registry
     from resegzoo.schema import SchemaError
@@ -83,8 +84,9 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         raise click.UsageError(str(exc)) from None
     options = {}
     if classes_file is not None:
-        if dataset_name != "generic":
-            raise click.UsageError("--classes is for --dataset generic only; built-in datasets bring their classes")
+        if dataset_name not in ("generic", "change-generic"):
+            raise click.UsageError("--classes is for --dataset generic and change-generic only; built-in datasets "
+                                   "bring their classes")
         options["classes"] = classes_file
     check_device(device)  # once, before any run is planned
     try:
@@ -112,7 +114,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     try:
         with open_engine(engine.logging_into(out)) as evaluate:
             for run in runs:
-                current = EvalRun(dataset, run, out)
+                current = eval_run_class(dataset)(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
                                            engine=evaluate, say=lambda line: click.echo(line, err=True)))
             for line in evaluate.report():

@@ -1,4 +1,4 @@
-"""Where the work of ``resegzoo segment`` and ``resegzoo eval`` runs: this process, or a Ray cluster.
+"""Where the work of ``resegzoo segment``, ``eval`` and ``change`` runs: this process, or a Ray cluster.
 
 One interface for both commands and both engines (:mod:`resegzoo.engines.task`): a command opens
 an engine with :func:`open_engine` and hands it a :class:`Task` and its work items; the engine

@@ -14,7 +14,7 @@ from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
 from resegzoo.plugins.registry import RegistryError
 from resegzoo.schema import SchemaError
-from resegzoo.segmenter.recipe import resolve_recipe
+from resegzoo.segmenter.recipe import resolve_recipe  # here too: its older home (resegzoo segment imports it)
 
 
 def _fill_in(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -140,6 +140,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
+        **dataset.key_settings(),  # a dataset kind's own (a change dataset's protocol)
     }
 
 
@@ -246,6 +247,13 @@ class EvalRun:
             save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
         return cm
 
+    def read_sample(self, sample: Sample, prepare: Optional[Callable[[Any], Any]] = None) -> Any:
+        """What :meth:`evaluate_sample` takes as ``loaded``, read ahead by the local loop: (image,
+        label, image made ready by ``prepare``). A dataset kind with other samples overrides both
+        (a change pair: :class:`resegzoo.eval.change.ChangeEvalRun`)."""
+        image, label = self.dataset.load(sample)
+        return image, label, image if prepare is None else prepare(image)
+
     def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
         atomic.save_npy(self.result_file(sample), cm)
 
@@ -333,11 +341,10 @@ class EvalWork:
         self.vocab = run.vocabulary()
         self._prepare = getattr(segmenter, "prepare", None)
 
-    def prepare(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
-        image, label = self.eval_run.dataset.load(sample)
-        return image, label, image if self._prepare is None else self._prepare(image)
+    def prepare(self, sample: Sample) -> Any:
+        return self.eval_run.read_sample(sample, self._prepare)
 
-    def run(self, sample: Sample, loaded: tuple[np.ndarray, np.ndarray, Any]) -> np.ndarray:
+    def run(self, sample: Sample, loaded: Any) -> np.ndarray:
         return self.eval_run.evaluate_sample(self.segmenter, self.vocab, sample, sample.id in self.overlay_ids,
                                              loaded)
 

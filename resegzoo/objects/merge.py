@@ -4,7 +4,8 @@ The rule (docs/METHOD.md, "Objects"): within one window, of two objects of one c
 overlap with IoU above :data:`NMS_IOU` only the better one stays (score, then name, for a fixed
 order). Across views, two objects of one class are one object when their masks agree where both
 views see: IoU measured inside the intersection of the two views (the strip two overlapping windows
-share, or the overlap of two blocks' read boxes) at least :data:`MERGE_IOU`. An object cut by a
+share, or the overlap of two blocks' read boxes) at least :data:`MERGE_IOU`; views that touch
+without overlapping (windows at stride = window) compare the masks' lines on either side of the edge. An object cut by a
 view's edge agrees there with the same object seen by the next view, whole or cut elsewhere; two
 neighbours of one class that merely touch do not. A merged object is the union of the masks, with
 the best member's score, name and presence. Merging is transitive (an object seen by many views is
@@ -27,13 +28,13 @@ _CHUNK = 1024
 
 def overlapping_pairs(a_boxes: np.ndarray, a_classes: np.ndarray, b_boxes: np.ndarray, b_classes: np.ndarray,
                       same: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j): objects of one class whose boxes overlap, ``i`` of the first set, ``j`` of the second
-    (``same``: one set, i < j)."""
+    """(i, j): objects of one class whose boxes overlap or touch (pieces on either side of an edge),
+    ``i`` of the first set, ``j`` of the second (``same``: one set, i < j)."""
     found_i, found_j = [], []
     for s in range(0, len(a_boxes), _CHUNK):
         a, ac = a_boxes[s:s + _CHUNK, None, :], a_classes[s:s + _CHUNK, None]
-        hit = ((a[..., 0] < b_boxes[None, :, 2]) & (b_boxes[None, :, 0] < a[..., 2])
-               & (a[..., 1] < b_boxes[None, :, 3]) & (b_boxes[None, :, 1] < a[..., 3]) & (ac == b_classes[None, :]))
+        hit = ((a[..., 0] <= b_boxes[None, :, 2]) & (b_boxes[None, :, 0] <= a[..., 2])
+               & (a[..., 1] <= b_boxes[None, :, 3]) & (b_boxes[None, :, 1] <= a[..., 3]) & (ac == b_classes[None, :]))
         i, j = np.nonzero(hit)
         i = i + s
         if same:
@@ -60,10 +61,36 @@ def _crop(mask: np.ndarray, box: Sequence[int], region: Box) -> np.ndarray:
     return out
 
 
+def _edge_iou(box_a: Sequence[int], mask_a: np.ndarray, view_a: Sequence[int],
+              box_b: Sequence[int], mask_b: np.ndarray, view_b: Sequence[int]) -> float:
+    """Views that touch without overlapping (windows at stride = window): IoU of the two masks'
+    pixel rows (or columns) on either side of the shared edge, projected across it."""
+    for axis in (0, 1):  # 0: a horizontal edge (views one above the other), 1: a vertical one
+        other = 1 - axis
+        if view_a[axis + 2] == view_b[axis] or view_b[axis + 2] == view_a[axis]:
+            first, second = ((box_a, mask_a, view_a), (box_b, mask_b, view_b)) if view_a[axis + 2] == view_b[axis] \
+                else ((box_b, mask_b, view_b), (box_a, mask_a, view_a))
+            edge = first[2][axis + 2]
+            lo, hi = max(view_a[other], view_b[other]), min(view_a[other + 2], view_b[other + 2])
+            if lo >= hi:
+                return 0.0
+            lines = []
+            for (box, mask, _), line in ((first, edge - 1), (second, edge)):
+                region = [0, 0, 0, 0]
+                region[axis], region[axis + 2], region[other], region[other + 2] = line, line + 1, lo, hi
+                lines.append(_crop(mask, box, tuple(region)).ravel())  # type: ignore[arg-type]
+            union = int((lines[0] | lines[1]).sum())
+            return int((lines[0] & lines[1]).sum()) / union if union else 0.0
+    return 0.0
+
+
 def shared_iou(box_a: Sequence[int], mask_a: np.ndarray, view_a: Sequence[int],
                box_b: Sequence[int], mask_b: np.ndarray, view_b: Sequence[int]) -> float:
-    """IoU of two masks inside the area both views see (one view: the plain IoU)."""
+    """IoU of two masks inside the area both views see (one view: the plain IoU); views that only
+    touch: the IoU of the masks' lines on either side of the shared edge (:func:`_edge_iou`)."""
     shared = _intersect(view_a, view_b)
+    if shared[0] >= shared[2] or shared[1] >= shared[3]:
+        return _edge_iou(box_a, mask_a, view_a, box_b, mask_b, view_b)
     around = (min(box_a[0], box_b[0]), min(box_a[1], box_b[1]), max(box_a[2], box_b[2]), max(box_a[3], box_b[3]))
     region = _intersect(shared, around)
     if region[0] >= region[2] or region[1] >= region[3]:

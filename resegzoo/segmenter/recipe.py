@@ -101,8 +101,8 @@ class InferenceSettings:
     #: image encoders (CLIP's image tower, SAM) in fp32, or under autocast in bf16 / fp16 (CUDA
     #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.precision.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    #: the next band of windows' segments (and eval's next image) are prepared in a background
-    #: thread while the encoder runs; this many are made ahead (0: everything in turn).
+    #: the next encoder batch's segments (and the next image or block) are prepared in a background
+    #: thread while the encoder runs; this many batches are made ahead (0: everything in turn).
     prefetch: int = field(default=1, metadata=limit(MAX_PREFETCH))
 
 
@@ -270,6 +270,22 @@ def resolve_recipe(text: str | Path) -> Path:
         return shipped
     known = ", ".join(shipped_recipes()) or "none"
     raise SchemaError(f"recipe {str(text)!r}: no such file, and no shipped recipe of that name (shipped: {known})")
+
+
+def resolve_recipe(text: str | Path) -> Path:
+    """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default):
+    SchemaError naming the shipped ones otherwise."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
+        return path
+    shipped = shipped_recipe(str(text))
+    if shipped is not None:
+        return shipped
+    from resegzoo.weights.zoo import registry_dir
+
+    known = sorted(p.stem for p in (registry_dir() / "recipes").glob("*.yaml"))
+    raise SchemaError(f"recipe {str(text)!r}: no such file, and no shipped recipe of that name "
+                      f"(shipped: {', '.join(known) or 'none'})")
 
 
 def read_recipe_data(path: str | Path) -> dict[str, Any]:
