@@ -272,22 +272,6 @@ def resolve_recipe(text: str | Path) -> Path:
     raise SchemaError(f"recipe {str(text)!r}: no such file, and no shipped recipe of that name (shipped: {known})")
 
 
-def resolve_recipe(text: str | Path) -> Path:
-    """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default):
-    SchemaError naming the shipped ones otherwise."""
-    path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
-        return path
-    shipped = shipped_recipe(str(text))
-    if shipped is not None:
-        return shipped
-    from resegzoo.weights.zoo import registry_dir
-
-    known = sorted(p.stem for p in (registry_dir() / "recipes").glob("*.yaml"))
-    raise SchemaError(f"recipe {str(text)!r}: no such file, and no shipped recipe of that name "
-                      f"(shipped: {', '.join(known) or 'none'})")
-
-
 def read_recipe_data(path: str | Path) -> dict[str, Any]:
     """A recipe file's settings as a mapping, with its ``base:`` recipe (a path relative to the
     file, or a shipped recipe name such as eval-default) merged underneath, key by key; the clip
