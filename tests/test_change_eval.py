@@ -164,3 +164,40 @@ def test_the_peers_converted_crops_and_a_generic_change_folder(colour_plugin, tm
                "--out", tmp_path / "g")
     assert done.exit_code == 0, done.output
     assert "IoU (change)" in done.output
+
+
+def test_whu_cd_and_s2looking_in_their_released_layouts(tmp_path):
+    """WHU-CD's A/ B/ label/ tiles of 1024 px become four 512 px crops; S2Looking's Image1/ Image2/
+    label/ stay whole, its colour labels (red: new, green: demolished building) read as changed, and
+    each carries SegEarth-OV3's settings for it."""
+    from resegzoo.eval.datasets import open_builtin
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+    truth = np.zeros((1024, 1024), np.uint8)
+    truth[600:700, 100:300] = 255
+    for folder, array in (("A", image), ("B", image[::-1]), ("label", truth)):
+        save_png(tmp_path / "whu" / "test" / folder / "t1.png", array)
+    whu = open_builtin("whu-cd", tmp_path / "whu")
+    assert [s.id for s in whu] == ["t1_0_0", "t1_0_1", "t1_1_0", "t1_1_1"]
+    (a, valid_a, b, valid_b), label = whu.load(whu.samples[2])  # rows 512:1024, cols 0:512
+    np.testing.assert_array_equal(a, image[512:, :512])
+    np.testing.assert_array_equal(b, image[::-1][512:, :512])
+    np.testing.assert_array_equal(label, truth[512:, :512] // 255)
+    assert valid_a.all() and valid_b.all()
+    settings = whu.info.change.settings(("background",))
+    assert (settings.background_threshold, settings.coverage, settings.min_area) == (0.4, 0.3, 0)
+
+    colour = np.zeros((300, 400, 3), np.uint8)
+    colour[10:50, 10:60] = (255, 0, 0)       # a new building
+    colour[100:140, 200:260] = (0, 255, 0)   # a demolished one
+    for folder, array in (("Image1", image[:300, :400]), ("Image2", image[:300, :400][::-1]), ("label", colour)):
+        save_png(tmp_path / "s2" / "test" / folder / "9.png", array)
+    s2 = open_builtin("s2looking", tmp_path / "s2")
+    assert [s.id for s in s2] == ["9"] and s2.samples[0].box is None
+    _, label = s2.load(s2.samples[0])
+    want = np.zeros((300, 400), np.uint8)
+    want[10:50, 10:60] = want[100:140, 200:260] = 1
+    np.testing.assert_array_equal(label, want)
+    settings = s2.info.change.settings(("background",))
+    assert (settings.background_threshold, settings.coverage, settings.min_area) == (0.6, 0.1, 0)
