@@ -193,6 +193,27 @@ def resegzoo_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from resegzoo.cli import main; main()"]
 
 
+@pytest.fixture
+def red_blue_geotiff(tmp_path) -> Path:
+    """A small georeferenced 3-band GeoTIFF ``in/scene.tif``, its left half red and its right half
+    blue in the oracle model's colours (``--model oracle`` labels it exactly)."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from resegzoo_oracle import color_of
+
+    image = np.zeros((3, 40, 48), dtype=np.uint8)
+    image[:, :, :24] = np.array(color_of("red"), dtype=np.uint8)[:, None, None]
+    image[:, :, 24:] = np.array(color_of("blue"), dtype=np.uint8)[:, None, None]
+    path = tmp_path / "in" / "scene.tif"
+    path.parent.mkdir(exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", height=40, width=48, count=3, dtype="uint8", crs="EPSG:32632",
+                       transform=Affine(1, 0, 500000, 0, -1, 5800000)) as dst:
+        dst.write(image)
+    return path
+
+
 # -- the test suite's method plugin (tests/method_plugin), installed like a real one --------------
 METHOD_PLUGIN_DIR = Path(__file__).parent / "method_plugin"
 

@@ -387,3 +387,35 @@ def test_the_ray_engine_gives_what_the_local_engine_gives(plugin_paths, pair, tm
     # eval's own recipe (eval-default's windows, not the test recipe's): X and Z found, not all their pixels
     assert confusion[0] == confusion[1] and sum(map(sum, confusion[0])) == H * W
     assert confusion[0][1][1] > 0.9 * (625 + 168) and confusion[0][0][1] == 0
+
+
+def test_change_checks_once_and_runs_on_the_one_engine_interface(colour_plugin, pair, tmp_path, monkeypatch):
+    """Issue 22 section 5 for `resegzoo change`: the method and the device are checked once (its
+    options carry the checked spec the segmenter is built from), and its blocks go through the
+    engine interface segment and eval use (the task of ChangeBlockWork on LocalEngine)."""
+    import resegzoo.methods.base as base
+    import resegzoo.runtime.preflight as preflight
+    from resegzoo.change.blocks import ChangeBlockWork
+    from resegzoo.engines.local import LocalEngine
+
+    calls = {"check_method": 0, "check_device": 0}
+    for module, name in ((base, "check_method"), (preflight, "check_device")):
+        def counting(*args, _original=getattr(module, name), _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+    tasks, original_run = [], LocalEngine.run
+
+    def engine_spy(self, task, items, segmenter=None, skip=None):
+        tasks.append((task, list(items)))
+        return original_run(self, task, items, segmenter, skip)
+
+    monkeypatch.setattr(LocalEngine, "run", engine_spy)
+    before, after, recipe = pair
+    done = cli("change", before, after, "--classes", CLASSES, "--recipe", recipe, "--tile-size", 64,
+               "--out", tmp_path / "out", "-q")
+    assert done.exit_code == 0, done.output
+    assert calls == {"check_method": 1, "check_device": 1}
+    [(task, items)] = tasks
+    assert task.work is ChangeBlockWork and len(items) == 6 and task.segmenter.checked

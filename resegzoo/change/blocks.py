@@ -13,10 +13,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -105,16 +104,21 @@ def read_pair_block(segmenter: Any, pair: PairPlan, block: Block) -> tuple[Any, 
 
 
 def change_block(segmenter: Any, vocab: Any, pair: PairPlan, block: Block,
-                 read: tuple[Any, np.ndarray, Any, np.ndarray] | None = None) -> ChangeBlockResult:
+                 read: tuple[Any, np.ndarray, Any, np.ndarray] | None = None,
+                 before: dict[str, float] | None = None) -> ChangeBlockResult:
     """Score ``block`` at both dates (one pass each: scores and features) and keep its core's
-    class maps, energies and best scores. ``read``: what :func:`read_pair_block` gave (None: read now)."""
+    class maps, energies and best scores. ``read``: what :func:`read_pair_block` gave (None: read
+    now); ``before``: in a worker process, its meter's snapshot from before that read."""
     import torch
 
     from resegzoo.change.pair import score_pair
     from resegzoo.methods.base import names_to_classes
 
     meter = timing.current()
-    before = None if meter.batch else meter.snapshot()
+    if meter.batch:
+        before = None  # the run's own process: its meter saw the work as it happened
+    elif before is None:
+        before = meter.snapshot()
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     crop = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
@@ -147,43 +151,30 @@ def _since(before: Any, meter: Any) -> dict[str, float]:
     return {} if before is None else timing.since(before, meter.snapshot())
 
 
-@dataclass
-class ChangeOutcome:
-    """One block as an engine hands it back: its result, or the error that stopped it (a message
-    from another process; an exception raised here is raised, not returned)."""
+class ChangeBlockWork:
+    """Change's work on every engine (:mod:`resegzoo.engines.task`): an item is a block of the
+    pair; ``prepare`` reads both dates (:func:`read_pair_block`; the local engine runs it for the
+    next block while this one is scored), ``run`` scores them (:func:`change_block`)."""
 
-    block: Block
-    result: ChangeBlockResult | None = None
-    error: str | None = None
-    seconds: float = 0.0
+    def __init__(self, segmenter: Any, vocab: Any, pair: PairPlan) -> None:
+        self.segmenter, self.vocab, self.pair = segmenter, vocab, pair
+
+    def prepare(self, block: Block) -> tuple[dict[str, float], tuple[Any, np.ndarray, Any, np.ndarray]]:
+        before = timing.current().snapshot()  # a worker's split of the block starts with its read
+        return before, read_pair_block(self.segmenter, self.pair, block)
+
+    def run(self, block: Block, prepared: tuple[dict[str, float], Any]) -> ChangeBlockResult:
+        before, read = prepared
+        return change_block(self.segmenter, self.vocab, self.pair, block, read, before)
 
 
-class LocalChangeBlocks:
-    """``resegzoo change --engine local``: the blocks scored in this process, in order, while the
-    next block's two dates are read in a background thread (:func:`resegzoo.runtime.prefetch.prefetched`).
-    The Ray engine (:class:`resegzoo.engines.ray_change.RayChangeBlocks`) has the same two methods."""
+def change_task(segmenter: Any, vocab: Any, pair: PairPlan, spec: Any = None) -> Any:
+    """The engines' :class:`~resegzoo.engines.task.Task` that scores ``pair``'s blocks (``spec``:
+    the SegmenterSpec Ray actors build their segmenter from)."""
+    from resegzoo.engines.task import Task
 
-    name = "local"
-
-    def blocks(self, segmenter: Any, vocab: Any, pair: PairPlan, todo: Sequence[Block]) -> Iterator[ChangeOutcome]:
-        from resegzoo.runtime.prefetch import prefetched
-
-        def read(block: Block) -> Any:
-            try:
-                return read_pair_block(segmenter, pair, block)
-            except Exception as exc:  # raised again at its block's turn
-                return exc
-
-        depth = getattr(getattr(getattr(segmenter, "recipe", None), "inference", None), "prefetch", 0) or 0
-        for block, ready in prefetched(read, todo, depth):
-            if isinstance(ready, Exception):
-                raise ready
-            start = time.perf_counter()
-            result = change_block(segmenter, vocab, pair, block, ready)
-            yield ChangeOutcome(block, result, seconds=time.perf_counter() - start)
-
-    def report(self) -> list[str]:
-        return []
+    depth = getattr(getattr(getattr(segmenter, "recipe", None), "inference", None), "prefetch", 0) or 0
+    return Task(ChangeBlockWork, {"vocab": vocab, "pair": pair}, segmenter=spec, prefetch=depth, unit="block")
 
 
 # -- the spool ----------------------------------------------------------------------------------

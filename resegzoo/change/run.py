@@ -3,9 +3,9 @@
 :meth:`ChangeOptions.check` checks everything a user gives before any model loads and any pixel is
 read; :func:`detect_change_files` then opens both dates (the second read onto the first's grid:
 :func:`resegzoo.raster.warp.onto_grid`), builds the segmenter once, hands the blocks still to
-compute to an engine (:class:`~resegzoo.change.blocks.LocalChangeBlocks` in this process, or Ray
-actors: :func:`resegzoo.engines.change_engine`), spools every finished block (an interrupted run
-resumes where it stopped), then makes the outputs from the whole raster (:mod:`.assemble`) and
+compute to an engine (:mod:`resegzoo.engines`: the task of
+:class:`~resegzoo.change.blocks.ChangeBlockWork`, in this process or on Ray actors), spools every
+finished block (an interrupted run resumes where it stopped), then makes the outputs from the whole raster (:mod:`.assemble`) and
 writes the sidecar ``STEM.json`` last. :func:`resegzoo.api.detect_change` does all of it.
 """
 from __future__ import annotations
@@ -50,10 +50,9 @@ class ChangeOptions:
     after: str
     classes: Any  # a resegzoo.vocabulary.Vocabulary
     out: Path
-    #: the segment recipe (a SegmentRecipe with the method chosen), the model spec, the torch device
-    recipe: Any
-    model: Any
-    device: str = "cpu"
+    #: the recipe (its method chosen), the model spec and the torch device, checked once
+    #: (:meth:`resegzoo.segmenter.spec.SegmenterSpec.check`): what the segmenter is built from
+    segmenter: Any
     settings: ChangeSettings = field(default_factory=ChangeSettings)
     #: GDAL's resampling for reading AFTER onto BEFORE's grid
     resampling: str = "bilinear"
@@ -63,6 +62,18 @@ class ChangeOptions:
     vector_format: str = "gpkg"
     overwrite: bool = False
     stem: str = "change"
+
+    @property
+    def recipe(self) -> Any:
+        return self.segmenter.recipe
+
+    @property
+    def model(self) -> Any:
+        return self.segmenter.model
+
+    @property
+    def device(self) -> str:
+        return self.segmenter.device
 
     @classmethod
     def check(cls, before: Any, after: Any, classes: Any, out: Any = "change-out", *, recipe: Any = None,
@@ -74,10 +85,11 @@ class ChangeOptions:
         loads: ChangeOptionError in one line (a method that cannot detect change or cannot run with
         the model given, a bad recipe, class list, option or output folder)."""
         from resegzoo.change.pair import check_change_method
-        from resegzoo.methods.base import MethodError, check_method
+        from resegzoo.methods.base import MethodError
         from resegzoo.raster.options import parse_bands, parse_nodata
         from resegzoo.raster.warp import RESAMPLINGS
-        from resegzoo.runtime.preflight import check_device, check_output_folder
+        from resegzoo.runtime.preflight import check_output_folder
+        from resegzoo.segmenter.spec import SegmenterSpec
         from resegzoo.vocabulary import Vocabulary, VocabularyError
 
         for name, value in (("before", before), ("after", after), ("out", out)):
@@ -94,15 +106,17 @@ class ChangeOptions:
         recipe = _recipe(recipe)
         try:
             check_change_method(method or recipe.method.name)  # before "no model given": the method is the problem
-            choice = check_method(recipe, method=method, model=model)
         except MethodError as exc:
             raise ChangeOptionError(str(exc)) from None
         settings = _settings(preset, background_threshold, coverage, min_area, background_classes)
-        check_device(device)
+        try:  # the method with the model, and the device: checked once, here
+            spec = SegmenterSpec.check(recipe, model=model, method=method, device=device)
+        except MethodError as exc:
+            raise ChangeOptionError(str(exc)) from None
         if len(vocab) + 1 > 254:
             raise ChangeOptionError(f"{len(vocab)} classes: at most 253 (and background) fit the 8-bit from/to rasters")
         options = cls(before=os.fspath(before), after=os.fspath(after), classes=vocab, out=Path(out),
-                      recipe=choice.recipe, model=choice.model, device=device, settings=settings, resampling=resampling,
+                      segmenter=spec, settings=settings, resampling=resampling,
                       bands=None if bands is None else (parse_bands(bands) if isinstance(bands, str) else tuple(bands)),
                       nodata=None if nodata is None else (parse_nodata(nodata) if isinstance(nodata, str)
                                                           else float(nodata)),
@@ -120,7 +134,7 @@ class ChangeOptions:
         from resegzoo.segmenter.core import Segmenter
 
         try:
-            return Segmenter.from_recipe(self.recipe, model=self.model, device=self.device)
+            return Segmenter.from_spec(self.segmenter)  # checked already: its model resolved there, once
         except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
             raise ModelLoadError(str(exc)) from None
 
@@ -182,8 +196,8 @@ def _sidecar_settings(segmenter: Any, options: ChangeOptions) -> dict[str, Any]:
 def detect_change_files(options: ChangeOptions, say: Callable[[str], None] = lambda line: None,
                         progress: bool = False, engine: Any = None) -> ChangeRun:
     """Run ``resegzoo change`` with checked options: the pair opened and planned, the segmenter
-    built once, the blocks computed on ``engine`` (:func:`resegzoo.engines.change_engine`'s; default:
-    :class:`~resegzoo.change.blocks.LocalChangeBlocks`, this process), the outputs made, the sidecar
+    built once, the blocks computed on ``engine`` (an open engine of :mod:`resegzoo.engines`; default:
+    this process), the outputs made, the sidecar
     written last."""
     from resegzoo.batch.spool import SPOOL_DIR
     from resegzoo.change.blocks import pair_key, plan_pair, spooled_blocks
@@ -259,11 +273,15 @@ def _compute(segmenter: Any, vocab: Any, pair: Any, todo: list[Any], spool: Path
     """The blocks still to compute, on the engine; each finished block is spooled at once. A block
     that failed on another process is reported with the others after the rest are done (its
     finished neighbours stay spooled); an exception raised here stops the run."""
-    from resegzoo.change.blocks import LocalChangeBlocks, save_block
+    from resegzoo.change.blocks import change_task, save_block
+    from resegzoo.engines.local import LocalEngine
 
     if not todo:
         return
-    engine = engine if engine is not None else LocalChangeBlocks()
+    engine = engine if engine is not None else LocalEngine()
+    # Ray actors build the segmenter from the recipe and the model the driver resolved (no second
+    # resolve or download on a worker); this process's engine uses the segmenter built here
+    spec = dataclasses.replace(options.segmenter, resolved=getattr(segmenter, "resolved", None))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -271,14 +289,16 @@ def _compute(segmenter: Any, vocab: Any, pair: Any, todo: list[Any], spool: Path
         bar = tqdm(total=len(pair.blocks), initial=len(pair.blocks) - len(todo), desc="blocks", unit="block")
     failures: list[str] = []
     try:
-        for outcome in engine.blocks(segmenter, vocab, pair, todo):
-            block = outcome.block
-            if outcome.error is not None:
+        for outcome in engine.run(change_task(segmenter, vocab, pair, spec), todo, segmenter=lambda: segmenter):
+            block = outcome.item
+            if isinstance(outcome.error, BaseException):  # raised in this process: the run stops
+                raise outcome.error
+            if outcome.error is not None:  # another process's message: reported with the others
                 failures.append(f"block {block.index} (rows {block.read[0]}:{block.read[2]}, cols "
                                 f"{block.read[1]}:{block.read[3]}): {outcome.error}")
                 continue
             path = spool / f"{block.index}.npz"
-            save_block(path, outcome.result)
+            save_block(path, outcome.value)
             spooled[block.index] = path
             if bar is not None:
                 bar.update(1)

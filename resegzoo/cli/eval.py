@@ -63,7 +63,7 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from pathlib import Path
 
     from resegzoo.api import ModelLoadError, Segmenter
-    from resegzoo.engines import eval_engine
+    from resegzoo.engines import open_engine
     from resegzoo.eval.ablation import plan_runs
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
@@ -88,21 +88,21 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
             raise click.UsageError("--classes is for --dataset generic and change-generic only; built-in datasets "
                                    "bring their classes")
         options["classes"] = classes_file
+    check_device(device)  # once, before any run is planned
     try:
         dataset = spec.factory(root, split=split, **options)
-        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings, methods=methods)
+        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings, methods=methods,
+                         device=device)
         if precision is not None:  # part of each run's settings: another precision, another run folder
             runs = [with_precision(run, precision) for run in runs]
     except user_errors as exc:
         raise user_error(exc) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
-    check_device(device)
     check_output_folder(out)  # before any model loads: a bad --out must not cost the computing
 
     def make_segmenter(run):
         try:
-            segmenter = Segmenter.from_recipe(run.recipe, model=run.resolved or run.model, masks=run.masks,
-                                              device=device)
+            segmenter = Segmenter.from_spec(run.segmenter)  # checked by plan_runs: built, not checked again
         except (ValueError, *user_errors) as exc:
             raise user_error(exc, f"run {run.label!r} (recipe {run.recipe_source}): ") from None
         for note in segmenter.notes + segmenter.cache_notes:
@@ -112,11 +112,13 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     results = []
     current = None
     try:
-        with eval_engine(engine.logging_into(out), device, say=lambda line: click.echo(line, err=True)) as evaluate:
+        with open_engine(engine.logging_into(out)) as evaluate:
             for run in runs:
                 current = eval_run_class(dataset)(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
                                            engine=evaluate, say=lambda line: click.echo(line, err=True)))
+            for line in evaluate.report():
+                click.echo(line, err=True)
     except KeyboardInterrupt:
         if current is not None:
             done = len(list(current.confusion_dir.glob("*.npy")))

@@ -72,7 +72,7 @@ def _label(parts: list[str], varying: list[bool]) -> str:
 
 def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Optional[str]],
               masks: Sequence[Optional[str]], dataset_settings: bool = True,
-              methods: Sequence[Optional[str]] = ()) -> list[RunSpec]:
+              methods: Sequence[Optional[str]] = (), device: str = "cpu") -> list[RunSpec]:
     """One RunSpec per combination of recipe x model x masks x method.
 
     ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
@@ -82,7 +82,8 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
     model loads: a method given a mask generator it does not read is an error here. Each model is
     resolved once (:func:`resegzoo.methods.base.resolve_method_model`: fetched, fingerprinted) for
-    every run that uses it; a model of another kind than its method's is a MethodError here.
+    every run that uses it; a model of another kind than its method's is a MethodError here. Each run's
+    segmenter is built on ``device`` (checked by the caller) without checking again.
     """
     from resegzoo.methods.base import MethodError, check_method, resolve_method_model
 
@@ -118,5 +119,5 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
             resolved[key] = resolve_method_model(choice.spec, choice.model)
         specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
                              recipe_source=source, classes=None if classes == info.classes else classes,
-                             resolved=resolved[key]))
+                             resolved=resolved[key], device=device, method_settings=choice.settings))
     return specs
