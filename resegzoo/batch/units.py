@@ -171,13 +171,14 @@ def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> B
     from resegzoo.engines import open_engine
     from resegzoo.plugins.registry import RegistryError
     from resegzoo.schema import SchemaError
-    from resegzoo.segmenter.core import Segmenter
     from resegzoo.methods.base import ModelLoadError
 
     progress = progress or BatchProgress()
     opened = open_inputs(options)
     for note in opened.notes:
         progress.note(note)
+    from resegzoo.segmenter.core import Segmenter  # torch: only once the inputs opened (start-up, issue 27)
+
     try:
         # the model spec resolved once (fetched, fingerprinted): the segmenter here and every Ray
         # actor build from the resolved model

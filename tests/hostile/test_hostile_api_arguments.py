@@ -98,7 +98,14 @@ def test_gis_options_given_by_hand_are_checked_too(scene, tmp_path, no_model):
 
     for gis, error, message in [(GisOutputs(vector=True, vector_format="shp"), ValueError, "gpkg or geojson"),
                                 (GisOutputs(vector=True, simplify=-1.0), ValueError, "gis.simplify=-1.0"),
-                                ("cog", TypeError, "gis='cog'")]:
+                                ("cog", TypeError, "gis='cog'"),
+                                (GisOutputs(objects="yes"), TypeError, "gis.objects='yes': give True or False"),
+                                (GisOutputs(objects=True, min_object_area=-1.0), ValueError,
+                                 r"gis.min_object_area=-1.0: give a finite number"),
+                                (GisOutputs(objects=True, max_object_area="big"), TypeError,
+                                 "gis.max_object_area='big': give a number, or None"),
+                                # objects of a method that gives none: refused by the checker, by name
+                                (GisOutputs(objects=True), ValueError, "gives no objects")]:
         with pytest.raises(error, match=message):
             _segment([scene], tmp_path / "out", gis=gis)
     assert not (tmp_path / "out").exists()
