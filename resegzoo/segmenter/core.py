@@ -16,6 +16,7 @@ from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
+from resegzoo.segmenter.spec import SegmenterSpec
 from resegzoo.segmenter.windows import (
     Stitcher, Window, WindowPlan, check_work_size, fit_size, resize_image, short_side_size)
 from resegzoo.vocabulary import Vocabulary
@@ -205,43 +206,50 @@ class Segmenter:
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound.
+        :meth:`SegmenterSpec.check` found the combination sound.
 
         ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
         before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
         Ray actor gets the driver's)."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
-        from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import build_mask_generator
-        from resegzoo.weights.loading import on_this_machine
         from resegzoo.weights.zoo import ResolvedModel
 
         resolved = model if isinstance(model, ResolvedModel) else None
+        spec = SegmenterSpec(recipe, model if resolved is None else resolved.spec, masks, device, architecture,
+                             resolved=resolved)
+        return cls.from_spec(spec, method=method)
+
+    @classmethod
+    def from_spec(cls, spec: SegmenterSpec, method: str | None = None) -> "Segmenter":
+        """Build the segmenter ``spec`` describes: a spec :meth:`SegmenterSpec.check` made is not
+        checked again (a hand-made one, or another ``method``, is checked first), and its model is
+        resolved once (:meth:`SegmenterSpec.resolve`) unless it was before (a Ray actor gets the
+        driver's; its files are fetched on this machine only when they are not here)."""
+        from resegzoo.methods.base import MethodContext, MethodError, method_spec
+        from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
-                                  model=resolved.spec if resolved is not None else model)
-            if resolved is None:
-                resolved = resolve_method_model(choice.spec, choice.model, architecture)
-            elif resolved.kind != choice.spec.model:
-                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
-                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
-            else:
-                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
+            if not spec.checked or method is not None:
+                spec = SegmenterSpec.check(spec.recipe, model=spec.model, masks=spec.masks, method=method,
+                                           device=spec.device, architecture=spec.architecture,
+                                           resolved=spec.resolved)
+            spec = spec.resolve()
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from None
-        recipe = choice.recipe
-        check_device(device)
+        resolved = None if spec.resolved is None else on_this_machine(spec.resolved)
+        recipe = spec.recipe
+        method_record = method_spec(recipe.method.name)
         generator = None
-        if choice.spec.masks:
-            settings = recipe.masks.settings if choice.masks == recipe.masks.generator else {}
-            generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
-        context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
+        if method_record.masks:
+            settings = recipe.masks.settings if spec.masks == recipe.masks.generator else {}
+            generator = build_mask_generator(spec.masks, settings, precision=recipe.inference.precision)
+        context = MethodContext(recipe=recipe, model=spec.model, settings=spec.settings, device=spec.device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                mask_generator=generator, masks_name=spec.masks, architecture=spec.architecture,
                                 resolved=resolved)
-        built = choice.spec.factory(context)
-        return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
+        built = method_record.factory(context)
+        return cls(getattr(built, "encoder", None), generator, recipe, model_name=spec.model or "",
+                   masks_name=spec.masks, method=built, scores=method_record.scores, resolved=resolved)
 
     # -- the clip method's parts, where callers read them before the method seam -------------
     @property
@@ -488,10 +496,10 @@ class Segmenter:
             background = len(names)
             labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
             names = names + [BACKGROUND]
-        probs_np = probs.numpy().astype(np.float32)
+        probs_np = probs.numpy().astype(np.float32, copy=False)  # may be the method's own tensor: never written
         if valid is not None and not valid.all():
             labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
-            probs_np[:, ~valid] = 0.0
+            probs_np = np.where(valid[None], probs_np, np.float32(0.0))
         return SegmentResult(labels, probs_np, names, background, info, objects=found[0] if found else None)
 
     def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
