@@ -27,10 +27,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("masks",),                          # mask generators
     ("methods",),                        # the method seam and the methods (clip, segearth_ov3, ...)
     ("segmenter",),                      # the pipeline
+    ("engines",),                        # where segment/eval work runs (local, Ray): one interface
     ("batch",),                          # one input = one unit of outputs
     ("change", "compose", "eval", "qgis"),  # change detection, composition, evaluation, the QGIS plugin
-    ("engines",),                        # where segment/eval work runs (local, Ray)
-    ("api", "plugin"),                   # the public APIs: Python (segment_files picks an engine), plugins
+    ("api", "plugin"),                   # the public APIs: Python (segment_files: options checked, then the batch), plugins
     ("cli",),                            # click commands
     ("builtin", "testing"),              # resegzoo's own plugins (loaded by name); tiny test models
 ]

@@ -25,7 +25,6 @@ sys.path.insert(0, str(PLUGIN_DIR))
 from resegzoo_colour_method import COLOURS  # noqa: E402
 
 sys.path.remove(str(PLUGIN_DIR))
-from test_methods import colour_plugin, plugin_paths  # noqa: E402,F401 (fixtures)
 
 CLASSES = "red; green; blue; yellow"
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5800000.0)

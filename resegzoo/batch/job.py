@@ -10,7 +10,8 @@ The three pieces are separate so that an engine can distribute them (issue 11's 
 - :class:`RasterWriter` writes results in any order; the output appears (atomically) only when
   every block was written and the context exits cleanly.
 
-:func:`segment_raster` is the local engine: plan, a loop over the blocks, write.
+:func:`segment_raster` runs them for one raster in this process (the local engine: plan, the
+blocks, write); :class:`BlockWork` is what every engine runs per block.
 """
 from __future__ import annotations
 
@@ -124,6 +125,16 @@ def _segmenter_window(segmenter_or_recipe: Any) -> tuple[Any, int, int]:
     return recipe, int(window), int(stride)
 
 
+def check_label_count(classes: int, background: bool) -> None:
+    """The classes (and the background class, when the recipe has one) fit an 8-bit label map
+    beside :data:`NODATA_LABEL`: labels 0..254; ImageError otherwise."""
+    labels = classes + (1 if background else 0)
+    if labels > NODATA_LABEL:
+        extra = " and background" if background else ""
+        raise ImageError(f"{classes} classes{extra}: at most {NODATA_LABEL} labels fit an 8-bit label map "
+                         f"({NODATA_LABEL} is nodata)")
+
+
 def raster_scale(height: int, width: int, short_side: int | None) -> float:
     """The one resize factor of a raster: ``short_side`` / its short side, or 1."""
     return 1.0 if short_side is None else short_side / min(height, width)
@@ -169,8 +180,8 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
     _check_block_sizes(raster.path, blocks, scale, window, recipe.inference, block)
     background = recipe.inference.background_threshold is not None
     names: list[str] = [] if vocab is None else list(vocab.class_names) + (["background"] if background else [])
-    if len(names) > NODATA_LABEL:
-        raise ImageError(f"{len(names)} classes: at most {NODATA_LABEL} fit an 8-bit label map beside nodata")
+    if vocab is not None:
+        check_label_count(len(vocab), background)
     palette = make_palette(names)
     tiff = raster.driver == "GTiff" or raster.is_georeferenced
     return RasterPlan(raster=raster, scale=scale, window=window, stride=stride, block=block, halo=halo,
@@ -202,11 +213,15 @@ def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.
 
 
 def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
-                  read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
+                  read: tuple[Any, np.ndarray] | None = None, before: dict[str, float] | None = None) -> BlockResult:
     """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
-    ``read``: what :func:`read_block` returned for it (None: read it now)."""
+    ``read``: what :func:`read_block` returned for it (None: read it now); ``before``: in a worker
+    process, its meter's snapshot from before that read (its time counts as the block's)."""
     meter = timing.current()
-    before = None if meter.batch else meter.snapshot()  # a worker process: its block's own split
+    if meter.batch:
+        before = None  # the batch's own process: its meter saw the work as it happened
+    elif before is None:
+        before = meter.snapshot()  # a worker process: its block's own split
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     pixels, valid = read if read is not None else read_block(segmenter, plan, block)
@@ -250,6 +265,35 @@ def _core_objects(objects: Any, block: Block) -> Any:
         if iy0 < iy1 and ix0 < ix1 and mask[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].any():
             keep.append(k)
     return objects.take(np.array(keep, np.int64)).shifted(ry0, rx0).with_views(block.read)
+
+
+class BlockWork:
+    """Segment's work on every engine (:mod:`resegzoo.engines.task`): an item is ``(raster
+    number, block)``; ``prepare`` reads the block (:func:`read_block`), ``run`` segments it
+    (:func:`segment_block`) into a :class:`BlockResult`."""
+
+    def __init__(self, segmenter: Any, vocab: Any, plans: Sequence[RasterPlan]) -> None:
+        self.segmenter, self.vocab, self.plans = segmenter, vocab, list(plans)
+
+    def prepare(self, item: tuple[int, Block]) -> tuple[dict[str, float], tuple[Any, np.ndarray]]:
+        number, block = item
+        before = timing.current().snapshot()  # a worker's split of the block starts with its read
+        return before, read_block(self.segmenter, self.plans[number], block)
+
+    def run(self, item: tuple[int, Block], prepared: tuple[dict[str, float], tuple[Any, np.ndarray]]) -> BlockResult:
+        number, block = item
+        before, read = prepared
+        return segment_block(self.segmenter, self.vocab, self.plans[number], block, read, before)
+
+
+def block_task(segmenter: Any, vocab: Any, plans: Sequence[RasterPlan], spec: Any = None) -> Any:
+    """The engines' :class:`~resegzoo.engines.task.Task` that segments blocks of ``plans``
+    (``spec``: the SegmenterSpec Ray actors build their segmenter from)."""
+    from resegzoo.engines.task import Task
+
+    recipe = getattr(segmenter, "recipe", None)
+    depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
+    return Task(BlockWork, {"vocab": vocab, "plans": list(plans)}, segmenter=spec, prefetch=depth, unit="block")
 
 
 def _label_profile(plan: RasterPlan) -> dict[str, Any]:
@@ -430,30 +474,22 @@ def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, 
     """Segment a raster of any size block by block and write its label raster to ``destination``
     (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
     ``.png`` destination); memory is bounded by the block size, not the raster's."""
-    from resegzoo.runtime.prefetch import prefetched
+    from resegzoo.engines.local import LocalEngine
 
     start = time.perf_counter()
     plan = source if isinstance(source, RasterPlan) else plan_raster(source, segmenter, options, vocab)
-    blocks: Sequence[Block] = plan.blocks
-    if options is not None and options.progress and len(blocks) > 1:
+    outcomes = LocalEngine().run(block_task(segmenter, vocab, [plan]), [(0, block) for block in plan.blocks],
+                                 segmenter=lambda: segmenter)
+    if options is not None and options.progress and len(plan.blocks) > 1:
         from tqdm.auto import tqdm
 
-        blocks = tqdm(blocks, desc="blocks", unit="block", leave=False)
-
-    def read(block: Block) -> Any:
-        try:
-            return read_block(segmenter, plan, block)
-        except Exception as exc:  # raised again at its block's turn
-            return exc
-
-    recipe = getattr(segmenter, "recipe", None)
-    depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
+        outcomes = tqdm(outcomes, desc="blocks", unit="block", leave=False, total=len(plan.blocks))
     with RasterWriter(plan, destination, probs_destination, object_areas) as writer:
         # the next block is read and prepared in a background thread while this one is encoded
-        for block, ready in prefetched(read, blocks, depth):
-            if isinstance(ready, Exception):
-                raise ready
-            writer.write(block, segment_block(segmenter, vocab, plan, block, ready))
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise outcome.error  # type: ignore[misc]  (in this process: always an exception)
+            writer.write(outcome.item[1], outcome.value)
     return RasterRun(plan=plan, labels_path=Path(destination),
                      probs_path=None if probs_destination is None else Path(probs_destination),
                      counts=writer.counts, nodata_pixels=writer.nodata_pixels,

@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -116,10 +116,13 @@ def block_problem(result: BlockResult, plan: RasterPlan, block: Any) -> str | No
     return None
 
 
-def spooled_blocks(spool: Path, plan: RasterPlan, notes: list[str] | None = None) -> dict[int, Path]:
+def spooled_blocks(spool: Path, plan: Any, notes: list[str] | None = None,
+                   load: Callable[[Path, Any], Any] | None = None) -> dict[int, Path]:
     """Finished blocks of an earlier, interrupted run. Unreadable leftovers, and blocks that are
     not this plan's (:func:`block_problem`), are removed and recomputed; a spool other users can
-    write is not resumed from at all (``notes`` gets a line saying so)."""
+    write is not resumed from at all (``notes`` gets a line saying so). ``load(path, block)`` reads
+    and checks one block (ValueError: not this plan's); default :func:`load_block` (another kind of
+    plan with ``blocks``, e.g. a change pair's, brings its own)."""
     from resegzoo.outputs.reading import unsafe_folder
 
     problem = unsafe_folder(spool, up_to=spool.parent) if spool.is_dir() else None
@@ -131,7 +134,8 @@ def spooled_blocks(spool: Path, plan: RasterPlan, notes: list[str] | None = None
     for block in plan.blocks:
         path = spool / f"{block.index}.npz"
         try:
-            load_block(path, plan, block)  # read again when its turn comes: memory stays one block
+            # read again when its turn comes: memory stays one block
+            load_block(path, plan, block) if load is None else load(path, block)
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError):  # UnsafeFileError is an OSError: not a block we wrote

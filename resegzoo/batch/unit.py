@@ -1,6 +1,6 @@
 """One unit of outputs and the batch around it, as data: :class:`RasterJob` (an input's plan and the
-files it becomes), :class:`BatchOptions` (where and how a batch writes), :class:`BatchResult` (what
-it did, and the table printed after it)."""
+files it becomes), :class:`BatchResult` (what it did, and the table printed after it). Where and
+how a batch writes is :class:`resegzoo.batch.options.SegmentOptions`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,24 +8,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from resegzoo.batch.job import RasterPlan
-from resegzoo.outputs.gis.products import GisOutputs
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """Where and how a batch writes (the options of ``resegzoo segment`` past the model)."""
-
-    out: Path
-    #: also write STEM.probs.tif: "uint8" or "float16"
-    probs: str | None = None
-    #: the nodata value given for every input (recorded in the sidecars, compared by skip_existing)
-    nodata: float | None = None
-    overwrite: bool = False
-    skip_existing: bool = False
-    continue_on_error: bool = False
-    gis: GisOutputs = field(default_factory=GisOutputs)
-    #: the stretch chosen for data that is not 8-bit, as sidecars record it (see stretch_record)
-    stretch: Any = "file"
 
 
 @dataclass

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.batch.job import BlockOutcome, RasterRun, block_windows
+from resegzoo.batch.job import BlockOutcome, RasterRun, block_task, block_windows
 from resegzoo.batch.naming import remove_outputs
 from resegzoo.batch.progress import BatchProgress, BatchWork
 from resegzoo.batch.records import unit_record, written
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
-from resegzoo.batch.unit import BatchOptions, BatchResult, RasterJob
+from resegzoo.batch.options import SegmentOptions
+from resegzoo.batch.unit import BatchResult, RasterJob
 from resegzoo.runtime import timing
 
 
@@ -83,7 +84,7 @@ def _remove_spool(assembly: _Assembly, spool_root: Path) -> None:
         spool_root.rmdir()
 
 
-def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any,
+def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: SegmentOptions, engine: Any,
                 claims: dict[Path, Any], progress: BatchProgress, result: BatchResult) -> None:
     """Compute every job's missing blocks on ``engine`` and write each job as a unit (``claims``:
     the names held, by output folder)."""
@@ -163,9 +164,11 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             for assembly in assemblies:  # inputs whose every block came from the spool
                 if not assembly.remaining - set(assembly.spooled):
                     finish(assembly)
-            plans = [job.plan for job in jobs]
+            task = block_task(seg, vocab, [job.plan for job in jobs], options.segmenter)
             mark = meter.snapshot()
-            for outcome in engine.blocks(seg, vocab, plans, todo, lambda number: assemblies[number].failed):
+            for done in engine.run(task, todo, segmenter=lambda: seg,
+                                   skip=lambda index: assemblies[todo[index][0]].failed):
+                outcome = BlockOutcome(*done.item, result=done.value, error=done.error, seconds=done.seconds)
                 assembly = assemblies[outcome.job]
                 with meter.stage("write"):
                     _take(assembly, outcome, options)
@@ -198,7 +201,7 @@ def _add_seconds(assembly: _Assembly, seconds: dict[str, float]) -> None:
         assembly.stage_seconds[name] = assembly.stage_seconds.get(name, 0.0) + value
 
 
-def _take(assembly: _Assembly, outcome: BlockOutcome, options: BatchOptions) -> None:
+def _take(assembly: _Assembly, outcome: BlockOutcome, options: SegmentOptions) -> None:
     """One block's outcome into its input's assembly (spooled first, so a rerun has it)."""
     assembly.seconds += outcome.seconds
     block = outcome.block
@@ -215,7 +218,7 @@ def _take(assembly: _Assembly, outcome: BlockOutcome, options: BatchOptions) -> 
         assembly.remaining.discard(block.index)
 
 
-def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: BatchOptions) -> dict[str, Any]:
+def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: SegmentOptions) -> dict[str, Any]:
     """An input's labels are written: draw its overlay, make its GIS products, then write its
     sidecar (last: the commit marker of the unit); returns the sidecar record."""
     from resegzoo.outputs import imageio

@@ -111,11 +111,10 @@ def recipe_rows() -> list[dict[str, Any]]:
     """The recipes shipped in registry/recipes: name, kind (compose: a model to average; segment:
     settings for segment and eval), base recipe, path and the description from its header comment."""
     from resegzoo.schema import load_yaml
-    from resegzoo.weights.zoo import registry_dir
+    from resegzoo.segmenter.recipe import shipped_recipes
 
-    folder = registry_dir() / "recipes"
     rows = []
-    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+    for path in shipped_recipes().values():
         data = load_yaml(path) or {}
         header = []
         for line in path.read_text(encoding="utf-8").splitlines():

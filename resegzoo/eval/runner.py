@@ -32,7 +32,6 @@ from resegzoo.outputs.reading import load_npy, read_text
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
-from resegzoo.runtime.prefetch import prefetched
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
@@ -58,6 +57,20 @@ class RunSpec:
     #: resolves each model once for every run, :class:`EvalRun` any run made without it); None
     #: for a method without a model
     resolved: Any = None
+    #: the torch device the run's segmenter is built on (not part of the run's key)
+    device: str = "cpu"
+    #: ``method.settings`` as the check parsed them (:func:`resegzoo.eval.ablation.plan_runs`);
+    #: None: a hand-made spec, checked when its segmenter is built
+    method_settings: Any = field(default=None, compare=False)
+
+    @property
+    def segmenter(self) -> Any:
+        """The :class:`~resegzoo.segmenter.spec.SegmenterSpec` every engine builds this run's segmenter
+        from (its model resolved: no engine resolves it again)."""
+        from resegzoo.segmenter.spec import SegmenterSpec
+
+        return SegmenterSpec(self.recipe, self.model or None, self.masks, self.device,
+                             settings=self.method_settings, resolved=self.resolved)
 
     def prompts(self, info: Any) -> list[list[str]]:
         """The names each class is prompted with in this run."""
@@ -147,6 +160,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
+        **dataset.key_settings(),  # a dataset kind's own (a change dataset's protocol)
     }
 
 
@@ -230,7 +244,7 @@ class EvalRun:
         gives objects."""
         from resegzoo.methods.base import INSTANCES, method_spec
 
-        return bool(samples) and all(s.instances is not None for s in samples) \
+        return bool(samples) and all(getattr(s, "instances", None) is not None for s in samples) \
             and INSTANCES in method_spec(self.spec.recipe.method.name).outputs
 
     def load_objects(self, sample: Sample) -> tuple[Any, Any, tuple[int, int]]:
@@ -270,7 +284,7 @@ class EvalRun:
         local engine's prefetch thread."""
         info = self.dataset.info
         image, label, ready = loaded if loaded is not None else (*self.dataset.load(sample), None)
-        objects = self.count_objects and sample.instances is not None
+        objects = self.count_objects and getattr(sample, "instances", None) is not None
         result = segmenter.segment(image if ready is None else ready, vocab, **({"objects": True} if objects else {}))
         pred = result.labels
         if result.background_index is not None:
@@ -286,11 +300,21 @@ class EvalRun:
         found = without_background(result.objects, info.background, info.num_classes)
         return ImageOutcome(cm, image_arrays(found, truth, label.shape))
 
+    def read_sample(self, sample: Sample, prepare: Optional[Callable[[Any], Any]] = None) -> Any:
+        """What :meth:`evaluate_sample` takes as ``loaded``, read ahead by the local loop: (image,
+        label, image made ready by ``prepare``). A dataset kind with other samples overrides both
+        (a change pair: :class:`resegzoo.eval.change.ChangeEvalRun`)."""
+        image, label = self.dataset.load(sample)
+        return image, label, image if prepare is None else prepare(image)
+
     def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
         atomic.save_npy(self.result_file(sample), cm)
 
-    def store(self, sample: Sample, outcome: ImageOutcome) -> None:
-        """One image's results: its objects first, then its confusion matrix (which marks it done)."""
+    def store(self, sample: Sample, outcome: "ImageOutcome | np.ndarray") -> None:
+        """One image's results: its objects first, then its confusion matrix (which marks it done);
+        a bare confusion matrix (a subclass's evaluate_sample) is stored as it is."""
+        if isinstance(outcome, np.ndarray):
+            outcome = ImageOutcome(outcome)
         if outcome.objects is not None:
             self.objects_dir.mkdir(parents=True, exist_ok=True)
             buf = io.BytesIO()
@@ -299,16 +323,19 @@ class EvalRun:
         self.store_confusion(sample, outcome.confusion)
 
     def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
-            overlays: int = 4, progress: bool = True, engine: Optional[Callable[..., Any]] = None,
+            overlays: int = 4, progress: bool = True, engine: Any = None,
             say: Optional[Callable[[str], None]] = None) -> RunResult:
         """Evaluate the images that have no stored result yet, then score all requested images.
 
-        ``make_segmenter(spec)`` is called only when some image still needs segmenting. ``engine``,
-        if given, segments the pending images elsewhere: ``engine(run, pending, overlay_ids)`` yields
-        ``(sample, ImageOutcome)`` pairs in any order (see resegzoo.engines.ray_eval). When the
-        run counts objects (:meth:`counts_objects`), an image without its stored objects is pending too. ``say(line)``
+        ``engine`` (an open engine of :mod:`resegzoo.engines`; default: this process) segments the
+        pending images (:class:`EvalWork`) and hands back each image's confusion matrix in any
+        order (:class:`ImageOutcome`: with objects when the run counts them, :meth:`counts_objects`;
+        an image without its stored objects is pending then too); each is stored as it arrives. ``make_segmenter(spec)`` gives the segmenter when the
+        images are segmented in this process, and only when some image still needs it. ``say(line)``
         is told, on a rerun, how many images earlier runs already finished.
         """
+        from resegzoo.engines.local import LocalEngine
+
         info = self.dataset.info
         samples = list(self.dataset)[:limit]
         file_names = {safe_id(s.id) for s in samples}
@@ -328,36 +355,42 @@ class EvalRun:
                                "inference.background_threshold; remove it from the recipe")
         newly_done = 0
         if pending:
-            overlay_ids = {s.id for s in samples[:overlays]}
-            if engine is None:
-                segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
-                self._create()
-                vocab = self.vocabulary()
-                prepare = getattr(segmenter, "prepare", None)
-
-                def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
-                    # runs in a background thread while the previous image is being encoded
-                    image, label = self.dataset.load(sample)
-                    return image, label, image if prepare is None else prepare(image)
-
-                outcomes = ((s, self.evaluate_sample(segmenter, vocab, s, s.id in overlay_ids, loaded))
-                            for s, loaded in prefetched(load, pending, self.spec.recipe.inference.prefetch))
-            else:
-                self._create()
-                outcomes = engine(self, pending, overlay_ids)
+            engine = engine or LocalEngine()
+            task = eval_task(self, {s.id for s in samples[:overlays]})
             bar = None
             if progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(desc=f"eval {self.spec.label}", unit="image",
                            initial=len(samples) - len(pending), total=len(samples))
-            for sample, outcome in outcomes:
-                self.store(sample, outcome)
-                newly_done += 1
+            failed: list[str] = []
+
+            def local_segmenter() -> Any:
+                segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
+                self._create()
+                return segmenter
+
+            try:
+                # the folder is made once the segmenter is built here, or at the first result of
+                # another engine's workers
+                for outcome in engine.run(task, pending, segmenter=local_segmenter):
+                    if isinstance(outcome.error, BaseException):
+                        raise outcome.error
+                    if outcome.error is not None:  # a remote worker's message: the other images go on
+                        failed.append(f"{outcome.item.id}: {outcome.error}")
+                        continue
+                    if newly_done == 0:
+                        self._create()
+                    self.store(outcome.item, outcome.value)
+                    newly_done += 1
+                    if bar is not None:
+                        bar.update(1)
+            finally:
                 if bar is not None:
-                    bar.update(1)
-            if bar is not None:
-                bar.close()
+                    bar.close()
+            if failed:
+                raise DatasetError(f"run {self.spec.label!r}: {len(failed)} image(s) failed (the other images' "
+                                   f"results are kept; rerun to retry): " + "; ".join(failed))
         total = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
         for sample in samples:
             total += self.load_confusion(sample)
@@ -369,3 +402,30 @@ class EvalRun:
         return RunResult(spec=self.spec, run_dir=self.run_dir, key=self.key, class_names=info.class_names,
                          confusion=total, scores=scores(total), images=len(samples),
                          newly_done=newly_done, objects=objects)
+
+
+class EvalWork:
+    """Eval's work on every engine (:mod:`resegzoo.engines.task`): an item is a sample;
+    ``prepare`` loads its image and label (and prepares the image for the encoder), ``run``
+    segments it and returns its confusion matrix, and its objects when the run counts them
+    (:meth:`EvalRun.evaluate_sample`: an :class:`ImageOutcome`)."""
+
+    def __init__(self, segmenter: Any, run: EvalRun, overlay_ids: set[str]) -> None:
+        self.segmenter, self.eval_run, self.overlay_ids = segmenter, run, overlay_ids
+        self.vocab = run.vocabulary()
+        self._prepare = getattr(segmenter, "prepare", None)
+
+    def prepare(self, sample: Sample) -> Any:
+        return self.eval_run.read_sample(sample, self._prepare)
+
+    def run(self, sample: Sample, loaded: Any) -> "ImageOutcome":
+        return self.eval_run.evaluate_sample(self.segmenter, self.vocab, sample, sample.id in self.overlay_ids,
+                                             loaded)
+
+
+def eval_task(run: EvalRun, overlay_ids: set[str]) -> Any:
+    """The engines' :class:`~resegzoo.engines.task.Task` that evaluates ``run``'s images."""
+    from resegzoo.engines.task import Task
+
+    return Task(EvalWork, {"run": run, "overlay_ids": overlay_ids}, segmenter=run.spec.segmenter,
+                prefetch=run.spec.recipe.inference.prefetch, unit="image")

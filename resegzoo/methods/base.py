@@ -474,6 +474,8 @@ def names_to_classes(values: Any, class_of_name: Any, num_classes: int, dim: int
     ``class_of_name``: (N,) class index per name (a tensor or a list, e.g. :func:`class_of_names`)."""
     import torch
 
+    if len(class_of_name) == num_classes and all(int(c) == i for i, c in enumerate(class_of_name)):
+        return values  # one name per class, in order: the classes are the names
     moved = values.movedim(dim, -1)
     index = torch.as_tensor(class_of_name, device=moved.device).expand_as(moved)
     out = moved.new_full((*moved.shape[:-1], num_classes), float("-inf"))

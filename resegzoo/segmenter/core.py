@@ -16,13 +16,15 @@ from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
+from resegzoo.segmenter.spec import SegmenterSpec
 from resegzoo.segmenter.windows import (
     Stitcher, Window, WindowPlan, check_work_size, fit_size, resize_image, short_side_size)
 from resegzoo.vocabulary import Vocabulary
 
 BACKGROUND = "background"
-#: segment maps are made for a band of window rows this tall at a time (SAM's native size):
-#: memory stays bounded on big images, and region generators still see whole regions
+#: windows are grouped for mask generators in bands of window rows this tall (SAM's native size):
+#: a region generator groups a band's windows into regions (whole regions, memory bounded on big
+#: images); the maps are made as the encoder's batches need them (:class:`BatchMasks`)
 MASK_BAND_PX = 1024
 
 
@@ -60,20 +62,81 @@ class SegmentResult:
     objects: Any = None
 
 
+class BatchMasks:
+    """The segment maps of one image's windows, made as the encoder's batches need them.
+
+    Encoder batches are runs of ``batch_size`` windows within a band. Calling ``masks(k)`` gives
+    batch ``k``'s maps (None when the method reads no segments). The mask generator's window
+    groups (:func:`resegzoo.masks.windows.window_groups`; each window alone for SLIC and
+    Felzenszwalb, regions for SAM) are made whole, the first time a batch needs one of their
+    windows, and kept until their batches take them; so the maps are those of one generator call
+    for the whole band, made in pieces. Batches must be asked for in order, by one thread at a
+    time (the segmenter's prefetch thread asks for the next batch while the encoder runs this one).
+    """
+
+    def __init__(self, segmenter: "Segmenter", padded: np.ndarray, bands: list[list[Window]], batch_size: int) -> None:
+        self.segmenter = segmenter
+        self.padded = padded
+        self.bands = bands
+        self.batch_size = batch_size
+        #: (band, first window) of each encoder batch, in encoding order
+        self.batches = [(b, s) for b, band in enumerate(bands) for s in range(0, len(band), batch_size)]
+        self._groups: dict[int, tuple[list[list[int]], list[int]]] = {}
+        self._ready: dict[tuple[int, int], np.ndarray] = {}
+
+    def windows(self, k: int) -> list[Window]:
+        band, start = self.batches[k]
+        return self.bands[band][start:start + self.batch_size]
+
+    def __call__(self, k: int) -> list[np.ndarray] | None:
+        if not self.segmenter.reads_masks():
+            return None
+        band, start = self.batches[k]
+        windows = self.bands[band]
+        groups, group_of = self._groups_of(band)
+        stop = min(start + self.batch_size, len(windows))
+        for i in range(start, stop):
+            if (band, i) not in self._ready:
+                group = groups[group_of[i]]
+                maps = self.segmenter._window_masks(self.padded, [windows[j] for j in group])
+                self._ready.update({(band, j): m for j, m in zip(group, maps)})
+        return [self._ready.pop((band, i)) for i in range(start, stop)]
+
+    def _groups_of(self, band: int) -> tuple[list[list[int]], list[int]]:
+        if band not in self._groups:
+            from resegzoo.masks.windows import window_groups
+
+            windows = self.bands[band]
+            groups = window_groups(self.segmenter.mask_generator, windows)
+            group_of = [-1] * len(windows)
+            for g, group in enumerate(groups):
+                for i in group:
+                    if not 0 <= i < len(windows) or group_of[i] != -1:
+                        raise ValueError(f"mask generator {self.segmenter.masks_name!r}: window_groups must put "
+                                         f"each of the {len(windows)} windows in exactly one group")
+                    group_of[i] = g
+            if -1 in group_of:
+                raise ValueError(f"mask generator {self.segmenter.masks_name!r}: window_groups left window "
+                                 f"{group_of.index(-1)} out")
+            self._groups[band] = (groups, group_of)
+        return self._groups[band]
+
+
 @dataclass
 class PreparedImage:
     """An image made ready for the encoder by :meth:`Segmenter.prepare`: resized, padded, its
-    windows in bands, and (when asked for) the first band's segments already made."""
+    windows in bands, and (when asked for) the first encoder batch's segments already made."""
 
     image: np.ndarray  # the checked (H, W, 3) input
     size: tuple[int, int]  # the working size after the resize rule
     plan: WindowPlan
     padded: np.ndarray
     bands: list[list[Window]]
-    first_masks: Any = None
+    first_masks: Any = None  # the first encoder batch's maps
     has_first_masks: bool = False
     valid: np.ndarray | None = None  # (H, W) bool, None = all valid
     dead: list[Window] = field(default_factory=list)  # windows without a valid pixel: never encoded
+    masks: BatchMasks | None = None  # every batch's maps, made as the encoder needs them
 
 
 class Segmenter:
@@ -143,43 +206,50 @@ class Segmenter:
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound.
+        :meth:`SegmenterSpec.check` found the combination sound.
 
         ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
         before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
         Ray actor gets the driver's)."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
-        from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import build_mask_generator
-        from resegzoo.weights.loading import on_this_machine
         from resegzoo.weights.zoo import ResolvedModel
 
         resolved = model if isinstance(model, ResolvedModel) else None
+        spec = SegmenterSpec(recipe, model if resolved is None else resolved.spec, masks, device, architecture,
+                             resolved=resolved)
+        return cls.from_spec(spec, method=method)
+
+    @classmethod
+    def from_spec(cls, spec: SegmenterSpec, method: str | None = None) -> "Segmenter":
+        """Build the segmenter ``spec`` describes: a spec :meth:`SegmenterSpec.check` made is not
+        checked again (a hand-made one, or another ``method``, is checked first), and its model is
+        resolved once (:meth:`SegmenterSpec.resolve`) unless it was before (a Ray actor gets the
+        driver's; its files are fetched on this machine only when they are not here)."""
+        from resegzoo.methods.base import MethodContext, MethodError, method_spec
+        from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
-                                  model=resolved.spec if resolved is not None else model)
-            if resolved is None:
-                resolved = resolve_method_model(choice.spec, choice.model, architecture)
-            elif resolved.kind != choice.spec.model:
-                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
-                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
-            else:
-                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
+            if not spec.checked or method is not None:
+                spec = SegmenterSpec.check(spec.recipe, model=spec.model, masks=spec.masks, method=method,
+                                           device=spec.device, architecture=spec.architecture,
+                                           resolved=spec.resolved)
+            spec = spec.resolve()
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from None
-        recipe = choice.recipe
-        check_device(device)
+        resolved = None if spec.resolved is None else on_this_machine(spec.resolved)
+        recipe = spec.recipe
+        method_record = method_spec(recipe.method.name)
         generator = None
-        if choice.spec.masks:
-            settings = recipe.masks.settings if choice.masks == recipe.masks.generator else {}
-            generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
-        context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
+        if method_record.masks:
+            settings = recipe.masks.settings if spec.masks == recipe.masks.generator else {}
+            generator = build_mask_generator(spec.masks, settings, precision=recipe.inference.precision)
+        context = MethodContext(recipe=recipe, model=spec.model, settings=spec.settings, device=spec.device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                mask_generator=generator, masks_name=spec.masks, architecture=spec.architecture,
                                 resolved=resolved)
-        built = choice.spec.factory(context)
-        return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
+        built = method_record.factory(context)
+        return cls(getattr(built, "encoder", None), generator, recipe, model_name=spec.model or "",
+                   masks_name=spec.masks, method=built, scores=method_record.scores, resolved=resolved)
 
     # -- the clip method's parts, where callers read them before the method seam -------------
     @property
@@ -222,9 +292,12 @@ class Segmenter:
                 and not method_attribute(self.method, "window_softmax"))
 
     # -- masks -------------------------------------------------------------------------------
+    def reads_masks(self) -> bool:
+        """Whether windows get segment maps: a mask generator, and a method that reads segments."""
+        return self.mask_generator is not None and method_attribute(self.method, "mask_levels")() != 0
+
     def _window_masks(self, padded: np.ndarray, windows: list[Window]) -> list[np.ndarray] | None:
-        need = method_attribute(self.method, "mask_levels")()
-        if self.mask_generator is None or need == 0:
+        if not self.reads_masks():
             return None
         from resegzoo.masks.windows import generate_for_windows
 
@@ -269,7 +342,7 @@ class Segmenter:
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
                 valid: np.ndarray | None = None) -> PreparedImage:
         """Check, resize, pad and cut ``image`` into windows; with ``masks`` also make the first
-        band's segments. Runs in prefetch threads while the encoder works on the previous image.
+        encoder batch's segments. Runs in prefetch threads while the encoder works on the previous image.
 
         ``scale`` resizes by a fixed factor instead of the recipe's resize rule (tiles of a big
         raster must all be resized by the whole raster's factor). ``valid`` (H, W) bool: invalid
@@ -297,16 +370,12 @@ class Segmenter:
             alive = [[win for win in band if live[win[0]:win[2], win[1]:win[3]].any()] for band in bands]
             dead = [win for band in bands for win in band if not live[win[0]:win[2], win[1]:win[3]].any()]
             bands = [band for band in alive if band]
-        prep = PreparedImage(image, size, plan, padded, bands, valid=valid, dead=dead)
+        prep = PreparedImage(image, size, plan, padded, bands, valid=valid, dead=dead,
+                             masks=BatchMasks(self, padded, bands, inf.batch_size))
         if masks and prep.bands:
-            prep.first_masks = self._window_masks(padded, prep.bands[0])
+            prep.first_masks = prep.masks(0)
             prep.has_first_masks = True
         return prep
-
-    def _band_masks(self, prep: PreparedImage, index: int) -> list[np.ndarray] | None:
-        if index == 0 and prep.has_first_masks:
-            return prep.first_masks
-        return self._window_masks(prep.padded, prep.bands[index])
 
     def logits(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
@@ -314,8 +383,8 @@ class Segmenter:
         facts for the sidecar.
 
         ``image`` may be a :class:`PreparedImage` (then ``scale`` is the one it was prepared
-        with). The segments of the next band of windows are made in a background thread while
-        the encoder runs on this band (``inference.prefetch``). ``valid``: see :meth:`prepare`.
+        with). The segments of the next encoder batch are made in a background thread while
+        the encoder runs on this one (``inference.prefetch``: how many batches ahead). ``valid``: see :meth:`prepare`.
         Each class's best name; probabilities instead with ``inference.average: probabilities``."""
         rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
         if self.stitched_names:
@@ -349,17 +418,22 @@ class Segmenter:
         if bar is not None:
             bar.update(len(prep.dead))
         found: list[Any] | None = None if objects is None else []
-        band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
-                                self.recipe.inference.prefetch)
-        for band, maps in band_masks:
-            chunk_windows = prep.bands[band]
-            for s in range(0, len(chunk_windows), batch):
-                wins = chunk_windows[s:s + batch]
-                batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features, found)):
-                    stitcher.add(win, lg)
-                if bar is not None:
-                    bar.update(len(wins))
+        masks = prep.masks
+        if masks is None or masks.batch_size != batch:
+            masks = BatchMasks(self, padded, prep.bands, batch)
+
+        def batch_masks(k: int) -> list[np.ndarray] | None:
+            if k == 0 and prep.has_first_masks and masks is prep.masks:
+                return prep.first_masks
+            return masks(k)
+
+        # the next batch's segments are made in a background thread while this batch is encoded
+        for k, maps in prefetched(batch_masks, range(len(masks.batches)), self.recipe.inference.prefetch):
+            wins = masks.windows(k)
+            for win, lg in zip(wins, self._window_scores(padded, wins, maps, vocab, features, found)):
+                stitcher.add(win, lg)
+            if bar is not None:
+                bar.update(len(wins))
         if bar is not None:
             bar.close()
         result = stitcher.result()
@@ -422,10 +496,10 @@ class Segmenter:
             background = len(names)
             labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
             names = names + [BACKGROUND]
-        probs_np = probs.numpy().astype(np.float32)
+        probs_np = probs.numpy().astype(np.float32, copy=False)  # may be the method's own tensor: never written
         if valid is not None and not valid.all():
             labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
-            probs_np[:, ~valid] = 0.0
+            probs_np = np.where(valid[None], probs_np, np.float32(0.0))
         return SegmentResult(labels, probs_np, names, background, info, objects=found[0] if found else None)
 
     def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ a ``resegzoo`` entry point beside this folder on the path), so Ray actors find i
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pluggy
@@ -31,6 +31,11 @@ def colour_of(name: str) -> tuple[int, int, int]:
 class ColourSettings:
     #: how fast a name's score falls with the colour distance (0..1 of the RGB cube's diagonal)
     width: float = 0.1
+    #: a name's own colour ([r, g, b]) instead of the table's or its hash's (docs/images/change_pictures.py)
+    colours: dict = field(default_factory=dict)
+    #: colour-change's features: the colour in 0..1 minus ``feature_offset``, and a channel of ``feature_bias``
+    feature_offset: float = 0.0
+    feature_bias: float = 1.0
 
     def __post_init__(self) -> None:
         if self.width <= 0:
@@ -96,17 +101,23 @@ class ColourMethod:
         return WindowOutputs(scores, instances=found)
 
     def describe(self):
-        return {"colour_width": self.settings.width}
+        own = {"colours": dict(self.settings.colours)} if self.settings.colours else {}
+        return {"colour_width": self.settings.width, **own}
+
+
+def _colours(settings: ColourSettings):
+    return lambda name: tuple(settings.colours[name]) if name in settings.colours else colour_of(name)
 
 
 def build(context) -> ColourMethod:
-    return ColourMethod(context.settings, context.device)
+    return ColourMethod(context.settings, context.device, _colours(context.settings))
 
 
 class ColourChangeMethod(ColourMethod):
     """The colour method with image features from the same pass (the method seam's ``features``
-    output): each pixel's colour in 0..1 and a constant 1, at the window's own resolution, so two
-    dates' feature distance is exact arithmetic on their colours."""
+    output): each pixel's colour in 0..1 (less ``feature_offset``) and a constant (``feature_bias``,
+    1 by default), at the window's own resolution, so two dates' feature distance is exact
+    arithmetic on their colours."""
 
     outputs = frozenset({"features"})
 
@@ -119,12 +130,13 @@ class ColourChangeMethod(ColourMethod):
         features = None
         if "features" in want:
             x = torch.from_numpy(np.asarray(windows)).to(self.device).float().permute(0, 3, 1, 2) / 255.0
-            features = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)  # (B, 4, S, S)
+            bias = torch.full_like(x[:, :1], self.settings.feature_bias)
+            features = torch.cat([x - self.settings.feature_offset, bias], dim=1)  # (B, 4, S, S)
         return WindowOutputs(scores, features=features)
 
 
 def build_change(context) -> ColourChangeMethod:
-    return ColourChangeMethod(context.settings, context.device)
+    return ColourChangeMethod(context.settings, context.device, _colours(context.settings))
 
 
 # -- the same method with a "model": a YAML file of name colours (a method whose model is not CLIP) --

@@ -231,8 +231,10 @@ def write_layer(path: Path, layer: str, geometries: np.ndarray, fields: dict[str
 
 
 def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg",
-                  beside: Callable[[Path], None] | None = None) -> Path:
-    """Write the regions with columns ``class`` (name), ``class_id`` and ``area`` (CRS units²).
+                  beside: Callable[[Path], None] | None = None,
+                  columns: dict[str, np.ndarray] | None = None) -> Path:
+    """Write the regions with columns ``class`` (name), ``class_id`` and ``area`` (CRS units²), and
+    the ``columns`` given (name -> one value per region, e.g. a change polygon's classes and scores).
 
     ``gpkg``: a GeoPackage layer 'regions' in the raster's CRS. ``geojson``: RFC 7946 GeoJSON, which
     GDAL reprojects to EPSG:4326 (lon/lat); needs a georeferenced raster. ``beside(tmp)`` adds more
@@ -241,8 +243,10 @@ def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg
     names = np.array([regions.class_names[k] for k in regions.class_ids], dtype=object)
     with atomic_path(path) as tmp:
         tmp.unlink()  # GDAL creates the file itself (an empty file is not a GeoPackage)
+        extra = dict(columns or {})
         write_layer(tmp, LAYER_NAME, regions.geometries,
-                    {"class": names, "class_id": regions.class_ids, "area": regions.areas}, regions.crs, vector_format)
+                    {"class": names, "class_id": regions.class_ids, "area": regions.areas, **extra},
+                    regions.crs, vector_format)
         if beside is not None:
             beside(tmp)
     return Path(path)
