@@ -21,7 +21,6 @@ sys.path.insert(0, str(PLUGIN_DIR))
 from resegzoo_colour_method import colour_of  # noqa: E402
 
 sys.path.remove(str(PLUGIN_DIR))
-from test_methods import colour_plugin, plugin_paths  # noqa: E402,F401 (fixtures)
 
 H, W = 60, 90
 SHIP, SMALL_VEHICLE, PLANE = 1, 9, 14
