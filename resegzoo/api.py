@@ -114,6 +114,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
+    from resegzoo.errors import same_kind
     from resegzoo.methods.base import MethodError, check_method
     from resegzoo.outputs.gis.products import GisOptionError
     from resegzoo.plugins.registry import RegistryError
@@ -143,8 +144,8 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
         raise BatchInputError(str(exc)) from None
     try:
         choice = check_method(recipe, method=method, model=model, masks=masks)
-    except MethodError as exc:
-        raise BatchInputError(str(exc)) from None
+    except MethodError as exc:  # a missing download stays a failure (exit 1); the rest are usage errors
+        raise same_kind(BatchInputError(str(exc)), exc) from None
     recipe, model, masks = choice.recipe, choice.model, choice.masks
     notes: list[str] = []
     files = expand_inputs(inputs, recursive, out=out, notes=notes, stac_search=stac, asset=asset, trust_vrt=trust_vrt)
@@ -179,7 +180,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     try:
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
-        raise ModelLoadError(str(exc)) from None
+        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
     for note in seg.notes + seg.cache_notes:
         progress.note(note)
     spec = SegmenterSpec(recipe, seg.resolved or model, masks, device, architecture)  # actors get the resolved model

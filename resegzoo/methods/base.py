@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
-from resegzoo.errors import EXIT_USAGE, ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError, same_kind
 
 #: what a method's window scores are: cosine similarities the pipeline turns into probabilities
 #: with softmax(logit_scale x score) (CLIP), or probabilities already (each in 0..1, no softmax;
@@ -271,14 +271,16 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
         try:
             fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
         except (LookupError, OSError, ValueError) as exc:
-            raise MethodError(f"cannot load model {model!r}: {exc}") from None
+            raise same_kind(MethodError(f"cannot load model {model!r}: {exc}"), exc) from None
         return ResolvedModel(model, spec.model, None, None, fingerprint)
     try:
         resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
         if spec.fingerprint is not None:
             resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
     except (LookupError, OSError, ValueError, ResegzooError) as exc:
-        raise MethodError(f"cannot load model {model!r}: {exc}") from None
+        # the route's error keeps its kind: an unknown or wrong-kind spec is a usage error (2), a
+        # download that cannot be made or weights that cannot be read a failure (1)
+        raise same_kind(MethodError(f"cannot load model {model!r}: {exc}"), exc) from None
     return resolved
 
 

@@ -158,7 +158,7 @@ class Segmenter:
             else:
                 resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
-            raise ModelLoadError(str(exc)) from None
+            raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
         recipe = choice.recipe
         check_device(device)
         generator = None

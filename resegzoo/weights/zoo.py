@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from resegzoo.errors import ResegzooError
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 from resegzoo.weights.records import ClipVariant, ModelRecord, kind_name
 
 __all__ = ["CheckpointError", "ClipVariant", "FetchError", "Files", "LoadError", "ModelRecord", "NoNetworkError",
@@ -56,6 +56,8 @@ class LoadError(CheckpointError):
 class WrongKindError(LoadError):
     """A spec that names weights of another kind than asked for (a CLIP model where SAM 3 is
     needed, and back); found before anything is downloaded or loaded where the spec tells."""
+
+    exit_code = EXIT_USAGE
 
 
 #: how a spec names its weights: ``record`` (a zoo record, fetched by its source); ``file`` (a local
