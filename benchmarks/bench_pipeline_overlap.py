@@ -74,7 +74,7 @@ def main() -> None:
     seg = make(0)
     seg.logits(image[:window, :window], vocab)  # warm-up: text embeddings, allocations
     prep = seg.prepare(image, masks=False)
-    text = seg.text_embeddings(vocab)
+    text = seg.method.text_embeddings(vocab)
     batch = seg.recipe.inference.batch_size
 
     def masks_only() -> list:

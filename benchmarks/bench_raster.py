@@ -27,7 +27,7 @@ CHILD = textwrap.dedent("""
     src, dst, block, window = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     seg = Segmenter(build(), None, load_recipe(None, window=window, stride=window))
     vocab = Vocabulary.parse("red; blue; green; yellow")
-    seg.text_embeddings(vocab)
+    seg.method.text_embeddings(vocab)
     start = time.perf_counter()
     run = segment_raster(seg, vocab, src, dst, RasterOptions(block=block))
     seconds = time.perf_counter() - start

@@ -234,7 +234,7 @@ def build_pipeline(generator):
     encoder = MaskedClipEncoder(model, open_clip.get_tokenizer("ViT-B-16"))
     segmenter = Segmenter(encoder, generator, SegmentRecipe())
     vocab = Vocabulary(["building", "road", "tree", "low vegetation", "water", "car"])
-    segmenter.text_embeddings(vocab)  # once per vocabulary, not per image: keep it out of the timing
+    segmenter.method.text_embeddings(vocab)  # once per vocabulary, not per image: keep it out of the timing
     return lambda image: segmenter.logits(image, vocab)
 
 

@@ -40,13 +40,26 @@ from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.units import BatchOptions, BatchResult
 from resegzoo.methods.base import ModelLoadError
-from resegzoo.methods.clip.text import load_templates
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.reader import Stretch
-from resegzoo.segmenter.core import Segmenter, SegmentResult, check_image
 from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
+
+#: names of the facade that live in modules importing torch: loaded when first asked for, so a
+#: command that fails its option checks (or never segments) does not pay for torch
+_LAZY = {"Segmenter": "resegzoo.segmenter.core", "SegmentResult": "resegzoo.segmenter.core",
+         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BatchInputError",
@@ -113,6 +126,7 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
 
     from resegzoo.batch.inputs import expand_inputs
     from resegzoo.batch.units import run_batch, stretch_record
+    from resegzoo.methods.clip.text import load_templates
     from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
     from resegzoo.errors import same_kind
     from resegzoo.methods.base import MethodError, check_method
@@ -178,6 +192,8 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     check_device(device)
     check_output_folder(out)  # before the model loads: a bad out must not cost the computing
     try:
+        from resegzoo.segmenter.core import Segmenter  # torch: only once every check has passed
+
         seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
         raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)

@@ -22,8 +22,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from resegzoo.errors import ResegzooError
-from resegzoo.methods.base import (Method, MethodContext, MethodError, MethodSpec, ScoreKind, class_of_names,
-                                   names_to_classes, vocabulary_names)
+from resegzoo.methods.base import (FEATURES, Method, MethodBase, MethodContext, MethodError, MethodSpec, ScoreKind,
+                                   WindowOutputs, class_of_names, names_to_classes, vocabulary_names)
 from resegzoo.plugins.hookspecs import hookimpl
 from resegzoo.plugins.interfaces import DatasetSpec, DenseEncoder, MaskGenerator, MaskGeneratorSpec, WeightingSpec
 from resegzoo.plugins.manager import DISABLE_ENV, get_plugin_manager
@@ -79,10 +79,14 @@ __all__ = [
     "DenseEncoder",
     "MaskGenerator",
     "Method",
+    "MethodBase",
     "MethodContext",
     "ResolvedModel",
     "ScoreKind",
     "Vocabulary",
+    # a method's outputs beside its scores (window_outputs): the names and what it returns
+    "FEATURES",
+    "WindowOutputs",
     # helpers for methods
     "class_of_names",
     "names_to_classes",

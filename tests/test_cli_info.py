@@ -199,3 +199,29 @@ def test_example_commands_in_the_shipped_recipes_parse():
         args = shlex.split(example)[1:]
         command = cli.commands[args[0]]
         command.make_context(args[0], args[1:])  # raises on a missing required option such as --root
+
+
+@pytest.mark.parametrize("args", [
+    ["segment", "--help"],
+    ["segment", "DEMO", "--classes", "a; b", "--model", "oracle", "--bands", "9,9,9", "--out", "OUT"],
+    ["segment", "DEMO", "--classes", "a; b", "--model", "oracle", "--nodata", "nope", "--out", "OUT"],
+])
+def test_help_and_failing_option_checks_import_no_torch(tmp_path, args):
+    """`segment --help` and a command that fails its option checks pay for click, numpy and rasterio,
+    not for torch (issue 27: start-up; benchmarks/bench_startup.py measures the CPU seconds)."""
+    repo = Path(__file__).resolve().parents[1]
+    args = [str(repo / "tests" / "data" / "demo_tile.png") if a == "DEMO" else str(tmp_path / "o") if a == "OUT"
+            else a for a in args]
+    code = ("import json, sys\n"
+            "from click.testing import CliRunner\n"
+            "from resegzoo.cli import build_cli\n"
+            f"result = CliRunner().invoke(build_cli(), {args!r})\n"
+            "heavy = ('torch', 'torchvision', 'open_clip', 'timm', 'transformers', 'segment_anything', 'sam2')\n"
+            "print(json.dumps({'code': result.exit_code, 'output': result.output,\n"
+            "                  'heavy': sorted(m for m in heavy if m in sys.modules)}))\n")
+    paths = [repo, repo / "plugins" / "resegzoo-example", repo / "plugins" / "resegzoo-oracle" / "src"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RESEGZOO_CACHE=str(tmp_path), PYTHONPATH=os.pathsep.join(map(str, paths)))
+    out = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout.splitlines()[-1])
+    assert out["code"] == (0 if "--help" in args else 2), out["output"]
+    assert out["heavy"] == []

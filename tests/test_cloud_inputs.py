@@ -270,3 +270,24 @@ def test_stac_search_finds_items_and_a_remote_item_is_not_followed_to_local_file
     one_line_error(result, "names the local file", "unless --trust-vrt")
     bad = CliRunner().invoke(build_cli(), ["segment", "--bbox", "1,2,3", *fast, "x.tif"])
     assert bad.exit_code == 2 and "go with --stac URL" in bad.output
+
+
+@pytest.mark.parametrize("url, gdal, public, prefix", [
+    ("s3://bucket/tiles/a.tif", "/vsis3/bucket/tiles/a.tif", "s3://bucket/tiles/a.tif", False),
+    ("gs://bucket/a.tif", "/vsigs/bucket/a.tif", "gs://bucket/a.tif", False),
+    ("az://container/dir/", "/vsiaz/container/dir/", "az://container/dir/", True),
+    ("s3://bucket", "/vsis3/bucket", "s3://bucket", True),
+    ("http://host:8080/x.tif?token=abc", "/vsicurl/http://host:8080/x.tif?token=abc", "http://host:8080/x.tif", False),
+    ("https://user:pw@host/a/b.tif?sig=1#f", "/vsicurl/https://user:pw@host/a/b.tif?sig=1#f", "https://host/a/b.tif",
+     False),
+    ("/vsis3/bucket/k.tif", "/vsis3/bucket/k.tif", "/vsis3/bucket/k.tif", False),
+    ("/vsicurl/https://h/x.tif?sig=2", "/vsicurl/https://h/x.tif?sig=2", "/vsicurl/https://h/x.tif", False),
+])
+def test_every_scheme_maps_to_gdal_and_shows_without_secrets(url, gdal, public, prefix):
+    from resegzoo.raster import remote
+
+    assert remote.is_url(url)
+    assert remote.gdal_path(url) == gdal and remote.public_url(url) == public and remote.is_prefix(url) == prefix
+    assert remote.scrub(f"GDAL: cannot read {url}: HTTP 500") == f"GDAL: cannot read {remote.public_url(url)}: HTTP 500" \
+        or url.startswith("/vsi") and "?" not in url
+    assert not remote.is_url("tiles/a.tif") and not remote.is_url("C:/data/a.tif") and not remote.is_url("/vsizip/a.zip")

@@ -64,5 +64,6 @@ def test_segment_on_ray_reads_a_bucket_on_the_workers(bucket_and_ray, tmp_path, 
             (tmp_path / "local" / f"{name}.labels.tif").read_bytes()
         side = json.loads((tmp_path / "ray" / f"{name}.json").read_text())
         assert side["input"] == f"s3://ray-bucket/scenes/{name}.tif"
+        assert side["time"]["read"] > 0 and side["time"]["encode"] > 0  # the workers' own split came back
     # the driver read no block at full resolution: only decimated looks (the overlay's background)
     assert all(out_shape is not None for _, out_shape in driver_reads), driver_reads

@@ -145,7 +145,7 @@ def test_ray_messages_go_to_the_log_file_not_the_terminal(image, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (out / "scene.labels.png").is_file() and (out / "second.labels.png").is_file()
     assert "scene.png -> " in result.stdout + result.stderr  # resegzoo's own lines still reach the user
-    assert "blocks: 100%" in result.stderr  # the bar, made before Ray started, still draws on the terminal
+    assert "windows: 100%" in result.stderr  # the bar, made before Ray started, still draws on the terminal
     noise = [line for line in result.stderr.splitlines() if any(n in line for n in RAY_NOISE)]
     assert not noise, result.stderr
     assert (out / RAY_LOG_NAME).is_file()

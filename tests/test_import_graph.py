@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("methods",),                        # the method seam and the methods (clip, segearth_ov3, ...)
     ("segmenter",),                      # the pipeline
     ("batch",),                          # one input = one unit of outputs
-    ("compose", "eval", "qgis"),         # composition, evaluation, the QGIS plugin
+    ("change", "compose", "eval", "qgis"),  # change detection, composition, evaluation, the QGIS plugin
     ("engines",),                        # where segment/eval work runs (local, Ray)
     ("api", "plugin"),                   # the public APIs: Python (segment_files picks an engine), plugins
     ("cli",),                            # click commands

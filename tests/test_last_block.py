@@ -185,7 +185,7 @@ def test_method_vanilla_end_to_end_equals_open_clip_dense_logits(model):
         patches = F.normalize(inter["image_intermediates"][-1] @ model.visual.proj, dim=-1)[0]  # (16, C)
         names = []
         for name in ["road", "street", "tree", "water"]:
-            t = model.encode_text(open_clip.tokenize([tpl.replace("{}", name) for tpl in seg.templates]), normalize=True)
+            t = model.encode_text(open_clip.tokenize([tpl.replace("{}", name) for tpl in seg.method.templates]), normalize=True)
             names.append(F.normalize(t.mean(0), dim=-1))
         cos = patches @ torch.stack(names).T  # (16, 4)
     expected = F.interpolate(cos.T.reshape(1, 4, 4, 4), size=(64, 64), mode="bilinear", align_corners=False)[0]

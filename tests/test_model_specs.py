@@ -232,7 +232,7 @@ def test_a_model_of_the_wrong_kind_is_one_line_before_any_model_loads(offline_zo
     spec = spec.format(sam3=offline_zoo["sam3"], clip=offline_zoo["clip"])
     result = cli("segment", str(offline_zoo["image"]), "--recipe", recipes[method], "--model", spec,
                  "--classes", CLASSES, "--out", str(tmp_path / "out"))
-    assert result.exit_code == 2  # a usage error: a model of the wrong kind (docs: Exit status)
+    assert result.exit_code == 2  # what was asked for cannot be done, found before any work
     assert message in one_line(result)
     assert not (tmp_path / "out" / "a.labels.png").exists()
 
@@ -241,14 +241,14 @@ def test_eval_refuses_a_model_of_the_wrong_kind_before_any_model_loads(offline_z
                                                                        nothing_loads):
     result = cli("eval", "--dataset", "generic", "--root", str(dataset), "--recipe", recipes["segearth-ov3"],
                  "--model", CLIP_RECORD, "--out", str(tmp_path / "out"))
-    assert result.exit_code == 2  # a usage error
+    assert result.exit_code == 2
     assert f"'{CLIP_RECORD}' is a CLIP model, not a SAM 3 model" in one_line(result)
 
 
 def test_a_mistyped_clip_model_is_reported_before_sam_loads(offline_zoo, tmp_path, nothing_loads):
     result = cli("segment", str(offline_zoo["image"]), "--model", "tiny-clp", "--masks", "sam",
                  "--classes", CLASSES, "--out", str(tmp_path / "out"))
-    assert result.exit_code == 2  # a usage error: an unknown name
+    assert result.exit_code == 2
     assert "unknown CLIP model 'tiny-clp'; did you mean 'tiny-clip'" in one_line(result)
 
 
@@ -279,7 +279,7 @@ def test_sam3_missing_offline_says_gated_licence_token_and_fetch(hf_offline, mon
     monkeypatch.setattr(registry_module, "_default", None)
     result = cli("segment", str(zoo["image"]), "--recipe", recipes["segearth-ov3"], "--model", "sam3",
                  "--classes", CLASSES, "--out", str(tmp_path / "out"))
-    assert result.exit_code == 1
+    assert result.exit_code == 1  # the work failed: a model that cannot be fetched
     line = one_line(result)
     for words in ("facebook/sam3", "not in the Hugging Face cache", "sam3 is gated", "accept its licence",
                   "https://huggingface.co/facebook/sam3", "HF_TOKEN", "hf auth login", "`resegzoo fetch sam3`"):

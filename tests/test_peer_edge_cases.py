@@ -71,7 +71,7 @@ def test_feature_readout_upsamples_raw_tokens_then_normalises(model):
     raw = _raw_tokens(model, _normalised(encoder, image)).permute(0, 3, 1, 2)
     up = F.interpolate(raw, size=(64, 64), mode="bilinear", align_corners=False)
     up = F.normalize(up, dim=1)
-    names = seg.text_embeddings(VOCAB).names
+    names = seg.method.text_embeddings(VOCAB).names
     expected = torch.einsum("bchw,nc->bnhw", up, names)[0]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     # normalising the tokens first (the earlier readout) is measurably different on this model
@@ -157,7 +157,7 @@ def test_a_short_axis_gets_one_smaller_crop_as_segearth_ov_runs_it(model, h, w):
     seg = Segmenter(encoder, None, recipe)
     image = _image(h, w, seed=h + w)
     got, info = seg.scores(image, VOCAB)
-    names = seg.text_embeddings(VOCAB).names
+    names = seg.method.text_embeddings(VOCAB).names
     expected = _segearth_slide(model, _normalised(encoder, image), names, crop=64, stride=32, patch=16)
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
     assert info["windows"] == max(1, -(-(max(h, 64) - 64) // 32) + 1) * max(1, -(-(max(w, 64) - 64) // 32) + 1)

@@ -99,7 +99,7 @@ def test_bf16_runs_attention_in_bf16_while_text_and_softmax_stay_fp32(monkeypatc
         blk.attn.register_forward_hook(lambda mod, inp, out: global_out.append(out[0].dtype))
     seg = Segmenter(MaskedClipEncoder(model, open_clip.get_tokenizer("ViT-B-16")), build_slic(),
                     load_recipe(None, window=64, precision="bf16"))
-    assert seg.text_embeddings(VOCAB).names.dtype == torch.float32
+    assert seg.method.text_embeddings(VOCAB).names.dtype == torch.float32
     assert seen and all(dtypes == (torch.float32,) * 3 for dtypes in seen)  # the text tower: fp32
     seen.clear()
     result = seg.segment(smooth_image(64, 64), VOCAB)

@@ -179,7 +179,7 @@ def test_probabilities_averaged_over_windows_are_the_mean_of_each_windows_softma
     by_probs = Segmenter(build(patch_size=4), None, load_recipe(None, average="probabilities", **recipe))
     # the reference by hand: each window's logits, softmax per window, mean where windows overlap
     plan = WindowPlan.make(24, 24, 16, 8)
-    text = by_logits.text_embeddings(vocab)
+    text = by_logits.method.text_embeddings(vocab)
     total, count = torch.zeros(len(vocab), 24, 24), torch.zeros(1, 24, 24)
     for win in plan.windows:
         y0, x0, y1, x1 = win

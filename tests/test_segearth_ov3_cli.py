@@ -146,7 +146,7 @@ def test_bf16_on_the_cpu(tmp_path, tiny_sam3_dir, whole_image):
 @pytest.mark.parametrize("extra,message", [
     (["--masks", "sam"], "reads no segments"),
     (["--model", "remoteclip-vit-b-32"], "SAM 3"),
-    (["--model", "local-dir:/nonexistent/sam3"], "local-dir:/nonexistent/sam3: no such folder"),
+    (["--model", "local-dir:/nonexistent/sam3"], "cannot load model 'local-dir:/nonexistent/sam3': no such folder"),
 ])
 def test_wrong_combinations_are_one_line_before_any_work(tmp_path, tiny_sam3_dir, extra, message):
     from PIL import Image

@@ -106,15 +106,18 @@ def test_text_cache_runs_once_per_vocabulary_and_templates():
 
 @pytest.fixture
 def text_tower_calls(monkeypatch):
-    """Counts the text tower's forward passes (open_clip's CLIP.encode_text), one per batch of prompts."""
+    """Counts the text tower's passes (resegzoo's encode_tokens over open_clip's text tower), one
+    per batch of prompts."""
+    from resegzoo.methods.clip import text_tower
+
     calls = []
-    original = open_clip.model.CLIP.encode_text
+    original = text_tower.encode_tokens
 
-    def counting(self, text, *args, **kwargs):
-        calls.append(len(text))
-        return original(self, text, *args, **kwargs)
+    def counting(model, tokens, *args, **kwargs):
+        calls.append(len(tokens))
+        return original(model, tokens, *args, **kwargs)
 
-    monkeypatch.setattr(open_clip.model.CLIP, "encode_text", counting)
+    monkeypatch.setattr(text_tower, "encode_tokens", counting)
     return calls
 
 
@@ -126,20 +129,20 @@ def test_text_embeddings_are_stored_and_a_second_run_makes_no_text_pass(tmp_path
     folder = str(save_folder(make_tiny_clip(3), tmp_path / "tiny"))
     vocab = Vocabulary.parse("building, roof; road; tree")
     first = Segmenter.from_recipe(model=folder, masks="none")
-    embedded = first.text_embeddings(vocab)
-    assert len(text_tower_calls) == 1 and first.text.computed == 1
+    embedded = first.method.text_embeddings(vocab)
+    assert len(text_tower_calls) == 1 and first.method.text.computed == 1
     stored = list((resegzoo_cache / "text-embeddings").glob("*.safetensors"))
     assert len(stored) == 1
     again = Segmenter.from_recipe(model=folder, masks="none")  # a new process would do the same
-    reused = again.text_embeddings(vocab)
-    assert len(text_tower_calls) == 1 and again.text.computed == 0 and again.text.loaded == 1
+    reused = again.method.text_embeddings(vocab)
+    assert len(text_tower_calls) == 1 and again.method.text.computed == 0 and again.method.text.loaded == 1
     assert torch.equal(reused.names, embedded.names) and torch.equal(reused.class_of_name, embedded.class_of_name)
     # other names, other templates or other weights are other entries
-    again.text_embeddings(Vocabulary.parse("building; road; water"))
+    again.method.text_embeddings(Vocabulary.parse("building; road; water"))
     again.method.templates = ("a satellite photo of {}.",)
-    again.text_embeddings(vocab)
+    again.method.text_embeddings(vocab)
     other = str(save_folder(make_tiny_clip(4), tmp_path / "other"))
-    Segmenter.from_recipe(model=other, masks="none").text_embeddings(vocab)
+    Segmenter.from_recipe(model=other, masks="none").method.text_embeddings(vocab)
     assert len(text_tower_calls) == 4 and len(list((resegzoo_cache / "text-embeddings").iterdir())) == 4
 
 
@@ -150,11 +153,11 @@ def test_a_damaged_cache_entry_is_computed_again(tmp_path, resegzoo_cache, text_
 
     folder = str(save_folder(make_tiny_clip(3), tmp_path / "tiny"))
     vocab = Vocabulary.parse("building; road")
-    expected = Segmenter.from_recipe(model=folder, masks="none").text_embeddings(vocab).names
+    expected = Segmenter.from_recipe(model=folder, masks="none").method.text_embeddings(vocab).names
     [stored] = (resegzoo_cache / "text-embeddings").glob("*.safetensors")
     stored.write_bytes(stored.read_bytes()[:40])  # truncated
     with pytest.warns(UserWarning, match="unreadable"):
-        again = Segmenter.from_recipe(model=folder, masks="none").text_embeddings(vocab).names
+        again = Segmenter.from_recipe(model=folder, masks="none").method.text_embeddings(vocab).names
     assert torch.equal(again, expected) and len(text_tower_calls) == 2
-    assert Segmenter.from_recipe(model=folder, masks="none").text_embeddings(vocab) is not None
+    assert Segmenter.from_recipe(model=folder, masks="none").method.text_embeddings(vocab) is not None
     assert len(text_tower_calls) == 2  # the rewritten entry is read back

@@ -31,6 +31,7 @@ from resegzoo.outputs.gis.cog import write_label_names
 from resegzoo.raster.errors import ImageError
 from resegzoo.raster.georef import quiet_georef
 from resegzoo.raster.opening import NODATA_LABEL, Raster, open_raster
+from resegzoo.runtime import timing
 
 ProbsFormat = Literal["uint8", "float16"]
 
@@ -90,6 +91,9 @@ class BlockResult:
     nodata_pixels: int
     probs: np.ndarray | None = None  # (K, h, w) uint8 or float16
     windows_skipped: int = 0
+    #: seconds per stage (resegzoo.runtime.timing) spent on this block in a worker process; empty
+    #: where the batch's own process computed it (its meter saw the work already)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,19 +175,20 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
 def block_windows(plan: RasterPlan, block: Block, placement: str = "pad") -> int:
     """How many sliding windows the encoder runs over ``block`` (its read box, halo included,
     resized by the raster's one factor), for telling the user up front what will be done."""
-    from resegzoo.segmenter.windows import window_starts
+    from resegzoo.segmenter.windows import WindowPlan
 
     y0, x0, y1, x1 = block.read
     h, w = max(2, round((y1 - y0) * plan.scale)), max(2, round((x1 - x0) * plan.scale))
-    return len(window_starts(h, plan.window, plan.stride, placement)) * \
-        len(window_starts(w, plan.window, plan.stride, placement))
+    # the segmenter's own planning (every placement: "image" is one window over the whole block)
+    return len(WindowPlan.make(h, w, plan.window, plan.stride, placement).windows)
 
 
 def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.ndarray]:
     """``block``'s pixels (with their halo) and valid mask, made ready for the encoder when the
     segmenter can (``prepare``: resized, nodata filled, first segments made); thread-safe, so
     the next block is read while this one is encoded."""
-    rgb, valid = plan.raster.read_rgb(block.read)
+    with timing.stage("read"):
+        rgb, valid = plan.raster.read_rgb(block.read)
     if valid.any() and hasattr(segmenter, "prepare"):
         return segmenter.prepare(rgb, scale=plan.scale, valid=valid), valid
     return rgb, valid
@@ -193,6 +198,8 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
                   read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
     """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
     ``read``: what :func:`read_block` returned for it (None: read it now)."""
+    meter = timing.current()
+    before = None if meter.batch else meter.snapshot()  # a worker process: its block's own split
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     pixels, valid = read if read is not None else read_block(segmenter, plan, block)
@@ -214,7 +221,8 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
             probs = np.where(core_valid[None], p, np.nan).astype(np.float16)
     return BlockResult(index=block.index, core=block.core, labels=labels, counts=counts,
                        nodata_pixels=int((~core_valid).sum()), probs=probs,
-                       windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0))
+                       windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0),
+                       stage_seconds={} if before is None else timing.since(before, meter.snapshot()))
 
 
 def _label_profile(plan: RasterPlan) -> dict[str, Any]:

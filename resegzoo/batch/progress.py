@@ -1,9 +1,10 @@
-"""What a batch tells its user while it runs: lines, and one bar over every block to compute.
+"""What a batch tells its user while it runs: lines, and one bar over every window to encode.
 
 :class:`BatchProgress` is the one place a batch reports to (the CLI's console, ``--quiet``, or a
 front end's machine-readable reporter: subclass it and override the methods). Every engine's
-blocks pass through :meth:`BatchProgress.block`, so one bar with an ETA covers one raster of
-many blocks as well as many small files.
+blocks pass through :meth:`BatchProgress.block` and their windows through
+:meth:`BatchProgress.windows` (one by one batch in this process, by whole blocks from Ray's
+workers), so one bar with an ETA covers a single-block scene as well as many files.
 """
 from __future__ import annotations
 
@@ -67,20 +68,28 @@ class BatchProgress:
         click.secho(f"note: {message}", fg="yellow", err=True)
 
     def start(self, work: BatchWork) -> None:
-        """The batch's work is known: one line saying it, then the blocks bar (with an ETA)."""
+        """The batch's work is known: one line saying it, then the windows bar (with an ETA): it
+        counts the sliding windows encoded, so one block of one raster moves it as well as many."""
         if self.quiet:
             return
         self.say(work.describe())
-        if work.blocks < 2:
+        if not work.windows:
             return
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=work.blocks, initial=work.done_blocks, desc="blocks", unit="block", dynamic_ncols=True)
+        self._bar = tqdm(total=work.windows, desc="windows", unit="win", dynamic_ncols=True)
+
+    def windows(self, count: int) -> None:
+        """``count`` more windows encoded (as they are, in this process; by whole blocks from a
+        worker process)."""
+        bar = self._bar
+        if bar is not None:
+            if bar.n + count > bar.total:  # never past 100 %: the count up front is the plan's
+                bar.total = bar.n + count
+            bar.update(count)
 
     def block(self, outcome: Any) -> None:
         """One block computed (or failed): a :class:`~resegzoo.batch.job.BlockOutcome`."""
-        if self._bar is not None:
-            self._bar.update(1)
 
     def finished(self, path: str, outputs: str, record: dict[str, Any]) -> None:
         """One input's unit is written: ``outputs`` names its files, ``record`` is its sidecar."""

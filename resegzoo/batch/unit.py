@@ -79,5 +79,10 @@ def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
     classes = {n for _, r, _ in units for n, v in r["pixel_fraction"].items() if v > 0}
     lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7} "
                  f"{sum(r['seconds'] for _, r, _ in units):>8.2f}")
+    timed = [r["time"] for _, r, _ in units if isinstance(r.get("time"), dict)]
+    if timed:  # where the time went (resegzoo.runtime.timing): the stages, summed over the inputs
+        from resegzoo.runtime.timing import STAGES, describe
+
+        lines.append("time: " + describe({name: sum(t.get(name, 0.0) for t in timed) for name in STAGES}))
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +19,7 @@ from resegzoo.batch.progress import BatchProgress, BatchWork
 from resegzoo.batch.records import unit_record, written
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
 from resegzoo.batch.unit import BatchOptions, BatchResult, RasterJob
+from resegzoo.runtime import timing
 
 
 @dataclass
@@ -42,6 +44,7 @@ class _Assembly:
         self.block_failures: list[_BlockFailure] = []
         self.error: str | None = None  # a failure in this process: the input stops there
         self.seconds = 0.0  # time spent on this input's blocks in this run
+        self.stage_seconds = dict.fromkeys(timing.STAGES, 0.0)  # where that time went
         self.finished = False
 
     def add(self, block: Any, result: Any) -> None:
@@ -128,7 +131,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
                             counts=writer.counts, nodata_pixels=writer.nodata_pixels,
                             windows_skipped=writer.windows_skipped, seconds=assembly.seconds,
-                            extra={"engine": engine.name})
+                            extra={"engine": engine.name, "time": assembly.stage_seconds})
             record = write_unit(seg, vocab, job, run, options)
         except BaseException as exc:
             assembly.close(exc)
@@ -152,17 +155,31 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
         windows=sum(block_windows(jobs[number].plan, block, placement) for number, block in todo),
         done_blocks=sum(len(job.plan.blocks) for job in jobs) - len(todo), skipped=len(result.skipped),
         engine=engine.name))
+    meter = timing.Meter(on_windows=progress.windows, batch=True)
     try:
-        for assembly in assemblies:  # inputs whose every block came from the spool
-            if not assembly.remaining - set(assembly.spooled):
-                finish(assembly)
-        plans = [job.plan for job in jobs]
-        for outcome in engine.blocks(seg, vocab, plans, todo, lambda number: assemblies[number].failed):
-            _take(assemblies[outcome.job], outcome, options)
-            progress.block(outcome)
-            assembly = assemblies[outcome.job]
-            if not assembly.finished and (assembly.error is not None or not assembly.remaining):
-                finish(assembly)
+        with timing.metering(meter):
+            for assembly in assemblies:  # inputs whose every block came from the spool
+                if not assembly.remaining - set(assembly.spooled):
+                    finish(assembly)
+            plans = [job.plan for job in jobs]
+            mark = meter.snapshot()
+            for outcome in engine.blocks(seg, vocab, plans, todo, lambda number: assemblies[number].failed):
+                assembly = assemblies[outcome.job]
+                with meter.stage("write"):
+                    _take(assembly, outcome, options)
+                # this process's work since the last block (this block's, or the next one's prefetch)
+                # and a worker's own split
+                now = meter.snapshot()
+                _add_seconds(assembly, timing.since(mark, now))
+                if outcome.result is not None:
+                    _add_seconds(assembly, outcome.result.stage_seconds)
+                    if outcome.result.stage_seconds:  # a worker's windows: the bar moves by the block
+                        progress.windows(block_windows(assembly.job.plan, outcome.block, placement))
+                mark = now
+                progress.block(outcome)
+                if not assembly.finished and (assembly.error is not None or not assembly.remaining):
+                    finish(assembly)
+                    mark = meter.snapshot()
     finally:
         progress.close()
         for assembly in assemblies:  # interrupted: no partial outputs; the spool stays for the rerun
@@ -172,6 +189,11 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             spool_root.rmdir()
     for line in engine.report():
         progress.say(line)
+
+
+def _add_seconds(assembly: _Assembly, seconds: dict[str, float]) -> None:
+    for name, value in seconds.items():
+        assembly.stage_seconds[name] = assembly.stage_seconds.get(name, 0.0) + value
 
 
 def _take(assembly: _Assembly, outcome: BlockOutcome, options: BatchOptions) -> None:
@@ -196,9 +218,15 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
     sidecar (last: the commit marker of the unit); returns the sidecar record."""
     from resegzoo.outputs import imageio
 
-    record = unit_record(seg, vocab, job, run, options)
-    record["outputs"].update(options.gis.write(job.folder, job.stem, record))
+    start = time.perf_counter()
+    with timing.stage("write"):
+        record = unit_record(seg, vocab, job, run, options)
+        record["outputs"].update(options.gis.write(job.folder, job.stem, record))
     record["gis"] = dataclasses.asdict(options.gis)
+    if "time" in run.extra:  # where this input's time went, its overlay and GIS products included
+        seconds = dict(run.extra["time"])
+        seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - start
+        record["time"] = timing.split(seconds)
     assert job.sidecar is not None
     imageio.write_json(job.sidecar, record)
     return record

@@ -13,6 +13,12 @@ def _clip(context: Any) -> Any:
     return build_clip_method(context)
 
 
+def _clip_around(encoder: Any, context: Any) -> Any:
+    from resegzoo.methods.clip.method import clip_method_around
+
+    return clip_method_around(encoder, context)
+
+
 def _segearth_ov3(context: Any) -> Any:
     from resegzoo.methods.segearth_ov3.method import build
 
@@ -27,7 +33,7 @@ def _proc_sam3(context: Any) -> Any:
 
 @hookimpl
 def resegzoo_register_methods(register):
-    from resegzoo.methods.base import MethodSpec
+    from resegzoo.methods.base import FEATURES, MethodSpec
 
     from resegzoo.methods.clip import NAME as CLIP
     from resegzoo.methods.clip.settings import ClipSettings, check
@@ -37,7 +43,7 @@ def resegzoo_register_methods(register):
         "dense CLIP scores: ReSeg-CLIP (segment-masked attention, the default schedule) and the peer CLIP "
         "methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP, SegEarth-OV: recipes method-*), chosen by its settings "
         "(schedule, text, readout, extras); needs a CLIP model (`resegzoo list models --kind clip`) and reads --masks",
-        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check))
+        model="clip", masks=True, scores="cosine", settings=ClipSettings, check=check, from_model=_clip_around))
 
     from resegzoo.methods.segearth_ov3.method import NAME, SegEarthOV3Settings
 
@@ -47,7 +53,7 @@ def resegzoo_register_methods(register):
         "no training; needs a SAM 3 model (sam3: gated, accept its licence and give a token, then `resegzoo "
         "fetch sam3`; or local-dir:DIR from save_pretrained, hf-hub:ORG/REPO) and pip install "
         "\"resegzoo[sam3]\"; recipes method-segearth-ov3*",
-        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings))
+        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings, outputs={FEATURES}))
 
     from resegzoo.methods.proc_sam3.method import NAME as PROC, ProcSam3Settings
 
@@ -56,4 +62,4 @@ def resegzoo_register_methods(register):
         "ProC-SAM3 (arXiv 2606.21863): SegEarth-OV3's SAM 3 pass with several prompts per class (prompt "
         "pools: text.prompt_pool, --prompt-pool) and presence-guided residual fusion, no training; needs a SAM 3 "
         "model like segearth-ov3; recipes method-proc-sam3*",
-        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings))
+        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings, outputs={FEATURES}))

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
-from resegzoo.errors import EXIT_USAGE, ResegzooError, same_kind
+from resegzoo.errors import EXIT_USAGE, ResegzooError
 
 #: what a method's window scores are: cosine similarities the pipeline turns into probabilities
 #: with softmax(logit_scale x score) (CLIP), or probabilities already (each in 0..1, no softmax;
@@ -39,6 +39,13 @@ class MethodError(ResegzooError, ValueError):
     or settings the method does not take), or a method plugin that broke its contract."""
 
     exit_code = EXIT_USAGE
+
+
+class ModelSpecError(MethodError):
+    """A method's model that cannot be resolved: its exit status is its cause's (a name of the
+    wrong kind or no such file: usage, 2; a download that failed: 1)."""
+
+    exit_code = None
 
 
 class ModelLoadError(ResegzooError, RuntimeError):
@@ -77,17 +84,27 @@ class MethodContext:
 class Method(Protocol):
     """A built method: made once by its spec's factory, then asked for window scores.
 
-    Optional attributes, read with ``getattr``:
+    :class:`MethodBase` gives every optional part a default (subclass it); a method may also
+    follow this protocol without it. Optional attributes (read with :func:`method_attribute`):
 
     * ``names_only`` (bool): the method always scores names, never classes: the pipeline asks it
-      for per-name rows and takes each class's best name after stitching.
-    * ``notes`` (list of str): what the user must know about this setup, printed and kept in the
-      sidecar; ``random_weights`` (bool): the model's weights are random by design.
+      for per-name rows and takes each class's best name (protocol methods without it: False;
+      MethodBase: True).
+    * ``window_softmax`` (bool): with ``inference.average: probabilities`` its cosine scores are
+      each window's softmax already (else the pipeline takes it).
+    * ``notes``, ``cache_notes`` (lists of str): what the user must know about this setup (the
+      first kept in the sidecar); ``random_weights`` (bool): the model's weights are random by design.
     * ``mask_levels()`` -> int or None: how many segment levels it reads (0: the mask generator is
       not called; None: unknown, always called). Only for methods whose spec has ``masks=True``.
     * ``facts()`` -> dict: per-image facts for the sidecar's ``info`` (e.g. the template count).
     * ``describe()`` -> dict: JSON-able facts about the built method (its model, its settings)
       for the sidecar; ``--skip-existing`` compares them.
+    * ``refine_labels(image, labels, segments)`` -> labels: the whole image's labels refined
+      (the clip method's majority vote); ``segments()`` gives the image's segment ids.
+    * ``outputs`` (a set of :data:`WINDOW_OUTPUTS` names) and ``window_outputs(windows, vocab,
+      per_name, maps, want)`` -> :class:`WindowOutputs`: what the method gives beside its scores
+      from the same pass over the windows (e.g. ``features`` for change detection), when a caller
+      asks (:func:`window_outputs`). A method without them gives scores only.
     """
 
     #: the window side the method works at when the recipe sets no ``inference.window``
@@ -109,6 +126,135 @@ class Method(Protocol):
         Returns a float torch tensor (B, R, S, S) on ``device``: the spec's score kind
         (cosines, or probabilities in 0..1)."""
         ...
+
+
+#: the outputs a method may give beside its window scores, from the same pass (``Method.outputs``):
+#: ``features``: the image features of each window, (B, C, h, w) at the model's own grid (SAM 3: its
+#: stride-14 FPN level), for comparing two dates (``resegzoo.change``)
+FEATURES = "features"
+WINDOW_OUTPUTS: tuple[str, ...] = (FEATURES,)
+
+
+@dataclass
+class WindowOutputs:
+    """What :func:`window_outputs` gives for a batch of B windows: the scores (as
+    :meth:`Method.window_scores` returns them) and each optional output asked for (None when not
+    asked for)."""
+
+    scores: Any
+    #: (B, C, h, w) float tensor: the image features of each window at the model's grid; the caller
+    #: upsamples them to the window (bilinear) where it needs them per pixel
+    features: Any = None
+
+
+def method_outputs(method: Any) -> frozenset[str]:
+    """The optional outputs ``method`` gives beside its scores (its ``outputs``; none by default)."""
+    declared = frozenset(getattr(method, "outputs", ()) or ())
+    unknown = sorted(declared - set(WINDOW_OUTPUTS))
+    if unknown:
+        raise MethodError(f"method {type(method).__name__} declares unknown outputs {unknown}; known: "
+                          f"{', '.join(WINDOW_OUTPUTS)}")
+    return declared
+
+
+def window_outputs(method: Any, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
+                   want: frozenset[str] = frozenset()) -> WindowOutputs:
+    """The window scores of ``method`` and the optional outputs in ``want``, from one pass over the
+    windows: ``window_outputs`` of a method that declares them, ``window_scores`` when nothing else
+    is wanted. A method that does not give what is wanted is a :class:`MethodError`."""
+    if not want:
+        return WindowOutputs(method.window_scores(windows, vocab, per_name, maps))
+    missing = sorted(set(want) - method_outputs(method))
+    if missing:
+        raise MethodError(f"method {type(method).__name__} gives no {', '.join(missing)} (its outputs: "
+                          f"{', '.join(sorted(method_outputs(method))) or 'scores only'})")
+    out = method.window_outputs(windows, vocab, per_name, maps, frozenset(want))
+    if not isinstance(out, WindowOutputs):
+        raise MethodError(f"method {type(method).__name__}'s window_outputs returned {type(out).__name__}, "
+                          "not WindowOutputs")
+    for name in want:
+        if getattr(out, name) is None:
+            raise MethodError(f"method {type(method).__name__} was asked for {name} and gave none")
+    return out
+
+
+class MethodBase:
+    """The defaults of a built method: subclass it, give :attr:`window` and :meth:`window_scores`,
+    and a method plugin is its scores and its settings.
+
+    Everything else is the pipeline's (``resegzoo.segmenter.core``): resize and windows, stitching,
+    names to classes, the softmax of cosine scores (per window too, with ``inference.average:
+    probabilities``), the background threshold, nodata. By default a method scores the
+    vocabulary's names (:attr:`names_only`) and the pipeline takes each class's best name. Override
+    any default below; a method written to the :class:`Method` protocol without subclassing this gets
+    the same defaults (:func:`method_attribute`), except that it is asked for class rows when the
+    recipe wants class probabilities (``names_only`` False, as before this class existed).
+    """
+
+    #: the window side the method works at when the recipe sets no ``inference.window``
+    window: int
+    #: ``inference.window`` must be a multiple of this (a ViT's patch size; 1: any side)
+    window_multiple: int = 1
+    #: the torch device (or its name) its scores are on
+    device: Any = "cpu"
+    #: cosine or probabilities (:data:`ScoreKind`); None: what the spec declares
+    scores: Optional[str] = None
+    #: True: :meth:`window_scores` always gives the names' rows, the pipeline reduces them to
+    #: classes; False: it also gives class rows when asked (``per_name`` False)
+    names_only: bool = True
+    #: its cosine scores are each window's softmax already when ``inference.average`` is
+    #: ``probabilities`` (False: the pipeline takes it, the same for every cosine method)
+    window_softmax: bool = False
+    #: what the user must know about this setup (printed, kept in the sidecar)
+    notes: Sequence[str] = ()
+    #: printed, not kept in sidecars (e.g. a cache folder it cannot use)
+    cache_notes: Sequence[str] = ()
+    #: the model's weights are random by design (a demo or test model)
+    random_weights: bool = False
+    #: what it gives beside its scores through ``window_outputs`` (:data:`WINDOW_OUTPUTS`); none
+    outputs: frozenset[str] = frozenset()
+
+    def window_scores(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
+        """(B, R, S, S) scores of (B, S, S, 3) uint8 windows (see :meth:`Method.window_scores`)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no window_scores")
+
+    def mask_levels(self) -> Optional[int]:
+        """How many segment levels it reads (0: the mask generator is not called; None: unknown,
+        always called). Only for methods whose spec has ``masks=True``."""
+        return None
+
+    def facts(self) -> dict[str, Any]:
+        """Per-image facts for the sidecar's ``info``."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts about the built method (its model, its settings) for the sidecar;
+        ``--skip-existing`` compares them."""
+        return {}
+
+    def refine_labels(self, image: Any, labels: Any, segments: Callable[[], Any]) -> Any:
+        """The (H, W) int32 labels of the whole ``image``, refined (e.g. a majority vote inside
+        segments); ``segments()`` gives the image's (L, H, W) segment ids from the mask generator,
+        made only when called (None: there is none). Default: the labels as they are."""
+        return labels
+
+
+#: what a method written to the protocol (not a MethodBase) that does not say ``names_only`` does:
+#: it gives class rows when asked, as every method did before MethodBase
+_PROTOCOL_DEFAULTS: dict[str, Any] = {"names_only": False}
+
+
+def method_attribute(method: Any, name: str) -> Any:
+    """``method.<name>``, or the default :class:`MethodBase` gives (bound to ``method``, for methods
+    and properties) when a method written to the :class:`Method` protocol does not have it."""
+    try:
+        return getattr(method, name)
+    except AttributeError:
+        pass
+    if name in _PROTOCOL_DEFAULTS:
+        return _PROTOCOL_DEFAULTS[name]
+    default = getattr(MethodBase, name)
+    return default.__get__(method) if callable(default) else default
 
 
 @dataclass(frozen=True)
@@ -144,8 +290,20 @@ class MethodSpec:
     #: generator asked for (its name; ``none``: no segments), made by :func:`check_method` before
     #: any model loads; raise ValueError (or LookupError, OSError) saying what to change. None: none
     check: Optional[Callable[[Any, str], None]] = None
+    #: what the built method gives beside its scores (:data:`WINDOW_OUTPUTS`: ``features``), declared
+    #: so a command that needs one (``resegzoo change``) refuses other methods before a model loads;
+    #: the built method gives them through ``window_outputs`` (:func:`window_outputs`)
+    outputs: frozenset[str] = frozenset()
+    #: ``from_model(model, context)``: the method around a model the caller built, for the Python
+    #: API's ``Segmenter(model, mask_generator, recipe)`` (the default method's: a DenseEncoder);
+    #: ``context.model`` is None. None: the method is built by its factory only
+    from_model: Optional[Callable[[Any, MethodContext], Method]] = None
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.outputs) - set(WINDOW_OUTPUTS))
+        if unknown:
+            raise ValueError(f"method {self.name!r}: unknown outputs {unknown}; known: {', '.join(WINDOW_OUTPUTS)}")
+        object.__setattr__(self, "outputs", frozenset(self.outputs))
         if self.scores not in SCORE_KINDS:
             raise ValueError(f"method {self.name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
                              f"got {self.scores!r}")
@@ -271,16 +429,16 @@ def resolve_method_model(spec: MethodSpec, model: Optional[str], architecture: O
         try:
             fingerprint = spec.fingerprint(model) if spec.fingerprint is not None else {"spec": model}
         except (LookupError, OSError, ValueError) as exc:
-            raise same_kind(MethodError(f"cannot load model {model!r}: {exc}"), exc) from None
+            raise ModelSpecError(f"cannot load model {model!r}: {exc}") from exc
         return ResolvedModel(model, spec.model, None, None, fingerprint)
     try:
         resolved = resolve_model(model, spec.model, architecture=architecture, progress=progress)
         if spec.fingerprint is not None:
             resolved = dataclasses.replace(resolved, fingerprint=spec.fingerprint(model))
     except (LookupError, OSError, ValueError, ResegzooError) as exc:
-        # the route's error keeps its kind: an unknown or wrong-kind spec is a usage error (2), a
-        # download that cannot be made or weights that cannot be read a failure (1)
-        raise same_kind(MethodError(f"cannot load model {model!r}: {exc}"), exc) from None
+        detail = str(exc)
+        detail = detail[len(model) + 2:] if detail.startswith(f"{model}: ") else detail  # named once
+        raise ModelSpecError(f"cannot load model {model!r}: {detail}") from exc
     return resolved
 
 

@@ -78,7 +78,8 @@ def public_url(url: str) -> str:
     return inner + text
 
 
-_QUERY = re.compile(r"(\w+://[^\s'\"?]*)\?[^\s'\"]*")
+#: a URL's query string up to the end of the URL in a message (punctuation before a space is the message's)
+_QUERY = re.compile(r"(\w+://[^\s'\"?]*)\?[^\s'\"]*?(?=[:,;.)]?(?:[\s'\"]|$))")
 
 
 def scrub(message: str) -> str:

@@ -54,18 +54,20 @@ def autocast(precision: str, device: Any) -> ContextManager[Any]:
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def set_threads(threads: int | None) -> int:
+def set_threads(threads: int | None) -> int | None:
     """Set torch's CPU threads: ``threads`` when given, else ``OMP_NUM_THREADS`` when set, else
-    torch's own default. Returns the number in use. Only the CLI calls this (a library must not
-    change a process-wide setting behind its caller's back)."""
-    import torch
-
+    torch's own default. Returns the number set (None: torch's default, left alone; torch is not
+    even imported then, so a command that fails its checks does not pay for it). Only the CLI
+    calls this (a library must not change a process-wide setting behind its caller's back)."""
     if threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "").strip()
         if env.isdigit() and int(env) > 0:
             threads = int(env)
-    if threads is not None:
-        if threads < 1:
-            raise PrecisionError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is None:
+        return None
+    if threads < 1:
+        raise PrecisionError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
     return torch.get_num_threads()

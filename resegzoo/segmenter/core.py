@@ -9,12 +9,11 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names, names_to_classes, upsample_patch_logits,
-    vocabulary_names)
-from resegzoo.methods.clip.method import NAME as CLIP, ClipMethod
-from resegzoo.methods.clip.text import TextEmbeddings
+    DEFAULT_METHOD, FEATURES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names,
+    method_attribute, names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
+from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
 from resegzoo.segmenter.windows import (
@@ -75,10 +74,12 @@ class PreparedImage:
 
 class Segmenter:
     """A method (:mod:`resegzoo.methods.base`) + a mask generator + a recipe; :meth:`segment` runs
-    it on an image. Everything but the window scores is the method's business: resize, windows,
-    segments, stitching, names to classes, background, nodata are the same for every method.
+    it on an image. Only the window scores are the method's business: resize, windows, segments,
+    stitching, names to classes, the softmax, background, nodata are the same for every method, and
+    this module imports no method (it gets a built one through the seam).
 
-    ``Segmenter(encoder, mask_generator, recipe)`` runs the ``clip`` method on a DenseEncoder;
+    ``Segmenter(encoder, mask_generator, recipe)`` runs the default method (``clip``) around a
+    model built by the caller (a DenseEncoder; the spec's ``from_model``);
     ``Segmenter(None, mask_generator, recipe, method=built_method)`` runs any built method."""
 
     def __init__(self, encoder: Any, mask_generator: Callable[[np.ndarray], np.ndarray] | None,
@@ -86,14 +87,13 @@ class Segmenter:
                  method: Any = None, scores: str | None = None, resolved: Any = None) -> None:
         self.recipe = recipe or SegmentRecipe()
         #: the method's registered name (the recipe's ``method.name`` when a built method is given)
-        self.method_name = CLIP if method is None else self.recipe.method.name
+        self.method_name = DEFAULT_METHOD if method is None else self.recipe.method.name
         if method is None:
             if encoder is None:
-                raise ValueError("give a DenseEncoder (for the clip method) or a built method=")
-            method = ClipMethod(encoder, self.recipe)
-            method.masks_name = masks_name
+                raise ValueError(f"give a model for the {DEFAULT_METHOD} method (a DenseEncoder) or a built method=")
+            method, scores = _default_method_around(encoder, self.recipe, mask_generator, masks_name)
         self.method = method
-        #: the CLIP method's encoder (None for other methods)
+        #: the method's model when it exposes one as ``encoder`` (the clip method's DenseEncoder)
         self.encoder = getattr(method, "encoder", encoder)
         self.mask_generator = mask_generator
         self.model_name = model_name
@@ -101,30 +101,34 @@ class Segmenter:
         self.resolved = resolved
         self.masks_name = masks_name
         #: what the user must know about this setup (random weights, a schedule fallback), in words
-        self.notes: list[str] = list(getattr(method, "notes", []))
+        self.notes: list[str] = list(method_attribute(method, "notes"))
         #: what the user must know about the caches (a folder others can write is not used); not
         #: recorded in sidecars: a cache never changes a result
-        self.cache_notes: list[str] = [*getattr(method, "cache_notes", []), *getattr(mask_generator, "notes", [])]
+        self.cache_notes: list[str] = [*method_attribute(method, "cache_notes"), *getattr(mask_generator, "notes", [])]
         #: the model's weights are random by design (``ClipVariant.random_weights``)
-        self.random_weights = bool(getattr(method, "random_weights", False))
+        self.random_weights = bool(method_attribute(method, "random_weights"))
         #: cosines (softmax with logit_scale) or probabilities already (no softmax): the spec's
         #: ``scores``, or the built method's own ``scores`` attribute
-        self.score_kind: str = scores or getattr(method, "scores", None) or "cosine"
+        self.score_kind: str = scores or method_attribute(method, "scores") or "cosine"
         if self.score_kind not in SCORE_KINDS:
             raise ValueError(f"method {self.method_name!r}: scores must be one of {', '.join(SCORE_KINDS)}, "
                              f"got {self.score_kind!r}")
         inf = self.recipe.inference
-        self.window = inf.window or int(method.window)
+        native = getattr(method, "window", None)
+        if not inf.window and not native:
+            raise MethodError(f"method {self.method_name!r} declares no window (its window side): give it a `window` "
+                              "attribute, or set inference.window")
+        self.window = inf.window or int(native)
         if self.window > MAX_WINDOW:  # the model's own size (a recipe's window is checked with the recipe)
             raise ValueError(f"the model's native window is {self.window:,} px, above the limit of {MAX_WINDOW:,} "
                              "(inference.window); set inference.window")
         self.stride = inf.stride or max(1, self.window // 2)
-        p = int(getattr(method, "window_multiple", 1))
+        p = int(method_attribute(method, "window_multiple"))
         if self.window % p:
             raise ValueError(f"inference.window ({self.window}) must be a multiple of the model's patch size ({p})")
         if self.stride > self.window:
             raise ValueError(f"inference.stride ({self.stride}) is larger than the window ({self.window})")
-        self.device = torch.device(method.device)
+        self.device = torch.device(method_attribute(method, "device"))
         autocast_dtype(inf.precision, self.device)  # fp16 on a CPU: refused now, not at the first image
         # the generator may be stateful (SAM's predictor) and is called from prefetch threads
         self._mask_lock = threading.Lock()
@@ -173,34 +177,55 @@ class Segmenter:
         return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
                    masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
 
-    # -- the CLIP method's parts, for callers that read them ---------------------------------
+    # -- the clip method's parts, where callers read them before the method seam -------------
     @property
-    def templates(self) -> tuple[str, ...]:
-        return self.method.templates
+    def templates(self) -> Any:
+        """Deprecated: ``segmenter.method.templates`` (the clip method's prompt templates)."""
+        return _deprecated_part(self.method, "templates")
 
     @property
     def text(self) -> Any:
-        return self.method.text
+        """Deprecated: ``segmenter.method.text`` (the clip method's text-embedding cache)."""
+        return _deprecated_part(self.method, "text")
 
-    def text_embeddings(self, vocab: Vocabulary) -> TextEmbeddings:
-        return self.method.text_embeddings(vocab)
+    def text_embeddings(self, vocab: Vocabulary) -> Any:
+        """Deprecated: ``segmenter.method.text_embeddings(vocab)`` (the clip method's)."""
+        return _deprecated_part(self.method, "text_embeddings")(vocab)
 
     @property
     def per_name(self) -> bool:
         """Whether rows are names (``inference.probabilities: name``, or a method that scores
         names only) rather than classes."""
-        return self.recipe.inference.probabilities == "name" or bool(getattr(self.method, "names_only", False))
+        return self.recipe.inference.probabilities == "name" or bool(method_attribute(self.method, "names_only"))
+
+    @property
+    def stitched_names(self) -> bool:
+        """Whether the stitched rows (:meth:`scores`) are names: :attr:`per_name`, unless a names-only
+        method's cosines were reduced to classes in each window before that window's softmax
+        (``inference.average: probabilities`` with class probabilities)."""
+        return self.per_name and not self._reduce_each_window
+
+    @property
+    def _reduce_each_window(self) -> bool:
+        inf = self.recipe.inference
+        return (self.per_name and inf.probabilities == "class" and self._softmax_each_window)
+
+    @property
+    def _softmax_each_window(self) -> bool:
+        """Each window's cosines become probabilities here (``inference.average: probabilities``),
+        unless the method takes that softmax itself (``window_softmax``)."""
+        return (self.score_kind == "cosine" and self.recipe.inference.average == "probabilities"
+                and not method_attribute(self.method, "window_softmax"))
 
     # -- masks -------------------------------------------------------------------------------
     def _window_masks(self, padded: np.ndarray, windows: list[Window]) -> list[np.ndarray] | None:
-        levels = getattr(self.method, "mask_levels", None)
-        need = None if levels is None else levels()
+        need = method_attribute(self.method, "mask_levels")()
         if self.mask_generator is None or need == 0:
             return None
         from resegzoo.masks.windows import generate_for_windows
 
         # SAM runs once per region larger than a window and cuts the maps; others run per window
-        with self._mask_lock:
+        with self._mask_lock, timing.stage("masks"):
             maps = generate_for_windows(self.mask_generator, padded, windows)
         for m, (y0, x0, y1, x1) in zip(maps, windows):
             if m.ndim != 3 or m.shape[1:] != (y1 - y0, x1 - x0):
@@ -210,14 +235,29 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       vocab: Vocabulary) -> torch.Tensor:
+                       vocab: Vocabulary, features: list | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
-        the names (:attr:`per_name`); h x w is the window, or less where the image is (shift
-        placement: an axis shorter than the window gets one smaller crop)."""
+        the names (:attr:`stitched_names`); h x w is the window, or less where the image is (shift
+        placement: an axis shorter than the window gets one smaller crop). With ``inference.average:
+        probabilities`` a cosine method's rows are each window's softmax (a names-only method's
+        reduced to each class's best name first when the recipe wants class probabilities).
+        ``features``: a list that gets each window's (window, image features) from the same pass
+        (:meth:`scores`)."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
-        out = self.method.window_scores(crops, vocab, self.per_name, maps)
-        return check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
+        want = frozenset() if features is None else frozenset({FEATURES})
+        with timing.stage("encode"):
+            outputs = window_outputs(self.method, crops, vocab, self.per_name, maps, want)
+            out = outputs.scores
+        if features is not None:
+            features.extend(zip(wins, outputs.features))
+        timing.windows_done(len(wins))
+        out = check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
+        if self._softmax_each_window:
+            if self._reduce_each_window:
+                out = names_to_classes(out, class_of_names(vocab), len(vocab), dim=1)
+            out = torch.softmax(self.recipe.inference.logit_scale * out.float(), dim=1)
+        return out
 
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
                 valid: np.ndarray | None = None) -> PreparedImage:
@@ -271,19 +311,23 @@ class Segmenter:
         the encoder runs on this band (``inference.prefetch``). ``valid``: see :meth:`prepare`.
         Each class's best name; probabilities instead with ``inference.average: probabilities``."""
         rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
-        if self.per_name:
+        if self.stitched_names:
             rows = _names_to_classes(rows, vocab)
         return rows, info
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-               scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+               scale: float | None = None, valid: np.ndarray | None = None,
+               features: list | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
-        with ``inference.average: probabilities``. See :meth:`logits`."""
+        with ``inference.average: probabilities``. See :meth:`logits`. ``features``: a list that
+        gets (window, (C, g, g) image features) of every encoded window, in the resized and padded
+        frame of the image's window plan, from the same pass (a method with the ``features``
+        output, :func:`resegzoo.methods.base.window_outputs`)."""
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
-        rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
+        rows = len(vocabulary_names(vocab)) if self.stitched_names else len(vocab)
         stitcher = Stitcher(plan, rows, device=self.device)
         batch = self.recipe.inference.batch_size
         bar = None
@@ -293,6 +337,7 @@ class Segmenter:
             bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False)
         for win in prep.dead:
             stitcher.add(win, torch.zeros((rows, win[2] - win[0], win[3] - win[1])))
+        timing.windows_done(len(prep.dead))  # never encoded, but done: the count up front has them
         if bar is not None:
             bar.update(len(prep.dead))
         band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
@@ -302,7 +347,7 @@ class Segmenter:
             for s in range(0, len(chunk_windows), batch):
                 wins = chunk_windows[s:s + batch]
                 batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab)):
+                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features)):
                     stitcher.add(win, lg)
                 if bar is not None:
                     bar.update(len(wins))
@@ -312,7 +357,7 @@ class Segmenter:
         if size != (h, w):
             result = upsample_patch_logits(result[None], (h, w))[0]
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
-                "windows": len(plan.windows), **_facts(self.method), "protocol": protocol_name(self.recipe)}
+                "windows": len(plan.windows), **method_attribute(self.method, "facts")(), "protocol": protocol_name(self.recipe)}
         if prep.valid is not None:
             info["windows_skipped_nodata"] = len(prep.dead)
         return result, info
@@ -332,19 +377,20 @@ class Segmenter:
         if isinstance(image, PreparedImage):
             image = image.image
         inf = self.recipe.inference
+        names = self.stitched_names
+        if names and inf.probabilities == "class" and self.score_kind == "cosine" and inf.average == "logits":
+            rows, names = _names_to_classes(rows, vocab), False  # each class's best name, then the class softmax
         if self.score_kind == "cosine" and inf.average == "logits":
             probs = torch.softmax(inf.logit_scale * rows.float(), dim=0)
         else:  # each window's softmax already, or a method that gives probabilities
             probs = rows.float()
-        if self.per_name:  # softmax over every name, then each class's best name
+        if names:  # the softmax over every name (probabilities: name), then each class's best name
             probs = _names_to_classes(probs, vocab)
         probs = probs.cpu()
         top, labels_t = probs.max(dim=0)
         labels = labels_t.numpy().astype(np.int32)
         names = vocab.class_names
-        refine = getattr(self.method, "refine_labels", None)
-        if refine is not None:
-            labels = self._refined(refine, np.asarray(image), labels)
+        labels = self._refined(method_attribute(self.method, "refine_labels"), np.asarray(image), labels)
         background = None
         threshold = self.recipe.inference.background_threshold
         if threshold is not None:
@@ -375,17 +421,34 @@ class Segmenter:
 
     def describe(self) -> dict[str, Any]:
         """What a sidecar records about this setup; ``--skip-existing`` compares it."""
-        described = getattr(self.method, "describe", None)
         weights = self.resolved.fingerprint if self.resolved is not None else None
         return {"method": self.method_name, "model": self.model_name, "weights": weights,
                 "random_weights": self.random_weights,
-                "masks": self.masks_name, **(described() if described is not None else {}),
+                "masks": self.masks_name, **method_attribute(self.method, "describe")(),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
 
 
-def _facts(method: Any) -> dict[str, Any]:
-    facts = getattr(method, "facts", None)
-    return facts() if facts is not None else {}
+def _deprecated_part(method: Any, name: str) -> Any:
+    """``method.<name>``, read through the Segmenter as before the method seam, with a warning."""
+    import warnings
+
+    warnings.warn(f"Segmenter.{name} is deprecated: it is the method's; use segmenter.method.{name}",
+                  DeprecationWarning, stacklevel=3)
+    return getattr(method, name)
+
+
+def _default_method_around(model: Any, recipe: SegmentRecipe, mask_generator: Any, masks_name: str) -> tuple[Any, str]:
+    """The default method built around ``model`` (the spec's ``from_model``), and its score kind."""
+    from resegzoo.methods.base import MethodContext, method_spec, parse_settings
+
+    spec = method_spec(DEFAULT_METHOD)
+    if spec.from_model is None:
+        raise MethodError(f"method {spec.name!r} is built from a model spec only; use Segmenter.from_recipe")
+    own = recipe.method.settings if recipe.method.name == spec.name else {}
+    context = MethodContext(recipe=recipe, model=None, settings=parse_settings(spec, own),
+                            precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
+                            mask_generator=mask_generator, masks_name=masks_name)
+    return spec.from_model(model, context), spec.scores
 
 
 def _names_to_classes(values: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:

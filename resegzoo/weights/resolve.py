@@ -23,7 +23,7 @@ from typing import Any
 
 from resegzoo.weights.kinds import check_file_kind, check_folder_kind, check_no_folder, folder_layout
 from resegzoo.weights.records import CLIP, SAM, SAM2, ModelRecord, kind_name
-from resegzoo.weights.zoo import LoadError, Source, WrongKindError, get_model
+from resegzoo.weights.zoo import SpecError, Source, WrongKindError, get_model
 
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"
@@ -43,17 +43,17 @@ def resolve(spec: str, kind: str = CLIP, *, architecture: str | None = None) -> 
     another kind's, is a :class:`~resegzoo.weights.zoo.WrongKindError`."""
     if architecture is not None:
         if kind != CLIP:
-            raise LoadError(f"--arch / architecture= names an open_clip architecture; a {kind_name(kind)} model "
+            raise SpecError(f"--arch / architecture= names an open_clip architecture; a {kind_name(kind)} model "
                             "takes none")
         check_architecture_name(architecture)
     if not spec or not spec.strip():
-        raise LoadError(f"an empty model spec; give a {kind_name(kind)} model (`resegzoo list models --kind {kind}`)")
+        raise SpecError(f"an empty model spec; give a {kind_name(kind)} model (`resegzoo list models --kind {kind}`)")
     if not is_path_like(spec):
         record = get_model(spec, kind)
         return Source(record.name, "record", kind, record=record, architecture=architecture)
     source = resolve_location(spec, kind)
     if source is None:
-        raise LoadError(f"{spec}: no such file, folder or {kind_name(kind)} model name (names have no '/' or file "
+        raise SpecError(f"{spec}: no such file, folder or {kind_name(kind)} model name (names have no '/' or file "
                         f"extension; see `resegzoo list models --kind {kind}`)")
     return Source(source.name, source.form, kind, path=source.path, repo=source.repo, layout=source.layout,
                   architecture=architecture)
@@ -66,7 +66,7 @@ def resolve_location(spec: str, kind: str = CLIP) -> Source | None:
     if spec.startswith(HF_HUB):
         repo = spec[len(HF_HUB):]
         if repo.count("/") != 1 or not all(repo.split("/")):
-            raise LoadError(f"{spec!r}: write hf-hub:ORG/REPO")
+            raise SpecError(f"{spec!r}: write hf-hub:ORG/REPO")
         if folder_layout(kind) is None:
             check_no_folder(kind, spec)
         return Source(spec, "hf-hub", kind, repo=repo, layout=layout)
@@ -74,7 +74,7 @@ def resolve_location(spec: str, kind: str = CLIP) -> Source | None:
     if spec.startswith(LOCAL_DIR) or path.is_dir():
         check_no_folder(kind, spec)
         if not path.is_dir():
-            raise LoadError(f"{spec}: no such folder" + (" (it is a file)" if path.exists() else ""))
+            raise SpecError(f"{spec}: no such folder" + (" (it is a file)" if path.exists() else ""))
         check_folder_kind(path, kind, spec)
         return Source(spec, "folder", kind, path=path, layout=layout)
     if path.is_file():
@@ -105,7 +105,7 @@ def check_architecture_name(architecture: str | None) -> None:
     if architecture is not None and open_clip.get_model_config(architecture) is None:
         close = difflib.get_close_matches(architecture, open_clip.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see open_clip.list_models())"
-        raise LoadError(f"unknown open_clip architecture {architecture!r}{hint}")
+        raise SpecError(f"unknown open_clip architecture {architecture!r}{hint}")
 
 
 def resolve_sam(checkpoint: str | None, model: str | None, default: str = "vit_b",

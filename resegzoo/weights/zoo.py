@@ -26,7 +26,7 @@ from resegzoo.errors import EXIT_USAGE, ResegzooError
 from resegzoo.weights.records import ClipVariant, ModelRecord, kind_name
 
 __all__ = ["CheckpointError", "ClipVariant", "FetchError", "Files", "LoadError", "ModelRecord", "NoNetworkError",
-           "REGISTRY_ENV", "ResolvedModel", "Source", "WrongKindError", "get_model", "get_sam_checkpoint",
+           "REGISTRY_ENV", "ResolvedModel", "Source", "SpecError", "WrongKindError", "get_model", "get_sam_checkpoint",
            "model_records", "registry_dir"]
 
 #: Environment variable naming a registry folder to use instead of the installed one.
@@ -53,7 +53,14 @@ class LoadError(CheckpointError):
     """A spec that cannot be loaded; the message says what is wrong and what to do."""
 
 
-class WrongKindError(LoadError):
+class SpecError(LoadError):
+    """A spec that names nothing usable (no such file, folder or name; a malformed ``hf-hub:``),
+    found before anything is fetched: a usage error (exit status 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class WrongKindError(SpecError):
     """A spec that names weights of another kind than asked for (a CLIP model where SAM 3 is
     needed, and back); found before anything is downloaded or loaded where the spec tells."""
 

@@ -52,7 +52,7 @@ def _rewrite(entry: Path, change) -> None:
 
 
 def _fresh(seg) -> torch.Tensor:
-    return embed_vocabulary(seg.encoder, VOCAB, seg.templates).names
+    return embed_vocabulary(seg.encoder, VOCAB, seg.method.templates).names
 
 
 def _unit(rows: torch.Tensor) -> torch.Tensor:
@@ -72,30 +72,30 @@ LIES = {
 @pytest.mark.parametrize("lie", sorted(LIES))
 def test_a_text_embeddings_entry_that_lies_is_computed_again(model, resegzoo_cache, lie):
     first = _segmenter(model)
-    first.text_embeddings(VOCAB)
+    first.method.text_embeddings(VOCAB)
     entry = _entry(resegzoo_cache)
     _rewrite(entry, LIES[lie])
     again = _segmenter(model)
     with pytest.warns(UserWarning, match="computing them again"):
-        names = again.text_embeddings(VOCAB).names
-    assert again.text.computed == 1 and again.text.loaded == 0
+        names = again.method.text_embeddings(VOCAB).names
+    assert again.method.text.computed == 1 and again.method.text.loaded == 0
     assert torch.allclose(names, _fresh(again), atol=1e-6)
     third = _segmenter(model)  # the entry was replaced by a good one
-    assert torch.allclose(third.text_embeddings(VOCAB).names, names) and third.text.loaded == 1
+    assert torch.allclose(third.method.text_embeddings(VOCAB).names, names) and third.method.text.loaded == 1
 
 
 def test_an_entry_of_other_names_renamed_is_not_used(model, resegzoo_cache):
     """Same number of names, another vocabulary: its entry copied onto this one's file name."""
     seg = _segmenter(model)
-    seg.text_embeddings(VOCAB)
+    seg.method.text_embeddings(VOCAB)
     mine = _entry(resegzoo_cache)
     mine.unlink()
-    seg.text_embeddings(Vocabulary.parse("water, lake; car; grass"))  # 4 names too
+    seg.method.text_embeddings(Vocabulary.parse("water, lake; car; grass"))  # 4 names too
     theirs = _entry(resegzoo_cache)
     theirs.rename(mine)
     again = _segmenter(model)
     with pytest.warns(UserWarning, match="computing them again"):
-        names = again.text_embeddings(VOCAB).names
+        names = again.method.text_embeddings(VOCAB).names
     assert torch.allclose(names, _fresh(again), atol=1e-6)
 
 
@@ -115,15 +115,15 @@ def test_a_wrong_width_entry_gives_no_traceback_in_segment(model, resegzoo_cache
 @pytest.mark.parametrize("where", ["text-embeddings", "cache root"])
 def test_a_text_cache_folder_writable_by_others_is_not_used_with_a_note(model, resegzoo_cache, where):
     first = _segmenter(model)
-    first.text_embeddings(VOCAB)
+    first.method.text_embeddings(VOCAB)
     folder = resegzoo_cache / "text-embeddings" if where == "text-embeddings" else resegzoo_cache
     folder.chmod(0o777)
     try:
         again = _segmenter(model)
         assert any(str(folder) in note and "writable by every user" in note for note in again.cache_notes), \
             again.cache_notes
-        again.text_embeddings(VOCAB)
-        assert again.text.loaded == 0 and again.text.computed == 1, "an entry others could have written was read"
+        again.method.text_embeddings(VOCAB)
+        assert again.method.text.loaded == 0 and again.method.text.computed == 1, "an entry others could have written was read"
         folder.chmod(0o1777)  # the sticky bit (as /tmp): others cannot replace what is there
         assert _segmenter(model).cache_notes == []
     finally:

@@ -183,7 +183,7 @@ def test_text_embeddings_entry_that_is_no_file(tmp_path, resegzoo_cache, kind):
               str(folder / "open_clip_model.safetensors"))
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_MODEL_CONFIG}))
     vocab = Vocabulary.parse("building; road")
-    expected = Segmenter.from_recipe(model=str(folder), masks="none").text_embeddings(vocab).names
+    expected = Segmenter.from_recipe(model=str(folder), masks="none").method.text_embeddings(vocab).names
     entry, = (resegzoo_cache / "text-embeddings").iterdir()
     entry.unlink()
     plant(entry, kind)
@@ -191,10 +191,10 @@ def test_text_embeddings_entry_that_is_no_file(tmp_path, resegzoo_cache, kind):
     with bounded():
         if kind == "folder":
             with pytest.raises(ResegzooError, match="a folder is in the way"):
-                again.text_embeddings(vocab)
+                again.method.text_embeddings(vocab)
         else:
             with pytest.warns(UserWarning, match="unreadable"):
-                assert np.allclose(again.text_embeddings(vocab).names, expected)
+                assert np.allclose(again.method.text_embeddings(vocab).names, expected)
             assert entry.is_file() and not entry.is_symlink()
 
 

@@ -74,6 +74,30 @@ def build(context) -> ColourMethod:
     return ColourMethod(context.settings, context.device)
 
 
+class ColourChangeMethod(ColourMethod):
+    """The colour method with image features from the same pass (the method seam's ``features``
+    output): each pixel's colour in 0..1 and a constant 1, at the window's own resolution, so two
+    dates' feature distance is exact arithmetic on their colours."""
+
+    outputs = frozenset({"features"})
+
+    def window_outputs(self, windows, vocab, per_name, maps=None, want=frozenset()):
+        import torch
+
+        from resegzoo.methods.base import WindowOutputs
+
+        scores = self.window_scores(windows, vocab, per_name, maps)
+        features = None
+        if "features" in want:
+            x = torch.from_numpy(np.asarray(windows)).to(self.device).float().permute(0, 3, 1, 2) / 255.0
+            features = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)  # (B, 4, S, S)
+        return WindowOutputs(scores, features=features)
+
+
+def build_change(context) -> ColourChangeMethod:
+    return ColourChangeMethod(context.settings, context.device)
+
+
 # -- the same method with a "model": a YAML file of name colours (a method whose model is not CLIP) --
 def _table_path(spec: str):
     from pathlib import Path
@@ -103,6 +127,9 @@ def resegzoo_register_methods(register):
 
     register(MethodSpec(NAME, build, "colour distance to each name's colour (a test method)", model=None,
                         masks=False, scores="probabilities", settings=ColourSettings))
+    register(MethodSpec("colour-change", build_change, "the colour method with its features (a test method)",
+                        model=None, masks=False, scores="probabilities", settings=ColourSettings,
+                        outputs=frozenset({"features"})))
     register(MethodSpec("colour-table", build_table, "colour distance to the colours of a table (a test method)",
                         model="colour-table", masks=False, scores="probabilities", settings=ColourSettings,
                         check_model=check_table, fingerprint=table_fingerprint))

@@ -29,10 +29,12 @@ class ScoringModel:
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """(N, D) L2-normalised text embeddings."""
+        from resegzoo.methods.clip.text_tower import encode_tokens
+
         device = next(self.model.parameters()).device
-        out = [self.model.encode_text(self.tokenizer(list(texts[i:i + batch_size])).to(device), normalize=True)
-               for i in range(0, len(texts), batch_size)]
-        return torch.cat(out).float().cpu()
+        tokens = self.tokenizer(list(texts)).to(device)
+        out = torch.nn.functional.normalize(encode_tokens(self.model, tokens, chunk=batch_size), dim=-1)
+        return out.float().cpu()
 
     @torch.no_grad()
     def encode_patches(self, images: torch.Tensor) -> torch.Tensor:

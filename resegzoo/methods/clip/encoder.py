@@ -142,8 +142,10 @@ class MaskedClipEncoder:
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        from resegzoo.methods.clip.text_tower import encode_tokens
+
         tokens = self.tokenizer(list(texts)).to(self.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        return F.normalize(encode_tokens(self.model, tokens).float(), dim=-1)
 
     def _embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         v = self.visual

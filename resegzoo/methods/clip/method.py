@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from resegzoo.methods.base import upsample_patch_logits
+from resegzoo.methods.base import MethodBase, upsample_patch_logits
 from resegzoo.methods.clip import NAME  # noqa: F401  (also importable from here, as from the old clip_method)
 from resegzoo.methods.clip.extras import add_cls_bias, majority_vote
 from resegzoo.methods.clip.settings import ClipSettings, parse_settings, settings_of
@@ -30,12 +30,20 @@ def encoder_device(encoder: Any) -> Any:
     return torch.device(getattr(encoder, "device", "cpu"))
 
 
-class ClipMethod:
+class ClipMethod(MethodBase):
     """A DenseEncoder, the recipe's shared inference settings and the method's own (templates,
     readout, extras; :class:`~resegzoo.methods.clip.settings.ClipSettings`; see the module).
 
+    It gives class rows as well as name rows: a class's score is the best of its names' patch
+    cosines BEFORE the upsampling to the window (the reference code's order), and with
+    ``inference.average: probabilities`` it takes each window's softmax itself, before cutting the
+    padding of a short crop (SegEarth-OV's ``forward_slide``).
+
     ``settings``: the parsed settings (the factory's ``context.settings``); None: the recipe's
     ``method.settings``."""
+
+    names_only = False
+    window_softmax = True
 
     def __init__(self, encoder: Any, recipe: Any, settings: ClipSettings | None = None) -> None:
         self.encoder = encoder
@@ -157,6 +165,14 @@ def build_clip_method(context: Any) -> ClipMethod:
     method.random_weights = random_note is not None
     method.notes = ([random_note] if random_note else []) + notes
     method.cache_notes = [cache_note] if cache_note else []
+    return method
+
+
+def clip_method_around(encoder: Any, context: Any) -> ClipMethod:
+    """The ``clip`` method around a DenseEncoder the caller built (the seam's ``from_model``: the
+    Python API's ``Segmenter(encoder, mask_generator, recipe)``)."""
+    method = ClipMethod(encoder, context.recipe, parse_settings(context.settings))
+    method.masks_name = context.masks_name
     return method
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, Sequence
 
 from resegzoo.schema import MAX_YAML_BYTES, SchemaError, decode_utf8, read_user_file
 from resegzoo.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    import torch
 
 
 #: ``sentence`` is the bare name ("{}"): for vocabularies whose names are whole prompts
@@ -72,6 +72,9 @@ class TextEmbeddings:
 
 
 def embed_vocabulary(encoder: Any, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
+    import torch
+    import torch.nn.functional as F
+
     names = [n for cls in vocab.classes for n in cls]
     class_of = [i for i, cls in enumerate(vocab.classes) for _ in cls]
     prompts = [t.replace("{}", n) for n in names for t in templates]
@@ -131,6 +134,8 @@ class TextCache:
                                              "writable by you alone (chmod go-w) to cache them")
 
     def get(self, vocab: Vocabulary, templates: Sequence[str]) -> TextEmbeddings:
+        import torch
+
         key = (vocab.classes, tuple(templates))
         if key not in self._cache:
             path = self.stored_path(vocab, templates)
@@ -150,6 +155,8 @@ class TextCache:
 
     def stored_path(self, vocab: Vocabulary, templates: Sequence[str]) -> Path | None:
         """The cache file of this vocabulary's embeddings, or None when they are not stored."""
+        import torch
+
         tokenizer = getattr(self.encoder, "tokenizer", None)
         if self.key is None or not callable(tokenizer):
             return None
@@ -170,6 +177,8 @@ def _checksum(digest: str, names: torch.Tensor) -> torch.Tensor:
     rows, as 32 uint8: binds the rows to the names they were computed for, in their order."""
     import hashlib
 
+    import torch
+
     data = hashlib.sha256(digest.encode("ascii") + names.detach().float().cpu().contiguous().numpy().tobytes())
     return torch.frombuffer(bytearray(data.digest()), dtype=torch.uint8)
 
@@ -180,6 +189,7 @@ def _load_stored(path: Path, vocab: Vocabulary, width: int | None = None) -> Tex
     foreign entry is recomputed and replaced."""
     import warnings
 
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -206,6 +216,8 @@ def _load_stored(path: Path, vocab: Vocabulary, width: int | None = None) -> Tex
 def _entry_problem(names: torch.Tensor, checksum: torch.Tensor, digest: str, rows: int,
                    width: int | None) -> str | None:
     """Why stored rows are not this entry's (None: they are)."""
+    import torch
+
     if names.ndim != 2 or names.shape[0] != rows or names.dtype != torch.float32:
         return f"hold {tuple(names.shape)} {names.dtype}, not {rows} float32 rows: they do not fit the vocabulary"
     if width is not None and names.shape[1] != width:

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from resegzoo.methods.base import MethodBase
 from resegzoo.schema import check_limits, limit
 
 NAME = "segearth-ov3"
@@ -52,11 +53,14 @@ def _switches(settings: SegEarthOV3Settings) -> Any:
                           semantic=settings.semantic, presence=settings.presence)
 
 
-class SegEarthOV3Method:
-    """A loaded SAM 3 and SegEarth-OV3's settings (the method seam's ``Method``)."""
+class SegEarthOV3Method(MethodBase):
+    """A loaded SAM 3 and SegEarth-OV3's settings (the method seam's ``Method``; the base class's
+    defaults for the rest)."""
 
     #: SegEarth-OV3 scores names; the pipeline takes each class's best name (its max rule)
     names_only = True
+    #: beside its scores it gives each window's backbone features (change detection compares them)
+    outputs = frozenset({"features"})
     #: SAM 3 resizes every window to its own square input, so any window side works
     window_multiple = 1
     scores = "probabilities"
@@ -75,16 +79,23 @@ class SegEarthOV3Method:
 
     def window_scores(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None) -> Any:
         """(B, R, H, W) probabilities of (B, H, W, 3) uint8 windows: R = names, or classes (max)."""
+        return self.window_outputs(windows, vocab, per_name, maps, frozenset()).scores
+
+    def window_outputs(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
+                       want: frozenset[str] = frozenset()) -> Any:
+        """:meth:`window_scores` and, when ``want`` has ``features``, SAM 3's stride-14 FPN features of
+        each window from the same image pass (the method seam's ``window_outputs``)."""
         import torch
 
-        from resegzoo.methods.base import class_of_names, names_to_classes, vocabulary_names
+        from resegzoo.methods.base import FEATURES, WindowOutputs, class_of_names, names_to_classes, vocabulary_names
 
         names = vocabulary_names(vocab)
         pixels = torch.from_numpy(windows).permute(0, 3, 1, 2)
-        scores = self.scorer.score_windows(pixels, names, self.switches)
-        if per_name:
-            return scores
-        return names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
+        scores, features = self.scorer.score_windows_and_features(pixels, names, self.switches,
+                                                                  features=FEATURES in want)
+        if not per_name:
+            scores = names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
+        return WindowOutputs(scores, features=features)
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "resolution": self.scorer.resolution, "tokenizer": self.scorer.tokenizer_source,

@@ -202,6 +202,14 @@ class Sam3Scorer:
         """(B, N, H, W) float32 scores of B windows (B, 3, H, W) uint8 for N names, by the rule of
         ``switches`` (``switches.fuse``: SegEarth-OV3's, or another method's on the same raw
         outputs, e.g. ProC-SAM3's)."""
+        return self.score_windows_and_features(pixels, names, switches, features=False)[0]
+
+    def score_windows_and_features(self, pixels: Any, names: Sequence[str], switches: FusionSwitches,
+                                   features: bool = True) -> tuple[Any, Any]:
+        """:meth:`score_windows` and, from the same image pass, each window's backbone features:
+        (B, C, g, g) float32, the FPN level at SAM 3's patch stride (14 px of its input: 72 x 72
+        for 1008 px), the last level the decoders use (SegEarth-OV3's change detector reads
+        ``backbone_fpn[-1]``); None unless ``features``."""
         import torch
 
         pixels = torch.as_tensor(pixels)
@@ -211,7 +219,9 @@ class Sam3Scorer:
         out = torch.zeros((len(pixels), len(names)) + size, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             with self._autocast():
-                encoded = self._decoder_inputs(self.encode_image(self.pixel_values(pixels)))
+                encoded = self.encode_image(self.pixel_values(pixels))
+            feats = torch.cat([e.fpn[-1] for e in encoded]).float() if features else None
+            encoded = self._decoder_inputs(encoded)
             for b, enc in enumerate(encoded):
                 for s in range(0, len(names), max(1, self.name_batch)):
                     chunk = list(names[s:s + self.name_batch])
@@ -227,7 +237,7 @@ class Sam3Scorer:
                             return self._masks(d, i, keep).float()
 
                     out[b, s:s + len(chunk)] = switches.fuse(raw, size, masks=masks)
-        return out
+        return out, feats
 
     def score_window(self, pixels: Any, names: Sequence[str], switches: FusionSwitches | None = None) -> Any:
         """(N, H, W) float32 scores of one (3, H, W) uint8 window."""
