@@ -376,9 +376,11 @@ def _json_file(path: Path, name: str, hint: str) -> dict[str, Any]:
 
 
 def _sam3_weight_files(folder: Path, name: str) -> list[Path]:
-    if (folder / SAFETENSORS_WEIGHTS).is_file():
+    # exists(), not is_file(): a FIFO or a folder in a weights file's place is refused by the
+    # reader in one line naming it (not "has no model.safetensors"), and never read from
+    if (folder / SAFETENSORS_WEIGHTS).exists():
         return [folder / SAFETENSORS_WEIGHTS]
-    if not (folder / SAFETENSORS_INDEX).is_file():
+    if not (folder / SAFETENSORS_INDEX).exists():
         raise LoadError(f"{name}: {folder} has no {SAFETENSORS_WEIGHTS} (nor {SAFETENSORS_INDEX}); SAM 3 is read "
                         "from safetensors weights only, as Sam3Model.save_pretrained writes them")
     index = _json_file(folder / SAFETENSORS_INDEX, name, "")
@@ -390,7 +392,7 @@ def _sam3_weight_files(folder: Path, name: str) -> list[Path]:
         # a shard is a file of this folder: no path of its own, so an index cannot point elsewhere
         if Path(shard).name != shard or shard in ("", ".", "..") or not shard.endswith(".safetensors"):
             raise LoadError(f"{name}: {SAFETENSORS_INDEX} names shard {shard!r}, not a .safetensors file of the folder")
-        if not (folder / shard).is_file():
+        if not (folder / shard).exists():
             raise LoadError(f"{name}: shard {shard} named by {SAFETENSORS_INDEX} is missing from {folder}")
         shards.append(folder / shard)
     return shards

@@ -8,7 +8,8 @@ allocated, and the config's sizes are bounded.
 
 Item 9: tracebacks for bad folders: truncated or garbage safetensors, a pickle (whose refusal
 suggested ``weights_only=False``), reshaped tensors, ``image_size: 0``, a string size, a garbage
-tokenizer.json, a huge config.json. One line each, naming the file and the cause.
+tokenizer.json, a huge config.json, a FIFO, a device or a folder in a file's place (which hung or
+read forever). One line each, naming the file and the cause.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from hostile_helpers import bounded, refused
+from hostile_helpers import bounded, plant, refused
 
 pytest.importorskip("transformers", reason="SAM 3 needs the sam3 extra (transformers)")
 
@@ -195,6 +196,32 @@ def test_a_config_that_cannot_be_read_is_one_line(workspace, folder, what):
         config.write_text("[1, 2]")
         fragment = "holds a JSON list"
     _segment(workspace, folder, str(config), fragment)
+
+
+#: what each planted thing is called in the message refusing it
+PLANTED = {"fifo": "a FIFO (named pipe)", "link to /dev/zero": "a character device", "folder": "a folder"}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED))
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_a_file_that_is_not_a_regular_file_is_one_line_and_never_read(workspace, folder, name, kind):
+    """A FIFO blocked the read forever, /dev/zero read until memory ran out (bounded: the test
+    fails instead); each is now refused before it is opened for reading, naming it."""
+    (folder / name).unlink()
+    plant(folder / name, kind)
+    _segment(workspace, folder, str(folder / name), PLANTED[kind], seconds=30)
+
+
+@pytest.mark.parametrize("planted", ["model.safetensors.index.json", "model-00001-of-00001.safetensors"])
+def test_a_sharded_folder_with_a_fifo_in_it_is_one_line(workspace, folder, planted):
+    """The index, or a shard it names, a FIFO."""
+    tensors = _tensors(folder)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: "model-00001-of-00001.safetensors" for n in tensors}}))
+    (folder / planted).unlink()
+    plant(folder / planted, "fifo")
+    _segment(workspace, folder, str(folder / planted), "a FIFO (named pipe)", seconds=30)
 
 
 def test_the_checks_pass_every_real_save_pretrained_folder(tiny_sam3_dir, tmp_path):
