@@ -318,13 +318,16 @@ def read_sam3(files: Files) -> Sam3Checkpoint:
 #: :data:`MAX_CONFIG_SIZE` (the shapes they give are then checked against the weights, on the
 #: meta device), an image side at most the largest window, and a count of blocks at most the
 #: number of tensors in the weights (every block holds some: a config of 3000 blocks cannot fit a
-#: checkpoint of 300 tensors, and even its shapes would take minutes to build)
+#: checkpoint of 300 tensors) and at most :data:`MAX_BLOCKS` (even the shapes of 3000 blocks take
+#: a minute to build, and a header can list that many empty tensors at no cost)
 SIZE_KEY = re.compile(r"^(num_\w+|\w*_sizes?|\w*_dim|\w*_embeddings)$")
 IMAGE_SIZE_KEYS = ("image_size", "pretrain_image_size")
 BLOCK_COUNT_KEY = re.compile(r"^num_(\w*_)?layers$|^num_\w+_stages$")
 #: keys named like sizes that are not (0 is a legitimate value)
 NOT_SIZES = ("chunk_size_feed_forward",)
 MAX_CONFIG_SIZE = 1 << 20
+#: the most blocks of one stack (SAM 3 has 32 in its vision encoder, 24 in its text encoder)
+MAX_BLOCKS = 256
 
 
 def check_config_sizes(config: Any, where: str, tensors: int) -> None:
@@ -347,12 +350,12 @@ def check_config_sizes(config: Any, where: str, tensors: int) -> None:
                 continue
             if not isinstance(key, str) or not SIZE_KEY.match(key) or key in NOT_SIZES or value is None:
                 continue
-            most = MAX_IMAGE_SIDE if key in IMAGE_SIZE_KEYS else tensors if BLOCK_COUNT_KEY.match(key) \
-                else MAX_CONFIG_SIZE
+            blocks = BLOCK_COUNT_KEY.match(key)
+            most = MAX_IMAGE_SIDE if key in IMAGE_SIZE_KEYS else MAX_BLOCKS if blocks else MAX_CONFIG_SIZE
             for v in sizes(value) or [value]:
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                     raise LoadError(f"{where}: {dotted} = {value!r}: must be a whole number from 1 to {most:,}")
-                if v > most and BLOCK_COUNT_KEY.match(key):
+                if blocks and v > tensors:
                     raise LoadError(f"{where}: {dotted} = {value!r} blocks, but the weights hold only {tensors:,} "
                                     "tensors: the weights do not fit config.json")
                 if v > most:

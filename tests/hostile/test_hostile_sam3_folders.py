@@ -98,6 +98,18 @@ def test_a_config_of_3000_blocks_is_refused_at_once(workspace, folder):
     assert time.perf_counter() - start < 30
 
 
+def test_a_header_padded_with_empty_tensors_does_not_buy_1000_blocks(workspace, folder):
+    """Empty tensors cost nothing in the file: 2000 of them beside the real ones, with 1000 blocks in
+    the config, passed the count of tensors, and building even the shapes took minutes."""
+    tensors = _tensors(folder)
+    tensors.update({f"padding.{i}": torch.zeros(0) for i in range(2000)})
+    save_file(tensors, str(folder / "model.safetensors"))
+    _write_config(folder, lambda c: c["vision_config"]["backbone_config"].update(num_hidden_layers=1000))
+    start = time.perf_counter()
+    _segment(workspace, folder, "vision_config.backbone_config.num_hidden_layers = 1000", "from 1 to 256")
+    assert time.perf_counter() - start < 30
+
+
 def test_a_huge_width_with_an_empty_weights_file_allocates_nothing(workspace, folder):
     """hidden_size 32768 everywhere asked for 17 GB; the process may use 3 GB more (bounded)."""
     def widen(config):
