@@ -289,6 +289,50 @@ def prepare(args: argparse.Namespace, sizes: list[tuple[int, int]]) -> dict[tupl
     return images
 
 
+def adjusted_rand(a: Any, b: Any) -> float:
+    """Adjusted Rand index of two id maps of the same pixels (1: the same partition)."""
+    import numpy as np
+
+    _, ia = np.unique(a.ravel(), return_inverse=True)
+    _, ib = np.unique(b.ravel(), return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1), np.int64)
+    np.add.at(table, (ia, ib), 1)
+    pairs = lambda n: (n * (n - 1) / 2).sum()  # noqa: E731
+    both, rows, cols, total = pairs(table), pairs(table.sum(1)), pairs(table.sum(0)), pairs(np.array([ia.size]))
+    expected = rows * cols / total
+    top = (rows + cols) / 2 - expected
+    return 1.0 if top == 0 else float((both - expected) / top)
+
+
+def region_agreement(images: dict, sizes: list) -> list[str]:
+    """What slic's region_size 1024 does to the segments (mean adjusted Rand index over windows,
+    per level) and to the labels of reseg-clip-slic (share of pixels with the same label)."""
+    import numpy as np
+    from PIL import Image
+
+    from resegzoo.masks.superpixels import build_slic
+    from resegzoo.masks.windows import generate_for_windows
+    from resegzoo.segmenter.windows import WindowPlan
+
+    lines = []
+    for size in sizes:
+        image = np.asarray(Image.open(images[size]).convert("RGB"))
+        windows = list(WindowPlan.make(size[0], size[1], WINDOW, STRIDE, "shift").windows)
+        default = generate_for_windows(build_slic(), image, windows)
+        regions = generate_for_windows(build_slic(region_size=1024), image, windows)
+        ari = [np.mean([adjusted_rand(d[level], r[level]) for d, r in zip(default, regions)])
+               for level in range(default[0].shape[0])]
+        line = f"{size[0]}x{size[1]}: segments vs the default, mean adjusted Rand index per level " + \
+               ", ".join(f"{v:.3f}" for v in ari)
+        outputs = [Path(images[size]).with_name(f"out-{key}-{size[0]}x{size[1]}.png")
+                   for key in ("reseg-clip-slic", "reseg-clip-slic-regions")]
+        if all(p.exists() for p in outputs):
+            a, b = (np.asarray(Image.open(p)) for p in outputs)
+            line += f"; labels of reseg-clip-slic equal on {np.mean(a == b):.1%} of the pixels"
+        lines.append(line)
+    return lines
+
+
 def load_line() -> str:
     try:
         one, five, fifteen = os.getloadavg()
@@ -366,7 +410,13 @@ def main() -> int:
         finally:
             peer.close()
             ours.close()
-        report(args, sizes, rows, parity, start_load, load_line())
+        end_load = load_line()
+        agreement = region_agreement(images, sizes) if "reseg-clip-slic-regions" in args.recipes else []
+        report(args, sizes, rows, parity, start_load, end_load)
+        if agreement:
+            print("\nslic region_size 1024 (an option) against the default (each window on its own):")
+            for line in agreement:
+                print("  " + line)
     return 0
 
 

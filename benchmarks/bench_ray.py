@@ -84,9 +84,10 @@ def main() -> int:
 
     from resegzoo.api import Segmenter, Vocabulary, load_recipe
     from resegzoo.engines import EngineOptions
+    from resegzoo.engines import SegmenterSpec
+    from resegzoo.engines.ray_engine import TaskActor
     from resegzoo.engines.ray_runtime import ray_session, stream
-    from resegzoo.engines.ray_segment import BlockWork, SegmenterSpec
-    from resegzoo.batch.job import RasterOptions, plan_raster, segment_block
+    from resegzoo.batch.job import RasterOptions, block_task, plan_raster, segment_block
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, raster = write_inputs(Path(tmp), args.size)
@@ -116,11 +117,11 @@ def main() -> int:
         try:
             for actors, cpus in ((1, args.threads), (args.threads, 1)):
                 options = EngineOptions("ray", actors=actors, cpus_per_actor=cpus)
-                context = {"segmenter": spec, "vocab": vocab, "plans": [plan]}
+                context = {"task": block_task(seg, vocab, [plan], spec)}
                 arrivals, differing = [], 0
                 with ray_session(options) as session:
                     start = time.perf_counter()
-                    for outcome in stream(session, BlockWork, context, {str(b.index): (0, b) for b in blocks}, options):
+                    for outcome in stream(session, TaskActor, context, {str(b.index): (0, b) for b in blocks}, options):
                         arrivals.append(time.perf_counter())
                         if not outcome.ok:
                             raise SystemExit(f"block failed: {outcome.value}")

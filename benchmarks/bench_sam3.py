@@ -12,6 +12,9 @@ modules resegzoo runs, with the same random weights -- in SAM 3's order (the emp
 token appended, every query's mask made, as SAM 3's ``forward_grounding`` does). mmseg/mmengine,
 which their segmentors subclass and return results in, are replaced by minimal stand-ins.
 
+SAM 3's processor takes torchvision's float resize path, as on the GPUs the peers run on (resegzoo
+follows that path; torchvision's uint8 kernel on a CPU rounds differently).
+
 resegzoo runs the whole pipeline (``Segmenter.segment``: windows, the method, stitching, names to
 classes, background threshold) on the same image file; both sides read the PNG inside the timing.
 Thresholds are realistic for random weights: ``confidence_threshold`` keeps about ``--kept`` of
@@ -21,9 +24,11 @@ the queries and ``prob_thd`` sends about ``--background`` of the pixels to the b
     python benchmarks/bench_sam3.py --segearth-repo DIR --proc-repo DIR [--config small] [--names 8]
         [--size 1024] [--repeats 3]
 
-``--config small``: SAM 3's own input size (1008 px, which SAM 3's processor always resizes to),
-prompt encoder and decoders at full size, a 4-block ViT and a 12-layer text encoder; ``full``: every
-size SAM 3's (slow on a CPU). Rows: SegEarth-OV3 on the whole image and with its OpenEarthMap
+``--config small``: SAM 3's prompt encoder and decoders at full width and depth, a 4-block ViT at
+336 px (so 96 px masks) and a 12-layer text encoder; ``full``: every size SAM 3's (1008 px input,
+288 px masks; slow on a CPU). Both peers' processors run at the model's input size (ProC-SAM3
+takes ``processor_resolution``; SegEarth-OV3 builds SAM 3's processor with its default, 1008 px,
+so the benchmark builds it again, same class, with ``resolution`` set to the model's). Rows: SegEarth-OV3 on the whole image and with its OpenEarthMap
 protocol (512 px windows at stride 512), ProC-SAM3 on the whole image. Repeats are interleaved
 (peer, resegzoo, peer, ...) so load on a shared machine hits both alike; the table gives medians,
 the ratio of medians and the spread of the per-repeat ratios.
@@ -49,7 +54,8 @@ NAMES = ["background", "building", "road", "water", "tree", "car", "bare soil", 
          "roof", "grass", "cropland", "forest", "parking lot", "railway"]
 
 SMALL = {"vision_config": {"backbone_config": {"model_type": "sam3_vit_model", "num_hidden_layers": 4,
-                                               "global_attn_indexes": [3]}},
+                                               "global_attn_indexes": [3], "image_size": 336},
+                           "backbone_feature_sizes": [[96, 96], [48, 48], [24, 24]]},
          "text_config": {"num_hidden_layers": 12}}
 
 
@@ -87,6 +93,8 @@ class Sam3ImageAdapter:
         self.model = model
         self.tokenize = tokenize
         self.backbone = _Backbone(self)
+        size = model.config.vision_config.backbone_config.image_size
+        self.resolution = int(size[0] if isinstance(size, (list, tuple)) else size)
 
     def to(self, *args: Any, **kwargs: Any) -> "Sam3ImageAdapter":
         return self
@@ -196,7 +204,11 @@ def segearth_peer(repo: Path, adapter: Sam3ImageAdapter, cls_file: Path, **kwarg
     with _peer_modules(repo, adapter):
         from segearthov3_segmentor import SegEarthOV3Segmentation
 
-        return SegEarthOV3Segmentation(classname_path=str(cls_file), device=torch.device("cpu"), **kwargs)
+        seg = SegEarthOV3Segmentation(classname_path=str(cls_file), device=torch.device("cpu"), **kwargs)
+        # its Sam3Processor at the model's input size (it passes none, and SAM 3's default is 1008)
+        seg.processor = type(seg.processor)(adapter, resolution=adapter.resolution,
+                                            confidence_threshold=kwargs["confidence_threshold"], device=torch.device("cpu"))
+        return seg
 
 
 def proc_peer(repo: Path, adapter: Sam3ImageAdapter, cls_file: Path, **kwargs: Any) -> Any:
@@ -209,7 +221,8 @@ def proc_peer(repo: Path, adapter: Sam3ImageAdapter, cls_file: Path, **kwargs: A
             use_presence_score=True, use_transformer_decoder=True, prompt_batch_size=15, image_batch_size=4,
             slot_batch_size=0, auto_tune_slot_batch=False, execution_mode="per_image", mask_query_chunk_size=32,
             slot_chunk_size=4, max_cross_image_slots=15, max_mask_tensor_mb=1024, group_images_by_size=True,
-            shared_image_encoder_batch=True, compile_model=False, processor_resolution=1008, inference_dtype="fp32",
+            shared_image_encoder_batch=True, compile_model=False, processor_resolution=adapter.resolution,
+            inference_dtype="fp32",
             image_encoder_dtype="bf16", class_aggregation="max", cache_text_embeddings=True,
             enable_expanded_prompt=True, expanded_prompt_pool_path=None, semantic_instance_fusion="pgrf", **kwargs)
 
@@ -287,6 +300,12 @@ def main() -> None:
                     help="comma-separated: segearth-image, segearth-slide, proc-image")
     args = ap.parse_args()
     rows = args.rows.split(",")
+    # SAM 3's processor resizes with torchvision's v2.Resize; on a CPU torchvision takes its uint8
+    # kernel, on a GPU (where the peers run) the float path, which resegzoo follows: the peers take
+    # the float path here too (on random weights the other rounding flips ~1 % of the labels)
+    from torchvision.transforms.v2.functional import _geometry
+
+    _geometry._do_native_uint8_resize_on_cpu = lambda interpolation: False
     names = NAMES[:args.names]
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,8 @@
       SamAutomaticMaskGenerator per level per window, as the reference code), for ViT-B-16 and
       ViT-L-14; plus ReSeg-CLIP with SAM 2.1 Hiera-T masks (needs resegzoo[sam2]); plus SAM 3
       (SegEarth-OV3, full-size random Sam3Config, 8 names, 512 px windows each resized to 1008 px
-      as its OpenEarthMap protocol; needs resegzoo[sam3]);
+      as its OpenEarthMap protocol; ProC-SAM3, the same model, the whole image as one window as its
+      protocol, the image encoder alone in bf16; needs resegzoo[sam3]);
   (d) peak GPU memory of every row of (c).
 
 All models have random weights at their real sizes (timing does not depend on the weights), so
@@ -314,8 +315,9 @@ SAM3_NAMES = ["building", "road", "tree", "water", "low vegetation", "car", "bar
 
 
 def check_sam3_speed(setup: Setup) -> None:
-    """SegEarth-OV3 seconds per megapixel: a random SAM 3 at its real size (the dry run: the test
-    model), every window scored for 8 names, fp32 and bf16 autocast."""
+    """SegEarth-OV3 and ProC-SAM3 seconds per megapixel: a random SAM 3 at its real size (the dry
+    run: the test model), 8 names; SegEarth-OV3 on 512 px windows, fp32 and bf16 autocast;
+    ProC-SAM3 on the whole image, fp32 and its bf16 image encoder."""
     try:
         from resegzoo.methods.segearth_ov3.fusion import FusionSwitches
         from resegzoo.methods.segearth_ov3.model import Sam3Scorer
@@ -347,6 +349,25 @@ def check_sam3_speed(setup: Setup) -> None:
         seconds, _ = timed(run, device)
         row("(c, d) speed", f"SegEarth-OV3, SAM 3 {'tiny' if setup.dry_run else 'full size'}, {precision}",
             f"{seconds / megapixels:.2f} s/MP ({len(windows)} windows of {window} px, {len(SAM3_NAMES)} names), "
+            f"peak {peak_mib(device)}")
+    # ProC-SAM3: the whole image as one window (its protocol), its residual fusion; under bf16 only
+    # the image encoder (ProC-SAM3's image_encoder_dtype bf16, inference_dtype fp32)
+    from resegzoo.methods.proc_sam3.fusion import ProcSwitches
+
+    proc = ProcSwitches(confidence_threshold=0.5)
+    for precision in (["fp32"] if device == "cpu" else ["fp32", "bf16"]):
+        scorer = Sam3Scorer(model, open_clip_tokenize, device=device, precision=precision, name_batch=8,
+                            decoder_precision="fp32")
+
+        def run_proc() -> None:
+            scorer._text.clear()
+            scorer.score_window(image, SAM3_NAMES, proc)
+
+        run_proc()  # warm-up
+        reset_peak(device)
+        seconds, _ = timed(run_proc, device)
+        row("(c, d) speed", f"ProC-SAM3, SAM 3 {'tiny' if setup.dry_run else 'full size'}, {precision} image encoder",
+            f"{seconds / megapixels:.2f} s/MP (the whole image, one window of {side} px, {len(SAM3_NAMES)} names), "
             f"peak {peak_mib(device)}")
 
 

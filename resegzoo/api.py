@@ -29,6 +29,14 @@ class a line: its name, then its prompts), for ``segment_files`` and for ``Segme
     result = segment_files(["tiles/"], "building; road; tree", "labels/", model="oracle",
                            prompt_pool="remote-sensing")
     vocab = expand_vocabulary(Vocabulary.parse("building; road"), load_pool("remote-sensing"))
+
+What changed between two dates (SegEarth-OV3's change rule on a SAM 3 method; docs/change.md): two
+rasters of any size and on any grids (what ``resegzoo change`` does), or two arrays:
+
+    run = detect_change("2019.tif", "2023.tif", "building; tree; water", "changes/", model="sam3")
+    run.record["pixels"]["changed"], run.files        # change.tif, .from/.to.tif, .gpkg, overlay, json
+    maps = ChangeDetector(seg, vocab, ChangeSettings()).detect(image_2019, image_2023)
+    maps.change       # (H, W) uint8: 0 unchanged, 1 changed, 255 nodata at either date
 """
 from __future__ import annotations
 
@@ -38,10 +46,11 @@ from typing import Any, Sequence
 from resegzoo.batch.inputs import BatchInputError
 from resegzoo.batch.job import RasterOptions, RasterPlan, RasterRun, plan_raster, segment_raster
 from resegzoo.batch.progress import BatchProgress
-from resegzoo.batch.units import BatchOptions, BatchResult
+from resegzoo.batch.options import OptionTypeError, OptionValueError, SegmentOptions
+from resegzoo.batch.units import BatchResult
 from resegzoo.methods.base import ModelLoadError
 from resegzoo.outputs.gis.products import GisOutputs
-from resegzoo.raster.reader import Stretch
+from resegzoo.raster.stretch import Stretch
 from resegzoo.prompt_pools import PromptPool, PromptPoolError, expand_vocabulary, load_pool
 from resegzoo.segmenter.recipe import SegmentRecipe, load_recipe
 from resegzoo.vocabulary import Vocabulary, VocabularyError
@@ -49,7 +58,9 @@ from resegzoo.vocabulary import Vocabulary, VocabularyError
 #: names of the facade that live in modules importing torch: loaded when first asked for, so a
 #: command that fails its option checks (or never segments) does not pay for torch
 _LAZY = {"Segmenter": "resegzoo.segmenter.core", "SegmentResult": "resegzoo.segmenter.core",
-         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text"}
+         "check_image": "resegzoo.segmenter.core", "load_templates": "resegzoo.methods.clip.text",
+         "ChangeDetector": "resegzoo.change.pair", "ChangeMaps": "resegzoo.change.rule",
+         "ChangeSettings": "resegzoo.change.rule", "ChangeRun": "resegzoo.change.run"}
 
 
 def __getattr__(name: str) -> Any:
@@ -65,20 +76,28 @@ __all__ = [
     "BatchInputError",
     "BatchProgress",
     "BatchResult",
+    "ChangeDetector",
+    "ChangeMaps",
+    "ChangeRun",
+    "ChangeSettings",
     "GisOutputs",
     "ModelLoadError",
+    "OptionTypeError",
+    "OptionValueError",
     "PromptPool",
     "PromptPoolError",
     "RasterOptions",
     "RasterPlan",
     "RasterRun",
     "SegmentRecipe",
+    "SegmentOptions",
     "SegmentResult",
     "Stretch",
     "Segmenter",
     "Vocabulary",
     "VocabularyError",
     "check_image",
+    "detect_change",
     "expand_vocabulary",
     "load_pool",
     "load_recipe",
@@ -86,28 +105,32 @@ __all__ = [
     "plan_raster",
     "segment_files",
     "segment_raster",
+    "run_segment",
 ]
 
 
-def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out: str | Path = "segment-out", *,
-                  recipe: "SegmentRecipe | str | Path | None" = None, model: str | None = None,
-                  masks: str | None = None, method: str | None = None, device: str = "cpu",
-                  architecture: str | None = None, bands: str | Sequence[int] | None = None, nodata: float | str | None = None,
-                  probs: str | None = None, recursive: bool = False, overwrite: bool = False,
-                  skip_existing: bool = False, continue_on_error: bool = False, trust_vrt: bool = False,
-                  stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
-                  engine: Any = "local", progress: BatchProgress | None = None,
-                  prompt_pool: str | None = None, stac: Any = None, asset: str | None = None) -> BatchResult:
+def segment_files(inputs: "str | Path | Sequence[str | Path]", classes: "str | Vocabulary",
+                  out: str | Path = "segment-out", *, recipe: "SegmentRecipe | str | Path | None" = None,
+                  model: str | None = None, masks: str | None = None, method: str | None = None,
+                  device: str = "cpu", architecture: str | None = None, bands: str | Sequence[int] | None = None,
+                  nodata: float | str | None = None, probs: str | None = None, recursive: bool = False,
+                  overwrite: bool = False, skip_existing: bool = False, continue_on_error: bool = False,
+                  trust_vrt: bool = False, stretch: "str | Stretch" = "batch", gis: GisOutputs | None = None,
+                  engine: Any = "local", progress: BatchProgress | None = None, prompt_pool: str | None = None,
+                  stac: Any = None, asset: str | None = None) -> BatchResult:
     """Segment files, folders (``recursive``: and below) and glob patterns into ``out``: per input
     a label map, an overlay, the GIS products of ``gis`` and a JSON sidecar written last, exactly
-    as ``resegzoo segment`` does (it calls this). Outputs are never overwritten (taken names get
-    ``-2``, ``-3`` ...; ``overwrite`` replaces); ``skip_existing`` skips inputs whose result with
-    these settings is there; ``continue_on_error`` records failing inputs in the result instead of
-    raising; ``trust_vrt`` lets VRTs read raw bands, network and archive sources. ``stretch`` (for
-    data that is not 8-bit): ``"batch"`` (one 2-98 percentile stretch over every input), ``"file"``
+    as ``resegzoo segment`` does. ``inputs``: one path or pattern, or a list of them. Outputs are
+    never overwritten (taken names get ``-2``, ``-3`` ...; ``overwrite`` replaces);
+    ``skip_existing`` skips inputs whose result with these settings is there (not with
+    ``overwrite``); ``continue_on_error`` records failing inputs in the result instead of raising;
+    ``trust_vrt`` lets VRTs read raw bands, network and archive sources. ``recipe``: a
+    SegmentRecipe, a recipe file or a shipped recipe's name. ``bands``: ``"4,3,2"`` or a sequence
+    of band numbers (one: grey). ``probs``: ``"uint8"`` or ``"float16"``. ``stretch`` (for data
+    that is not 8-bit): ``"batch"`` (one 2-98 percentile stretch over every input), ``"file"``
     (one per input), given values (``"0:3000"``, ``"0:3000,0:2800,0:2500"``) or a
-    :class:`resegzoo.raster.reader.Stretch`. ``engine``:
-    ``"local"``, ``"ray"`` or a :class:`resegzoo.engines.EngineOptions`.
+    :class:`Stretch`. ``engine``: ``"local"``, ``"ray"`` or a
+    :class:`resegzoo.engines.EngineOptions`.
 
     ``prompt_pool`` (default: the recipe's ``text.prompt_pool``): ``remote-sensing`` (shipped) or
     a pool file gives each class whose name is a key of the pool that key's prompts as synonyms;
@@ -120,101 +143,62 @@ def segment_files(inputs: Sequence[str | Path], classes: "str | Vocabulary", out
     ``method`` (default: the recipe's ``method:``) is checked against ``model`` and ``masks``
     (:func:`resegzoo.methods.base.check_method`) with the rest, before the model loads.
 
-    Everything is checked before the model loads (classes, recipe, method, inputs, bands, nodata,
-    GIS options: a :class:`BatchInputError`; the device and a writable ``out``)."""
-    import dataclasses
-
-    from resegzoo.batch.inputs import expand_inputs
-    from resegzoo.batch.units import run_batch, stretch_record
-    from resegzoo.methods.clip.text import load_templates
-    from resegzoo.engines import EngineOptions, SegmenterSpec, raster_engine
-    from resegzoo.errors import same_kind
-    from resegzoo.methods.base import MethodError, check_method
-    from resegzoo.outputs.gis.products import GisOptionError
-    from resegzoo.plugins.registry import RegistryError
-    from resegzoo.raster import reader
-    from resegzoo.runtime.preflight import check_device, check_output_folder
-    from resegzoo.schema import SchemaError
-
-    out = Path(out)
-    gis = gis or GisOutputs()
-    progress = progress or BatchProgress()
-    options = engine if isinstance(engine, EngineOptions) else EngineOptions(str(engine)).check()
-    try:
-        vocab = classes if isinstance(classes, Vocabulary) else Vocabulary.parse(classes)
-    except VocabularyError as exc:
-        raise BatchInputError(str(exc)) from None
-    if len(vocab) + 1 > reader.NODATA_LABEL:
-        raise BatchInputError(f"{len(vocab)} classes: at most {reader.NODATA_LABEL - 1} fit an 8-bit label map "
-                              f"(with background; {reader.NODATA_LABEL} is nodata)")
-    if not isinstance(recipe, SegmentRecipe):
-        try:
-            recipe = load_recipe(recipe)
-        except SchemaError as exc:
-            raise BatchInputError(f"bad recipe: {exc}") from None
-    try:
-        recipe, vocab = _with_prompt_pool(recipe, vocab, prompt_pool)
-    except (PromptPoolError, VocabularyError) as exc:
-        raise BatchInputError(str(exc)) from None
-    try:
-        choice = check_method(recipe, method=method, model=model, masks=masks)
-    except MethodError as exc:  # a missing download stays a failure (exit 1); the rest are usage errors
-        raise same_kind(BatchInputError(str(exc)), exc) from None
-    recipe, model, masks = choice.recipe, choice.model, choice.masks
-    notes: list[str] = []
-    files = expand_inputs(inputs, recursive, out=out, notes=notes, stac_search=stac, asset=asset, trust_vrt=trust_vrt)
-    for note in notes:
-        progress.note(note)
-    try:
-        band_list = reader.parse_bands(bands) if bands is None or isinstance(bands, str) else tuple(bands)
-        nodata_value = reader.parse_nodata(nodata) if nodata is None or isinstance(nodata, str) else float(nodata)
-        stretch_choice = reader.parse_stretch(stretch) if isinstance(stretch, str) else stretch
-    except reader.ImageError as exc:
-        raise BatchInputError(str(exc)) from None
-    failures: list[tuple[Path, str]] = []
-    rasters = []
-    folders = []
-    for f in files:
-        try:
-            raster = reader.open_raster(f.path, band_list if band_list is not None else f.bands, nodata_value,
-                                        trust_vrt=trust_vrt, stretch=False)
-            rasters.append(dataclasses.replace(raster, origin=f.origin) if f.origin else raster)
-            folders.append(f.folder)
-        except reader.ImageError as exc:
-            if not continue_on_error:
-                raise BatchInputError(str(exc)) from None
-            failures.append((f.public, str(exc)))
-    rasters = reader.with_stretch(rasters, stretch_choice)  # a batch stretch reads every input (decimated)
-    try:
-        gis.check(rasters)
-    except GisOptionError as exc:
-        raise BatchInputError(str(exc)) from None
-    check_device(device)
-    check_output_folder(out)  # before the model loads: a bad out must not cost the computing
-    try:
-        from resegzoo.segmenter.core import Segmenter  # torch: only once every check has passed
-
-        seg = Segmenter.from_recipe(recipe, model=model, masks=masks, device=device, architecture=architecture)
-    except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
-        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
-    for note in seg.notes + seg.cache_notes:
-        progress.note(note)
-    spec = SegmenterSpec(recipe, seg.resolved or model, masks, device, architecture)  # actors get the resolved model
-    batch = BatchOptions(out=out, probs=probs, nodata=nodata_value, overwrite=overwrite, skip_existing=skip_existing,
-                         continue_on_error=continue_on_error, gis=gis, stretch=stretch_record(stretch_choice))
-    result = run_batch(seg, vocab, rasters, batch, raster_engine(options, spec), progress, folders)
-    result.failures[:0] = failures
-    result.inputs = len(files)
-    return result
+    Everything is checked once, before any input is read or the model loads, by the checker the
+    CLI uses too (:meth:`SegmentOptions.check`): an argument of the wrong type is a TypeError, a
+    wrong value a ValueError (both :class:`BatchInputError`), as are the classes, recipe, method,
+    inputs, bands, nodata and GIS options; the device and a writable ``out`` too. The model spec
+    is then resolved once (the model route: a model of another kind than the method's is a
+    :class:`ModelLoadError` in one line, before any model loads). This is
+    ``run_segment(SegmentOptions.check(...))``."""
+    options = SegmentOptions.check(inputs, classes, out, recipe=recipe, model=model, masks=masks, method=method,
+                                   device=device, architecture=architecture, bands=bands, nodata=nodata,
+                                   probs=probs, recursive=recursive, overwrite=overwrite,
+                                   skip_existing=skip_existing, continue_on_error=continue_on_error,
+                                   trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine,
+                                   prompt_pool=prompt_pool, stac=stac, asset=asset)
+    return run_segment(options, progress)
 
 
-def _with_prompt_pool(recipe: SegmentRecipe, vocab: Vocabulary, prompt_pool: str | None) -> tuple[SegmentRecipe, Vocabulary]:
-    """The recipe with ``prompt_pool`` (when given) and the vocabulary expanded by the recipe's pool."""
-    import dataclasses
+def detect_change(before: str | Path, after: str | Path, classes: "str | Vocabulary", out: str | Path = "change-out",
+                  *, recipe: "SegmentRecipe | str | Path | None" = None, model: str | None = None,
+                  method: str | None = None, device: str = "cpu", preset: str | None = None,
+                  background_threshold: float | None = None, coverage: float | None = None,
+                  min_area: int | None = None, background_classes: str | Sequence[str] | None = None,
+                  resampling: str = "bilinear", bands: str | Sequence[int] | None = None,
+                  nodata: float | str | None = None, trust_vrt: bool = False, vector_format: str = "gpkg",
+                  overwrite: bool = False, engine: Any = "local", say: Any = None,
+                  progress: bool = False) -> Any:
+    """What changed between ``before`` and ``after`` (two rasters of one place, anything GDAL opens):
+    exactly what ``resegzoo change`` does (it calls this), into ``out``: ``change.tif`` (0 unchanged,
+    1 changed, 255 nodata), ``change.from.tif``/``change.to.tif``, ``change.gpkg`` (or ``.geojson``),
+    ``change.overlay.png`` and the sidecar ``change.json``. ``after`` is read onto ``before``'s grid
+    (``resampling``: GDAL's kernel); ``preset`` (``levir-cd``, ``whu-cd``, ``s2looking``) and the
+    three settings after it are the rule's (docs/change.md); ``engine``: ``"local"``, ``"ray"`` or a
+    :class:`resegzoo.engines.EngineOptions`; ``say(line)`` gets the notes. Everything is checked
+    before the model loads (one-line :class:`resegzoo.errors.ResegzooError` subclasses). Returns a
+    :class:`resegzoo.change.run.ChangeRun` (``record``: the sidecar; ``files``; ``skipped``: the same
+    result was there already)."""
+    from resegzoo.change.run import ChangeOptions, detect_change_files
+    from resegzoo.engines import EngineOptions, open_engine
 
-    from resegzoo.prompt_pools import pool_for
+    engine_options = engine if isinstance(engine, EngineOptions) else EngineOptions(str(engine))
+    engine_options.check()
+    options = ChangeOptions.check(before, after, classes, out, recipe=recipe, model=model, method=method,
+                                  device=device, preset=preset, background_threshold=background_threshold,
+                                  coverage=coverage, min_area=min_area, background_classes=background_classes,
+                                  resampling=resampling, bands=bands, nodata=nodata, trust_vrt=trust_vrt,
+                                  vector_format=vector_format, overwrite=overwrite)
+    with open_engine(engine_options.logging_into(options.out)) as running:
+        return detect_change_files(options, say=say or (lambda line: None), progress=progress, engine=running)
 
-    if prompt_pool is not None:
-        recipe = dataclasses.replace(recipe, text=dataclasses.replace(recipe.text, prompt_pool=prompt_pool))
-    pool, _ = pool_for(recipe.text.prompt_pool)
-    return recipe, vocab if pool is None else expand_vocabulary(vocab, pool)
+
+def run_segment(options: SegmentOptions, progress: BatchProgress | None = None) -> BatchResult:
+    """Segment what checked ``options`` (:meth:`SegmentOptions.check`) ask for; the CLI's and
+    :func:`segment_files`' one way in (see :func:`resegzoo.batch.units.segment`)."""
+    from resegzoo.batch.units import segment
+
+    if not isinstance(options, SegmentOptions):
+        raise TypeError(f"options={options!r}: give a SegmentOptions (SegmentOptions.check(...) makes one)")
+    if progress is not None and not isinstance(progress, BatchProgress):
+        raise TypeError(f"progress={progress!r}: give a resegzoo.api.BatchProgress (or a subclass), or None")
+    return segment(options, progress)

@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from resegzoo.errors import ResegzooError
-from resegzoo.methods.base import (FEATURES, Method, MethodBase, MethodContext, MethodError, MethodSpec, ScoreKind,
+from resegzoo.methods.base import (FEATURES, INSTANCES, Method, MethodBase, MethodContext, MethodError, MethodSpec, ScoreKind,
                                    WindowOutputs, class_of_names, names_to_classes, vocabulary_names)
 from resegzoo.plugins.hookspecs import hookimpl
 from resegzoo.plugins.interfaces import DatasetSpec, DenseEncoder, MaskGenerator, MaskGeneratorSpec, WeightingSpec
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type ch
     from resegzoo.compose.weighting.models import ScoringModel
     from resegzoo.eval.datasets import Dataset, DatasetError, DatasetInfo, LabelEncoding, Layout, Sample
     from resegzoo.eval.datasets.layout import mmseg_layout, open_with_layouts
+    from resegzoo.objects.instances import Instance
     from resegzoo.vocabulary import Vocabulary
     from resegzoo.weights.cache import cache_dir
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:  # the names imported when first used (see _LAZY), for type ch
 _LAZY: dict[str, str] = {
     # what a method's window_scores is given
     "Vocabulary": "resegzoo.vocabulary",
+    # what a method's window_outputs lists per window for the instances output (segment --objects)
+    "Instance": "resegzoo.objects.instances",
     # a weighting strategy: called with a WeightingContext, returns a WeightingResult
     "WeightingContext": "resegzoo.compose.weighting",
     "WeightingResult": "resegzoo.compose.weighting",
@@ -87,6 +90,9 @@ __all__ = [
     # a method's outputs beside its scores (window_outputs): the names and what it returns
     "FEATURES",
     "WindowOutputs",
+    # segment --objects: the instances output and what it lists per window
+    "INSTANCES",
+    "Instance",
     # helpers for methods
     "class_of_names",
     "names_to_classes",

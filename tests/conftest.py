@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite: an isolated cache, tiny CLIP models, an offline HF cache."""
 from __future__ import annotations
 
+import importlib
 import ssl
 import os
 import sys
@@ -190,3 +191,57 @@ def resegzoo_command() -> list[str]:
     """The `resegzoo` console script of this interpreter (or the CLI module where it is missing)."""
     exe = Path(sys.executable).with_name("resegzoo")
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from resegzoo.cli import main; main()"]
+
+
+@pytest.fixture
+def red_blue_geotiff(tmp_path) -> Path:
+    """A small georeferenced 3-band GeoTIFF ``in/scene.tif``, its left half red and its right half
+    blue in the oracle model's colours (``--model oracle`` labels it exactly)."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from resegzoo_oracle import color_of
+
+    image = np.zeros((3, 40, 48), dtype=np.uint8)
+    image[:, :, :24] = np.array(color_of("red"), dtype=np.uint8)[:, None, None]
+    image[:, :, 24:] = np.array(color_of("blue"), dtype=np.uint8)[:, None, None]
+    path = tmp_path / "in" / "scene.tif"
+    path.parent.mkdir(exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", height=40, width=48, count=3, dtype="uint8", crs="EPSG:32632",
+                       transform=Affine(1, 0, 500000, 0, -1, 5800000)) as dst:
+        dst.write(image)
+    return path
+
+
+# -- the test suite's method plugin (tests/method_plugin), installed like a real one --------------
+METHOD_PLUGIN_DIR = Path(__file__).parent / "method_plugin"
+
+
+@pytest.fixture(scope="session")
+def plugin_paths(tmp_path_factory) -> list[str]:
+    """tests/method_plugin (never shipped: the colour methods) as pip would leave it: its module, and
+    a .dist-info with a `resegzoo` entry point."""
+    site = tmp_path_factory.mktemp("method-plugin-site")
+    info = site / "resegzoo_colour_method-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: resegzoo-colour-method\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[resegzoo]\ncolour = resegzoo_colour_method\n")
+    return [str(METHOD_PLUGIN_DIR), str(site)]
+
+
+@pytest.fixture
+def colour_plugin(plugin_paths):
+    """The colour plugin installed in this process for one test (the registry rebuilt around it)."""
+    from resegzoo.plugins.registry import get_registry
+
+    saved = list(sys.path)
+    sys.path[:0] = plugin_paths
+    importlib.invalidate_caches()
+    get_registry(refresh=True)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        importlib.invalidate_caches()
+        get_registry(refresh=True)

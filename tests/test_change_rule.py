@@ -120,7 +120,7 @@ def test_object_rule_equals_the_peers_whole_image_rule_in_any_strips(seed, cover
     settings = ChangeSettings(coverage=coverage, min_area=min_area)
     for rows in (None, 1, 2, 5, 13, 60):
         got = np.zeros_like(want)
-        for r0, r1, changed in object_changes(lambda r0, r1: (fg_a[r0:r1], fg_b[r0:r1]), 61, 47, settings, rows):
+        for r0, r1, changed, _ in object_changes(lambda r0, r1: (fg_a[r0:r1], fg_b[r0:r1]), 61, 47, settings, rows):
             got[r0:r1] = changed
         assert np.array_equal(got, want), rows
 
@@ -134,7 +134,7 @@ def test_a_component_across_strips_is_judged_whole():
     fg_b[2:10, 8:12] = True  # the other date covers its top half only
     whole = peer_object_rule(fg_a, fg_b, 0.3, 0)
     assert not whole.any()
-    got = np.concatenate([c for _, _, c in object_changes(lambda r0, r1: (fg_a[r0:r1], fg_b[r0:r1]), 20, 20,
+    got = np.concatenate([c for _, _, c, _ in object_changes(lambda r0, r1: (fg_a[r0:r1], fg_b[r0:r1]), 20, 20,
                                                           ChangeSettings(dilation=2), 12)])
     assert not got.any()
     bottom_only = peer_object_rule(fg_a[12:], fg_b[12:], 0.3, 0)

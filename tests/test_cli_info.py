@@ -205,6 +205,8 @@ def test_example_commands_in_the_shipped_recipes_parse():
     ["segment", "--help"],
     ["segment", "DEMO", "--classes", "a; b", "--model", "oracle", "--bands", "9,9,9", "--out", "OUT"],
     ["segment", "DEMO", "--classes", "a; b", "--model", "oracle", "--nodata", "nope", "--out", "OUT"],
+    ["change", "--help"],
+    ["change", "DEMO", "DEMO", "--classes", "a; b", "--model", "sam3", "--coverage", "2", "--out", "OUT"],
 ])
 def test_help_and_failing_option_checks_import_no_torch(tmp_path, args):
     """`segment --help` and a command that fails its option checks pay for click, numpy and rasterio,

@@ -131,9 +131,12 @@ def test_an_actor_that_cannot_build_its_model_reports_it_on_every_row():
     # Ray: every row it returns carries the message, and stream() stops at the first one
     import pickle
 
-    from resegzoo.engines.ray_segment import BlockWork, SegmenterSpec
+    from resegzoo.batch.job import block_task
+    from resegzoo.engines import SegmenterSpec
+    from resegzoo.engines.ray_engine import TaskActor
 
-    worker = BlockWork({"segmenter": SegmenterSpec(None, "no-such-model", "none", "cpu"), "plans": [], "vocab": None})
+    task = block_task(None, None, [], SegmenterSpec(None, "no-such-model", "none", "cpu"))
+    worker = TaskActor({"task": task})
     rows = worker({"key": np.array(["0/0"], dtype=object), "item": np.array([pickle.dumps((0, None))], dtype=object)})
     assert list(rows["fatal"]) == [True] and list(rows["ok"]) == [False]
     assert "unknown CLIP model 'no-such-model'" in pickle.loads(rows["payload"][0])

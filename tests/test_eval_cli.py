@@ -187,7 +187,7 @@ def test_user_errors_are_messages_not_tracebacks(tmp_path, recipe):
         (["--dataset", "loveda", "--root", str(root), "--model", "oracle"], "no images for split 'val'; expected"),
         (["--dataset", "openearthmap", "--root", str(root), "--recipe", "nope.yaml", "--model", "oracle"],
          "no shipped recipe of that name"),
-        (["--dataset", "openearthmap", "--root", str(root), "--classes", str(recipe)], "--dataset generic only"),
+        (["--dataset", "openearthmap", "--root", str(root), "--classes", str(recipe)], "--dataset generic and change-generic only"),
         (["--dataset", "openearthmap", "--root", str(root), "--recipe", str(recipe)], "no model given"),
         (["--dataset", "openearthmap", "--root", str(root), "--recipe", str(recipe), "--model", "no-such-model"],
          "no-such-model"),

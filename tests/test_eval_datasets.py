@@ -28,13 +28,17 @@ def paint(name: str) -> tuple[int, int, int]:
 
 
 def test_every_builtin_dataset_has_a_record_and_both_layouts():
-    assert set(BUILTIN_LAYOUTS) == {"openearthmap", "loveda", "isaid", "potsdam", "vaihingen", "uavid", "udd5", "vdd"}
-    for name in BUILTIN_LAYOUTS:
+    segmentation = {"openearthmap", "loveda", "isaid", "potsdam", "vaihingen", "uavid", "udd5", "vdd"}
+    change = {"levir-cd", "whu-cd", "s2looking"}  # pairs of dates: tests/test_change_eval.py reads their layouts
+    assert set(BUILTIN_LAYOUTS) == segmentation | change
+    for name in segmentation:
         info = builtin_info(name)
-        assert info.name == name and set(info.encodings) == {"release", "mmseg"}
+        assert info.name == name and set(info.encodings) == {"release", "mmseg"} and info.change is None
         assert (name, "release") in PATHS and (name, "mmseg") in PATHS
+    for name in change:
+        assert builtin_info(name).change is not None
     registered = get_registry().datasets
-    assert set(BUILTIN_LAYOUTS) | {"generic"} <= set(registered)
+    assert set(BUILTIN_LAYOUTS) | {"generic", "change-generic"} <= set(registered)
 
 
 @pytest.mark.parametrize("name,layout", BUILTIN_CASES)

@@ -32,5 +32,5 @@ def test_cpu_dry_run_prints_the_whole_table():
     assert any(r.startswith("| (b) SDPA | boolean mask forces the math kernel | ") for r in rows)
     speed = [r for r in rows if r.startswith("| (c, d) speed |")]
     for name in ("plain CLIP", "ReSeg-CLIP + SAM vit_b", "reference schedule", "ReSeg-CLIP + SAM 2.1 Hiera-T",
-                 "SegEarth-OV3, SAM 3 tiny"):
+                 "SegEarth-OV3, SAM 3 tiny", "ProC-SAM3, SAM 3 tiny"):
         assert any(name in r and " s/MP" in r for r in speed), name

@@ -21,16 +21,16 @@ ROOT = Path(__file__).resolve().parents[1] / "resegzoo"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "schema", "moved", "vocabulary", "prompt_pools"),  # base; old module paths as warning aliases; the class list and its prompt pools
     ("plugins",),                        # the plugin system (hooks, manager, registry, interfaces)
-    ("raster", "runtime"),               # reading images; run-time settings
+    ("raster", "runtime", "objects"),    # reading images; run-time settings; objects (instances) made whole
     ("outputs",),                        # atomic writes, claims, images, GIS products
     ("weights",),                        # the model route: zoo, resolve, fetch, read, build
     ("masks",),                          # mask generators
     ("methods",),                        # the method seam and the methods (clip, segearth_ov3, ...)
     ("segmenter",),                      # the pipeline
+    ("engines",),                        # where segment/eval work runs (local, Ray): one interface
     ("batch",),                          # one input = one unit of outputs
     ("change", "compose", "eval", "qgis"),  # change detection, composition, evaluation, the QGIS plugin
-    ("engines",),                        # where segment/eval work runs (local, Ray)
-    ("api", "plugin"),                   # the public APIs: Python (segment_files picks an engine), plugins
+    ("api", "plugin"),                   # the public APIs: Python (segment_files: options checked, then the batch), plugins
     ("cli",),                            # click commands
     ("builtin", "testing"),              # resegzoo's own plugins (loaded by name); tiny test models
 ]

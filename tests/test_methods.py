@@ -4,7 +4,6 @@ combinations are one-line errors before any model loads; probability methods get
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import subprocess
@@ -21,37 +20,9 @@ PLUGIN_DIR = Path(__file__).parent / "method_plugin"
 sys.path.insert(0, str(PLUGIN_DIR))  # the plugin module's colours, for painting the inputs
 from resegzoo_colour_method import COLOURS, colour_of  # noqa: E402
 
-sys.path.remove(str(PLUGIN_DIR))  # installed only by the fixtures below, as a real plugin
+sys.path.remove(str(PLUGIN_DIR))  # installed only by conftest.py's fixtures (colour_plugin), as a real plugin
 
 CLASSES = "red; green; blue; yellow"
-
-
-@pytest.fixture(scope="session")
-def plugin_paths(tmp_path_factory) -> list[str]:
-    """The plugin as pip would leave it: its module, and a .dist-info with a `resegzoo` entry point."""
-    site = tmp_path_factory.mktemp("method-plugin-site")
-    info = site / "resegzoo_colour_method-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: resegzoo-colour-method\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[resegzoo]\ncolour = resegzoo_colour_method\n")
-    return [str(PLUGIN_DIR), str(site)]
-
-
-@pytest.fixture
-def colour_plugin(plugin_paths):
-    """The colour plugin installed in this process for one test (the registry rebuilt around it)."""
-    from resegzoo.plugins.registry import get_registry
-
-    saved = list(sys.path)
-    sys.path[:0] = plugin_paths
-    importlib.invalidate_caches()
-    get_registry(refresh=True)
-    try:
-        yield
-    finally:
-        sys.path[:] = saved
-        importlib.invalidate_caches()
-        get_registry(refresh=True)
 
 
 def cli(*args: str):
@@ -168,7 +139,7 @@ def test_list_methods_shows_what_each_needs(colour_plugin):
     assert rows["clip"]["needs"] == {"model": "clip", "masks": True} and rows["clip"]["scores"] == "cosine"
     assert rows["clip"]["plugin"] == "resegzoo.builtin.methods"
     assert rows["colour"]["needs"] == {"model": None, "masks": False} and rows["colour"]["plugin"] == "colour"
-    assert rows["colour"]["settings"] == {"width": 0.1}
+    assert rows["colour"]["settings"] == {"width": 0.1, "colours": {}, "feature_offset": 0.0, "feature_bias": 1.0}
     table = cli("list", "methods").output
     assert "clip" in table and "colour" in table
 

@@ -54,7 +54,7 @@ def test_the_batch_units_module_keeps_its_names():
     for name, home in [("output_stems", naming), ("OUTPUT_SUFFIXES", naming), ("sidecar_matches", naming),
                        ("remove_outputs", naming), ("stretch_record", records), ("raster_options", records),
                        ("settings_record", records), ("unit_record", records), ("written", records),
-                       ("BatchOptions", unit), ("BatchResult", unit), ("RasterJob", unit), ("summary", unit),
+                       ("BatchResult", unit), ("RasterJob", unit), ("summary", unit),
                        ("write_units", writer), ("write_unit", writer)]:
         assert getattr(units, name) is getattr(home, name), name
     assert callable(units.run_batch) and callable(units.plan_job)

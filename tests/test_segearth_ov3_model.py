@@ -184,3 +184,28 @@ def test_bf16_runs_on_the_cpu_close_to_fp32(tiny_sam3_dir, pixels):
                                                                      FusionSwitches(confidence_threshold=0.9))
     assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
     assert (bf16 - fp32).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("sizes", [[(16, 16), (8, 8), (4, 4)], [(20, 26), (10, 13), (5, 7)], [(15, 15), (8, 8), (4, 4)]])
+def test_pixel_decoder_for_many_names_equals_transformers(sizes):
+    """The image's part of each stage made once and the upsampled convolution as a transposed one
+    (resegzoo.methods.segearth_ov3.pixel_decoder) against transformers' _embed_pixels, at SAM 3's
+    full width (256 channels), for 2 x steps and for one that is not (the module's own steps)."""
+    from transformers import Sam3Config
+    from transformers.models.sam3.modeling_sam3 import Sam3MaskDecoder
+
+    from resegzoo.methods.segearth_ov3.pixel_decoder import lateral_features, pixel_embed
+
+    torch.manual_seed(0)
+    decoder = Sam3MaskDecoder(Sam3Config().mask_decoder_config).eval()
+    c, n = decoder.config.hidden_size, 3
+    fpn = [torch.randn(1, c, h, w) for h, w in sizes]  # SAM 3's kept levels, finest first
+    h, w = sizes[-1]  # the coarsest level is replaced by the encoder's image tokens
+    states = torch.randn(n, h * w + 5, c)  # the image tokens first, then the prompt's
+    with torch.inference_mode():
+        expected = decoder._embed_pixels(backbone_features=[f.expand(n, -1, -1, -1) for f in fpn],
+                                         encoder_hidden_states=states)
+        coarsest = states[:, :h * w].transpose(1, 2).reshape(n, c, h, w)
+        got = pixel_embed(decoder.pixel_decoder, coarsest, lateral_features(decoder.pixel_decoder, fpn))
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

@@ -113,3 +113,19 @@ def test_image_placement_is_one_window_of_the_whole_image():
 
     plan = WindowPlan.make(40, 52, 16, 8, "image")
     assert plan.windows == ((0, 0, 40, 52),) and plan.padded == (40, 52)
+
+
+def test_stitcher_one_window_over_the_whole_frame_is_kept_as_it_is():
+    plan = WindowPlan.make(20, 30, 16, 8, "image")
+    assert plan.windows == ((0, 0, 20, 30),) and plan.padded == (20, 30)
+    logits = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 20, 30))).float()
+    st = Stitcher(plan, 3)
+    st.add(plan.windows[0], logits)
+    assert torch.equal(st.result(), logits) and st.sum is None  # no accumulator, no division
+    # a second window after it: averaged as any other
+    st = Stitcher(plan, 3)
+    st.add((0, 0, 20, 30), logits)
+    st.add((0, 0, 10, 10), torch.ones(3, 10, 10))
+    expected = logits.clone()
+    expected[:, :10, :10] = (logits[:, :10, :10] + 1) / 2
+    torch.testing.assert_close(st.result(), expected)

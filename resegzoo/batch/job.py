@@ -10,7 +10,8 @@ The three pieces are separate so that an engine can distribute them (issue 11's 
 - :class:`RasterWriter` writes results in any order; the output appears (atomically) only when
   every block was written and the context exits cleanly.
 
-:func:`segment_raster` is the local engine: plan, a loop over the blocks, write.
+:func:`segment_raster` runs them for one raster in this process (the local engine: plan, the
+blocks, write); :class:`BlockWork` is what every engine runs per block.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class RasterOptions:
     #: also write per-class probabilities: "uint8" (0..255 = 0..1) or "float16"
     probs: ProbsFormat | None = None
     progress: bool = False
+    #: also find the method's objects (instances), whole across windows and blocks
+    objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class RasterPlan:
     probs: ProbsFormat | None = None
     #: "GTiff" for georeferenced or TIFF inputs, "PNG" for plain pictures
     label_driver: str = "GTiff"
+    #: blocks also give the method's objects (``segment --objects``)
+    objects: bool = False
 
     @property
     def path(self) -> str:
@@ -94,6 +99,9 @@ class BlockResult:
     #: seconds per stage (resegzoo.runtime.timing) spent on this block in a worker process; empty
     #: where the batch's own process computed it (its meter saw the work already)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: with ``plan.objects``: the objects that reach into the core, whole as far as the block's read
+    #: box sees them (:class:`resegzoo.objects.instances.Objects` in raster pixels)
+    objects: Any = None
 
 
 @dataclass
@@ -115,6 +123,16 @@ def _segmenter_window(segmenter_or_recipe: Any) -> tuple[Any, int, int]:
         raise ValueError("plan_raster needs a Segmenter, or a recipe that sets inference.window")
     stride = getattr(segmenter_or_recipe, "stride", None) or recipe.inference.stride or max(1, window // 2)
     return recipe, int(window), int(stride)
+
+
+def check_label_count(classes: int, background: bool) -> None:
+    """The classes (and the background class, when the recipe has one) fit an 8-bit label map
+    beside :data:`NODATA_LABEL`: labels 0..254; ImageError otherwise."""
+    labels = classes + (1 if background else 0)
+    if labels > NODATA_LABEL:
+        extra = " and background" if background else ""
+        raise ImageError(f"{classes} classes{extra}: at most {NODATA_LABEL} labels fit an 8-bit label map "
+                         f"({NODATA_LABEL} is nodata)")
 
 
 def raster_scale(height: int, width: int, short_side: int | None) -> float:
@@ -162,14 +180,14 @@ def plan_raster(path: str | Path | Raster, segmenter_or_recipe: Any, options: Ra
     _check_block_sizes(raster.path, blocks, scale, window, recipe.inference, block)
     background = recipe.inference.background_threshold is not None
     names: list[str] = [] if vocab is None else list(vocab.class_names) + (["background"] if background else [])
-    if len(names) > NODATA_LABEL:
-        raise ImageError(f"{len(names)} classes: at most {NODATA_LABEL} fit an 8-bit label map beside nodata")
+    if vocab is not None:
+        check_label_count(len(vocab), background)
     palette = make_palette(names)
     tiff = raster.driver == "GTiff" or raster.is_georeferenced
     return RasterPlan(raster=raster, scale=scale, window=window, stride=stride, block=block, halo=halo,
                       blocks=tuple(blocks), class_names=tuple(names),
                       num_classes=0 if vocab is None else len(vocab), palette=tuple(tuple(c) for c in palette),
-                      probs=options.probs, label_driver="GTiff" if tiff else "PNG")
+                      probs=options.probs, label_driver="GTiff" if tiff else "PNG", objects=options.objects)
 
 
 def block_windows(plan: RasterPlan, block: Block, placement: str = "pad") -> int:
@@ -195,18 +213,23 @@ def read_block(segmenter: Any, plan: RasterPlan, block: Block) -> tuple[Any, np.
 
 
 def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
-                  read: tuple[Any, np.ndarray] | None = None) -> BlockResult:
+                  read: tuple[Any, np.ndarray] | None = None, before: dict[str, float] | None = None) -> BlockResult:
     """Read ``block``'s pixels (with their halo) from the raster, segment them, keep the core.
-    ``read``: what :func:`read_block` returned for it (None: read it now)."""
+    ``read``: what :func:`read_block` returned for it (None: read it now); ``before``: in a worker
+    process, its meter's snapshot from before that read (its time counts as the block's)."""
     meter = timing.current()
-    before = None if meter.batch else meter.snapshot()  # a worker process: its block's own split
+    if meter.batch:
+        before = None  # the batch's own process: its meter saw the work as it happened
+    elif before is None:
+        before = meter.snapshot()  # a worker process: its block's own split
     ry0, rx0, _, _ = block.read
     cy0, cx0, cy1, cx1 = block.core
     pixels, valid = read if read is not None else read_block(segmenter, plan, block)
+    asked = {"objects": True} if plan.objects else {}
     if isinstance(pixels, np.ndarray):
-        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid)
+        result = segmenter.segment(pixels, vocab, scale=plan.scale, valid=valid, **asked)
     else:  # prepared with its scale and valid mask
-        result = segmenter.segment(pixels, vocab)
+        result = segmenter.segment(pixels, vocab, **asked)
     crop = (slice(cy0 - ry0, cy1 - ry0), slice(cx0 - rx0, cx1 - rx0))
     labels = result.labels[crop].astype(np.uint8)
     core_valid = valid[crop]
@@ -219,10 +242,58 @@ def segment_block(segmenter: Any, vocab: Any, plan: RasterPlan, block: Block,
             probs = np.clip(np.round(p * 255.0), 0, 255).astype(np.uint8)
         else:
             probs = np.where(core_valid[None], p, np.nan).astype(np.float16)
+    objects = None if not plan.objects else _core_objects(result.objects, block)
     return BlockResult(index=block.index, core=block.core, labels=labels, counts=counts,
                        nodata_pixels=int((~core_valid).sum()), probs=probs,
                        windows_skipped=int(result.info.get("windows_skipped_nodata", 0) or 0),
-                       stage_seconds={} if before is None else timing.since(before, meter.snapshot()))
+                       stage_seconds={} if before is None else timing.since(before, meter.snapshot()),
+                       objects=objects)
+
+
+def _core_objects(objects: Any, block: Block) -> Any:
+    """A block's objects (its read box's pixels) that reach into its core, in raster pixels: an
+    object only in the halo is its neighbour's to report (the cores tile the raster)."""
+    from resegzoo.objects.instances import Objects
+
+    if objects is None or not len(objects):
+        return Objects.empty()
+    ry0, rx0 = block.read[0], block.read[1]
+    cy0, cx0, cy1, cx1 = (v - o for v, o in zip(block.core, (ry0, rx0, ry0, rx0)))
+    keep = []
+    for k, ((y0, x0, y1, x1), mask) in enumerate(zip(objects.boxes, objects.masks)):
+        iy0, ix0, iy1, ix1 = max(y0, cy0), max(x0, cx0), min(y1, cy1), min(x1, cx1)
+        if iy0 < iy1 and ix0 < ix1 and mask[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].any():
+            keep.append(k)
+    return objects.take(np.array(keep, np.int64)).shifted(ry0, rx0).with_views(block.read)
+
+
+class BlockWork:
+    """Segment's work on every engine (:mod:`resegzoo.engines.task`): an item is ``(raster
+    number, block)``; ``prepare`` reads the block (:func:`read_block`), ``run`` segments it
+    (:func:`segment_block`) into a :class:`BlockResult`."""
+
+    def __init__(self, segmenter: Any, vocab: Any, plans: Sequence[RasterPlan]) -> None:
+        self.segmenter, self.vocab, self.plans = segmenter, vocab, list(plans)
+
+    def prepare(self, item: tuple[int, Block]) -> tuple[dict[str, float], tuple[Any, np.ndarray]]:
+        number, block = item
+        before = timing.current().snapshot()  # a worker's split of the block starts with its read
+        return before, read_block(self.segmenter, self.plans[number], block)
+
+    def run(self, item: tuple[int, Block], prepared: tuple[dict[str, float], tuple[Any, np.ndarray]]) -> BlockResult:
+        number, block = item
+        before, read = prepared
+        return segment_block(self.segmenter, self.vocab, self.plans[number], block, read, before)
+
+
+def block_task(segmenter: Any, vocab: Any, plans: Sequence[RasterPlan], spec: Any = None) -> Any:
+    """The engines' :class:`~resegzoo.engines.task.Task` that segments blocks of ``plans``
+    (``spec``: the SegmenterSpec Ray actors build their segmenter from)."""
+    from resegzoo.engines.task import Task
+
+    recipe = getattr(segmenter, "recipe", None)
+    depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
+    return Task(BlockWork, {"vocab": vocab, "plans": list(plans)}, segmenter=spec, prefetch=depth, unit="block")
 
 
 def _label_profile(plan: RasterPlan) -> dict[str, Any]:
@@ -252,7 +323,10 @@ class RasterWriter:
                 writer.write(block, segment_block(seg, vocab, plan, block))
     """
 
-    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None) -> None:
+    def __init__(self, plan: RasterPlan, destination: str | Path, probs_destination: str | Path | None = None,
+                 object_areas: tuple[float, float | None] = (0.0, None)) -> None:
+        """``object_areas``: with ``plan.objects``, the (min, max) area of the objects kept (m² where
+        the raster is georeferenced, else px; max None: no limit)."""
         if plan.probs is not None and probs_destination is None:
             raise ValueError("the plan asks for probabilities: give probs_destination")
         self.plan = plan
@@ -266,6 +340,19 @@ class RasterWriter:
         self._labels: Any = None
         self._probs: Any = None
         self._label_tmp: Path | None = None
+        #: with ``plan.objects``: the raster's finished objects (:class:`resegzoo.objects.store.ObjectStore`),
+        #: complete once the writer exits cleanly
+        self.objects: Any = None
+        self._assembler: Any = None
+        if plan.objects:
+            from resegzoo.objects.merge import ObjectAssembler
+            from resegzoo.objects.store import ObjectStore, area_function
+
+            georef = plan.raster.georef
+            area, unit = area_function(georef.transform, georef.crs_wkt)
+            names = plan.class_names[:plan.num_classes] if plan.num_classes else plan.class_names
+            self.objects = ObjectStore(names, area, unit, *object_areas)
+            self._assembler = ObjectAssembler([b.read for b in plan.blocks], self.objects.add)
 
     def __enter__(self) -> "RasterWriter":
         import rasterio
@@ -315,6 +402,10 @@ class RasterWriter:
                 if self.plan.probs == "uint8":
                     self._probs.write_mask(np.where(result.labels != NODATA_LABEL, 255, 0).astype(np.uint8),
                                            window=window)
+        if self._assembler is not None:
+            if result.objects is None:
+                raise ValueError(f"block {block.index} has no objects, but the plan asks for them")
+            self._assembler.add(block.index, result.objects)
         self.written.add(block.index)
         self.counts += result.counts
         self.nodata_pixels += result.nodata_pixels
@@ -330,6 +421,9 @@ class RasterWriter:
                 stack.__exit__(RuntimeError, err, None)
                 raise err
             try:
+                if self._assembler is not None:
+                    self._assembler.close()
+                    self.objects.finish()
                 # the cached blocks reach the disk here: a failure (a full disk) must stop the commit
                 with raising_gdal_failures(str(self.destination)):
                     self._labels.close()
@@ -364,6 +458,9 @@ class RasterRun:
     windows_skipped: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with ``RasterOptions(objects=True)``: the raster's objects (:class:`resegzoo.objects.store.ObjectStore`:
+    #: ``counts()``, ``chunks()``, ``paint(window)``)
+    objects: Any = None
 
     def pixel_fraction(self) -> dict[str, float]:
         """Fraction of the VALID pixels per class (all 0 when nothing is valid; never NaN)."""
@@ -372,35 +469,29 @@ class RasterRun:
 
 
 def segment_raster(segmenter: Any, vocab: Any, source: str | Path | RasterPlan, destination: str | Path,
-                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None) -> RasterRun:
+                   options: RasterOptions | None = None, *, probs_destination: str | Path | None = None,
+                   object_areas: tuple[float, float | None] = (0.0, None)) -> RasterRun:
     """Segment a raster of any size block by block and write its label raster to ``destination``
     (GeoTIFF with the input's grid and georeferencing, or a palette PNG for a plain picture's
     ``.png`` destination); memory is bounded by the block size, not the raster's."""
-    from resegzoo.runtime.prefetch import prefetched
+    from resegzoo.engines.local import LocalEngine
 
     start = time.perf_counter()
     plan = source if isinstance(source, RasterPlan) else plan_raster(source, segmenter, options, vocab)
-    blocks: Sequence[Block] = plan.blocks
-    if options is not None and options.progress and len(blocks) > 1:
+    outcomes = LocalEngine().run(block_task(segmenter, vocab, [plan]), [(0, block) for block in plan.blocks],
+                                 segmenter=lambda: segmenter)
+    if options is not None and options.progress and len(plan.blocks) > 1:
         from tqdm.auto import tqdm
 
-        blocks = tqdm(blocks, desc="blocks", unit="block", leave=False)
-
-    def read(block: Block) -> Any:
-        try:
-            return read_block(segmenter, plan, block)
-        except Exception as exc:  # raised again at its block's turn
-            return exc
-
-    recipe = getattr(segmenter, "recipe", None)
-    depth = getattr(getattr(recipe, "inference", None), "prefetch", 0) or 0
-    with RasterWriter(plan, destination, probs_destination) as writer:
+        outcomes = tqdm(outcomes, desc="blocks", unit="block", leave=False, total=len(plan.blocks))
+    with RasterWriter(plan, destination, probs_destination, object_areas) as writer:
         # the next block is read and prepared in a background thread while this one is encoded
-        for block, ready in prefetched(read, blocks, depth):
-            if isinstance(ready, Exception):
-                raise ready
-            writer.write(block, segment_block(segmenter, vocab, plan, block, ready))
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise outcome.error  # type: ignore[misc]  (in this process: always an exception)
+            writer.write(outcome.item[1], outcome.value)
     return RasterRun(plan=plan, labels_path=Path(destination),
                      probs_path=None if probs_destination is None else Path(probs_destination),
                      counts=writer.counts, nodata_pixels=writer.nodata_pixels,
-                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start)
+                     windows_skipped=writer.windows_skipped, seconds=time.perf_counter() - start,
+                     objects=writer.objects)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from resegzoo.batch.job import RasterPlan, RasterRun
-from resegzoo.batch.unit import BatchOptions, RasterJob
+from resegzoo.batch.unit import RasterJob
 from resegzoo.outputs.gis.products import GisOutputs
 from resegzoo.raster.names import path_record
 from resegzoo.raster.opening import NODATA_LABEL
@@ -42,7 +42,7 @@ def overlay_note(seg: Any) -> str | None:
     return "RANDOM WEIGHTS: not a result" if getattr(seg, "random_weights", False) else None
 
 
-def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: BatchOptions) -> dict[str, Any]:
+def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Any) -> dict[str, Any]:
     """Draw the overlay of a segmented input; returns its sidecar record."""
     plan, raster = job.plan, job.plan.raster
     label_path, probs_path, overlay_path = job.destination, job.probs_destination, job.overlay
@@ -72,13 +72,23 @@ def unit_record(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: B
         "transform": None if georef.transform is None else list(georef.transform),
         "gcps": len(georef.gcps),
         "rpcs": bool(georef.rpcs),
-        "raster_options": raster_options(options.probs, raster.nodata, options.stretch),
+        "raster_options": raster_options(options.probs, raster.nodata, stretch_record(options.stretch)),
         "tiled": plan.tiled,
         "blocks": len(plan.blocks),
         "scale": plan.scale,
         "seconds": round(run.seconds, 3),
+        **({"objects": objects_record(run.objects, options.gis)} if run.objects is not None else {}),
         **seg.describe(),
     }
+
+
+def objects_record(store: Any, gis: GisOutputs) -> dict[str, Any]:
+    """What a sidecar says of an input's objects: how many, per class, the area unit and filters, the rule."""
+    from resegzoo.objects.merge import MERGE_IOU, NMS_IOU
+
+    return {"count": len(store), "per_class": store.counts(), "area_unit": store.unit,
+            "min_area": gis.min_object_area, "max_area": gis.max_object_area, "dropped_by_area": store.dropped,
+            "nms_iou": NMS_IOU, "merge_iou": MERGE_IOU}
 
 
 def draw_overlay(plan: RasterPlan, label_path: Path, overlay_path: Path, note: str | None = None) -> None:

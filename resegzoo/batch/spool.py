@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -39,6 +39,8 @@ def save_block(path: Path, result: BlockResult) -> None:
               "windows_skipped": np.int64(result.windows_skipped)}
     if result.probs is not None:
         arrays["probs"] = result.probs
+    if result.objects is not None:
+        arrays.update(result.objects.to_arrays())
     # not compressed: the files are temporary, and deflating probabilities costs seconds a block
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
@@ -48,7 +50,11 @@ def block_limit(plan: RasterPlan, block: Any) -> int:
     """The most bytes a spooled block of ``plan`` may hold: its labels, and its probabilities
     (float16 at most) per class, plus room for the small fields and the headers."""
     y0, x0, y1, x1 = block.core
-    return (y1 - y0) * (x1 - x0) * (1 + 2 * len(plan.class_names)) + (1 << 20)
+    core = (y1 - y0) * (x1 - x0) * (1 + 2 * len(plan.class_names)) + (1 << 20)
+    if not plan.objects:
+        return core
+    ry0, rx0, ry1, rx1 = block.read  # objects' masks, 8 px a byte, overlapping each other a little
+    return core + 2 * (ry1 - ry0) * (rx1 - rx0)
 
 
 def load_block(path: Path, plan: RasterPlan, block: Any) -> BlockResult:
@@ -56,9 +62,14 @@ def load_block(path: Path, plan: RasterPlan, block: Any) -> BlockResult:
     ValueError (naming the file and the problem) for one that is not this block's result."""
     # never a plain np.load: the spool is a folder others may write (a FIFO, a link, a bomb)
     data = load_npz(path, block_limit(plan, block))
+    objects = None
+    if "objects_boxes" in data:
+        from resegzoo.objects.instances import Objects
+
+        objects = Objects.from_arrays(data)
     result = BlockResult(index=block.index, core=tuple(int(v) for v in np.ravel(data["core"])),  # type: ignore[arg-type]
                          labels=data["labels"], counts=data["counts"], nodata_pixels=int(data["nodata_pixels"]),
-                         probs=data.get("probs"), windows_skipped=int(data["windows_skipped"]))
+                         probs=data.get("probs"), windows_skipped=int(data["windows_skipped"]), objects=objects)
     problem = block_problem(result, plan, block)
     if problem is not None:
         raise ValueError(f"{path}: not block {block.index}'s result: {problem}")
@@ -87,6 +98,15 @@ def block_problem(result: BlockResult, plan: RasterPlan, block: Any) -> str | No
         return "its class counts are not its labels' own"
     if result.nodata_pixels != int((~valid).sum()) or result.windows_skipped < 0:
         return "its nodata or skipped-window counts are not its labels' own"
+    if plan.objects:
+        if result.objects is None:
+            return "no objects, but the plan asks for them"
+        oy0, ox0, oy1, ox1 = block.read
+        boxes = result.objects.boxes
+        if len(boxes) and (boxes[:, 0].min() < oy0 or boxes[:, 1].min() < ox0 or boxes[:, 2].max() > oy1
+                           or boxes[:, 3].max() > ox1 or result.objects.class_ids.max() >= max(1, plan.num_classes)
+                           or result.objects.class_ids.min() < 0):
+            return "objects outside its read box, or of classes the plan does not have"
     if plan.probs is not None:
         dtype = np.uint8 if plan.probs == "uint8" else np.float16
         want = (plan.num_classes, *shape)
@@ -96,10 +116,13 @@ def block_problem(result: BlockResult, plan: RasterPlan, block: Any) -> str | No
     return None
 
 
-def spooled_blocks(spool: Path, plan: RasterPlan, notes: list[str] | None = None) -> dict[int, Path]:
+def spooled_blocks(spool: Path, plan: Any, notes: list[str] | None = None,
+                   load: Callable[[Path, Any], Any] | None = None) -> dict[int, Path]:
     """Finished blocks of an earlier, interrupted run. Unreadable leftovers, and blocks that are
     not this plan's (:func:`block_problem`), are removed and recomputed; a spool other users can
-    write is not resumed from at all (``notes`` gets a line saying so)."""
+    write is not resumed from at all (``notes`` gets a line saying so). ``load(path, block)`` reads
+    and checks one block (ValueError: not this plan's); default :func:`load_block` (another kind of
+    plan with ``blocks``, e.g. a change pair's, brings its own)."""
     from resegzoo.outputs.reading import unsafe_folder
 
     problem = unsafe_folder(spool, up_to=spool.parent) if spool.is_dir() else None
@@ -111,7 +134,8 @@ def spooled_blocks(spool: Path, plan: RasterPlan, notes: list[str] | None = None
     for block in plan.blocks:
         path = spool / f"{block.index}.npz"
         try:
-            load_block(path, plan, block)  # read again when its turn comes: memory stays one block
+            # read again when its turn comes: memory stays one block
+            load_block(path, plan, block) if load is None else load(path, block)
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError):  # UnsafeFileError is an OSError: not a block we wrote

@@ -1,6 +1,6 @@
 """One unit of outputs and the batch around it, as data: :class:`RasterJob` (an input's plan and the
-files it becomes), :class:`BatchOptions` (where and how a batch writes), :class:`BatchResult` (what
-it did, and the table printed after it)."""
+files it becomes), :class:`BatchResult` (what it did, and the table printed after it). Where and
+how a batch writes is :class:`resegzoo.batch.options.SegmentOptions`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,24 +8,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from resegzoo.batch.job import RasterPlan
-from resegzoo.outputs.gis.products import GisOutputs
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """Where and how a batch writes (the options of ``resegzoo segment`` past the model)."""
-
-    out: Path
-    #: also write STEM.probs.tif: "uint8" or "float16"
-    probs: str | None = None
-    #: the nodata value given for every input (recorded in the sidecars, compared by skip_existing)
-    nodata: float | None = None
-    overwrite: bool = False
-    skip_existing: bool = False
-    continue_on_error: bool = False
-    gis: GisOutputs = field(default_factory=GisOutputs)
-    #: the stretch chosen for data that is not 8-bit, as sidecars record it (see stretch_record)
-    stretch: Any = "file"
 
 
 @dataclass
@@ -70,15 +52,25 @@ def summary(units: Sequence[tuple[str, dict[str, Any], str]]) -> str:
     """The table printed after a batch: per input (its path as mirrored under the output folder,
     its sidecar record, the outputs written) one row, and the total."""
     width = max([32] + [len(image) for image, _, _ in units])
-    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7} {'seconds':>8}  outputs"]
+    counted = any("objects" in r for _, r, _ in units)  # --objects: a column of object counts
+    head = f" {'objects':>8}" if counted else ""
+    lines = [f"{'image':<{width}} {'pixels':>12} {'nodata':>7} {'classes':>7}{head} {'seconds':>8}  outputs"]
     for image, r, outputs in units:
+        objects = f" {r['objects']['count'] if 'objects' in r else '-':>8}" if counted else ""
         lines.append(f"{image:<{width}} {r['size'][0] * r['size'][1]:>12,} "
-                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7} "
-                     f"{r['seconds']:>8.2f}  {outputs}")
+                     f"{r['nodata']['fraction']:>7.1%} {sum(1 for v in r['pixel_fraction'].values() if v > 0):>7}"
+                     f"{objects} {r['seconds']:>8.2f}  {outputs}")
     total_px = sum(r["size"][0] * r["size"][1] for _, r, _ in units)
     classes = {n for _, r, _ in units for n, v in r["pixel_fraction"].items() if v > 0}
-    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7} "
+    total_objects = f" {sum(r['objects']['count'] for _, r, _ in units if 'objects' in r):>8}" if counted else ""
+    lines.append(f"{f'total: {len(units)} images':<{width}} {total_px:>12,} {'':>7} {len(classes):>7}{total_objects} "
                  f"{sum(r['seconds'] for _, r, _ in units):>8.2f}")
+    if counted:  # objects per class, summed over the inputs
+        per_class: dict[str, int] = {}
+        for _, r, _ in units:
+            for name, n in r.get("objects", {}).get("per_class", {}).items():
+                per_class[name] = per_class.get(name, 0) + n
+        lines.append("objects: " + ", ".join(f"{name} {n}" for name, n in per_class.items()))
     timed = [r["time"] for _, r, _ in units if isinstance(r.get("time"), dict)]
     if timed:  # where the time went (resegzoo.runtime.timing): the stages, summed over the inputs
         from resegzoo.runtime.timing import STAGES, describe

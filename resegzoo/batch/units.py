@@ -3,8 +3,8 @@
 For each input raster a batch claims an output *stem* in the output folder
 (:mod:`resegzoo.batch.naming`; a taken stem gets ``-2``, ``-3`` ...), plans the raster
 (:func:`resegzoo.batch.job.plan_raster`) and hands the blocks still to compute to an *engine*
-(``blocks(segmenter, vocab, plans, todo, skip)``: :class:`resegzoo.batch.local.LocalBlocks` in this
-process, or Ray's, reached through :mod:`resegzoo.engines`). :mod:`resegzoo.batch.writer` is the one
+(:mod:`resegzoo.engines`: a task of :class:`resegzoo.batch.job.BlockWork` over ``(raster, block)``
+items, in this process or on Ray actors). :mod:`resegzoo.batch.writer` is the one
 writer of both (blocks as they arrive, the spool, the unit finished with its sidecar LAST);
 :mod:`resegzoo.batch.records` is what a sidecar records; :mod:`resegzoo.batch.unit` the data.
 
@@ -16,6 +16,8 @@ it was split by job.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,20 +25,22 @@ from resegzoo.batch.naming import OUTPUT_SUFFIXES, input_stem, output_stems, rem
 from resegzoo.batch.progress import BatchProgress
 from resegzoo.batch.records import (draw_overlay, overlay_note, raster_options, settings_record, stretch_record,
                                     unit_record, written)
-from resegzoo.batch.unit import BatchOptions, BatchResult, RasterJob, summary
+from resegzoo.batch.options import SegmentOptions
+from resegzoo.batch.unit import BatchResult, RasterJob, summary
 from resegzoo.batch.writer import write_unit, write_units
 
-__all__ = ["OUTPUT_SUFFIXES", "BatchOptions", "BatchResult", "RasterJob", "draw_overlay", "output_stems",
+__all__ = ["OUTPUT_SUFFIXES", "BatchResult", "OpenedInputs", "SegmentOptions", "RasterJob", "draw_overlay", "output_stems",
            "overlay_note", "plan_job", "raster_options", "remove_outputs", "run_batch", "settings_record",
-           "sidecar_matches", "stretch_record", "summary", "unit_record", "write_unit", "write_units", "written"]
+           "segment", "open_inputs", "sidecar_matches", "stretch_record", "summary", "unit_record", "write_unit",
+           "write_units", "written"]
 
 
 def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str | None,
-             progress: BatchProgress) -> RasterJob:
-    """Plan one input (blocks, stretch, grid) and name its outputs."""
+             progress: BatchProgress, objects: bool = False) -> RasterJob:
+    """Plan one input (blocks, stretch, grid; ``objects``: its blocks give objects) and name its outputs."""
     from resegzoo.batch.job import RasterOptions, plan_raster
 
-    plan = plan_raster(raster, seg, RasterOptions(probs=probs), vocab)  # type: ignore[arg-type]
+    plan = plan_raster(raster, seg, RasterOptions(probs=probs, objects=objects), vocab)  # type: ignore[arg-type]
     if raster.bands_note:
         progress.say(f"note: {raster.path}: {raster.bands_note}")
     if raster.stretch is not None and raster.stretch.scope == "file":
@@ -46,21 +50,22 @@ def plan_job(seg: Any, vocab: Any, raster: Any, stem: str, out: Path, probs: str
     return RasterJob(plan, label_path, probs_path, overlay=out / f"{stem}.overlay.png", sidecar=out / f"{stem}.json")
 
 
-
-def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOptions, engine: Any = None,
+def run_batch(seg: Any, options: SegmentOptions, rasters: Sequence[Any], engine: Any = None,
               progress: BatchProgress | None = None, folders: Sequence[Path] | None = None) -> BatchResult:
-    """Segment opened rasters (:func:`resegzoo.raster.opening.open_raster`) into ``options.out``, one
-    unit of outputs each, on ``engine`` (default: this process). ``folders``: per raster, the
-    folder of its outputs relative to ``options.out`` (mirrored input folders; default: none)."""
-    from resegzoo.batch.local import LocalBlocks
+    """Segment opened rasters (:func:`open_inputs`) into ``options.out`` with the segmenter ``seg``
+    (built from ``options.segmenter``), one unit of outputs each, on ``engine`` (an open engine of
+    :mod:`resegzoo.engines`; default: this process). ``folders``: per raster, the folder of its
+    outputs relative to ``options.out`` (mirrored input folders; default: none)."""
+    from resegzoo.engines.local import LocalEngine
     from resegzoo.outputs.claims import Claims
 
-    engine = engine or LocalBlocks()
+    engine = engine or LocalEngine()
     progress = progress or BatchProgress()
+    vocab = options.classes
     out = options.out
     relative = [Path(f) for f in folders] if folders is not None else [Path(".")] * len(rasters)
     expected = {**settings_record(seg, vocab, options.gis),
-                "raster_options": raster_options(options.probs, options.nodata, options.stretch)}
+                "raster_options": raster_options(options.probs, options.nodata, stretch_record(options.stretch))}
     result = BatchResult()
     claims: dict[Path, Any] = {}  # per output folder: names are claimed where they are written
     try:
@@ -94,7 +99,7 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
                              f"writing {stem}.* (--skip-existing skips finished inputs: a rerun resumes)")
             remove_outputs(folder, stem)  # a stale run's leftovers, or what --overwrite replaces
             try:
-                jobs.append(plan_job(seg, vocab, info, stem, folder, options.probs, progress))
+                jobs.append(plan_job(seg, vocab, info, stem, folder, options.probs, progress, options.gis.objects))
             except Exception as exc:
                 claims[folder].release(stem)
                 if not options.continue_on_error:
@@ -105,4 +110,86 @@ def run_batch(seg: Any, vocab: Any, rasters: Sequence[Any], options: BatchOption
         progress.close()
         for held in claims.values():
             held.release_all()
+    return result
+
+
+@dataclass
+class OpenedInputs:
+    """A batch's inputs, opened and checked before any model loads."""
+
+    #: the opened rasters (:class:`resegzoo.raster.opening.Raster`), their stretch decided
+    rasters: list[Any]
+    #: per raster, the folder of its outputs relative to the output folder
+    folders: list[Path]
+    #: inputs that could not be opened (as errors may name them), with why (``continue_on_error``;
+    #: else the first is raised)
+    failures: list[tuple[Path | str, str]]
+    #: how many inputs were found
+    count: int
+    #: what the user should know about the inputs (entries skipped, the last run's outputs left out)
+    notes: list[str]
+
+
+def open_inputs(options: SegmentOptions) -> OpenedInputs:
+    """Expand ``options.inputs`` (files, folders, patterns) and open each raster with the bands,
+    nodata and trust asked for, then decide the stretch (a batch stretch reads every input,
+    decimated) and check the GIS products can be made: a BatchInputError before any model loads."""
+    from resegzoo.batch.errors import BatchInputError
+    from resegzoo.batch.inputs import expand_inputs
+    from resegzoo.outputs.gis.products import GisOptionError
+    from resegzoo.raster.errors import ImageError
+    from resegzoo.raster.opening import open_raster
+    from resegzoo.raster.stretch import with_stretch
+
+    notes: list[str] = []
+    files = expand_inputs(options.inputs, options.recursive, out=options.out, notes=notes, stac_search=options.stac,
+                          asset=options.asset, trust_vrt=options.trust_vrt)
+    rasters, folders, failures = [], [], []
+    for f in files:
+        try:
+            # --bands wins over the bands an input names (a STAC asset's by common name)
+            raster = open_raster(f.path, options.bands if options.bands is not None else f.bands, options.nodata,
+                                 trust_vrt=options.trust_vrt, stretch=False)
+            rasters.append(dataclasses.replace(raster, origin=f.origin) if f.origin else raster)
+            folders.append(f.folder)
+        except ImageError as exc:
+            if not options.continue_on_error:
+                raise BatchInputError(str(exc)) from None
+            failures.append((f.public, str(exc)))
+    rasters = with_stretch(rasters, options.stretch)
+    try:
+        options.gis.check(rasters)
+    except GisOptionError as exc:
+        raise BatchInputError(str(exc)) from None
+    return OpenedInputs(rasters, folders, failures, len(files), notes)
+
+
+def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> BatchResult:
+    """What ``resegzoo segment`` does with checked options (:meth:`SegmentOptions.check`): open
+    the inputs, resolve the model spec once, build the segmenter once (the model loads here, after
+    every check), then segment every input on the engine asked for."""
+    from resegzoo.engines import open_engine
+    from resegzoo.plugins.registry import RegistryError
+    from resegzoo.schema import SchemaError
+    from resegzoo.methods.base import ModelLoadError
+
+    progress = progress or BatchProgress()
+    opened = open_inputs(options)
+    for note in opened.notes:
+        progress.note(note)
+    from resegzoo.segmenter.core import Segmenter  # torch: only once the inputs opened (start-up, issue 27)
+
+    try:
+        # the model spec resolved once (fetched, fingerprinted): the segmenter here and every Ray
+        # actor build from the resolved model
+        options = dataclasses.replace(options, segmenter=options.segmenter.resolve())
+        seg = Segmenter.from_spec(options.segmenter)
+    except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
+        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
+    for note in seg.notes + seg.cache_notes:
+        progress.note(note)
+    with open_engine(options.engine.logging_into(options.out)) as engine:
+        result = run_batch(seg, options, opened.rasters, engine, progress, opened.folders)
+    result.failures[:0] = opened.failures
+    result.inputs = opened.count
     return result

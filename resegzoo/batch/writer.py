@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.batch.job import BlockOutcome, RasterRun, block_windows
+from resegzoo.batch.job import BlockOutcome, RasterRun, block_task, block_windows
 from resegzoo.batch.naming import remove_outputs
 from resegzoo.batch.progress import BatchProgress, BatchWork
 from resegzoo.batch.records import unit_record, written
 from resegzoo.batch.spool import SPOOL_DIR, load_block, raster_key, save_block, spooled_blocks
-from resegzoo.batch.unit import BatchOptions, BatchResult, RasterJob
+from resegzoo.batch.options import SegmentOptions
+from resegzoo.batch.unit import BatchResult, RasterJob
 from resegzoo.runtime import timing
 
 
@@ -36,8 +37,9 @@ class _BlockFailure:
 class _Assembly:
     """One input while its blocks arrive: its label writer, its spool, what is still missing."""
 
-    def __init__(self, job: RasterJob, spool: Path | None) -> None:
+    def __init__(self, job: RasterJob, spool: Path | None, object_areas: tuple[float, float | None] = (0.0, None)) -> None:
         self.job, self.spool = job, spool
+        self.object_areas = object_areas
         self.writer: Any = None
         self.remaining = {block.index for block in job.plan.blocks}
         self.spooled: dict[int, Path] = {}  # blocks of an earlier run, written with the first new one
@@ -51,7 +53,8 @@ class _Assembly:
         from resegzoo.batch.job import RasterWriter
 
         if self.writer is None:
-            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination).__enter__()
+            self.writer = RasterWriter(self.job.plan, self.job.destination, self.job.probs_destination,
+                                       self.object_areas).__enter__()
             blocks = {b.index: b for b in self.job.plan.blocks}
             for index, path in sorted(self.spooled.items()):
                 self.writer.write(blocks[index], load_block(path, self.job.plan, blocks[index]))
@@ -81,7 +84,7 @@ def _remove_spool(assembly: _Assembly, spool_root: Path) -> None:
         spool_root.rmdir()
 
 
-def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchOptions, engine: Any,
+def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: SegmentOptions, engine: Any,
                 claims: dict[Path, Any], progress: BatchProgress, result: BatchResult) -> None:
     """Compute every job's missing blocks on ``engine`` and write each job as a unit (``claims``:
     the names held, by output folder)."""
@@ -96,7 +99,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
         # (x and x-2) never share blocks; a rerun takes the interrupted input's stem back
         name = str(job.sidecar.relative_to(out)) if job.sidecar is not None else job.stem
         spool = spool_root / raster_key(job.plan, {**settings, "stem": name}) if len(job.plan.blocks) > 1 else None
-        assembly = _Assembly(job, spool)
+        assembly = _Assembly(job, spool, options.gis.object_areas)
         assemblies.append(assembly)
         if spool is not None:
             notes: list[str] = []
@@ -131,7 +134,7 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             run = RasterRun(plan=job.plan, labels_path=job.destination, probs_path=job.probs_destination,
                             counts=writer.counts, nodata_pixels=writer.nodata_pixels,
                             windows_skipped=writer.windows_skipped, seconds=assembly.seconds,
-                            extra={"engine": engine.name, "time": assembly.stage_seconds})
+                            extra={"engine": engine.name, "time": assembly.stage_seconds}, objects=writer.objects)
             record = write_unit(seg, vocab, job, run, options)
         except BaseException as exc:
             assembly.close(exc)
@@ -161,9 +164,11 @@ def write_units(seg: Any, vocab: Any, jobs: Sequence[RasterJob], options: BatchO
             for assembly in assemblies:  # inputs whose every block came from the spool
                 if not assembly.remaining - set(assembly.spooled):
                     finish(assembly)
-            plans = [job.plan for job in jobs]
+            task = block_task(seg, vocab, [job.plan for job in jobs], options.segmenter)
             mark = meter.snapshot()
-            for outcome in engine.blocks(seg, vocab, plans, todo, lambda number: assemblies[number].failed):
+            for done in engine.run(task, todo, segmenter=lambda: seg,
+                                   skip=lambda index: assemblies[todo[index][0]].failed):
+                outcome = BlockOutcome(*done.item, result=done.value, error=done.error, seconds=done.seconds)
                 assembly = assemblies[outcome.job]
                 with meter.stage("write"):
                     _take(assembly, outcome, options)
@@ -196,7 +201,7 @@ def _add_seconds(assembly: _Assembly, seconds: dict[str, float]) -> None:
         assembly.stage_seconds[name] = assembly.stage_seconds.get(name, 0.0) + value
 
 
-def _take(assembly: _Assembly, outcome: BlockOutcome, options: BatchOptions) -> None:
+def _take(assembly: _Assembly, outcome: BlockOutcome, options: SegmentOptions) -> None:
     """One block's outcome into its input's assembly (spooled first, so a rerun has it)."""
     assembly.seconds += outcome.seconds
     block = outcome.block
@@ -213,7 +218,7 @@ def _take(assembly: _Assembly, outcome: BlockOutcome, options: BatchOptions) -> 
         assembly.remaining.discard(block.index)
 
 
-def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: BatchOptions) -> dict[str, Any]:
+def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: SegmentOptions) -> dict[str, Any]:
     """An input's labels are written: draw its overlay, make its GIS products, then write its
     sidecar (last: the commit marker of the unit); returns the sidecar record."""
     from resegzoo.outputs import imageio
@@ -221,7 +226,7 @@ def write_unit(seg: Any, vocab: Any, job: RasterJob, run: RasterRun, options: Ba
     start = time.perf_counter()
     with timing.stage("write"):
         record = unit_record(seg, vocab, job, run, options)
-        record["outputs"].update(options.gis.write(job.folder, job.stem, record))
+        record["outputs"].update(options.gis.write(job.folder, job.stem, record, run.objects))
     record["gis"] = dataclasses.asdict(options.gis)
     if "time" in run.extra:  # where this input's time went, its overlay and GIS products included
         seconds = dict(run.extra["time"])

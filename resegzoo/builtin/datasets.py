@@ -14,6 +14,9 @@ DESCRIPTIONS = {
     "uavid": "UAVid: 7 classes, oblique UAV frames (release colour labels or mmseg layout)",
     "udd5": "UDD5: 5 classes, nadir UAV images (release src/gt or mmseg layout)",
     "vdd": "VDD: 7 classes, nadir UAV images (release src/gt or mmseg layout)",
+    "levir-cd": "LEVIR-CD: building change between two dates (A/ B/ label/; SegEarth-OV3's 512 px crops)",
+    "whu-cd": "WHU-CD: building change between two dates (A/ B/ label/ 1024 px tiles; 512 px crops)",
+    "s2looking": "S2Looking: building change in satellite pairs (Image1/ Image2/ label/, whole 1024 px images)",
 }
 
 
@@ -25,6 +28,11 @@ def resegzoo_register_datasets(register):
 
     for name in BUILTIN_LAYOUTS:
         register(DatasetSpec(name=name, factory=partial(open_builtin, name), description=DESCRIPTIONS[name]))
+    from resegzoo.eval.datasets.change import open_generic_change
+
+    register(DatasetSpec(name="change-generic", factory=open_generic_change,
+                         description="any change folder: A/ (first date) + B/ (second) + label/ (0 unchanged, "
+                                     "1 or 255 changed) with a classes.yaml naming the classes to compare"))
     register(DatasetSpec(name="generic", factory=open_generic,
                          description="any folder: images/ + labels/ (or the reference code's tile/R_G_B_IR.png + "
                                      "tile/L.png) with a classes.yaml"))

@@ -33,7 +33,7 @@ def _proc_sam3(context: Any) -> Any:
 
 @hookimpl
 def resegzoo_register_methods(register):
-    from resegzoo.methods.base import FEATURES, MethodSpec
+    from resegzoo.methods.base import FEATURES, INSTANCES, MethodSpec
 
     from resegzoo.methods.clip import NAME as CLIP
     from resegzoo.methods.clip.settings import ClipSettings, check
@@ -53,7 +53,8 @@ def resegzoo_register_methods(register):
         "no training; needs a SAM 3 model (sam3: gated, accept its licence and give a token, then `resegzoo "
         "fetch sam3`; or local-dir:DIR from save_pretrained, hf-hub:ORG/REPO) and pip install "
         "\"resegzoo[sam3]\"; recipes method-segearth-ov3*",
-        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings, outputs={FEATURES}))
+        model="sam3", masks=False, scores="probabilities", settings=SegEarthOV3Settings,
+        outputs={FEATURES, INSTANCES}))
 
     from resegzoo.methods.proc_sam3.method import NAME as PROC, ProcSam3Settings
 
@@ -62,4 +63,5 @@ def resegzoo_register_methods(register):
         "ProC-SAM3 (arXiv 2606.21863): SegEarth-OV3's SAM 3 pass with several prompts per class (prompt "
         "pools: text.prompt_pool, --prompt-pool) and presence-guided residual fusion, no training; needs a SAM 3 "
         "model like segearth-ov3; recipes method-proc-sam3*",
-        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings, outputs={FEATURES}))
+        model="sam3", masks=False, scores="probabilities", settings=ProcSam3Settings,
+        outputs={FEATURES, INSTANCES}))

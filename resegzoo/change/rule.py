@@ -277,6 +277,7 @@ class _Date:
     joins: list[np.ndarray] = field(default_factory=list)  # (a, b) piece pairs joined across strips
     pieces: int = 0
     changed: np.ndarray | None = None  # per piece (index 0: no piece)
+    ratio: np.ndarray | None = None  # per piece: its component's coverage
 
 
 def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -314,9 +315,11 @@ def _joins(above: np.ndarray, below: np.ndarray) -> np.ndarray:
 
 
 def object_changes(read: ForegroundReader, height: int, width: int, settings: ChangeSettings,
-                   strip_rows: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+                   strip_rows: int | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """The object rule over an image of ``height`` x ``width`` read strip by strip: yields
-    (row0, row1, changed) for consecutive strips, ``changed`` (row1 - row0, width) bool.
+    (row0, row1, changed, coverage) for consecutive strips: ``changed`` (row1 - row0, width) bool,
+    ``coverage`` float32, the share of each pixel's component (the smaller of its two dates') that
+    lies in the other date's dilated foreground (1 where no component holds the pixel).
 
     Components crossing strip edges are followed across them (their pieces joined, their areas
     and coverages summed), and each strip is dilated with its neighbours' rows, so the result is
@@ -356,14 +359,18 @@ def object_changes(read: ForegroundReader, height: int, width: int, settings: Ch
         changed = (ratio < settings.coverage) & (total_area >= settings.min_area)
         date.changed = changed[component]
         date.changed[0] = False
+        date.ratio = ratio[component].astype(np.float32)
+        date.ratio[0] = 1.0
     for s, (r0, r1) in enumerate(strips):
         fg, _ = _read_strip(read, height, r0, r1, 0)
         out = np.zeros((r1 - r0, width), dtype=bool)
+        coverage = np.ones((r1 - r0, width), dtype=np.float32)
         for date, mask in zip(dates, fg):
             labels, _ = _label(mask)
             ids = np.where(labels > 0, labels + date.offsets[s], 0)
             out |= date.changed[ids]  # type: ignore[index]
-        yield r0, r1, out
+            coverage = np.minimum(coverage, date.ratio[ids])  # type: ignore[index]
+        yield r0, r1, out, coverage
 
 
 # -- one image ----------------------------------------------------------------------------------

@@ -7,25 +7,18 @@ from typing import Any
 import click
 
 
-def builtin_recipes() -> dict[str, Path]:
-    """Recipes shipped in the registry (``registry/recipes/NAME.yaml``), by name."""
-    from resegzoo.weights.zoo import registry_dir
-
-    folder = registry_dir() / "recipes"
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
-
-
 def _load_recipe_argument(recipe_arg: str):
     from resegzoo.compose import load_recipe
+    from resegzoo.schema import SchemaError
+    from resegzoo.segmenter.recipe import resolve_recipe, shipped_recipes
 
-    path = Path(recipe_arg)
-    if path.is_file():
-        return load_recipe(path)
-    builtins = builtin_recipes()
-    if recipe_arg in builtins:
-        return load_recipe(builtins[recipe_arg])
-    known = ", ".join(builtins) or "none"
-    raise click.UsageError(f"{recipe_arg!r} is neither a recipe file nor a built-in recipe (built-in: {known})")
+    try:
+        path = resolve_recipe(recipe_arg)
+    except SchemaError:
+        known = ", ".join(shipped_recipes()) or "none"
+        raise click.UsageError(f"{recipe_arg!r} is neither a recipe file nor a built-in recipe (built-in: {known})") \
+            from None
+    return load_recipe(path)
 
 
 def _parse_weights(text: str) -> list[float]:

@@ -12,13 +12,14 @@ from resegzoo.engines import engine_options
 @click.command("eval")
 @click.option("--dataset", "dataset_name", required=True, metavar="NAME",
               help="Dataset name (see `resegzoo list datasets`): openearthmap, loveda, isaid, potsdam, vaihingen, "
-                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml (docs/datasets.md).")
+                   "uavid, udd5, vdd, or generic for a folder with a classes.yaml (docs/datasets.md); change "
+                   "detection: levir-cd, whu-cd, s2looking, change-generic (docs/change.md).")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str),
               help="The dataset's folder, in its authors' release layout or mmsegmentation's converted layout.")
 @click.option("--split", default=None, metavar="SPLIT",
               help="Split to evaluate (default: the dataset's evaluation split, e.g. val; test for UAVid and VDD).")
 @click.option("--classes", "classes_file", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="generic dataset only: the classes YAML (default: ROOT/classes.yaml).")
+              help="generic and change-generic datasets only: the classes YAML (default: ROOT/classes.yaml).")
 @click.option("--recipe", "recipes", multiple=True, metavar="FILE|NAME",
               help="Segmentation recipe (YAML path, or a shipped name such as eval-default). Repeat to compare "
                    "several recipes in one table. Default: the dataset's evaluation recipe (eval-default: the peers' "
@@ -62,11 +63,11 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     from pathlib import Path
 
     from resegzoo.api import ModelLoadError, Segmenter
-    from resegzoo.engines import eval_engine
+    from resegzoo.engines import open_engine
     from resegzoo.eval.ablation import plan_runs
     from resegzoo.eval.datasets import DatasetError
     from resegzoo.eval.report import markdown, write_reports
-    from resegzoo.eval.runner import EvalRun
+    from resegzoo.eval.change import eval_run_class
     from resegzoo.runtime.preflight import check_device, check_output_folder
     from resegzoo.plugins.registry import RegistryError, get_registry
     from resegzoo.schema import SchemaError
@@ -83,24 +84,25 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
         raise click.UsageError(str(exc)) from None
     options = {}
     if classes_file is not None:
-        if dataset_name != "generic":
-            raise click.UsageError("--classes is for --dataset generic only; built-in datasets bring their classes")
+        if dataset_name not in ("generic", "change-generic"):
+            raise click.UsageError("--classes is for --dataset generic and change-generic only; built-in datasets "
+                                   "bring their classes")
         options["classes"] = classes_file
+    check_device(device)  # once, before any run is planned
     try:
         dataset = spec.factory(root, split=split, **options)
-        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings, methods=methods)
+        runs = plan_runs(dataset.info, recipes, models, masks, dataset_settings=dataset_settings, methods=methods,
+                         device=device)
         if precision is not None:  # part of each run's settings: another precision, another run folder
             runs = [with_precision(run, precision) for run in runs]
     except user_errors as exc:
         raise user_error(exc) from None
     out = Path(out_dir or f"eval-{dataset.info.name}-{dataset.split or 'all'}")
-    check_device(device)
     check_output_folder(out)  # before any model loads: a bad --out must not cost the computing
 
     def make_segmenter(run):
         try:
-            segmenter = Segmenter.from_recipe(run.recipe, model=run.resolved or run.model, masks=run.masks,
-                                              device=device)
+            segmenter = Segmenter.from_spec(run.segmenter)  # checked by plan_runs: built, not checked again
         except (ValueError, *user_errors) as exc:
             raise user_error(exc, f"run {run.label!r} (recipe {run.recipe_source}): ") from None
         for note in segmenter.notes + segmenter.cache_notes:
@@ -110,11 +112,13 @@ def eval_command(dataset_name, root, split, classes_file, recipes, models, masks
     results = []
     current = None
     try:
-        with eval_engine(engine.logging_into(out), device, say=lambda line: click.echo(line, err=True)) as evaluate:
+        with open_engine(engine.logging_into(out)) as evaluate:
             for run in runs:
-                current = EvalRun(dataset, run, out)
+                current = eval_run_class(dataset)(dataset, run, out)
                 results.append(current.run(make_segmenter, limit=limit, overlays=overlays, progress=not quiet,
                                            engine=evaluate, say=lambda line: click.echo(line, err=True)))
+            for line in evaluate.report():
+                click.echo(line, err=True)
     except KeyboardInterrupt:
         if current is not None:
             done = len(list(current.confusion_dir.glob("*.npy")))

@@ -17,11 +17,18 @@ def gis_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, cog: bool, vector: bool, vector_format: str | None, simplify: float | None,
-                min_area: float | None, **kwargs: Any) -> Any:
-        if not vector and (vector_format or simplify is not None or min_area is not None):
-            raise click.UsageError("--vector-format, --simplify and --min-area go with --vector")
+                min_area: float | None, objects: bool, objects_raster: bool, min_object_area: float | None,
+                max_object_area: float | None, **kwargs: Any) -> Any:
+        if not vector and (simplify is not None or min_area is not None):
+            raise click.UsageError("--simplify and --min-area go with --vector")
+        if not (vector or objects) and vector_format:
+            raise click.UsageError("--vector-format goes with --vector or --objects")
+        if not objects and (objects_raster or min_object_area is not None or max_object_area is not None):
+            raise click.UsageError("--objects-raster, --min-object-area and --max-object-area go with --objects")
         gis = GisOutputs(cog=cog, vector=vector, vector_format=vector_format or "gpkg",
-                         simplify=simplify or 0.0, min_area=min_area or 0.0)
+                         simplify=simplify or 0.0, min_area=min_area or 0.0, objects=objects,
+                         objects_raster=objects_raster, min_object_area=min_object_area or 0.0,
+                         max_object_area=max_object_area)
         return command(*args, gis=gis, **kwargs)
 
     options = [
@@ -38,6 +45,17 @@ def gis_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "exact pixel edges."),
         click.option("--min-area", type=click.FloatRange(min=0), metavar="AREA",
                      help="Leave out regions smaller than AREA (CRS units squared; pixels for PNG), measured as written (after --simplify)."),
+        click.option("--objects", is_flag=True, help="Also write the objects the method finds (segearth-ov3, "
+                     "proc-sam3: SAM 3's instances), each whole across windows and blocks: one polygon per object "
+                     "with class, name (the prompt), score, presence, area (m² where georeferenced, else px) and "
+                     "object_id, in STEM.objects.gpkg (with --vector: the layer 'objects' of STEM.regions.gpkg; "
+                     "--vector-format geojson: STEM.objects.geojson). Counts per class go in the sidecar."),
+        click.option("--objects-raster", is_flag=True, help="With --objects: also STEM.objects.tif, a uint32 COG of "
+                     "object ids (0: no object; 4294967295 where the input has no data)."),
+        click.option("--min-object-area", type=click.FloatRange(min=0), metavar="AREA",
+                     help="With --objects: leave out objects smaller than AREA (m² where georeferenced, else px)."),
+        click.option("--max-object-area", type=click.FloatRange(min=0), metavar="AREA",
+                     help="With --objects: leave out objects larger than AREA (m² where georeferenced, else px)."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)

@@ -111,11 +111,10 @@ def recipe_rows() -> list[dict[str, Any]]:
     """The recipes shipped in registry/recipes: name, kind (compose: a model to average; segment:
     settings for segment and eval), base recipe, path and the description from its header comment."""
     from resegzoo.schema import load_yaml
-    from resegzoo.weights.zoo import registry_dir
+    from resegzoo.segmenter.recipe import shipped_recipes
 
-    folder = registry_dir() / "recipes"
     rows = []
-    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+    for path in shipped_recipes().values():
         data = load_yaml(path) or {}
         header = []
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -218,7 +217,7 @@ _COLUMNS = {
     "models": ("name", "kind", "size", "gated", "where", "plugin"),
     "variants": ("name", "architecture", "format", "init_from", "plugin"),
     "sam": ("name", "model_type", "size", "url"),
-    "methods": ("name", "model", "masks", "scores", "description", "plugin"),
+    "methods": ("name", "model", "masks", "scores", "outputs", "description", "plugin"),
     "recipes": ("name", "kind", "base", "summary"),
 }
 
@@ -227,6 +226,8 @@ _MAX_CELL = 90  # long descriptions are cut in the table; --json has them in ful
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):  # e.g. a method's outputs
+        value = ", ".join(sorted(map(str, value))) or None
     text = "-" if value is None or value is False else "yes" if value is True else str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
 

@@ -1,7 +1,8 @@
 """``resegzoo segment``: segment images and GeoTIFFs into the classes you name.
 
-Option parsing only: the batch (inputs, output names and claims, units with the sidecar last,
-skip-existing, the engines) is :func:`resegzoo.api.segment_files` (:mod:`resegzoo.batch.units`).
+Option parsing only: the flags become one :class:`resegzoo.api.SegmentOptions` (checked by the
+checker :func:`resegzoo.api.segment_files` uses too), which :func:`resegzoo.api.run_segment` runs
+(the batch: inputs, output names and claims, units with the sidecar last, skip-existing, the engines).
 """
 from __future__ import annotations
 
@@ -126,38 +127,32 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     16-bit and float imagery is scaled to 8 bits by a 2-98 percentile stretch of the valid
     pixels of all inputs (--stretch; reported). Large rasters are segmented block by block in bounded memory.
     """
-    from resegzoo.api import BatchInputError, BatchProgress, load_recipe, segment_files
+    from resegzoo.api import BatchInputError, BatchProgress, SegmentOptions, load_recipe, run_segment
     from resegzoo.raster.names import shown
-    from resegzoo.raster.opening import NODATA_LABEL
     from resegzoo.runtime.precision import set_threads
     from resegzoo.schema import SchemaError
+    from resegzoo.segmenter.recipe import resolve_recipe
 
     set_threads(threads)
     search = stac_search(stac_url, collections, bbox, stac_datetime, max_items)
     if not inputs and search is None:
         raise click.UsageError("give the inputs: files, folders, glob patterns, URLs or STAC items (or --stac URL)")
     vocab = _vocabulary(classes, vocab_file)
-    if len(vocab) + 1 > NODATA_LABEL:
-        raise click.UsageError(f"{len(vocab)} classes: at most {NODATA_LABEL - 1} fit an 8-bit label map "
-                               f"(with background; {NODATA_LABEL} is nodata)")
     try:
-        if recipe_file is not None:
-            from resegzoo.eval.ablation import resolve_recipe
-
-            recipe_file = resolve_recipe(recipe_file)
-        recipe = load_recipe(recipe_file, window=window, stride=stride, short_side=short_side, tile_size=tile_size,
-                             templates=templates, prompt_pool=prompt_pool, background_threshold=background_threshold,
-                             precision=precision)
+        recipe = load_recipe(None if recipe_file is None else resolve_recipe(recipe_file), window=window,
+                             stride=stride, short_side=short_side, tile_size=tile_size, templates=templates,
+                             prompt_pool=prompt_pool, background_threshold=background_threshold, precision=precision)
     except SchemaError as exc:
         raise click.UsageError(f"bad recipe: {exc}") from None
     recipe, masks = _sam_options(recipe, masks, sam_checkpoint, device)
     try:
-        result = segment_files(inputs, vocab, out, recipe=recipe, model=model, masks=masks, method=method,
-                               device=device,
-                               architecture=arch, bands=bands, nodata=nodata, probs=probs, recursive=recursive,
-                               overwrite=overwrite, skip_existing=skip_existing, continue_on_error=continue_on_error,
-                               trust_vrt=trust_vrt, stretch=stretch, gis=gis, engine=engine.logging_into(out),
-                               progress=BatchProgress(quiet=quiet), stac=search, asset=asset)
+        # the one checker of segment_files: every option is checked here, before any model loads
+        options = SegmentOptions.check(inputs, vocab, out, recipe=recipe, model=model, masks=masks, method=method,
+                                       device=device, architecture=arch, bands=bands, nodata=nodata, probs=probs,
+                                       recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
+                                       continue_on_error=continue_on_error, trust_vrt=trust_vrt, stretch=stretch,
+                                       gis=gis, engine=engine, stac=search, asset=asset)
+        result = run_segment(options, BatchProgress(quiet=quiet))
     except BatchInputError as exc:
         raise click.UsageError(shown(str(exc))) from None
     if result.records and not quiet:

@@ -1,40 +1,29 @@
-"""Where the work of ``resegzoo segment`` and ``resegzoo eval`` runs: this process, or a Ray cluster.
+"""Where the work of ``resegzoo segment``, ``eval`` and ``change`` runs: this process, or a Ray cluster.
 
-``--engine local`` (the default) runs everything in this process. ``--engine ray`` hands the
-per-image (eval) or per-block (segment) work to stateful Ray actors, each of which loads the
-model and the mask generator once; the driver only plans, stores results and writes outputs.
+One interface for both commands and both engines (:mod:`resegzoo.engines.task`): a command opens
+an engine with :func:`open_engine` and hands it a :class:`Task` and its work items; the engine
+yields an :class:`Outcome` per item. ``--engine local`` (the default, :class:`LocalEngine`) runs
+them in this process; ``--engine ray`` (:mod:`resegzoo.engines.ray_engine`) on stateful Ray actors,
+each of which builds the segmenter once; the driver only plans, stores results and writes outputs.
 Ray is an optional dependency (``pip install "resegzoo[ray]"``) imported only inside functions.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, ContextManager
+from typing import Any
 
+from resegzoo.engines.local import LocalEngine
 from resegzoo.engines.options import ENGINES, EngineError, EngineOptions, SegmenterSpec, engine_options
+from resegzoo.engines.task import Engine, Outcome, Task, Work
 
-__all__ = ["ENGINES", "EngineError", "EngineOptions", "SegmenterSpec", "engine_options", "eval_engine",
-           "raster_engine"]
+__all__ = ["ENGINES", "Engine", "EngineError", "EngineOptions", "LocalEngine", "Outcome", "SegmenterSpec", "Task",
+           "Work", "engine_options", "open_engine"]
 
 
-def raster_engine(options: EngineOptions, spec: SegmenterSpec | None = None) -> Any:
-    """The engine that computes a segment batch's blocks (the ``engine`` of
-    :func:`resegzoo.batch.units.run_batch`): this process, or Ray actors built from ``spec``."""
+def open_engine(options: EngineOptions) -> Any:
+    """The engine ``options`` name, for a ``with`` block: :class:`LocalEngine`, or a Ray engine
+    (Ray starts or is joined at its first item and stops when the block ends)."""
     if options.is_local:
-        from resegzoo.batch.local import LocalBlocks
+        return LocalEngine()
+    from resegzoo.engines.ray_engine import RayEngine
 
-        return LocalBlocks()
-    if spec is None:
-        raise EngineError("--engine ray builds the segmenter on every actor: give its SegmenterSpec")
-    from resegzoo.engines.ray_segment import RayBlocks
-
-    return RayBlocks(options, spec)
-
-
-def eval_engine(options: EngineOptions, device: str, say: Callable[[str], None]) -> ContextManager[Any]:
-    """The ``engine`` of :meth:`resegzoo.eval.runner.EvalRun.run`: None (its own loop) for
-    ``--engine local``; Ray actors, for the length of the ``with`` block, for ``--engine ray``."""
-    if options.is_local:
-        return contextlib.nullcontext(None)
-    from resegzoo.engines.ray_eval import ray_eval_engine
-
-    return ray_eval_engine(options, device, say)
+    return RayEngine(options)

@@ -1,4 +1,5 @@
-"""The ``--engine`` options of ``resegzoo segment`` and ``resegzoo eval``, as one :class:`EngineOptions`."""
+"""The ``--engine`` options of ``resegzoo segment`` and ``resegzoo eval``, as one :class:`EngineOptions`
+(:class:`SegmenterSpec`, what every worker builds its segmenter from, lives in the segmenter layer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,10 @@ from typing import Any, Callable
 import click
 
 from resegzoo.errors import ResegzooError
+from resegzoo.segmenter.spec import SegmenterSpec
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "ENGINES", "RAY_LOG_NAME", "EngineError", "EngineOptions", "SegmenterSpec",
+           "engine_options"]
 
 ENGINES = ("local", "ray")
 #: Ray's log in the output folder of segment and eval
@@ -38,6 +43,8 @@ class EngineOptions:
     log_file: Path | None = None
 
     def check(self) -> "EngineOptions":
+        if self.name not in ENGINES:
+            raise EngineError(f"engine {self.name!r}: use {' or '.join(ENGINES)}")
         if self.name == "local":
             given = [flag for flag, value in (("--address", self.address), ("--actors", self.actors))
                      if value is not None]
@@ -98,15 +105,3 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for decorate in reversed(decorators):
         wrapper = decorate(wrapper)
     return wrapper
-
-
-@dataclass(frozen=True)
-class SegmenterSpec:
-    """How a worker builds its own segmenter (the arguments of ``Segmenter.from_recipe``)."""
-
-    recipe: Any
-    #: the model resolved once by the API (``resegzoo.weights.zoo.ResolvedModel``), or a spec
-    model: Any
-    masks: str | None
-    device: str
-    architecture: str | None = None

@@ -15,21 +15,7 @@ from resegzoo.eval.runner import RunSpec
 from resegzoo.errors import same_kind
 from resegzoo.plugins.registry import RegistryError
 from resegzoo.schema import SchemaError
-
-
-def resolve_recipe(text: str) -> Path:
-    """A recipe file path, or the name of a recipe shipped in registry/recipes (e.g. eval-default)."""
-    path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
-        return path
-    from resegzoo.weights.zoo import registry_dir
-
-    shipped = registry_dir() / "recipes" / f"{text}.yaml"
-    if shipped.is_file():
-        return shipped
-    known = sorted(p.stem for p in (registry_dir() / "recipes").glob("*.yaml"))
-    raise SchemaError(f"recipe {text!r}: no such file, and no shipped recipe of that name "
-                      f"(shipped: {', '.join(known) or 'none'})")
+from resegzoo.segmenter.recipe import resolve_recipe  # here too: its older home (resegzoo segment imports it)
 
 
 def _fill_in(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,7 +73,7 @@ def _label(parts: list[str], varying: list[bool]) -> str:
 
 def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Optional[str]],
               masks: Sequence[Optional[str]], dataset_settings: bool = True,
-              methods: Sequence[Optional[str]] = ()) -> list[RunSpec]:
+              methods: Sequence[Optional[str]] = (), device: str = "cpu") -> list[RunSpec]:
     """One RunSpec per combination of recipe x model x masks x method.
 
     ``recipes`` are paths or shipped names (empty: the dataset's default recipe). The dataset's
@@ -97,7 +83,8 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
     own. Each combination is checked (:func:`resegzoo.methods.base.check_method`) before any
     model loads: a method given a mask generator it does not read is an error here. Each model is
     resolved once (:func:`resegzoo.methods.base.resolve_method_model`: fetched, fingerprinted) for
-    every run that uses it; a model of another kind than its method's is a MethodError here.
+    every run that uses it; a model of another kind than its method's is a MethodError here. Each run's
+    segmenter is built on ``device`` (checked by the caller) without checking again.
     """
     from resegzoo.methods.base import MethodError, check_method, resolve_method_model
 
@@ -133,5 +120,5 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
             resolved[key] = resolve_method_model(choice.spec, choice.model)
         specs.append(RunSpec(label=label, recipe=choice.recipe, model=choice.model or "", masks=choice.masks,
                              recipe_source=source, classes=None if classes == info.classes else classes,
-                             resolved=resolved[key]))
+                             resolved=resolved[key], device=device, method_settings=choice.settings))
     return specs

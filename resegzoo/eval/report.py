@@ -66,7 +66,13 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
                                  "f1": _json_number(s.f1[k])} for k, name in enumerate(r.class_names)},
             "confusion": r.confusion.tolist(),
         })
+    extra: dict[str, Any] = {}
+    if info.change is not None:
+        from resegzoo.eval.change import change_results
+
+        extra["change"] = change_results(dataset, results)
     return {
+        **extra,
         "resegzoo": __version__,
         "units": "percent",
         "dataset": {**dataset.describe(), "title": info.title, "classes": info.class_names,
@@ -77,6 +83,10 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
 
 def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
     info = dataset.info
+    if info.change is not None:  # pairs of dates: the change class's numbers (resegzoo.eval.change)
+        from resegzoo.eval.change import change_markdown
+
+        return change_markdown(dataset, results)
     d = dataset.describe()
     lines = [f"# {info.title} ({d['split'] or 'all'} split, {d['layout']} layout)", ""]
     header = "| run | recipe | model | masks | method | protocol | images | mIoU | mAcc | aAcc | mF1 |"

@@ -26,7 +26,6 @@ from resegzoo.outputs.reading import load_npy, read_text
 from resegzoo.eval.datasets import Dataset, DatasetError, Sample
 from resegzoo.eval.metrics import Scores, confusion_matrix, scores
 from resegzoo.eval.overlay import save_overlay
-from resegzoo.runtime.prefetch import prefetched
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
@@ -50,6 +49,20 @@ class RunSpec:
     #: resolves each model once for every run, :class:`EvalRun` any run made without it); None
     #: for a method without a model
     resolved: Any = None
+    #: the torch device the run's segmenter is built on (not part of the run's key)
+    device: str = "cpu"
+    #: ``method.settings`` as the check parsed them (:func:`resegzoo.eval.ablation.plan_runs`);
+    #: None: a hand-made spec, checked when its segmenter is built
+    method_settings: Any = field(default=None, compare=False)
+
+    @property
+    def segmenter(self) -> Any:
+        """The :class:`~resegzoo.segmenter.spec.SegmenterSpec` every engine builds this run's segmenter
+        from (its model resolved: no engine resolves it again)."""
+        from resegzoo.segmenter.spec import SegmenterSpec
+
+        return SegmenterSpec(self.recipe, self.model or None, self.masks, self.device,
+                             settings=self.method_settings, resolved=self.resolved)
 
     def prompts(self, info: Any) -> list[list[str]]:
         """The names each class is prompted with in this run."""
@@ -127,6 +140,7 @@ def run_settings(dataset: Dataset, spec: RunSpec) -> dict[str, Any]:
             "sam": sam_fingerprint(spec.recipe, spec.masks),
             "files": dataset_fingerprint(dataset),
         },
+        **dataset.key_settings(),  # a dataset kind's own (a change dataset's protocol)
     }
 
 
@@ -233,19 +247,29 @@ class EvalRun:
             save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
         return cm
 
+    def read_sample(self, sample: Sample, prepare: Optional[Callable[[Any], Any]] = None) -> Any:
+        """What :meth:`evaluate_sample` takes as ``loaded``, read ahead by the local loop: (image,
+        label, image made ready by ``prepare``). A dataset kind with other samples overrides both
+        (a change pair: :class:`resegzoo.eval.change.ChangeEvalRun`)."""
+        image, label = self.dataset.load(sample)
+        return image, label, image if prepare is None else prepare(image)
+
     def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
         atomic.save_npy(self.result_file(sample), cm)
 
     def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
-            overlays: int = 4, progress: bool = True, engine: Optional[Callable[..., Any]] = None,
+            overlays: int = 4, progress: bool = True, engine: Any = None,
             say: Optional[Callable[[str], None]] = None) -> RunResult:
         """Evaluate the images that have no stored result yet, then score all requested images.
 
-        ``make_segmenter(spec)`` is called only when some image still needs segmenting. ``engine``,
-        if given, segments the pending images elsewhere: ``engine(run, pending, overlay_ids)`` yields
-        ``(sample, confusion)`` pairs in any order (see resegzoo.engines.ray_eval). ``say(line)``
+        ``engine`` (an open engine of :mod:`resegzoo.engines`; default: this process) segments the
+        pending images (:class:`EvalWork`) and hands back each image's confusion matrix in any
+        order; each is stored as it arrives. ``make_segmenter(spec)`` gives the segmenter when the
+        images are segmented in this process, and only when some image still needs it. ``say(line)``
         is told, on a rerun, how many images earlier runs already finished.
         """
+        from resegzoo.engines.local import LocalEngine
+
         info = self.dataset.info
         samples = list(self.dataset)[:limit]
         file_names = {safe_id(s.id) for s in samples}
@@ -263,39 +287,71 @@ class EvalRun:
                                "inference.background_threshold; remove it from the recipe")
         newly_done = 0
         if pending:
-            overlay_ids = {s.id for s in samples[:overlays]}
-            if engine is None:
-                segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
-                self._create()
-                vocab = self.vocabulary()
-                prepare = getattr(segmenter, "prepare", None)
-
-                def load(sample: Sample) -> tuple[np.ndarray, np.ndarray, Any]:
-                    # runs in a background thread while the previous image is being encoded
-                    image, label = self.dataset.load(sample)
-                    return image, label, image if prepare is None else prepare(image)
-
-                outcomes = ((s, self.evaluate_sample(segmenter, vocab, s, s.id in overlay_ids, loaded))
-                            for s, loaded in prefetched(load, pending, self.spec.recipe.inference.prefetch))
-            else:
-                self._create()
-                outcomes = engine(self, pending, overlay_ids)
+            engine = engine or LocalEngine()
+            task = eval_task(self, {s.id for s in samples[:overlays]})
             bar = None
             if progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(desc=f"eval {self.spec.label}", unit="image",
                            initial=len(samples) - len(pending), total=len(samples))
-            for sample, cm in outcomes:
-                self.store_confusion(sample, cm)
-                newly_done += 1
+            failed: list[str] = []
+
+            def local_segmenter() -> Any:
+                segmenter = make_segmenter(self.spec)  # before creating anything: a bad model leaves no folder
+                self._create()
+                return segmenter
+
+            try:
+                # the folder is made once the segmenter is built here, or at the first result of
+                # another engine's workers
+                for outcome in engine.run(task, pending, segmenter=local_segmenter):
+                    if isinstance(outcome.error, BaseException):
+                        raise outcome.error
+                    if outcome.error is not None:  # a remote worker's message: the other images go on
+                        failed.append(f"{outcome.item.id}: {outcome.error}")
+                        continue
+                    if newly_done == 0:
+                        self._create()
+                    self.store_confusion(outcome.item, outcome.value)
+                    newly_done += 1
+                    if bar is not None:
+                        bar.update(1)
+            finally:
                 if bar is not None:
-                    bar.update(1)
-            if bar is not None:
-                bar.close()
+                    bar.close()
+            if failed:
+                raise DatasetError(f"run {self.spec.label!r}: {len(failed)} image(s) failed (the other images' "
+                                   f"results are kept; rerun to retry): " + "; ".join(failed))
         total = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
         for sample in samples:
             total += self.load_confusion(sample)
         return RunResult(spec=self.spec, run_dir=self.run_dir, key=self.key, class_names=info.class_names,
                          confusion=total, scores=scores(total), images=len(samples),
                          newly_done=newly_done)
+
+
+class EvalWork:
+    """Eval's work on every engine (:mod:`resegzoo.engines.task`): an item is a sample;
+    ``prepare`` loads its image and label (and prepares the image for the encoder), ``run``
+    segments it and returns its confusion matrix (:meth:`EvalRun.evaluate_sample`)."""
+
+    def __init__(self, segmenter: Any, run: EvalRun, overlay_ids: set[str]) -> None:
+        self.segmenter, self.eval_run, self.overlay_ids = segmenter, run, overlay_ids
+        self.vocab = run.vocabulary()
+        self._prepare = getattr(segmenter, "prepare", None)
+
+    def prepare(self, sample: Sample) -> Any:
+        return self.eval_run.read_sample(sample, self._prepare)
+
+    def run(self, sample: Sample, loaded: Any) -> np.ndarray:
+        return self.eval_run.evaluate_sample(self.segmenter, self.vocab, sample, sample.id in self.overlay_ids,
+                                             loaded)
+
+
+def eval_task(run: EvalRun, overlay_ids: set[str]) -> Any:
+    """The engines' :class:`~resegzoo.engines.task.Task` that evaluates ``run``'s images."""
+    from resegzoo.engines.task import Task
+
+    return Task(EvalWork, {"run": run, "overlay_ids": overlay_ids}, segmenter=run.spec.segmenter,
+                prefetch=run.spec.recipe.inference.prefetch, unit="image")

@@ -153,6 +153,13 @@ class CachedMaskGenerator:
         return self._cached(self.key(image, boxes), lambda: generate_for_windows(self.inner, image, boxes), image,
                             [(y1 - y0, x1 - x0) for y0, x0, y1, x1 in boxes])
 
+    def window_groups(self, windows: Sequence[Box]) -> list[list[int]]:
+        """The wrapped generator's groups (:func:`resegzoo.masks.windows.window_groups`): each
+        group is one cache entry."""
+        from resegzoo.masks.windows import window_groups
+
+        return window_groups(self.inner, windows)
+
     def _cached(self, key: str, compute: Callable[[], list[np.ndarray]], image: np.ndarray,
                 sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         maps = self.cache.load(key, entry_limit(image)) if self.use_disk else None

@@ -28,7 +28,7 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 
 from resegzoo.masks.painting import PAINT_ORDERS, Box, PaintOrder, check_image, paint_masks
-from resegzoo.masks.windows import windows_from_regions
+from resegzoo.masks.windows import REGIONS_PER_CALL, region_groups, windows_from_regions
 from resegzoo.schema import check_limits, limit
 
 #: SAM's native input size; a region of this many pixels per side is embedded without downscaling.
@@ -257,8 +257,7 @@ class SamMaskGenerator:
         without it a tqdm bar counts windows (shown on a terminal only).
         """
         boxes = [tuple(int(v) for v in w) for w in windows]
-        side = max((max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in boxes), default=1)
-        region_size = side if self.region_size is None else self.region_size
+        side, region_size = self._region_size(boxes)
 
         def region_levels(region: np.ndarray) -> tuple[SamLevel, ...]:
             ratio = max(region.shape[:2]) / side
@@ -273,6 +272,17 @@ class SamMaskGenerator:
 
         with tqdm(total=len(windows), desc="SAM segments", unit="window", leave=False, disable=None) as bar:
             return windows_from_regions(self, image, boxes, region_size, bar.update, many=many)
+
+    def window_groups(self, windows: Sequence[Box]) -> list[list[int]]:
+        """The windows whose maps :meth:`generate_windows` makes together: its regions, as many at
+        a time as share image-encoder batches (:func:`resegzoo.masks.windows.region_groups`)."""
+        boxes = [tuple(int(v) for v in w) for w in windows]
+        return region_groups(boxes, self._region_size(boxes)[1], REGIONS_PER_CALL)
+
+    def _region_size(self, boxes: Sequence[Box]) -> tuple[int, int]:
+        """(the largest window side, the region size) for these windows."""
+        side = max((max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in boxes), default=1)
+        return side, side if self.region_size is None else self.region_size
 
     def level_masks(self, image: np.ndarray, levels: Sequence[SamLevel] | None = None) -> list[list[np.ndarray]]:
         """For each level, its boolean (H, W) masks in the order the stock generator returns them."""

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from resegzoo.masks.painting import MAX_MASK_LEVELS, MAX_REGION_SIZE, Box, check_image
-from resegzoo.masks.windows import windows_from_regions, windows_one_by_one
+from resegzoo.masks.windows import region_groups, windows_from_regions, windows_one_by_one
 from resegzoo.schema import check_limits, from_mapping, limit
 
 #: the most SLIC segments per level (SLIC allocates per segment; a 4096 px window has 16 M pixels)
@@ -104,6 +104,13 @@ class SuperpixelGenerator:
             return _stacked(region_levels(check_image(pixels), pixels.shape[0] * pixels.shape[1] / area))
 
         return windows_from_regions(region, image, windows, self.region_size)
+
+    def window_groups(self, windows: Sequence[Box]) -> list[list[int]]:
+        """Windows whose maps are made together (:func:`resegzoo.masks.windows.window_groups`):
+        each alone, or by region with ``region_size``."""
+        if self.region_size is None or self._region_levels is None or not self._levels:
+            return [[i] for i in range(len(windows))]
+        return region_groups(windows, self.region_size)
 
     def __repr__(self) -> str:
         return f"SuperpixelGenerator({self.description})"

@@ -59,6 +59,35 @@ def group_windows(windows: Sequence[Box], region_size: int) -> list[Region]:
     return regions
 
 
+#: regions whose crops share one call of a ``many`` generator (SAM's image-encoder batches)
+REGIONS_PER_CALL = 4
+
+
+def region_groups(windows: Sequence[Box], region_size: int, regions_per_call: int = 1) -> list[list[int]]:
+    """The indices of ``windows`` as :func:`windows_from_regions` makes their maps: by region of
+    :func:`group_windows`, ``regions_per_call`` regions at a time. The windows of one group,
+    given alone, form the same regions again (their first window in reading order opens each),
+    so making the maps group by group gives the maps of one call for all windows."""
+    regions = group_windows(windows, region_size)
+    return [sorted(i for region in regions[s:s + regions_per_call] for i in region.members)
+            for s in range(0, len(regions), regions_per_call)]
+
+
+def window_groups(generator: Callable[[np.ndarray], np.ndarray], windows: Sequence[Box]) -> list[list[int]]:
+    """Indices of ``windows`` whose maps are made together: no group's maps depend on a window
+    outside it, so the segmenter can make them group by group, as encoder batches need them.
+
+    The generator's own ``window_groups(windows)`` when it has one (SAM's regions, SLIC's); a
+    generator without ``generate_windows`` segments each window alone (one group each); any
+    other gets all windows as one group (its ``generate_windows`` may depend on all of them)."""
+    own = getattr(generator, "window_groups", None)
+    if callable(own):
+        return [list(group) for group in own([tuple(w) for w in windows])]
+    if callable(getattr(generator, "generate_windows", None)):
+        return [list(range(len(windows)))] if len(windows) else []
+    return [[i] for i in range(len(windows))]
+
+
 def windows_from_regions(
     generate: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -66,7 +95,7 @@ def windows_from_regions(
     region_size: int,
     progress: Callable[[int], None] | None = None,
     many: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-    regions_per_call: int = 4,
+    regions_per_call: int = REGIONS_PER_CALL,
 ) -> list[np.ndarray]:
     """Run ``generate`` once per region of :func:`group_windows` and cut each window's maps.
 

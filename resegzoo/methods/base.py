@@ -130,9 +130,12 @@ class Method(Protocol):
 
 #: the outputs a method may give beside its window scores, from the same pass (``Method.outputs``):
 #: ``features``: the image features of each window, (B, C, h, w) at the model's own grid (SAM 3: its
-#: stride-14 FPN level), for comparing two dates (``resegzoo.change``)
+#: stride-14 FPN level), for comparing two dates (``resegzoo.change``); ``instances``: per window, the
+#: list of :class:`~resegzoo.objects.instances.Instance` (name, score, presence, mask) it found, which
+#: the pipeline makes whole across windows and blocks (``resegzoo segment --objects``)
 FEATURES = "features"
-WINDOW_OUTPUTS: tuple[str, ...] = (FEATURES,)
+INSTANCES = "instances"
+WINDOW_OUTPUTS: tuple[str, ...] = (FEATURES, INSTANCES)
 
 
 @dataclass
@@ -145,6 +148,8 @@ class WindowOutputs:
     #: (B, C, h, w) float tensor: the image features of each window at the model's grid; the caller
     #: upsamples them to the window (bilinear) where it needs them per pixel
     features: Any = None
+    #: per window, a list of :class:`~resegzoo.objects.instances.Instance` (B lists)
+    instances: Any = None
 
 
 def method_outputs(method: Any) -> frozenset[str]:
@@ -315,6 +320,17 @@ class MethodSpec:
         """What the method needs, in words a listing shows."""
         return {"model": self.model, "masks": self.masks}
 
+    def check_objects(self) -> None:
+        """MethodError in one line when objects are asked of a method that gives no instances."""
+        if INSTANCES not in self.outputs:
+            from resegzoo.plugins.registry import get_registry
+
+            methods = get_registry().methods
+            giving = [name for name in methods if INSTANCES in methods.get(name).outputs]
+            raise MethodError(f"--objects: method {self.name!r} gives no objects (instances), only class scores; "
+                              f"use a method that does ({', '.join(giving) or 'none installed'}; "
+                              "`resegzoo list methods`)")
+
 
 @dataclass(frozen=True)
 class MethodChoice:
@@ -458,6 +474,8 @@ def names_to_classes(values: Any, class_of_name: Any, num_classes: int, dim: int
     ``class_of_name``: (N,) class index per name (a tensor or a list, e.g. :func:`class_of_names`)."""
     import torch
 
+    if len(class_of_name) == num_classes and all(int(c) == i for i, c in enumerate(class_of_name)):
+        return values  # one name per class, in order: the classes are the names
     moved = values.movedim(dim, -1)
     index = torch.as_tensor(class_of_name, device=moved.device).expand_as(moved)
     out = moved.new_full((*moved.shape[:-1], num_classes), float("-inf"))

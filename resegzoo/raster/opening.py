@@ -23,6 +23,7 @@ from resegzoo.raster.names import is_remote
 from resegzoo.raster.remote import explain, is_url, public_url, scrub
 from resegzoo.raster.sandbox import check_sources, not_regular, open_dataset
 from resegzoo.raster.stretch import OVERVIEW_SIDE, Stretch, estimate_stretch
+from resegzoo.raster.warp import warped
 
 #: label of pixels without valid data in every label map resegzoo writes (the GeoTIFF's nodata)
 NODATA_LABEL = 255
@@ -77,6 +78,9 @@ class Raster:
     origin: tuple[tuple[str, str], ...] = ()
     #: how the bands were chosen without --bands, when the file does not say (a note for the user)
     bands_note: str = ""
+    #: read on another raster's grid (``resegzoo.raster.warp.onto_grid``: the second date of a change
+    #: pair); ``height``, ``width`` and ``georef`` are then that grid's
+    warp: Any = None
 
     @property
     def gdal_source(self) -> str:
@@ -116,7 +120,8 @@ class Raster:
 
         window = None if box is None else Window(box[1], box[0], box[3] - box[1], box[2] - box[0])
         unique = sorted(set(self.bands))
-        with _gdal_errors(self.path), open_dataset(self.gdal_source, self.trust_vrt, self.path) as src:
+        with _gdal_errors(self.path), open_dataset(self.gdal_source, self.trust_vrt, self.path) as opened, \
+                warped(opened, self.warp) as src:
             shape = None if out_shape is None else (len(unique), *out_shape)
             data = src.read(unique, window=window, out_shape=shape)
             masks = None if self.nodata is not None or not self.alpha_mask else \

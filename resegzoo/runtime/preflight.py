@@ -55,6 +55,8 @@ def check_output_folder(path: str | Path) -> None:
 
 def check_device(device: str) -> None:
     """``device`` parses as a torch device and exists here (CUDA/MPS available, index in range)."""
+    if device == "cpu":  # always there: the checks of a CPU run need no torch (start-up, issue 27)
+        return
     import torch
 
     try:

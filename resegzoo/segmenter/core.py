@@ -9,20 +9,22 @@ import numpy as np
 import torch
 
 from resegzoo.methods.base import (
-    DEFAULT_METHOD, FEATURES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names,
-    method_attribute, names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
+    DEFAULT_METHOD, FEATURES, INSTANCES, SCORE_KINDS, MethodError, ModelLoadError, check_scores, class_of_names,
+    method_attribute, method_outputs, names_to_classes, upsample_patch_logits, vocabulary_names, window_outputs)
 from resegzoo.raster.opening import NODATA_LABEL
 from resegzoo.runtime.precision import autocast_dtype
 from resegzoo.runtime import timing
 from resegzoo.runtime.prefetch import prefetched
 from resegzoo.segmenter.recipe import MAX_WINDOW, SegmentRecipe, protocol_name
+from resegzoo.segmenter.spec import SegmenterSpec
 from resegzoo.segmenter.windows import (
     Stitcher, Window, WindowPlan, check_work_size, fit_size, resize_image, short_side_size)
 from resegzoo.vocabulary import Vocabulary
 
 BACKGROUND = "background"
-#: segment maps are made for a band of window rows this tall at a time (SAM's native size):
-#: memory stays bounded on big images, and region generators still see whole regions
+#: windows are grouped for mask generators in bands of window rows this tall (SAM's native size):
+#: a region generator groups a band's windows into regions (whole regions, memory bounded on big
+#: images); the maps are made as the encoder's batches need them (:class:`BatchMasks`)
 MASK_BAND_PX = 1024
 
 
@@ -54,22 +56,87 @@ class SegmentResult:
     class_names: list[str]
     background_index: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: with ``segment(..., objects=True)``: the method's instances made whole across windows
+    #: (:class:`resegzoo.objects.instances.Objects` in the image's pixels; ``class_ids`` index the
+    #: vocabulary's classes); None when not asked for
+    objects: Any = None
+
+
+class BatchMasks:
+    """The segment maps of one image's windows, made as the encoder's batches need them.
+
+    Encoder batches are runs of ``batch_size`` windows within a band. Calling ``masks(k)`` gives
+    batch ``k``'s maps (None when the method reads no segments). The mask generator's window
+    groups (:func:`resegzoo.masks.windows.window_groups`; each window alone for SLIC and
+    Felzenszwalb, regions for SAM) are made whole, the first time a batch needs one of their
+    windows, and kept until their batches take them; so the maps are those of one generator call
+    for the whole band, made in pieces. Batches must be asked for in order, by one thread at a
+    time (the segmenter's prefetch thread asks for the next batch while the encoder runs this one).
+    """
+
+    def __init__(self, segmenter: "Segmenter", padded: np.ndarray, bands: list[list[Window]], batch_size: int) -> None:
+        self.segmenter = segmenter
+        self.padded = padded
+        self.bands = bands
+        self.batch_size = batch_size
+        #: (band, first window) of each encoder batch, in encoding order
+        self.batches = [(b, s) for b, band in enumerate(bands) for s in range(0, len(band), batch_size)]
+        self._groups: dict[int, tuple[list[list[int]], list[int]]] = {}
+        self._ready: dict[tuple[int, int], np.ndarray] = {}
+
+    def windows(self, k: int) -> list[Window]:
+        band, start = self.batches[k]
+        return self.bands[band][start:start + self.batch_size]
+
+    def __call__(self, k: int) -> list[np.ndarray] | None:
+        if not self.segmenter.reads_masks():
+            return None
+        band, start = self.batches[k]
+        windows = self.bands[band]
+        groups, group_of = self._groups_of(band)
+        stop = min(start + self.batch_size, len(windows))
+        for i in range(start, stop):
+            if (band, i) not in self._ready:
+                group = groups[group_of[i]]
+                maps = self.segmenter._window_masks(self.padded, [windows[j] for j in group])
+                self._ready.update({(band, j): m for j, m in zip(group, maps)})
+        return [self._ready.pop((band, i)) for i in range(start, stop)]
+
+    def _groups_of(self, band: int) -> tuple[list[list[int]], list[int]]:
+        if band not in self._groups:
+            from resegzoo.masks.windows import window_groups
+
+            windows = self.bands[band]
+            groups = window_groups(self.segmenter.mask_generator, windows)
+            group_of = [-1] * len(windows)
+            for g, group in enumerate(groups):
+                for i in group:
+                    if not 0 <= i < len(windows) or group_of[i] != -1:
+                        raise ValueError(f"mask generator {self.segmenter.masks_name!r}: window_groups must put "
+                                         f"each of the {len(windows)} windows in exactly one group")
+                    group_of[i] = g
+            if -1 in group_of:
+                raise ValueError(f"mask generator {self.segmenter.masks_name!r}: window_groups left window "
+                                 f"{group_of.index(-1)} out")
+            self._groups[band] = (groups, group_of)
+        return self._groups[band]
 
 
 @dataclass
 class PreparedImage:
     """An image made ready for the encoder by :meth:`Segmenter.prepare`: resized, padded, its
-    windows in bands, and (when asked for) the first band's segments already made."""
+    windows in bands, and (when asked for) the first encoder batch's segments already made."""
 
     image: np.ndarray  # the checked (H, W, 3) input
     size: tuple[int, int]  # the working size after the resize rule
     plan: WindowPlan
     padded: np.ndarray
     bands: list[list[Window]]
-    first_masks: Any = None
+    first_masks: Any = None  # the first encoder batch's maps
     has_first_masks: bool = False
     valid: np.ndarray | None = None  # (H, W) bool, None = all valid
     dead: list[Window] = field(default_factory=list)  # windows without a valid pixel: never encoded
+    masks: BatchMasks | None = None  # every batch's maps, made as the encoder needs them
 
 
 class Segmenter:
@@ -139,43 +206,50 @@ class Segmenter:
                     method: str | None = None) -> "Segmenter":
         """Build the method named by ``method`` (or the recipe's ``method:``) with the model
         ``model`` (or the recipe's) and the mask generator ``masks`` (or the recipe's), after
-        :func:`resegzoo.methods.base.check_method` found the combination sound.
+        :meth:`SegmenterSpec.check` found the combination sound.
 
         ``model``: a spec, resolved here once (:func:`resegzoo.methods.base.resolve_method_model`)
         before the mask generator or the model loads, or a ``ResolvedModel`` resolved before (a
         Ray actor gets the driver's)."""
-        from resegzoo.methods.base import MethodContext, MethodError, check_method, resolve_method_model
-        from resegzoo.runtime.preflight import check_device
-        from resegzoo.segmenter.models import build_mask_generator
-        from resegzoo.weights.loading import on_this_machine
         from resegzoo.weights.zoo import ResolvedModel
 
         resolved = model if isinstance(model, ResolvedModel) else None
+        spec = SegmenterSpec(recipe, model if resolved is None else resolved.spec, masks, device, architecture,
+                             resolved=resolved)
+        return cls.from_spec(spec, method=method)
+
+    @classmethod
+    def from_spec(cls, spec: SegmenterSpec, method: str | None = None) -> "Segmenter":
+        """Build the segmenter ``spec`` describes: a spec :meth:`SegmenterSpec.check` made is not
+        checked again (a hand-made one, or another ``method``, is checked first), and its model is
+        resolved once (:meth:`SegmenterSpec.resolve`) unless it was before (a Ray actor gets the
+        driver's; its files are fetched on this machine only when they are not here)."""
+        from resegzoo.methods.base import MethodContext, MethodError, method_spec
+        from resegzoo.segmenter.models import build_mask_generator
+        from resegzoo.weights.loading import on_this_machine
+
         try:
-            choice = check_method(recipe or SegmentRecipe(), method=method, masks=masks,
-                                  model=resolved.spec if resolved is not None else model)
-            if resolved is None:
-                resolved = resolve_method_model(choice.spec, choice.model, architecture)
-            elif resolved.kind != choice.spec.model:
-                raise MethodError(f"model {resolved.spec!r} was resolved as a {resolved.kind} model; method "
-                                  f"{choice.spec.name!r} needs a {choice.spec.model} model")
-            else:
-                resolved = on_this_machine(resolved)  # a Ray worker on another node fetches its own copy
+            if not spec.checked or method is not None:
+                spec = SegmenterSpec.check(spec.recipe, model=spec.model, masks=spec.masks, method=method,
+                                           device=spec.device, architecture=spec.architecture,
+                                           resolved=spec.resolved)
+            spec = spec.resolve()
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
             raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
-        recipe = choice.recipe
-        check_device(device)
+        resolved = None if spec.resolved is None else on_this_machine(spec.resolved)
+        recipe = spec.recipe
+        method_record = method_spec(recipe.method.name)
         generator = None
-        if choice.spec.masks:
-            settings = recipe.masks.settings if choice.masks == recipe.masks.generator else {}
-            generator = build_mask_generator(choice.masks, settings, precision=recipe.inference.precision)
-        context = MethodContext(recipe=recipe, model=choice.model, settings=choice.settings, device=device,
+        if method_record.masks:
+            settings = recipe.masks.settings if spec.masks == recipe.masks.generator else {}
+            generator = build_mask_generator(spec.masks, settings, precision=recipe.inference.precision)
+        context = MethodContext(recipe=recipe, model=spec.model, settings=spec.settings, device=spec.device,
                                 precision=recipe.inference.precision, batch_size=recipe.inference.batch_size,
-                                mask_generator=generator, masks_name=choice.masks, architecture=architecture,
+                                mask_generator=generator, masks_name=spec.masks, architecture=spec.architecture,
                                 resolved=resolved)
-        built = choice.spec.factory(context)
-        return cls(getattr(built, "encoder", None), generator, recipe, model_name=choice.model or "",
-                   masks_name=choice.masks, method=built, scores=choice.spec.scores, resolved=resolved)
+        built = method_record.factory(context)
+        return cls(getattr(built, "encoder", None), generator, recipe, model_name=spec.model or "",
+                   masks_name=spec.masks, method=built, scores=method_record.scores, resolved=resolved)
 
     # -- the clip method's parts, where callers read them before the method seam -------------
     @property
@@ -218,9 +292,12 @@ class Segmenter:
                 and not method_attribute(self.method, "window_softmax"))
 
     # -- masks -------------------------------------------------------------------------------
+    def reads_masks(self) -> bool:
+        """Whether windows get segment maps: a mask generator, and a method that reads segments."""
+        return self.mask_generator is not None and method_attribute(self.method, "mask_levels")() != 0
+
     def _window_masks(self, padded: np.ndarray, windows: list[Window]) -> list[np.ndarray] | None:
-        need = method_attribute(self.method, "mask_levels")()
-        if self.mask_generator is None or need == 0:
+        if not self.reads_masks():
             return None
         from resegzoo.masks.windows import generate_for_windows
 
@@ -235,22 +312,25 @@ class Segmenter:
 
     # -- the pipeline ------------------------------------------------------------------------
     def _window_scores(self, padded: np.ndarray, wins: list[Window], maps: list[np.ndarray] | None,
-                       vocab: Vocabulary, features: list | None = None) -> torch.Tensor:
+                       vocab: Vocabulary, features: list | None = None,
+                       objects: list[Any] | None = None) -> torch.Tensor:
         """(B, R, h, w) scores of a batch of windows from the method: R rows are the classes, or
         the names (:attr:`stitched_names`); h x w is the window, or less where the image is (shift
         placement: an axis shorter than the window gets one smaller crop). With ``inference.average:
         probabilities`` a cosine method's rows are each window's softmax (a names-only method's
         reduced to each class's best name first when the recipe wants class probabilities).
         ``features``: a list that gets each window's (window, image features) from the same pass
-        (:meth:`scores`)."""
+        (:meth:`scores`); ``objects``: a list that gets each window's instances as Objects, NMS done."""
         crops = np.stack([padded[y0:y1, x0:x1] for (y0, x0, y1, x1) in wins])
         rows = len(vocabulary_names(vocab)) if self.per_name else len(vocab)
-        want = frozenset() if features is None else frozenset({FEATURES})
+        want = frozenset(name for name, wanted in ((FEATURES, features), (INSTANCES, objects)) if wanted is not None)
         with timing.stage("encode"):
             outputs = window_outputs(self.method, crops, vocab, self.per_name, maps, want)
             out = outputs.scores
         if features is not None:
             features.extend(zip(wins, outputs.features))
+        if objects is not None:
+            objects.extend(window_objects(self.method_name, outputs.instances, wins, vocab))
         timing.windows_done(len(wins))
         out = check_scores(self.method_name, out, (len(wins), rows, *crops.shape[1:3]))
         if self._softmax_each_window:
@@ -262,7 +342,7 @@ class Segmenter:
     def prepare(self, image: np.ndarray, scale: float | None = None, masks: bool = True,
                 valid: np.ndarray | None = None) -> PreparedImage:
         """Check, resize, pad and cut ``image`` into windows; with ``masks`` also make the first
-        band's segments. Runs in prefetch threads while the encoder works on the previous image.
+        encoder batch's segments. Runs in prefetch threads while the encoder works on the previous image.
 
         ``scale`` resizes by a fixed factor instead of the recipe's resize rule (tiles of a big
         raster must all be resized by the whole raster's factor). ``valid`` (H, W) bool: invalid
@@ -290,16 +370,12 @@ class Segmenter:
             alive = [[win for win in band if live[win[0]:win[2], win[1]:win[3]].any()] for band in bands]
             dead = [win for band in bands for win in band if not live[win[0]:win[2], win[1]:win[3]].any()]
             bands = [band for band in alive if band]
-        prep = PreparedImage(image, size, plan, padded, bands, valid=valid, dead=dead)
+        prep = PreparedImage(image, size, plan, padded, bands, valid=valid, dead=dead,
+                             masks=BatchMasks(self, padded, bands, inf.batch_size))
         if masks and prep.bands:
-            prep.first_masks = self._window_masks(padded, prep.bands[0])
+            prep.first_masks = prep.masks(0)
             prep.has_first_masks = True
         return prep
-
-    def _band_masks(self, prep: PreparedImage, index: int) -> list[np.ndarray] | None:
-        if index == 0 and prep.has_first_masks:
-            return prep.first_masks
-        return self._window_masks(prep.padded, prep.bands[index])
 
     def logits(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None, valid: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
@@ -307,8 +383,8 @@ class Segmenter:
         facts for the sidecar.
 
         ``image`` may be a :class:`PreparedImage` (then ``scale`` is the one it was prepared
-        with). The segments of the next band of windows are made in a background thread while
-        the encoder runs on this band (``inference.prefetch``). ``valid``: see :meth:`prepare`.
+        with). The segments of the next encoder batch are made in a background thread while
+        the encoder runs on this one (``inference.prefetch``: how many batches ahead). ``valid``: see :meth:`prepare`.
         Each class's best name; probabilities instead with ``inference.average: probabilities``."""
         rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
         if self.stitched_names:
@@ -317,13 +393,14 @@ class Segmenter:
 
     def scores(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
                scale: float | None = None, valid: np.ndarray | None = None,
-               features: list | None = None) -> tuple[torch.Tensor, dict]:
+               features: list | None = None, objects: list[Any] | None = None) -> tuple[torch.Tensor, dict]:
         """Averaged window scores (R, H, W) at the image's own size, on the encoder's device:
         R = classes, or names with ``inference.probabilities: name``; cosines, or probabilities
         with ``inference.average: probabilities``. See :meth:`logits`. ``features``: a list that
         gets (window, (C, g, g) image features) of every encoded window, in the resized and padded
         frame of the image's window plan, from the same pass (a method with the ``features``
-        output, :func:`resegzoo.methods.base.window_outputs`)."""
+        output, :func:`resegzoo.methods.base.window_outputs`). ``objects``: a list that gets the
+        method's instances (its ``instances`` output), whole (:func:`image_objects`), as one Objects."""
         prep = image if isinstance(image, PreparedImage) else self.prepare(image, scale, masks=False, valid=valid)
         h, w = prep.image.shape[:2]
         size, plan, padded = prep.size, prep.plan, prep.padded
@@ -340,40 +417,62 @@ class Segmenter:
         timing.windows_done(len(prep.dead))  # never encoded, but done: the count up front has them
         if bar is not None:
             bar.update(len(prep.dead))
-        band_masks = prefetched(lambda i: self._band_masks(prep, i), range(len(prep.bands)),
-                                self.recipe.inference.prefetch)
-        for band, maps in band_masks:
-            chunk_windows = prep.bands[band]
-            for s in range(0, len(chunk_windows), batch):
-                wins = chunk_windows[s:s + batch]
-                batch_maps = None if maps is None else maps[s:s + batch]
-                for win, lg in zip(wins, self._window_scores(padded, wins, batch_maps, vocab, features)):
-                    stitcher.add(win, lg)
-                if bar is not None:
-                    bar.update(len(wins))
+        found: list[Any] | None = None if objects is None else []
+        masks = prep.masks
+        if masks is None or masks.batch_size != batch:
+            masks = BatchMasks(self, padded, prep.bands, batch)
+
+        def batch_masks(k: int) -> list[np.ndarray] | None:
+            if k == 0 and prep.has_first_masks and masks is prep.masks:
+                return prep.first_masks
+            return masks(k)
+
+        # the next batch's segments are made in a background thread while this batch is encoded
+        for k, maps in prefetched(batch_masks, range(len(masks.batches)), self.recipe.inference.prefetch):
+            wins = masks.windows(k)
+            for win, lg in zip(wins, self._window_scores(padded, wins, maps, vocab, features, found)):
+                stitcher.add(win, lg)
+            if bar is not None:
+                bar.update(len(wins))
         if bar is not None:
             bar.close()
         result = stitcher.result()
         if size != (h, w):
             result = upsample_patch_logits(result[None], (h, w))[0]
+        if objects is not None and found is not None:
+            objects.append(image_objects(found, size, (h, w), prep.valid))
         info = {"size": [h, w], "resized_to": list(size), "window": self.window, "stride": self.stride,
                 "windows": len(plan.windows), **method_attribute(self.method, "facts")(), "protocol": protocol_name(self.recipe)}
         if prep.valid is not None:
             info["windows_skipped_nodata"] = len(prep.dead)
         return result, info
 
+    @property
+    def gives_objects(self) -> bool:
+        """Whether the method gives instances (its ``instances`` output: ``segment(objects=True)``)."""
+        return INSTANCES in method_outputs(self.method)
+
     def segment(self, image: np.ndarray | PreparedImage, vocab: Vocabulary, progress: bool = False,
-                scale: float | None = None, valid: np.ndarray | None = None) -> SegmentResult:
+                scale: float | None = None, valid: np.ndarray | None = None, objects: bool = False) -> SegmentResult:
         """Segment one (H, W, 3) uint8 RGB image (or a :meth:`prepare`d one) into the
         vocabulary's classes (``scale``, ``valid``: see :meth:`prepare`; invalid pixels get
-        :data:`NODATA_LABEL` and zero probabilities)."""
+        :data:`NODATA_LABEL` and zero probabilities). ``objects``: also the method's instances, made
+        whole across windows (``SegmentResult.objects``; a method without them: MethodError)."""
+        if objects and not self.gives_objects:
+            raise MethodError(f"method {self.method_name!r} gives no objects (instances), only class scores")
         if isinstance(image, PreparedImage):
             valid = image.valid
         elif valid is not None:
             valid = _check_valid(valid, check_image(image))
             if not valid.any():  # nothing to segment: no encoder pass at all
-                return _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
-        rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid)
+                result = _all_nodata(check_image(image), vocab, self.recipe.inference.background_threshold)
+                if objects:
+                    from resegzoo.objects.instances import Objects
+
+                    result.objects = Objects.empty()
+                return result
+        found: list[Any] | None = [] if objects else None
+        rows, info = self.scores(image, vocab, progress=progress, scale=scale, valid=valid, objects=found)
         if isinstance(image, PreparedImage):
             image = image.image
         inf = self.recipe.inference
@@ -397,11 +496,11 @@ class Segmenter:
             background = len(names)
             labels = np.where(top.numpy() < threshold, background, labels).astype(np.int32)
             names = names + [BACKGROUND]
-        probs_np = probs.numpy().astype(np.float32)
+        probs_np = probs.numpy().astype(np.float32, copy=False)  # may be the method's own tensor: never written
         if valid is not None and not valid.all():
             labels = np.where(valid, labels, NODATA_LABEL).astype(np.int32)
-            probs_np[:, ~valid] = 0.0
-        return SegmentResult(labels, probs_np, names, background, info)
+            probs_np = np.where(valid[None], probs_np, np.float32(0.0))
+        return SegmentResult(labels, probs_np, names, background, info, objects=found[0] if found else None)
 
     def _refined(self, refine: Callable[..., Any], image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The method's ``refine_labels(image, labels, segments)`` (e.g. CLIP's majority vote), checked;
@@ -426,6 +525,36 @@ class Segmenter:
                 "random_weights": self.random_weights,
                 "masks": self.masks_name, **method_attribute(self.method, "describe")(),
                 "recipe": self.recipe.to_dict(), "notes": list(self.notes)}
+
+
+def window_objects(method: str, found: Any, wins: list[Window], vocab: Vocabulary) -> list[Any]:
+    """A batch's instances (per window, a list of :class:`~resegzoo.objects.instances.Instance`) as
+    Objects in the padded frame, each window's NMS done; a method that breaks the contract is named."""
+    from resegzoo.objects.instances import Objects
+    from resegzoo.objects.merge import nms
+
+    if not isinstance(found, (list, tuple)) or len(found) != len(wins):
+        raise MethodError(f"method {method!r} gave instances for {len(found) if isinstance(found, (list, tuple)) else '?'} "
+                          f"windows, expected a list of {len(wins)} lists")
+    class_of = dict(zip(vocabulary_names(vocab), class_of_names(vocab)))
+    try:
+        return [nms(Objects.from_instances(list(inst), win, class_of, method)) for win, inst in zip(wins, found)]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MethodError(f"method {method!r}: bad instances: {exc}") from None
+
+
+def image_objects(parts: list[Any], size: tuple[int, int], image_size: tuple[int, int],
+                  valid: np.ndarray | None) -> Any:
+    """Every window's objects (padded, resized frame) merged across windows
+    (:func:`resegzoo.objects.merge.merge`), then in the image's own pixels: resampled where the image
+    was resized, cut to the image and its valid pixels."""
+    from resegzoo.objects.instances import Objects
+    from resegzoo.objects.merge import merge
+
+    objects = merge(Objects.concat(parts))
+    if tuple(size) != tuple(image_size):
+        objects = objects.resampled(size[0] / image_size[0], size[1] / image_size[1])
+    return objects.clipped(valid, image_size)
 
 
 def _deprecated_part(method: Any, name: str) -> Any:

@@ -101,8 +101,8 @@ class InferenceSettings:
     #: image encoders (CLIP's image tower, SAM) in fp32, or under autocast in bf16 / fp16 (CUDA
     #: only); text embeddings and the softmax stay fp32. See resegzoo.runtime.precision.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    #: the next band of windows' segments (and eval's next image) are prepared in a background
-    #: thread while the encoder runs; this many are made ahead (0: everything in turn).
+    #: the next encoder batch's segments (and the next image or block) are prepared in a background
+    #: thread while the encoder runs; this many batches are made ahead (0: everything in turn).
     prefetch: int = field(default=1, metadata=limit(MAX_PREFETCH))
 
 
@@ -244,12 +244,32 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def shipped_recipe(name: str) -> Path | None:
-    """registry/recipes/<name>.yaml when it exists."""
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes shipped in the registry (``registry/recipes/NAME.yaml``: segment and eval
+    settings, and the compositions ``resegzoo compose`` takes), by name, sorted: the one place
+    that finds them (segment, eval, compose, ``base:`` and ``resegzoo list recipes`` ask here)."""
     from resegzoo.weights.zoo import registry_dir
 
-    path = registry_dir() / "recipes" / f"{name}.yaml"
-    return path if path.is_file() else None
+    folder = registry_dir() / "recipes"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()} if folder.is_dir() else {}
+
+
+def shipped_recipe(name: str) -> Path | None:
+    """registry/recipes/<name>.yaml when it exists."""
+    return shipped_recipes().get(name)
+
+
+def resolve_recipe(text: str | Path) -> Path:
+    """A recipe file's path, or the shipped recipe of that name (e.g. ``eval-default``); a
+    SchemaError naming the shipped ones otherwise."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():  # a FIFO or a device too: the YAML loader refuses it by name
+        return path
+    shipped = shipped_recipe(str(text))
+    if shipped is not None:
+        return shipped
+    known = ", ".join(shipped_recipes()) or "none"
+    raise SchemaError(f"recipe {str(text)!r}: no such file, and no shipped recipe of that name (shipped: {known})")
 
 
 def read_recipe_data(path: str | Path) -> dict[str, Any]:

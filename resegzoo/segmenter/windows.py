@@ -141,25 +141,48 @@ class WindowPlan:
 
 
 class Stitcher:
-    """Averages (K, h, w) logits of overlapping windows (each its box's size) into one (K, H, W) map."""
+    """Averages (K, h, w) logits of overlapping windows (each its box's size) into one (K, H, W) map.
+
+    A window covering the whole padded frame, added first, is kept as it is (no accumulator, no
+    division: the average of one window is the window, exactly); a later window starts the sums."""
 
     def __init__(self, plan: WindowPlan, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.plan = plan
-        ph, pw = plan.padded
-        self.sum = torch.zeros((num_classes, ph, pw), dtype=torch.float32, device=device)
-        self.count = torch.zeros((1, ph, pw), dtype=torch.float32, device=device)
+        self.num_classes = num_classes
+        self.device = device
+        self.sum: torch.Tensor | None = None
+        self.count: torch.Tensor | None = None
+        self._whole: torch.Tensor | None = None
+
+    def _accumulators(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.sum is None or self.count is None:
+            ph, pw = self.plan.padded
+            self.sum = torch.zeros((self.num_classes, ph, pw), dtype=torch.float32, device=self.device)
+            self.count = torch.zeros((1, ph, pw), dtype=torch.float32, device=self.device)
+            if self._whole is not None:
+                self.sum += self._whole
+                self.count += 1
+                self._whole = None
+        return self.sum, self.count
 
     def add(self, window: Window, logits: torch.Tensor) -> None:
         y0, x0, y1, x1 = window
-        self.sum[:, y0:y1, x0:x1] += logits.to(self.sum.device, torch.float32)
-        self.count[:, y0:y1, x0:x1] += 1
+        logits = logits.to(self.device, torch.float32)
+        if self.sum is None and self._whole is None and (y0, x0, (y1, x1)) == (0, 0, self.plan.padded):
+            self._whole = logits
+            return
+        total, count = self._accumulators()
+        total[:, y0:y1, x0:x1] += logits
+        count[:, y0:y1, x0:x1] += 1
 
     def result(self) -> torch.Tensor:
         """The averaged logits with the padding cropped off: (K, H, W)."""
-        if bool((self.count == 0).any()):
+        if self._whole is not None:
+            return self._whole[:, : self.plan.height, : self.plan.width]
+        total, count = self._accumulators()
+        if bool((count == 0).any()):
             raise RuntimeError("some pixels were covered by no window (a bug in the window plan)")
-        avg = self.sum / self.count
-        return avg[:, : self.plan.height, : self.plan.width]
+        return total.div_(count)[:, : self.plan.height, : self.plan.width]
 
 
 def __getattr__(name: str) -> Any:

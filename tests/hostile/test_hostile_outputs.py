@@ -159,7 +159,7 @@ def test_spooled_block_that_is_no_file_is_recomputed(tmp_path, kind):
     from resegzoo.batch.spool import spooled_blocks
     from resegzoo.raster.blocks import Block
 
-    plan = SimpleNamespace(blocks=[Block(0, (0, 0, 8, 8), (0, 0, 8, 8))], class_names=["a", "b"])
+    plan = SimpleNamespace(blocks=[Block(0, (0, 0, 8, 8), (0, 0, 8, 8))], class_names=["a", "b"], objects=False)
     planted = plant(tmp_path / "spool" / "0.npz", kind)
     with bounded():
         assert spooled_blocks(tmp_path / "spool", plan) == {}

@@ -6,7 +6,7 @@ a ``resegzoo`` entry point beside this folder on the path), so Ray actors find i
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pluggy
@@ -31,6 +31,11 @@ def colour_of(name: str) -> tuple[int, int, int]:
 class ColourSettings:
     #: how fast a name's score falls with the colour distance (0..1 of the RGB cube's diagonal)
     width: float = 0.1
+    #: a name's own colour ([r, g, b]) instead of the table's or its hash's (docs/images/change_pictures.py)
+    colours: dict = field(default_factory=dict)
+    #: colour-change's features: the colour in 0..1 minus ``feature_offset``, and a channel of ``feature_bias``
+    feature_offset: float = 0.0
+    feature_bias: float = 1.0
 
     def __post_init__(self) -> None:
         if self.width <= 0:
@@ -42,6 +47,8 @@ class ColourMethod:
 
     window = 32
     window_multiple = 1
+    #: beside its scores: per window, one instance per patch of a name's colour (segment --objects)
+    outputs = frozenset({"instances"})
 
     def __init__(self, settings: ColourSettings, device: str, colours=colour_of) -> None:
         import torch
@@ -66,18 +73,51 @@ class ColourMethod:
         scores = torch.exp(-(dist / self.settings.width) ** 2)
         return scores if per_name else names_to_classes(scores, class_of_names(vocab), len(vocab), dim=1)
 
+    def window_outputs(self, windows, vocab, per_name, maps=None, want=frozenset()):
+        """The scores and, with ``instances`` wanted, per window one instance per 4-connected patch of
+        pixels whose score for a name is above 0.5 (what a window sees of it: an object cut by the
+        window's edge is cut here too); score: the patch's mean score; presence: the name's best
+        score in the window."""
+        from scipy import ndimage
+
+        from resegzoo.methods.base import WindowOutputs, class_of_names, names_to_classes, vocabulary_names
+        from resegzoo.objects.instances import Instance
+
+        names = vocabulary_names(vocab)
+        per_name_scores = self.window_scores(windows, vocab, True, maps)
+        found = None
+        if "instances" in want:
+            found = []
+            for window in per_name_scores.cpu().numpy():
+                instances = []
+                for name, score in zip(names, window):
+                    patches, count = ndimage.label(score > 0.5)
+                    for k in range(1, count + 1):
+                        mask = patches == k
+                        instances.append(Instance(name, round(float(score[mask].mean()), 4), float(score.max()), mask))
+                found.append(instances)
+        scores = per_name_scores if per_name else names_to_classes(per_name_scores, class_of_names(vocab), len(vocab),
+                                                                  dim=1)
+        return WindowOutputs(scores, instances=found)
+
     def describe(self):
-        return {"colour_width": self.settings.width}
+        own = {"colours": dict(self.settings.colours)} if self.settings.colours else {}
+        return {"colour_width": self.settings.width, **own}
+
+
+def _colours(settings: ColourSettings):
+    return lambda name: tuple(settings.colours[name]) if name in settings.colours else colour_of(name)
 
 
 def build(context) -> ColourMethod:
-    return ColourMethod(context.settings, context.device)
+    return ColourMethod(context.settings, context.device, _colours(context.settings))
 
 
 class ColourChangeMethod(ColourMethod):
     """The colour method with image features from the same pass (the method seam's ``features``
-    output): each pixel's colour in 0..1 and a constant 1, at the window's own resolution, so two
-    dates' feature distance is exact arithmetic on their colours."""
+    output): each pixel's colour in 0..1 (less ``feature_offset``) and a constant (``feature_bias``,
+    1 by default), at the window's own resolution, so two dates' feature distance is exact
+    arithmetic on their colours."""
 
     outputs = frozenset({"features"})
 
@@ -90,12 +130,13 @@ class ColourChangeMethod(ColourMethod):
         features = None
         if "features" in want:
             x = torch.from_numpy(np.asarray(windows)).to(self.device).float().permute(0, 3, 1, 2) / 255.0
-            features = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)  # (B, 4, S, S)
+            bias = torch.full_like(x[:, :1], self.settings.feature_bias)
+            features = torch.cat([x - self.settings.feature_offset, bias], dim=1)  # (B, 4, S, S)
         return WindowOutputs(scores, features=features)
 
 
 def build_change(context) -> ColourChangeMethod:
-    return ColourChangeMethod(context.settings, context.device)
+    return ColourChangeMethod(context.settings, context.device, _colours(context.settings))
 
 
 # -- the same method with a "model": a YAML file of name colours (a method whose model is not CLIP) --
@@ -126,7 +167,7 @@ def resegzoo_register_methods(register):
     from resegzoo.methods.base import MethodSpec
 
     register(MethodSpec(NAME, build, "colour distance to each name's colour (a test method)", model=None,
-                        masks=False, scores="probabilities", settings=ColourSettings))
+                        masks=False, scores="probabilities", settings=ColourSettings, outputs={"instances"}))
     register(MethodSpec("colour-change", build_change, "the colour method with its features (a test method)",
                         model=None, masks=False, scores="probabilities", settings=ColourSettings,
                         outputs=frozenset({"features"})))

@@ -25,6 +25,10 @@ BUILTIN_LAYOUTS: dict[str, tuple[str, str]] = {
     "uavid": ("resegzoo.eval.datasets.uavid", "LAYOUTS"),
     "udd5": ("resegzoo.eval.datasets.udd", "LAYOUTS"),
     "vdd": ("resegzoo.eval.datasets.udd", "LAYOUTS"),
+    # change detection (pairs of dates): resegzoo.eval.change
+    "levir-cd": ("resegzoo.eval.datasets.change", "AB_LAYOUTS"),
+    "whu-cd": ("resegzoo.eval.datasets.change", "AB_LAYOUTS"),
+    "s2looking": ("resegzoo.eval.datasets.change", "S2LOOKING_LAYOUTS"),
 }
 
 __all__ = ["BUILTIN_LAYOUTS", "Dataset", "DatasetError", "DatasetInfo", "LabelEncoding", "Layout", "Sample",
@@ -46,4 +50,9 @@ def open_builtin(name: str, root: str | Path, split: Optional[str] = None) -> Da
     """Open built-in dataset ``name`` found at ``root`` in any of its layouts."""
     module, attr = BUILTIN_LAYOUTS[name]
     layouts = getattr(importlib.import_module(module), attr)
-    return open_with_layouts(builtin_info(name), root, split, layouts)
+    info = builtin_info(name)
+    if info.change is not None:
+        from resegzoo.eval.datasets.change import open_change
+
+        return open_change(info, root, split, layouts)
+    return open_with_layouts(info, root, split, layouts)

@@ -61,6 +61,45 @@ class MethodDatasetSettings:
 
 
 @dataclass(frozen=True)
+class ChangeProtocol:
+    """What makes a dataset a change dataset (pairs of dates and a change label, :mod:`resegzoo.change`):
+    its evaluation protocol and SegEarth-OV3's change settings for it (``configs/cfg_*.py``). Its
+    ``classes`` are then the vocabulary the method is prompted with; the evaluation classes are
+    :data:`CHANGE_CLASSES`."""
+
+    #: tiles of this side cut from each image, row by row (SegEarth-OV3's ``cd.py``: LEVIR-CD's and
+    #: WHU-CD's 1024 px images as four 512 px crops, ``NAME_i_j``); images not larger, or whose sides
+    #: are no multiple of it, are evaluated whole. None: whole images
+    crop: Optional[int] = None
+    #: the change rule's settings (resegzoo.change.rule.ChangeSettings)
+    background_threshold: float = 0.4
+    coverage: float = 0.3
+    min_area: int = 0
+    #: numbers published on this dataset, quoted beside the results: source -> {metric: percent}
+    #: (metrics: iou, f1 of the change class; miou, mf1)
+    published: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.crop is not None and self.crop < 16:
+            raise ValueError(f"change.crop must be at least 16 px, got {self.crop}")
+        for source, numbers in self.published.items():
+            unknown = set(numbers) - {"iou", "f1", "miou", "mf1"}
+            if unknown:
+                raise ValueError(f"change.published.{source}: unknown metrics {sorted(unknown)} (iou, f1, miou, mf1)")
+
+    def settings(self, background_classes: tuple[str, ...] = ("background",)) -> Any:
+        """The change rule's settings (a :class:`resegzoo.change.rule.ChangeSettings`)."""
+        from resegzoo.change.rule import ChangeSettings
+
+        return ChangeSettings(background_threshold=self.background_threshold, coverage=self.coverage,
+                              min_area=self.min_area, background_classes=background_classes)
+
+
+#: the evaluation classes of a change dataset (label 0 and 1)
+CHANGE_CLASSES = ("unchanged", "changed")
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """One evaluation dataset: its classes, label conventions and default evaluation recipe."""
 
@@ -92,6 +131,8 @@ class DatasetInfo:
     #: (:mod:`resegzoo.prompt_pools`). Last: DatasetInfo is plugin API (resegzoo.plugin), and a field
     #: added before others would shift plugins' positional arguments (tests/plugin_api.json)
     prompt_pool: Optional[list[list[str]]] = None
+    #: a change dataset's protocol (pairs of dates; :class:`ChangeProtocol`); None: segmentation
+    change: Optional[ChangeProtocol] = None
 
     def __post_init__(self) -> None:
         if not self.classes or any(not names or any(not n.strip() for n in names) for names in self.classes):
@@ -100,9 +141,9 @@ class DatasetInfo:
             raise ValueError(f"at most {IGNORE_INDEX - 1} classes are supported")
         for layout, enc in self.encodings.items():
             targets = list((enc.index or {}).values()) + list((enc.color or {}).values())
-            bad = [t for t in targets if t != IGNORE_INDEX and not 0 <= t < len(self.classes)]
+            bad = [t for t in targets if t != IGNORE_INDEX and not 0 <= t < self.num_classes]
             if bad:
-                raise ValueError(f"encodings.{layout}: class indices {bad} are outside 0..{len(self.classes) - 1}"
+                raise ValueError(f"encodings.{layout}: class indices {bad} are outside 0..{self.num_classes - 1}"
                                  f" (use {IGNORE_INDEX} to ignore a value)")
         if self.display_names is not None and len(self.display_names) != len(self.classes):
             raise ValueError(f"display_names has {len(self.display_names)} entries for {len(self.classes)} classes")
@@ -119,6 +160,9 @@ class DatasetInfo:
 
     @property
     def class_names(self) -> list[str]:
+        """The evaluation classes' names (a change dataset's: unchanged, changed)."""
+        if self.change is not None:
+            return list(CHANGE_CLASSES)
         return list(self.display_names) if self.display_names else [names[0] for names in self.classes]
 
     def for_method(self, method: str) -> tuple[list[list[str]], dict[str, Any]]:
@@ -130,7 +174,8 @@ class DatasetInfo:
 
     @property
     def num_classes(self) -> int:
-        return len(self.classes)
+        """The evaluation classes (a change dataset's: 2, whatever its prompt classes)."""
+        return len(CHANGE_CLASSES) if self.change is not None else len(self.classes)
 
 
 def load_dataset_info(path: str | Path) -> DatasetInfo:

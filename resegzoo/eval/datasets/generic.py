@@ -18,6 +18,8 @@ looks like::
     color: {"#ff0000": 0}    # optional: for RGB label files
     unlisted: error          # or ignore: label values in neither map
     background: null         # optional: index of the "everything else" class
+    change: {crop: 512, background_threshold: 0.4, coverage: 0.3}
+                             # --dataset change-generic only (A/, B/, label/ folders): the protocol
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-from resegzoo.eval.datasets.base import DatasetError, DatasetInfo, LabelEncoding, Sample
+from resegzoo.eval.datasets.base import ChangeProtocol, DatasetError, DatasetInfo, LabelEncoding, Sample
 from resegzoo.eval.datasets.layout import Dataset, Layout, open_with_layouts, pair
 from resegzoo.eval.metrics import IGNORE_INDEX
 from resegzoo.raster.discovery import find_rasters
@@ -44,6 +46,8 @@ class ClassesFile:
     unlisted: Literal["error", "ignore"] = "error"
     background: Optional[int] = None
     title: str = "generic dataset"
+    #: a change dataset's protocol (``--dataset change-generic``: crop, the change rule's settings)
+    change: Optional[ChangeProtocol] = None
 
 
 def _label_of(labels_dir: Path):
@@ -87,7 +91,9 @@ EXPECTED_SHAPE = ('expected a mapping with a `classes:` list in evaluation order
                   'background, title); see docs/datasets.md')
 
 
-def load_classes_file(path: Path) -> DatasetInfo:
+def load_classes_file(path: Path, change_layouts: Optional[list[str]] = None) -> DatasetInfo:
+    """A classes file as a dataset record; ``change_layouts``: a change dataset's (the classes are then
+    its vocabulary, the labels 0 unchanged and 1 (or 255) changed unless ``index`` says otherwise)."""
     data = load_yaml(path)
     if isinstance(data, list):
         raise DatasetError(f"{path}: got a list of {len(data)} item(s) at the top; put it under `classes:`. "
@@ -98,25 +104,36 @@ def load_classes_file(path: Path) -> DatasetInfo:
         raise DatasetError(f"{exc}. A classes file is {EXPECTED_SHAPE.removeprefix('expected ')}") from None
     classes = [[c] if isinstance(c, str) else list(c) for c in record.classes]
     index = record.index
+    change = record.change if change_layouts is None else (record.change or ChangeProtocol())
+    if record.change is not None and change_layouts is None:
+        raise DatasetError(f"{path}: a change: section belongs to a change dataset; use --dataset change-generic")
     if index is None and record.color is None:
-        index = {k: k for k in range(len(classes))} | {IGNORE_INDEX: IGNORE_INDEX}
+        index = ({0: 0, 1: 1, IGNORE_INDEX: 1} if change is not None
+                 else {k: k for k in range(len(classes))} | {IGNORE_INDEX: IGNORE_INDEX})
     encoding = LabelEncoding(index=index, color=record.color, unlisted=record.unlisted)
+    layouts = change_layouts if change_layouts is not None else [layout.name for layout in LAYOUTS]
     try:
-        return DatasetInfo(name="generic", title=record.title, classes=classes,
-                           encodings={layout.name: encoding for layout in LAYOUTS},
-                           default_split="", background=record.background)
+        return DatasetInfo(name="change-generic" if change is not None else "generic", title=record.title,
+                           classes=classes, encodings={name: encoding for name in layouts},
+                           default_split="", background=record.background, change=change)
     except ValueError as exc:
         raise DatasetError(f"{path}: {exc}") from exc
+
+
+def find_classes_file(root: Path, classes: str | Path | None = None) -> Path:
+    """``classes``, or ``<root>/classes.yaml`` (or ``.yml``)."""
+    if classes is not None:
+        return Path(classes)
+    candidates = [root / "classes.yaml", root / "classes.yml"]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise DatasetError(f"{root}: a generic dataset needs a classes file: expected {candidates[0]} "
+                           "(or pass --classes FILE)")
+    return found
 
 
 def open_generic(root: str | Path, split: Optional[str] = None, classes: str | Path | None = None) -> Dataset:
     """Open a folder dataset; ``classes`` defaults to ``<root>/classes.yaml`` (or ``.yml``)."""
     root = Path(root).expanduser()
-    if classes is None:
-        candidates = [root / "classes.yaml", root / "classes.yml"]
-        classes = next((c for c in candidates if c.is_file()), None)
-        if classes is None:
-            raise DatasetError(f"{root}: a generic dataset needs a classes file: expected {candidates[0]} "
-                               "(or pass --classes FILE)")
-    info = load_classes_file(Path(classes))
+    info = load_classes_file(find_classes_file(root, classes))
     return open_with_layouts(info, root, split or "", LAYOUTS)

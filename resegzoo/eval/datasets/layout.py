@@ -111,6 +111,11 @@ class Dataset:
         return {"dataset": self.info.name, "root": str(self.root), "split": self.split,
                 "layout": self.layout, "images": len(self.samples)}
 
+    def key_settings(self) -> dict:
+        """What an evaluation run's key holds beside the settings every dataset has (none here; a
+        change dataset's protocol and second-date files)."""
+        return {}
+
 
 def open_with_layouts(info: DatasetInfo, root: str | Path, split: Optional[str],
                       layouts: Sequence[Layout]) -> Dataset:

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from resegzoo.methods.segearth_ov3.fusion import FusionSwitches, instance_map, instance_scores, semantic_map
+from resegzoo.methods.segearth_ov3.fusion import (
+    FusionSwitches, instance_map_into, instance_scores, semantic_probability)
 
 #: ProC-SAM3 clamps each prompt's fused probability into [EPS, 1 - EPS] before the presence factor
 EPS = 1e-4
@@ -32,35 +33,45 @@ class ProcSwitches(FusionSwitches):
 
     residual: bool = True
 
-    def fuse(self, raw: Any, size: tuple[int, int], masks: Callable[[int, Any], Any] | None = None) -> Any:
+    def fuse(self, raw: Any, size: tuple[int, int], masks: Callable[[int, Any], Any] | None = None,
+             out: Any = None) -> Any:
         """ProC-SAM3's rule (:func:`fuse`)."""
-        return fuse(raw, size, self, masks)
+        return fuse(raw, size, self, masks, out)
 
 
 def fuse(raw: Any, size: tuple[int, int], switches: ProcSwitches,
-         masks: Callable[[int, Any], Any] | None = None) -> Any:
+         masks: Callable[[int, Any], Any] | None = None, out: Any = None) -> Any:
     """(N, H, W) float32 ProC-SAM3 probabilities from SAM 3's raw outputs for N prompts
     (:class:`~resegzoo.methods.segearth_ov3.model.RawOutputs`; ``masks``: see
-    :func:`~resegzoo.methods.segearth_ov3.fusion.instance_map`)."""
+    :func:`~resegzoo.methods.segearth_ov3.fusion.instance_map_into`), written into ``out`` when
+    given; prompt by prompt, in place.
+
+    With S_base >= S_sem, D = S_base - S_sem is the advantage and 1 - D the agreement exactly
+    (both in [0, 1], so their clamps change nothing, nor the gate's), and the arithmetic is the
+    reference's operation for operation."""
     import torch
 
     n = raw.pred_logits.shape[0]
+    if out is None:
+        out = torch.empty((n,) + tuple(size), dtype=torch.float32, device=raw.pred_logits.device)
     rho = raw.presence_logits.float().sigmoid()
-    zeros = torch.zeros((n,) + tuple(size), dtype=torch.float32, device=raw.pred_logits.device)
-    semantic = semantic_map(raw, size) if switches.semantic else zeros
     if switches.instances:
-        instances = instance_map(raw, size, switches.confidence_threshold, masks)
-        confidence = instance_scores(raw.pred_logits.float(), raw.presence_logits.float()).amax(dim=1)
+        scores = instance_scores(raw.pred_logits.float(), raw.presence_logits.float())
+        gate_scale = rho * scores.amax(dim=1)  # rho k, k the best query score (no threshold)
     else:
-        instances, confidence = zeros, torch.zeros(n, device=zeros.device)
-    base = torch.maximum(semantic, instances)
-    if switches.residual:
-        advantage = (base - semantic).clamp(min=0.0)
-        agreement = (1.0 - (semantic - base).abs()).clamp(0.0, 1.0)
-        gate = ((rho * confidence)[:, None, None] * agreement).clamp(0.0, 1.0)
-        out = (semantic + gate * advantage).clamp(EPS, 1.0 - EPS)
-    else:
-        out = base
-    if switches.presence:
-        out = out * rho[:, None, None]
+        scores, gate_scale = None, torch.zeros_like(rho)
+    for i in range(n):
+        dest = out[i]  # S_ins, then S_base, then D, then P
+        if switches.instances:
+            instance_map_into(dest, raw, i, scores, switches.confidence_threshold, masks)
+        else:
+            dest.zero_()
+        semantic = semantic_probability(raw, i, size) if switches.semantic else torch.zeros_like(dest)
+        torch.maximum(dest, semantic, out=dest)
+        if switches.residual:
+            dest.sub_(semantic)  # D = S_base - S_sem
+            gated = torch.sub(1.0, dest).mul_(gate_scale[i]).mul_(dest)  # G D, G = (1 - D) rho k
+            torch.add(semantic, gated, out=dest).clamp_(EPS, 1.0 - EPS)
+        if switches.presence:
+            dest.mul_(rho[i])
     return out

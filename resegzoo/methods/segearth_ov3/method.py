@@ -60,7 +60,7 @@ class SegEarthOV3Method(MethodBase):
     #: SegEarth-OV3 scores names; the pipeline takes each class's best name (its max rule)
     names_only = True
     #: beside its scores it gives each window's backbone features (change detection compares them)
-    outputs = frozenset({"features"})
+    outputs = frozenset({"features", "instances"})  # instances: SAM 3's kept ones (segment --objects)
     #: SAM 3 resizes every window to its own square input, so any window side works
     window_multiple = 1
     scores = "probabilities"
@@ -84,18 +84,21 @@ class SegEarthOV3Method(MethodBase):
     def window_outputs(self, windows: Any, vocab: Any, per_name: bool, maps: Optional[list[Any]] = None,
                        want: frozenset[str] = frozenset()) -> Any:
         """:meth:`window_scores` and, when ``want`` has ``features``, SAM 3's stride-14 FPN features of
-        each window from the same image pass (the method seam's ``window_outputs``)."""
+        each window from the same image pass (the method seam's ``window_outputs``); with ``instances``,
+        per window SAM 3's kept instances (score above ``confidence_threshold``)."""
         import torch
 
-        from resegzoo.methods.base import FEATURES, WindowOutputs, class_of_names, names_to_classes, vocabulary_names
+        from resegzoo.methods.base import (FEATURES, INSTANCES, WindowOutputs, class_of_names, names_to_classes,
+                                           vocabulary_names)
 
         names = vocabulary_names(vocab)
         pixels = torch.from_numpy(windows).permute(0, 3, 1, 2)
+        found: list[Any] | None = [] if INSTANCES in want else None
         scores, features = self.scorer.score_windows_and_features(pixels, names, self.switches,
-                                                                  features=FEATURES in want)
+                                                                  features=FEATURES in want, instances=found)
         if not per_name:
             scores = names_to_classes(scores, class_of_names(vocab), len(vocab.classes), dim=1)
-        return WindowOutputs(scores, features=features)
+        return WindowOutputs(scores, features=features, instances=found)
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "resolution": self.scorer.resolution, "tokenizer": self.scorer.tokenizer_source,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from resegzoo.methods.segearth_ov3.fusion import FusionSwitches
+from resegzoo.methods.segearth_ov3.fusion import FusionSwitches, kept_instances
 from resegzoo.methods.segearth_ov3.tokenizer import Tokenize, tokenizer_for
 
 #: SAM 3's processor normalises with mean = std = 0.5 after scaling to [0, 1]
@@ -36,6 +36,8 @@ class _Encoded:
     fpn: list[Any]
     pos: list[Any]
     geometry: Any | None  # (1, 1, C) or None without the token
+    #: the pixel decoder's convolutions of this image's FPN levels, made once for all its names
+    laterals: list[Any] | None = None
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Sam3Scorer:
     tokenizer_source: str = ""
     decoder_precision: str | None = None
     _text: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    _kernels: list[Any] | None = field(default=None, repr=False)
 
     @property
     def resolution(self) -> int:
@@ -154,9 +157,8 @@ class Sam3Scorer:
         """Encoder, decoder, scores and the pixel embedding for N names at once (no masks yet)."""
         m, n = self.model, len(names)
         prompt, mask = self._prompt(enc, names)
-        fpn = [f.expand(n, -1, -1, -1) for f in enc.fpn]
-        pos = [p.expand(n, -1, -1, -1) for p in enc.pos]
-        encoded = m.detr_encoder(vision_features=[fpn[-1]], text_features=prompt, vision_pos_embeds=[pos[-1]],
+        vision, position = enc.fpn[-1].expand(n, -1, -1, -1), enc.pos[-1].expand(n, -1, -1, -1)
+        encoded = m.detr_encoder(vision_features=[vision], text_features=prompt, vision_pos_embeds=[position],
                                  text_mask=mask)
         decoded = m.detr_decoder(vision_features=encoded.last_hidden_state, text_features=encoded.text_features,
                                  vision_pos_encoding=encoded.pos_embeds_flattened, text_mask=mask,
@@ -171,9 +173,24 @@ class Sam3Scorer:
         attn_mask = _cross_mask(md, states, prompt, mask)
         attended, _ = md.prompt_cross_attn(query=md.prompt_cross_attn_norm(states), key=prompt, value=prompt,
                                            attention_mask=attn_mask)
-        pixel_embed = md._embed_pixels(backbone_features=fpn, encoder_hidden_states=states + attended)
+        pixel_embed = self._pixel_embed(enc, states + attended)
         return {"logits": logits, "presence": decoded.presence_logits[-1].reshape(n), "queries": queries,
                 "pixel_embed": pixel_embed}
+
+    def _pixel_embed(self, enc: _Encoded, states: Any) -> Any:
+        """(N, C, H, W) pixel embeddings: transformers' ``_embed_pixels`` (the encoder's image
+        tokens as the coarsest map, then the pixel decoder), with the image's own part of each
+        stage made once per window (:mod:`.pixel_decoder`)."""
+        from resegzoo.methods.segearth_ov3.pixel_decoder import lateral_features, pixel_embed, upsampled_conv_kernel
+
+        decoder = self.model.mask_decoder.pixel_decoder
+        if enc.laterals is None:
+            enc.laterals = lateral_features(decoder, enc.fpn)
+        if self._kernels is None:
+            self._kernels = [upsampled_conv_kernel(c.weight) for c in decoder.conv_layers]
+        h, w = enc.fpn[-1].shape[-2:]
+        coarsest = states[:, :h * w].transpose(1, 2).reshape(states.shape[0], states.shape[-1], h, w)
+        return pixel_embed(decoder, coarsest, enc.laterals, self._kernels)
 
     def _masks(self, d: dict[str, Any], index: int, keep: Any | None = None) -> Any:
         """Instance mask logits (K, h, w) of name ``index`` (all queries, or the ``keep`` ones)."""
@@ -205,24 +222,27 @@ class Sam3Scorer:
         return self.score_windows_and_features(pixels, names, switches, features=False)[0]
 
     def score_windows_and_features(self, pixels: Any, names: Sequence[str], switches: FusionSwitches,
-                                   features: bool = True) -> tuple[Any, Any]:
+                                   features: bool = True, instances: list[Any] | None = None) -> tuple[Any, Any]:
         """:meth:`score_windows` and, from the same image pass, each window's backbone features:
         (B, C, g, g) float32, the FPN level at SAM 3's patch stride (14 px of its input: 72 x 72
         for 1008 px), the last level the decoders use (SegEarth-OV3's change detector reads
-        ``backbone_fpn[-1]``); None unless ``features``."""
+        ``backbone_fpn[-1]``); None unless ``features``. ``instances``: a list that gets, per window,
+        the instances SAM 3 keeps (:func:`~resegzoo.methods.segearth_ov3.fusion.kept_instances`: score
+        above ``switches.confidence_threshold``), whether or not the fusion reads them."""
         import torch
 
         pixels = torch.as_tensor(pixels)
         if pixels.ndim == 3:
             pixels = pixels[None]
         size = tuple(pixels.shape[-2:])
-        out = torch.zeros((len(pixels), len(names)) + size, dtype=torch.float32, device=self.device)
+        out = torch.empty((len(pixels), len(names)) + size, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             with self._autocast():
                 encoded = self.encode_image(self.pixel_values(pixels))
             feats = torch.cat([e.fpn[-1] for e in encoded]).float() if features else None
             encoded = self._decoder_inputs(encoded)
             for b, enc in enumerate(encoded):
+                found: list[Any] = []
                 for s in range(0, len(names), max(1, self.name_batch)):
                     chunk = list(names[s:s + self.name_batch])
                     with self._decoder_autocast():
@@ -232,11 +252,19 @@ class Sam3Scorer:
                     raw = RawOutputs(d["logits"].float(), d["presence"].float(),
                                      None if semantic is None else semantic.float())
 
-                    def masks(i: int, keep: Any, d: dict[str, Any] = d) -> Any:
-                        with self._decoder_autocast():
-                            return self._masks(d, i, keep).float()
+                    made: dict[int, Any] = {}  # the kept masks, made once for the fusion and the instances
 
-                    out[b, s:s + len(chunk)] = switches.fuse(raw, size, masks=masks)
+                    def masks(i: int, keep: Any, d: dict[str, Any] = d, made: dict[int, Any] = made) -> Any:
+                        if i not in made:
+                            with self._decoder_autocast():
+                                made[i] = self._masks(d, i, keep).float()
+                        return made[i]
+
+                    switches.fuse(raw, size, masks=masks, out=out[b, s:s + len(chunk)])
+                    if instances is not None:
+                        found.extend(kept_instances(raw, chunk, size, switches.confidence_threshold, masks))
+                if instances is not None:
+                    instances.append(found)
         return out, feats
 
     def score_window(self, pixels: Any, names: Sequence[str], switches: FusionSwitches | None = None) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -178,10 +178,7 @@ def vectorize(labels_path: str | Path, class_names: Sequence[str], simplify: flo
     geometries = np.array(geoms, dtype=object) if geoms else np.empty(0, dtype=object)
     if simplify > 0:  # every pixel corner a vertex, so neighbours' shared edges match exactly
         geometries = shapely.segmentize(geometries, 1.0)
-    a, b, c, d, e, f = transform[:6]
-    if not transform.is_identity:  # pixel grid -> CRS (PNG inputs stay in pixel coordinates)
-        geometries = shapely.transform(geometries, lambda xy: np.column_stack(
-            [a * xy[:, 0] + b * xy[:, 1] + c, d * xy[:, 0] + e * xy[:, 1] + f]))
+    geometries = pixels_to_crs(geometries, transform)
     class_ids = np.array(ids, dtype=np.int32)
     if simplify > 0 and len(geometries):  # before the area threshold: it applies to what is written
         geometries = shapely.coverage_simplify(geometries, simplify)
@@ -191,30 +188,65 @@ def vectorize(labels_path: str | Path, class_names: Sequence[str], simplify: flo
     return Regions(geometries, class_ids, list(class_names), crs)
 
 
-def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg") -> Path:
-    """Write the regions with columns ``class`` (name), ``class_id`` and ``area`` (CRS units²).
+def pixels_to_crs(geometries: np.ndarray, transform: Any) -> np.ndarray:
+    """Geometries on the pixel grid in the raster's CRS by its affine ``transform`` (rotation
+    included; an identity transform, PNG inputs, keeps pixel coordinates)."""
+    import shapely
 
-    ``gpkg``: a GeoPackage layer 'regions' in the raster's CRS. ``geojson``: RFC 7946 GeoJSON, which
-    GDAL reprojects to EPSG:4326 (lon/lat); needs a georeferenced raster."""
+    if transform.is_identity or not len(geometries):
+        return geometries
+    a, b, c, d, e, f = transform[:6]
+    return shapely.transform(geometries, lambda xy: np.column_stack(
+        [a * xy[:, 0] + b * xy[:, 1] + c, d * xy[:, 0] + e * xy[:, 1] + f]))
+
+
+def check_format(vector_format: str, crs: Any) -> None:
+    """GisError for a format that is not offered, or GeoJSON (longitude/latitude) without a CRS."""
+    if vector_format not in FORMATS:
+        raise GisError(f"vector format {vector_format!r}: choose one of {', '.join(FORMATS)}")
+    if vector_format == "geojson" and crs is None:
+        raise GisError("GeoJSON (RFC 7946) is in longitude/latitude, but this raster has no CRS (a PNG input?); "
+                       "use --vector-format gpkg for polygons in pixel coordinates")
+
+
+def write_layer(path: Path, layer: str, geometries: np.ndarray, fields: dict[str, np.ndarray], crs: Any,
+                vector_format: str, geometry_type: str = "Polygon", append: bool = False) -> None:
+    """One layer of polygons and their ``fields`` into ``path`` (a temporary the caller renames into
+    place): a GeoPackage layer in the raster's CRS, or RFC 7946 GeoJSON (GDAL reprojects to EPSG:4326);
+    ``append``: more features of a layer already written, or another layer beside it (GeoPackage)."""
     import pyogrio.raw
     import shapely
 
-    if vector_format not in FORMATS:
-        raise GisError(f"vector format {vector_format!r}: choose one of {', '.join(FORMATS)}")
-    if vector_format == "geojson" and regions.crs is None:
-        raise GisError("GeoJSON (RFC 7946) is in longitude/latitude, but this raster has no CRS (a PNG input?); "
-                       "use --vector-format gpkg for polygons in pixel coordinates")
     options = {"RFC7946": "YES"} if vector_format == "geojson" else {}
     # GeoPackage 1.2, not GDAL >= 3.7's default 1.4: GDAL 3.6 (Debian 12's QGIS) opens 1.4 with a
     # warning, and the layer uses nothing newer than 1.2
-    dataset_options = {"VERSION": "1.2"} if vector_format == "gpkg" else {}
-    names = np.array([regions.class_names[k] for k in regions.class_ids], dtype=object)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    dataset_options = {"VERSION": "1.2"} if vector_format == "gpkg" and not path.exists() else {}
+    with warnings.catch_warnings():
         # no CRS (PNG inputs) is documented: pixel coordinates, not worth pyogrio's warning
         warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
+        pyogrio.raw.write(str(path), shapely.to_wkb(geometries), list(fields.values()), list(fields),
+                          layer=layer, driver=FORMATS[vector_format], geometry_type=geometry_type,
+                          crs=None if crs is None else crs.to_wkt(), encoding="UTF-8", layer_options=options,
+                          dataset_options=dataset_options, append=append)
+
+
+def write_regions(path: str | Path, regions: Regions, vector_format: str = "gpkg",
+                  beside: Callable[[Path], None] | None = None,
+                  columns: dict[str, np.ndarray] | None = None) -> Path:
+    """Write the regions with columns ``class`` (name), ``class_id`` and ``area`` (CRS units²), and
+    the ``columns`` given (name -> one value per region, e.g. a change polygon's classes and scores).
+
+    ``gpkg``: a GeoPackage layer 'regions' in the raster's CRS. ``geojson``: RFC 7946 GeoJSON, which
+    GDAL reprojects to EPSG:4326 (lon/lat); needs a georeferenced raster. ``beside(tmp)`` adds more
+    layers to the GeoPackage before it is renamed into place (the objects' layer)."""
+    check_format(vector_format, regions.crs)
+    names = np.array([regions.class_names[k] for k in regions.class_ids], dtype=object)
+    with atomic_path(path) as tmp:
         tmp.unlink()  # GDAL creates the file itself (an empty file is not a GeoPackage)
-        pyogrio.raw.write(str(tmp), shapely.to_wkb(regions.geometries), [names, regions.class_ids, regions.areas],
-                          ["class", "class_id", "area"], layer=LAYER_NAME, driver=FORMATS[vector_format],
-                          geometry_type="Polygon", crs=None if regions.crs is None else regions.crs.to_wkt(),
-                          encoding="UTF-8", layer_options=options, dataset_options=dataset_options)
+        extra = dict(columns or {})
+        write_layer(tmp, LAYER_NAME, regions.geometries,
+                    {"class": names, "class_id": regions.class_ids, "area": regions.areas, **extra},
+                    regions.crs, vector_format)
+        if beside is not None:
+            beside(tmp)
     return Path(path)
