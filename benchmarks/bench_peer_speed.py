@@ -172,10 +172,11 @@ def resegzoo_worker(args: argparse.Namespace) -> None:
     cache: dict[str, Any] = {}
     real_load = loading.load_clip
 
-    def load_once(spec: str, **kwargs: Any) -> Any:
-        if spec not in cache:
-            cache[spec] = real_load(spec, **kwargs)
-        return cache[spec]
+    def load_once(spec: Any, **kwargs: Any) -> Any:
+        key = repr((spec, sorted(kwargs.items())))  # a spec, or a ResolvedModel (not hashable)
+        if key not in cache:
+            cache[key] = real_load(spec, **kwargs)
+        return cache[key]
 
     loading.load_clip = load_once
     names = [line.strip().split(",") for line in Path(args.names).read_text().splitlines() if line.strip()]
