@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from resegzoo.batch.errors import BatchInputError
-from resegzoo.errors import EXIT_FAILED, ResegzooError
+from resegzoo.errors import EXIT_FAILED, ResegzooError, same_kind
 from resegzoo.change.assemble import Assembly, PairOutputs, assemble
 from resegzoo.change.rule import PRESETS, ChangeSettings, ChangeSettingsError
 
@@ -122,8 +122,8 @@ class ChangeOptions:
         settings = _settings(preset, background_threshold, coverage, min_area, background_classes)
         try:  # the method with the model, and the device: checked once, here
             spec = SegmenterSpec.check(recipe, model=model, method=method, device=device)
-        except MethodError as exc:
-            raise ChangeOptionError(str(exc)) from None
+        except MethodError as exc:  # a missing download stays a failure (exit 1)
+            raise same_kind(ChangeOptionError(str(exc)), exc) from None
         if len(vocab) + 1 > 254:
             raise ChangeOptionError(f"{len(vocab)} classes: at most 253 (and background) fit the 8-bit from/to rasters")
         options = cls(before=os.fspath(before), after=os.fspath(after), classes=vocab, out=Path(out),
@@ -144,7 +144,7 @@ class ChangeOptions:
         try:
             return Segmenter.from_spec(self.segmenter)  # checked already: its model resolved there, once
         except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
-            raise ModelLoadError(str(exc)) from None
+            raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
 
 
 def _recipe(recipe: Any) -> Any:

@@ -122,7 +122,7 @@ def resolved_run(spec: RunSpec) -> RunSpec:
     try:
         resolved = resolve_method_model(method_spec(spec.recipe.method.name), spec.model)
     except MethodError as exc:
-        raise ModelLoadError(str(exc)) from None
+        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
     return dataclasses.replace(spec, resolved=resolved)
 
 
