@@ -339,7 +339,8 @@ def test_objects_are_their_own_file_coloured_by_class_and_labelled_with_score(qg
     assert list(meta["fields"]) == ["object_id", "class", "class_id", "name", "score", "presence", "area"]
     rows = [dict(zip(meta["fields"], values)) for values in zip(*fields)]
     assert sorted(r["class"] for r in rows) == ["green", "red", "red", "red"]
-    assert sorted(r["area"] for r in rows) == sorted((y1 - y0) * (x1 - x0) * 0.25 for _, (y0, x0, y1, x1) in OBJECT_BOXES)
+    painted_areas = [(y1 - y0) * (x1 - x0) * 0.25 for _, (y0, x0, y1, x1) in OBJECT_BOXES]  # m² (0.5 m pixels)
+    assert sorted(r["area"] for r in rows) == sorted(painted_areas)
     assert all(0 < r["score"] <= 1 for r in rows) and meta["crs"] == "EPSG:32632"
     assert sorted(p.name for p in out.iterdir()) == ["cars.gpkg", "regions.gpkg", "scene.labels.qml",
                                                      "scene.labels.tif", "scene.labels.tif.aux.xml"]

@@ -146,7 +146,8 @@ def test_objects_flags_are_segment_options_and_one_format_for_both_vectors():
     both = runner.segment_command("resegzoo", "in.tif", "out", "a", vector_format="gpkg", objects_format="gpkg")
     assert [p for p in both if p.startswith("--")][-3:] == ["--vector", "--vector-format", "--objects"]
     assert [p for p in alone + both if p.startswith("--") and p not in options] == []
-    assert runner.vector_format_of("r.GPKG", "o.gpkg") == "gpkg" and runner.vector_format_of(None, "o.geojson") == "geojson"
+    assert runner.vector_format_of("r.GPKG", "o.gpkg") == "gpkg"
+    assert runner.vector_format_of(None, "o.geojson") == "geojson"
     assert runner.vector_format_of() is None
     with pytest.raises(runner.ResegzooFailed, match=r"must both be \.gpkg or both \.geojson"):
         runner.vector_format_of("r.gpkg", "o.geojson")
@@ -191,7 +192,8 @@ def test_objects_inside_the_regions_geopackage_are_split_into_their_own_file(tmp
     runner.place_outputs(work, {"outputs": names}, str(tmp_path / "dest" / "labels.tif"),
                          vector=str(tmp_path / "dest" / "r.gpkg"), objects=str(tmp_path / "dest" / "o.gpkg"),
                          split_layer=split)
-    assert calls == [(os.path.join(work, "s.regions.gpkg"), "objects", os.path.join(work, "s.regions.objects-only.gpkg"))]
+    assert calls == [(os.path.join(work, "s.regions.gpkg"), "objects",
+                      os.path.join(work, "s.regions.objects-only.gpkg"))]
     assert (tmp_path / "dest" / "o.gpkg").read_text() == "objects"
     assert (tmp_path / "dest" / "r.gpkg").read_text() == "regions"
     runner.remove_work_dir(work)
