@@ -181,6 +181,10 @@ def detect_change(before: str | Path, after: str | Path, classes: "str | Vocabul
     from resegzoo.change.run import ChangeOptions, detect_change_files
     from resegzoo.engines import EngineOptions, open_engine
 
+    if say is not None and not callable(say):
+        raise OptionTypeError(f"say={say!r}: give a function of one line of text, or None")
+    if not isinstance(progress, bool):
+        raise OptionTypeError(f"progress={progress!r}: give True or False")
     engine_options = engine if isinstance(engine, EngineOptions) else EngineOptions(str(engine))
     engine_options.check()
     options = ChangeOptions.check(before, after, classes, out, recipe=recipe, model=model, method=method,

@@ -30,11 +30,20 @@ class ResegzooError(Exception):
     exit_code: int | None = None
 
 
+def same_kind(new: ResegzooError, old: BaseException) -> ResegzooError:
+    """``new``, raised in place of ``old`` (its message reworded, its chain cut), keeping ``old``'s
+    kind of error: a missing download stays a failure when a MethodError or BatchInputError, both
+    usage errors otherwise, carries its message."""
+    new.exit_code = exit_code_of(old)
+    return new
+
+
 def exit_code_of(exc: BaseException) -> int:
     """The exit status of a command that ended with ``exc``: the first ``exit_code`` declared by
-    it or by the errors it was raised from (``raise X from exc``, or during the handling of
-    ``exc``), else :data:`EXIT_FAILED`. A ModelLoadError raised for a mask setting that does not
-    parse is a usage error; one raised for a missing download is a failure."""
+    it or by the errors it was raised from, as a traceback would chain them (``raise X from exc``,
+    or during the handling of ``exc``; ``from None`` ends the chain), else :data:`EXIT_FAILED`. A
+    ModelLoadError raised from a mask setting that does not parse is a usage error; one raised for
+    a missing download is a failure."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -42,7 +51,8 @@ def exit_code_of(exc: BaseException) -> int:
         code = getattr(current, "exit_code", None)
         if isinstance(code, int):
             return code
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ if current.__cause__ is not None else \
+            (None if current.__suppress_context__ else current.__context__)
     return EXIT_FAILED
 
 

@@ -128,6 +128,10 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
 # ``__post_init__`` calls :func:`check_limits`, so a recipe file, an override and a record built in
 # Python are refused alike, in one line naming the key and the limit, before any work.
 
+#: the largest window side, and so the largest input side of a model (SAM 3's image_size is its
+#: window): CLIP uses 224-448 px, SAM 3 1008 px
+MAX_IMAGE_SIDE = 4096
+
 #: the metadata key of a field's limit, and of its list length's limit
 LIMIT, ITEMS_LIMIT = "resegzoo_at_most", "resegzoo_at_most_items"
 
@@ -238,6 +242,24 @@ def load_yaml(path: str | Path) -> Any:
         raise SchemaError(f"{path}: not valid YAML: {detail}") from None
     finally:
         loader.dispose()
+
+
+#: the largest JSON file resegzoo reads that it did not write (a model's config: a few kB)
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+def load_json(path: str | Path, what: str = "a JSON file", limit: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file the user (or a model folder) brings, read whole only when it is a regular file
+    of at most ``limit`` bytes, as UTF-8: anything else is a SchemaError naming the file and why
+    (a 3 GB config.json is one line, not a MemoryError)."""
+    import json
+
+    path = Path(path)
+    text = decode_utf8(read_user_file(path, limit, what), path)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SchemaError(f"{path}: not a readable JSON file ({exc})") from None
 
 
 def read_user_file(path: str | Path, limit: int, what: str) -> bytes:

@@ -346,6 +346,38 @@ def test_precision_and_geojson_polygons(colour_plugin, pair, tmp_path):
     assert not (tmp_path / "fp16" / "change.json").exists()
 
 
+def test_a_block_that_fails_on_a_worker_is_reported_and_the_rest_kept(colour_plugin, pair, tmp_path):
+    """A worker's failure (a message, as Ray returns it) stops no other block: the run ends with one
+    line naming the block (exit 1), no output is written, the finished blocks stay spooled, and the
+    rerun computes only the failed block."""
+    from resegzoo.change.run import ChangeOptions, ChangeRunError, detect_change_files
+    from resegzoo.engines.local import LocalEngine
+
+    class OneBlockFails(LocalEngine):
+        def run(self, task, items, segmenter=None, skip=None):
+            for outcome in super().run(task, items, segmenter, skip):
+                if outcome.item.index == 2:
+                    outcome.value, outcome.error = None, "OSError: disk on fire"
+                yield outcome
+
+    before, after, recipe = pair
+    out = tmp_path / "failing"
+    blocks = tmp_path / "blocks.yaml"
+    blocks.write_text(RECIPE.replace("tile_overlap: 16", "tile_overlap: 16, tile_size: 64"))
+    options = ChangeOptions.check(before, after, CLASSES, out, recipe=blocks)
+    with pytest.raises(ChangeRunError, match=r"block 2 \(rows 0:\d+, cols \d+:200\): OSError: disk on fire") as failed:
+        detect_change_files(options, engine=OneBlockFails())
+    assert failed.value.exit_code == 1
+    assert not (out / "change.tif").exists() and not (out / "change.json").exists()
+    assert sorted(p.name for p in (out / ".resegzoo-blocks").rglob("*.npz")) == ["0.npz", "1.npz", "3.npz", "4.npz",
+                                                                               "5.npz"]
+    done = cli("change", before, after, "--classes", CLASSES, "--recipe", blocks, "--out", out)
+    assert done.exit_code == 0, done.output
+    assert "resuming, 5 of 6 block(s)" in done.output
+    a, b, valid = scene()
+    np.testing.assert_array_equal(read_band(out / "change.tif"), reference_change(a, b, valid)[0])
+
+
 def test_the_ray_engine_gives_what_the_local_engine_gives(plugin_paths, pair, tmp_path):
     """Ray actors are other processes: they find the colour-change method through its entry point,
     build it from the recipe and score blocks; the driver spools and assembles them. `resegzoo eval`

@@ -160,3 +160,17 @@ def test_the_encoder_form_builds_the_clip_method_through_its_spec(model_folder=N
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         torch.testing.assert_close(seg.method.text_embeddings(VOCAB).names, names)
+
+
+def test_names_to_classes_against_a_loop():
+    """The max over each class's names, checked against a loop; one name per class in order is the
+    values themselves (no copy), any other order or grouping is not."""
+    from resegzoo.methods.base import names_to_classes
+
+    values = torch.randn(3, 4, 5)
+    for class_of_name, k in (([0, 1, 2], 3), ([1, 0, 2], 3), ([2, 0, 1], 3), ([0, 0, 1], 2), ([1, 0, 1], 2)):
+        expected = torch.stack([values[[i for i, c in enumerate(class_of_name) if c == j]].amax(0) for j in range(k)])
+        torch.testing.assert_close(names_to_classes(values, class_of_name, k), expected, rtol=0, atol=0)
+        moved = names_to_classes(values.movedim(0, -1), class_of_name, k, dim=-1)
+        torch.testing.assert_close(moved, expected.movedim(0, -1), rtol=0, atol=0)
+    assert names_to_classes(values, [0, 1, 2], 3) is values

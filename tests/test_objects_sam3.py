@@ -97,3 +97,33 @@ def test_sam3_objects_in_a_geopackage_agree_with_the_sidecar_and_the_raw_outputs
         assert len(match) == 1, row
         assert row["score"] == pytest.approx(match[0][2], abs=1e-6) and row["score"] > THRESHOLD
         assert row["area"] == pytest.approx(covered.sum() * 0.25) and 0 < row["presence"] < 1
+
+
+def test_sam3_objects_under_bf16_with_nodata_agree_with_the_sidecar(tmp_path, tiny_sam3_dir):
+    """--precision bf16 (autocast: SAM 3's mask logits come back in bfloat16) on a GeoTIFF with nodata:
+    objects are written, never on a nodata pixel, and the GeoPackage agrees with the sidecar."""
+    import pyogrio
+    import shapely
+    from rasterio.features import rasterize
+
+    image = _image()
+    src = tmp_path / "scene.tif"
+    data = np.moveaxis(image, -1, 0).copy()
+    data[:, :, :20] = 0  # the left 20 columns: nodata
+    with rasterio.open(src, "w", driver="GTiff", height=40, width=52, count=3, dtype="uint8", crs="EPSG:32632",
+                       transform=TRANSFORM, nodata=0) as dst:
+        dst.write(data)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(build_cli(), ["segment", str(src), "--recipe", str(_recipe(tmp_path)), "--model",
+                                              f"local-dir:{tiny_sam3_dir}", "--classes", CLASSES, "--objects",
+                                              "--precision", "bf16", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    side = json.loads((out / "scene.json").read_text())
+    meta, _, geometries, fields = pyogrio.raw.read(str(out / "scene.objects.gpkg"), layer="objects")
+    rows = [dict(zip(meta["fields"], values), geometry=shapely.from_wkb(g)) for *values, g in zip(*fields, geometries)]
+    assert side["objects"]["count"] == len(rows) >= 1
+    assert sum(side["objects"]["per_class"].values()) == len(rows)
+    for row in rows:
+        covered = rasterize([(row["geometry"], 1)], out_shape=(40, 52), transform=TRANSFORM, dtype="uint8").astype(bool)
+        assert covered.any() and not covered[:, :20].any(), row
+        assert row["area"] == pytest.approx(covered.sum() * 0.25) and row["score"] > THRESHOLD

@@ -228,8 +228,10 @@ def _segmenter(recipe: Any, model: Any, masks: Any, method: Any, device: Any, ar
         if objects:
             method_spec(spec.recipe.method.name).check_objects()
         return spec
-    except MethodError as exc:
-        raise OptionValueError(str(exc)) from None
+    except MethodError as exc:  # a missing download stays a failure (exit 1); the rest are usage errors
+        from resegzoo.errors import same_kind
+
+        raise same_kind(OptionValueError(str(exc)), exc) from None
 
 
 def _label_count(vocab: Any, recipe: Any) -> None:

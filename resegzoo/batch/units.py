@@ -185,7 +185,7 @@ def segment(options: SegmentOptions, progress: BatchProgress | None = None) -> B
         options = dataclasses.replace(options, segmenter=options.segmenter.resolve())
         seg = Segmenter.from_spec(options.segmenter)
     except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
-        raise ModelLoadError(str(exc)) from None
+        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
     for note in seg.notes + seg.cache_notes:
         progress.note(note)
     with open_engine(options.engine.logging_into(options.out)) as engine:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from resegzoo.batch.errors import BatchInputError
-from resegzoo.errors import EXIT_FAILED, ResegzooError
+from resegzoo.errors import EXIT_FAILED, ResegzooError, same_kind
 from resegzoo.change.assemble import Assembly, PairOutputs, assemble
 from resegzoo.change.rule import PRESETS, ChangeSettings, ChangeSettingsError
 
@@ -86,7 +86,7 @@ class ChangeOptions:
         the model given, a bad recipe, class list, option or output folder)."""
         from resegzoo.change.pair import check_change_method
         from resegzoo.methods.base import MethodError
-        from resegzoo.raster.options import parse_bands, parse_nodata
+        from resegzoo.batch.options import OptionTypeError, _bands, _nodata, _optional_text, _vocabulary
         from resegzoo.raster.warp import RESAMPLINGS
         from resegzoo.runtime.preflight import check_output_folder
         from resegzoo.segmenter.spec import SegmenterSpec
@@ -95,6 +95,17 @@ class ChangeOptions:
         for name, value in (("before", before), ("after", after), ("out", out)):
             if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
                 raise ChangeOptionError(f"{name}={value!r}: give a path")
+        # the argument types: segment's one checker of each (OptionTypeError names the argument)
+        for name, value in (("trust_vrt", trust_vrt), ("overwrite", overwrite)):
+            if not isinstance(value, bool):
+                raise OptionTypeError(f"{name}={value!r}: give True or False")
+        model = _optional_text("model", model, "a model spec (hf-hub:ORG/REPO, local-dir:DIR)")
+        method = _optional_text("method", method, "a method's name")
+        if not isinstance(device, str):
+            raise OptionTypeError(f"device={device!r}: give a torch device as text, e.g. 'cpu', 'cuda' or 'cuda:1'")
+        bands, nodata = _bands(bands), _nodata(nodata)
+        if not isinstance(classes, (str, Vocabulary)):
+            _vocabulary(classes)  # the type error, in segment's words
         try:
             vocab = classes if isinstance(classes, Vocabulary) else Vocabulary.parse(classes)
         except VocabularyError as exc:
@@ -111,17 +122,14 @@ class ChangeOptions:
         settings = _settings(preset, background_threshold, coverage, min_area, background_classes)
         try:  # the method with the model, and the device: checked once, here
             spec = SegmenterSpec.check(recipe, model=model, method=method, device=device)
-        except MethodError as exc:
-            raise ChangeOptionError(str(exc)) from None
+        except MethodError as exc:  # a missing download stays a failure (exit 1)
+            raise same_kind(ChangeOptionError(str(exc)), exc) from None
         if len(vocab) + 1 > 254:
             raise ChangeOptionError(f"{len(vocab)} classes: at most 253 (and background) fit the 8-bit from/to rasters")
         options = cls(before=os.fspath(before), after=os.fspath(after), classes=vocab, out=Path(out),
                       segmenter=spec, settings=settings, resampling=resampling,
-                      bands=None if bands is None else (parse_bands(bands) if isinstance(bands, str) else tuple(bands)),
-                      nodata=None if nodata is None else (parse_nodata(nodata) if isinstance(nodata, str)
-                                                          else float(nodata)),
-                      trust_vrt=bool(trust_vrt),
-                      vector_format=vector_format, overwrite=bool(overwrite))
+                      bands=bands, nodata=nodata, trust_vrt=trust_vrt, vector_format=vector_format,
+                      overwrite=overwrite)
         check_output_folder(options.out)
         return options
 
@@ -136,7 +144,7 @@ class ChangeOptions:
         try:
             return Segmenter.from_spec(self.segmenter)  # checked already: its model resolved there, once
         except (ModelLoadError, RegistryError, SchemaError, ValueError, TypeError) as exc:
-            raise ModelLoadError(str(exc)) from None
+            raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
 
 
 def _recipe(recipe: Any) -> Any:
@@ -159,9 +167,21 @@ def _settings(preset: str | None, background_threshold: float | None, coverage: 
     if preset is not None and preset not in PRESETS:
         raise ChangeOptionError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)} (SegEarth-OV3's settings "
                                 "for that dataset)")
+    from resegzoo.batch.options import OptionTypeError
+
     base = PRESETS[preset] if preset is not None else ChangeSettings()
     given = {k: v for k, v in (("background_threshold", background_threshold), ("coverage", coverage),
                                ("min_area", min_area)) if v is not None}
+    for name, value in given.items():
+        whole = name == "min_area"
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+            raise OptionTypeError(f"{name}={value!r}: give {'a whole number of pixels' if whole else 'a number, 0..1'}"
+                                  ", or None for the preset's")
+    if background_classes is not None and not isinstance(background_classes, str) and (
+            not isinstance(background_classes, (list, tuple))
+            or not all(isinstance(name, str) for name in background_classes)):
+        raise OptionTypeError(f"background_classes={background_classes!r}: give a class label as text or a list "
+                              "of them, or None for 'background'")
     if background_classes is not None:
         given["background_classes"] = (background_classes,) if isinstance(background_classes, str) \
             else tuple(background_classes)

@@ -8,12 +8,12 @@ original file's sha256, so later runs read it tensor by tensor without unpicklin
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from resegzoo.errors import ResegzooError
+from resegzoo.schema import SchemaError, load_json
 from resegzoo.compose.recipe import Recipe, public_name
 from resegzoo.weights.cache import cached_sha256
 
@@ -91,9 +91,9 @@ def resolve_input(label: str, spec: str) -> ResolvedInput:
     config_path = files.config
     if config_path is not None:
         try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
+            config = load_json(config_path, "an open_clip config")  # bounded, as every model config
             item.model_config = config["model_cfg"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (SchemaError, KeyError, TypeError) as exc:
             raise CompositionError(f"{config_path}: not a valid open_clip config ({exc!r})") from exc
         item.preprocess_cfg = dict(config.get("preprocess_cfg") or {})
         item.architecture = config.get("architecture")

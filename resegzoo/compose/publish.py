@@ -1,13 +1,13 @@
 """Upload a composed model folder to the Hugging Face Hub, after checking it is complete."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from resegzoo.errors import ResegzooError
+from resegzoo.schema import SchemaError, load_json
 from resegzoo.compose.card import CardError, validate_card
 from resegzoo.compose.inputs import CompositionError
 from resegzoo.compose.output import CONFIG_FILE, OUTPUT_FILES, read_metadata
@@ -63,8 +63,8 @@ def validate_folder(folder: Path) -> list[str]:
             f"run `resegzoo compose` again to write it"
         )
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        config = load_json(folder / CONFIG_FILE, "an open_clip config")  # bounded, as every model config
+    except SchemaError as exc:
         raise PublishError(f"{folder / CONFIG_FILE}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or "model_cfg" not in config:
         raise PublishError(f"{folder / CONFIG_FILE}: no 'model_cfg' entry, open_clip could not load the model")

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from resegzoo.eval.datasets import DatasetInfo
 from resegzoo.eval.runner import RunSpec
+from resegzoo.errors import same_kind
 from resegzoo.plugins.registry import RegistryError
 from resegzoo.schema import SchemaError
 from resegzoo.segmenter.recipe import resolve_recipe  # here too: its older home (resegzoo segment imports it)
@@ -107,8 +108,8 @@ def plan_runs(info: DatasetInfo, recipes: Sequence[str], models: Sequence[Option
         try:
             choice = check_method(recipe, method=method, model=model, masks=mask)
             _check_parts(choice)
-        except (MethodError, SchemaError, RegistryError) as exc:
-            raise SchemaError(f"recipe {source}: {exc}") from None
+        except (MethodError, SchemaError, RegistryError) as exc:  # a missing download stays a failure (exit 1)
+            raise same_kind(SchemaError(f"recipe {source}: {exc}"), exc) from None
         label = _label([Path(source).stem, choice.model or "-", choice.masks, choice.recipe.method.name], varying)
         if label in labels:
             raise SchemaError(f"two runs would both be called {label!r}; give each --recipe/--model/--masks/--method "

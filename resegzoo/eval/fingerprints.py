@@ -33,7 +33,7 @@ def method_fingerprints(recipe: Any, model: Any) -> tuple[dict[str, Any], dict[s
     try:
         spec = method_spec(name)
     except MethodError as exc:
-        raise ModelLoadError(str(exc)) from None
+        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
     method: dict[str, Any] = {"name": name}
     registry = get_registry()
     owner = registry.methods.owners.get(name, "")

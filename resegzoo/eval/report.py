@@ -65,6 +65,7 @@ def results_dict(dataset: Dataset, results: Sequence[RunResult]) -> dict[str, An
             "per_class": {name: {"iou": _json_number(s.iou[k]), "accuracy": _json_number(s.accuracy[k]),
                                  "f1": _json_number(s.f1[k])} for k, name in enumerate(r.class_names)},
             "confusion": r.confusion.tolist(),
+            **({"objects": r.objects.to_dict()} if r.objects is not None else {}),
         })
     extra: dict[str, Any] = {}
     if info.change is not None:
@@ -109,11 +110,32 @@ def markdown(dataset: Dataset, results: Sequence[RunResult]) -> str:
               "|" + "---|" * (len(names) + 2)]
     for r in results:
         lines.append(f"| {_row_name(r)} | {r.spec.recipe_name} | " + " | ".join(_pct(v) for v in r.scores.iou) + " |")
+    lines += objects_markdown(results)
     lines += ["", "Classes absent from both prediction and ground truth show as '-' and are left out of the means.",
               PROTOCOL_NOTE]
     if any(random_weights(r) for r in results):
         lines.append(RANDOM_NOTE)
     return "\n".join(lines) + "\n"
+
+
+def objects_markdown(results: Sequence[RunResult]) -> list[str]:
+    """The runs' object counts per class against the instance labels, and mask AP (runs that count objects)."""
+    counted = [r for r in results if r.objects is not None]
+    if not counted:
+        return []
+    lines = ["", "Objects against the instance labels: true / found per class, count error (mean |found - true| "
+                 "per image), mask AP (%, COCO: IoU 0.50:0.95, up to 100 objects per image):", ""]
+    for r in counted:
+        o = r.objects
+        names = [o.class_names[k] for k in o.classes]
+        ap = "-" if o.ap is None else f"{100 * o.ap:.2f}" + ("" if o.ap50 is None else f" (AP50 {100 * o.ap50:.2f})")
+        lines += [f"{_row_name(r)}: {int(o.found[o.classes].sum())} objects found, {int(o.truth[o.classes].sum())} "
+                  f"true, in {o.images} image(s); mask AP {ap}" + (f" ({o.ap_note})" if o.ap_note else ""), "",
+                  "| | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
+                  "| true / found | " + " | ".join(f"{o.truth[k]} / {o.found[k]}" for k in o.classes) + " |",
+                  "| count error | " + " | ".join(f"{o.count_error(k):.2f}" for k in o.classes) + " |",
+                  "| mask AP | " + " | ".join(_pct(o.ap_per_class.get(o.class_names[k])) for k in o.classes) + " |", ""]
+    return lines
 
 
 def per_class_csv(results: Sequence[RunResult]) -> str:

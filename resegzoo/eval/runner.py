@@ -9,10 +9,16 @@ weights' contents, SAM's, the method's plugin, resegzoo's version, the dataset's
 with other settings or other weights lands in another folder and never mixes its images with these;
 the same settings under another row label (one recipe or several, any --recipe spelling) find their
 stored results.
+
+Where the dataset has instance labels for every image and the method gives objects (its
+``instances`` output), each image also leaves its objects and true instances in
+``<run dir>/objects/<id>.npz`` and the run's objects are counted per class and scored by mask AP
+(:mod:`resegzoo.eval.objects`).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -29,6 +35,8 @@ from resegzoo.eval.overlay import save_overlay
 
 #: bump when the stored per-image results change meaning
 RESULTS_FORMAT = 1
+#: the most bytes an image's stored objects may take (a file larger than that is not resegzoo's)
+OBJECTS_FILE_LIMIT = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,18 @@ class RunResult:
     #: images segmented in this call (the rest came from an earlier, interrupted call)
     newly_done: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with instance labels and a method that gives objects: their counts and mask AP
+    #: (:class:`resegzoo.eval.objects.ObjectScores`); None otherwise
+    objects: Any = None
+
+
+@dataclass
+class ImageOutcome:
+    """What segmenting one image gives, whichever engine ran it: its confusion matrix and, when the
+    run counts objects, its objects and true instances as plain arrays (:func:`resegzoo.eval.objects.image_arrays`)."""
+
+    confusion: np.ndarray
+    objects: Optional[dict[str, np.ndarray]] = None
 
 
 def resolved_run(spec: RunSpec) -> RunSpec:
@@ -102,7 +122,7 @@ def resolved_run(spec: RunSpec) -> RunSpec:
     try:
         resolved = resolve_method_model(method_spec(spec.recipe.method.name), spec.model)
     except MethodError as exc:
-        raise ModelLoadError(str(exc)) from None
+        raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
     return dataclasses.replace(spec, resolved=resolved)
 
 
@@ -173,6 +193,9 @@ class EvalRun:
         self.run_dir = Path(out_dir) / "runs" / f"{_slug(first)}-{_slug(spec.masks)}-{self.key[:12]}"
         self.confusion_dir = self.run_dir / "confusion"
         self.overlay_dir = self.run_dir / "overlays"
+        self.objects_dir = self.run_dir / "objects"
+        #: whether images' objects are counted (set by :meth:`run` for its samples)
+        self.count_objects = False
         self._adopt_labelled_folder()
 
     def _adopt_labelled_folder(self) -> None:
@@ -213,6 +236,28 @@ class EvalRun:
     def result_file(self, sample: Sample) -> Path:
         return self.confusion_dir / f"{safe_id(sample.id)}.npy"
 
+    def objects_file(self, sample: Sample) -> Path:
+        return self.objects_dir / f"{safe_id(sample.id)}.npz"
+
+    def counts_objects(self, samples: list[Sample]) -> bool:
+        """Whether these samples' objects are counted: every one has instance labels and the method
+        gives objects."""
+        from resegzoo.methods.base import INSTANCES, method_spec
+
+        return bool(samples) and all(getattr(s, "instances", None) is not None for s in samples) \
+            and INSTANCES in method_spec(self.spec.recipe.method.name).outputs
+
+    def load_objects(self, sample: Sample) -> tuple[Any, Any, tuple[int, int]]:
+        """(found, true, (height, width)) of one image, as stored."""
+        from resegzoo.eval.objects import from_image_arrays
+        from resegzoo.outputs.reading import load_npz
+
+        path = self.objects_file(sample)
+        try:
+            return from_image_arrays(load_npz(path, OBJECTS_FILE_LIMIT))
+        except (OSError, ValueError, KeyError) as exc:
+            raise DatasetError(f"{path}: unreadable per-image objects ({exc}); delete it to recompute that image") from exc
+
     def load_confusion(self, sample: Sample) -> np.ndarray:
         path = self.result_file(sample)
         n = self.dataset.info.num_classes
@@ -232,20 +277,28 @@ class EvalRun:
         return Vocabulary(classes=self.spec.prompts(self.dataset.info))
 
     def evaluate_sample(self, segmenter: Any, vocab: Any, sample: Sample, overlay: bool = False,
-                        loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> np.ndarray:
-        """Segment one image and return its confusion matrix (saving its overlay if asked): the one
-        per-image step, whichever engine runs it. ``loaded``: (image, label, image or prepared
-        image) already read, e.g. by the local engine's prefetch thread."""
+                        loaded: tuple[np.ndarray, np.ndarray, Any] | None = None) -> ImageOutcome:
+        """Segment one image and return its confusion matrix and, when the run counts objects, its
+        objects and true instances (saving its overlay if asked): the one per-image step, whichever
+        engine runs it. ``loaded``: (image, label, image or prepared image) already read, e.g. by the
+        local engine's prefetch thread."""
         info = self.dataset.info
         image, label, ready = loaded if loaded is not None else (*self.dataset.load(sample), None)
-        result = segmenter.segment(image if ready is None else ready, vocab)
+        objects = self.count_objects and getattr(sample, "instances", None) is not None
+        result = segmenter.segment(image if ready is None else ready, vocab, **({"objects": True} if objects else {}))
         pred = result.labels
         if result.background_index is not None:
             pred = np.where(pred == result.background_index, info.background, pred)
         cm = confusion_matrix(pred, label, info.num_classes)
         if overlay:
             save_overlay(self.overlay_dir / f"{safe_id(sample.id)}.png", image, pred, label, info)
-        return cm
+        if not objects:
+            return ImageOutcome(cm)
+        from resegzoo.eval.objects import image_arrays, read_instances, without_background
+
+        truth = read_instances(sample.instances, label, info.class_names, info.background)
+        found = without_background(result.objects, info.background, info.num_classes)
+        return ImageOutcome(cm, image_arrays(found, truth, label.shape))
 
     def read_sample(self, sample: Sample, prepare: Optional[Callable[[Any], Any]] = None) -> Any:
         """What :meth:`evaluate_sample` takes as ``loaded``, read ahead by the local loop: (image,
@@ -257,6 +310,18 @@ class EvalRun:
     def store_confusion(self, sample: Sample, cm: np.ndarray) -> None:
         atomic.save_npy(self.result_file(sample), cm)
 
+    def store(self, sample: Sample, outcome: "ImageOutcome | np.ndarray") -> None:
+        """One image's results: its objects first, then its confusion matrix (which marks it done);
+        a bare confusion matrix (a subclass's evaluate_sample) is stored as it is."""
+        if isinstance(outcome, np.ndarray):
+            outcome = ImageOutcome(outcome)
+        if outcome.objects is not None:
+            self.objects_dir.mkdir(parents=True, exist_ok=True)
+            buf = io.BytesIO()
+            np.savez(buf, **outcome.objects)
+            atomic.write_bytes(self.objects_file(sample), buf.getvalue())
+        self.store_confusion(sample, outcome.confusion)
+
     def run(self, make_segmenter: Callable[[RunSpec], Any], limit: Optional[int] = None,
             overlays: int = 4, progress: bool = True, engine: Any = None,
             say: Optional[Callable[[str], None]] = None) -> RunResult:
@@ -264,7 +329,8 @@ class EvalRun:
 
         ``engine`` (an open engine of :mod:`resegzoo.engines`; default: this process) segments the
         pending images (:class:`EvalWork`) and hands back each image's confusion matrix in any
-        order; each is stored as it arrives. ``make_segmenter(spec)`` gives the segmenter when the
+        order (:class:`ImageOutcome`: with objects when the run counts them, :meth:`counts_objects`;
+        an image without its stored objects is pending then too); each is stored as it arrives. ``make_segmenter(spec)`` gives the segmenter when the
         images are segmented in this process, and only when some image still needs it. ``say(line)``
         is told, on a rerun, how many images earlier runs already finished.
         """
@@ -277,7 +343,9 @@ class EvalRun:
             raise DatasetError(f"{self.dataset.root}: two sample ids map to the same result file name; "
                                "rename the images so their ids differ in letters or digits")
         self._check_stored_settings()
-        pending = [s for s in samples if not self.result_file(s).is_file()]
+        self.count_objects = self.counts_objects(samples)
+        pending = [s for s in samples if not self.result_file(s).is_file()
+                   or (self.count_objects and not self.objects_file(s).is_file())]
         if say is not None and len(pending) < len(samples):
             done = len(samples) - len(pending)
             rest = f"segmenting the other {len(pending)}" if pending else "nothing left to segment"
@@ -313,7 +381,7 @@ class EvalRun:
                         continue
                     if newly_done == 0:
                         self._create()
-                    self.store_confusion(outcome.item, outcome.value)
+                    self.store(outcome.item, outcome.value)
                     newly_done += 1
                     if bar is not None:
                         bar.update(1)
@@ -326,15 +394,21 @@ class EvalRun:
         total = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
         for sample in samples:
             total += self.load_confusion(sample)
+        objects = None
+        if self.count_objects:
+            from resegzoo.eval.objects import score_objects
+
+            objects = score_objects((self.load_objects(s) for s in samples), info.class_names, info.background)
         return RunResult(spec=self.spec, run_dir=self.run_dir, key=self.key, class_names=info.class_names,
                          confusion=total, scores=scores(total), images=len(samples),
-                         newly_done=newly_done)
+                         newly_done=newly_done, objects=objects)
 
 
 class EvalWork:
     """Eval's work on every engine (:mod:`resegzoo.engines.task`): an item is a sample;
     ``prepare`` loads its image and label (and prepares the image for the encoder), ``run``
-    segments it and returns its confusion matrix (:meth:`EvalRun.evaluate_sample`)."""
+    segments it and returns its confusion matrix, and its objects when the run counts them
+    (:meth:`EvalRun.evaluate_sample`: an :class:`ImageOutcome`)."""
 
     def __init__(self, segmenter: Any, run: EvalRun, overlay_ids: set[str]) -> None:
         self.segmenter, self.eval_run, self.overlay_ids = segmenter, run, overlay_ids
@@ -344,7 +418,7 @@ class EvalWork:
     def prepare(self, sample: Sample) -> Any:
         return self.eval_run.read_sample(sample, self._prepare)
 
-    def run(self, sample: Sample, loaded: Any) -> np.ndarray:
+    def run(self, sample: Sample, loaded: Any) -> "ImageOutcome":
         return self.eval_run.evaluate_sample(self.segmenter, self.vocab, sample, sample.id in self.overlay_ids,
                                              loaded)
 

@@ -235,7 +235,7 @@ class Segmenter:
                                            resolved=spec.resolved)
             spec = spec.resolve()
         except MethodError as exc:  # one error type for "this setup cannot be built", as before methods
-            raise ModelLoadError(str(exc)) from None
+            raise ModelLoadError(str(exc)) from exc  # the chain keeps the error's kind (the exit status)
         resolved = None if spec.resolved is None else on_this_machine(spec.resolved)
         recipe = spec.recipe
         method_record = method_spec(recipe.method.name)

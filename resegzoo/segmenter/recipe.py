@@ -16,13 +16,13 @@ from resegzoo.methods.clip import NAME as CLIP
 from resegzoo.methods.clip.settings import (
     OLD_FORM, ExtrasSettings, ScheduleSettings, parse_settings as parse_clip_settings,
     settings_of as clip_settings_of)
-from resegzoo.schema import SchemaError, check_limits, from_mapping, limit, load_yaml
+from resegzoo.schema import MAX_IMAGE_SIDE, SchemaError, check_limits, from_mapping, limit, load_yaml
 
 # Limits of the settings that size memory (checked with the rest, before any work; see
 # resegzoo.schema.limit): far above what any model or machine uses today, far below what would
 # ask for the whole machine (a 100,000 px window pads a 64 x 64 image to 28 GiB).
 #: sliding-window side and stride, px (CLIP: 224-448, SAM 3: 1008)
-MAX_WINDOW = 4096
+MAX_WINDOW = MAX_IMAGE_SIDE
 #: resize targets (short_side, fit_scale), px
 MAX_RESIZE = 8192
 #: block side (tile_size) and the context read around it (tile_overlap), px

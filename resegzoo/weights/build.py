@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resegzoo.schema import MAX_IMAGE_SIDE
 from resegzoo.weights.records import ModelRecord
 from resegzoo.weights.zoo import LoadError
 
@@ -102,6 +103,8 @@ def check_model_config(model_cfg: Any, name: str) -> None:
             items = value if isinstance(value, (list, tuple)) and key in ("layers", "image_size") else [value]
             if value is not None and not (items and all(_is_positive_int(v) for v in items)):
                 raise LoadError(f"{label} {tower}.{key} = {value!r}: must be a positive whole number")
+            if key == "image_size" and value is not None and max(items) > MAX_IMAGE_SIDE:  # it sizes every window
+                raise LoadError(f"{label} {tower}.image_size = {value!r}: at most {MAX_IMAGE_SIDE:,} px")
         ratio = cfg.get("mlp_ratio")
         if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0):
             raise LoadError(f"{label} {tower}.mlp_ratio = {ratio!r}: must be a positive number")
@@ -285,14 +288,72 @@ def quiet_transformers() -> Iterator[None]:
 
 def build_sam3(checkpoint: Any, device: str = "cpu") -> Any:
     """transformers' ``Sam3Model`` from the folder of ``checkpoint`` (a
-    :class:`resegzoo.weights.read.Sam3Checkpoint`), offline, in eval mode on ``device``."""
+    :class:`resegzoo.weights.read.Sam3Checkpoint`), offline, in eval mode on ``device``, once its
+    weights are found to be exactly the config's (:func:`check_sam3_weights`): transformers would
+    fill missing tensors with random values and say nothing."""
     try:
         from transformers import Sam3Model
     except ImportError:
         raise LoadError(SAM3_INSTALL_HINT) from None
+    check_sam3_weights(checkpoint, Sam3Model)
     try:
         with quiet_transformers():
             model = Sam3Model.from_pretrained(str(checkpoint.folder), local_files_only=True, use_safetensors=True)
-    except (OSError, ValueError) as exc:
-        raise LoadError(f"cannot read SAM 3 from {checkpoint.folder}: {' '.join(str(exc).split())}") from None
+    except Exception as exc:  # transformers and safetensors raise many kinds; the checks above caught what we know
+        raise LoadError(f"{_sam3_where(checkpoint)}: cannot read SAM 3: {_first_line(exc)}") from None
     return model.to(device).eval()
+
+
+def _sam3_where(checkpoint: Any) -> str:
+    """A SAM 3 folder as messages name it: its path (with the spec first when that was a name)."""
+    folder = str(checkpoint.folder)
+    return folder if checkpoint.name == folder else f"{checkpoint.name}: {folder}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one line of a message (never advice to load pickles unsafely)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if "weights_only" in text:
+        return f"{type(exc).__name__}: a pickled checkpoint, which resegzoo does not load for SAM 3"
+    return text[:300]
+
+
+def check_sam3_weights(checkpoint: Any, model_class: Any) -> None:
+    """The tensors of ``checkpoint`` (names and shapes from the safetensors headers) against the
+    model its config builds, built on the meta device (shapes only: nothing is allocated). Missing,
+    unexpected or reshaped tensors are one LoadError naming the folder and a few of each, before
+    anything is allocated or read. Keys are matched as transformers does for this model: the
+    checkpoint's ``base_model_prefix`` (a SAM 3 video checkpoint's ``detector_model.``) is taken
+    off, and the keys the model ignores on load (the video tracker's) are left out."""
+    import re
+
+    import torch
+    from transformers import Sam3Config
+
+    where = _sam3_where(checkpoint)
+    try:
+        config = Sam3Config.from_dict(checkpoint.config)
+        with torch.device("meta"), quiet_transformers():
+            expected = {k: tuple(v.shape) for k, v in model_class(config).state_dict().items()}
+    except Exception as exc:  # a config that passed the size checks but does not go together
+        raise LoadError(f"{where}/config.json: cannot build SAM 3 from it ({type(exc).__name__}: "
+                        f"{_first_line(exc)})") from None
+    prefix = f"{model_class.base_model_prefix}."
+    ignored = [re.compile(p) for p in getattr(model_class, "_keys_to_ignore_on_load_unexpected", None) or []]
+    found: dict[str, tuple[int, ...]] = {}
+    for key, info in checkpoint.tensors.items():
+        if any(p.search(key) for p in ignored):
+            continue
+        found[key[len(prefix):] if key.startswith(prefix) and key[len(prefix):] in expected else key] = tuple(info.shape)
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", reshaped)):
+        if keys:
+            shown = ", ".join(f"{k} {found[k]} (config: {expected[k]})" if label == "of the wrong shape" else k
+                              for k in keys[:3])
+            problems.append(f"{len(keys)} tensor(s) {label} ({shown}{', ...' if len(keys) > 3 else ''})")
+    if problems:
+        raise LoadError(f"{where}: the weights do not fit config.json: {'; '.join(problems)}; a SAM 3 folder is "
+                        "written whole by Sam3Model.save_pretrained")

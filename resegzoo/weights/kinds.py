@@ -13,7 +13,6 @@ disk); imports nothing of them.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -41,9 +40,11 @@ def folder_layout(kind: str) -> Literal["open_clip", "snapshot"] | None:
 def config_kind(config: Path) -> str | None:
     """The kind a transformers ``config.json`` describes: ``sam3``, ``transformers <type>`` for
     another model type, None when it cannot be read as one."""
+    from resegzoo.schema import SchemaError, load_json
+
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json(config, "a model config")  # bounded: a 3 GB config.json is not read whole
+    except (OSError, SchemaError):
         return None
     model_type = data.get("model_type") if isinstance(data, dict) else None
     if not isinstance(model_type, str):

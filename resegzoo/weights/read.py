@@ -11,8 +11,8 @@ with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code on the
 from __future__ import annotations
 
 import copy
-import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +89,13 @@ def read_clip(files: Files) -> ClipCheckpoint:
 
 
 def _open_clip_config(files: Files) -> dict:
+    from resegzoo.schema import SchemaError, load_json
+
     assert files.config is not None
-    found = json.loads(files.config.read_text(encoding="utf-8"))
+    try:
+        found = load_json(files.config, "an open_clip config")  # bounded: a 3 GB config is one line
+    except SchemaError as exc:
+        raise LoadError(f"{files.source.name}: {exc}") from None
     if not isinstance(found, dict) or "model_cfg" not in found:
         raise LoadError(f"{files.source.name}: {files.config.name} has no 'model_cfg' entry (not an open_clip "
                         "model folder)")
@@ -266,8 +271,6 @@ def infer_architectures(sd: dict[str, torch.Tensor]) -> list[str]:
 #: transformers' weights files: one file, or an index naming the shards
 SAFETENSORS_WEIGHTS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
-#: the most a config or index file may hold (SAM 3's are a few kB to a few hundred)
-MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -306,27 +309,81 @@ def read_sam3(files: Files) -> Sam3Checkpoint:
                 tensors.update(st.tensors)
         except (SafetensorsError, OSError) as exc:
             raise LoadError(f"{name}: {exc}") from None
+    config_path = folder / TRANSFORMERS_CONFIG
+    check_config_sizes(config, str(config_path) if name == str(folder) else f"{name}: {config_path}", len(tensors))
     return Sam3Checkpoint(name, folder, config, tensors, weights)
 
 
+#: a transformers config's keys that size the model: whole numbers of at least 1, each at most
+#: :data:`MAX_CONFIG_SIZE` (the shapes they give are then checked against the weights, on the
+#: meta device), an image side at most the largest window, and a count of blocks at most the
+#: number of tensors in the weights (every block holds some: a config of 3000 blocks cannot fit a
+#: checkpoint of 300 tensors) and at most :data:`MAX_BLOCKS` (even the shapes of 3000 blocks take
+#: a minute to build, and a header can list that many empty tensors at no cost)
+SIZE_KEY = re.compile(r"^(num_\w+|\w*_sizes?|\w*_dim|\w*_embeddings)$")
+IMAGE_SIZE_KEYS = ("image_size", "pretrain_image_size")
+BLOCK_COUNT_KEY = re.compile(r"^num_(\w*_)?layers$|^num_\w+_stages$")
+#: keys named like sizes that are not (0 is a legitimate value)
+NOT_SIZES = ("chunk_size_feed_forward",)
+MAX_CONFIG_SIZE = 1 << 20
+#: the most blocks of one stack (SAM 3 has 32 in its vision encoder, 24 in its text encoder)
+MAX_BLOCKS = 256
+
+
+def check_config_sizes(config: Any, where: str, tensors: int) -> None:
+    """LoadError naming ``where`` (the config file) and the key for a size in a transformers config
+    that is not a whole number from 1 to its limit (see :data:`SIZE_KEY`): before any model is
+    built from it (``image_size: 0`` divided by zero, ``"1008"`` failed deep inside, 100,000 sized
+    every window). Nested configs are walked; lists of sizes (``backbone_feature_sizes``) too."""
+    from resegzoo.schema import MAX_IMAGE_SIDE
+
+    def sizes(value: Any) -> list[Any]:
+        return [v for item in value for v in sizes(item)] if isinstance(value, (list, tuple)) else [value]
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            dotted = f"{path}{key}"
+            if isinstance(value, dict):
+                walk(value, dotted + ".")
+                continue
+            if not isinstance(key, str) or not SIZE_KEY.match(key) or key in NOT_SIZES or value is None:
+                continue
+            blocks = BLOCK_COUNT_KEY.match(key)
+            most = MAX_IMAGE_SIDE if key in IMAGE_SIZE_KEYS else MAX_BLOCKS if blocks else MAX_CONFIG_SIZE
+            for v in sizes(value) or [value]:
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise LoadError(f"{where}: {dotted} = {value!r}: must be a whole number from 1 to {most:,}")
+                if blocks and v > tensors:
+                    raise LoadError(f"{where}: {dotted} = {value!r} blocks, but the weights hold only {tensors:,} "
+                                    "tensors: the weights do not fit config.json")
+                if v > most:
+                    raise LoadError(f"{where}: {dotted} = {value!r}: must be a whole number from 1 to {most:,}")
+
+    walk(config, "")
+
+
 def _json_file(path: Path, name: str, hint: str) -> dict[str, Any]:
-    if not path.is_file():  # followed through links: the Hugging Face cache's snapshots are links
+    from resegzoo.schema import SchemaError, load_json
+
+    if not path.exists():  # followed through links: the Hugging Face cache's snapshots are links
         raise LoadError(f"{name}: {path.parent} has no {path.name}{'; ' + hint if hint else ''}")
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise ValueError(f"larger than {MAX_JSON_BYTES // (1024 * 1024)} MB")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LoadError(f"{name}: {path} is not a readable JSON file ({exc})") from None
+        data = load_json(path, "a model config")  # bounded, without blocking (a 3 GB config, a FIFO: one line)
+    except SchemaError as exc:
+        raise LoadError(f"{name}: {exc}") from None
     if not isinstance(data, dict):
         raise LoadError(f"{name}: {path} holds a JSON {type(data).__name__}, not an object")
     return data
 
 
 def _sam3_weight_files(folder: Path, name: str) -> list[Path]:
-    if (folder / SAFETENSORS_WEIGHTS).is_file():
+    # exists(), not is_file(): a FIFO or a folder in a weights file's place is refused by the
+    # reader in one line naming it (not "has no model.safetensors"), and never read from
+    if (folder / SAFETENSORS_WEIGHTS).exists():
         return [folder / SAFETENSORS_WEIGHTS]
-    if not (folder / SAFETENSORS_INDEX).is_file():
+    if not (folder / SAFETENSORS_INDEX).exists():
         raise LoadError(f"{name}: {folder} has no {SAFETENSORS_WEIGHTS} (nor {SAFETENSORS_INDEX}); SAM 3 is read "
                         "from safetensors weights only, as Sam3Model.save_pretrained writes them")
     index = _json_file(folder / SAFETENSORS_INDEX, name, "")
@@ -338,7 +395,7 @@ def _sam3_weight_files(folder: Path, name: str) -> list[Path]:
         # a shard is a file of this folder: no path of its own, so an index cannot point elsewhere
         if Path(shard).name != shard or shard in ("", ".", "..") or not shard.endswith(".safetensors"):
             raise LoadError(f"{name}: {SAFETENSORS_INDEX} names shard {shard!r}, not a .safetensors file of the folder")
-        if not (folder / shard).is_file():
+        if not (folder / shard).exists():
             raise LoadError(f"{name}: shard {shard} named by {SAFETENSORS_INDEX} is missing from {folder}")
         shards.append(folder / shard)
     return shards

@@ -61,12 +61,29 @@ def dtype_name(dtype: torch.dtype) -> str:
         raise SafetensorsError(f"tensors of dtype {dtype} cannot be stored in safetensors by resegzoo") from None
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading when it is a regular file (a link to one is fine); opened without
+    blocking first, so a FIFO or a device is a SafetensorsError instead of a read that never ends."""
+    import stat
+
+    from resegzoo.errors import file_kind
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SafetensorsError(f"{path}: is {file_kind(mode)}, not a safetensors file; give a regular file")
+        return os.fdopen(os.dup(fd), "rb")
+    finally:
+        os.close(fd)
+
+
 class SafetensorsFile:
     """Header of a safetensors file, and tensor-by-tensor reads from it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._fh = self.path.open("rb")
+        self._fh = _open_regular(self.path)
         try:
             self.tensors, self.metadata, self._data_start = self._read_header()
         except BaseException:

@@ -64,6 +64,8 @@ class WrongKindError(SpecError):
     """A spec that names weights of another kind than asked for (a CLIP model where SAM 3 is
     needed, and back); found before anything is downloaded or loaded where the spec tells."""
 
+    exit_code = EXIT_USAGE
+
 
 #: how a spec names its weights: ``record`` (a zoo record, fetched by its source); ``file`` (a local
 #: weights file; an archive's one checkpoint member is extracted by fetch); ``folder`` (a local model

@@ -91,6 +91,8 @@ def test_a_config_with_more_blocks_than_the_weights_hold_tensors_is_refused_befo
     (dict(tiny_model_config(), text_cfg=dict(tiny_model_config()["text_cfg"], heads=-4)), ("text_cfg.heads", "-4")),
     (tiny_model_config(mlp_ratio=-1.0), ("vision_cfg.mlp_ratio", "positive number")),
     (tiny_model_config(image_size=[64, -64]), ("vision_cfg.image_size", "positive")),
+    # issue 26 items 1 and 2: the model's input side sizes every window
+    (tiny_model_config(image_size=100_000), ("vision_cfg.image_size = 100000", "at most 4,096 px")),
 ])
 def test_a_config_of_the_wrong_type_or_with_bad_sizes_is_a_one_line_error(workspace, tiny_clip, model_cfg, fragments):
     _segment(workspace, _folder(workspace / "model", tiny_clip, model_cfg), "open_clip_config", *fragments)

@@ -192,6 +192,9 @@ class Sample:
     label: Path
     #: the image's alpha channel holds data (e.g. infrared in an RGBA PNG), not a validity mask
     alpha_is_band: bool = False
+    #: its instance labels (iSAID's ``*_instance_id_RGB.png``: every colour but black one object),
+    #: where the dataset ships them: ``resegzoo eval`` then counts a method's objects against them
+    instances: Optional[Path] = None
 
 
 def decode_label(raw: np.ndarray, encoding: LabelEncoding, where: str = "label") -> np.ndarray:

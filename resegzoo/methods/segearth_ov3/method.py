@@ -117,8 +117,8 @@ def load_sam3_scorer(context: Any, method: str = NAME, decoder_precision: str | 
 
     settings = context.settings
     resolved = context.resolved or resolve_model(context.model, SAM3)  # a context made by hand: resolved here
+    tokenize, source = tokenizer_for(resolved.files.folder)  # before the model: a bad file costs no loading
     model = load_sam3(resolved, context.device)
-    tokenize, source = tokenizer_for(resolved.files.folder)
     return Sam3Scorer(model, tokenize, device=context.device, precision=context.precision,
                       name_batch=settings.name_batch, geometry_token=settings.geometry_token,
                       tokenizer_source=source, decoder_precision=decoder_precision)

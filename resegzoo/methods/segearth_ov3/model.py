@@ -284,6 +284,6 @@ def load_scorer(folder: str | Path, device: str = "cpu", precision: str = "fp32"
     from resegzoo.weights.loading import load_sam3
 
     folder = Path(folder)
+    tokenize, source = tokenizer_for(folder)  # before the model: a bad file costs no loading
     model = load_sam3(folder, device)
-    tokenize, source = tokenizer_for(folder)
     return Sam3Scorer(model, tokenize, device=device, precision=precision, tokenizer_source=source, **kwargs)

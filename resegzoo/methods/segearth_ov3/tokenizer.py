@@ -53,10 +53,21 @@ def _simple_tokenizer(cls: Any) -> Any:
 
 
 def folder_tokenize(folder: str | Path) -> Tokenize:
-    """A tokenizer from the folder's own files (transformers' CLIPTokenizer, offline)."""
+    """A tokenizer from the folder's own files (transformers' CLIPTokenizer, offline); files it
+    cannot read are a LoadError naming them (and what went wrong), in one line."""
     from transformers import CLIPTokenizer
 
-    tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
+    from resegzoo.weights.zoo import LoadError
+
+    try:
+        tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
+        tok(["a"], padding="max_length", max_length=CONTEXT_LENGTH, truncation=True)  # a vocabulary that works
+    except Exception as exc:  # the tokenizers library and transformers raise many kinds for a bad file
+        files = next(group for group in TOKENIZER_FILES if all((Path(folder) / n).is_file() for n in group))
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise LoadError(f"{', '.join(str(Path(folder) / n) for n in files)}: not a CLIP tokenizer transformers can "
+                        f"read ({type(exc).__name__}: {detail}); remove the file(s) to use open_clip's CLIP BPE, "
+                        "or fix them") from None
 
     def tokenize(names: Sequence[str]) -> tuple[Any, Any]:
         out = tok(list(names), padding="max_length", max_length=CONTEXT_LENGTH, truncation=True,
