@@ -194,7 +194,7 @@ def resegzoo_worker(args: argparse.Namespace) -> None:
         recipe = load_recipe(REPO / "registry" / "recipes" / f"{base}.yaml", inference={"fit_scale": None}, **overrides)
         seg = Segmenter.from_recipe(recipe, model=model)
         cpu, wall = _clock()
-        seg.text_embeddings(vocab)  # the text pass: a fresh cache for the first recipe, the disk cache after
+        seg.method.text_embeddings(vocab)  # the text pass: a fresh cache for the first recipe, the disk cache after
         text[key] = (time.process_time() - cpu, time.perf_counter() - wall)
         method = seg.method
         method.window_scores = splits.wrap("encoder", method.window_scores)

@@ -287,3 +287,87 @@ def test_ctrl_c_of_qgis_process_stops_resegzoo_and_leaves_nothing(qgis):
     assert time.monotonic() - start < 30
     assert list(out.iterdir()) == []
     assert _resegzoo_processes(out) == []
+
+
+#: the objects' scene for the colour test method (tests/method_plugin): three red boxes, one green
+OBJECT_BOXES = [("red", (4, 4, 14, 20)), ("red", (30, 8, 44, 18)), ("red", (50, 40, 60, 60)),
+                ("green", (20, 30, 36, 56))]
+
+STYLE_SCRIPT = PYQGIS_START + """
+from qgis.core import QgsVectorLayer
+from resegzoo_qgis.algorithm import ObjectStyle, RegionStyle
+names, palette = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+styled = {}
+for path, style in ((sys.argv[1], ObjectStyle), (sys.argv[2], RegionStyle)):
+    # what QGIS runs on the layer it loads at the end of the algorithm (the post-processor)
+    layer = QgsVectorLayer(path, "layer", "ogr")
+    assert layer.isValid(), path
+    style(names, palette).postProcessLayer(layer, None, QgsProcessingFeedback())
+    renderer = layer.renderer()
+    labeling = layer.labeling() if layer.labelsEnabled() else None
+    styled[style.__name__] = {
+        "renderer": renderer.type(), "attribute": renderer.classAttribute(),
+        "categories": [[c.value(), c.label(), c.symbol().color().name()] for c in renderer.categories()],
+        "label": labeling and [labeling.settings().fieldName, labeling.settings().isExpression],
+        "features": layer.featureCount()}
+print(json.dumps(styled))
+"""
+
+
+def test_objects_are_their_own_file_coloured_by_class_and_labelled_with_score(qgis, plugin_paths, colour_plugin):
+    from resegzoo_colour_method import COLOURS
+
+    image = np.full((64, 64, 3), 250, np.uint8)
+    for name, (y0, x0, y1, x1) in OBJECT_BOXES:
+        image[y0:y1, x0:x1] = COLOURS[name]
+    _geotiff(qgis["root"] / "objects.tif", image)
+    env = dict(qgis["env"])  # the resegzoo subprocess finds the colour method (an installed plugin)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [*plugin_paths, env.get("PYTHONPATH", "")] if p)
+    out = qgis["root"] / "out-objects"
+    args = ["run", "resegzoo:segment", "--", "INPUT=objects.tif", "CLASSES=red; green; blue", "METHOD=colour",
+            f"OUTPUT={out / 'scene.labels.tif'}", f"VECTOR={out / 'regions.gpkg'}", f"OBJECTS={out / 'cars.gpkg'}"]
+    done = subprocess.run([qgis["process"], *args], env=env, cwd=qgis["root"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--objects" in done.stdout and f"wrote {out / 'cars.gpkg'}" in done.stdout
+    import pyogrio
+
+    # two plain files: the objects alone in theirs, the regions alone in theirs
+    assert [name for name, _ in pyogrio.list_layers(out / "cars.gpkg")] == ["objects"]
+    assert [name for name, _ in pyogrio.list_layers(out / "regions.gpkg")] == ["regions"]
+    meta, _, _, fields = pyogrio.raw.read(str(out / "cars.gpkg"))
+    assert list(meta["fields"]) == ["object_id", "class", "class_id", "name", "score", "presence", "area"]
+    rows = [dict(zip(meta["fields"], values)) for values in zip(*fields)]
+    assert sorted(r["class"] for r in rows) == ["green", "red", "red", "red"]
+    painted_areas = [(y1 - y0) * (x1 - x0) * 0.25 for _, (y0, x0, y1, x1) in OBJECT_BOXES]  # m² (0.5 m pixels)
+    assert sorted(r["area"] for r in rows) == sorted(painted_areas)
+    assert all(0 < r["score"] <= 1 for r in rows) and meta["crs"] == "EPSG:32632"
+    assert sorted(p.name for p in out.iterdir()) == ["cars.gpkg", "regions.gpkg", "scene.labels.qml",
+                                                     "scene.labels.tif", "scene.labels.tif.aux.xml"]
+    # the style the algorithm puts on both layers when QGIS loads them
+    names, palette = ["red", "green", "blue"], [[200, 0, 0], [0, 150, 0], [0, 0, 220]]
+    script = qgis["root"] / "style.py"
+    script.write_text(textwrap.dedent(STYLE_SCRIPT))
+    done = subprocess.run([qgis["python"], str(script), str(out / "cars.gpkg"), str(out / "regions.gpkg"),
+                           json.dumps(names), json.dumps(palette)], env=qgis["env"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    styled = json.loads(done.stdout.strip().splitlines()[-1])
+    colours = [[n, n, "#%02x%02x%02x" % tuple(rgb)] for n, rgb in zip(names, palette)]
+    for which in ("ObjectStyle", "RegionStyle"):
+        assert styled[which]["renderer"] == "categorizedSymbol" and styled[which]["attribute"] == "class"
+        assert styled[which]["categories"] == colours  # the same palette for objects and regions
+    assert styled["ObjectStyle"]["label"] == ["round(score, 2)", True] and styled["ObjectStyle"]["features"] == 4
+    assert styled["RegionStyle"]["label"] is None
+
+
+def test_objects_from_a_method_without_them_is_resegzoos_one_line_and_writes_nothing(qgis):
+    out = qgis["root"] / "out-no-objects"
+    done = _run(qgis, *_segment_args(out, "example-tiny", f"OBJECTS={out / 'objects.gpkg'}"))
+    assert done.returncode != 0
+    errors = {line.removeprefix("ERROR:").strip() for line in (done.stdout + done.stderr).splitlines()
+              if "resegzoo: " in line}
+    assert len(errors) == 1, done.stdout + done.stderr
+    assert errors.pop().startswith("resegzoo: --objects: method 'clip' gives no objects"), done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert list(out.iterdir()) == []

@@ -2,6 +2,7 @@
 bars, log lines, resegzoo's one-line error, cancelling, and the mapping onto resegzoo's flags."""
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import time
@@ -135,3 +136,65 @@ def test_outputs_are_renamed_onto_the_chosen_paths(tmp_path):
     runner.remove_work_dir(work)
     assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["labels.qml", "labels.tif", "labels.tif.aux.xml",
                                                                       "p.tif"]
+
+
+def test_objects_flags_are_segment_options_and_one_format_for_both_vectors():
+    segment = build_cli().commands["segment"]
+    options = {opt for param in segment.params for opt in param.opts}
+    alone = runner.segment_command("resegzoo", "in.tif", "out", "a", objects_format="geojson")
+    assert alone[alone.index("--objects"):] == ["--objects", "--vector-format", "geojson"] and "--vector" not in alone
+    both = runner.segment_command("resegzoo", "in.tif", "out", "a", vector_format="gpkg", objects_format="gpkg")
+    assert [p for p in both if p.startswith("--")][-3:] == ["--vector", "--vector-format", "--objects"]
+    assert [p for p in alone + both if p.startswith("--") and p not in options] == []
+    assert runner.vector_format_of("r.GPKG", "o.gpkg") == "gpkg"
+    assert runner.vector_format_of(None, "o.geojson") == "geojson"
+    assert runner.vector_format_of() is None
+    with pytest.raises(runner.ResegzooFailed, match=r"must both be \.gpkg or both \.geojson"):
+        runner.vector_format_of("r.gpkg", "o.geojson")
+    assert runner.destinations("l.tif", objects="o.gpkg")[-2:] == ["o.gpkg", "l.tif"]
+
+
+def _work_with(tmp_path, names):
+    work = runner.work_dir(tmp_path / "dest" / "labels.tif")
+    for name in set(names.values()):
+        (tmp_path / "dest" / work / name).write_text(name)
+    return work
+
+
+def test_objects_alone_are_renamed_onto_their_destination(tmp_path):
+    names = {"labels": "s.labels.tif", "objects": "s.objects.gpkg"}
+    work = _work_with(tmp_path, names)
+    written = runner.place_outputs(work, {"outputs": names}, str(tmp_path / "dest" / "labels.tif"),
+                                   objects=str(tmp_path / "o" / "cars.gpkg"))
+    assert (tmp_path / "o" / "cars.gpkg").read_text() == "s.objects.gpkg"
+    assert written == {"s.objects.gpkg": str(tmp_path / "o" / "cars.gpkg"),
+                       "s.labels.tif": str(tmp_path / "dest" / "labels.tif")}
+    # resegzoo wrote no objects (it always does with --objects): refused, nothing moved
+    work = _work_with(tmp_path, {"labels": "s.labels.tif"})
+    with pytest.raises(runner.ResegzooFailed, match="no objects file"):
+        runner.place_outputs(work, {"outputs": {"labels": "s.labels.tif"}}, str(tmp_path / "dest" / "l2.tif"),
+                             objects=str(tmp_path / "o" / "o2.gpkg"))
+    assert not (tmp_path / "dest" / "l2.tif").exists()
+
+
+def test_objects_inside_the_regions_geopackage_are_split_into_their_own_file(tmp_path):
+    names = {"labels": "s.labels.tif", "vector": "s.regions.gpkg", "objects": "s.regions.gpkg"}
+    work = _work_with(tmp_path, names)
+    calls = []
+
+    def split(source, layer, destination):  # the real one (GDAL) runs in QGIS: tests/test_qgis_real.py
+        calls.append((source, layer, destination))
+        with open(destination, "w") as fh:
+            fh.write(layer)
+        with open(source, "w") as fh:
+            fh.write("regions")
+
+    runner.place_outputs(work, {"outputs": names}, str(tmp_path / "dest" / "labels.tif"),
+                         vector=str(tmp_path / "dest" / "r.gpkg"), objects=str(tmp_path / "dest" / "o.gpkg"),
+                         split_layer=split)
+    assert calls == [(os.path.join(work, "s.regions.gpkg"), "objects",
+                      os.path.join(work, "s.regions.objects-only.gpkg"))]
+    assert (tmp_path / "dest" / "o.gpkg").read_text() == "objects"
+    assert (tmp_path / "dest" / "r.gpkg").read_text() == "regions"
+    runner.remove_work_dir(work)
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["labels.tif", "o.gpkg", "r.gpkg"]

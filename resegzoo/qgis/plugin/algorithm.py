@@ -1,7 +1,8 @@
 """``resegzoo:segment``: segment a raster layer into named classes by running ``resegzoo segment``.
 
 QGIS collects the parameters; :mod:`.runner` runs resegzoo in its own environment and moves its
-files onto OUTPUT (a COG with class names in ``.aux.xml`` and a ``.qml`` style), VECTOR and PROBS.
+files onto OUTPUT (a COG with class names in ``.aux.xml`` and a ``.qml`` style), VECTOR, PROBS and
+OBJECTS (``--objects``: the method's objects, coloured by class and labelled with their score).
 """
 import os
 import shlex
@@ -10,6 +11,7 @@ from qgis.core import (
     Qgis,
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
+    QgsPalLayerSettings,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -23,6 +25,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
     QgsProviderRegistry,
     QgsRendererCategory,
+    QgsVectorLayerSimpleLabeling,
 )
 
 from qgis.PyQt.QtCore import QCoreApplication, QThread
@@ -36,7 +39,7 @@ HELP = """Segments a raster into the classes you name, with no training (resegzo
 <b>Model</b>: a zoo name (remoteclip-vit-l-14, ...), a checkpoint file, a folder written by <i>resegzoo compose</i>, local-dir:DIR or hf-hub:ORG/REPO. Empty: the recipe's. <i>example-tiny</i> is a random demo model.
 <b>Masks</b>: the segments that restrict attention: slic, felzenszwalb, sam, sam2, none. Empty: the recipe's.
 
-The labels are a Cloud-Optimized GeoTIFF on the input's grid and CRS, with the class names and a QGIS style beside it; nodata pixels get 255. Regions are polygons with their class and area. Probabilities: one band per class, 0-255.
+The labels are a Cloud-Optimized GeoTIFF on the input's grid and CRS, with the class names and a QGIS style beside it; nodata pixels get 255. Regions are polygons with their class and area. Probabilities: one band per class, 0-255. Objects: one polygon per object the method finds (segearth-ov3, proc-sam3) with its class, name, score, presence and area, labelled with its score; a method without objects (clip) is refused. With Regions too, both must be .gpkg or both .geojson.
 
 resegzoo runs in its own Python environment (Settings > Options > Processing > Providers > resegzoo). Cancel stops it; nothing half-written is left."""
 
@@ -55,7 +58,7 @@ _POST_PROCESSORS = []
 class SegmentAlgorithm(QgsProcessingAlgorithm):
     INPUT, CLASSES, MODEL, MASKS = "INPUT", "CLASSES", "MODEL", "MASKS"
     RECIPE, METHOD, BANDS, NODATA, TILE_SIZE, DEVICE = "RECIPE", "METHOD", "BANDS", "NODATA", "TILE_SIZE", "DEVICE"
-    OUTPUT, VECTOR, PROBS = "OUTPUT", "VECTOR", "PROBS"
+    OUTPUT, VECTOR, PROBS, OBJECTS = "OUTPUT", "VECTOR", "PROBS", "OBJECTS"
 
     def name(self):
         return "segment"
@@ -103,6 +106,9 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.PROBS, "Class probabilities", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OBJECTS, "Objects (polygons; a method with instances: segearth-ov3, proc-sam3)", type=POLYGONS,
+            optional=True, createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         exe = executable()
@@ -116,13 +122,17 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         labels = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         vector = self._optional_output(parameters, self.VECTOR, context)
         probs = self._optional_output(parameters, self.PROBS, context)
+        objects = self._optional_output(parameters, self.OBJECTS, context)
         self._check_extension(labels, (".tif", ".tiff"), "Labels")
         if probs:
             self._check_extension(probs, (".tif", ".tiff"), "Class probabilities")
         if vector:
             self._check_extension(vector, (".gpkg", ".geojson"), "Regions")
+        if objects:
+            self._check_extension(objects, (".gpkg", ".geojson"), "Objects")
         try:  # a folder in the way of an output: refused before resegzoo runs, not after it wrote the rest
-            runner.check_destinations(runner.destinations(labels, vector, probs))
+            runner.vector_format_of(vector, objects)  # OBJECTS beside VECTOR: one format (runner's docstring)
+            runner.check_destinations(runner.destinations(labels, vector, probs, objects))
         except runner.ResegzooFailed as exc:
             raise QgsProcessingException(str(exc)) from None
         tile = parameters.get(self.TILE_SIZE)
@@ -137,7 +147,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 tile_size=None if tile in (None, "") else self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 device=self._text(parameters, self.DEVICE, context),
                 vector_format=(os.path.splitext(vector)[1].lstrip(".").lower() if vector else None),
-                probs=bool(probs))
+                probs=bool(probs), objects_format=(runner.vector_format_of(None, objects) if objects else None))
             feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in cmd))
             try:
                 # resegzoo's lines as an external tool's console output (monospace, spacing kept)
@@ -149,7 +159,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(f"resegzoo: {exc}") from None
             try:
                 record = runner.read_sidecar(work)
-                written = runner.place_outputs(work, record, labels, vector=vector, probs=probs)
+                written = runner.place_outputs(work, record, labels, vector=vector, probs=probs, objects=objects)
             except runner.ResegzooFailed as exc:
                 raise QgsProcessingException(str(exc)) from None
         finally:
@@ -157,10 +167,13 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self._style_on_load(context, labels, LabelStyle(runner.style_path(labels)))
         if vector:
             self._style_on_load(context, vector, RegionStyle(record["class_names"], record["palette"]))
+        if objects:
+            self._style_on_load(context, objects, ObjectStyle(record["class_names"], record["palette"]))
         for path in written.values():  # resegzoo's own lines name its work folder, not these
             feedback.pushInfo(f"wrote {path}")
         feedback.setProgress(100)
-        return {self.OUTPUT: labels, self.VECTOR: vector or None, self.PROBS: probs or None}
+        return {self.OUTPUT: labels, self.VECTOR: vector or None, self.PROBS: probs or None,
+                self.OBJECTS: objects or None}
 
     def _input_path(self, parameters, context):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -234,3 +247,18 @@ class RegionStyle(QgsProcessingLayerPostProcessorInterface):
             categories.append(QgsRendererCategory(name, symbol, name))
         layer.setRenderer(QgsCategorizedSymbolRenderer("class", categories))
         layer.triggerRepaint()
+
+
+class ObjectStyle(RegionStyle):
+    """The objects: coloured by ``class`` like the regions, each labelled with its score (2 decimals)."""
+
+    #: the label's expression (QgsPalLayerSettings.fieldName with isExpression)
+    LABEL = "round(score, 2)"
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        settings = QgsPalLayerSettings()
+        settings.fieldName = self.LABEL
+        settings.isExpression = True
+        layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+        layer.setLabelsEnabled(True)
+        super().postProcessLayer(layer, context, feedback)

@@ -11,8 +11,14 @@ fraction. Everything else resegzoo prints goes to the log as it comes.
 
 Outputs: resegzoo writes ``STEM.labels.tif`` and friends into a folder; the algorithm gives it a
 fresh hidden folder beside the chosen OUTPUT and, only after it finished, renames its files onto
-OUTPUT (and OUTPUT's ``.aux.xml`` class names and ``.qml`` style), VECTOR and PROBS. A cancelled or
-failed run removes that folder: nothing half-written reaches the chosen paths.
+OUTPUT (and OUTPUT's ``.aux.xml`` class names and ``.qml`` style), VECTOR, PROBS and OBJECTS. A
+cancelled or failed run removes that folder: nothing half-written reaches the chosen paths.
+
+OBJECTS beside VECTOR: resegzoo has one ``--vector-format`` and, in a GeoPackage, writes the objects
+as a layer ``objects`` of the regions file. The plugin wants two plain files, so (decision) OBJECTS
+must have VECTOR's format when both are set (a one-line error otherwise, before anything runs), and
+with ``.gpkg`` the ``objects`` layer is moved out of the regions GeoPackage into its own file with
+GDAL (:func:`split_gpkg_layer`, QGIS's own GDAL) in the work folder, before anything is renamed.
 """
 import codecs
 import errno
@@ -55,9 +61,21 @@ def subprocess_env(base=None):
     return env
 
 
+def vector_format_of(vector=None, objects=None):
+    """resegzoo's ``--vector-format`` for the VECTOR and OBJECTS destinations (None: neither set);
+    ResegzooFailed when they differ (resegzoo writes both in one format)."""
+    formats = {os.path.splitext(path)[1].lstrip(".").lower() for path in (vector, objects) if path}
+    if len(formats) > 1:
+        raise ResegzooFailed(f"Objects ({objects}) and Regions ({vector}) must both be .gpkg or both .geojson "
+                             "(resegzoo writes them in one format); nothing was written")
+    return formats.pop() if formats else None
+
+
 def segment_command(executable, input_path, out_dir, classes, model=None, masks=None, recipe=None, method=None,
-                    bands=None, nodata=None, tile_size=None, device=None, vector_format=None, probs=False):
-    """The ``resegzoo segment`` command line; empty optional values are left to resegzoo's defaults."""
+                    bands=None, nodata=None, tile_size=None, device=None, vector_format=None, probs=False,
+                    objects_format=None):
+    """The ``resegzoo segment`` command line; empty optional values are left to resegzoo's defaults.
+    ``vector_format``: regions in that format; ``objects_format``: objects in that format."""
     cmd = [executable, "segment", input_path, "--classes", classes, "--out", out_dir, "--cog"]
     for flag, value in (("--model", model), ("--masks", masks), ("--recipe", recipe), ("--method", method),
                         ("--bands", bands), ("--nodata", nodata), ("--tile-size", tile_size),
@@ -66,6 +84,8 @@ def segment_command(executable, input_path, out_dir, classes, model=None, masks=
             cmd += [flag, str(value)]
     if vector_format:
         cmd += ["--vector", "--vector-format", vector_format]
+    if objects_format:  # both set: the same format (vector_format_of)
+        cmd += ["--objects"] + ([] if vector_format else ["--vector-format", objects_format])
     if probs:
         cmd += ["--probs", "uint8"]
     return cmd
@@ -224,10 +244,10 @@ def style_path(labels_destination):
     return os.path.splitext(labels_destination)[0] + ".qml"
 
 
-def destinations(labels, vector=None, probs=None):
+def destinations(labels, vector=None, probs=None, objects=None):
     """Every path the outputs are renamed onto: the labels' class names and style beside it, the
-    vectors and the probabilities."""
-    return [path for path in (labels + ".aux.xml", style_path(labels), vector, probs, labels) if path]
+    vectors, the probabilities and the objects."""
+    return [path for path in (labels + ".aux.xml", style_path(labels), vector, probs, objects, labels) if path]
 
 
 def check_destinations(paths):
@@ -244,25 +264,62 @@ def check_destinations(paths):
                                  "(nothing was written)")
 
 
-def place_outputs(out_dir, record, labels, vector=None, probs=None):
+def place_outputs(out_dir, record, labels, vector=None, probs=None, objects=None, split_layer=None):
     """Rename resegzoo's files from ``out_dir`` onto the chosen paths; the label raster last, so
     that its class names and style are in place when it appears. Every destination is checked
-    first (:func:`check_destinations`): nothing is moved when one cannot be written. Returns the
-    paths written."""
+    first (:func:`check_destinations`): nothing is moved when one cannot be written. Objects that
+    resegzoo wrote as a layer of the regions GeoPackage are first moved into a file of their own
+    by ``split_layer(gpkg, layer, new_gpkg)`` (default :func:`split_gpkg_layer`). Returns the paths
+    written."""
     written = {}
     outputs = record["outputs"]
-    check_destinations(destinations(labels, vector, probs))
+    check_destinations(destinations(labels, vector, probs, objects))
+    objects_name = outputs.get("objects") if objects else None
+    if objects and not objects_name:
+        raise ResegzooFailed("resegzoo finished but wrote no objects file; nothing was written")
+    if objects_name and objects_name == outputs.get("vector"):  # one GeoPackage, two layers: split it
+        own = os.path.splitext(objects_name)[0] + ".objects-only.gpkg"
+        (split_layer or split_gpkg_layer)(os.path.join(out_dir, objects_name), OBJECTS_LAYER,
+                                          os.path.join(out_dir, own))
+        objects_name = own
     moves = [(outputs.get("attribute_table"), labels + ".aux.xml"), (outputs.get("qgis_style"), style_path(labels))]
     if vector:
         moves.append((outputs["vector"], vector))
     if probs:
         moves.append((outputs["probs"], probs))
+    if objects_name:
+        moves.append((objects_name, objects))
     moves.append((outputs.get("cog") or outputs["labels"], labels))
     for name, destination in moves:
         if name:
             _move(os.path.join(out_dir, name), destination)
             written[name] = destination
     return written
+
+
+#: the layer resegzoo writes its objects into (resegzoo.outputs.gis.objects.LAYER_NAME; not imported:
+#: the plugin runs in QGIS's Python, without resegzoo)
+OBJECTS_LAYER = "objects"
+
+
+def split_gpkg_layer(source, layer, destination):
+    """Move ``layer`` of the GeoPackage ``source`` into a new GeoPackage ``destination`` (same layer
+    name, fields, CRS) and drop it from ``source``, with GDAL's Python bindings (QGIS ships them)."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    try:
+        copied = gdal.VectorTranslate(destination, source, format="GPKG", layers=[layer])
+        if copied is None:
+            raise ResegzooFailed(f"{source}: could not copy its layer '{layer}' into {destination}")
+        copied = None  # closed: written
+        dataset = gdal.OpenEx(source, gdal.OF_VECTOR | gdal.OF_UPDATE)
+        index = next(i for i in range(dataset.GetLayerCount()) if dataset.GetLayer(i).GetName() == layer)
+        dataset.DeleteLayer(index)
+        dataset.ExecuteSQL("VACUUM")
+        dataset = None
+    except (RuntimeError, StopIteration) as exc:
+        raise ResegzooFailed(f"{source}: could not move its layer '{layer}' into {destination} ({exc})") from None
 
 
 def _move(source, destination):
