@@ -5,7 +5,9 @@ overlap with IoU above :data:`NMS_IOU` only the better one stays (score, then na
 order). Across views, two objects of one class are one object when their masks agree where both
 views see: IoU measured inside the intersection of the two views (the strip two overlapping windows
 share, or the overlap of two blocks' read boxes) at least :data:`MERGE_IOU`; views that touch
-without overlapping (windows at stride = window) compare the masks' lines on either side of the edge. An object cut by a
+without overlapping (windows at stride = window) compare the masks' lines on either side of the edge; one
+whose pixels there lie inside the other's (:data:`MERGE_INSIDE`: a concave object cut into two pieces by
+one view's edge) is the same object too. An object cut by a
 view's edge agrees there with the same object seen by the next view, whole or cut elsewhere; two
 neighbours of one class that merely touch do not. A merged object is the union of the masks, with
 the best member's score, name and presence. Merging is transitive (an object seen by many views is
@@ -23,6 +25,10 @@ from resegzoo.objects.instances import Box, Objects
 NMS_IOU = 0.5
 #: across views: IoU, inside the area both views see, from which two objects of one class are one
 MERGE_IOU = 0.5
+#: across views: the share of one mask, inside the area both views see, lying in the other's from
+#: which they are one object too (a concave object cut by a window's edge into two pieces: each piece
+#: lies inside the whole object the other view sees, with a small IoU)
+MERGE_INSIDE = 0.9
 _CHUNK = 1024
 
 
@@ -100,6 +106,21 @@ def shared_iou(box_a: Sequence[int], mask_a: np.ndarray, view_a: Sequence[int],
     return int((a & b).sum()) / union if union else 0.0
 
 
+def one_object(box_a: Sequence[int], mask_a: np.ndarray, view_a: Sequence[int],
+               box_b: Sequence[int], mask_b: np.ndarray, view_b: Sequence[int], iou: float = MERGE_IOU) -> bool:
+    """Two objects of one class in different views are one: their masks agree where both views see
+    (:func:`shared_iou` at least ``iou``), or one lies inside the other there (:data:`MERGE_INSIDE`)."""
+    if shared_iou(box_a, mask_a, view_a, box_b, mask_b, view_b) >= iou:
+        return True
+    shared = _intersect(view_a, view_b)
+    region = _intersect(shared, _intersect(box_a, box_b))
+    if region[0] >= region[2] or region[1] >= region[3]:
+        return False
+    inside = int((_crop(mask_a, box_a, region) & _crop(mask_b, box_b, region)).sum())
+    smaller = min(int(_crop(mask_a, box_a, shared).sum()), int(_crop(mask_b, box_b, shared).sum()))
+    return smaller > 0 and inside >= MERGE_INSIDE * smaller
+
+
 def _rank(objects: Objects) -> np.ndarray:
     """Indices best first: score, then name, then presence (a fixed order, whatever the input order)."""
     if not len(objects):
@@ -161,8 +182,8 @@ def merge(objects: Objects, iou: float = MERGE_IOU) -> Objects:
     i, j = overlapping_pairs(objects.boxes, objects.class_ids, objects.boxes, objects.class_ids, same=True)
     differ = (objects.views[i] != objects.views[j]).any(axis=1)
     pairs = [(int(a), int(b)) for a, b in zip(i[differ], j[differ])
-             if shared_iou(objects.boxes[a], objects.masks[a], objects.views[a],
-                           objects.boxes[b], objects.masks[b], objects.views[b]) >= iou]
+             if one_object(objects.boxes[a], objects.masks[a], objects.views[a],
+                           objects.boxes[b], objects.masks[b], objects.views[b], iou)]
     if not pairs:
         return objects
     return Objects.concat([objects.take(np.array(g)) if len(g) == 1 else union_of(objects, g)
@@ -210,8 +231,8 @@ class ObjectAssembler:
                 continue
             i, j = overlapping_pairs(objects.boxes, objects.class_ids, there.boxes, there.class_ids)
             for a, b in zip(i, j):
-                if shared_iou(objects.boxes[a], objects.masks[a], objects.views[a],
-                              there.boxes[b], there.masks[b], there.views[b]) >= self.iou:
+                if one_object(objects.boxes[a], objects.masks[a], objects.views[a],
+                              there.boxes[b], there.masks[b], there.views[b], self.iou):
                     self.groups.merge((index, int(a)), (other, int(b)))
         self.arrived.add(index)
         ready = [b for b in sorted(self.neighbours[index] | {index})
