@@ -202,7 +202,7 @@ def run_segment(options: SegmentOptions, progress: BatchProgress | None = None) 
     from resegzoo.batch.units import segment
 
     if not isinstance(options, SegmentOptions):
-        raise TypeError(f"options={options!r}: give a SegmentOptions (SegmentOptions.check(...) makes one)")
+        raise OptionTypeError(f"options={options!r}: give a SegmentOptions (SegmentOptions.check(...) makes one)")
     if progress is not None and not isinstance(progress, BatchProgress):
-        raise TypeError(f"progress={progress!r}: give a resegzoo.api.BatchProgress (or a subclass), or None")
+        raise OptionTypeError(f"progress={progress!r}: give a resegzoo.api.BatchProgress (or a subclass), or None")
     return segment(options, progress)

@@ -129,3 +129,19 @@ def test_probs_float16_asked_by_the_api_is_written_as_float16(scene, tmp_path):
     with rasterio.open(tmp_path / "out" / result.records[0]["outputs"]["probs"]) as src:
         # GDAL's half floats: float32 pixels stored in 16 bits
         assert src.count == 2 and src.tags(1, ns="IMAGE_STRUCTURE").get("NBITS") == "16"
+
+
+@pytest.mark.parametrize("options, progress", [("not options", None), (None, None), ("checked", "yes")])
+def test_run_segment_refuses_wrong_types_as_resegzoo_errors(scene, tmp_path, no_model, options, progress):
+    """``run_segment`` is the second public way in: a wrong type there is the same one-line error
+    (a BatchInputError, so the CLI's one handler and callers catching resegzoo's errors see it)."""
+    from resegzoo.api import OptionTypeError, SegmentOptions, run_segment
+
+    if options == "checked":
+        options = SegmentOptions.check(inputs=[scene], classes=CLASSES, out=tmp_path / "out", model="oracle",
+                                       masks="none")
+    with pytest.raises(OptionTypeError) as raised:
+        run_segment(options, progress)
+    assert isinstance(raised.value, (BatchInputError, TypeError))
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
