@@ -171,6 +171,39 @@ def test_pieces_of_one_object_in_overlapping_views_merge_and_neighbours_do_not()
     assert len(whole) == 1 and whole[0].mask.all() and whole[0].score == pytest.approx(0.8)
 
 
+def test_a_piece_inside_another_object_merges_but_close_neighbours_stay_apart():
+    """Two views sharing the strip of columns 16..24. A piece wholly inside the other view's object
+    (a concave object cut in two by a view's edge) merges with it, though their IoU there is small;
+    two objects of one class close together stay two, whether a gap parts them or the next view's
+    mask of one bleeds a pixel onto the sliver of the other that reaches into the strip."""
+    from resegzoo.objects.instances import Instance, Objects
+    from resegzoo.objects.merge import merge
+
+    views = [(0, 0, 20, 24), (0, 16, 20, 40)]
+
+    def seen(per_view):
+        return list(merge(Objects.concat([
+            Objects.from_instances([Instance("car", 0.9 - 0.1 * k, 0.9, m[y0:y1, x0:x1]) for k, m in enumerate(masks)],
+                                   (y0, x0, y1, x1), {"car": 0})
+            for (y0, x0, y1, x1), masks in zip(views, per_view)])))
+
+    def box(y0, x0, y1, x1):
+        mask = np.zeros((20, 40), bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
+
+    c_shape = box(2, 18, 18, 30) & ~box(4, 18, 12, 26)  # opens to the left: view 1 sees two arms,
+    # the thin one (12 px) with an IoU of 12/48 with the whole C in the strip
+    one = seen([[c_shape & box(0, 0, 4, 40), c_shape & box(12, 0, 20, 40)], [c_shape]])
+    assert len(one) == 1 and one[0].box == (2, 18, 18, 30) and one[0].mask.sum() == c_shape.sum()
+    assert one[0].score == pytest.approx(0.9)  # the best member's
+    gap = seen([[box(4, 4, 16, 19)], [box(4, 4, 16, 19), box(4, 20, 16, 36)]])  # one column apart
+    assert sorted(o.box for o in gap) == [(4, 4, 16, 19), (4, 20, 16, 36)]
+    left, right = box(4, 4, 16, 17), box(4, 17, 16, 36)  # the left one reaches a column into the strip
+    bleeding = seen([[left], [right | box(4, 16, 16, 17)]])  # the next view's right one covers that column
+    assert sorted(o.box for o in bleeding) == [(4, 4, 16, 17), (4, 16, 16, 36)]
+
+
 def test_blocks_in_any_order_give_the_same_objects():
     from itertools import permutations
 
@@ -438,3 +471,29 @@ def test_windows_that_touch_without_overlap_merge_across_their_edge(colour_plugi
 def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(mask)
     return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+
+
+def test_a_concave_object_a_window_sees_as_two_pieces_is_one_object(colour_plugin, tmp_path):
+    """QA's case (issue 24): the scene as a plain PNG with its nodata rectangle painted black (ground,
+    not nodata), blocks of 64 px with tile_overlap 16. The red box becomes a C (204 px) whose lower arm
+    (rows 78..80, columns 128..136, 16 px) a window sees apart from the rest: that piece lies inside the
+    whole C the next window sees, with an IoU of 16/64 in their shared strip, and must merge with it."""
+    from PIL import Image
+
+    image, objects, valid = painted()
+    image[~valid] = 0
+    Image.fromarray(image).save(tmp_path / "c.png")
+    result = cli("segment", tmp_path / "c.png", "--classes", CLASSES, "--recipe", _recipe(tmp_path), "--objects",
+                 "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    c_shape = objects[4][1]
+    assert c_shape.sum() == 204 and c_shape[78:80, 128:136].all()
+    features = _features(tmp_path / "o" / "c.objects.gpkg")
+    assert len(features) == len(objects), [(f["class"], f["geometry"].bounds, f["area"]) for f in features]
+    unmatched = list(objects)
+    for feature in features:  # pixel coordinates: each feature is one painted object, exactly
+        covered = _rasterized(feature["geometry"], Affine.identity())
+        match = [k for k, (_, mask) in enumerate(unmatched) if np.array_equal(mask, covered)]
+        assert len(match) == 1, (feature["class"], feature["geometry"].bounds, feature["area"])
+        name, mask = unmatched.pop(match[0])
+        assert feature["class"] == name and feature["area"] == mask.sum()

@@ -5,9 +5,9 @@ overlap with IoU above :data:`NMS_IOU` only the better one stays (score, then na
 order). Across views, two objects of one class are one object when their masks agree where both
 views see: IoU measured inside the intersection of the two views (the strip two overlapping windows
 share, or the overlap of two blocks' read boxes) at least :data:`MERGE_IOU`; views that touch
-without overlapping (windows at stride = window) compare the masks' lines on either side of the edge; one
-whose pixels there lie inside the other's (:data:`MERGE_INSIDE`: a concave object cut into two pieces by
-one view's edge) is the same object too. An object cut by a
+without overlapping (windows at stride = window) compare the masks' lines on either side of the edge; the
+smaller of two whose pixels lie (almost: :data:`MERGE_INSIDE`) all inside the other's is the same object
+too (a concave object cut into two pieces by one view's edge). An object cut by a
 view's edge agrees there with the same object seen by the next view, whole or cut elsewhere; two
 neighbours of one class that merely touch do not. A merged object is the union of the masks, with
 the best member's score, name and presence. Merging is transitive (an object seen by many views is
@@ -25,9 +25,9 @@ from resegzoo.objects.instances import Box, Objects
 NMS_IOU = 0.5
 #: across views: IoU, inside the area both views see, from which two objects of one class are one
 MERGE_IOU = 0.5
-#: across views: the share of one mask, inside the area both views see, lying in the other's from
-#: which they are one object too (a concave object cut by a window's edge into two pieces: each piece
-#: lies inside the whole object the other view sees, with a small IoU)
+#: across views: the share of the smaller mask (all its pixels) lying in the other's from which they
+#: are one object too (a concave object cut by a window's edge into two pieces: each piece lies inside
+#: the whole object the other view sees, so inside the shared area, with a small IoU there)
 MERGE_INSIDE = 0.9
 _CHUNK = 1024
 
@@ -109,15 +109,16 @@ def shared_iou(box_a: Sequence[int], mask_a: np.ndarray, view_a: Sequence[int],
 def one_object(box_a: Sequence[int], mask_a: np.ndarray, view_a: Sequence[int],
                box_b: Sequence[int], mask_b: np.ndarray, view_b: Sequence[int], iou: float = MERGE_IOU) -> bool:
     """Two objects of one class in different views are one: their masks agree where both views see
-    (:func:`shared_iou` at least ``iou``), or one lies inside the other there (:data:`MERGE_INSIDE`)."""
+    (:func:`shared_iou` at least ``iou``), or the smaller one lies (almost) wholly inside the other
+    (:data:`MERGE_INSIDE` of all its pixels, not only of those in the shared area: a sliver of an
+    object that reaches into the shared strip and meets a neighbour's mask there is no reason)."""
     if shared_iou(box_a, mask_a, view_a, box_b, mask_b, view_b) >= iou:
         return True
-    shared = _intersect(view_a, view_b)
-    region = _intersect(shared, _intersect(box_a, box_b))
+    region = _intersect(_intersect(view_a, view_b), _intersect(box_a, box_b))
     if region[0] >= region[2] or region[1] >= region[3]:
         return False
     inside = int((_crop(mask_a, box_a, region) & _crop(mask_b, box_b, region)).sum())
-    smaller = min(int(_crop(mask_a, box_a, shared).sum()), int(_crop(mask_b, box_b, shared).sum()))
+    smaller = min(int(mask_a.sum()), int(mask_b.sum()))
     return smaller > 0 and inside >= MERGE_INSIDE * smaller
 
 
