@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION, vocabulary_of
 from resegzoo.engines import engine_options
 
 PRESET_NAMES = ("levir-cd", "whu-cd", "s2looking")
@@ -83,7 +83,7 @@ def change(before: str, after: str, classes: str | None, vocab_file: Path | None
     from resegzoo.segmenter.recipe import load_recipe, resolve_recipe
 
     set_threads(threads)
-    vocab = _vocabulary(classes, vocab_file)
+    vocab = vocabulary_of(classes, vocab_file)
     try:
         recipe = load_recipe(resolve_recipe(recipe_file or DEFAULT_RECIPE), tile_size=tile_size, window=window,
                              precision=precision)
@@ -104,18 +104,6 @@ def change(before: str, after: str, classes: str | None, vocab_file: Path | None
         click.echo(f"  {item['before']} -> {item['after']}: {item['pixels']:,} px")
     click.echo("wrote " + ", ".join(str(p) for p in run.files))
 
-
-def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
-    """--classes or --vocab as a Vocabulary (a usage error otherwise); imports nothing heavy."""
-    from resegzoo.schema import SchemaError
-    from resegzoo.vocabulary import Vocabulary, VocabularyError
-
-    if (classes is None) == (vocab_file is None):
-        raise click.UsageError('give the classes with exactly one of --classes "a; b, synonym; c" or --vocab FILE')
-    try:
-        return Vocabulary.parse(classes) if classes is not None else Vocabulary.from_file(vocab_file)  # type: ignore[arg-type]
-    except (VocabularyError, SchemaError) as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 COMMANDS = [change]

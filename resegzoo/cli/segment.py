@@ -12,21 +12,10 @@ from typing import Any
 import click
 
 from resegzoo.cli.gis_options import GisOutputs, gis_options
-from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION
+from resegzoo.cli.options import PRECISION_OPTION, THREADS_OPTION, vocabulary_of
 from resegzoo.cli.stac_options import stac_options, stac_search
 from resegzoo.engines import engine_options
 
-
-def _vocabulary(classes: str | None, vocab_file: Path | None) -> Any:
-    from resegzoo.api import Vocabulary, VocabularyError
-    from resegzoo.schema import SchemaError
-
-    if (classes is None) == (vocab_file is None):
-        raise click.UsageError('give the classes with exactly one of --classes "a; b, synonym; c" or --vocab FILE')
-    try:
-        return Vocabulary.parse(classes) if classes is not None else Vocabulary.from_file(vocab_file)  # type: ignore[arg-type]
-    except (VocabularyError, SchemaError) as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _sam_options(recipe: Any, masks: str | None, sam_checkpoint: str | None, device: str) -> tuple[Any, str | None]:
@@ -137,7 +126,7 @@ def segment(inputs: tuple[str, ...], classes: str | None, vocab_file: Path | Non
     search = stac_search(stac_url, collections, bbox, stac_datetime, max_items)
     if not inputs and search is None:
         raise click.UsageError("give the inputs: files, folders, glob patterns, URLs or STAC items (or --stac URL)")
-    vocab = _vocabulary(classes, vocab_file)
+    vocab = vocabulary_of(classes, vocab_file)
     try:
         recipe = load_recipe(None if recipe_file is None else resolve_recipe(recipe_file), window=window,
                              stride=stride, short_side=short_side, tile_size=tile_size, templates=templates,
